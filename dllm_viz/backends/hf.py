@@ -1,0 +1,202 @@
+"""transformers-backed dLLM adapters.
+
+Facts behind the adapters (shared/reference/hub-models.md):
+
+* LLaDA (``GSAI-ML/LLaDA-8B-Instruct``): ``AutoModel`` with remote code, mask id 126336,
+  EOS 126081, EoT 126348, no logit shift.
+* Dream (``Dream-org/Dream-v0-Instruct-7B``): ``AutoModel`` with remote code, mask 151666,
+  AR-initialised, so position i is predicted by the logits at i − 1 (shift right by one).
+* Both break under transformers 5.x; the project pins ``transformers<5``.
+
+Ids are read from the tokenizer/config, never hard-coded in the engine.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+import torch
+
+logger = logging.getLogger(__name__)
+
+BUILTIN_MODEL = str(Path(__file__).resolve().parents[2] / "assets" / "tiny-dllm")
+
+# Hub ids whose remote code we have read and allow without an explicit opt-in.
+TRUSTED_REMOTE_CODE = frozenset({"GSAI-ML/LLaDA-8B-Instruct", "GSAI-ML/LLaDA-8B-Base", "Dream-org/Dream-v0-Instruct-7B", "Dream-org/Dream-v0-Base-7B"})
+
+KNOWN_MODELS = {
+    "built-in tiny dLLM": BUILTIN_MODEL,
+    "LLaDA-8B-Instruct": "GSAI-ML/LLaDA-8B-Instruct",
+    "Dream-v0-Instruct-7B": "Dream-org/Dream-v0-Instruct-7B",
+}
+
+
+class ModelLoadError(RuntimeError):
+    """A model could not be loaded; the message names the model and the reason."""
+
+
+@runtime_checkable
+class DLLM(Protocol):
+    """What the engine needs from a diffusion LM."""
+
+    name: str
+    tokenizer: object
+    mask_id: int
+    eos_id: int
+    pad_id: int
+    device: torch.device
+    max_length: int
+
+    def encode_prompt(self, prompt: str) -> list[int]: ...
+
+    def logits(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor: ...
+
+    def decode(self, ids) -> str: ...
+
+
+def default_device_dtype() -> tuple[torch.device, torch.dtype]:
+    """cuda + bf16 when a GPU is present, else cpu + fp32 (bf16 is slower on CPUs)."""
+    if torch.cuda.is_available():
+        return torch.device("cuda"), torch.bfloat16
+    return torch.device("cpu"), torch.float32
+
+
+class MaskedLMBackend:
+    """Any bidirectional masked LM with a mask token, e.g. the built-in tiny model or ModernBERT.
+
+    Prompts go through the tokenizer's chat template when it has one (instruct models and
+    the built-in model), otherwise they are tokenised as plain text without special tokens.
+    """
+
+    auto_class = "AutoModelForMaskedLM"
+    logit_shift = 0
+
+    def __init__(self, model, tokenizer, name: str):
+        self.model = model.eval().requires_grad_(False)
+        self.tokenizer = tokenizer
+        self.name = name
+        if tokenizer.mask_token_id is None:
+            raise ModelLoadError(f"model {name!r}: its tokenizer has no mask token, so it cannot run masked diffusion")
+        self.mask_id = int(tokenizer.mask_token_id)
+        eos = tokenizer.eos_token_id if tokenizer.eos_token_id is not None else tokenizer.sep_token_id
+        self.eos_id = int(eos) if eos is not None else self.mask_id
+        self.pad_id = int(tokenizer.pad_token_id) if tokenizer.pad_token_id is not None else self.eos_id
+        self.device = next(model.parameters()).device
+        cfg_len = getattr(model.config, "max_position_embeddings", None)
+        tok_len = getattr(tokenizer, "model_max_length", None)
+        lengths = [n for n in (cfg_len, tok_len) if isinstance(n, int) and 0 < n < 10**7]
+        self.max_length = min(lengths) if lengths else 4096
+
+    def encode_prompt(self, prompt: str) -> list[int]:
+        if getattr(self.tokenizer, "chat_template", None):
+            text = self.tokenizer.apply_chat_template(
+                [{"role": "user", "content": prompt}], add_generation_prompt=True, tokenize=False
+            )
+        else:
+            text = prompt
+        return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    @torch.inference_mode()
+    def logits(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
+        """(B, T, V) logits where position i scores the token at position i."""
+        if attention_mask is not None and bool(attention_mask.all()):
+            attention_mask = None  # lets SDPA take its fast unmasked path
+        out = self.model(input_ids=input_ids, attention_mask=attention_mask).logits
+        if self.logit_shift:
+            out = torch.cat([out[:, :1], out[:, :-1]], dim=1)
+        return out
+
+    def decode(self, ids) -> str:
+        return self.tokenizer.decode([int(i) for i in ids], skip_special_tokens=True)
+
+    def token_strings(self, ids) -> list[str]:
+        """Readable text per token id (for the token grid)."""
+        return [self.tokenizer.decode([int(i)]) for i in ids]
+
+
+class LLaDABackend(MaskedLMBackend):
+    """LLaDA-8B (``model_type`` "llada"): remote-code ``AutoModel``, no logit shift."""
+
+    auto_class = "AutoModel"
+
+
+class DreamBackend(MaskedLMBackend):
+    """Dream-7B (``model_type`` "Dream"): AR-initialised, logits shifted right by one."""
+
+    auto_class = "AutoModel"
+    logit_shift = 1
+
+
+_BACKENDS_BY_MODEL_TYPE = {"llada": LLaDABackend, "dream": DreamBackend}
+
+
+def load_backend(
+    model: str = BUILTIN_MODEL,
+    *,
+    device: str | torch.device | None = None,
+    dtype: torch.dtype | None = None,
+    trust_remote_code: bool = False,
+    local_files_only: bool | None = None,
+) -> MaskedLMBackend:
+    """Load a dLLM from a local folder or a Hub id.
+
+    Args:
+        model: folder or Hub id (default: the built-in tiny model in ``assets/tiny-dllm``).
+        device, dtype: default cuda+bf16 when available, else cpu+fp32.
+        trust_remote_code: needed for remote-code models outside :data:`TRUSTED_REMOTE_CODE`.
+        local_files_only: default True for local folders; Hub ids honour ``HF_HUB_OFFLINE``.
+
+    Raises:
+        ModelLoadError: offline, unknown id, missing files, untrusted remote code, wrong
+            transformers version. The message names the model and the reason.
+
+    Example:
+        >>> backend = load_backend()  # doctest: +SKIP
+        >>> backend.decode(backend.encode_prompt("Tom has 3 apples."))  # doctest: +SKIP
+    """
+    import transformers
+    from transformers import AutoConfig, AutoTokenizer
+
+    default_device, default_dtype = default_device_dtype()
+    device = torch.device(device) if device is not None else default_device
+    dtype = dtype or (default_dtype if device.type == "cuda" else torch.float32)
+    is_local = Path(model).is_dir()
+    if not is_local and (model.startswith((".", "/")) or model.count("/") != 1):
+        raise ModelLoadError(f"model {model!r}: no such folder, and it is not a Hub id of the form 'owner/name'")
+    local_only = is_local if local_files_only is None else local_files_only
+    trusted = trust_remote_code or model in TRUSTED_REMOTE_CODE
+    kwargs = dict(local_files_only=local_only, trust_remote_code=trusted)
+    try:
+        config = AutoConfig.from_pretrained(model, **kwargs)
+    except ValueError as err:
+        if "trust_remote_code" in str(err):
+            raise ModelLoadError(
+                f"model {model!r} ships its own modelling code and is not on the allow-list "
+                f"({', '.join(sorted(TRUSTED_REMOTE_CODE))}); pass trust_remote_code=True "
+                "(CLI: --trust-remote-code) only if you have read that code"
+            ) from err
+        raise ModelLoadError(f"model {model!r}: {err}") from err
+    except OSError as err:
+        reason = "the Hugging Face Hub is unreachable (offline?) and it is not in the local cache"
+        if is_local:
+            reason = "the folder has no loadable config.json"
+        elif "is not a local folder and is not a valid model identifier" in str(err):
+            reason = "no such model on the Hub (or it is private/gated and you are not logged in)"
+        raise ModelLoadError(f"model {model!r} could not be loaded: {reason} ({type(err).__name__})") from err
+
+    backend_cls = _BACKENDS_BY_MODEL_TYPE.get(str(config.model_type).lower(), MaskedLMBackend)
+    auto = getattr(transformers, backend_cls.auto_class)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(model, **kwargs)
+        net = auto.from_pretrained(model, config=config, dtype=dtype, **kwargs)
+    except (OSError, ValueError) as err:
+        raise ModelLoadError(f"model {model!r} could not be loaded: {err}") from err
+    except (AttributeError, KeyError) as err:
+        raise ModelLoadError(
+            f"model {model!r} failed inside its modelling code ({type(err).__name__}: {err}); LLaDA and Dream "
+            f"need transformers>=4.57,<5 and this environment has {transformers.__version__}"
+        ) from err
+    logger.info("loaded %s (%s) on %s as %s", model, backend_cls.__name__, device, dtype)
+    return backend_cls(net.to(device), tokenizer, name=model)

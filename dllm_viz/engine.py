@@ -1,0 +1,284 @@
+"""The denoising loop: the MDP environment of masked-diffusion sampling.
+
+A prompt is followed by L mask tokens. Each step the frozen dLLM scores every position,
+features are computed on its device, a strategy decides which eligible positions to commit,
+and the engine commits them. Invariants (tested with hypothesis in tests/test_engine.py):
+
+* committed tokens never change (no re-masking);
+* only masked positions of a row's current block are ever committed (semi-AR blocks are
+  filled left to right; BL = L is full diffusion);
+* each step of an active row costs one NFE; a row stops counting once it has no masks;
+* at least one token per step when the strategy proposes none (the argmax fallback), unless
+  ``fallback=False`` (RL training), in which case a block's last allowed step (its BL-th)
+  commits whatever is left, so every row terminates within L steps;
+* the same seed gives the same output.
+
+Example:
+    >>> from dllm_viz.backends import load_backend  # doctest: +SKIP
+    >>> from dllm_viz.strategies import build_strategy  # doctest: +SKIP
+    >>> backend = load_backend()  # doctest: +SKIP
+    >>> result = run(backend, ["Tom has 3 apples ..."], build_strategy("threshold"), EngineConfig())  # doctest: +SKIP
+    >>> result.texts[0], result.nfe[0]  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Iterator, Sequence
+
+import torch
+
+from .features import TOP_K, Features, compute_features, propose_tokens
+from .strategies.base import DecodeState, Strategy, top_k_mask
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """How to decode.
+
+    Attributes:
+        gen_length: L, number of generated positions (mask tokens appended to the prompt).
+        block_length: BL, must divide L; BL < L is semi-autoregressive, BL = L full diffusion.
+            Default 8 = L/8 for L = 64, the paper's semi-AR ratio (32 for 256).
+        temperature: token temperature; 0 is greedy (the paper trains and evaluates at 0).
+        fallback: commit the most confident eligible position when the strategy proposes
+            none (evaluation); off for RL training, where an empty step still costs an NFE.
+        seed: seeds the RNG shared by token sampling and stochastic strategies.
+        top_k: alternatives per position kept in the step records.
+    """
+
+    gen_length: int = 64
+    block_length: int = 8
+    temperature: float = 0.0
+    fallback: bool = True
+    seed: int = 0
+    top_k: int = TOP_K
+
+    def __post_init__(self):
+        if not isinstance(self.gen_length, int) or self.gen_length < 1:
+            raise ValueError(f"gen_length ({self.gen_length!r}) must be a positive integer")
+        if not isinstance(self.block_length, int) or not 1 <= self.block_length <= self.gen_length:
+            raise ValueError(f"block_length ({self.block_length!r}) must be an integer in [1, gen_length={self.gen_length}]")
+        if self.gen_length % self.block_length:
+            raise ValueError(f"block_length ({self.block_length}) must divide gen_length ({self.gen_length})")
+        if not isinstance(self.temperature, (int, float)) or not (self.temperature >= 0 and math.isfinite(self.temperature)):
+            raise ValueError(f"temperature ({self.temperature!r}) must be a finite number ≥ 0")
+        if not isinstance(self.top_k, int) or self.top_k < 2:
+            raise ValueError(f"top_k ({self.top_k!r}) must be an integer ≥ 2")
+
+    @property
+    def num_blocks(self) -> int:
+        return self.gen_length // self.block_length
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class StepRecord:
+    """What happened at one step, for every row of the batch (tensors on the model's device).
+
+    Rows that were already finished (``active`` False) hold zeros in the per-step fields.
+
+    Attributes:
+        step: 0-based step index.
+        active: (B,) bool, rows that ran a forward pass (and paid an NFE) this step.
+        nfe: (B,) int64, forward passes used per row after this step.
+        block: (B,) int64, the row's current block index during this step.
+        masked: (B, L) bool, masked positions before the step.
+        eligible: (B, L) bool, masked positions of the current block.
+        features: confidence / margin / entropy (B, L) and top-k (B, L, k) for this step.
+        proposed: (B, L) int64 candidate tokens; token_prob (B, L) their probabilities.
+        action: (B, L) bool, the strategy's decision restricted to eligible positions.
+        committed: (B, L) bool, positions committed this step (action + fallback/forced).
+        tokens: (B, L) int64, generation after the step (mask id where still masked).
+        probs, log_prob: the learned policy's (B, L) unmask probabilities and (B,) step
+            log-likelihood, or None for heuristics.
+        model_ms: wall time of the forward pass; step_ms: of the whole step.
+    """
+
+    step: int
+    active: torch.Tensor
+    nfe: torch.Tensor
+    block: torch.Tensor
+    masked: torch.Tensor
+    eligible: torch.Tensor
+    features: Features
+    proposed: torch.Tensor
+    token_prob: torch.Tensor
+    action: torch.Tensor
+    committed: torch.Tensor
+    tokens: torch.Tensor
+    probs: torch.Tensor | None = None
+    log_prob: torch.Tensor | None = None
+    model_ms: float = 0.0
+    step_ms: float = 0.0
+
+
+@dataclass
+class GenerationResult:
+    """Final outputs of a batched run (CPU tensors)."""
+
+    prompt_ids: list[list[int]]
+    tokens: torch.Tensor  # (B, L) int64
+    nfe: torch.Tensor  # (B,) int64
+    steps: int
+    texts: list[str] = field(default_factory=list)
+    records: list[StepRecord] = field(default_factory=list)
+
+
+def encode_prompts(backend, prompts: Sequence[str | Sequence[int]], gen_length: int) -> list[list[int]]:
+    """Token ids per prompt, validated against the model's context before any forward pass."""
+    if isinstance(prompts, str) or len(prompts) == 0:
+        raise ValueError("prompts must be a non-empty list of prompts")
+    encoded = []
+    for i, prompt in enumerate(prompts):
+        if isinstance(prompt, str):
+            if not prompt.strip():
+                raise ValueError(f"prompt {i} is empty")
+            ids = backend.encode_prompt(prompt)
+        else:
+            ids = [int(t) for t in prompt]
+        if not ids:
+            raise ValueError(f"prompt {i} encodes to no tokens")
+        if len(ids) + gen_length > backend.max_length:
+            raise ValueError(
+                f"prompt {i} is {len(ids)} tokens; with gen_length {gen_length} that exceeds the model's "
+                f"context of {backend.max_length} tokens (shorten the prompt or the generation)"
+            )
+        encoded.append(ids)
+    return encoded
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def generate(
+    backend,
+    prompts: Sequence[str | Sequence[int]],
+    strategy: Strategy,
+    config: EngineConfig = EngineConfig(),
+) -> Iterator[StepRecord]:
+    """Decode a batch of prompts, yielding one :class:`StepRecord` per step.
+
+    Stop iterating at any time to cancel; nothing is left running.
+    """
+    # 1. Validate everything before touching the model.
+    strategy.validate(config.gen_length, config.block_length)
+    prompt_ids = encode_prompts(backend, prompts, config.gen_length)
+    L, BL, device = config.gen_length, config.block_length, backend.device
+
+    # 2. Build the canvas: left-padded prompts followed by L masks.
+    B, P = len(prompt_ids), max(map(len, prompt_ids))
+    x = torch.full((B, P + L), backend.mask_id, dtype=torch.long, device=device)
+    attention = torch.ones((B, P + L), dtype=torch.long, device=device)
+    for b, ids in enumerate(prompt_ids):
+        pad = P - len(ids)
+        x[b, :pad] = backend.pad_id
+        attention[b, :pad] = 0
+        x[b, pad:P] = torch.tensor(ids, device=device)
+    generator = torch.Generator(device=device).manual_seed(config.seed)
+    nfe = torch.zeros(B, dtype=torch.long, device=device)
+    block_step = torch.zeros(B, dtype=torch.long, device=device)
+    block_of_pos = torch.arange(L, device=device) // BL
+    positions = torch.arange(L, device=device)
+
+    # 3. Denoise. Every step commits ≥ 1 token or advances a block towards its forced end,
+    #    so L iterations always suffice.
+    for step in range(L):
+        t0 = time.perf_counter()
+        gen = x[:, P:]
+        masked = gen == backend.mask_id
+        active = masked.any(1)
+        if not bool(active.any()):
+            break
+        first_masked = torch.where(masked, positions, L).amin(1)
+        block = (first_masked // BL).clamp(max=config.num_blocks - 1)
+        eligible = masked & (block_of_pos == block.unsqueeze(1))
+        rows = active.nonzero().squeeze(1)
+
+        logits = backend.logits(x[rows], attention[rows])[:, P:]  # (b, L, V) stays on device
+        _sync(device)
+        model_ms = (time.perf_counter() - t0) * 1e3
+
+        feats = compute_features(logits, config.top_k)
+        tokens, token_prob = propose_tokens(logits, feats, config.temperature, generator)
+        del logits
+        state = DecodeState(
+            features=feats, tokens=tokens, token_prob=token_prob, masked=masked[rows],
+            eligible=eligible[rows], block_step=block_step[rows], nfe=nfe[rows],
+            gen_length=L, block_length=BL, generator=generator,
+        )
+        decision = strategy.decide(state)
+        action = decision.unmask & state.eligible
+        commit = action.clone()
+        if config.fallback:
+            empty = ~commit.any(1)
+            commit |= top_k_mask(token_prob, state.eligible, empty.long())
+        else:
+            commit |= state.eligible & (state.block_step >= BL - 1).unsqueeze(1)
+
+        # 4. Commit and account.
+        x[rows, P:] = torch.where(commit, tokens, x[rows, P:])
+        nfe[rows] += 1
+        block_done = ~(masked[rows] & ~commit & state.eligible).any(1)
+        block_step[rows] = torch.where(block_done, torch.zeros_like(block_step[rows]), block_step[rows] + 1)
+        _sync(device)
+        yield StepRecord(
+            step=step, active=active, nfe=nfe.clone(), block=block, masked=masked, eligible=eligible,
+            features=_scatter_rows(feats, rows, B), proposed=_scatter(tokens, rows, B),
+            token_prob=_scatter(token_prob, rows, B), action=_scatter(action, rows, B),
+            committed=_scatter(commit, rows, B), tokens=x[:, P:].clone(),
+            probs=None if decision.probs is None else _scatter(decision.probs, rows, B),
+            log_prob=None if decision.log_prob is None else _scatter(decision.log_prob, rows, B),
+            model_ms=model_ms, step_ms=(time.perf_counter() - t0) * 1e3,
+        )
+    if bool((x[:, P:] == backend.mask_id).any()):
+        raise RuntimeError("engine invariant broken: masks left after L steps")
+
+
+def _scatter(values: torch.Tensor, rows: torch.Tensor, batch: int) -> torch.Tensor:
+    """Expand per-active-row values to the full batch, zeros for finished rows."""
+    if rows.numel() == batch:
+        return values
+    out = torch.zeros((batch, *values.shape[1:]), dtype=values.dtype, device=values.device)
+    out[rows] = values
+    return out
+
+
+def _scatter_rows(feats: Features, rows: torch.Tensor, batch: int) -> Features:
+    return Features(*(_scatter(getattr(feats, f), rows, batch) for f in Features.__dataclass_fields__))
+
+
+def run(
+    backend,
+    prompts: Sequence[str | Sequence[int]],
+    strategy: Strategy,
+    config: EngineConfig = EngineConfig(),
+    *,
+    keep_records: bool = False,
+) -> GenerationResult:
+    """Decode to the end and return final tokens, per-row NFE and decoded texts."""
+    strategy.validate(config.gen_length, config.block_length)
+    prompt_ids = encode_prompts(backend, prompts, config.gen_length)
+    records, last = [], None
+    for last in generate(backend, prompt_ids, strategy, config):
+        if keep_records:
+            records.append(last)
+    tokens = last.tokens.cpu()
+    return GenerationResult(
+        prompt_ids=prompt_ids, tokens=tokens, nfe=last.nfe.cpu(), steps=last.step + 1,
+        texts=[decode_generation(backend, row) for row in tokens.tolist()], records=records,
+    )
+
+
+def decode_generation(backend, ids: Sequence[int]) -> str:
+    """Text of a generation, cut at the first EOS (what follows it is padding)."""
+    ids = list(ids)
+    if backend.eos_id in ids:
+        ids = ids[: ids.index(backend.eos_id)]
+    return backend.decode(ids).strip()

@@ -1,0 +1,215 @@
+"""Heuristic unmasking strategies: the baselines a learned policy is measured against.
+
+Rules and defaults follow shared/reference/samplers.md (LLaDA ``generate.py``, Fast-dLLM,
+Kim et al. 2025, Dream, EB-Sampler). Every strategy is a pure function of the
+:class:`DecodeState`; the engine adds the argmax fallback and restricts commits to eligible
+positions, but each rule here already reveals at least one token where its paper says so.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import torch
+
+from .base import Decision, DecodeState, rank_desc, top_k_mask
+
+
+def linear_schedule(block_length: int, steps_per_block: int) -> torch.Tensor:
+    """LLaDA's ``get_num_transfer_tokens``: tokens to reveal at each step of a block.
+
+    Every step gets ``⌊BL / S_b⌋`` and the first ``BL mod S_b`` steps one more, the
+    discretisation of the linear noise schedule.
+
+    >>> linear_schedule(8, 3).tolist()
+    [3, 3, 2]
+    """
+    base, extra = divmod(block_length, steps_per_block)
+    counts = torch.full((steps_per_block,), base, dtype=torch.long)
+    counts[:extra] += 1
+    return counts
+
+
+@dataclass(frozen=True)
+class _TopKSchedule:
+    """Shared core of the fixed-k strategies: rank eligible positions by a score and reveal
+    the next ``k_t`` of LLaDA's linear per-block schedule.
+
+    Args:
+        steps: total denoising steps over the whole generation (``None`` = L, one token per
+            step). Must be a multiple of the number of blocks, with ``1 ≤ steps/blocks ≤ BL``.
+    """
+
+    steps: int | None = None
+
+    def validate(self, gen_length: int, block_length: int) -> None:
+        if self.steps is None:
+            return
+        n_blocks = gen_length // block_length
+        if not isinstance(self.steps, int) or self.steps < n_blocks or self.steps > gen_length:
+            raise ValueError(
+                f"steps ({self.steps}) must be an integer between the number of blocks "
+                f"({n_blocks}) and gen_length ({gen_length})"
+            )
+        if self.steps % n_blocks:
+            raise ValueError(
+                f"steps ({self.steps}) must be a multiple of the number of blocks ({n_blocks} = "
+                f"gen_length {gen_length} / block_length {block_length})"
+            )
+
+    def steps_per_block(self, gen_length: int, block_length: int) -> int:
+        steps = gen_length if self.steps is None else self.steps
+        return steps // (gen_length // block_length)
+
+    def score(self, state: DecodeState) -> torch.Tensor:
+        raise NotImplementedError
+
+    def decide(self, state: DecodeState) -> Decision:
+        s_b = self.steps_per_block(state.gen_length, state.block_length)
+        schedule = linear_schedule(state.block_length, s_b).to(state.block_step.device)
+        k = schedule[state.block_step.clamp(max=s_b - 1)]
+        # On the last scheduled step of a block, reveal everything left in it.
+        k = torch.where(state.block_step >= s_b - 1, torch.full_like(k, state.block_length), k)
+        return Decision(top_k_mask(self.score(state), state.eligible, k))
+
+    def params(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class RandomK(_TopKSchedule):
+    """Random-K (LLaDA ``remasking='random'``): uniform random scores, top-``k_t`` revealed."""
+
+    name = "random"
+
+    def score(self, state: DecodeState) -> torch.Tensor:
+        return torch.rand(
+            state.eligible.shape, device=state.eligible.device, generator=state.generator
+        )
+
+
+@dataclass(frozen=True)
+class HighConfidenceK(_TopKSchedule):
+    """High-Confidence-K (LLaDA ``remasking='low_confidence'``): reveal the ``k_t`` positions
+    whose candidate token is most probable, ``p_i(x̂_i)``."""
+
+    name = "confidence"
+
+    def score(self, state: DecodeState) -> torch.Tensor:
+        return state.token_prob
+
+
+@dataclass(frozen=True)
+class MarginK(_TopKSchedule):
+    """Margin-K (Kim et al. 2025, Dream ``topk_margin``): reveal the ``k_t`` largest
+    ``p(top1) − p(top2)``."""
+
+    name = "margin"
+
+    def score(self, state: DecodeState) -> torch.Tensor:
+        return state.features.margin
+
+
+@dataclass(frozen=True)
+class EntropyK(_TopKSchedule):
+    """Entropy-K (Dream ``entropy``): reveal the ``k_t`` lowest-entropy positions."""
+
+    name = "entropy"
+
+    def score(self, state: DecodeState) -> torch.Tensor:
+        return -state.features.entropy
+
+
+def _check_unit_interval(name: str, value: float, *, open_low: bool = True) -> None:
+    ok = (0 < value <= 1) if open_low else (0 <= value <= 1)
+    if not isinstance(value, (int, float)) or not ok:
+        raise ValueError(f"{name} ({value}) must be in (0, 1]")
+
+
+@dataclass(frozen=True)
+class FastDLLMThreshold:
+    """Fast-dLLM threshold (Wu et al. 2025, ``get_transfer_index``): reveal every eligible
+    position with ``p_i(x̂_i) ≥ λ``, and always the most confident one of each row.
+
+    Args:
+        threshold: λ in (0, 1]; 0.9 is Fast-dLLM's default (≈3.25 tokens/step on LLaDA GSM8K).
+    """
+
+    threshold: float = 0.9
+    name = "threshold"
+
+    def validate(self, gen_length: int, block_length: int) -> None:
+        _check_unit_interval("threshold", self.threshold)
+
+    def decide(self, state: DecodeState) -> Decision:
+        one = torch.ones_like(state.nfe)
+        best = top_k_mask(state.token_prob, state.eligible, one)  # per-row fallback
+        return Decision(((state.token_prob >= self.threshold) & state.eligible) | best)
+
+    def params(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class FastDLLMFactor:
+    """Fast-dLLM factor rule (``get_transfer_index_dynamic``): sort eligible confidences
+    descending ``c_(1) ≥ c_(2) ≥ …`` and reveal the longest prefix whose every member ``n``
+    (1-based) satisfies ``(n + 1)(1 − c_(n)) < f``; the first is always revealed.
+
+    Args:
+        factor: f > 0 (ParallelBench sweeps 0.7–1.9); larger reveals more per step.
+    """
+
+    factor: float = 1.0
+    name = "factor"
+
+    def validate(self, gen_length: int, block_length: int) -> None:
+        if not isinstance(self.factor, (int, float)) or not self.factor > 0:
+            raise ValueError(f"factor ({self.factor}) must be > 0")
+
+    def decide(self, state: DecodeState) -> Decision:
+        conf = state.token_prob.masked_fill(~state.eligible, float("-inf"))
+        ranks = rank_desc(conf)  # 0-based n - 1
+        passes = (ranks + 2).float() * (1 - conf) < self.factor
+        passes |= ranks == 0
+        passes &= state.eligible
+        # Longest passing prefix: a position is kept if every better-ranked one passes too.
+        failed_rank = torch.where(passes, ranks.new_tensor(conf.shape[1]), ranks).amin(1, keepdim=True)
+        return Decision(state.eligible & (ranks < failed_rank))
+
+    def params(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class EBSampler:
+    """EB-Sampler (Ben-Hamu et al. 2025): sort eligible positions by entropy ascending and
+    reveal the largest prefix ``U`` with ``Σ_U H − max_U H ≤ γ`` (at least one token).
+
+    Args:
+        gamma: γ ≥ 0; 0 is one-at-a-time greedy-by-entropy, larger is more parallel
+            (the paper sweeps about 1e-3 … 1).
+    """
+
+    gamma: float = 0.01
+    name = "eb"
+
+    def validate(self, gen_length: int, block_length: int) -> None:
+        if not isinstance(self.gamma, (int, float)) or not (self.gamma >= 0 and math.isfinite(self.gamma)):
+            raise ValueError(f"gamma ({self.gamma}) must be a finite number ≥ 0")
+
+    def decide(self, state: DecodeState) -> Decision:
+        entropy = state.features.entropy.masked_fill(~state.eligible, float("inf"))
+        sorted_h, order = torch.sort(entropy, dim=1, stable=True)
+        sorted_h = torch.where(torch.isinf(sorted_h), torch.zeros_like(sorted_h), sorted_h)
+        # Sorted ascending, so max over the prefix is its last element: the bound is the sum
+        # of the entries before it.
+        before = torch.cumsum(sorted_h, 1) - sorted_h
+        keep_sorted = before <= self.gamma
+        keep_sorted[:, 0] = True
+        keep = torch.zeros_like(keep_sorted).scatter_(1, order, keep_sorted)
+        return Decision(keep & state.eligible)
+
+    def params(self) -> dict:
+        return asdict(self)

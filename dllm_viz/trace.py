@@ -1,0 +1,222 @@
+"""Traces: the single interchange format between the engine, the app, evaluation and export.
+
+A :class:`Trace` is one row of a run, step by step: what was committed where, the confidence
+and top-k alternatives of every position, the policy's unmask probabilities, NFE and timing.
+It is plain JSON with a schema version, validated on load, and replayable with no model.
+User files are only ever parsed as JSON: never pickled, never ``torch.load``-ed.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import MISSING, asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+SCHEMA_VERSION = 1
+MAX_TRACE_BYTES = 32 * 1024 * 1024  # 256 steps × 256 positions × top-5 is ~6 MB; leave room
+MAX_GEN_LENGTH = 4096
+_DIGITS = 4  # confidences are stored rounded; plenty for a heatmap, 4x smaller than full floats
+
+
+class TraceError(ValueError):
+    """A trace file is not valid; the message says which field and why."""
+
+
+@dataclass
+class TraceStep:
+    """One denoising step of one row.
+
+    Attributes:
+        step: 0-based index. nfe: forward passes used after this step. block: current block.
+        committed: positions committed at this step (sorted).
+        confidence: (L,) max-prob per position at this step.
+        proposed: (L,) candidate token per position.
+        topk_ids, topk_probs: (L, k) alternatives per position, descending.
+        probs: (L,) policy unmask probabilities, or None for heuristics.
+        model_ms, step_ms: forward time and whole-step time in milliseconds.
+    """
+
+    step: int
+    nfe: int
+    block: int
+    committed: list[int]
+    confidence: list[float]
+    proposed: list[int]
+    topk_ids: list[list[int]]
+    topk_probs: list[list[float]]
+    probs: list[float] | None = None
+    model_ms: float = 0.0
+    step_ms: float = 0.0
+
+
+@dataclass
+class Trace:
+    """A whole decoding run of one prompt.
+
+    Example:
+        >>> trace = Trace.load("trace.json")  # doctest: +SKIP
+        >>> trace.tokens_at(3)  # generation after step 3, mask id where still masked  # doctest: +SKIP
+    """
+
+    model: str
+    prompt: str
+    prompt_ids: list[int]
+    gen_length: int
+    block_length: int
+    mask_id: int
+    eos_id: int
+    strategy: dict
+    engine: dict
+    steps: list[TraceStep]
+    vocab: dict[str, str]
+    text: str = ""
+    meta: dict = field(default_factory=dict)
+    version: int = SCHEMA_VERSION
+
+    # ---- building ------------------------------------------------------------------------
+    @classmethod
+    def from_records(cls, records, row: int, backend, prompt: str, prompt_ids, strategy, config, text: str = "", meta=None) -> "Trace":
+        """Extract row ``row`` of engine :class:`~dllm_viz.engine.StepRecord` s into a trace.
+
+        Only the steps where that row was active are kept. Moves O(L·k) numbers per step.
+        """
+        steps = []
+        for rec in records:
+            if not bool(rec.active[row]):
+                continue
+            f = rec.features
+            steps.append(TraceStep(
+                step=len(steps), nfe=int(rec.nfe[row]), block=int(rec.block[row]),
+                committed=rec.committed[row].nonzero().squeeze(1).tolist(),
+                confidence=_rounded(f.confidence[row]), proposed=rec.proposed[row].tolist(),
+                topk_ids=f.topk_ids[row].tolist(), topk_probs=_rounded(f.topk_probs[row]),
+                probs=None if rec.probs is None else _rounded(rec.probs[row]),
+                model_ms=round(rec.model_ms, 3), step_ms=round(rec.step_ms, 3),
+            ))
+        ids = {int(i) for s in steps for i in s.proposed} | {i for s in steps for r in s.topk_ids for i in r}
+        vocab = dict(zip(map(str, sorted(ids)), backend.token_strings(sorted(ids))))
+        return cls(
+            model=backend.name, prompt=prompt, prompt_ids=list(map(int, prompt_ids)),
+            gen_length=config.gen_length, block_length=config.block_length, mask_id=backend.mask_id,
+            eos_id=backend.eos_id, strategy={"name": strategy.name, **strategy.params()},
+            engine=config.to_dict(), steps=steps, vocab=vocab, text=text, meta=dict(meta or {}),
+        )
+
+    # ---- views of the data ---------------------------------------------------------------
+    @property
+    def num_steps(self) -> int:
+        return len(self.steps)
+
+    @property
+    def nfe(self) -> int:
+        return self.steps[-1].nfe if self.steps else 0
+
+    def commit_step(self) -> np.ndarray:
+        """(L,) int: the step at which each position was committed (-1 if never)."""
+        out = np.full(self.gen_length, -1, dtype=np.int64)
+        for s in self.steps:
+            out[s.committed] = s.step
+        return out
+
+    def tokens_at(self, step: int) -> list[int]:
+        """Generation after ``step`` (``-1`` = before the first step): mask id where masked."""
+        out = [self.mask_id] * self.gen_length
+        for s in self.steps[: step + 1]:
+            for pos in s.committed:
+                out[pos] = s.proposed[pos]
+        return out
+
+    def matrix(self, name: str) -> np.ndarray:
+        """(steps, L) float32 of ``confidence`` or ``probs`` (NaN where a step has no probs)."""
+        rows = [getattr(s, name) or [math.nan] * self.gen_length for s in self.steps]
+        return np.asarray(rows, dtype=np.float32).reshape(len(rows), self.gen_length)
+
+    def token_text(self, token_id: int) -> str:
+        return self.vocab.get(str(int(token_id)), f"<{int(token_id)}>")
+
+    # ---- (de)serialisation ----------------------------------------------------------------
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), separators=(",", ":"), ensure_ascii=False)
+
+    def save(self, path: str | os.PathLike) -> Path:
+        path = Path(path)
+        path.write_text(self.to_json(), encoding="utf-8")
+        return path
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> "Trace":
+        if len(text) > MAX_TRACE_BYTES:
+            raise TraceError(f"trace is {len(text):,} bytes; the limit is {MAX_TRACE_BYTES:,}")
+        try:
+            data = json.loads(text)
+        except (UnicodeDecodeError, json.JSONDecodeError) as err:
+            raise TraceError(f"not a trace: the file is not valid JSON ({err})") from None
+        return cls.from_dict(data)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "Trace":
+        """Read and validate a trace file (size checked before reading)."""
+        size = os.path.getsize(path)
+        if size > MAX_TRACE_BYTES:
+            raise TraceError(f"trace file is {size:,} bytes; the limit is {MAX_TRACE_BYTES:,}")
+        return cls.from_json(Path(path).read_bytes())
+
+    @classmethod
+    def from_dict(cls, data) -> "Trace":
+        if not isinstance(data, dict):
+            raise TraceError("not a trace: the JSON top level must be an object")
+        version = data.get("version")
+        if version != SCHEMA_VERSION:
+            raise TraceError(f"unsupported trace schema version {version!r}; this dllm-viz reads version {SCHEMA_VERSION}")
+        fields = set(cls.__dataclass_fields__)
+        required = {n for n, f in cls.__dataclass_fields__.items() if f.default is MISSING and f.default_factory is MISSING}
+        missing = sorted(required - set(data))
+        if missing:
+            raise TraceError(f"not a trace: missing field(s) {missing}")
+        try:
+            steps = [TraceStep(**s) for s in data["steps"]]
+        except TypeError as err:
+            raise TraceError(f"malformed step entry: {err}") from None
+        trace = cls(**{**{k: v for k, v in data.items() if k in fields}, "steps": steps})
+        trace.validate()
+        return trace
+
+    def validate(self) -> None:
+        """Check shapes and ranges so views can trust every index."""
+        L = self.gen_length
+        if not isinstance(L, int) or not 1 <= L <= MAX_GEN_LENGTH:
+            raise TraceError(f"gen_length ({L!r}) must be an integer in [1, {MAX_GEN_LENGTH}]")
+        if not isinstance(self.block_length, int) or self.block_length < 1 or L % self.block_length:
+            raise TraceError(f"block_length ({self.block_length!r}) must divide gen_length ({L})")
+        if len(self.steps) > L:
+            raise TraceError(f"trace has {len(self.steps)} steps, more than gen_length ({L})")
+        seen = set()
+        for i, s in enumerate(self.steps):
+            where = f"step {i}"
+            for name in ("confidence", "proposed", "topk_ids", "topk_probs") + (("probs",) if s.probs is not None else ()):
+                value = getattr(s, name)
+                if not isinstance(value, list) or len(value) != L:
+                    raise TraceError(f"{where}: {name} must be a list of {L} entries")
+            if not all(isinstance(p, int) and 0 <= p < L for p in s.committed):
+                raise TraceError(f"{where}: committed positions must be integers in [0, {L})")
+            if seen & set(s.committed):
+                raise TraceError(f"{where}: position(s) {sorted(seen & set(s.committed))} committed twice")
+            seen |= set(s.committed)
+            if not all(isinstance(c, (int, float)) and 0 <= c <= 1 for c in s.confidence):
+                raise TraceError(f"{where}: confidence values must be in [0, 1]")
+            if s.probs is not None and not all(isinstance(c, (int, float)) and 0 <= c <= 1 for c in s.probs):
+                raise TraceError(f"{where}: probs values must be in [0, 1]")
+            if not all(isinstance(t, int) for t in s.proposed):
+                raise TraceError(f"{where}: proposed must hold integer token ids")
+            if any(not isinstance(r, list) or len(r) != len(s.topk_ids[0]) for r in s.topk_ids + s.topk_probs):
+                raise TraceError(f"{where}: topk_ids/topk_probs rows must all have the same length")
+        if not isinstance(self.vocab, dict) or not all(isinstance(v, str) for v in self.vocab.values()):
+            raise TraceError("vocab must map token ids to strings")
+
+
+def _rounded(t) -> list:
+    return np.round(t.float().cpu().numpy().astype(np.float64), _DIGITS).tolist()

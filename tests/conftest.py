@@ -1,0 +1,107 @@
+"""Shared fixtures: tiny random transformers models built on the spot (never downloaded) and a
+scripted backend whose logits make every decision predictable."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+import pytest
+import torch
+
+WORDS = ["a", "b", "c", "d", "e", "one", "two", "three", "plus", "is", "Q", ":", "A"] + [str(d) for d in range(10)]
+
+
+def build_word_tokenizer(chat: bool = True):
+    from tokenizers import Tokenizer, models, pre_tokenizers, decoders
+    from transformers import PreTrainedTokenizerFast
+
+    specials = ["[PAD]", "[UNK]", "[MASK]", "[EOS]"]
+    vocab = {w: i for i, w in enumerate(specials + WORDS)}
+    tok = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
+    tok.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.WhitespaceSplit(), pre_tokenizers.Digits(individual_digits=True)])
+    tok.decoder = decoders.WordPiece(prefix="##")
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok, pad_token="[PAD]", unk_token="[UNK]", mask_token="[MASK]", eos_token="[EOS]",
+        model_max_length=128,
+    )
+    if chat:
+        fast.chat_template = "{% for m in messages %}Q : {{ m['content'] }}{% endfor %} A :"
+    return fast
+
+
+def save_tiny_masked_lm(path, arch: str = "modernbert", seed: int = 0):
+    """A randomly initialised tiny masked LM + word tokenizer saved with save_pretrained."""
+    from transformers import BertConfig, BertForMaskedLM, ModernBertConfig, ModernBertForMaskedLM
+
+    torch.manual_seed(seed)
+    tok = build_word_tokenizer()
+    common = dict(vocab_size=len(tok), pad_token_id=tok.pad_token_id, max_position_embeddings=128)
+    if arch == "modernbert":
+        cfg = ModernBertConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
+                               global_attn_every_n_layers=1, mask_token_id=tok.mask_token_id,
+                               bos_token_id=tok.eos_token_id, eos_token_id=tok.eos_token_id,
+                               cls_token_id=tok.eos_token_id, sep_token_id=tok.eos_token_id, **common)
+        model = ModernBertForMaskedLM(cfg)
+    else:
+        cfg = BertConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2, **common)
+        model = BertForMaskedLM(cfg)
+    model.save_pretrained(path)
+    tok.save_pretrained(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory):
+    return save_tiny_masked_lm(tmp_path_factory.mktemp("tiny-modernbert"))
+
+
+@pytest.fixture(scope="session")
+def tiny_backend(tiny_model_dir):
+    from dllm_viz.backends import load_backend
+
+    return load_backend(str(tiny_model_dir), device="cpu")
+
+
+class ScriptedBackend:
+    """A backend whose logits come from a function of the canvas: decisions are predictable.
+
+    ``score(position, canvas) -> (token, prob)``; the rest of the mass is spread evenly.
+    """
+
+    name = "scripted"
+
+    def __init__(self, vocab_size=12, mask_id=0, eos_id=1, pad_id=1, max_length=512, fn=None):
+        self.vocab_size, self.mask_id, self.eos_id, self.pad_id = vocab_size, mask_id, eos_id, pad_id
+        self.max_length = max_length
+        self.device = torch.device("cpu")
+        self.fn = fn or (lambda pos, canvas: (2 + pos % (vocab_size - 2), 0.5))
+        self.calls = 0
+
+    def encode_prompt(self, prompt):
+        return [2 + (len(w) % (self.vocab_size - 2)) for w in prompt.split()]
+
+    def logits(self, input_ids, attention_mask):
+        self.calls += 1
+        B, T = input_ids.shape
+        out = torch.empty(B, T, self.vocab_size)
+        for b in range(B):
+            for t in range(T):
+                tok, p = self.fn(t, input_ids[b].tolist())
+                probs = torch.full((self.vocab_size,), (1 - p) / (self.vocab_size - 1))
+                probs[tok] = p
+                out[b, t] = probs.log()
+        return out
+
+    def decode(self, ids):
+        return " ".join(map(str, ids))
+
+    def token_strings(self, ids):
+        return [f"t{i}" for i in ids]
+
+
+@pytest.fixture
+def scripted():
+    return ScriptedBackend
