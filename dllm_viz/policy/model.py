@@ -1,0 +1,172 @@
+"""The DiT confidence policy π_φ(c, m, t) → unmask logits b (paper §2; apple/ml-rl-dllm ``dit_confidence``).
+
+A one-block, DiT-style transformer over generation positions. The token stream is the dLLM's
+per-position confidence; mask state and time enter only through adaLN conditioning. About
+331k parameters, so it costs nothing next to the dLLM it schedules.
+
+Example:
+    >>> import torch
+    >>> policy = DiTConfidencePolicy(PolicyConfig())
+    >>> sum(p.numel() for p in policy.parameters())
+    331265
+    >>> conf, masked, t = torch.rand(2, 16), torch.ones(2, 16, dtype=torch.bool), torch.zeros(2)
+    >>> policy(conf, masked, t).shape
+    torch.Size([2, 16])
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+from huggingface_hub import PyTorchModelHubMixin, hf_hub_download
+from torch import nn
+
+from .checkpoint import CONFIG_NAME, WEIGHTS_NAME, check_policy_dir, load_safetensors_state
+from .config import PolicyConfig
+from .layers import DiTBlock, rope_tables, timestep_embedding
+
+HEADER_SLACK_BYTES = 1024 * 1024
+
+
+class DiTConfidencePolicy(
+    nn.Module,
+    PyTorchModelHubMixin,
+    library_name="dllm-viz",
+    tags=["dllm-viz", "unmasking-policy", "masked-diffusion"],
+):
+    """Per-position unmask logits from confidences, mask indicator and time.
+
+    Forward pass (d = ``hidden_size``):
+        cond = Emb_mask[m] + MLP_t(sincos(t))        (B, L, d), MLP_t = Linear-SiLU-Linear
+        x    = Linear(p → d)(c)                      (B, L, d)
+        x    = DiTBlock(x, cond) × num_blocks        bidirectional, RoPE, adaLN
+        b    = Linear(d → 1)(LayerNorm(x))           (B, L)
+
+    Smart init zeroes every adaLN projection and sets the output bias to ``smart_init``.
+    All other weights keep PyTorch's default init. The module runs in float32; inputs are
+    cast to its dtype.
+
+    Save/load goes through ``PyTorchModelHubMixin`` (``save_pretrained``, ``from_pretrained``,
+    ``push_to_hub``) as ``model.safetensors`` + ``config.json``. Loading never unpickles: a
+    directory holding only a pickle checkpoint, a non-safetensors file and a file larger
+    than the config can need all raise ``ValueError``.
+    """
+
+    def __init__(self, config: PolicyConfig | dict | None = None) -> None:
+        super().__init__()
+        if config is None:
+            config = PolicyConfig()
+        elif isinstance(config, dict):  # from_pretrained hands config.json over as a dict
+            config = PolicyConfig.from_dict(config)
+        elif not isinstance(config, PolicyConfig):
+            raise TypeError(f"`config` must be a PolicyConfig or dict, got {type(config).__name__}")
+        self.config = config
+        self._hub_mixin_config = config  # what save_pretrained writes as config.json
+        d = config.hidden_size
+        self.conf_proj = nn.Linear(config.top_p, d)
+        self.mask_embed = nn.Embedding(2, d)
+        self.time_mlp = nn.Sequential(nn.Linear(config.time_embed_dim, d), nn.SiLU(), nn.Linear(d, d))
+        self.blocks = nn.ModuleList(
+            DiTBlock(d, config.num_heads, config.ffn_size) for _ in range(config.num_blocks)
+        )
+        self.final_norm = nn.LayerNorm(d)
+        self.head = nn.Linear(d, 1)
+        self._smart_init()
+
+    def _smart_init(self) -> None:
+        for block in self.blocks:
+            nn.init.zeros_(block.ada_ln.weight)
+            nn.init.zeros_(block.ada_ln.bias)
+        if self.config.smart_init is not None:
+            nn.init.constant_(self.head.bias, self.config.smart_init)
+
+    def forward(self, confidence: torch.Tensor, masked: torch.Tensor, time: torch.Tensor) -> torch.Tensor:
+        """Unmask logits for every generation position.
+
+        Args:
+            confidence: (B, L) max-prob, or (B, L, p) top-p probabilities, p = ``config.top_p``;
+                for all generation positions, committed ones included.
+            masked: (B, L) bool/int, 1 where the position is still masked (whole buffer, not
+                only the current block: the policy is full-context).
+            time: (B,) float, NFE used so far / L (rises from 0).
+
+        Returns:
+            (B, L) float32 logits b; the unmask probability is ``sigmoid(b / τ_π)``.
+        """
+        if confidence.dim() == 2:
+            confidence = confidence.unsqueeze(-1)
+        if confidence.dim() != 3 or confidence.shape[-1] != self.config.top_p:
+            raise ValueError(
+                f"`confidence` has shape {tuple(confidence.shape)}; expected (B, L) or "
+                f"(B, L, {self.config.top_p}) for top_p={self.config.top_p}"
+            )
+        batch, length, _ = confidence.shape
+        if tuple(masked.shape) != (batch, length) or tuple(time.shape) != (batch,):
+            raise ValueError(
+                f"`masked` {tuple(masked.shape)} must be ({batch}, {length}) and `time` "
+                f"{tuple(time.shape)} must be ({batch},)"
+            )
+        dtype = self.head.weight.dtype
+        t_feat = timestep_embedding(time, self.config.time_embed_dim, self.config.time_period)
+        cond = self.mask_embed(masked.long()) + self.time_mlp(t_feat.to(dtype))[:, None, :]
+        x = self.conf_proj(confidence.to(dtype))
+        cos, sin = rope_tables(length, self.config.hidden_size // self.config.num_heads, x.device)
+        for block in self.blocks:
+            x = block(x, cond, cos.to(dtype), sin.to(dtype))
+        return self.head(self.final_norm(x)).squeeze(-1)
+
+    def weight_budget_bytes(self) -> int:
+        """Largest checkpoint file this config can need: fp64 worst case plus header room."""
+        return 8 * sum(p.numel() for p in self.parameters()) + HEADER_SLACK_BYTES
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, **kwargs) -> "DiTConfidencePolicy":
+        """Load from a local directory or a hub repo id; refuses pickles (see class docstring)."""
+        source = str(pretrained_model_name_or_path)
+        if os.path.isdir(source):
+            check_policy_dir(source)
+        elif os.path.isabs(source) or source.startswith((".", "~")) or os.path.exists(source):
+            raise FileNotFoundError(f"policy directory {source!r} does not exist (or is a file)")
+        return super().from_pretrained(source, **kwargs)
+
+    @classmethod
+    def _from_pretrained(
+        cls,
+        *,
+        model_id: str,
+        revision: str | None,
+        cache_dir: str | Path | None,
+        force_download: bool,
+        proxies: dict | None,
+        resume_download: bool | None,
+        local_files_only: bool,
+        token: str | bool | None,
+        map_location: str = "cpu",
+        strict: bool = True,
+        **model_kwargs,
+    ) -> "DiTConfidencePolicy":
+        """Build from config, then load checked safetensors weights (never a pickle fallback)."""
+        if "config" not in model_kwargs:
+            raise ValueError(f"no {CONFIG_NAME} found for policy {model_id!r}")
+        model = cls(**model_kwargs)
+        if os.path.isdir(model_id):
+            weights = os.path.join(model_id, WEIGHTS_NAME)
+        else:
+            weights = hf_hub_download(
+                repo_id=model_id,
+                filename=WEIGHTS_NAME,
+                revision=revision,
+                cache_dir=cache_dir,
+                force_download=force_download,
+                proxies=proxies,
+                token=token,
+                local_files_only=local_files_only,
+            )
+        state = load_safetensors_state(weights, max_bytes=model.weight_budget_bytes())
+        try:
+            model.load_state_dict(state, strict=strict)
+        except RuntimeError as err:
+            raise ValueError(f"weights in {weights!r} do not fit {model.config}: {err}") from err
+        return model.to(map_location).eval()
