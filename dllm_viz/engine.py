@@ -144,9 +144,11 @@ def encode_prompts(backend, prompts: Sequence[str | Sequence[int]], gen_length: 
         if not ids:
             raise ValueError(f"prompt {i} encodes to no tokens")
         if len(ids) + gen_length > backend.max_length:
+            templated = isinstance(prompt, str) and getattr(getattr(backend, "tokenizer", None), "chat_template", None)
             raise ValueError(
-                f"prompt {i} is {len(ids)} tokens; with gen_length {gen_length} that exceeds the model's "
-                f"context of {backend.max_length} tokens (shorten the prompt or the generation)"
+                f"prompt {i} is {len(ids)} tokens{' (with the chat template)' if templated else ''}; with gen_length "
+                f"{gen_length} that exceeds the model's context of {backend.max_length} tokens (shorten the prompt "
+                "or the generation)"
             )
         encoded.append(ids)
     return encoded
@@ -202,6 +204,8 @@ def generate(
         rows = active.nonzero().squeeze(1)
 
         logits = backend.logits(x[rows], attention[rows])[:, P:]  # (b, L, V) stays on device
+        with torch.inference_mode():
+            logits[..., backend.mask_id] = float("-inf")  # [MASK] is never a prediction
         _sync(device)
         model_ms = (time.perf_counter() - t0) * 1e3
 

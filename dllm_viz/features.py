@@ -47,7 +47,7 @@ def compute_features(logits: torch.Tensor, k: int = TOP_K) -> Features:
     logp = torch.log_softmax(logits, dim=-1)  # (B, L, V)
     top_logp, topk_ids = logp.topk(max(k, 2), dim=-1)  # (B, L, k)
     top_p = top_logp.exp()
-    entropy = -(logp.exp() * logp).sum(-1).clamp_min(0.0)
+    entropy = (-(logp.exp() * logp).sum(-1)).clamp_min(0.0)
     return Features(
         confidence=top_p[..., 0],
         margin=top_p[..., 0] - top_p[..., 1],

@@ -1,0 +1,156 @@
+"""Hand-checked examples of every heuristic rule, on crafted features."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from dllm_viz.backends.hf import MaskedLMBackend
+from dllm_viz.engine import EngineConfig, run
+from dllm_viz.features import Features, compute_features
+from dllm_viz.strategies import DecodeState, build_strategy
+from dllm_viz.strategies.heuristics import linear_schedule
+
+
+def state(token_prob=None, entropy=None, margin=None, eligible=None, block_step=0, L=None, BL=None):
+    values = next(v for v in (token_prob, entropy, margin) if v is not None)
+    x = torch.tensor([values], dtype=torch.float32)
+    L = L or x.shape[1]
+    zeros = torch.zeros_like(x)
+    feats = Features(
+        confidence=torch.tensor([token_prob]) if token_prob else zeros,
+        margin=torch.tensor([margin]) if margin else zeros,
+        entropy=torch.tensor([entropy]) if entropy else zeros,
+        topk_ids=torch.zeros(1, L, 2, dtype=torch.long), topk_probs=torch.zeros(1, L, 2),
+    )
+    elig = torch.ones(1, L, dtype=torch.bool) if eligible is None else torch.tensor([eligible])
+    return DecodeState(
+        features=feats, tokens=torch.zeros(1, L, dtype=torch.long),
+        token_prob=feats.confidence, masked=elig.clone(), eligible=elig,
+        block_step=torch.tensor([block_step]), nfe=torch.tensor([0]), gen_length=L, block_length=BL or L,
+        generator=torch.Generator().manual_seed(0),
+    )
+
+
+def picks(strategy, s):
+    return strategy.decide(s).unmask[0].nonzero().squeeze(1).tolist()
+
+
+def test_threshold_commits_above_lambda():
+    s = state(token_prob=[0.95, 0.5, 0.91, 0.2, 0.9])
+    assert picks(build_strategy("threshold", threshold=0.9), s) == [0, 2, 4]
+
+
+def test_threshold_falls_back_to_the_most_confident_per_row():
+    s = state(token_prob=[0.3, 0.5, 0.8, 0.2], eligible=[True, True, False, True])
+    assert picks(build_strategy("threshold", threshold=0.9), s) == [1]
+
+
+def test_factor_takes_longest_passing_prefix():
+    # f = 1: n=1: 2·0.01 ✓, n=2: 3·0.10 ✓, n=3: 4·0.20 ✓, n=4: 5·0.50 ✗ (sorted 0.99, 0.9, 0.8, 0.5).
+    s = state(token_prob=[0.8, 0.5, 0.99, 0.9])
+    assert picks(build_strategy("factor", factor=1.0), s) == [0, 2, 3]
+    # A failing rank stops the prefix even if a later one would pass on its own.
+    assert picks(build_strategy("factor", factor=0.05), s) == [2]
+
+
+def test_eb_sampler_entropy_budget():
+    # Sorted entropies 0.001, 0.005, 0.01, 0.2 → sums before each: 0, 0.001, 0.006, 0.016.
+    s = state(entropy=[0.001, 0.005, 0.2, 0.01])
+    assert picks(build_strategy("eb", gamma=0.01), s) == [0, 1, 3]
+    assert picks(build_strategy("eb", gamma=0.0), s) == [0]
+
+
+def test_linear_schedule_matches_llada():
+    assert linear_schedule(8, 3).tolist() == [3, 3, 2]
+    assert linear_schedule(32, 32).tolist() == [1] * 32
+    assert linear_schedule(4, 1).tolist() == [4]
+
+
+def test_confidence_k_follows_schedule_and_ends_blocks():
+    s = state(token_prob=[0.1, 0.9, 0.5, 0.7, 0.2, 0.3, 0.6, 0.8], BL=8)
+    # steps=3 for one block of 8 → [3, 3, 2]: first step takes the 3 best.
+    assert picks(build_strategy("confidence", steps=3), s) == [1, 3, 7]
+    s_last = state(token_prob=[0.1, 0.9, 0.5, 0.7, 0.2, 0.3, 0.6, 0.8], block_step=2, BL=8)
+    assert len(picks(build_strategy("confidence", steps=3), s_last)) == 8
+
+
+def test_margin_and_entropy_rank_their_scores():
+    assert picks(build_strategy("margin", steps=4), state(margin=[0.1, 0.6, 0.3, 0.2])) == [1]
+    assert picks(build_strategy("entropy", steps=4), state(entropy=[0.9, 0.6, 0.05, 0.2])) == [2]
+
+
+def test_random_k_draws_k_eligible_positions():
+    s = state(token_prob=[0.5] * 8, eligible=[True, False] * 4)
+    chosen = picks(build_strategy("random", steps=4), s)  # schedule [2, 2, 2, 2]
+    assert len(chosen) == 2 and all(p % 2 == 0 for p in chosen)
+
+
+def test_features_from_logits():
+    logits = torch.log(torch.tensor([[[0.7, 0.2, 0.1], [1 / 3, 1 / 3, 1 / 3]]]))
+    f = compute_features(logits, k=2)
+    assert torch.allclose(f.confidence, torch.tensor([[0.7, 1 / 3]]))
+    assert torch.allclose(f.margin, torch.tensor([[0.5, 0.0]]), atol=1e-6)
+    h = -(0.7 * torch.log(torch.tensor(0.7)) + 0.2 * torch.log(torch.tensor(0.2)) + 0.1 * torch.log(torch.tensor(0.1)))
+    assert torch.allclose(f.entropy, torch.stack([h, torch.log(torch.tensor(3.0))]).unsqueeze(0), atol=1e-6)
+    assert f.topk_ids[0, 0].tolist() == [0, 1]
+
+
+def test_confidence_one_per_step_is_llada_greedy_order(tiny_backend):
+    """High-Confidence-K with steps = L reproduces a direct transcription of LLaDA's loop."""
+    L, BL = 8, 4
+    result = run(tiny_backend, ["one plus two"], build_strategy("confidence"), EngineConfig(gen_length=L, block_length=BL), keep_records=True)
+    prompt = tiny_backend.encode_prompt("one plus two")
+    x = torch.tensor([prompt + [tiny_backend.mask_id] * L])
+    order = []
+    for block in range(L // BL):
+        for _ in range(BL):
+            logits = tiny_backend.model(input_ids=x).logits[0, len(prompt):].float()
+            logits[:, tiny_backend.mask_id] = float("-inf")  # the engine never predicts [MASK]
+            probs = torch.softmax(logits, -1)
+            conf, tok = probs.max(-1)
+            lo, hi = block * BL, (block + 1) * BL
+            masked = x[0, len(prompt):] == tiny_backend.mask_id
+            conf[~masked] = -1
+            conf[:lo] = -1
+            conf[hi:] = -1
+            pos = int(conf.argmax())
+            x[0, len(prompt) + pos] = tok[pos]
+            order.append(pos)
+    engine_order = [r.committed[0].nonzero().item() for r in result.records]
+    assert engine_order == order
+    assert result.tokens[0].tolist() == x[0, len(prompt):].tolist()
+
+
+@pytest.mark.parametrize(
+    "name, params, message",
+    [
+        ("threshold", dict(threshold=0.0), "threshold (0.0) must be in (0, 1]"),
+        ("threshold", dict(threshold=1.5), "threshold (1.5) must be in (0, 1]"),
+        ("factor", dict(factor=-1), "factor (-1) must be > 0"),
+        ("eb", dict(gamma=-0.1), "gamma (-0.1) must be a finite number"),
+        ("confidence", dict(steps=100), "steps (100) must be an integer between the number of blocks (8) and gen_length (64)"),
+        ("confidence", dict(steps=4), "steps (4) must be an integer between the number of blocks (8)"),
+        ("random", dict(steps=12), "steps (12) must be a multiple of the number of blocks (8"),
+    ],
+)
+def test_bad_strategy_parameters(name, params, message):
+    with pytest.raises(ValueError) as err:
+        build_strategy(name, **params).validate(64, 8)
+    assert message in str(err.value)
+
+
+def test_unknown_strategy_lists_known_names():
+    with pytest.raises(ValueError, match="unknown strategy 'topp'; known: confidence, eb, entropy, factor, margin, random, threshold"):
+        build_strategy("topp")
+    with pytest.raises(ValueError, match=r"has no parameter\(s\) \['lam'\]"):
+        build_strategy("threshold", lam=0.3)
+
+
+def test_backend_rejects_tokenizer_without_mask(tiny_model_dir):
+    from transformers import AutoModelForMaskedLM, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(tiny_model_dir)
+    tok.mask_token = None
+    with pytest.raises(RuntimeError, match="has no mask token"):
+        MaskedLMBackend(AutoModelForMaskedLM.from_pretrained(tiny_model_dir), tok, "x")
