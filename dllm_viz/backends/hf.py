@@ -165,6 +165,8 @@ def load_backend(
     is_local = Path(model).is_dir()
     if not is_local and (model.startswith((".", "/")) or model.count("/") != 1):
         raise ModelLoadError(f"model {model!r}: no such folder, and it is not a Hub id of the form 'owner/name'")
+    if is_local and not (Path(model) / "config.json").is_file():
+        raise ModelLoadError(f"model {model!r} could not be loaded: the folder has no config.json")
     local_only = is_local if local_files_only is None else local_files_only
     trusted = trust_remote_code or model in TRUSTED_REMOTE_CODE
     kwargs = dict(local_files_only=local_only, trust_remote_code=trusted)
@@ -180,9 +182,7 @@ def load_backend(
         raise ModelLoadError(f"model {model!r}: {err}") from err
     except OSError as err:
         reason = "the Hugging Face Hub is unreachable (offline?) and it is not in the local cache"
-        if is_local:
-            reason = "the folder has no loadable config.json"
-        elif "is not a local folder and is not a valid model identifier" in str(err):
+        if "is not a local folder and is not a valid model identifier" in str(err):
             reason = "no such model on the Hub (or it is private/gated and you are not logged in)"
         raise ModelLoadError(f"model {model!r} could not be loaded: {reason} ({type(err).__name__})") from err
 
