@@ -1,0 +1,147 @@
+"""GRPO settings for training an unmasking policy (paper §1.5–1.7, §3.1 released configs)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, fields
+
+from .rewards import REWARD_FUNCTIONS
+
+
+@dataclass(frozen=True)
+class GRPOConfig:
+    """Everything the GRPO loop needs besides the engine settings; defaults = released configs.
+
+    Rollouts and reward:
+        num_generations: G, policy rollouts per prompt (8). Group advantages need G ≥ 2.
+        prompts_per_batch: prompt groups per rollout batch (paper: 16, so 128 rollouts per
+            optimiser step). Must be ≥ 1.
+        reward: ``"multiplicative"`` (main, Eq. 3.1) or ``"additive"`` (ablation; hacks at α = 1).
+        alpha: α ≥ 0, the price of speed (code default 0 = plain correctness; paper grid
+            {0, 0.3, 1, 3, 10}, one policy per α).
+
+    Optimiser (HF AdamW defaults overridden as in the released YAMLs):
+        learning_rate: 3e-5, peak after warmup.
+        adam_betas: (0.9, 0.99); the second moment forgets faster than Adam's 0.999.
+        weight_decay: 0.1.
+        max_grad_norm: 0.2, global-norm clipping of the policy gradient.
+        warmup_steps: 100 linear warmup steps, then cosine decay to 0 over the remaining
+            steps (``total_steps``).
+        total_steps: optimiser steps for the schedule; ``None`` = let the trainer derive it
+            from one epoch (rollout batches × ``num_iterations``). Must exceed ``warmup_steps``.
+
+    GRPO loss:
+        epsilon: ε of the symmetric PPO clip, ratio in [1 − ε, 1 + ε] (code: 0.5; a third-party
+            note says the paper used 0.2 with ES — unverified). Must be in (0, 1).
+        num_iterations: optimiser steps per rollout batch (2); ratios are always taken against
+            the log-probs stored at rollout time.
+        skip_advantage_tol: skip the optimiser step when every |A| is below this (1e-6): an
+            all-zero-advantage batch has no learning signal. 0 never skips.
+
+    Expert steering (appendix F; full diffusion only):
+        es_thresholds: one Fast-dLLM threshold λ per expert rollout added to every group
+            (E = len). Empty = no ES. Each λ in (0, 1]. The paper's λ is not reported.
+        es_block_length: the experts decode semi-AR with this block length (code: 32 = L/8 for
+            L = 256). Must divide the generation length (checked by :meth:`check_engine`).
+
+        seed: seeds policy init and rollout RNG (released configs: 123).
+    """
+
+    num_generations: int = 8
+    prompts_per_batch: int = 16
+    reward: str = "multiplicative"
+    alpha: float = 0.0
+    learning_rate: float = 3e-5
+    adam_betas: tuple[float, float] = (0.9, 0.99)
+    weight_decay: float = 0.1
+    max_grad_norm: float = 0.2
+    warmup_steps: int = 100
+    total_steps: int | None = None
+    epsilon: float = 0.5
+    num_iterations: int = 2
+    skip_advantage_tol: float = 1e-6
+    es_thresholds: tuple[float, ...] = ()
+    es_block_length: int = 32
+    seed: int = 123
+
+    def __post_init__(self) -> None:
+        # JSON hands tuples back as lists; freeze them again.
+        object.__setattr__(self, "adam_betas", tuple(self.adam_betas))
+        object.__setattr__(self, "es_thresholds", tuple(self.es_thresholds))
+        _int_at_least("num_generations", self.num_generations, 2)
+        _int_at_least("prompts_per_batch", self.prompts_per_batch, 1)
+        _int_at_least("warmup_steps", self.warmup_steps, 0)
+        _int_at_least("num_iterations", self.num_iterations, 1)
+        _int_at_least("es_block_length", self.es_block_length, 1)
+        _int_at_least("seed", self.seed, 0)
+        if self.reward not in REWARD_FUNCTIONS:
+            raise ValueError(f"unknown reward {self.reward!r}; known: {', '.join(REWARD_FUNCTIONS)}")
+        for name in ("alpha", "weight_decay", "skip_advantage_tol"):
+            _number_in(name, getattr(self, name), low=0.0)
+        _number_in("learning_rate", self.learning_rate, low=0.0, low_open=True)
+        _number_in("max_grad_norm", self.max_grad_norm, low=0.0, low_open=True)
+        _number_in("epsilon", self.epsilon, low=0.0, high=1.0, low_open=True, high_open=True)
+        if len(self.adam_betas) != 2:
+            raise ValueError(f"`adam_betas` ({self.adam_betas!r}) must be two numbers")
+        for beta in self.adam_betas:
+            _number_in("adam_betas", beta, low=0.0, high=1.0, high_open=True)
+        for lam in self.es_thresholds:
+            _number_in("es_thresholds", lam, low=0.0, high=1.0, low_open=True)
+        if self.total_steps is not None:
+            _int_at_least("total_steps", self.total_steps, 1)
+            if self.total_steps <= self.warmup_steps:
+                raise ValueError(
+                    f"`total_steps` ({self.total_steps}) must exceed `warmup_steps` ({self.warmup_steps}), "
+                    "otherwise the learning rate never leaves warmup; lower warmup_steps or raise total_steps"
+                )
+
+    @property
+    def num_experts(self) -> int:
+        """E, expert rollouts per group (0 without expert steering)."""
+        return len(self.es_thresholds)
+
+    @property
+    def group_size(self) -> int:
+        """Rollouts per prompt that share one advantage baseline: G + E."""
+        return self.num_generations + self.num_experts
+
+    def check_engine(self, gen_length: int, block_length: int) -> None:
+        """Cross-check with the engine: ES needs full diffusion and a dividing expert block."""
+        if not self.es_thresholds:
+            return
+        if block_length != gen_length:
+            raise ValueError(
+                f"expert steering is for full diffusion: `block_length` ({block_length}) must equal "
+                f"`gen_length` ({gen_length}), or set es_thresholds=()"
+            )
+        if gen_length % self.es_block_length:
+            raise ValueError(
+                f"`es_block_length` ({self.es_block_length}) must divide `gen_length` ({gen_length})"
+            )
+
+    def to_dict(self) -> dict:
+        """JSON-ready dict (tuples become lists)."""
+        data = asdict(self)
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in data.items()}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "GRPOConfig":
+        """Inverse of :meth:`to_dict`; unknown keys raise."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown GRPO config keys {unknown}; known keys: {sorted(known)}")
+        return cls(**data)
+
+
+def _int_at_least(name: str, value, low: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise ValueError(f"`{name}` ({value!r}) must be an integer ≥ {low}")
+
+
+def _number_in(name, value, *, low, high=math.inf, low_open=False, high_open=False) -> None:
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    ok = ok and (value > low if low_open else value >= low) and (value < high if high_open else value <= high)
+    if not ok:
+        lo, hi = "(" if low_open else "[", ")" if high_open else "]"
+        raise ValueError(f"`{name}` ({value!r}) must be in {lo}{low}, {high}{hi}")

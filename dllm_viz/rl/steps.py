@@ -1,0 +1,141 @@
+"""Per-step policy data of a batch of rollouts, and re-scoring it under new parameters.
+
+GRPO needs, for every step of every rollout, the policy's inputs (c, m, t), the eligible set,
+the action taken and its log-likelihood at rollout time (paper §6.2: "every stored step is
+replayed through the policy"). :class:`PolicySteps` holds them as (N, T, ...) tensors; T is
+padded with inactive steps, so rollouts of different length stack.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Sequence
+
+import torch
+
+from ..policy.model import DiTConfidencePolicy
+from ..policy.sampling import bernoulli_log_prob, unmask_probs
+from ..strategies.learned import confidence_input
+
+
+@dataclass
+class PolicySteps:
+    """Stored steps of N rollouts (N = rows, T = steps, L = gen length, p = policy top_p).
+
+    Attributes:
+        confidence: (N, T, L, p) float32 policy input c at every generation position.
+        masked: (N, T, L) bool, masked positions before the step (full context).
+        time: (N, T) float32, NFE used before the step / L.
+        eligible: (N, T, L) bool, positions the action ranged over.
+        action: (N, T, L) bool, the sampled unmask decision u (before any forced commit).
+        active: (N, T) bool, steps in 𝒯_g: the row ran the step and had eligible positions.
+        old_log_prob: (N, T) float32 log π_old(u | s) from rollout time, or None when the
+            rollout came from a heuristic (expert steering): fill it with
+            ``replay_log_probs(policy, steps).detach()`` before the first update.
+    """
+
+    confidence: torch.Tensor
+    masked: torch.Tensor
+    time: torch.Tensor
+    eligible: torch.Tensor
+    action: torch.Tensor
+    active: torch.Tensor
+    old_log_prob: torch.Tensor | None = None
+
+    @property
+    def num_rows(self) -> int:
+        return self.active.shape[0]
+
+    @classmethod
+    def from_records(cls, records: Sequence, gen_length: int, top_p: int = 1, *, expert: bool = False) -> "PolicySteps":
+        """Stack the engine's ``StepRecord``s of one batched run (rows = the run's batch).
+
+        ``record.nfe`` counts the step itself, so the time input is ``(nfe − 1) / L`` for rows
+        active at that step. With ``expert=True`` (an expert-steering rollout decoded by a
+        heuristic) the action is everything committed and the eligible set is every masked
+        position, so the policy learns a block-agnostic copy of the expert (appendix F).
+        """
+        if not records:
+            raise ValueError("no step records to stack")
+        per_step = []
+        for rec in records:
+            active_row = rec.active.bool()
+            eligible = (rec.masked if expert else rec.eligible).bool() & active_row.unsqueeze(1)
+            action = (rec.committed if expert else rec.action).bool() & eligible
+            log_prob = None if (expert or rec.log_prob is None) else rec.log_prob.float()
+            per_step.append(dict(
+                confidence=confidence_input(rec.features, top_p).float(),
+                masked=rec.masked.bool(),
+                time=(rec.nfe - active_row.long()).float() / gen_length,
+                eligible=eligible,
+                action=action,
+                active=active_row & eligible.any(1),
+                old_log_prob=log_prob,
+            ))
+        stacked = {}
+        for name in (f.name for f in fields(cls)):
+            values = [step[name] for step in per_step]
+            if any(v is None for v in values):
+                stacked[name] = None
+            else:
+                stacked[name] = torch.stack(values, dim=1)
+        return cls(**stacked)
+
+    def index(self, rows: torch.Tensor) -> "PolicySteps":
+        """Rows in a new order (e.g. to interleave expert rollouts into their groups)."""
+        return PolicySteps(**{f.name: None if getattr(self, f.name) is None else getattr(self, f.name)[rows]
+                              for f in fields(self)})
+
+    @classmethod
+    def cat(cls, parts: Sequence["PolicySteps"]) -> "PolicySteps":
+        """Concatenate rows of several batches, padding T with inactive steps."""
+        if not parts:
+            raise ValueError("nothing to concatenate")
+        horizon = max(p.active.shape[1] for p in parts)
+        out = {}
+        for f in fields(cls):
+            values = [getattr(p, f.name) for p in parts]
+            if any(v is None for v in values):
+                if any(v is not None for v in values):
+                    raise ValueError(f"`{f.name}` is set in some parts and None in others; fill it first")
+                out[f.name] = None
+                continue
+            padded = []
+            for v in values:
+                pad = horizon - v.shape[1]
+                if pad:
+                    v = torch.cat([v, torch.zeros((v.shape[0], pad, *v.shape[2:]), dtype=v.dtype, device=v.device)], 1)
+                padded.append(v)
+            out[f.name] = torch.cat(padded, 0)
+        return cls(**out)
+
+
+def replay_log_probs(
+    policy: DiTConfidencePolicy,
+    steps: PolicySteps,
+    temperature: float = 1.0,
+    chunk_size: int = 512,
+) -> torch.Tensor:
+    """Bernoulli step log-likelihoods of the stored actions under the policy's current weights.
+
+    Only active steps go through the network, ``chunk_size`` steps per forward pass (each step
+    is one (L,) sequence); the result keeps the autograd graph for the GRPO loss.
+
+    Returns:
+        (N, T) float32; 0 on inactive steps.
+    """
+    if chunk_size < 1:
+        raise ValueError(f"`chunk_size` ({chunk_size}) must be ≥ 1")
+    device = next(policy.parameters()).device
+    active = steps.active.to(device)
+    idx = active.nonzero(as_tuple=True)  # K active (row, step) pairs
+    flat = [getattr(steps, name).to(device)[idx] for name in ("confidence", "masked", "time", "action", "eligible")]
+    pieces = []
+    for start in range(0, flat[0].shape[0], chunk_size):
+        conf, masked, time, action, eligible = (t[start:start + chunk_size] for t in flat)
+        probs = unmask_probs(policy(conf, masked, time), temperature)
+        pieces.append(bernoulli_log_prob(probs, action, eligible))
+    out = torch.zeros(active.shape, dtype=torch.float32, device=device)
+    if pieces:
+        out = out.index_put(idx, torch.cat(pieces))
+    return out

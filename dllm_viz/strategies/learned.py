@@ -1,0 +1,162 @@
+"""The learned unmasking strategy: a trained :class:`~dllm_viz.policy.DiTConfidencePolicy` as a
+:class:`~dllm_viz.strategies.base.Strategy` (Jazbec, Olausson et al., arXiv 2512.09106).
+
+Each step the policy reads the dLLM's confidences at every generation position, the mask
+state of the whole buffer (full context) and the time t = NFE used / L, and outputs one
+Bernoulli probability per position; only eligible positions (masked, current block) can be
+unmasked. Unlike the heuristics it also returns the probabilities and the step's
+log-likelihood, which GRPO needs (paper §1.3).
+
+Example:
+    >>> from dllm_viz.policy import DiTConfidencePolicy
+    >>> strategy = LearnedPolicy(DiTConfidencePolicy(), mode="bernoulli-argmax", temperature=0.5)
+    >>> strategy.params()["mode"]
+    'bernoulli-argmax'
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import asdict, dataclass
+
+import torch
+
+from ..features import Features
+from ..policy.model import DiTConfidencePolicy
+from ..policy.sampling import (
+    argmax_fallback,
+    bernoulli_log_prob,
+    dpls_log_prob,
+    sample_bernoulli,
+    sample_dpls,
+    unmask_probs,
+)
+from .base import Decision, DecodeState
+
+SAMPLING_MODES = ("bernoulli", "bernoulli-argmax", "dpls")
+
+
+@dataclass(frozen=True)
+class LearnedPolicyConfig:
+    """How the policy's output becomes an action (paper §1.3, §1.4, §1.8).
+
+    Attributes:
+        mode: ``"bernoulli"`` (training: independent draws, an empty step is allowed and
+            still costs an NFE), ``"bernoulli-argmax"`` (evaluation: as bernoulli, but a row
+            that unmasks nothing unmasks its most probable eligible position) or ``"dpls"``
+            (Dynamic Plackett–Luce, appendix E; always unmasks ≥ 1).
+        temperature: policy temperature τ_π, s = σ(b/τ_π). Training uses 1; the paper
+            evaluates with 0.5 for semi-AR (BL = 32) and 1.0 for full diffusion.
+        beta: probability scaling β, u ~ Ber(min(1, β·s)) (paper v4, Fig. 6), a test-time
+            knob for a smoother speed/accuracy trade-off. Bernoulli modes only.
+        dpls_stop_logit: utility of DPLS's STOP item (code default 0.0).
+    """
+
+    mode: str = "bernoulli-argmax"
+    temperature: float = 1.0
+    beta: float = 1.0
+    dpls_stop_logit: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.mode not in SAMPLING_MODES:
+            raise ValueError(f"unknown sampling mode {self.mode!r}; known: {', '.join(SAMPLING_MODES)}")
+        for name in ("temperature", "beta"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or not (value > 0 and math.isfinite(value)):
+                raise ValueError(f"`{name}` ({value!r}) must be a finite number > 0")
+        if self.mode == "dpls" and self.beta != 1.0:
+            raise ValueError(f"`beta` ({self.beta}) only applies to Bernoulli modes; use 1.0 with dpls")
+        if not math.isfinite(self.dpls_stop_logit):
+            raise ValueError(f"`dpls_stop_logit` ({self.dpls_stop_logit!r}) must be finite")
+
+
+@dataclass
+class LearnedDecision(Decision):
+    """A :class:`Decision` plus what is needed to re-score it.
+
+    Attributes:
+        pick_order: (B, L) int64 DPLS pick order (0 = forced pick, −1 = not picked), or None
+            for Bernoulli modes, whose likelihood does not depend on an order.
+    """
+
+    pick_order: torch.Tensor | None = None
+
+
+def policy_inputs(state: DecodeState, top_p: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The policy's inputs from a decode state: (confidence (B, L, p), masked (B, L), time (B,)).
+
+    ``masked`` covers the whole generation buffer, not only the current block: the released
+    policies are full-context (``policy_full_context: true``).
+    """
+    return confidence_input(state.features, top_p), state.masked, state.time
+
+
+def confidence_input(features: Features, top_p: int) -> torch.Tensor:
+    """(B, L, p): max-prob for p = 1, else the p largest probabilities from ``topk_probs``."""
+    if top_p == 1:
+        return features.confidence.unsqueeze(-1)
+    available = features.topk_probs.shape[-1]
+    if top_p > available:
+        raise ValueError(
+            f"policy needs top_p={top_p} probabilities per position but features keep only "
+            f"{available}; raise EngineConfig.top_k to at least {top_p}"
+        )
+    return features.topk_probs[..., :top_p]
+
+
+class LearnedPolicy:
+    """Strategy wrapper around a policy network; stateless between steps.
+
+    Args:
+        policy: the network (kept in eval mode; decisions run without gradients).
+        config: sampling settings; keyword overrides (``mode=...``) build one instead.
+    """
+
+    name = "learned"
+
+    def __init__(self, policy: DiTConfidencePolicy, config: LearnedPolicyConfig | None = None, **overrides) -> None:
+        if config is not None and overrides:
+            raise ValueError(f"pass either `config` or keyword overrides {sorted(overrides)}, not both")
+        self.policy = policy
+        self.config = config if config is not None else LearnedPolicyConfig(**overrides)
+
+    @classmethod
+    def from_pretrained(cls, path: str | os.PathLike, **overrides) -> "LearnedPolicy":
+        """Load a saved policy (safetensors only) and wrap it; overrides go to the config."""
+        return cls(DiTConfidencePolicy.from_pretrained(path), **overrides)
+
+    def validate(self, gen_length: int, block_length: int) -> None:
+        """Check L and BL. The policy itself fits any length (RoPE, no learned positions);
+        whether the features keep ``top_p`` probabilities is checked at the first step."""
+        for name, value in (("gen_length", gen_length), ("block_length", block_length)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"`{name}` ({value!r}) must be a positive integer")
+        if gen_length % block_length:
+            raise ValueError(f"`block_length` ({block_length}) must divide `gen_length` ({gen_length})")
+
+    def params(self) -> dict:
+        return {**asdict(self.config), "policy": self.policy.config.to_dict()}
+
+    def decide(self, state: DecodeState) -> LearnedDecision:
+        """Sample this step's action on the eligible positions of every row."""
+        cfg, device = self.config, state.eligible.device
+        conf, masked, time = policy_inputs(state, self.policy.config.top_p)
+        param_device = next(self.policy.parameters()).device
+        with torch.no_grad():
+            logits = self.policy(conf.to(param_device), masked.to(param_device), time.to(param_device))
+        logits = logits.float().to(device)  # (B, L)
+        eligible = state.eligible
+        if cfg.mode == "dpls":
+            order = sample_dpls(logits, eligible, cfg.dpls_stop_logit, cfg.temperature, state.generator)
+            z = (logits / cfg.temperature).masked_fill(~eligible, float("-inf"))
+            probs = torch.where(eligible, torch.softmax(z, 1), torch.zeros_like(z)).nan_to_num(0.0)
+            log_prob = dpls_log_prob(logits, order, eligible, cfg.dpls_stop_logit, cfg.temperature)
+            return LearnedDecision(unmask=order >= 0, probs=probs, log_prob=log_prob, pick_order=order)
+        probs = unmask_probs(logits, cfg.temperature, cfg.beta)
+        probs = torch.where(eligible, probs, torch.zeros_like(probs))  # (B, L), 0 off-block
+        unmask = sample_bernoulli(probs, eligible, state.generator)
+        if cfg.mode == "bernoulli-argmax":
+            # log_prob stays the Bernoulli likelihood of what is committed (fallback is eval-only).
+            unmask = argmax_fallback(unmask, probs, eligible)
+        return LearnedDecision(unmask=unmask, probs=probs, log_prob=bernoulli_log_prob(probs, unmask, eligible))
