@@ -183,6 +183,8 @@ def generate(
         x[b, :pad] = backend.pad_id
         attention[b, :pad] = 0
         x[b, pad:P] = torch.tensor(ids, device=device)
+    if bool(attention.all()):
+        attention = None  # no padding: lets the model take its unmasked attention path
     generator = torch.Generator(device=device).manual_seed(config.seed)
     nfe = torch.zeros(B, dtype=torch.long, device=device)
     block_step = torch.zeros(B, dtype=torch.long, device=device)
@@ -201,9 +203,10 @@ def generate(
         first_masked = torch.where(masked, positions, L).amin(1)
         block = (first_masked // BL).clamp(max=config.num_blocks - 1)
         eligible = masked & (block_of_pos == block.unsqueeze(1))
-        rows = active.nonzero().squeeze(1)
+        # A slice (a view, no copy) while every row is active; an index once some are done.
+        rows = slice(None) if bool(active.all()) else active.nonzero().squeeze(1)
 
-        logits = backend.logits(x[rows], attention[rows])[:, P:]  # (b, L, V) stays on device
+        logits = backend.logits(x[rows], None if attention is None else attention[rows])[:, P:]  # (b, L, V) stays on device
         with torch.inference_mode():
             logits[..., backend.mask_id] = float("-inf")  # [MASK] is never a prediction
         _sync(device)
@@ -245,16 +248,16 @@ def generate(
         raise RuntimeError("engine invariant broken: masks left after L steps")
 
 
-def _scatter(values: torch.Tensor, rows: torch.Tensor, batch: int) -> torch.Tensor:
+def _scatter(values: torch.Tensor, rows: torch.Tensor | slice, batch: int) -> torch.Tensor:
     """Expand per-active-row values to the full batch, zeros for finished rows."""
-    if rows.numel() == batch:
+    if isinstance(rows, slice):
         return values
     out = torch.zeros((batch, *values.shape[1:]), dtype=values.dtype, device=values.device)
     out[rows] = values
     return out
 
 
-def _scatter_rows(feats: Features, rows: torch.Tensor, batch: int) -> Features:
+def _scatter_rows(feats: Features, rows: torch.Tensor | slice, batch: int) -> Features:
     return Features(*(_scatter(getattr(feats, f), rows, batch) for f in Features.__dataclass_fields__))
 
 
