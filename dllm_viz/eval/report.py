@@ -1,0 +1,97 @@
+"""Tables and plots of sweep results: CSV, markdown, an interactive plotly Pareto plot and a PNG."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+from typing import Sequence
+
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from .sweep import pareto_front
+
+# Okabe–Ito: distinguishable under the common colour-vision deficiencies.
+PALETTE = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000"]
+
+
+def write_csv(rows: Sequence[dict], path: str | Path) -> Path:
+    path = Path(path)
+    with path.open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
+
+
+def _front_keys(summary: Sequence[dict]) -> set[tuple]:
+    keys = set()
+    for setting in dict.fromkeys(r["setting"] for r in summary):
+        for strategy in dict.fromkeys(r["strategy"] for r in summary):
+            pts = [r for r in summary if r["setting"] == setting and r["strategy"] == strategy]
+            keys |= {(p["setting"], p["strategy"], p["params"]) for p in pareto_front(pts)}
+    return keys
+
+
+def markdown_table(summary: Sequence[dict]) -> str:
+    """One table per setting; ★ marks points on their strategy's Pareto front."""
+    front = _front_keys(summary)
+    out = []
+    for setting in dict.fromkeys(r["setting"] for r in summary):
+        rows = sorted((r for r in summary if r["setting"] == setting), key=lambda r: (r["strategy"], r["mean_nfe"]))
+        out += [f"### {setting}", "",
+                "| strategy | parameters | accuracy % (± std over seeds) | mean NFE | tokens/step | no answer % | front |",
+                "|---|---|---|---|---|---|---|"]
+        for r in rows:
+            star = "★" if (r["setting"], r["strategy"], r["params"]) in front else ""
+            out.append(f"| {r['strategy']} | {r['params']} | {r['accuracy']:.1f} ± {r['accuracy_std']:.1f} | "
+                       f"{r['mean_nfe']:.1f} | {r['tokens_per_step']:.2f} | {r['no_answer']:.1f} | {star} |")
+        out.append("")
+    return "\n".join(out)
+
+
+def pareto_figure(summary: Sequence[dict], title: str = "Accuracy vs NFE") -> go.Figure:
+    """One panel per setting: every point as a marker, each strategy's Pareto front as a line."""
+    settings = list(dict.fromkeys(r["setting"] for r in summary))
+    strategies = list(dict.fromkeys(r["strategy"] for r in summary))
+    fig = make_subplots(rows=1, cols=len(settings), subplot_titles=settings, shared_yaxes=True)
+    for col, setting in enumerate(settings, 1):
+        for i, strategy in enumerate(strategies):
+            pts = [r for r in summary if r["setting"] == setting and r["strategy"] == strategy]
+            if not pts:
+                continue
+            color, front = PALETTE[i % len(PALETTE)], pareto_front(pts)
+            fig.add_trace(go.Scatter(
+                x=[p["mean_nfe"] for p in pts], y=[p["accuracy"] for p in pts], mode="markers",
+                marker=dict(color=color, size=8, symbol="star" if strategy.startswith("policy") else "circle"),
+                error_y=dict(type="data", array=[p["accuracy_std"] for p in pts], visible=True, thickness=1),
+                name=strategy, legendgroup=strategy, showlegend=col == 1,
+                text=[p["params"] for p in pts], hovertemplate="%{text}<br>NFE %{x:.1f}<br>acc %{y:.1f}%<extra>" + strategy + "</extra>",
+            ), row=1, col=col)
+            fig.add_trace(go.Scatter(
+                x=[p["mean_nfe"] for p in front], y=[p["accuracy"] for p in front], mode="lines",
+                line=dict(color=color, width=2), legendgroup=strategy, showlegend=False, hoverinfo="skip",
+            ), row=1, col=col)
+        fig.update_xaxes(title_text="mean NFE", type="log", row=1, col=col)
+    fig.update_yaxes(title_text="accuracy %", row=1, col=1)
+    fig.update_layout(title=title, template="plotly_white", height=480, width=560 * len(settings))
+    return fig
+
+
+def write_report(rows: Sequence[dict], summary: Sequence[dict], out_dir: str | Path, title: str, command: str) -> dict[str, Path]:
+    """CSV of every run, markdown table, interactive HTML and a PNG (needs Chrome/Chromium for kaleido)."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = {"csv": write_csv(rows, out_dir / "runs.csv")}
+    md = f"# {title}\n\nProduced by:\n\n```\n{command}\n```\n\n{markdown_table(summary)}"
+    (out_dir / "results.md").write_text(md)
+    paths["md"] = out_dir / "results.md"
+    fig = pareto_figure(summary, title)
+    fig.write_html(out_dir / "pareto.html", include_plotlyjs="cdn")
+    paths["html"] = out_dir / "pareto.html"
+    try:
+        fig.write_image(out_dir / "pareto.png", scale=1.5)
+        paths["png"] = out_dir / "pareto.png"
+    except Exception as err:  # kaleido needs a Chrome/Chromium binary; the report is still useful
+        (out_dir / "pareto.png.txt").write_text(f"PNG not written: {err}\n")
+    return paths

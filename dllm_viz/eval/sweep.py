@@ -1,0 +1,132 @@
+"""Accuracy-vs-NFE sweeps: strategies × parameters × settings × seeds on held-out problems.
+
+Sweeps are plain functions returning rows (dicts), so the CLI, the app's Benchmark tab and
+the model cards all compute the same numbers; plotting and tables live in ``report.py``.
+"""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass, field
+from typing import Callable, Iterable, Sequence
+
+from ..engine import EngineConfig
+from ..strategies import build_strategy
+from ..tasks.problem import Problem
+from ..tiny.evaluate import solve
+
+
+@dataclass(frozen=True)
+class StrategySpec:
+    """A strategy to evaluate: registry ``name`` (or ``"policy"`` with ``path``) and parameters."""
+
+    name: str
+    params: dict = field(default_factory=dict)
+    label: str = ""
+
+    @property
+    def family(self) -> str:
+        """Pareto fronts are computed per family: the heuristic, or the policy's folder name."""
+        return self.label or self.name
+
+    def describe(self) -> str:
+        return ", ".join(f"{k}={v}" for k, v in self.params.items() if k != "path") or "default"
+
+    def build(self):
+        if self.name == "policy":
+            from ..strategies.learned import LearnedPolicy
+
+            params = dict(self.params)
+            return LearnedPolicy.from_pretrained(params.pop("path"), **params)
+        return build_strategy(self.name, **self.params)
+
+
+def heuristic_grid(gen_length: int, block_length: int) -> list[StrategySpec]:
+    """The baseline grid of the paper's comparisons (samplers.md §6), valid for (L, BL).
+
+    Fixed-k strategies run at 1, 2, 4 and 8 tokens per step (``steps`` = L/k, kept a multiple
+    of the number of blocks); thresholds and bounds span slow to fast.
+    """
+    n_blocks = gen_length // block_length
+    steps = sorted({gen_length // k for k in (1, 2, 4, 8) if (gen_length // k) % n_blocks == 0 and gen_length // k >= n_blocks}, reverse=True)
+    grid = [StrategySpec(name, {"steps": s}) for name in ("random", "confidence", "margin", "entropy") for s in steps]
+    grid += [StrategySpec("threshold", {"threshold": t}) for t in (0.95, 0.9, 0.8, 0.7, 0.5, 0.3, 0.1)]
+    grid += [StrategySpec("factor", {"factor": f}) for f in (0.5, 1.0, 2.0, 4.0)]
+    grid += [StrategySpec("eb", {"gamma": g}) for g in (0.001, 0.01, 0.1, 0.5, 1.0, 2.0)]
+    return grid
+
+
+def policy_grid(path: str, label: str, temperatures: Iterable[float] = (1.0,), betas: Iterable[float] = (1.0,)) -> list[StrategySpec]:
+    """A shipped policy at several test-time knobs (τ_π, β), evaluated with argmax fallback."""
+    return [
+        StrategySpec("policy", {"path": path, "mode": "bernoulli-argmax", "temperature": t, "beta": b}, label=label)
+        for t in temperatures for b in betas
+    ]
+
+
+def sweep(
+    backend,
+    problems: Sequence[Problem],
+    specs: Sequence[StrategySpec],
+    block_lengths: Sequence[int],
+    gen_length: int = 64,
+    seeds: Sequence[int] = (0, 1, 2),
+    batch_size: int = 64,
+    specs_for: Callable[[int], Sequence[StrategySpec]] | None = None,
+    progress: Callable[[int, int, str], None] | None = None,
+) -> list[dict]:
+    """One row per (setting, strategy, seed) with accuracy, mean NFE and tokens per step.
+
+    Args:
+        specs_for: optional ``block_length -> specs`` when the grid depends on the setting
+            (fixed-k step counts do); otherwise ``specs`` is used for every setting.
+        progress: called as ``progress(done, total, description)`` after each run.
+    """
+    jobs = [(bl, spec, seed) for bl in block_lengths for spec in (specs_for(bl) if specs_for else specs) for seed in seeds]
+    rows = []
+    for i, (bl, spec, seed) in enumerate(jobs):
+        config = EngineConfig(gen_length=gen_length, block_length=bl, seed=seed)
+        report = solve(backend, problems, spec.build(), config, batch_size=batch_size)
+        rows.append({
+            "setting": "full diffusion" if bl == gen_length else f"semi-AR BL={bl}",
+            "block_length": bl, "strategy": spec.family, "params": spec.describe(), "seed": seed,
+            "n": report.n, "accuracy": report.accuracy, "mean_nfe": report.mean_nfe,
+            "tokens_per_step": gen_length / report.mean_nfe, "no_answer": report.no_answer,
+            "seconds": report.seconds,
+        })
+        if progress:
+            progress(i + 1, len(jobs), f"{rows[-1]['setting']} {spec.family} {spec.describe()} seed {seed}")
+    return rows
+
+
+def summarize(rows: Sequence[dict]) -> list[dict]:
+    """Aggregate seeds: mean ± std accuracy (in %), mean NFE, tokens per step."""
+    groups: dict[tuple, list[dict]] = {}
+    for row in rows:
+        groups.setdefault((row["setting"], row["strategy"], row["params"]), []).append(row)
+    out = []
+    for (setting, strategy, params), rs in groups.items():
+        accs = [100 * r["accuracy"] for r in rs]
+        out.append({
+            "setting": setting, "strategy": strategy, "params": params, "seeds": len(rs), "n": rs[0]["n"],
+            "accuracy": statistics.fmean(accs), "accuracy_std": statistics.pstdev(accs) if len(accs) > 1 else 0.0,
+            "mean_nfe": statistics.fmean(r["mean_nfe"] for r in rs),
+            "tokens_per_step": statistics.fmean(r["tokens_per_step"] for r in rs),
+            "no_answer": 100 * statistics.fmean(r["no_answer"] for r in rs),
+        })
+    return out
+
+
+def pareto_front(points: Sequence[dict]) -> list[dict]:
+    """Points not dominated in (lower mean NFE, higher accuracy), sorted by NFE.
+
+    >>> [p["mean_nfe"] for p in pareto_front([{"mean_nfe": 8, "accuracy": 50}, {"mean_nfe": 10, "accuracy": 40},
+    ...                                        {"mean_nfe": 16, "accuracy": 70}])]
+    [8, 16]
+    """
+    front, best = [], float("-inf")
+    for p in sorted(points, key=lambda p: (p["mean_nfe"], -p["accuracy"])):
+        if p["accuracy"] > best:
+            front.append(p)
+            best = p["accuracy"]
+    return front

@@ -1,0 +1,54 @@
+"""Sweeps, summaries, Pareto fronts and the report files."""
+
+from __future__ import annotations
+
+import csv
+
+import pytest
+
+from dllm_viz.eval import StrategySpec, heuristic_grid, markdown_table, pareto_figure, pareto_front, summarize, sweep
+from dllm_viz.eval.report import write_report
+from dllm_viz.tasks.problem import Problem
+
+
+def test_pareto_front_drops_dominated_points():
+    pts = [{"mean_nfe": n, "accuracy": a} for n, a in [(8, 50), (10, 40), (16, 70), (16, 60), (32, 70), (64, 90)]]
+    assert [(p["mean_nfe"], p["accuracy"]) for p in pareto_front(pts)] == [(8, 50), (16, 70), (64, 90)]
+
+
+def test_heuristic_grid_is_valid_for_each_setting():
+    for L, BL in [(64, 8), (64, 64), (256, 32)]:
+        for spec in heuristic_grid(L, BL):
+            spec.build().validate(L, BL)  # raises on an invalid step count
+    steps = sorted(s.params["steps"] for s in heuristic_grid(64, 8) if s.name == "confidence")
+    assert steps == [8, 16, 32, 64]
+
+
+def test_sweep_rows_and_summary(tiny_backend):
+    problems = [Problem("one plus two", "#### 3", "3"), Problem("a b", "#### 4", "4")]
+    specs = [StrategySpec("confidence", {"steps": 8}), StrategySpec("threshold", {"threshold": 0.5})]
+    rows = sweep(tiny_backend, problems, specs, block_lengths=[4, 8], gen_length=8, seeds=(0, 1))
+    assert len(rows) == 2 * 2 * 2
+    conf = [r for r in rows if r["strategy"] == "confidence"]
+    assert all(r["mean_nfe"] == 8 and r["tokens_per_step"] == 1 for r in conf)
+    assert {r["setting"] for r in rows} == {"semi-AR BL=4", "full diffusion"}
+    summary = summarize(rows)
+    assert len(summary) == 4 and all(s["seeds"] == 2 and s["n"] == 2 for s in summary)
+    table = markdown_table(summary)
+    assert "### semi-AR BL=4" in table and "| confidence | steps=8 |" in table
+    fig = pareto_figure(summary)
+    assert len(fig.layout.annotations) == 2  # one panel per setting
+
+
+def test_report_files(tmp_path):
+    rows = [{"setting": "full diffusion", "strategy": "threshold", "params": "threshold=0.9", "seed": 0, "accuracy": 0.5,
+             "mean_nfe": 10.0, "tokens_per_step": 6.4, "no_answer": 0.0, "n": 2, "block_length": 64, "seconds": 1.0}]
+    paths = write_report(rows, summarize(rows), tmp_path, "t", "python -m dllm_viz.eval")
+    assert list(csv.DictReader(open(paths["csv"])))[0]["params"] == "threshold=0.9"
+    assert "python -m dllm_viz.eval" in paths["md"].read_text()
+    assert paths["html"].read_text().count("plotly") > 0
+
+
+def test_unknown_strategy_in_spec():
+    with pytest.raises(ValueError, match="unknown strategy 'nope'"):
+        StrategySpec("nope").build()
