@@ -284,8 +284,8 @@ def run(
 
 
 def decode_generation(backend, ids: Sequence[int]) -> str:
-    """Text of a generation, cut at the first EOS (what follows it is padding)."""
+    """Text of a generation, cut at the first EOS / end-of-turn (what follows is padding)."""
     ids = list(ids)
-    if backend.eos_id in ids:
-        ids = ids[: ids.index(backend.eos_id)]
-    return backend.decode(ids).strip()
+    stops = getattr(backend, "stop_ids", {backend.eos_id})
+    end = next((i for i, t in enumerate(ids) if t in stops), len(ids))
+    return backend.decode(ids[:end]).strip()

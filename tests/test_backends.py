@@ -118,3 +118,20 @@ def test_missing_folder_and_bad_id():
 def test_folder_without_config(tmp_path):
     with pytest.raises(ModelLoadError, match="the folder has no config.json"):
         load_backend(str(tmp_path))
+
+
+def test_end_of_turn_token_ends_the_text(tmp_path):
+    from dllm_viz.engine import decode_generation
+
+    path = save_tiny_masked_lm(tmp_path / "eot")
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(path)
+    tok.add_special_tokens({"additional_special_tokens": ["<|eot_id|>"]})
+    tok.save_pretrained(path)
+    backend = load_backend(str(path))
+    eot = tok.convert_tokens_to_ids("<|eot_id|>")
+    assert backend.stop_ids == {backend.eos_id, eot}
+    ids = tok("one plus two", add_special_tokens=False)["input_ids"]
+    assert decode_generation(backend, ids + [eot] + ids) == "one plus two"
+    assert decode_generation(backend, ids + [backend.eos_id, eot]) == "one plus two"

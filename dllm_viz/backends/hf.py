@@ -33,6 +33,9 @@ KNOWN_MODELS = {
 }
 
 
+END_OF_TURN_TOKENS = ("<|eot_id|>", "<|im_end|>")
+
+
 class ModelLoadError(RuntimeError):
     """A model could not be loaded; the message names the model and the reason."""
 
@@ -46,6 +49,7 @@ class DLLM(Protocol):
     mask_id: int
     eos_id: int
     pad_id: int
+    stop_ids: frozenset
     device: torch.device
     max_length: int
 
@@ -83,6 +87,9 @@ class MaskedLMBackend:
         eos = tokenizer.eos_token_id if tokenizer.eos_token_id is not None else tokenizer.sep_token_id
         self.eos_id = int(eos) if eos is not None else self.mask_id
         self.pad_id = int(tokenizer.pad_token_id) if tokenizer.pad_token_id is not None else self.eos_id
+        # End-of-turn markers end an instruct model's answer too (LLaDA's EoT, Dream's im_end).
+        vocab = tokenizer.get_vocab()
+        self.stop_ids = frozenset({self.eos_id} | {vocab[t] for t in END_OF_TURN_TOKENS if t in vocab})
         self.device = next(model.parameters()).device
         cfg_len = getattr(model.config, "max_position_embeddings", None)
         tok_len = getattr(tokenizer, "model_max_length", None)
