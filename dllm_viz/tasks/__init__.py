@@ -1,0 +1,28 @@
+"""Verifiable tasks: built-in word problems, GSM8K, and the one answer checker for both.
+
+>>> from dllm_viz.tasks import generate, is_correct
+>>> problem = generate(seed=0, level=1)
+>>> is_correct(problem.solution, problem.answer)
+True
+"""
+
+from .answers import extract_answer, is_correct, parse_number
+from .gsm8k import load_gsm8k, load_jsonl, parse_jsonl, strip_calculator
+from .problem import Problem
+from .wordproblems import LEVELS, generate, lexicon, split_of, test_set
+
+__all__ = [
+    "LEVELS",
+    "Problem",
+    "extract_answer",
+    "generate",
+    "is_correct",
+    "lexicon",
+    "load_gsm8k",
+    "load_jsonl",
+    "parse_jsonl",
+    "parse_number",
+    "split_of",
+    "strip_calculator",
+    "test_set",
+]

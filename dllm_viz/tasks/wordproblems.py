@@ -1,0 +1,262 @@
+"""Procedural GSM8K-style word problems: the built-in task with a checkable answer.
+
+Each problem is a short story about one quantity (apples someone has, dollars someone pays,
+animals on a farm, pages someone reads) changed by 1 to 3 arithmetic operations; the
+difficulty level is the number of operations. The worked solution states one equation per
+operation, as GSM8K does ("Tom has 12 + 5 = 17 apples."), then ``#### N``.
+
+The language is closed (a few hundred words, see :func:`lexicon`), so the built-in model can
+use a word-level vocabulary with digits split, and every response fits comfortably in 64
+tokens.
+
+Held-out split, by construction: a problem belongs to the test split iff a stable hash of its
+question text falls in the test bucket (1 in 10). The training stream rejects test-bucket
+questions, so no seed can ever show training a test question, and :func:`test_set` is a
+fixed list (seeds 0, 1, 2, ... of the test stream, deduplicated).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import re
+from dataclasses import dataclass, field
+
+from .problem import Problem
+
+LEVELS = (1, 2, 3)
+SPLITS = ("train", "test")
+TEST_BUCKETS = 10  # 1 in 10 question texts is held out
+MAX_VALUE = 999  # every intermediate result stays ≤ 3 digits, so a response stays short
+
+# Operand ranges. Small factors/divisors keep the arithmetic within reach of a ~3M model.
+START_RANGE = (2, 60)
+ADD_RANGE = (2, 60)
+SUB_MAX = 60
+FACTOR_RANGE = (2, 5)
+PRODUCT_RANGE = ((2, 30), (2, 9))  # "a items for k dollars each"
+
+PEOPLE = (
+    ("Tom", "m"), ("Anna", "f"), ("Ben", "m"), ("Lily", "f"), ("Omar", "m"), ("Sara", "f"),
+    ("Leo", "m"), ("Nina", "f"), ("Sam", "m"), ("Maria", "f"), ("Jack", "m"), ("Emma", "f"),
+    ("Ravi", "m"), ("Mei", "f"), ("Carlos", "m"), ("Zoe", "f"),
+)
+PRONOUNS = {
+    "m": {"he": "he", "He": "He", "him": "him", "his": "his"},
+    "f": {"he": "she", "He": "She", "him": "her", "his": "her"},
+}
+SYMBOLS = ("+", "-", "*", "/")
+
+
+def _choices(key: str, *values: str) -> tuple[dict, ...]:
+    return tuple({key: v} for v in values)
+
+
+@dataclass(frozen=True)
+class Story:
+    """One template family.
+
+    Attributes:
+        name: identifier, for statistics.
+        start: sentences that introduce the first quantity ``{a}``; with ``product_start`` they
+            state ``{a}`` times ``{k}``, which counts as the first operation.
+        ops: sentence variants per operation symbol, using ``{b}`` for the operand.
+        step: the solution sentence for one operation, ``{x} {op} {b} = {y}``.
+        questions: the final question variants.
+        slots: per slot, the alternatives (dicts of placeholder values) drawn once per problem.
+        product_start: see ``start``.
+    """
+
+    name: str
+    start: tuple[str, ...]
+    ops: dict[str, tuple[str, ...]]
+    step: str
+    questions: tuple[str, ...]
+    slots: tuple[tuple[dict, ...], ...] = field(default=())
+    product_start: bool = False
+
+    def templates(self) -> list[str]:
+        return [*self.start, *(s for v in self.ops.values() for s in v), self.step, *self.questions]
+
+
+STORIES = (
+    Story(
+        name="items",
+        start=("{name} has {a} {unit}.", "{name} collects {a} {unit}.", "{name} starts with {a} {unit}."),
+        ops={
+            "+": ("{He} buys {b} more {unit}.", "{He} finds {b} more {unit}.", "{friend} gives {him} {b} more {unit}."),
+            "-": ("{He} gives {b} {unit} to {friend}.", "{He} loses {b} {unit}.", "{He} sells {b} {unit}."),
+            "*": ("Then the number of {unit} {he} has becomes {b} times as large.",),
+            "/": ("{He} puts the {unit} into {b} equal groups and keeps one group.",),
+        },
+        step="{name} has {x} {op} {b} = {y} {unit}.",
+        questions=("How many {unit} does {name} have now?", "How many {unit} does {name} have in the end?"),
+        slots=(_choices("unit", "apples", "pencils", "stickers", "marbles", "cookies", "books", "cards",
+                        "eggs", "shells", "stamps", "toys", "flowers", "candies", "balloons", "beads",
+                        "crayons"),),
+    ),
+    Story(
+        name="money",
+        start=("{name} has {a} dollars.", "{name} saves {a} dollars."),
+        ops={
+            "+": ("{He} earns {b} dollars for {chore}.", "{friend} gives {him} {b} dollars."),
+            "-": ("{He} spends {b} dollars on {thing}.", "{He} pays {b} dollars for {thing}."),
+            "*": ("Then {his} money grows to {b} times as much.",),
+            "/": ("{He} splits the money into {b} equal parts and keeps one part.",),
+        },
+        step="{name} has {x} {op} {b} = {y} dollars.",
+        questions=("How many dollars does {name} have now?", "How many dollars does {name} have left?"),
+        slots=(_choices("chore", "washing cars", "walking dogs", "mowing lawns", "cleaning rooms"),
+               _choices("thing", "a book", "a toy", "lunch", "a ticket", "a gift", "a hat")),
+    ),
+    Story(
+        name="farm",
+        start=("A farm has {a} {unit}.", "There are {a} {unit} on a farm."),
+        ops={
+            "+": ("{b} more {unit} arrive.", "The farmer buys {b} more {unit}.", "{b} baby {unit} are born."),
+            "-": ("{b} {unit} are sold.", "The farmer sells {b} {unit}.", "{b} {unit} run away."),
+            "*": ("Then the number of {unit} becomes {b} times as large.",),
+            "/": ("The {unit} are split into {b} equal pens and the farm keeps one pen.",),
+        },
+        step="The farm has {x} {op} {b} = {y} {unit}.",
+        questions=("How many {unit} does the farm have now?",),
+        slots=(_choices("unit", "cows", "sheep", "goats", "pigs", "ducks", "hens", "horses", "rabbits"),),
+    ),
+    Story(
+        name="rate",
+        start=("{name} {verb} {a} {unit} every day for {k} days.", "For {k} days, {name} {verb} {a} {unit} each day."),
+        ops={
+            "+": ("After that {he} {verb} {b} more {unit}.", "On the last day {he} also {verb} {b} extra {unit}."),
+            "-": ("But {b} of the {unit} do not count.",),
+        },
+        step="{name} {verb} {x} {op} {b} = {y} {unit}.",
+        questions=("How many {unit} does {name} {base} in all?",),
+        slots=(({"verb": "reads", "base": "read", "unit": "pages"},
+                {"verb": "runs", "base": "run", "unit": "miles"},
+                {"verb": "swims", "base": "swim", "unit": "laps"},
+                {"verb": "writes", "base": "write", "unit": "letters"},
+                {"verb": "bakes", "base": "bake", "unit": "cakes"}),),
+        product_start=True,
+    ),
+    Story(
+        name="shop",
+        start=("{name} buys {a} {good} for {k} dollars each.", "{name} buys {a} {good} that cost {k} dollars each."),
+        ops={
+            "+": ("{He} also pays {b} dollars for {thing}.", "Shipping costs {b} dollars more."),
+            "-": ("{He} uses a coupon for {b} dollars off.", "The shop gives {him} {b} dollars back."),
+        },
+        step="{name} pays {x} {op} {b} = {y} dollars.",
+        questions=("How many dollars does {name} pay in total?",),
+        slots=(_choices("good", "pens", "notebooks", "tickets", "cups", "shirts", "plants"),
+               _choices("thing", "a bag", "a card", "a box", "a ribbon")),
+        product_start=True,
+    ),
+)
+
+
+def split_of(question: str) -> str:
+    """``"test"`` or ``"train"``: a stable hash of the question text picks the bucket."""
+    digest = hashlib.blake2b(question.encode("utf-8"), digest_size=8).digest()
+    return "test" if int.from_bytes(digest, "big") % TEST_BUCKETS == 0 else "train"
+
+
+def _operand(rng: random.Random, op: str, x: int) -> int | None:
+    """A valid operand for ``x op b`` (results stay in [2, MAX_VALUE], so never "1 apples"),
+    or None if there is none."""
+    if op == "+":
+        hi = min(ADD_RANGE[1], MAX_VALUE - x)
+        return rng.randint(ADD_RANGE[0], hi) if hi >= ADD_RANGE[0] else None
+    if op == "-":
+        return rng.randint(1, min(x - 2, SUB_MAX)) if x >= 3 else None
+    if op == "*":
+        hi = min(FACTOR_RANGE[1], MAX_VALUE // x)
+        return rng.randint(FACTOR_RANGE[0], hi) if hi >= FACTOR_RANGE[0] else None
+    divisors = [k for k in range(FACTOR_RANGE[0], FACTOR_RANGE[1] + 1) if x % k == 0 and x // k >= 2]
+    return rng.choice(divisors) if divisors else None
+
+
+def _apply(op: str, x: int, b: int) -> int:
+    return {"+": x + b, "-": x - b, "*": x * b, "/": x // b}[op]
+
+
+def _draw(rng: random.Random, level: int) -> Problem:
+    """One problem from ``rng`` (any split); see :func:`generate`."""
+    story = rng.choice(STORIES)
+    (name, sex), friend = rng.sample(PEOPLE, 2)
+    fill = {"name": name, "friend": friend[0], **PRONOUNS[sex]}
+    for slot in story.slots:
+        fill.update(rng.choice(slot))
+    sentences, steps = [], []
+    if story.product_start:
+        a, k = rng.randint(*PRODUCT_RANGE[0]), rng.randint(*PRODUCT_RANGE[1])
+        x = a * k
+        sentences.append(rng.choice(story.start).format(a=a, k=k, **fill))
+        steps.append(story.step.format(x=a, op="*", b=k, y=x, **fill))
+    else:
+        x = rng.randint(*START_RANGE)
+        sentences.append(rng.choice(story.start).format(a=x, **fill))
+    while len(steps) < level:
+        options = [(op, b) for op in story.ops if (b := _operand(rng, op, x)) is not None]
+        op, b = rng.choice(options)  # never empty: every story has "-" (x ≥ 3) and "+" (x < 3)
+        y = _apply(op, x, b)
+        sentences.append(rng.choice(story.ops[op]).format(b=b, **fill))
+        steps.append(story.step.format(x=x, op=op, b=b, y=y, **fill))
+        x = y
+    sentences.append(rng.choice(story.questions).format(**fill))
+    return Problem(question=" ".join(sentences), solution=" ".join(steps) + f" #### {x}", answer=str(x),
+                   level=level, source=f"wordproblem:{story.name}")
+
+
+def _check_level(level: int) -> None:
+    if level not in LEVELS:
+        raise ValueError(f"level ({level!r}) must be one of {LEVELS} (the number of operations)")
+
+
+def generate(seed: int, level: int, split: str = "train") -> Problem:
+    """The problem of ``(seed, level, split)``: the same arguments always give the same problem.
+
+    Args:
+        seed: any integer; each split has its own stream, so seeds need not be disjoint.
+        level: number of arithmetic operations, 1 to 3.
+        split: ``"train"`` or ``"test"``; the question's hash bucket always matches it.
+
+    >>> generate(0, 1).question == generate(0, 1).question
+    True
+    """
+    _check_level(level)
+    if split not in SPLITS:
+        raise ValueError(f"split ({split!r}) must be one of {SPLITS}")
+    rng = random.Random(f"wordproblem/{split}/{level}/{seed}")
+    while True:  # rejection: ~1.1 draws for train, ~10 for test
+        problem = _draw(rng, level)
+        if split_of(problem.question) == split:
+            return problem
+
+
+def test_set(level: int, n: int = 500) -> list[Problem]:
+    """The fixed held-out problems of one level: the first ``n`` distinct test-stream problems."""
+    _check_level(level)
+    if n < 1:
+        raise ValueError(f"n ({n}) must be ≥ 1")
+    seen, out, seed = set(), [], 0
+    while len(out) < n:
+        problem = generate(seed, level, "test")
+        seed += 1
+        if problem.question not in seen:
+            seen.add(problem.question)
+            out.append(problem)
+        if seed > 100 * n:
+            raise RuntimeError(f"level {level} has fewer than {n} distinct test problems")
+    return out
+
+
+def lexicon() -> list[str]:
+    """Every literal text the generator can emit (templates with slots removed, slot values),
+    so a word-level tokenizer can be built that never meets an unknown word."""
+    texts = ["####", "=", *SYMBOLS]
+    for story in STORIES:
+        texts += [re.sub(r"\{\w+\}", " ", t) for t in story.templates()]
+        texts += [v for slot in story.slots for alt in slot for v in alt.values()]
+    texts += [name for name, _ in PEOPLE]
+    texts += [v for forms in PRONOUNS.values() for v in forms.values()]
+    return texts

@@ -1,0 +1,405 @@
+"""Train the built-in tiny dLLM on procedural word problems (LLaDA-SFT / MDLM objective).
+
+    python -m dllm_viz.tiny.train --out-dir outputs/tiny-dllm          # ~25 min on 2 idle CPU cores
+    python -m dllm_viz.tiny.train --out-dir outputs/tiny-dllm --resume # continue after a stop
+
+Every batch is a pure function of ``(seed, step)``: its problems come from the training
+stream of :mod:`dllm_viz.tasks.wordproblems` (which can never yield a held-out question) and
+its masks from a generator seeded with the step. A resumed run therefore continues exactly
+as if it had never stopped; checkpoints hold only weights, AdamW moments and the step, all
+as safetensors/JSON (no pickles). The result in ``<out-dir>/final`` loads with
+``AutoModelForMaskedLM`` / ``AutoTokenizer`` like any hub masked LM.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import random
+import shutil
+import time
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+from tqdm.auto import tqdm
+from transformers import AutoModelForMaskedLM, AutoTokenizer
+
+from ..tasks.wordproblems import LEVELS, generate, test_set
+from .data import LOSS_WEIGHTINGS, collate, diffusion_loss, mask_responses
+from .model import TinyModelConfig, build_model, count_parameters
+from .tokenizer import build_tokenizer
+
+logger = logging.getLogger(__name__)
+
+CHECKPOINT, FINAL = "checkpoint", "final"
+EVAL_RATIOS = (0.3, 0.7, 1.0)  # held-out masked loss is reported at these fixed mask ratios
+# Fields that may differ when resuming; any other difference would change the run.
+RESUMABLE_CHANGES = {"out_dir", "device", "threads", "time_limit_minutes", "eval_every", "eval_problems",
+                     "checkpoint_every", "log_every"}
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """One training run.
+
+    Data and objective:
+        gen_length: L, fixed response length; solutions are EOS-padded to it (the engine
+            decodes with the same L = 64).
+        batch_size: problems per step; all problems of a step share one level, so their
+            prompts need little padding.
+        level_weights_start, level_weights_end: curriculum; probability of each level
+            (1, 2, 3 operations) at the first and last step, linearly interpolated. Easy
+            problems first teach the format, then the mix shifts to multi-step problems.
+        min_mask_ratio: t ~ U(min_mask_ratio, 1) (LLaDA's eps, so t is never 0).
+        loss_weighting: ``"masked_mean"`` or ``"elbo"`` (see :func:`.data.diffusion_loss`).
+
+    Optimisation:
+        steps, lr, warmup_steps, min_lr_ratio: AdamW, linear warmup then cosine decay to
+            ``lr * min_lr_ratio``.
+        weight_decay, grad_clip: usual regularisers; clip keeps early steps stable at lr 1e-3.
+
+    Bookkeeping:
+        eval_every, eval_problems: held-out eval period and problems per level (engine,
+            High-Confidence-K, one token per step, BL = L/8); 0 disables.
+        checkpoint_every, log_every: periods in steps.
+        time_limit_minutes: stop (with a checkpoint) after this much wall time; resume later.
+        seed: seeds initialisation, data and masks.
+        device: ``"auto"`` (cuda when present), ``"cpu"`` or ``"cuda"``.
+        threads: torch CPU threads (None: torch's default).
+    """
+
+    out_dir: str = "outputs/tiny-dllm"
+    model: TinyModelConfig = field(default_factory=TinyModelConfig)
+    gen_length: int = 64
+    batch_size: int = 32
+    level_weights_start: tuple[float, ...] = (0.6, 0.3, 0.1)
+    level_weights_end: tuple[float, ...] = (0.2, 0.4, 0.4)
+    min_mask_ratio: float = 1e-3
+    loss_weighting: str = "masked_mean"
+    steps: int = 3000
+    lr: float = 1e-3
+    warmup_steps: int = 200
+    min_lr_ratio: float = 0.1
+    weight_decay: float = 0.01
+    grad_clip: float = 1.0
+    eval_every: int = 500
+    eval_problems: int = 32
+    checkpoint_every: int = 250
+    log_every: int = 25
+    time_limit_minutes: float | None = None
+    seed: int = 0
+    device: str = "auto"
+    threads: int | None = None
+
+    def __post_init__(self):
+        if isinstance(self.model, dict):
+            object.__setattr__(self, "model", TinyModelConfig.from_dict(self.model))
+        for name in ("level_weights_start", "level_weights_end"):
+            weights = tuple(float(w) for w in getattr(self, name))
+            object.__setattr__(self, name, weights)
+            if len(weights) != len(LEVELS) or min(weights) < 0 or sum(weights) <= 0:
+                raise ValueError(f"{name} ({weights}) must be {len(LEVELS)} non-negative weights, not all 0")
+        for name in ("gen_length", "batch_size", "steps"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
+                raise ValueError(f"{name} ({getattr(self, name)!r}) must be a positive integer")
+        for name in ("warmup_steps", "eval_every", "eval_problems", "log_every", "checkpoint_every"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 0:
+                raise ValueError(f"{name} ({getattr(self, name)!r}) must be an integer ≥ 0")
+        if self.gen_length % 8:
+            raise ValueError(f"gen_length ({self.gen_length}) must be a multiple of 8 (eval uses BL = L/8)")
+        if not 0 < self.min_mask_ratio < 1:
+            raise ValueError(f"min_mask_ratio ({self.min_mask_ratio}) must be in (0, 1)")
+        if self.loss_weighting not in LOSS_WEIGHTINGS:
+            raise ValueError(f"loss_weighting ({self.loss_weighting!r}) must be one of {LOSS_WEIGHTINGS}")
+        if not self.lr > 0 or not 0 <= self.min_lr_ratio <= 1:
+            raise ValueError(f"lr ({self.lr}) must be > 0 and min_lr_ratio ({self.min_lr_ratio}) in [0, 1]")
+        if self.weight_decay < 0 or self.grad_clip <= 0:
+            raise ValueError(f"weight_decay ({self.weight_decay}) must be ≥ 0 and grad_clip ({self.grad_clip}) > 0")
+        if self.time_limit_minutes is not None and not self.time_limit_minutes > 0:
+            raise ValueError(f"time_limit_minutes ({self.time_limit_minutes}) must be > 0 or None")
+        if self.device not in ("auto", "cpu", "cuda"):
+            raise ValueError(f"device ({self.device!r}) must be 'auto', 'cpu' or 'cuda'")
+        if self.threads is not None and (not isinstance(self.threads, int) or self.threads < 1):
+            raise ValueError(f"threads ({self.threads!r}) must be a positive integer or None")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "TrainConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"unknown TrainConfig field(s) {sorted(unknown)}; known: {sorted(known)}")
+        return cls(**data)
+
+
+def level_weights(config: TrainConfig, step: int) -> tuple[float, ...]:
+    """Curriculum weights of levels 1..3 at ``step`` (linear from start to end weights)."""
+    frac = step / max(config.steps - 1, 1)
+    return tuple(a + (b - a) * frac for a, b in zip(config.level_weights_start, config.level_weights_end))
+
+
+def training_problems(config: TrainConfig, step: int) -> list:
+    """The problems of one step, a pure function of ``(seed, step)``."""
+    rng = random.Random(f"tiny-train/{config.seed}/{step}")
+    level = rng.choices(LEVELS, weights=level_weights(config, step))[0]
+    first = (config.seed * 1_000_003 + step) * config.batch_size
+    return [generate(first + i, level, "train") for i in range(config.batch_size)]
+
+
+def learning_rate(config: TrainConfig, step: int) -> float:
+    """Linear warmup to ``lr``, then cosine decay to ``lr * min_lr_ratio``."""
+    if step < config.warmup_steps:
+        return config.lr * (step + 1) / config.warmup_steps
+    progress = (step - config.warmup_steps) / max(config.steps - config.warmup_steps, 1)
+    cosine = 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
+    return config.lr * (config.min_lr_ratio + (1 - config.min_lr_ratio) * cosine)
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device 'cuda' was requested but no GPU is available")
+    return torch.device(name)
+
+
+def train_step(model, tokenizer, config: TrainConfig, step: int, optimizer, device) -> float:
+    """One optimiser step on the batch of ``step``; returns the loss."""
+    batch = collate(tokenizer, training_problems(config, step), config.gen_length).to(device)
+    generator = torch.Generator(device=device).manual_seed(config.seed * 1_000_003 + step)
+    noisy, masked, t = mask_responses(batch, tokenizer.mask_token_id, generator, config.min_mask_ratio)
+    P = batch.prompt_length
+    logits = model(input_ids=noisy, attention_mask=batch.attention_mask).logits
+    loss = diffusion_loss(logits[:, P:], batch.input_ids[:, P:], masked[:, P:], t, config.loss_weighting)
+    for group in optimizer.param_groups:
+        group["lr"] = learning_rate(config, step)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+    optimizer.step()
+    return float(loss.detach())
+
+
+@torch.no_grad()
+def heldout_loss(model, tokenizer, config: TrainConfig, device, n: int = 64) -> dict[str, float]:
+    """Masked cross-entropy on held-out problems at the fixed ratios :data:`EVAL_RATIOS`."""
+    was_training = model.training
+    model.eval()
+    out = {}
+    try:
+        for level in LEVELS:
+            batch = collate(tokenizer, test_set(level, n), config.gen_length).to(device)
+            P = batch.prompt_length
+            for ratio in EVAL_RATIOS:
+                generator = torch.Generator(device=device).manual_seed(level)
+                noisy, masked, t = mask_responses(batch, tokenizer.mask_token_id, generator,
+                                                  ratio=torch.full((n,), ratio))
+                logits = model(input_ids=noisy, attention_mask=batch.attention_mask).logits
+                loss = diffusion_loss(logits[:, P:], batch.input_ids[:, P:], masked[:, P:], t)
+                out[f"loss_l{level}_t{ratio}"] = float(loss)
+    finally:
+        model.train(was_training)
+    return out
+
+
+def heldout_accuracy(model, tokenizer, config: TrainConfig, n: int) -> dict[str, float]:
+    """Accuracy per level with the engine: High-Confidence-K, one token per step, BL = L/8.
+
+    Runs through the same backend class that serves hub masked LMs, so it measures what the
+    app will see. (These are the first ``n`` problems of the fixed test set; they are only
+    watched, never used to pick a checkpoint.)
+    """
+    from ..backends.hf import MaskedLMBackend
+    from ..engine import EngineConfig
+    from ..strategies import build_strategy
+    from .evaluate import solve
+
+    backend = MaskedLMBackend(model, tokenizer, name="training")  # sets eval + no grad
+    try:
+        engine = EngineConfig(gen_length=config.gen_length, block_length=config.gen_length // 8)
+        return {f"acc_l{level}": solve(backend, test_set(level, n), build_strategy("confidence"), engine).accuracy
+                for level in LEVELS}
+    finally:
+        model.train().requires_grad_(True)
+
+
+def save_checkpoint(out_dir: Path, model, tokenizer, optimizer, state: dict) -> None:
+    """Atomically replace ``out_dir/checkpoint`` (a crash mid-save keeps the previous one)."""
+    tmp, final, old = out_dir / f"{CHECKPOINT}.tmp", out_dir / CHECKPOINT, out_dir / f"{CHECKPOINT}.old"
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    opt = optimizer.state_dict()
+    tensors = {f"{i}.{k}": v.detach().cpu().contiguous() for i, s in opt["state"].items() for k, v in s.items()
+               if torch.is_tensor(v)}
+    save_file(tensors, str(tmp / "optimizer.safetensors"))
+    (tmp / "optimizer.json").write_text(json.dumps({"param_groups": opt["param_groups"]}, indent=1))
+    (tmp / "trainer_state.json").write_text(json.dumps(state, indent=1))
+    if final.exists():
+        final.rename(old)
+    tmp.rename(final)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def load_checkpoint(directory: Path, config: TrainConfig, device):
+    """(model, tokenizer, optimizer, state) from a checkpoint, refusing a different run's config."""
+    state = json.loads((directory / "trainer_state.json").read_text())
+    saved = TrainConfig.from_dict(state["config"])
+    diff = sorted(k for k, v in config.to_dict().items()
+                  if k not in RESUMABLE_CHANGES and v != saved.to_dict()[k])
+    if diff:
+        raise ValueError(
+            f"cannot resume {directory}: the checkpoint was made with different {diff} "
+            f"({ {k: saved.to_dict()[k] for k in diff} }); use the same settings or a new --out-dir"
+        )
+    tokenizer = AutoTokenizer.from_pretrained(directory, local_files_only=True)
+    model = AutoModelForMaskedLM.from_pretrained(directory, local_files_only=True).to(device).train()
+    optimizer = make_optimizer(model, config)
+    tensors = load_file(str(directory / "optimizer.safetensors"), device=str(device))
+    opt_state: dict[int, dict] = {}
+    for key, value in tensors.items():
+        index, name = key.split(".", 1)
+        opt_state.setdefault(int(index), {})[name] = value
+    groups = json.loads((directory / "optimizer.json").read_text())["param_groups"]
+    optimizer.load_state_dict({"state": opt_state, "param_groups": groups})
+    return model, tokenizer, optimizer, state
+
+
+def make_optimizer(model, config: TrainConfig) -> torch.optim.AdamW:
+    """AdamW; no weight decay on norms and biases (the usual transformer recipe)."""
+    decay = [p for p in model.parameters() if p.dim() >= 2]
+    no_decay = [p for p in model.parameters() if p.dim() < 2]
+    return torch.optim.AdamW(
+        [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=config.lr, betas=(0.9, 0.98),
+    )
+
+
+def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> dict:
+    """Run (or resume) training; returns the summary also written to ``out_dir/final/training.json``.
+
+    Raises:
+        ValueError: ``out_dir`` already holds a checkpoint and ``resume`` is False, or it holds
+            a checkpoint of a run with different settings.
+    """
+    out_dir = Path(config.out_dir)
+    device = resolve_device(config.device)
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    checkpoint = out_dir / CHECKPOINT
+    if checkpoint.exists() and not resume:
+        raise ValueError(f"{checkpoint} exists; pass --resume to continue it, or choose another --out-dir")
+    if resume and checkpoint.exists():
+        model, tokenizer, optimizer, state = load_checkpoint(checkpoint, config, device)
+        logger.info("resuming %s at step %d", checkpoint, state["step"])
+    else:
+        tokenizer = build_tokenizer(model_max_length=config.model.max_positions)
+        model = build_model(config.model, tokenizer, seed=config.seed).to(device).train()
+        optimizer = make_optimizer(model, config)
+        state = {"step": 0, "elapsed_seconds": 0.0, "history": []}
+    out_dir.mkdir(parents=True, exist_ok=True)
+    params = count_parameters(model)
+    logger.info("%d parameters, device %s, %d CPU threads", params, device, torch.get_num_threads())
+
+    start_step, started, earlier = state["step"], time.perf_counter(), state["elapsed_seconds"]
+    elapsed = lambda: earlier + time.perf_counter() - started  # noqa: E731 (wall time over all sessions)
+    ema = None
+    bar = tqdm(range(start_step, config.steps), initial=start_step, total=config.steps, disable=not progress,
+               desc="train", dynamic_ncols=True)
+    with (out_dir / "metrics.jsonl").open("a") as metrics:
+        for step in bar:
+            loss = train_step(model, tokenizer, config, step, optimizer, device)
+            ema = loss if ema is None else 0.95 * ema + 0.05 * loss
+            done = step + 1
+            if config.log_every and done % config.log_every == 0:
+                bar.set_postfix(loss=f"{ema:.3f}", lr=f"{learning_rate(config, step):.1e}")
+                metrics.write(json.dumps({"step": done, "loss": loss, "loss_ema": ema,
+                                          "lr": learning_rate(config, step), "seconds": elapsed()}) + "\n")
+                metrics.flush()
+            if config.eval_every and (done % config.eval_every == 0 or done == config.steps):
+                record = {"step": done, "seconds": elapsed(), **heldout_loss(model, tokenizer, config, device)}
+                if config.eval_problems:
+                    record.update(heldout_accuracy(model, tokenizer, config, config.eval_problems))
+                state["history"].append(record)
+                metrics.write(json.dumps({"eval": record}) + "\n")
+                metrics.flush()
+                logger.info("eval %s", json.dumps(record))
+            out_of_time = config.time_limit_minutes is not None and elapsed() > 60 * config.time_limit_minutes
+            if done == config.steps or out_of_time or (config.checkpoint_every and done % config.checkpoint_every == 0):
+                state.update(step=done, elapsed_seconds=elapsed(), config=config.to_dict())
+                save_checkpoint(out_dir, model, tokenizer, optimizer, state)
+            if out_of_time:
+                logger.warning("time limit of %s min reached at step %d; rerun with --resume", config.time_limit_minutes, done)
+                break
+    bar.close()
+    summary = {"steps": state["step"], "finished": state["step"] >= config.steps, "parameters": params,
+               "train_seconds": state["elapsed_seconds"], "device": str(device),
+               "threads": torch.get_num_threads(), "config": config.to_dict(),
+               "last_eval": state["history"][-1] if state["history"] else None}
+    if summary["finished"]:
+        final = out_dir / FINAL
+        model.save_pretrained(final)
+        tokenizer.save_pretrained(final)
+        (final / "training.json").write_text(json.dumps(summary, indent=1))
+    return summary
+
+
+def _floats(text: str) -> tuple[float, ...]:
+    return tuple(float(x) for x in text.split(","))
+
+
+def parse_args(argv: list[str] | None = None) -> tuple[TrainConfig, bool, bool]:
+    """CLI flags → (TrainConfig, resume, progress bar); defaults come from the dataclasses."""
+    d, m = TrainConfig(), TinyModelConfig()
+    p = argparse.ArgumentParser(prog="python -m dllm_viz.tiny.train", description=__doc__.split("\n")[0])
+    p.add_argument("--out-dir", default=d.out_dir)
+    p.add_argument("--resume", action="store_true", help="continue the checkpoint in --out-dir")
+    p.add_argument("--steps", type=int, default=d.steps)
+    p.add_argument("--batch-size", type=int, default=d.batch_size)
+    p.add_argument("--lr", type=float, default=d.lr)
+    p.add_argument("--warmup-steps", type=int, default=d.warmup_steps)
+    p.add_argument("--gen-length", type=int, default=d.gen_length)
+    p.add_argument("--level-weights-start", type=_floats, default=d.level_weights_start, help="e.g. 0.6,0.3,0.1")
+    p.add_argument("--level-weights-end", type=_floats, default=d.level_weights_end)
+    p.add_argument("--loss-weighting", choices=LOSS_WEIGHTINGS, default=d.loss_weighting)
+    p.add_argument("--eval-every", type=int, default=d.eval_every)
+    p.add_argument("--eval-problems", type=int, default=d.eval_problems)
+    p.add_argument("--checkpoint-every", type=int, default=d.checkpoint_every)
+    p.add_argument("--time-limit-minutes", type=float, default=d.time_limit_minutes)
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--device", default=d.device, choices=("auto", "cpu", "cuda"))
+    p.add_argument("--threads", type=int, default=d.threads)
+    p.add_argument("--hidden-size", type=int, default=m.hidden_size)
+    p.add_argument("--layers", type=int, default=m.num_layers)
+    p.add_argument("--heads", type=int, default=m.num_heads)
+    p.add_argument("--intermediate-size", type=int, default=m.intermediate_size)
+    p.add_argument("--no-progress", action="store_true")
+    a = p.parse_args(argv)
+    model = TinyModelConfig(hidden_size=a.hidden_size, num_layers=a.layers, num_heads=a.heads,
+                            intermediate_size=a.intermediate_size)
+    config = TrainConfig(
+        out_dir=a.out_dir, model=model, gen_length=a.gen_length, batch_size=a.batch_size,
+        level_weights_start=a.level_weights_start, level_weights_end=a.level_weights_end,
+        loss_weighting=a.loss_weighting, steps=a.steps, lr=a.lr, warmup_steps=a.warmup_steps,
+        eval_every=a.eval_every, eval_problems=a.eval_problems, checkpoint_every=a.checkpoint_every,
+        time_limit_minutes=a.time_limit_minutes, seed=a.seed, device=a.device, threads=a.threads,
+    )
+    return config, a.resume, not a.no_progress
+
+
+def main(argv: list[str] | None = None) -> dict:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    config, resume, progress = parse_args(argv)
+    summary = train(config, resume=resume, progress=progress)
+    logger.info("done: %s", json.dumps({k: v for k, v in summary.items() if k != "config"}))
+    return summary
+
+
+if __name__ == "__main__":
+    main()
