@@ -147,3 +147,12 @@ def test_from_pretrained_wraps_a_saved_policy(policy, tmp_path):
     state = make_state()
     assert torch.allclose(strategy.decide(state).probs,
                           LearnedPolicy(policy, mode="bernoulli", temperature=0.5).decide(state).probs)
+
+
+def test_docstring_example():
+    import doctest
+
+    import dllm_viz.strategies.learned
+
+    result = doctest.testmod(dllm_viz.strategies.learned)
+    assert result.attempted > 0 and result.failed == 0

@@ -117,3 +117,44 @@ def test_non_finite_weights_and_unknown_config_keys_are_refused(saved):
     (path / "config.json").write_text(json.dumps({**SMALL.to_dict(), "bogus": 1}))
     with pytest.raises(ValueError, match=r"unknown policy config keys \['bogus'\]"):
         DiTConfidencePolicy.from_pretrained(path)
+
+
+@pytest.fixture
+def fake_hub(monkeypatch, tmp_path):
+    """Serve hub downloads from a local folder and record which files were asked for."""
+    import huggingface_hub.hub_mixin
+    from huggingface_hub.errors import EntryNotFoundError
+
+    import dllm_viz.policy.model
+
+    repo, requested = tmp_path / "hub-repo", []
+
+    def download(repo_id, filename, **kwargs):
+        requested.append((repo_id, filename))
+        if not (repo / filename).is_file():
+            raise EntryNotFoundError(f"{filename} not in {repo_id}")
+        return str(repo / filename)
+
+    monkeypatch.setattr(huggingface_hub.hub_mixin, "hf_hub_download", download)
+    monkeypatch.setattr(dllm_viz.policy.model, "hf_hub_download", download)
+    return repo, requested
+
+
+def test_hub_repo_loads_safetensors_only(saved, fake_hub):
+    policy, path = saved
+    repo, requested = fake_hub
+    path.rename(repo)
+    loaded = DiTConfidencePolicy.from_pretrained("someone/policy")
+    assert torch.equal(probe(loaded), probe(policy))
+    assert [name for _, name in requested] == ["config.json", "model.safetensors"]
+
+
+def test_hub_repo_with_only_a_pickle_is_refused(saved, fake_hub):
+    policy, path = saved
+    repo, requested = fake_hub
+    (path / "model.safetensors").unlink()
+    torch.save(policy.state_dict(), path / "pytorch_model.bin")
+    path.rename(repo)
+    with pytest.raises(ValueError, match="has no model.safetensors; pickle checkpoints are refused"):
+        DiTConfidencePolicy.from_pretrained("someone/policy")
+    assert "pytorch_model.bin" not in [name for _, name in requested]

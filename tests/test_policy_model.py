@@ -136,3 +136,12 @@ def test_policy_is_trainable_end_to_end():
         opt.step()
     unchanged = [n for n, p in policy.named_parameters() if torch.equal(p, before[n])]
     assert unchanged == []
+
+
+def test_docstring_example():
+    import doctest
+
+    import dllm_viz.policy.model
+
+    result = doctest.testmod(dllm_viz.policy.model)
+    assert result.attempted > 0 and result.failed == 0

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import torch
 from huggingface_hub import PyTorchModelHubMixin, hf_hub_download
+from huggingface_hub.errors import EntryNotFoundError
 from torch import nn
 
 from .checkpoint import CONFIG_NAME, WEIGHTS_NAME, check_policy_dir, load_safetensors_state
@@ -154,16 +155,21 @@ class DiTConfidencePolicy(
         if os.path.isdir(model_id):
             weights = os.path.join(model_id, WEIGHTS_NAME)
         else:
-            weights = hf_hub_download(
-                repo_id=model_id,
-                filename=WEIGHTS_NAME,
-                revision=revision,
-                cache_dir=cache_dir,
-                force_download=force_download,
-                proxies=proxies,
-                token=token,
-                local_files_only=local_files_only,
-            )
+            try:
+                weights = hf_hub_download(
+                    repo_id=model_id,
+                    filename=WEIGHTS_NAME,
+                    revision=revision,
+                    cache_dir=cache_dir,
+                    force_download=force_download,
+                    proxies=proxies,
+                    token=token,
+                    local_files_only=local_files_only,
+                )
+            except EntryNotFoundError as err:  # the mixin would fall back to a pickle here
+                raise ValueError(
+                    f"hub repo {model_id!r} has no {WEIGHTS_NAME}; pickle checkpoints are refused"
+                ) from err
         state = load_safetensors_state(weights, max_bytes=model.weight_budget_bytes())
         try:
             model.load_state_dict(state, strict=strict)
