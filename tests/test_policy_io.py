@@ -51,11 +51,19 @@ def test_directory_with_only_a_pickle_is_refused_by_name(saved, name):
         DiTConfidencePolicy.from_pretrained(path)
 
 
-def test_missing_weights_or_config_are_errors(saved, tmp_path):
-    _, path = saved
+def test_missing_config_assumes_the_default_architecture(saved, tmp_path):
+    _, path = saved  # saved with a non-default config
     (path / "config.json").unlink()
-    with pytest.raises(ValueError, match="no config.json"):
+    with pytest.raises(ValueError, match=r"do not fit PolicyConfig.*\(no config.json, so the default config was assumed\)"):
         DiTConfidencePolicy.from_pretrained(path)
+    default = DiTConfidencePolicy(PolicyConfig())
+    default.save_pretrained(tmp_path / "default")
+    (tmp_path / "default" / "config.json").unlink()
+    loaded = DiTConfidencePolicy.from_pretrained(tmp_path / "default")
+    assert loaded.config == PolicyConfig() and torch.equal(probe(loaded), probe(default))
+
+
+def test_missing_weights_or_directory_are_errors(tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()
     with pytest.raises(ValueError, match="no model.safetensors"):

@@ -30,7 +30,8 @@ def check_policy_dir(path: str | os.PathLike) -> Path:
     Raises:
         FileNotFoundError: ``path`` is not a directory.
         ValueError: ``model.safetensors`` is missing (naming any pickle checkpoint found
-            instead), or ``config.json`` is missing or larger than ``MAX_CONFIG_BYTES``.
+            instead), or ``config.json`` is larger than ``MAX_CONFIG_BYTES``. A missing
+            ``config.json`` is allowed: the loader then assumes the default PolicyConfig.
     """
     directory = Path(path)
     if not directory.is_dir():
@@ -45,10 +46,7 @@ def check_policy_dir(path: str | os.PathLike) -> Path:
         raise ValueError(f"no {WEIGHTS_NAME} in policy directory {str(directory)!r}")
     config = directory / CONFIG_NAME
     if not config.is_file():
-        raise ValueError(
-            f"no {CONFIG_NAME} in policy directory {str(directory)!r}; without it the policy's "
-            "shape is unknown"
-        )
+        return directory  # optional: the default (released) architecture is assumed
     size = config.stat().st_size
     if size > MAX_CONFIG_BYTES:
         raise ValueError(f"{str(config)!r} is {size} bytes; a policy config is at most {MAX_CONFIG_BYTES}")

@@ -16,6 +16,7 @@ Example:
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
@@ -29,6 +30,7 @@ from .config import PolicyConfig
 from .layers import DiTBlock, rope_tables, timestep_embedding
 
 HEADER_SLACK_BYTES = 1024 * 1024
+logger = logging.getLogger(__name__)
 
 
 class DiTConfidencePolicy(
@@ -50,7 +52,8 @@ class DiTConfidencePolicy(
     cast to its dtype.
 
     Save/load goes through ``PyTorchModelHubMixin`` (``save_pretrained``, ``from_pretrained``,
-    ``push_to_hub``) as ``model.safetensors`` + ``config.json``. Loading never unpickles: a
+    ``push_to_hub``) as ``model.safetensors`` + ``config.json`` (without config.json the
+    default config is assumed, and strict loading catches a mismatch). Loading never unpickles: a
     directory holding only a pickle checkpoint, a non-safetensors file and a file larger
     than the config can need all raise ``ValueError``.
     """
@@ -149,8 +152,10 @@ class DiTConfidencePolicy(
         **model_kwargs,
     ) -> "DiTConfidencePolicy":
         """Build from config, then load checked safetensors weights (never a pickle fallback)."""
-        if "config" not in model_kwargs:
-            raise ValueError(f"no {CONFIG_NAME} found for policy {model_id!r}")
+        assumed = "config" not in model_kwargs
+        if assumed:  # weights uploaded without config.json: try the released architecture
+            logger.info("no %s for policy %r; assuming the default PolicyConfig", CONFIG_NAME, model_id)
+            model_kwargs["config"] = PolicyConfig()
         model = cls(**model_kwargs)
         if os.path.isdir(model_id):
             weights = os.path.join(model_id, WEIGHTS_NAME)
@@ -174,5 +179,6 @@ class DiTConfidencePolicy(
         try:
             model.load_state_dict(state, strict=strict)
         except RuntimeError as err:
-            raise ValueError(f"weights in {weights!r} do not fit {model.config}: {err}") from err
+            hint = f" (no {CONFIG_NAME}, so the default config was assumed)" if assumed else ""
+            raise ValueError(f"weights in {weights!r} do not fit {model.config}{hint}: {err}") from err
         return model.to(map_location).eval()
