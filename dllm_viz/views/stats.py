@@ -42,33 +42,38 @@ def stats_html(trace: Trace | None, step: int, *, pane: str = "a", render_ms: fl
     if trace is None:
         return f'<div class="dv-stats" data-pane="{escape(pane)}" data-nfe="0"></div>'
     n = pane_numbers(trace, step)
-    rows = [
-        ("step", f"{n['step']} / {n['steps']}"),
+    items = [
+        ("step", f"{n['step']}/{n['steps']}"),
         ("NFE", str(n["nfe"])),
         ("committed this step", str(n["new"])),
-        ("masks remaining", str(n["masks_left"])),
-        ("tokens per step (mean)", f"{n['tokens_per_step']:.2f}"),
-        ("model time (forward passes)", f"{n['model_ms']:.0f} ms"),
-        ("engine time (incl. features, decision)", f"{n['step_ms']:.0f} ms"),
+        ("masks left", str(n["masks_left"])),
+        ("tokens/step", f"{n['tokens_per_step']:.2f}"),
+        ("model", f"{n['model_ms']:.0f} ms"),
+        ("engine", f"{n['step_ms']:.0f} ms"),
     ]
     if render_ms is not None:
-        rows.append(("render time (this app)", f"{render_ms:.0f} ms"))
+        items.append(("render (app, both panes)", f"{render_ms:.0f} ms"))
+    chips = "".join(f'<span class="dv-stat"><b>{escape(k)}</b> {escape(v)}</span>' for k, v in items)
+    answer = ""
     if n["finished"] and n["step"] == n["steps"]:
-        answer = verdict.answer if verdict else trace.text
-        rows.append(("final answer", answer or "∅"))
+        text = verdict.answer if verdict else trace.text
+        check = ""
         if verdict is not None and verdict.correct is not None:
-            mark = "✓ correct" if verdict.correct else f"✗ wrong (expected {verdict.expected})"
-            rows.append(("answer check", mark))
+            check = (' <span class="dv-ok">✓ correct</span>' if verdict.correct
+                     else f' <span class="dv-bad">✗ wrong (expected {escape(str(verdict.expected))})</span>')
         elif verdict is not None:
-            rows.append(("answer check", "no known answer for this prompt"))
-    cells = "".join(f"<tr><th>{escape(k)}</th><td>{escape(v)}</td></tr>" for k, v in rows)
+            check = ' <span class="dv-na">(no known answer for this prompt)</span>'
+        answer = f'<div class="dv-answer"><b>final answer</b> {escape(text or "∅")}{check}</div>'
     correct = "" if verdict is None or verdict.correct is None else f' data-correct="{str(verdict.correct).lower()}"'
-    return (f'<table class="dv-stats" data-pane="{escape(pane)}" data-nfe="{n["nfe"]}" '
-            f'data-step="{n["step"]}"{correct}>{cells}</table>')
+    return (f'<div class="dv-stats" data-pane="{escape(pane)}" data-nfe="{n["nfe"]}" '
+            f'data-step="{n["step"]}"{correct}>{chips}{answer}</div>')
 
 
 STATS_CSS = """
-.dv-stats { font-family: system-ui, sans-serif; font-size: 12px; border-collapse: collapse; width: 100%; }
-.dv-stats th { text-align: left; font-weight: 500; color: #555; padding: 1px 8px 1px 0; width: 55%; }
-.dv-stats td { font-variant-numeric: tabular-nums; padding: 1px 0; word-break: break-word; }
+.dv-stats { font-family: system-ui, sans-serif; font-size: 12px; display: flex; flex-wrap: wrap; gap: 4px 12px;
+  padding: 4px 2px; }
+.dv-stat { font-variant-numeric: tabular-nums; white-space: nowrap; }
+.dv-stat b, .dv-answer b { font-weight: 500; color: #666; margin-right: 2px; }
+.dv-answer { flex-basis: 100%; word-break: break-word; }
+.dv-ok { color: #009E73; font-weight: 600; } .dv-bad { color: #D55E00; font-weight: 600; } .dv-na { color: #777; }
 """
