@@ -1,0 +1,41 @@
+"""dllm-viz: the Gradio app (Hugging Face Spaces entry point and ``python app.py``).
+
+    python app.py                         # http://127.0.0.1:7860, built-in tiny model, offline
+    python app.py --host 0.0.0.0 --port 8080 --model path/to/model
+
+Host and port also come from ``GRADIO_SERVER_NAME`` / ``GRADIO_SERVER_PORT``; the default model
+from ``DLLM_VIZ_MODEL``. Importing this module builds nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"))
+    parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", "7860")))
+    parser.add_argument("--model", default=None, help="default model folder or Hub id (env DLLM_VIZ_MODEL)")
+    parser.add_argument("--preload", action=argparse.BooleanOptionalAction, default=True,
+                        help="load the default model at start so the first run streams at once")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    if args.model:
+        os.environ["DLLM_VIZ_MODEL"] = args.model
+
+    from dllm_viz.ui import runtime
+    from dllm_viz.ui.app import build_demo, launch_kwargs
+
+    demo = build_demo()
+    if args.preload:
+        runtime.preload(runtime.default_model())
+    demo.launch(server_name=args.host, server_port=args.port, **launch_kwargs())
+
+
+if __name__ == "__main__":
+    main()

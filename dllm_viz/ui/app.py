@@ -1,0 +1,47 @@
+"""Assemble the Gradio app: Compare, Benchmark and About tabs (no side effects at import)."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+import gradio as gr  # noqa: E402
+
+from ..trace import MAX_TRACE_BYTES  # noqa: E402
+from ..views import GRID_CSS, STATS_CSS  # noqa: E402
+from . import runtime  # noqa: E402
+from .about import build_about_tab  # noqa: E402
+from .benchmark import build_benchmark_tab  # noqa: E402
+from .compare import build_compare_tab, compare_trace  # noqa: E402
+
+TITLE = "dllm-viz: watch a learned unmasking policy and a heuristic decode side by side"
+APP_CSS = GRID_CSS + STATS_CSS + """
+#notes { font-size: 13px; }
+#status textarea { font-family: ui-monospace, monospace; font-size: 12px; }
+"""
+
+
+def build_demo() -> gr.Blocks:
+    """The whole app as a ``gr.Blocks`` (not launched)."""
+    with gr.Blocks(title="dllm-viz", analytics_enabled=False, delete_cache=(3600, 3600)) as demo:
+        gr.Markdown(f"# {TITLE}")
+        notes = runtime.availability_notes()
+        if notes:
+            gr.Markdown("\n".join(f"* {n}" for n in notes), elem_id="notes")
+        with gr.Tabs():
+            with gr.Tab("Compare", id="compare"):
+                build_compare_tab()
+            with gr.Tab("Benchmark", id="benchmark"):
+                build_benchmark_tab()
+            with gr.Tab("About", id="about"):
+                build_about_tab()
+        gr.api(compare_trace, api_name="compare_trace", concurrency_limit=runtime.MODEL_CONCURRENCY,
+               concurrency_id="model")
+    demo.queue(default_concurrency_limit=4)
+    return demo
+
+
+def launch_kwargs() -> dict:
+    """Arguments for ``demo.launch`` shared by ``app.py`` and the tests."""
+    return dict(css=APP_CSS, max_file_size=MAX_TRACE_BYTES, footer_links=["api", "gradio"], show_error=False)

@@ -1,0 +1,504 @@
+"""The Compare tab: two strategies decode the same prompt in lockstep, streamed live, with replay
+and export. Functions first (settings → specs, rendering, handlers), then layout and wiring in
+:func:`build_compare_tab`.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import gradio as gr
+
+from ..engine import EngineConfig
+from ..trace import Trace, TraceError
+from ..views import curves_figure, heatmap_figure, legend_html, render_grid, render_gif, stats_html
+from . import runtime
+from .errors import user_errors
+from .examples import example_problems, known_answer
+from .session import Comparison, load_comparison, new_run_id
+
+logger = logging.getLogger(__name__)
+
+FRAME_INTERVAL_S = 0.1  # ≤ 10 streamed frames per second (grids, stats, slider)
+PLOT_INTERVAL_S = 0.3  # gr.Plot rebuilds its whole div per update: fewer plot frames
+MAX_GEN_LENGTH = 512
+EXPORT_DIR = Path(tempfile.gettempdir()) / "dllm-viz-exports"
+EXPORT_MAX_AGE_S = 3600
+_FOLLOWING: dict[str, bool] = {}  # run id → stream keeps moving the slider (False once the user scrubs)
+
+
+# ---- settings → engine config and pane specs ---------------------------------------------------
+
+def _int(name: str, value) -> int:
+    if value is None or value == "":
+        raise ValueError(f"{name} is empty")
+    if float(value) != int(float(value)):
+        raise ValueError(f"{name} ({value}) must be a whole number")
+    return int(float(value))
+
+
+def engine_config(gen_length, block_length, full_diffusion: bool, temperature, seed) -> EngineConfig:
+    """The engine settings from the UI (ValueError naming the setting when invalid)."""
+    L = _int("gen length", gen_length)
+    if not 1 <= L <= MAX_GEN_LENGTH:
+        raise ValueError(f"gen length ({L}) must be between 1 and {MAX_GEN_LENGTH}")
+    BL = L if full_diffusion else _int("block length", block_length)
+    if BL < 1 or BL > L:
+        raise ValueError(f"block length ({BL}) must be between 1 and gen length ({L})")
+    if L % BL:
+        raise ValueError(f"block length ({BL}) must divide gen length ({L}); e.g. {_divisors_hint(L)}")
+    return EngineConfig(gen_length=L, block_length=BL, temperature=float(temperature or 0.0),
+                        seed=_int("seed", seed if seed is not None else 0))
+
+
+def _divisors_hint(n: int) -> str:
+    divisors = [d for d in range(1, n + 1) if n % d == 0]
+    return ", ".join(map(str, divisors[-6:])) + " (or tick full diffusion)"
+
+
+@dataclass(frozen=True)
+class PaneInputs:
+    """The raw values of one pane's controls, in :data:`PANE_FIELDS` order."""
+
+    choice: str
+    steps: float | None
+    threshold: float
+    factor: float
+    gamma: float
+    tau: float
+    beta: float
+    policy_files: list[str] | None
+
+
+PANE_FIELDS = ("strategy", "steps", "threshold", "factor", "gamma", "tau", "beta", "policy_files")
+TOPK_FAMILY = ("random", "confidence", "margin", "entropy")
+
+
+def pane_spec(values: PaneInputs, pane: str) -> runtime.PaneSpec:
+    """The :class:`~runtime.PaneSpec` of a pane's controls (ValueError naming the pane when invalid)."""
+    if not values.choice:
+        raise ValueError(f"pane {pane}: pick a strategy")
+    kind, _, name = values.choice.partition(":")
+    if kind == "heuristic":
+        if name in TOPK_FAMILY:
+            steps = None if values.steps in (None, "", 0) else _int(f"pane {pane} steps", values.steps)
+            return runtime.PaneSpec(values.choice, {"steps": steps})
+        key = {"threshold": "threshold", "factor": "factor", "eb": "gamma"}.get(name)
+        params = {} if key is None else {key: float(getattr(values, key))}
+        return runtime.PaneSpec(values.choice, params)
+    if kind == "policy":
+        params = {"temperature": float(values.tau), "beta": float(values.beta)}
+        policy_dir = prepare_uploaded_policy(values.policy_files, pane) if values.choice == runtime.UPLOADED else None
+        return runtime.PaneSpec(values.choice, params, policy_dir)
+    raise ValueError(f"pane {pane}: unknown strategy {values.choice!r}")
+
+
+def prepare_uploaded_policy(files: list[str] | str | None, pane: str = "A") -> str:
+    """A policy folder (model.safetensors + config.json) from uploaded files, checked and loaded once.
+
+    Without an uploaded config.json the paper's default architecture (``PolicyConfig()``) is assumed.
+    Raises ValueError when the weights are not safetensors or do not fit the config.
+    """
+    from ..policy import DiTConfidencePolicy, PolicyConfig
+
+    paths = [files] if isinstance(files, str) else list(files or [])
+    if not paths:
+        raise ValueError(f"pane {pane}: upload the policy's model.safetensors (and optionally its config.json)")
+    weights = [p for p in paths if not str(p).lower().endswith(".json")]
+    configs = [p for p in paths if str(p).lower().endswith(".json")]
+    if len(weights) != 1 or len(configs) > 1:
+        raise ValueError(f"pane {pane}: upload exactly one .safetensors weights file and at most one config.json")
+    folder = Path(tempfile.mkdtemp(prefix="policy-", dir=_export_dir()))
+    shutil.copyfile(weights[0], folder / "model.safetensors")
+    if configs:
+        shutil.copyfile(configs[0], folder / "config.json")
+    else:
+        import json
+
+        (folder / "config.json").write_text(json.dumps(PolicyConfig().to_dict()))
+    try:
+        DiTConfidencePolicy.from_pretrained(str(folder))  # full check now, not mid-run
+    except ValueError as err:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise ValueError(f"pane {pane}: the uploaded policy cannot be used: {err}") from None
+    return str(folder)
+
+
+def _export_dir() -> Path:
+    EXPORT_DIR.mkdir(parents=True, exist_ok=True)
+    cutoff = time.time() - EXPORT_MAX_AGE_S
+    for old in EXPORT_DIR.iterdir():
+        try:
+            if old.stat().st_mtime < cutoff:
+                shutil.rmtree(old) if old.is_dir() else old.unlink()
+        except OSError:
+            pass
+    return EXPORT_DIR
+
+
+# ---- rendering ----------------------------------------------------------------------------------
+
+def render_panes(comp: Comparison | None, k: int) -> tuple[str, str, str, str]:
+    """Grid and stats HTML of both panes after ``k`` steps."""
+    if comp is None:
+        return render_grid(None, 0, pane="a"), render_grid(None, 0, pane="b"), stats_html(None, 0), stats_html(None, 0, pane="b")
+    render_ms = comp.render_ms if comp.source == "run" else None
+    return (
+        render_grid(comp.a, k, pane="a", title=comp.labels[0]),
+        render_grid(comp.b, k, pane="b", title=comp.labels[1]),
+        stats_html(comp.a, k, pane="a", render_ms=render_ms, verdict=comp.verdict(comp.a)),
+        stats_html(comp.b, k, pane="b", render_ms=render_ms, verdict=comp.verdict(comp.b)),
+    )
+
+
+def render_plots(comp: Comparison | None, k: int) -> tuple:
+    """Heatmaps of A and B and the curves, up to step ``k``."""
+    if comp is None:
+        return heatmap_figure(None, title="A"), heatmap_figure(None, title="B"), curves_figure({})
+    d, n = comp.divergence, comp.num_steps
+    return (
+        heatmap_figure(comp.a, k, divergence=d, max_steps=n, title=comp.labels[0]),
+        heatmap_figure(comp.b, k, divergence=d, max_steps=n, title=comp.labels[1]),
+        curves_figure({"A": comp.a, "B": comp.b}, k, divergence=d),
+    )
+
+
+def status_line(comp: Comparison, k: int | None = None) -> str:
+    parts = []
+    for name, t in (("A", comp.a), ("B", comp.b)):
+        if t is not None:
+            parts.append(f"{name} {t.num_steps} steps, NFE {t.nfe}")
+    if comp.divergence:
+        parts.append(f"diverge at step {comp.divergence}")
+    if comp.source == "upload":
+        return f"loaded trace · {' · '.join(parts)} #{comp.run_id}"
+    if comp.finished:
+        model_ms = sum(s.model_ms for t in (comp.a, comp.b) if t for s in t.steps)
+        parts.append(f"model {model_ms:.0f} ms, render {comp.render_ms:.0f} ms")
+        return f"done · {' · '.join(parts)} #{comp.run_id}"
+    return f"running step {k if k is not None else comp.num_steps} · {' · '.join(parts)} #{comp.run_id}"
+
+
+def _slider(n: int, value: int | None = None):
+    # minimum 0 (the masked canvas) keeps maximum ≥ 1 valid for every update
+    return gr.Slider(minimum=0, maximum=max(n, 1), value=value) if value is not None else gr.Slider(maximum=max(n, 1))
+
+
+# ---- handlers -----------------------------------------------------------------------------------
+
+def _pane_inputs(args) -> tuple[PaneInputs, PaneInputs]:
+    n = len(PANE_FIELDS)
+    return PaneInputs(*args[:n]), PaneInputs(*args[n:2 * n])
+
+
+def run_compare(model, prompt, gen_length, block_length, full_diffusion, temperature, seed,
+                strategy_a, steps_a, threshold_a, factor_a, gamma_a, tau_a, beta_a, policy_files_a,
+                strategy_b, steps_b, threshold_b, factor_b, gamma_b, tau_b, beta_b, policy_files_b):
+    """Stream a lockstep comparison (generator; the Run button and the ``/compare`` endpoint).
+
+    Yields (grid A, grid B, stats A, stats B, heatmap A, heatmap B, curves, status, slider,
+    follow-live, session state, JSON download, GIF download), throttled to ≤ 10 frames per second, always with the last step.
+    """
+    pane_a, pane_b = _pane_inputs((strategy_a, steps_a, threshold_a, factor_a, gamma_a, tau_a, beta_a, policy_files_a,
+                                   strategy_b, steps_b, threshold_b, factor_b, gamma_b, tau_b, beta_b, policy_files_b))
+    with user_errors("Cannot start the comparison"):
+        if not prompt or not str(prompt).strip():
+            raise ValueError("the prompt is empty; type a question or pick an example")
+        config = engine_config(gen_length, block_length, full_diffusion, temperature, seed)
+        specs = (pane_spec(pane_a, "A"), pane_spec(pane_b, "B"))
+        runtime.check_model_runnable(model)
+    comp = Comparison(new_run_id(), None, None, labels=(f"A · {specs[0].label}", f"B · {specs[1].label}"),
+                      expected=known_answer(prompt))
+    _FOLLOWING[comp.run_id] = True
+    skip = gr.skip()
+    off = gr.DownloadButton(interactive=False)
+    yield (skip,) * 7 + (f"loading model and strategies… #{comp.run_id}", skip, gr.Checkbox(value=True), comp, off, off)
+    try:
+        with user_errors("The comparison failed"):
+            yield from _stream(comp, model, str(prompt), specs, config)
+    finally:
+        _FOLLOWING.pop(comp.run_id, None)
+
+
+def _collect(comp: Comparison, model: str, prompt: str, specs, config: EngineConfig):
+    """Fill ``comp.a``/``comp.b`` from :func:`runtime.lockstep`, yielding after every step."""
+    steps = runtime.lockstep(model, prompt, specs, config)
+    try:
+        header = next(steps)
+        comp.a, comp.b = (Trace(model=header.model, prompt=prompt, prompt_ids=header.prompt_ids,
+                                gen_length=config.gen_length, block_length=config.block_length,
+                                mask_id=header.mask_id, eos_id=header.eos_id, strategy=strategy,
+                                engine=header.engine, steps=[], vocab={},
+                                meta={"pane": pane, "app": "dllm-viz", "load_ms": round(header.load_ms, 1)})
+                          for pane, strategy in zip("ab", header.strategies))
+        for frame in steps:
+            for trace, part in zip((comp.a, comp.b), frame):
+                if part is not None:
+                    trace.steps.append(part.step)
+                    trace.vocab.update(part.vocab)
+                    if part.text is not None:
+                        trace.text = part.text
+            yield
+        comp.finished = True
+    finally:
+        steps.close()
+
+
+def _stream(comp: Comparison, model: str, prompt: str, specs, config: EngineConfig):
+    """Throttled frames of a running comparison; the final step is always sent."""
+    last_frame = last_plot = 0.0
+    for _ in _collect(comp, model, prompt, specs, config):
+        now = time.monotonic()
+        if now - last_frame < FRAME_INTERVAL_S:
+            continue
+        last_frame = now
+        plots = now - last_plot >= PLOT_INTERVAL_S
+        last_plot = now if plots else last_plot
+        yield _frame(comp, plots)
+    yield _frame(comp, True)
+
+
+def _frame(comp: Comparison, plots: bool) -> tuple:
+    t0 = time.perf_counter()
+    n = comp.num_steps
+    following = _FOLLOWING.get(comp.run_id, True) or comp.finished
+    panes = render_panes(comp, n) if following else (gr.skip(),) * 4
+    figs = render_plots(comp, n) if plots and following else (gr.skip(),) * 3
+    comp.render_ms += (time.perf_counter() - t0) * 1e3
+    if comp.finished:  # re-render stats so they include the final render time
+        panes = render_panes(comp, n)
+    slider = _slider(n, n) if following else _slider(n)
+    return (*panes, *figs, status_line(comp, n), slider, gr.skip(), comp, gr.skip(), gr.skip())
+
+
+def export_files(comp: Comparison | None):
+    """Write the comparison JSON and GIF; enable both download buttons (runs after a run ends)."""
+    if comp is None or comp.a is None or not comp.finished:
+        return gr.DownloadButton(interactive=False), gr.DownloadButton(interactive=False)
+    with user_errors("Cannot export the run"):
+        folder = Path(tempfile.mkdtemp(prefix=f"run-{comp.run_id}-", dir=_export_dir()))
+        json_path = comp.save(folder)
+        gif_path = render_gif([(comp.labels[0], comp.a), (comp.labels[1], comp.b)], folder / f"run-{comp.run_id}.gif")
+    return (gr.DownloadButton(value=str(json_path), interactive=True),
+            gr.DownloadButton(value=str(gif_path), interactive=True))
+
+
+def replay(k, comp: Comparison | None):
+    """Show step ``k`` in both panes; scrubbing during a run stops the stream moving the slider."""
+    if comp is None:
+        return (*render_panes(None, 0), *render_plots(None, 0), gr.skip())
+    if not comp.finished and comp.run_id in _FOLLOWING:
+        _FOLLOWING[comp.run_id] = False
+        follow = gr.Checkbox(value=False)
+    else:
+        follow = gr.skip()
+    k = int(k or 0)
+    return (*render_panes(comp, k), *render_plots(comp, k), follow)
+
+
+def set_follow(follow: bool, comp: Comparison | None):
+    """Resume (or stop) following the live run with the slider."""
+    if comp is not None and comp.run_id in _FOLLOWING:
+        _FOLLOWING[comp.run_id] = bool(follow)
+
+
+def toggle_play(playing: bool, k, comp: Comparison | None):
+    """Play/pause: a gr.Timer advances the slider; playing from the end restarts at step 0."""
+    if comp is None or comp.num_steps == 0:
+        return gr.Timer(active=False), gr.Button(value="▶ Play"), False, gr.skip()
+    playing = not playing
+    start = gr.skip()
+    if playing and int(k or 0) >= comp.num_steps:
+        start = gr.Slider(value=0)
+    return gr.Timer(active=playing), gr.Button(value="⏸ Pause" if playing else "▶ Play"), playing, start
+
+
+def play_tick(k, comp: Comparison | None):
+    """One playback step: next step in the panes (plots every 4th step and at the end)."""
+    if comp is None:
+        return (gr.skip(),) * 8 + (gr.Timer(active=False), gr.Button(value="▶ Play"), False)
+    n = comp.num_steps
+    k = min(int(k or 0) + 1, n)
+    at_end = k >= n
+    plots = render_plots(comp, k) if at_end or k % 4 == 0 else (gr.skip(),) * 3
+    stop = (gr.Timer(active=False), gr.Button(value="▶ Play"), False) if at_end else (gr.skip(),) * 3
+    return (*render_panes(comp, k), *plots, gr.Slider(value=k), *stop)
+
+
+def set_speed(fps: float):
+    return gr.Timer(value=1.0 / max(float(fps or 1), 0.5))
+
+
+def load_trace(path: str | None):
+    """Replay an uploaded comparison or trace file without any model."""
+    if not path:
+        return (gr.skip(),) * 10
+    with user_errors("Cannot load this trace file"):
+        comp = load_comparison(path)
+    n = comp.num_steps
+    return (*render_panes(comp, n), *render_plots(comp, n), status_line(comp), _slider(n, n), comp)
+
+
+def check_policy_upload(files, pane: str):
+    """Validate an uploaded policy as soon as it arrives (a clear message instead of a failed run)."""
+    if files:
+        with user_errors(f"Policy upload for pane {pane}"):
+            prepare_uploaded_policy(files, pane)
+        gr.Info(f"Pane {pane}: policy loaded and checked.")
+
+
+def param_visibility(choice: str):
+    """Show only the controls the chosen strategy uses (steps, λ, f, γ, τ_π, β, policy file)."""
+    kind, _, name = (choice or "").partition(":")
+    policy = kind == "policy"
+    return (gr.update(visible=kind == "heuristic" and name in TOPK_FAMILY),
+            gr.update(visible=name == "threshold"), gr.update(visible=name == "factor"),
+            gr.update(visible=name == "eb"), gr.update(visible=policy), gr.update(visible=policy),
+            gr.update(visible=choice == runtime.UPLOADED))
+
+
+def full_diffusion_toggle(full: bool):
+    return gr.Number(interactive=not full)
+
+
+# ---- API endpoint for scripts ----------------------------------------------------------------
+
+def compare_trace(prompt: str, strategy_a: str = "heuristic:confidence", strategy_b: str = "heuristic:threshold",
+                  params_a: dict | None = None, params_b: dict | None = None, gen_length: int = 64,
+                  block_length: int = 8, temperature: float = 0.0, seed: int = 0, model: str = "") -> dict:
+    """Run a lockstep comparison to the end and return it as a comparison dict (for gradio_client).
+
+    Strategies are ``"heuristic:<name>"`` or ``"policy:<shipped name>"``; params are the
+    strategy's parameters (``{"threshold": 0.8}``, ``{"temperature": 0.5, "beta": 1.0}``).
+    The result has the export format of :mod:`dllm_viz.ui.session`.
+    """
+    model = model or runtime.default_model()
+    with user_errors("Cannot run the comparison"):
+        if not prompt or not prompt.strip():
+            raise ValueError("the prompt is empty")
+        config = engine_config(gen_length, block_length, False, temperature, seed)
+        specs = []
+        for pane, choice, params in (("A", strategy_a, params_a), ("B", strategy_b, params_b)):
+            if not str(choice).startswith(("heuristic:", "policy:")) or choice == runtime.UPLOADED:
+                raise ValueError(f"strategy {pane} ({choice!r}) must be 'heuristic:<name>' or 'policy:<shipped name>'")
+            specs.append(runtime.PaneSpec(choice, dict(params or {})))
+        comp = Comparison(new_run_id(), None, None, labels=(f"A · {specs[0].label}", f"B · {specs[1].label}"),
+                          expected=known_answer(prompt))
+        for _ in _collect(comp, model, prompt.strip(), tuple(specs), config):
+            pass
+    return comp.to_dict()
+
+
+# ---- layout and wiring -----------------------------------------------------------------------
+
+def _pane_controls(pane: str, default: str) -> list:
+    """The strategy picker and its parameter controls for one pane, in :data:`PANE_FIELDS` order."""
+    p = pane.lower()
+    kind, _, name = default.partition(":")
+    strategy = gr.Dropdown(runtime.strategy_choices(), value=default, label=f"Strategy {pane}", elem_id=f"strategy-{p}")
+    with gr.Row():
+        steps = gr.Number(0, precision=0, label="steps (0 = one token per step)", minimum=0,
+                          visible=name in TOPK_FAMILY, elem_id=f"steps-{p}")
+        threshold = gr.Slider(0.05, 1.0, value=0.9, step=0.01, label="λ (confidence threshold)",
+                              visible=name == "threshold", elem_id=f"threshold-{p}")
+        factor = gr.Number(1.0, label="f (factor)", minimum=0.01, visible=name == "factor", elem_id=f"factor-{p}")
+        gamma = gr.Number(0.01, label="γ (entropy budget)", minimum=0, visible=name == "eb", elem_id=f"gamma-{p}")
+        tau = gr.Slider(0.1, 3.0, value=1.0, step=0.05, label="τ_π (policy temperature)", visible=kind == "policy",
+                        info="paper: 0.5 semi-AR, 1.0 full diffusion", elem_id=f"tau-{p}")
+        beta = gr.Slider(0.1, 4.0, value=1.0, step=0.05, label="β (probability scaling)", visible=kind == "policy",
+                         info="u ~ Ber(min(1, β·s)); > 1 unmasks more per step", elem_id=f"beta-{p}")
+    files = gr.File(file_count="multiple", file_types=[".safetensors", ".json"], label="policy model.safetensors (+ config.json)",
+                    visible=default == runtime.UPLOADED, elem_id=f"policy-{p}")
+    strategy.change(param_visibility, strategy, [steps, threshold, factor, gamma, tau, beta, files],
+                    api_visibility="private", queue=False)
+    files.upload(lambda f: check_policy_upload(f, pane), files, None, api_visibility="private")
+    return [strategy, steps, threshold, factor, gamma, tau, beta, files]
+
+
+def build_compare_tab() -> None:
+    """Components and events of the Compare tab (call inside ``gr.Blocks`` / ``gr.Tab``)."""
+    default_a, default_b = runtime.default_strategies()
+    session = gr.State(None)
+    playing = gr.State(False)
+    with gr.Row():
+        with gr.Column(scale=3):
+            prompt = gr.Textbox(label="Prompt", lines=3, elem_id="prompt",
+                                placeholder="A question for the model, e.g. one of the examples below")
+            problems = example_problems()
+            if problems:
+                gr.Examples([[p.question] for p in problems], inputs=[prompt], label="Held-out problems (answers known)",
+                            examples_per_page=6)
+        with gr.Column(scale=2):
+            choices = runtime.model_choices()
+            model = gr.Dropdown(choices, value=runtime.default_model(), label="Model", allow_custom_value=True,
+                                info="a folder or Hub id also works; Hub models load on demand (GPU)", elem_id="model")
+            with gr.Row():
+                gen_length = gr.Number(64, precision=0, label="gen length L", minimum=1, elem_id="gen-length")
+                block_length = gr.Number(8, precision=0, label="block length BL", minimum=1, elem_id="block-length")
+                full = gr.Checkbox(False, label="full diffusion (BL = L)", elem_id="full-diffusion")
+            with gr.Row():
+                temperature = gr.Slider(0.0, 2.0, value=0.0, step=0.05, label="token temperature", elem_id="temperature")
+                seed = gr.Number(0, precision=0, label="seed", elem_id="seed")
+    with gr.Row(equal_height=False):
+        with gr.Column():
+            pane_a = _pane_controls("A", default_a)
+        with gr.Column():
+            pane_b = _pane_controls("B", default_b)
+    with gr.Row():
+        run_btn = gr.Button("▶ Run both", variant="primary", elem_id="run-btn", scale=1)
+        stop_btn = gr.Button("■ Stop", variant="stop", elem_id="stop-btn", scale=0, min_width=90)
+        status = gr.Textbox("idle", label="Status", interactive=False, elem_id="status", scale=4)
+    with gr.Row(equal_height=False):
+        with gr.Column():
+            grid_a = gr.HTML(render_grid(None, 0, pane="a"), elem_id="grid-a")
+            stats_a = gr.HTML(stats_html(None, 0, pane="a"), elem_id="stats-a")
+        with gr.Column():
+            grid_b = gr.HTML(render_grid(None, 0, pane="b"), elem_id="grid-b")
+            stats_b = gr.HTML(stats_html(None, 0, pane="b"), elem_id="stats-b")
+    gr.HTML(legend_html(), elem_id="legend")
+    with gr.Row(equal_height=True):
+        slider = gr.Slider(0, 1, value=0, step=1, label="Replay: step (both panes)", elem_id="step-slider",
+                           buttons=[], scale=5)
+        play_btn = gr.Button("▶ Play", elem_id="play-btn", scale=0, min_width=100)
+        speed = gr.Slider(1, 10, value=4, step=1, label="speed (steps/s)", elem_id="speed", scale=1)
+        follow = gr.Checkbox(True, label="follow live run", elem_id="follow", scale=1)
+    timer = gr.Timer(0.25, active=False)
+    with gr.Row():
+        heat_a = gr.Plot(heatmap_figure(None, title="A"), label="A: step × position", show_label=False, elem_id="heat-a")
+        heat_b = gr.Plot(heatmap_figure(None, title="B"), label="B: step × position", show_label=False, elem_id="heat-b")
+    curves = gr.Plot(curves_figure({}), label="Per-step curves", show_label=False, elem_id="curves")
+    with gr.Accordion("Export / import", open=True):
+        with gr.Row():
+            dl_json = gr.DownloadButton("⬇ Trace (JSON)", interactive=False, elem_id="dl-json")
+            dl_gif = gr.DownloadButton("⬇ Animation (GIF)", interactive=False, elem_id="dl-gif")
+            upload = gr.File(file_types=[".json"], type="filepath", label="Replay a trace file (no model needed)",
+                             elem_id="trace-upload")
+
+    panes = [grid_a, grid_b, stats_a, stats_b, heat_a, heat_b, curves]
+    run_inputs = [model, prompt, gen_length, block_length, full, temperature, seed, *pane_a, *pane_b]
+    run_event = run_btn.click(
+        run_compare, run_inputs, [*panes, status, slider, follow, session, dl_json, dl_gif], api_name="compare",
+        show_progress="hidden", concurrency_limit=runtime.MODEL_CONCURRENCY, concurrency_id="model",
+    )
+    run_event.success(export_files, session, [dl_json, dl_gif], api_name="export", show_progress="hidden")
+    stop_btn.click(lambda comp: f"stopped · {status_line(comp)}" if comp else "stopped", session, status,
+                   cancels=[run_event], queue=False, api_visibility="private")
+    full.change(full_diffusion_toggle, full, block_length, queue=False, api_visibility="private")
+
+    replay_outputs = [*panes, follow]
+    slider.input(replay, [slider, session], replay_outputs, api_name="replay", trigger_mode="always_last",
+                 show_progress="hidden")
+    slider.release(replay, [slider, session], replay_outputs, trigger_mode="always_last", show_progress="hidden",
+                   api_visibility="private")
+    follow.input(set_follow, [follow, session], None, queue=False, api_visibility="private")
+    play_btn.click(toggle_play, [playing, slider, session], [timer, play_btn, playing, slider], queue=False,
+                   api_visibility="private")
+    timer.tick(play_tick, [slider, session], [*panes, slider, timer, play_btn, playing], show_progress="hidden",
+               api_visibility="private", trigger_mode="always_last")
+    speed.change(set_speed, speed, timer, queue=False, api_visibility="private")
+    upload.upload(load_trace, upload, [*panes, status, slider, session], api_name="load_trace", show_progress="hidden")

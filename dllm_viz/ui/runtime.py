@@ -1,0 +1,344 @@
+"""Model-side runtime of the app: what is installed, cached backends and policies, and the
+lockstep generator that drives two :func:`dllm_viz.engine.generate` runs side by side.
+
+No Gradio here. :func:`lockstep` is the only GPU-bound function; it is wrapped with
+``spaces.GPU`` when the ``spaces`` package is importable (Hugging Face ZeroGPU) and yields
+plain, picklable step data, because ZeroGPU runs it in a forked worker and pickles every
+yield. Rendering, throttling and file writing happen in the caller.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from ..backends import BUILTIN_MODEL, KNOWN_MODELS, ModelLoadError, load_backend
+from ..engine import EngineConfig, decode_generation, encode_prompts, generate
+from ..strategies import HEURISTICS, build_strategy
+from ..trace import Trace, TraceStep
+
+logger = logging.getLogger(__name__)
+
+ROOT = Path(__file__).resolve().parents[2]
+POLICY_DIR = ROOT / "assets" / "policies"
+MODEL_ENV = "DLLM_VIZ_MODEL"
+MODEL_CONCURRENCY = int(os.environ.get("DLLM_VIZ_CONCURRENCY", "2"))  # model-bound events at once
+GPU_MODELS = {"GSAI-ML/LLaDA-8B-Instruct": 16, "Dream-org/Dream-v0-Instruct-7B": 15}  # GB of bf16 weights
+
+try:  # Hugging Face ZeroGPU: a no-op decorator everywhere else (spaces.GPU(f) is f off Spaces)
+    import spaces
+
+    gpu = spaces.GPU(duration=120)
+except ImportError:  # pragma: no cover - depends on the environment
+    spaces = None
+
+    def gpu(fn):
+        return fn
+
+
+def on_zero_gpu() -> bool:
+    return os.environ.get("SPACES_ZERO_GPU", "").lower() in ("1", "true")
+
+
+# ---- what is installed ------------------------------------------------------------------------
+
+def builtin_model_installed() -> bool:
+    return (Path(BUILTIN_MODEL) / "config.json").is_file()
+
+
+def default_model() -> str:
+    """``$DLLM_VIZ_MODEL`` when set, else the built-in tiny model (even when it is not installed,
+    so the UI can say what is missing)."""
+    return os.environ.get(MODEL_ENV) or BUILTIN_MODEL
+
+
+def model_choices() -> list[tuple[str, str]]:
+    """(label, model) pairs for the model picker: the default first, then the known Hub models."""
+    choices = []
+    env = os.environ.get(MODEL_ENV)
+    if env:
+        choices.append((f"{Path(env).name} (${MODEL_ENV})", env))
+    label = "built-in tiny dLLM (assets/tiny-dllm)" + ("" if builtin_model_installed() else " — not installed")
+    choices.append((label, BUILTIN_MODEL))
+    choices += [(f"{name} (GPU, Hub)", mid) for name, mid in KNOWN_MODELS.items() if mid != BUILTIN_MODEL]
+    return choices
+
+
+def shipped_policies() -> dict[str, Path]:
+    """Name → directory of every policy in ``assets/policies/`` (config.json + model.safetensors)."""
+    if not POLICY_DIR.is_dir():
+        return {}
+    return {p.name: p for p in sorted(POLICY_DIR.iterdir())
+            if (p / "config.json").is_file() and (p / "model.safetensors").is_file()}
+
+
+def learned_strategy_available() -> bool:
+    try:
+        from ..strategies.learned import LearnedPolicy  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def availability_notes() -> list[str]:
+    """Plain-language notes about missing pieces, shown at the top of the app."""
+    notes = []
+    if not builtin_model_installed() and not os.environ.get(MODEL_ENV):
+        notes.append("The built-in tiny model (assets/tiny-dllm) is not installed in this copy, so there is "
+                     "no model to run offline: pick a Hub model on a GPU machine, or upload a trace to replay it.")
+    if not learned_strategy_available():
+        notes.append("The learned-policy strategy is not available in this build; both panes offer heuristics only.")
+    elif not shipped_policies():
+        notes.append("No trained policy is shipped in assets/policies/ yet: pane A defaults to a heuristic. "
+                     "You can still upload a policy (model.safetensors, optional config.json).")
+    if not torch.cuda.is_available():
+        notes.append("No GPU here: LLaDA-8B and Dream-7B cannot run; the built-in tiny model runs on CPU.")
+    return notes
+
+
+# ---- cached backends and policies ------------------------------------------------------------
+
+_LOCK = threading.Lock()
+_BACKENDS: dict[str, object] = {}
+_POLICIES: dict[str, object] = {}
+
+
+def check_model_runnable(model: str) -> None:
+    """Refuse before loading what cannot run here (an 8B model on CPU), with the reason."""
+    if not model or not str(model).strip():
+        raise ModelLoadError("no model selected")
+    if model in GPU_MODELS and not torch.cuda.is_available():
+        raise ModelLoadError(
+            f"model {model!r} needs a CUDA GPU (about {GPU_MODELS[model]} GB of bf16 weights) and this machine has "
+            "none; use the built-in tiny model, or run the app on a GPU (e.g. a ZeroGPU Space)"
+        )
+    if model == BUILTIN_MODEL and not builtin_model_installed():
+        raise ModelLoadError(
+            f"the built-in model is not installed ({BUILTIN_MODEL} has no config.json); "
+            f"set ${MODEL_ENV} to a model folder or pick another model"
+        )
+
+
+def get_backend(model: str):
+    """The backend for ``model``, loaded once per process and warmed up (one forward pass)."""
+    check_model_runnable(model)
+    with _LOCK:
+        backend = _BACKENDS.get(model)
+        if backend is None:
+            t0 = time.perf_counter()
+            backend = load_backend(model)
+            _warm_up(backend)
+            _BACKENDS[model] = backend
+            logger.info("model %s ready in %.1f s", model, time.perf_counter() - t0)
+    return backend
+
+
+def _warm_up(backend) -> None:
+    """First forward passes of a fresh model pay one-off costs (kernel selection, allocator);
+    pay them at load time so the first streamed frame is not delayed by them."""
+    ids = torch.full((1, 16), backend.mask_id, dtype=torch.long, device=backend.device)
+    for _ in range(2):
+        backend.logits(ids, torch.ones_like(ids))
+
+
+def get_policy_net(path: str | os.PathLike, device: torch.device):
+    """A policy network loaded (safetensors only) and cached per directory and device."""
+    from ..policy import DiTConfidencePolicy
+
+    key = f"{Path(path).resolve()}@{device}"
+    with _LOCK:
+        net = _POLICIES.get(key)
+        if net is None:
+            net = DiTConfidencePolicy.from_pretrained(str(path)).to(device).eval()
+            _POLICIES[key] = net
+    return net
+
+
+# ---- pane strategies ---------------------------------------------------------------------------
+
+HEURISTIC_LABELS = {
+    "threshold": "Fast-dLLM threshold λ",
+    "factor": "Fast-dLLM factor f",
+    "confidence": "High-Confidence-K (LLaDA low_confidence)",
+    "margin": "Margin-K",
+    "entropy": "Entropy-K",
+    "eb": "EB-Sampler γ",
+    "random": "Random-K",
+}
+BEST_HEURISTIC = "heuristic:threshold"  # Fast-dLLM λ = 0.9: the paper's strongest heuristic baseline
+UPLOADED = "policy:(uploaded)"
+
+
+def strategy_choices() -> list[tuple[str, str]]:
+    """(label, value) pairs: shipped policies first, an uploaded policy, then every heuristic."""
+    choices = []
+    if learned_strategy_available():
+        choices += [(f"learned policy: {name}", f"policy:{name}") for name in shipped_policies()]
+        choices.append(("learned policy: upload your own", UPLOADED))
+    names = list(HEURISTIC_LABELS) + sorted(set(HEURISTICS) - set(HEURISTIC_LABELS))
+    choices += [(HEURISTIC_LABELS.get(n, n), f"heuristic:{n}") for n in names if n in HEURISTICS]
+    return choices
+
+
+def default_strategies() -> tuple[str, str]:
+    """(A, B): A = the first shipped learned policy (else High-Confidence-K), B = the best heuristic."""
+    policies = shipped_policies() if learned_strategy_available() else {}
+    a = f"policy:{next(iter(policies))}" if policies else "heuristic:confidence"
+    return a, BEST_HEURISTIC
+
+
+@dataclass(frozen=True)
+class PaneSpec:
+    """What one pane runs: ``choice`` from :func:`strategy_choices` plus its parameters.
+
+    Attributes:
+        choice: ``"heuristic:<name>"``, ``"policy:<shipped name>"`` or :data:`UPLOADED`.
+        params: heuristic parameters, or ``temperature`` (τ_π) and ``beta`` (β) for a policy.
+        policy_dir: for an uploaded policy, the folder holding its safetensors + config.json.
+    """
+
+    choice: str
+    params: dict = field(default_factory=dict)
+    policy_dir: str | None = None
+
+    @property
+    def label(self) -> str:
+        kind, _, name = self.choice.partition(":")
+        base = HEURISTIC_LABELS.get(name, name) if kind == "heuristic" else f"policy {name}"
+        shown = {k: v for k, v in self.params.items() if v is not None}
+        return base + (" (" + ", ".join(f"{k}={v}" for k, v in shown.items()) + ")" if shown else "")
+
+
+def build_pane_strategy(spec: PaneSpec, device: torch.device):
+    """The strategy object for a pane (ValueError with the reason when it cannot be built)."""
+    kind, _, name = spec.choice.partition(":")
+    if kind == "heuristic":
+        return build_strategy(name, **spec.params)
+    if kind != "policy":
+        raise ValueError(f"unknown strategy {spec.choice!r}")
+    if not learned_strategy_available():
+        raise ValueError("the learned-policy strategy is not available in this build; pick a heuristic")
+    from ..strategies.learned import LearnedPolicy
+
+    if spec.choice == UPLOADED:
+        if not spec.policy_dir:
+            raise ValueError("upload a policy file (model.safetensors) for this pane, or pick another strategy")
+        path = spec.policy_dir
+    else:
+        path = shipped_policies().get(name)
+        if path is None:
+            raise ValueError(f"no shipped policy named {name!r}; shipped: {sorted(shipped_policies()) or 'none'}")
+    return LearnedPolicy(get_policy_net(path, device), mode="bernoulli-argmax", **spec.params)
+
+
+# ---- the lockstep run -------------------------------------------------------------------------
+
+class _TokenStrings:
+    """The parts of a backend :meth:`Trace.from_records` reads, with token strings cached."""
+
+    def __init__(self, backend):
+        self.name, self.mask_id, self.eos_id = backend.name, backend.mask_id, backend.eos_id
+        self._backend, self._cache = backend, {}
+
+    def token_strings(self, ids) -> list[str]:
+        missing = [int(i) for i in ids if int(i) not in self._cache]
+        if missing:
+            self._cache.update(zip(missing, self._backend.token_strings(missing)))
+        return [self._cache[int(i)] for i in ids]
+
+
+@dataclass
+class RunHeader:
+    """First item of :func:`lockstep`: everything a :class:`Trace` needs besides its steps."""
+
+    model: str
+    prompt_ids: list[int]
+    mask_id: int
+    eos_id: int
+    strategies: list[dict]
+    engine: dict
+    load_ms: float
+
+
+@dataclass
+class PaneStep:
+    """One pane's step: the trace step, token strings it introduced, and the final text once done."""
+
+    step: TraceStep
+    vocab: dict[str, str]
+    finished: bool
+    text: str | None = None
+
+
+@gpu
+def lockstep(model: str, prompt: str, specs: tuple[PaneSpec, PaneSpec], config: EngineConfig):
+    """Run both panes' strategies on the same model, prompt and seed, one step each per item.
+
+    Yields a :class:`RunHeader`, then per step a list of two :class:`PaneStep` (``None`` for a pane
+    that has already finished). Closing the generator stops both runs.
+    """
+    t0 = time.perf_counter()
+    backend = get_backend(model)
+    strategies = [build_pane_strategy(spec, backend.device) for spec in specs]
+    for strategy in strategies:
+        strategy.validate(config.gen_length, config.block_length)
+    prompt_ids = encode_prompts(backend, [prompt], config.gen_length)[0]
+    yield RunHeader(model=backend.name, prompt_ids=prompt_ids, mask_id=backend.mask_id, eos_id=backend.eos_id,
+                    strategies=[{"name": s.name, **s.params()} for s in strategies], engine=config.to_dict(),
+                    load_ms=(time.perf_counter() - t0) * 1e3)
+    tokens = _TokenStrings(backend)
+    runs = [generate(backend, [prompt_ids], s, config) for s in strategies]
+    counts = [0, 0]
+    alive = [True, True]
+    try:
+        while any(alive):
+            frame = []
+            for i, run in enumerate(runs):
+                rec = next(run, None) if alive[i] else None
+                if rec is None:
+                    alive[i] = False
+                    frame.append(None)
+                    continue
+                part = Trace.from_records([rec], 0, tokens, prompt, prompt_ids, strategies[i], config)
+                step = part.steps[0]
+                step.step = counts[i]
+                counts[i] += 1
+                finished = not bool((rec.tokens[0] == backend.mask_id).any())
+                text = decode_generation(backend, rec.tokens[0].tolist()) if finished else None
+                if finished:
+                    alive[i] = False
+                    run.close()
+                frame.append(PaneStep(step, part.vocab, finished, text))
+            if any(f is not None for f in frame):
+                yield frame
+    finally:
+        for run in runs:
+            run.close()
+
+
+def preload(model: str) -> None:
+    """Load ``model`` at app start (in the background); failures are logged, the app still serves.
+
+    On ZeroGPU the load is synchronous, in the main process: weights placed on "cuda" there are
+    kept between calls, while anything loaded inside a ``spaces.GPU`` call dies with its worker.
+    """
+    if on_zero_gpu():
+        try:
+            get_backend(model)
+        except Exception as err:
+            logger.warning("could not preload %s: %s", model, err)
+        return
+
+    def _load():
+        try:
+            get_backend(model)
+        except Exception as err:  # the UI reports the same error when a run asks for this model
+            logger.warning("could not preload %s: %s", model, err)
+
+    threading.Thread(target=_load, name="preload-model", daemon=True).start()

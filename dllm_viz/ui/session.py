@@ -1,0 +1,118 @@
+"""A comparison held per browser session: two traces (A, B), labels, answer and timings,
+plus its export file format. No Gradio here.
+
+Export format (JSON): ``{"format": "dllm-viz-comparison", "version": 1, "labels": [..],
+"expected": str | null, "a": <trace>, "b": <trace | null>}``. A plain single trace file
+(:meth:`dllm_viz.trace.Trace.save`) is accepted too and replays in pane A.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from ..trace import MAX_TRACE_BYTES, Trace, TraceError
+from ..views import Verdict, first_divergence
+
+FORMAT = "dllm-viz-comparison"
+VERSION = 1
+MAX_UPLOAD_BYTES = MAX_TRACE_BYTES  # one limit for a single trace and for a pair
+
+
+def new_run_id() -> str:
+    return secrets.token_hex(3)
+
+
+@dataclass
+class Comparison:
+    """The state behind both panes.
+
+    Attributes:
+        run_id: short id shown in the status line (tells two identical runs apart).
+        a, b: the traces; B may be None (a single uploaded trace).
+        labels: pane titles.
+        expected: the known answer of the prompt, if any.
+        render_ms: wall time spent rendering frames in the app (not in the model).
+        finished: the run ended (or the comparison was loaded from a file).
+        source: "run" or "upload".
+    """
+
+    run_id: str
+    a: Trace | None
+    b: Trace | None
+    labels: tuple[str, str] = ("A", "B")
+    expected: str | None = None
+    render_ms: float = 0.0
+    finished: bool = False
+    source: str = "run"
+    meta: dict = field(default_factory=dict)
+
+    @property
+    def num_steps(self) -> int:
+        return max((t.num_steps for t in (self.a, self.b) if t is not None), default=0)
+
+    @property
+    def divergence(self) -> int | None:
+        return first_divergence(self.a, self.b)
+
+    def verdict(self, trace: Trace | None) -> Verdict | None:
+        """The answer check of a finished pane (None while running)."""
+        if trace is None or not self.finished:
+            return None
+        if self.expected is None:
+            return Verdict(answer=trace.text)
+        from ..tasks import extract_answer, is_correct
+
+        return Verdict(answer=extract_answer(trace.text) or trace.text, expected=self.expected,
+                       correct=is_correct(trace.text, self.expected))
+
+    # ---- export / import ------------------------------------------------------------------
+    def to_dict(self) -> dict:
+        return {"format": FORMAT, "version": VERSION, "labels": list(self.labels), "expected": self.expected,
+                "a": None if self.a is None else asdict(self.a), "b": None if self.b is None else asdict(self.b)}
+
+    def save(self, directory: str | os.PathLike) -> Path:
+        path = Path(directory) / f"trace-{self.run_id}.json"
+        path.write_text(json.dumps(self.to_dict(), separators=(",", ":"), ensure_ascii=False), encoding="utf-8")
+        return path
+
+
+def load_comparison(path: str | os.PathLike) -> Comparison:
+    """Read an exported comparison or a single trace, checking size before reading.
+
+    Raises:
+        TraceError: too large, not JSON, or not a valid trace / comparison (the message says why).
+    """
+    size = os.path.getsize(path)
+    if size > MAX_UPLOAD_BYTES:
+        raise TraceError(f"the file is {size / 1e6:.1f} MB; the limit for a trace is {MAX_UPLOAD_BYTES / 1e6:.0f} MB")
+    raw = Path(path).read_bytes()
+    try:
+        data = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise TraceError(f"not a trace: the file is not valid JSON ({err})") from None
+    if isinstance(data, dict) and data.get("format") == FORMAT:
+        if data.get("version") != VERSION:
+            raise TraceError(f"unsupported comparison version {data.get('version')!r}; this app reads {VERSION}")
+        if not isinstance(data.get("a"), dict):
+            raise TraceError("not a comparison: pane 'a' must hold a trace")
+        a = _trace(data["a"], "a")
+        b = _trace(data["b"], "b") if data.get("b") is not None else None
+        labels = data.get("labels")
+        labels = tuple(map(str, labels)) if isinstance(labels, list) and len(labels) == 2 else ("A", "B")
+        expected = data.get("expected")
+        return Comparison(new_run_id(), a, b, labels, None if expected is None else str(expected),
+                          finished=True, source="upload")
+    trace = Trace.from_dict(data)
+    label = "A · " + str(trace.strategy.get("name", "trace"))
+    return Comparison(new_run_id(), trace, None, (label, "B"), finished=True, source="upload")
+
+
+def _trace(data, pane: str) -> Trace:
+    try:
+        return Trace.from_dict(data)
+    except TraceError as err:
+        raise TraceError(f"pane {pane}: {err}") from None

@@ -1,0 +1,239 @@
+"""The app's handlers called directly (no server): settings checks, user-facing errors, a full
+lockstep run on a tiny random model, export → import round trip, replay and the API function."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import gradio as gr
+import pytest
+import torch
+
+from dllm_viz.trace import Trace
+from dllm_viz.ui import compare, runtime, session
+from dllm_viz.ui.compare import PANE_FIELDS, engine_config, export_files, load_trace, replay, run_compare
+
+HEUR = dict(steps=0, threshold=0.9, factor=1.0, gamma=0.01, tau=1.0, beta=1.0, policy_files=None)
+
+
+def pane(choice, **over):
+    values = {**HEUR, **over}
+    return [choice] + [values[f] for f in PANE_FIELDS[1:]]
+
+
+def run_args(model, prompt="one plus two is", L=16, BL=4, full=False, a=None, b=None, temperature=0.0, seed=0):
+    a = a or pane("heuristic:confidence")
+    b = b or pane("heuristic:threshold")
+    return [model, prompt, L, BL, full, temperature, seed, *a, *b]
+
+
+def drain(gen):
+    frames = list(gen)
+    return frames
+
+
+def error_of(gen) -> str:
+    with pytest.raises(gr.Error) as info:
+        drain(gen)
+    return info.value.message
+
+
+# ---- settings → config ---------------------------------------------------------------------------
+
+def test_engine_config_from_ui_values():
+    cfg = engine_config(64.0, 8.0, False, 0.5, 3.0)
+    assert (cfg.gen_length, cfg.block_length, cfg.temperature, cfg.seed) == (64, 8, 0.5, 3)
+    assert engine_config(64, 5, True, 0, 0).block_length == 64  # full diffusion ignores BL
+
+
+@pytest.mark.parametrize("L, BL, message", [
+    (60, 8, "block length (8) must divide gen length (60)"),
+    (0, 1, "gen length (0) must be between 1"),
+    (64, 128, "block length (128) must be between 1 and gen length (64)"),
+    (64.5, 8, "gen length (64.5) must be a whole number"),
+    (None, 8, "gen length is empty"),
+])
+def test_engine_config_rejects_bad_lengths(L, BL, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        engine_config(L, BL, False, 0, 0)
+
+
+def test_param_visibility_follows_strategy():
+    vis = [u["visible"] for u in compare.param_visibility("heuristic:threshold")]
+    assert vis == [False, True, False, False, False, False, False]
+    vis = [u["visible"] for u in compare.param_visibility(runtime.UPLOADED)]
+    assert vis == [False, False, False, False, True, True, True]
+    assert compare.param_visibility("heuristic:margin")[0]["visible"]
+
+
+def test_strategy_choices_cover_heuristics_and_defaults():
+    values = [v for _, v in runtime.strategy_choices()]
+    from dllm_viz.strategies import HEURISTICS
+
+    assert {f"heuristic:{n}" for n in HEURISTICS} <= set(values)
+    a, b = runtime.default_strategies()
+    assert a in values and b == "heuristic:threshold"
+
+
+# ---- bad input: a specific message, and the handler can run again -------------------------------
+
+def test_empty_prompt(tiny_model_dir):
+    assert "the prompt is empty" in error_of(run_compare(*run_args(str(tiny_model_dir), prompt="   ")))
+
+
+def test_gen_length_not_divisible_by_block_length(tiny_model_dir):
+    msg = error_of(run_compare(*run_args(str(tiny_model_dir), L=60, BL=8)))
+    assert "block length (8) must divide gen length (60)" in msg
+
+
+def test_known_hub_model_without_gpu(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    msg = error_of(run_compare(*run_args("GSAI-ML/LLaDA-8B-Instruct")))
+    assert "needs a CUDA GPU" in msg
+
+
+def test_hub_model_while_offline(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    msg = error_of(run_compare(*run_args("someone-offline/not-in-cache")))
+    assert "could not be loaded" in msg and "offline" in msg
+
+
+def test_known_hub_model_with_gpu_but_offline(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(runtime, "get_backend", _offline_only(runtime.get_backend))
+    msg = error_of(run_compare(*run_args("Dream-org/Dream-v0-Instruct-7B")))
+    assert "Dream-org/Dream-v0-Instruct-7B" in msg and "offline" in msg
+
+
+def _offline_only(get_backend):
+    def wrapped(model):
+        from dllm_viz.backends import load_backend
+
+        runtime.check_model_runnable(model)
+        return load_backend(model, device="cpu", local_files_only=True)
+
+    return wrapped
+
+
+def test_missing_builtin_model_is_explained(monkeypatch):
+    monkeypatch.setattr(runtime, "builtin_model_installed", lambda: False)
+    msg = error_of(run_compare(*run_args(runtime.BUILTIN_MODEL)))
+    assert "built-in model is not installed" in msg
+
+
+def test_policy_file_that_is_not_safetensors(tmp_path):
+    bogus = tmp_path / "model.safetensors"
+    bogus.write_bytes(b"PK\x03\x04 this is a zip, not safetensors" * 10)
+    a = pane(runtime.UPLOADED, policy_files=[str(bogus)])
+    msg = error_of(run_compare(*run_args("unused-model", a=a)))
+    assert "pane A" in msg and "not a safetensors file" in msg
+
+
+def test_policy_upload_without_weights(tmp_path):
+    cfg = tmp_path / "config.json"
+    cfg.write_text("{}")
+    msg = error_of(run_compare(*run_args("unused-model", b=pane(runtime.UPLOADED, policy_files=[str(cfg)]))))
+    assert "pane B" in msg and ".safetensors" in msg
+
+
+def test_bad_trace_files(tmp_path, monkeypatch):
+    not_json = tmp_path / "a.json"
+    not_json.write_text("{ nope")
+    with pytest.raises(gr.Error, match="not valid JSON"):
+        load_trace(str(not_json))
+    not_trace = tmp_path / "b.json"
+    not_trace.write_text(json.dumps({"hello": 1}))
+    with pytest.raises(gr.Error, match="unsupported trace schema version"):
+        load_trace(str(not_trace))
+    bad_pair = tmp_path / "c.json"
+    bad_pair.write_text(json.dumps({"format": session.FORMAT, "version": 1, "a": {"version": 1}}))
+    with pytest.raises(gr.Error, match="pane a: not a trace: missing field"):
+        load_trace(str(bad_pair))
+    monkeypatch.setattr(session, "MAX_UPLOAD_BYTES", 10)
+    with pytest.raises(gr.Error, match=r"the limit for a trace is"):
+        load_trace(str(not_trace))
+
+
+# ---- a real run on a tiny random model ------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def finished_run(tiny_model_dir):
+    frames = drain(run_compare(*run_args(str(tiny_model_dir), L=16, BL=4)))
+    return frames
+
+
+def test_run_streams_frames_and_finishes(finished_run):
+    first, last = finished_run[0], finished_run[-1]
+    assert first[7].startswith("loading model")
+    comp = last[10]
+    assert comp.finished and comp.a.num_steps >= 1 and comp.b.num_steps >= 1
+    assert re.match(r"done · A \d+ steps, NFE \d+ · B \d+ steps, NFE \d+ .* #\w{6}$", last[7])
+    n = comp.num_steps
+    assert f'data-step="{min(n, comp.a.num_steps)}"' in last[0]
+    assert 'data-masked="0"' in last[0] and 'data-masked="0"' in last[1]
+    assert 'data-nfe="' in last[2]
+    assert last[8].maximum == n and last[8].value == n  # slider follows the run
+    for trace in (comp.a, comp.b):
+        trace.validate()
+        assert trace.steps[-1].nfe == trace.num_steps
+        assert [s.step for s in trace.steps] == list(range(trace.num_steps))
+
+
+def test_export_import_and_replay(finished_run, tmp_path):
+    comp = finished_run[-1][10]
+    json_btn, gif_btn = export_files(comp)
+    path = json_btn.value if isinstance(json_btn.value, str) else json_btn.value["path"]
+    loaded = load_trace(path)
+    comp2 = loaded[-1]
+    assert comp2.source == "upload" and comp2.a.num_steps == comp.a.num_steps
+    assert comp2.a.steps[-1].committed == comp.a.steps[-1].committed
+    assert loaded[7].startswith("loaded trace")
+    out = replay(1, comp2)
+    assert 'data-step="1"' in out[0] and 'data-step="1"' in out[1]
+    # a single trace file replays in pane A
+    single = comp.a.save(tmp_path / "single.json")
+    one = load_trace(str(single))[-1]
+    assert one.b is None and one.a.num_steps == comp.a.num_steps
+
+
+def test_play_tick_advances_and_stops(finished_run):
+    comp = finished_run[-1][10]
+    out = compare.play_tick(0, comp)
+    assert 'data-step="1"' in out[0]
+    end = compare.play_tick(comp.num_steps - 1, comp)
+    assert end[-1] is False  # playback stopped at the last step
+
+
+def test_policy_pane_shows_unmask_probabilities(tiny_model_dir, tmp_path):
+    from dllm_viz.policy import DiTConfidencePolicy
+
+    DiTConfidencePolicy().save_pretrained(tmp_path / "pol")
+    files = [str(tmp_path / "pol" / "model.safetensors"), str(tmp_path / "pol" / "config.json")]
+    a = pane(runtime.UPLOADED, policy_files=files, tau=0.5, beta=2.0)
+    comp = drain(run_compare(*run_args(str(tiny_model_dir), L=16, BL=16, full=True, a=a)))[-1][10]
+    assert comp.a.strategy["name"] == "learned" and comp.a.strategy["beta"] == 2.0
+    assert all(s.probs is not None for s in comp.a.steps)
+    heat_a = compare.render_plots(comp, comp.num_steps)[0]
+    assert len([d for d in heat_a.data if d.type == "heatmap"]) == 2
+
+
+def test_compare_trace_api_function(tiny_model_dir):
+    out = compare.compare_trace("one plus two is", "heuristic:eb", "heuristic:threshold", {"gamma": 0.5},
+                                {"threshold": 0.5}, gen_length=16, block_length=8, model=str(tiny_model_dir))
+    assert out["format"] == session.FORMAT
+    a, b = Trace.from_dict(out["a"]), Trace.from_dict(out["b"])
+    assert a.strategy == {"name": "eb", "gamma": 0.5} and b.strategy["threshold"] == 0.5
+    with pytest.raises(gr.Error, match="must be 'heuristic:<name>'"):
+        compare.compare_trace("x", "magic", model=str(tiny_model_dir))
+
+
+def test_known_answer_marks_correctness(tiny_model_dir):
+    from dllm_viz.ui.examples import example_problems
+
+    problem = example_problems()[0]
+    comp = drain(run_compare(*run_args(str(tiny_model_dir), prompt=problem.question, L=16, BL=16, full=True)))[-1][10]
+    assert comp.expected == problem.answer
+    verdict = comp.verdict(comp.a)
+    assert verdict.correct in (True, False) and verdict.expected == problem.answer
