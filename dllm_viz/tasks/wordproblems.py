@@ -250,6 +250,9 @@ def test_set(level: int, n: int = 500) -> list[Problem]:
     return out
 
 
+test_set.__test__ = False  # not a pytest test, though test modules import it by this name
+
+
 def lexicon() -> list[str]:
     """Every literal text the generator can emit (templates with slots removed, slot values),
     so a word-level tokenizer can be built that never meets an unknown word."""

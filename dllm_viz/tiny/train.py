@@ -371,6 +371,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[TrainConfig, bool, bool]:
     p.add_argument("--eval-every", type=int, default=d.eval_every)
     p.add_argument("--eval-problems", type=int, default=d.eval_problems)
     p.add_argument("--checkpoint-every", type=int, default=d.checkpoint_every)
+    p.add_argument("--log-every", type=int, default=d.log_every)
     p.add_argument("--time-limit-minutes", type=float, default=d.time_limit_minutes)
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--device", default=d.device, choices=("auto", "cpu", "cuda"))
@@ -388,6 +389,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[TrainConfig, bool, bool]:
         level_weights_start=a.level_weights_start, level_weights_end=a.level_weights_end,
         loss_weighting=a.loss_weighting, steps=a.steps, lr=a.lr, warmup_steps=a.warmup_steps,
         eval_every=a.eval_every, eval_problems=a.eval_problems, checkpoint_every=a.checkpoint_every,
+        log_every=a.log_every,
         time_limit_minutes=a.time_limit_minutes, seed=a.seed, device=a.device, threads=a.threads,
     )
     return config, a.resume, not a.no_progress
