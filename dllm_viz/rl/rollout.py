@@ -1,0 +1,99 @@
+"""GRPO rollouts: the frozen dLLM as environment, the policy as actor, answers as reward.
+
+One rollout batch = ``prompts_per_batch`` problems × (G policy rollouts + E expert rollouts),
+laid out group by group so :func:`~dllm_viz.rl.grpo.group_advantages` sees contiguous groups.
+Policy rows decode with Bernoulli sampling and no fallback (paper §1.3: an empty step still
+costs an NFE); expert rows (full diffusion only) decode semi-AR with Fast-dLLM thresholding.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import torch
+
+from ..engine import EngineConfig, decode_generation, generate
+from ..strategies import build_strategy
+from ..strategies.learned import LearnedPolicy
+from ..tasks.answers import is_correct
+from ..tasks.problem import Problem
+from .config import GRPOConfig
+from .rewards import get_reward_function
+from .steps import PolicySteps, replay_log_probs
+
+
+@dataclass
+class RolloutBatch:
+    """A rollout batch ready for the GRPO update (rows grouped: G policy rows then E experts).
+
+    Attributes:
+        steps: per-step policy data, (N, T, ...).
+        rewards: (N,) float32. correct: (N,) bool. nfe: (N,) int64.
+        expert: (N,) bool, rows decoded by the expert (their log-probs use the ES mixture).
+        mean_unmask_prob: mean policy probability over eligible positions of policy rows.
+        texts: decoded generations (for logging a sample).
+    """
+
+    steps: PolicySteps
+    rewards: torch.Tensor
+    correct: torch.Tensor
+    nfe: torch.Tensor
+    expert: torch.Tensor
+    mean_unmask_prob: float
+    texts: list[str]
+
+
+def _decode(backend, prompts: list[str], strategy, config: EngineConfig):
+    with torch.no_grad():
+        records = list(generate(backend, prompts, strategy, config))
+    texts = [decode_generation(backend, row) for row in records[-1].tokens.tolist()]
+    return records, texts, records[-1].nfe.cpu()
+
+
+def collect_rollouts(
+    backend, policy, problems: Sequence[Problem], grpo: GRPOConfig, engine: EngineConfig, seed: int,
+) -> RolloutBatch:
+    """Decode every problem G times with the policy (and E times with the experts), score them."""
+    G, E, L = grpo.num_generations, grpo.num_experts, engine.gen_length
+    policy_cfg = EngineConfig(gen_length=L, block_length=engine.block_length, temperature=engine.temperature,
+                              fallback=False, seed=seed, top_k=engine.top_k)
+    prompts = [p.question for p in problems for _ in range(G)]
+    records, texts, nfe = _decode(backend, prompts, LearnedPolicy(policy, mode="bernoulli"), policy_cfg)
+    steps = PolicySteps.from_records(records, L, policy.config.top_p)
+    probs = torch.stack([r.probs for r in records])  # (T, N, L)
+    eligible = torch.stack([r.eligible & r.active.unsqueeze(1) for r in records])
+    mean_prob = float(probs[eligible].mean()) if bool(eligible.any()) else 0.0
+    golds = [p.answer for p in problems for _ in range(G)]
+    expert = torch.zeros(len(prompts), dtype=torch.bool)
+
+    if E:
+        parts, order = [steps], []
+        expert_texts, expert_nfe, expert_golds = [], [], []
+        for e, threshold in enumerate(grpo.es_thresholds):
+            cfg = EngineConfig(gen_length=L, block_length=grpo.es_block_length, fallback=True, seed=seed, top_k=engine.top_k)
+            recs, t, n = _decode(backend, [p.question for p in problems], build_strategy("threshold", threshold=threshold), cfg)
+            part = PolicySteps.from_records(recs, L, policy.config.top_p, expert=True)
+            with torch.no_grad():
+                part.old_log_prob = replay_log_probs(policy, part).detach()
+            parts.append(part)
+            expert_texts += t
+            expert_nfe.append(n)
+            expert_golds += [p.answer for p in problems]
+        steps = PolicySteps.cat(parts)
+        # Interleave: group k = its G policy rows, then its E expert rows.
+        n_prompts = len(problems)
+        for k in range(n_prompts):
+            order += list(range(k * G, (k + 1) * G))
+            order += [G * n_prompts + e * n_prompts + k for e in range(E)]
+        index = torch.tensor(order)
+        steps = steps.index(index)
+        texts = [(texts + expert_texts)[i] for i in order]
+        golds = [(golds + expert_golds)[i] for i in order]
+        nfe = torch.cat([nfe, *expert_nfe])[index]
+        expert = torch.cat([expert, torch.ones(E * n_prompts, dtype=torch.bool)])[index]
+
+    correct = torch.tensor([is_correct(t, g) for t, g in zip(texts, golds)])
+    reward_fn = get_reward_function(grpo.reward)
+    rewards = torch.tensor(reward_fn(correct.float().tolist(), nfe.tolist(), gen_length=L, alpha=grpo.alpha), dtype=torch.float32)
+    return RolloutBatch(steps, rewards, correct, nfe, expert, mean_prob, texts)

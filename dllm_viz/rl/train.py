@@ -1,0 +1,188 @@
+"""Train an unmasking policy with GRPO on the built-in word problems (the dLLM stays frozen).
+
+    python -m dllm_viz.rl.train --out-dir outputs/policy-a1 --alpha 1 --iterations 150
+    python -m dllm_viz.rl.train --out-dir outputs/policy-full --block-length 64 --es-thresholds 0.9
+
+Each iteration collects one rollout batch (prompts × G rollouts), computes group advantages and
+takes ``num_iterations`` optimiser steps on the clipped step-level GRPO loss. Metrics go to
+``metrics.jsonl`` every iteration; ``checkpoint-last`` (policy + optimiser + RNG, resumable
+with ``--resume``) every ``--save-every`` iterations; ``checkpoint-best`` whenever the moving
+average of the reward over the last 10 iterations improves (the released code's selection).
+The loop is plain PyTorch on one device; the rollout and update functions take tensors, so an
+``accelerate`` wrapper can shard prompts across processes without changing them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import random
+import time
+from collections import deque
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+from tqdm import tqdm
+
+from ..backends import BUILTIN_MODEL, load_backend
+from ..engine import EngineConfig
+from ..policy import DiTConfidencePolicy, PolicyConfig
+from ..tasks.wordproblems import LEVELS, generate as generate_problem
+from .config import GRPOConfig
+from .grpo import expert_mixture_log_prob, group_advantages, grpo_loss, should_skip_update
+from .optim import build_optimizer
+from .rollout import RolloutBatch, collect_rollouts
+from .steps import replay_log_probs
+
+logger = logging.getLogger(__name__)
+MOVING_AVERAGE = 10
+
+
+def training_problems(iteration: int, count: int, seed: int, levels=LEVELS):
+    """The prompts of one iteration: deterministic in (seed, iteration), train split only."""
+    rng = random.Random(f"grpo/{seed}/{iteration}")
+    return [generate_problem(rng.randrange(2**31), rng.choice(levels), "train") for _ in range(count)]
+
+
+def grpo_update(policy, batch: RolloutBatch, advantages: torch.Tensor, grpo: GRPOConfig, optimizer, schedule) -> dict:
+    """``num_iterations`` clipped-ratio steps on one rollout batch (ratios vs rollout-time log-probs)."""
+    old = batch.steps.old_log_prob
+    expert = batch.expert.unsqueeze(1).to(old.device)
+    if grpo.num_experts:
+        old = torch.where(expert, expert_mixture_log_prob(old, grpo.num_generations, grpo.num_experts), old)
+    stats = {}
+    for _ in range(grpo.num_iterations):
+        new = replay_log_probs(policy, batch.steps)
+        if grpo.num_experts:
+            new = torch.where(expert, expert_mixture_log_prob(new, grpo.num_generations, grpo.num_experts), new)
+        out = grpo_loss(new, old, advantages, batch.steps.active, grpo.epsilon)
+        optimizer.zero_grad(set_to_none=True)
+        out.loss.backward()
+        grad_norm = torch.nn.utils.clip_grad_norm_(policy.parameters(), grpo.max_grad_norm)
+        optimizer.step()
+        schedule.step()
+        stats = {"loss": out.loss.item(), "clip_fraction": float(out.clip_fraction), "grad_norm": float(grad_norm)}
+    return stats
+
+
+def save_checkpoint(path: Path, policy, optimizer, schedule, state: dict) -> None:
+    """Policy as safetensors + config.json; optimiser moments as safetensors; the rest JSON."""
+    path.mkdir(parents=True, exist_ok=True)
+    policy.save_pretrained(path)
+    opt = optimizer.state_dict()
+    tensors = {f"{i}.{k}": v.contiguous() for i, s in opt["state"].items() for k, v in s.items() if torch.is_tensor(v)}
+    save_file(tensors, str(path / "optimizer.safetensors"))
+    meta = {"param_groups": opt["param_groups"], "schedule": schedule.state_dict(), **state}
+    (path / "trainer_state.json").write_text(json.dumps(meta, indent=1))
+
+
+def load_checkpoint(path: Path, policy, optimizer, schedule) -> dict:
+    meta = json.loads((path / "trainer_state.json").read_text())
+    policy.load_state_dict(DiTConfidencePolicy.from_pretrained(path).state_dict())
+    tensors = load_file(str(path / "optimizer.safetensors"))
+    state: dict = {}
+    for key, value in tensors.items():
+        index, name = key.split(".", 1)
+        state.setdefault(int(index), {})[name] = value
+    optimizer.load_state_dict({"state": state, "param_groups": meta.pop("param_groups")})
+    schedule.load_state_dict(meta.pop("schedule"))
+    return meta
+
+
+def train(args: argparse.Namespace) -> Path:
+    out = Path(args.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(args.seed)
+    grpo = GRPOConfig(
+        num_generations=args.group_size, prompts_per_batch=args.prompts, reward=args.reward, alpha=args.alpha,
+        learning_rate=args.lr, warmup_steps=args.warmup, epsilon=args.epsilon, num_iterations=args.num_iterations,
+        es_thresholds=tuple(args.es_thresholds), es_block_length=args.es_block_length or args.gen_length // 8,
+        seed=args.seed, total_steps=args.iterations * args.num_iterations,
+    )
+    engine = EngineConfig(gen_length=args.gen_length, block_length=args.block_length or args.gen_length // 8)
+    grpo.check_engine(engine.gen_length, engine.block_length)
+    backend = load_backend(args.model, device=args.device)
+    policy = DiTConfidencePolicy(PolicyConfig(hidden_size=args.hidden, ffn_size=4 * args.hidden)).to(backend.device)
+    optimizer, schedule = build_optimizer(policy, grpo)
+    start, history, best = 0, deque(maxlen=MOVING_AVERAGE), float("-inf")
+    last = out / "checkpoint-last"
+    if args.resume and (last / "trainer_state.json").exists():
+        meta = load_checkpoint(last, policy, optimizer, schedule)
+        start, best = meta["iteration"] + 1, meta["best"]
+        history.extend(meta["history"])
+        logger.info("resumed from %s at iteration %d", last, start)
+    (out / "run_config.json").write_text(json.dumps({"grpo": grpo.to_dict(), "engine": engine.to_dict(),
+                                                      "model": str(args.model), "args": vars(args)}, indent=1, default=str))
+    metrics = (out / "metrics.jsonl").open("a")
+    bar = tqdm(range(start, args.iterations), initial=start, total=args.iterations, desc="GRPO", disable=args.no_progress)
+    for it in bar:
+        if args.stop_after is not None and it >= start + args.stop_after:
+            save_checkpoint(last, policy, optimizer, schedule, {"iteration": it - 1, "best": best, "history": list(history)})
+            break
+        t0 = time.perf_counter()
+        problems = training_problems(it, grpo.prompts_per_batch, args.seed)
+        batch = collect_rollouts(backend, policy, problems, grpo, engine, seed=args.seed * 100_003 + it)
+        advantages = group_advantages(batch.rewards, grpo.group_size).to(backend.device)
+        row = {
+            "iteration": it, "reward": float(batch.rewards.mean()), "correct": float(batch.correct[~batch.expert].float().mean()),
+            "nfe": float(batch.nfe[~batch.expert].float().mean()), "mean_unmask_prob": batch.mean_unmask_prob,
+            "lr": schedule.get_last_lr()[0], "skipped": should_skip_update(advantages, grpo.skip_advantage_tol),
+        }
+        if not row["skipped"]:
+            row.update(grpo_update(policy, batch, advantages, grpo, optimizer, schedule))
+        history.append(row["reward"])
+        row["reward_ma"] = sum(history) / len(history)
+        row["seconds"] = time.perf_counter() - t0
+        metrics.write(json.dumps(row) + "\n")
+        metrics.flush()
+        bar.set_postfix(reward=f"{row['reward']:.3f}", correct=f"{row['correct']:.2f}", nfe=f"{row['nfe']:.1f}", p=f"{row['mean_unmask_prob']:.2f}")
+        state = {"iteration": it, "best": best, "history": list(history)}
+        if len(history) == MOVING_AVERAGE and row["reward_ma"] > best:
+            best = state["best"] = row["reward_ma"]
+            policy.save_pretrained(out / "checkpoint-best")
+            (out / "checkpoint-best" / "selection.json").write_text(json.dumps({"iteration": it, "reward_ma": best}))
+        if (it + 1) % args.save_every == 0 or it + 1 == args.iterations:
+            save_checkpoint(last, policy, optimizer, schedule, state)
+    metrics.close()
+    if not (out / "checkpoint-best").exists():
+        policy.save_pretrained(out / "checkpoint-best")
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m dllm_viz.rl.train", description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default=BUILTIN_MODEL)
+    parser.add_argument("--out-dir", required=True)
+    parser.add_argument("--iterations", type=int, default=150, help="rollout batches")
+    parser.add_argument("--prompts", type=int, default=16, help="prompt groups per rollout batch")
+    parser.add_argument("--group-size", type=int, default=8, help="G, policy rollouts per prompt")
+    parser.add_argument("--alpha", type=float, default=0.0)
+    parser.add_argument("--reward", default="multiplicative", choices=["multiplicative", "additive"])
+    parser.add_argument("--lr", type=float, default=3e-5)
+    parser.add_argument("--warmup", type=int, default=100)
+    parser.add_argument("--epsilon", type=float, default=0.5)
+    parser.add_argument("--num-iterations", type=int, default=2, help="optimiser steps per rollout batch")
+    parser.add_argument("--gen-length", type=int, default=64)
+    parser.add_argument("--block-length", type=int, default=None, help="default L/8; L for full diffusion")
+    parser.add_argument("--es-thresholds", type=float, nargs="*", default=[], help="expert steering λ per expert rollout")
+    parser.add_argument("--es-block-length", type=int, default=None)
+    parser.add_argument("--hidden", type=int, default=128, help="policy width (paper: 128)")
+    parser.add_argument("--seed", type=int, default=123)
+    parser.add_argument("--save-every", type=int, default=10)
+    parser.add_argument("--device", default=None)
+    parser.add_argument("--resume", action="store_true")
+    parser.add_argument("--stop-after", type=int, default=None, help="stop after this many iterations (resume later)")
+    parser.add_argument("--no-progress", action="store_true")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    try:
+        train(args)
+    except ValueError as err:
+        parser.exit(2, f"error: {err}\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
