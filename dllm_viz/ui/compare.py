@@ -206,6 +206,7 @@ def run_compare(model, prompt, gen_length, block_length, full_diffusion, tempera
     """
     pane_a, pane_b = _pane_inputs((strategy_a, steps_a, threshold_a, factor_a, gamma_a, tau_a, beta_a, policy_files_a,
                                    strategy_b, steps_b, threshold_b, factor_b, gamma_b, tau_b, beta_b, policy_files_b))
+    model = model or runtime.default_model()
     with user_errors("Cannot start the comparison"):
         if not prompt or not str(prompt).strip():
             raise ValueError("the prompt is empty; type a question or pick an example")
