@@ -237,3 +237,44 @@ def test_known_answer_marks_correctness(tiny_model_dir):
     assert comp.expected == problem.answer
     verdict = comp.verdict(comp.a)
     assert verdict.correct in (True, False) and verdict.expected == problem.answer
+
+
+def test_stop_ends_the_run_early_and_keeps_it_exportable(tiny_model_dir):
+    gen = run_compare(*run_args(str(tiny_model_dir), L=32, BL=32, full=True))
+    next(gen)  # "loading" frame: the run's controls exist from here on
+    frame = next(gen)  # first step
+    comp = frame[10]
+    compare.stop_run(comp)
+    rest = list(gen)
+    assert comp.stopped and not comp.finished
+    assert rest[-1][7].startswith(f"stopped at step {comp.num_steps}")
+    assert comp.num_steps < 32
+    json_btn, _ = export_files(comp)
+    assert json_btn.interactive
+
+
+def test_scrubbing_during_a_run_stops_following(tiny_model_dir):
+    gen = run_compare(*run_args(str(tiny_model_dir), L=32, BL=32, full=True))
+    next(gen)
+    comp = next(gen)[10]
+    out = replay(0, comp)
+    assert out[-1].value is False  # the follow-live checkbox is unticked
+    later = next(gen)
+    assert later[0] == gr.skip() and "value" not in later[8].constructor_args  # panes and slider left to the user
+    compare.set_follow(True, comp)
+    assert isinstance(next(gen)[0], str)
+    list(gen)
+
+
+def test_benchmark_handler(tiny_model_dir):
+    from dllm_viz.ui.benchmark import run_benchmark
+
+    fig, table, md, csv = run_benchmark(str(tiny_model_dir), ["heuristic:threshold", "heuristic:confidence"], False,
+                                        ["semi-AR (BL = L/8)"], [1], 2, 16, 1, "1.0", "1.0",
+                                        progress=lambda *a, **k: None)
+    assert len(table) == 2 and {row[1] for row in table} == {"threshold", "confidence"}
+    assert "mean NFE" in md and len(fig.data) >= 2
+    with pytest.raises(gr.Error, match="pick at least one strategy"):
+        run_benchmark(str(tiny_model_dir), [], False, ["semi-AR (BL = L/8)"], [1], 2, 16, 1, "1", "1")
+    with pytest.raises(gr.Error, match=r"gen length \(20\) must be a multiple of 8"):
+        run_benchmark(str(tiny_model_dir), ["heuristic:eb"], False, ["semi-AR (BL = L/8)"], [1], 2, 20, 1, "1", "1")

@@ -29,7 +29,18 @@ PLOT_INTERVAL_S = 0.3  # gr.Plot rebuilds its whole div per update: fewer plot f
 MAX_GEN_LENGTH = 512
 EXPORT_DIR = Path(tempfile.gettempdir()) / "dllm-viz-exports"
 EXPORT_MAX_AGE_S = 3600
-_FOLLOWING: dict[str, bool] = {}  # run id → stream keeps moving the slider (False once the user scrubs)
+
+
+@dataclass
+class LiveControl:
+    """Flags that other events set while a run streams: ``follow`` (the stream moves the slider
+    and panes; off once the user scrubs) and ``stop`` (end the run after the current step)."""
+
+    follow: bool = True
+    stop: bool = False
+
+
+_LIVE: dict[str, LiveControl] = {}  # run id → its controls, while the run streams
 
 
 # ---- settings → engine config and pane specs ---------------------------------------------------
@@ -177,6 +188,8 @@ def status_line(comp: Comparison, k: int | None = None) -> str:
         parts.append(f"diverge at step {comp.divergence}")
     if comp.source == "upload":
         return f"loaded trace · {' · '.join(parts)} #{comp.run_id}"
+    if comp.stopped:
+        return f"stopped at step {comp.num_steps} · {' · '.join(parts)} #{comp.run_id}"
     if comp.finished:
         model_ms = sum(s.model_ms for t in (comp.a, comp.b) if t for s in t.steps)
         parts.append(f"model {model_ms:.0f} ms, render {comp.render_ms:.0f} ms")
@@ -207,23 +220,37 @@ def run_compare(model, prompt, gen_length, block_length, full_diffusion, tempera
     pane_a, pane_b = _pane_inputs((strategy_a, steps_a, threshold_a, factor_a, gamma_a, tau_a, beta_a, policy_files_a,
                                    strategy_b, steps_b, threshold_b, factor_b, gamma_b, tau_b, beta_b, policy_files_b))
     model = model or runtime.default_model()
-    with user_errors("Cannot start the comparison"):
-        if not prompt or not str(prompt).strip():
-            raise ValueError("the prompt is empty; type a question or pick an example")
-        config = engine_config(gen_length, block_length, full_diffusion, temperature, seed)
-        specs = (pane_spec(pane_a, "A"), pane_spec(pane_b, "B"))
-        runtime.check_model_runnable(model)
+    try:
+        with user_errors("Cannot start the comparison"):
+            if not prompt or not str(prompt).strip():
+                raise ValueError("the prompt is empty; type a question or pick an example")
+            config = engine_config(gen_length, block_length, full_diffusion, temperature, seed)
+            specs = (pane_spec(pane_a, "A"), pane_spec(pane_b, "B"))
+            runtime.check_model_runnable(model)
+    except gr.Error as err:
+        yield _failed(err)
+        raise
     comp = Comparison(new_run_id(), None, None, labels=(f"A · {specs[0].label}", f"B · {specs[1].label}"),
                       expected=known_answer(prompt))
-    _FOLLOWING[comp.run_id] = True
+    _LIVE[comp.run_id] = LiveControl()
     skip = gr.skip()
     off = gr.DownloadButton(interactive=False)
     yield (skip,) * 7 + (f"loading model and strategies… #{comp.run_id}", skip, gr.Checkbox(value=True), comp, off, off)
     try:
         with user_errors("The comparison failed"):
             yield from _stream(comp, model, str(prompt), specs, config)
+    except gr.Error as err:
+        yield _failed(err, comp)
+        raise
     finally:
-        _FOLLOWING.pop(comp.run_id, None)
+        _LIVE.pop(comp.run_id, None)
+
+
+def _failed(err: gr.Error, comp: Comparison | None = None) -> tuple:
+    """A frame that only puts the error in the status line (the toast shows it too)."""
+    skip = gr.skip()
+    where = f" #{comp.run_id}" if comp else ""
+    return (skip,) * 7 + (f"error: {err.message}{where}",) + (skip,) * 5
 
 
 def _collect(comp: Comparison, model: str, prompt: str, specs, config: EngineConfig):
@@ -253,7 +280,11 @@ def _collect(comp: Comparison, model: str, prompt: str, specs, config: EngineCon
 def _stream(comp: Comparison, model: str, prompt: str, specs, config: EngineConfig):
     """Throttled frames of a running comparison; the final step is always sent."""
     last_frame = last_plot = 0.0
+    control = _LIVE.get(comp.run_id, LiveControl())
     for _ in _collect(comp, model, prompt, specs, config):
+        if control.stop:
+            comp.stopped = True
+            break
         now = time.monotonic()
         if now - last_frame < FRAME_INTERVAL_S:
             continue
@@ -267,7 +298,7 @@ def _stream(comp: Comparison, model: str, prompt: str, specs, config: EngineConf
 def _frame(comp: Comparison, plots: bool) -> tuple:
     t0 = time.perf_counter()
     n = comp.num_steps
-    following = _FOLLOWING.get(comp.run_id, True) or comp.finished
+    following = _LIVE.get(comp.run_id, LiveControl()).follow or comp.finished or comp.stopped
     panes = render_panes(comp, n) if following else (gr.skip(),) * 4
     figs = render_plots(comp, n) if plots and following else (gr.skip(),) * 3
     comp.render_ms += (time.perf_counter() - t0) * 1e3
@@ -279,7 +310,7 @@ def _frame(comp: Comparison, plots: bool) -> tuple:
 
 def export_files(comp: Comparison | None):
     """Write the comparison JSON and GIF; enable both download buttons (runs after a run ends)."""
-    if comp is None or comp.a is None or not comp.finished:
+    if comp is None or comp.a is None or not (comp.finished or comp.stopped) or not comp.num_steps:
         return gr.DownloadButton(interactive=False), gr.DownloadButton(interactive=False)
     with user_errors("Cannot export the run"):
         folder = Path(tempfile.mkdtemp(prefix=f"run-{comp.run_id}-", dir=_export_dir()))
@@ -293,8 +324,8 @@ def replay(k, comp: Comparison | None):
     """Show step ``k`` in both panes; scrubbing during a run stops the stream moving the slider."""
     if comp is None:
         return (*render_panes(None, 0), *render_plots(None, 0), gr.skip())
-    if not comp.finished and comp.run_id in _FOLLOWING:
-        _FOLLOWING[comp.run_id] = False
+    if comp.run_id in _LIVE:
+        _LIVE[comp.run_id].follow = False
         follow = gr.Checkbox(value=False)
     else:
         follow = gr.skip()
@@ -304,8 +335,14 @@ def replay(k, comp: Comparison | None):
 
 def set_follow(follow: bool, comp: Comparison | None):
     """Resume (or stop) following the live run with the slider."""
-    if comp is not None and comp.run_id in _FOLLOWING:
-        _FOLLOWING[comp.run_id] = bool(follow)
+    if comp is not None and comp.run_id in _LIVE:
+        _LIVE[comp.run_id].follow = bool(follow)
+
+
+def stop_run(comp: Comparison | None):
+    """Ask the streaming run to stop after its current step (it then shows where it stopped)."""
+    if comp is not None and comp.run_id in _LIVE:
+        _LIVE[comp.run_id].stop = True
 
 
 def toggle_play(playing: bool, k, comp: Comparison | None):
@@ -487,8 +524,7 @@ def build_compare_tab() -> None:
         show_progress="hidden", concurrency_limit=runtime.MODEL_CONCURRENCY, concurrency_id="model",
     )
     run_event.success(export_files, session, [dl_json, dl_gif], api_name="export", show_progress="hidden")
-    stop_btn.click(lambda comp: f"stopped · {status_line(comp)}" if comp else "stopped", session, status,
-                   cancels=[run_event], queue=False, api_visibility="private")
+    stop_btn.click(stop_run, session, None, queue=False, api_visibility="private")
     full.change(full_diffusion_toggle, full, block_length, queue=False, api_visibility="private")
 
     replay_outputs = [*panes, follow]

@@ -37,6 +37,7 @@ class Comparison:
         expected: the known answer of the prompt, if any.
         render_ms: wall time spent rendering frames in the app (not in the model).
         finished: the run ended (or the comparison was loaded from a file).
+        stopped: the user stopped the run before it ended.
         source: "run" or "upload".
     """
 
@@ -47,6 +48,7 @@ class Comparison:
     expected: str | None = None
     render_ms: float = 0.0
     finished: bool = False
+    stopped: bool = False
     source: str = "run"
     meta: dict = field(default_factory=dict)
 

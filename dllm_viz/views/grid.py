@@ -16,7 +16,8 @@ from .palette import MASK_FILL, NEW_OUTLINE, VIRIDIS, text_colour, viridis_hex
 
 GRID_CSS = f"""
 .dv-grid {{ font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; font-size: 13px;
-  line-height: 1.9; padding: 6px; border: 1px solid #d0d0d0; border-radius: 6px; min-height: 3em; }}
+  line-height: 1.9; padding: 6px; border: 1px solid #d0d0d0; border-radius: 6px; min-height: 3em;
+  max-height: 30em; overflow-y: auto; }}
 .dv-head {{ font-family: system-ui, sans-serif; font-size: 12px; color: #444; margin-bottom: 4px; }}
 .dv-tok {{ display: inline-block; padding: 0 4px; margin: 1px; border-radius: 3px; white-space: pre;
   border: 2px solid transparent; min-width: 1.2em; text-align: center; cursor: default; }}
