@@ -64,7 +64,7 @@ def benchmark_specs(families: list[str], grid: bool, gen_length: int, block_leng
     return specs
 
 
-@runtime.gpu
+@runtime.gpu_task(300)  # ZeroGPU's cap for one call; bigger sweeps belong to the CLI
 def _sweep(model: str, problems, specs_by_bl: dict, gen_length: int, seeds: list[int], progress=None) -> list[dict]:
     backend = runtime.get_backend(model)
     return sweep(backend, problems, [], list(specs_by_bl), gen_length, seeds, batch_size=50,

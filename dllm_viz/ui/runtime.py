@@ -31,15 +31,30 @@ MODEL_ENV = "DLLM_VIZ_MODEL"
 MODEL_CONCURRENCY = int(os.environ.get("DLLM_VIZ_CONCURRENCY", "2"))  # model-bound events at once
 GPU_MODELS = {"GSAI-ML/LLaDA-8B-Instruct": 16, "Dream-org/Dream-v0-Instruct-7B": 15}  # GB of bf16 weights
 
-try:  # Hugging Face ZeroGPU: a no-op decorator everywhere else (spaces.GPU(f) is f off Spaces)
-    import spaces
 
-    gpu = spaces.GPU(duration=120)
+
+def gpu_seconds(*args, **kwargs) -> int:
+    """ZeroGPU time to reserve for a call: two panes × L steps of an 8B forward (~40 ms each on
+    an H200 at L = 256) plus loading, capped; a short reservation queues sooner."""
+    config = next((a for a in (*args, *kwargs.values()) if isinstance(a, EngineConfig)), None)
+    steps = config.gen_length if config else 256
+    return int(min(300, 30 + 2 * steps * 0.05))
+
+
+try:  # Hugging Face ZeroGPU: spaces.GPU(f) is f itself off Spaces
+    import spaces
 except ImportError:  # pragma: no cover - depends on the environment
     spaces = None
 
-    def gpu(fn):
-        return fn
+
+def gpu_task(duration):
+    """``spaces.GPU(duration=...)`` when the ``spaces`` package is importable, else a no-op."""
+    if spaces is None:
+        return lambda fn: fn
+    return spaces.GPU(duration=duration)
+
+
+gpu = gpu_task(gpu_seconds)
 
 
 def on_zero_gpu() -> bool:

@@ -51,25 +51,24 @@ def _arrow(x1: int, y1: int, x2: int, y2: int, label: str = "") -> str:
 def about_figure() -> str:
     """An SVG with the decoding canvas over steps (left) and the MDP loop (right)."""
     parts = [
-        '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 1080 230" width="100%" role="img" '
+        '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 1110 230" width="100%" role="img" '
         'aria-label="Masked diffusion decoding as a sequence of unmasking decisions">',
         '<defs><marker id="arr" markerWidth="8" markerHeight="8" refX="7" refY="4" orient="auto">'
         '<path d="M0,0 L8,4 L0,8 z" fill="#333"/></marker>'
         '<style>.tok{font:12px ui-monospace,monospace}.lbl{font:11px system-ui,sans-serif;fill:#444}'
         '.hd{font:600 13px system-ui,sans-serif;fill:#222}</style></defs>',
         *_canvas_rows(60, 34),
-        _box(590, 20, 150, 50, "state s_t", "prompt + partly masked y_t", "#f4f4f4"),
-        _box(860, 20, 170, 50, "frozen dLLM", "one forward pass = 1 NFE", "#e8f1fa"),
-        _box(860, 150, 170, 50, "policy π_φ / heuristic", "confidence c_t → which to unmask", "#fdf0e0"),
-        _box(590, 150, 150, 50, "commit", "write tokens at chosen positions", "#eef7ee"),
-        _arrow(740, 45, 858, 45, "score every position"),
-        _arrow(945, 70, 945, 148, ""),
-        '<text x="952" y="112" class="lbl">c_t = max prob per position</text>',
-        _arrow(858, 175, 742, 175, "action u_t ∈ {0,1}^L"),
-        _arrow(665, 150, 665, 72, ""),
-        '<text x="600" y="112" class="lbl">next step</text>',
-        '<text x="590" y="222" class="lbl">episode ends when nothing is masked; reward R = correct × '
-        '(1 − NFE/L)^α</text>',
+        _box(580, 20, 200, 50, "state s_t", "prompt + partly masked y_t", "#f4f4f4"),
+        _box(900, 20, 200, 50, "frozen dLLM", "one forward pass = 1 NFE", "#e8f1fa"),
+        _box(900, 150, 200, 50, "policy π_φ or heuristic", "which positions to unmask", "#fdf0e0"),
+        _box(580, 150, 200, 50, "commit", "write the chosen tokens", "#eef7ee"),
+        _arrow(780, 45, 898, 45, "scores all"),
+        _arrow(1000, 70, 1000, 148, ""),
+        '<text x="1008" y="106" class="lbl">confidence</text><text x="1008" y="120" class="lbl">c_t</text>',
+        _arrow(898, 175, 782, 175, "action u_t"),
+        _arrow(680, 150, 680, 72, ""),
+        '<text x="688" y="114" class="lbl">next step</text>',
+        '<text x="580" y="222" class="lbl">ends when nothing is masked; reward R = correct × (1 − NFE/L)^α</text>',
         "</svg>",
     ]
     return "".join(parts)
