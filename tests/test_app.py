@@ -116,7 +116,10 @@ def test_client_gets_specific_errors(client):
 @pytest.fixture(scope="module")
 def page(server):
     if not CHROMIUM:
-        pytest.skip("chromium is not installed (apt-get install -y chromium)")
+        message = "chromium is not installed (apt-get install -y chromium)"
+        if os.environ.get("DLLM_VIZ_REQUIRE_BROWSER") == "1":
+            pytest.fail(message)
+        pytest.skip(message)
     from playwright.sync_api import expect, sync_playwright
 
     expect.set_options(timeout=60_000)  # 2 shared cores: generous, tests only wait for final states
