@@ -278,3 +278,23 @@ def test_benchmark_handler(tiny_model_dir):
         run_benchmark(str(tiny_model_dir), [], False, ["semi-AR (BL = L/8)"], [1], 2, 16, 1, "1", "1")
     with pytest.raises(gr.Error, match=r"gen length \(20\) must be a multiple of 8"):
         run_benchmark(str(tiny_model_dir), ["heuristic:eb"], False, ["semi-AR (BL = L/8)"], [1], 2, 20, 1, "1", "1")
+
+
+def test_app_module_imports_without_side_effects():
+    import subprocess
+    import sys
+
+    code = "import sys, app; assert 'gradio' not in sys.modules and 'torch' not in sys.modules; print('ok')"
+    out = subprocess.run([sys.executable, "-c", code], cwd=str(__import__("pathlib").Path(__file__).parents[1]),
+                         capture_output=True, text=True, timeout=120)
+    assert out.stdout.strip() == "ok", out.stderr
+
+
+def test_build_demo_has_named_endpoints(monkeypatch):
+    from dllm_viz.ui.app import build_demo, launch_kwargs
+
+    demo = build_demo()
+    names = {fn.api_name for fn in demo.fns.values() if fn.api_name}
+    assert {"compare", "compare_trace", "replay", "load_trace", "export", "benchmark"} <= names
+    assert launch_kwargs()["max_file_size"] == session.MAX_UPLOAD_BYTES
+    assert runtime.MODEL_CONCURRENCY >= 1

@@ -127,6 +127,8 @@ def test_grid_colours_committed_by_probability_at_commit(trace_a):
     assert cells[3].commit_step == 3 and cells[3].prob == pytest.approx(0.95) and cells[3].eos
     html = render_grid(trace_a, 3)
     assert f"background:{viridis_hex(0.9)}" in html
+    assert ">∎</span>" in html  # EOS shown as a small glyph, its name in the tooltip
+    assert "[EOS] = end of sequence" in html
 
 
 def test_grid_whitespace_tokens_are_visible():

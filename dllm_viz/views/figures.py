@@ -98,13 +98,13 @@ def heatmap_figure(
         ))
         data.append(go.Scatter(
             x=positions[shown], y=(commit[shown] + 1).astype(np.int32), xaxis=xname, yaxis="y", mode="markers",
-            name="commit (unmask order)", showlegend=i == 0, legendgroup="commit",
+            name="commit (unmask order)", showlegend=False,
             marker=dict(symbol="square-open", size=6, color=NEW_OUTLINE, line=dict(width=1.5)),
             hovertemplate="committed position %{x} at step %{y}<extra></extra>",
         ))
         layout[xkey] = dict(domain=domains[i], range=[-0.5, trace.gen_length - 0.5], title=dict(text="position"),
                             anchor="y")
-        annotations.append(_title_annotation(f"{name} %", domains[i]))
+        annotations.append(_title_annotation(f"{name} % · □ = committed", domains[i]))
         if trace.block_length < trace.gen_length:
             shapes += [dict(type="line", xref=xname, yref="paper", x0=b * trace.block_length - 0.5,
                             x1=b * trace.block_length - 0.5, y0=0, y1=1, line=dict(color="#888", width=1, dash="dot"))

@@ -35,6 +35,7 @@ GRID_CSS = f"""
 """
 
 MASK_GLYPH = "▒"
+EOS_GLYPH = "∎"  # end of sequence: everything after it is padding, so keep it small
 
 
 def render_grid(trace: Trace | None, step: int, *, pane: str = "a", title: str = "") -> str:
@@ -69,7 +70,7 @@ def _cell_html(cell: Cell) -> str:
     tip = escape(tooltip(cell), quote=True)
     if cell.state == "blank":
         return f'<span class="dv-tok dv-blank" data-pos="{cell.pos}" title="{tip}">{MASK_GLYPH}</span>'
-    text = escape(display_text(cell.text))
+    text = EOS_GLYPH if cell.eos else escape(display_text(cell.text))
     colour = viridis_hex(cell.prob)
     classes = ["dv-tok", f"dv-{cell.state}"] + (["dv-new"] if cell.new else []) + (["dv-eos"] if cell.eos else [])
     if cell.state == "committed":
@@ -82,7 +83,7 @@ def _cell_html(cell: Cell) -> str:
 
 def tooltip(cell: Cell) -> str:
     """Plain-text tooltip: position, block, commit step and probability, top-k alternatives."""
-    lines = [f"position {cell.pos} · block {cell.block}"]
+    lines = [f"position {cell.pos} · block {cell.block}" + (f" · {cell.text} = end of sequence" if cell.eos else "")]
     bound = "≤ " if cell.approx else ""
     if cell.state == "committed":
         lines.append(f"committed at step {cell.commit_step} with p = {bound}{cell.prob:.3f}")
@@ -104,6 +105,7 @@ def legend_html() -> str:
         '<span><span class="dv-tok dv-masked" style="border-bottom-color:#31688e">tok</span> still masked: '
         'current argmax, bar = its p</span>'
         f'<span><span class="dv-tok dv-new" style="background:#b5de2b">tok</span> committed this step</span>'
+        f'<span><span class="dv-tok dv-committed" style="background:#fde725">{EOS_GLYPH}</span> end of sequence</span>'
         '<span><span class="dv-bsep"></span> block boundary</span>'
         '<span>hover a token for top-k alternatives</span>'
         "</div>"
