@@ -20,6 +20,18 @@ _SHADES = 200  # palette indices 0..199: viridis(i / 199)
 WHITE, BLACK, GREY, LIGHT, OUTLINE, DARK = 200, 201, 202, 203, 204, 205
 
 
+FONT_CANDIDATES = ("/usr/share/fonts/truetype/dejavu/DejaVuSansCondensed.ttf",
+                   "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")  # Debian fonts-dejavu-core
+
+
+def _font():
+    """DejaVu when installed (it has ∎ ▒ ␣ ⏎), else Pillow's bundled font with ASCII stand-ins."""
+    for path in FONT_CANDIDATES:
+        if os.path.exists(path):
+            return ImageFont.truetype(path, 11), {}
+    return ImageFont.load_default(size=11), {"∎": "eos", "▒": "[M]", "␣": "_", "⏎": "\\n", "⇥": "\\t", "∅": "''"}
+
+
 def _palette() -> list[int]:
     colours = [viridis_rgb(i / (_SHADES - 1)) for i in range(_SHADES)]
     colours += [(255, 255, 255), (0, 0, 0), (138, 138, 138), (238, 238, 238), _rgb(NEW_OUTLINE), (60, 60, 60)]
@@ -44,9 +56,26 @@ def frame_steps(num_steps: int, max_frames: int) -> list[int]:
     return sorted({round(i * num_steps / (max_frames - 1)) for i in range(max_frames)})
 
 
+class _TextStamps:
+    """Antialiased text masks rendered once per distinct string (FreeType rendering dominates
+    otherwise: a 64-step, two-pane GIF draws ~8k cell labels)."""
+
+    def __init__(self, font, width: int):
+        self.font, self.width, self._masks = font, width, {}
+
+    def mask(self, text: str) -> Image.Image:
+        m = self._masks.get(text)
+        if m is None:
+            fitted = _fit(text, self.font, self.width)
+            m = Image.new("L", (self.width, CELL_H))
+            ImageDraw.Draw(m).text((0, 3), fitted, fill=255, font=self.font)
+            self._masks[text] = m
+        return m
+
+
 def render_frames(panes: list[tuple[str, Trace | None]], max_frames: int = 64) -> list[Image.Image]:
     """One palette image per shown step for the given (label, trace) panes."""
-    font = ImageFont.load_default(size=11)
+    font, ascii_for = _font()
     live = [(label, t) for label, t in panes if t is not None]
     if not live:
         raise ValueError("nothing to draw: no pane has a trace")
@@ -55,34 +84,40 @@ def render_frames(panes: list[tuple[str, Trace | None]], max_frames: int = 64) -
     pane_h = HEAD_H + rows * (CELL_H + GAP) + PAD
     width, height = PAD * 2 + COLS * (CELL_W + GAP), PAD + pane_h * len(live)
     n = max(t.num_steps for _, t in live)
-    palette = _palette()
+    palette_img = Image.new("P", (1, 1))
+    palette_img.putpalette(_palette())
+    colours = [tuple(_palette()[3 * i: 3 * i + 3]) for i in range(256)]
+    stamps = _TextStamps(font, CELL_W - 6)
     frames = []
     for k in frame_steps(n, max_frames):
-        img = Image.new("P", (width, height), WHITE)
-        img.putpalette(palette)
+        img = Image.new("RGB", (width, height), colours[WHITE])
         draw = ImageDraw.Draw(img)
         for i, (label, trace) in enumerate(live):
             top = PAD + i * pane_h
             kk = min(k, trace.num_steps)
             nfe = trace.steps[kk - 1].nfe if kk else 0
-            draw.text((PAD, top), f"{label} · step {kk}/{trace.num_steps} · NFE {nfe}", fill=DARK, font=font)
+            draw.text((PAD, top), f"{label} · step {kk}/{trace.num_steps} · NFE {nfe}", fill=colours[DARK], font=font)
             for cell in frame_cells(trace, kk):
                 r, c = divmod(cell.pos, COLS)
                 x0, y0 = PAD + c * (CELL_W + GAP), top + HEAD_H + r * (CELL_H + GAP)
                 box = (x0, y0, x0 + CELL_W - 1, y0 + CELL_H - 1)
                 if cell.state == "committed":
-                    draw.rectangle(box, fill=_shade(cell.prob))
+                    draw.rectangle(box, fill=colours[_shade(cell.prob)])
                     ink = BLACK if text_colour(cell.prob) == "#000000" else WHITE
                 else:
-                    draw.rectangle(box, fill=LIGHT)
+                    draw.rectangle(box, fill=colours[LIGHT])
                     if cell.state == "masked":
-                        draw.rectangle((x0, y0 + CELL_H - 3, x0 + CELL_W - 1, y0 + CELL_H - 1), fill=_shade(cell.prob))
+                        draw.rectangle((x0, y0 + CELL_H - 3, x0 + CELL_W - 1, y0 + CELL_H - 1),
+                                       fill=colours[_shade(cell.prob)])
                     ink = GREY
                 if cell.new:
-                    draw.rectangle(box, outline=OUTLINE, width=2)
-                text = display_text(cell.text) if cell.state != "blank" else "▒"
-                draw.text((x0 + 3, y0 + 3), _fit(text, font, CELL_W - 6), fill=ink, font=font)
-        frames.append(img)
+                    draw.rectangle(box, outline=colours[OUTLINE], width=2)
+                text = "▒" if cell.state == "blank" else "∎" if cell.eos else display_text(cell.text)
+                for glyph, stand_in in ascii_for.items():
+                    text = text.replace(glyph, stand_in)
+                img.paste(colours[ink], (x0 + 3, y0), stamps.mask(text))
+        # a fixed palette without dithering: the same colour always maps to the same index
+        frames.append(img.quantize(palette=palette_img, dither=Image.Dither.NONE))
     return frames
 
 
