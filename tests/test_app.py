@@ -21,7 +21,7 @@ import pytest
 
 from dllm_viz.trace import Trace
 from dllm_viz.ui import runtime
-from dllm_viz.ui.session import FORMAT, load_comparison
+from dllm_viz.ui.session import FORMAT, MAX_UPLOAD_BYTES, load_comparison
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = os.environ.get("DLLM_VIZ_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
@@ -240,6 +240,22 @@ def test_browser_bad_input_shows_message_and_app_keeps_serving(page, tmp_path):
     bad.write_text('{"version": 1, "steps": ')
     _upload(page, bad)
     _toast(page, "not valid JSON")
+
+    huge = tmp_path / "huge.json"
+    with open(huge, "wb") as fh:
+        fh.truncate(MAX_UPLOAD_BYTES + 1)
+    _upload(page, huge)
+    _toast(page, "exceed the maximum allowed size")
+
+    # a policy "checkpoint" that is not safetensors, uploaded for pane A
+    page.locator("#strategy-a input").click()
+    page.get_by_role("option", name="learned policy: upload your own").click()
+    fake = tmp_path / "model.safetensors"
+    fake.write_bytes(b"\x80\x04\x95 a pickle, not safetensors" * 8)
+    page.locator("#policy-a input[type=file]").set_input_files(str(fake))
+    _toast(page, "not a safetensors file")
+    page.locator("#strategy-a input").click()
+    page.get_by_role("option", name="High-Confidence-K (LLaDA low_confidence)").click()
 
     _run_and_wait(page, expect)  # still serving
     expect(page.locator("#grid-a .dv-grid")).to_have_attribute("data-masked", "0")
