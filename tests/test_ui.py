@@ -298,3 +298,19 @@ def test_build_demo_has_named_endpoints(monkeypatch):
     assert {"compare", "compare_trace", "replay", "load_trace", "export", "benchmark"} <= names
     assert launch_kwargs()["max_file_size"] == session.MAX_UPLOAD_BYTES
     assert runtime.MODEL_CONCURRENCY >= 1
+
+
+def test_shipped_policy_is_pane_a_default(tiny_model_dir, tmp_path, monkeypatch):
+    from dllm_viz.policy import DiTConfidencePolicy
+
+    DiTConfidencePolicy().save_pretrained(tmp_path / "semi-ar-demo")
+    monkeypatch.setenv(runtime.POLICY_ENV, str(tmp_path))
+    a, b = runtime.default_strategies()
+    assert a == "policy:semi-ar-demo" and b == "heuristic:threshold"
+    assert ("learned policy: semi-ar-demo", a) in runtime.strategy_choices()
+    comp = drain(run_compare(*run_args(str(tiny_model_dir), L=16, BL=8, a=pane(a, tau=0.5))))[-1][10]
+    assert comp.a.strategy["name"] == "learned" and comp.a.strategy["temperature"] == 0.5
+    assert comp.labels[0].startswith("A · policy semi-ar-demo")
+    out = compare.compare_trace("one plus two", a, "heuristic:confidence", {"temperature": 1.0, "beta": 2.0},
+                                gen_length=16, block_length=16, model=str(tiny_model_dir))
+    assert Trace.from_dict(out["a"]).strategy["beta"] == 2.0

@@ -26,8 +26,8 @@ from ..trace import Trace, TraceStep
 logger = logging.getLogger(__name__)
 
 ROOT = Path(__file__).resolve().parents[2]
-POLICY_DIR = ROOT / "assets" / "policies"
 MODEL_ENV = "DLLM_VIZ_MODEL"
+POLICY_ENV = "DLLM_VIZ_POLICY_DIR"  # a folder of policy folders; default assets/policies
 MODEL_CONCURRENCY = int(os.environ.get("DLLM_VIZ_CONCURRENCY", "2"))  # model-bound events at once
 GPU_MODELS = {"GSAI-ML/LLaDA-8B-Instruct": 16, "Dream-org/Dream-v0-Instruct-7B": 15}  # GB of bf16 weights
 
@@ -85,11 +85,17 @@ def model_choices() -> list[tuple[str, str]]:
     return choices
 
 
+def policy_dir() -> Path:
+    return Path(os.environ.get(POLICY_ENV) or ROOT / "assets" / "policies")
+
+
 def shipped_policies() -> dict[str, Path]:
-    """Name → directory of every policy in ``assets/policies/`` (config.json + model.safetensors)."""
-    if not POLICY_DIR.is_dir():
+    """Name → directory of every policy in ``assets/policies/`` (or ``$DLLM_VIZ_POLICY_DIR``)
+    that has a config.json and a model.safetensors."""
+    folder = policy_dir()
+    if not folder.is_dir():
         return {}
-    return {p.name: p for p in sorted(POLICY_DIR.iterdir())
+    return {p.name: p for p in sorted(folder.iterdir())
             if (p / "config.json").is_file() and (p / "model.safetensors").is_file()}
 
 
