@@ -5,7 +5,7 @@ the server does per run: both engines in lockstep, trace building, grid/heatmap 
 throttling. ``--served`` also measures through HTTP with gradio_client against ``python app.py``.
 
     python bench/app_latency.py                     # built-in model, L=64, BL=8, 5 repeats
-    python bench/app_latency.py --model /path/to/model --served
+    python bench/app_latency.py --model /path/to/model --served --browser
 
 It measures and prints; it asserts nothing (targets: first frame < 1 s, total < 5 s on CPU).
 """
@@ -53,8 +53,10 @@ def one_run(args: list) -> dict:
                 model_ms=model_ms, engine_ms=engine_ms, render_ms=comp.render_ms)
 
 
-def served_runs(model: str, prompt: str, L: int, BL: int, a: str, b: str, repeats: int, port: int) -> list[dict]:
-    """The same run through HTTP: ``python app.py`` + gradio_client streaming every yield."""
+def served_runs(model: str, prompt: str, L: int, BL: int, a: str, b: str, repeats: int, port: int,
+                browser: bool = False) -> tuple[list[dict], list[dict]]:
+    """The same run through HTTP: ``python app.py`` + gradio_client streaming every yield (and,
+    with ``browser``, clicks in headless chromium)."""
     from gradio_client import Client
 
     env = dict(os.environ, DLLM_VIZ_MODEL=model)
@@ -80,10 +82,41 @@ def served_runs(model: str, prompt: str, L: int, BL: int, a: str, b: str, repeat
                     first = time.perf_counter() - t0
             job.result()
             results.append(dict(first=first, total=time.perf_counter() - t0))
-        return results
+        return results, (browser_runs(url, prompt, repeats) if browser else [])
     finally:
         proc.terminate()
         proc.wait(timeout=20)
+
+
+def browser_runs(url: str, prompt: str, repeats: int) -> list[dict]:
+    """Click-to-paint times in headless chromium: first grid showing step ≥ 1, and "done"."""
+    import shutil
+
+    from playwright.sync_api import sync_playwright
+
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if not chromium:
+        raise RuntimeError("chromium is not installed (apt-get install -y chromium)")
+    results = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox", "--disable-gpu"])
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(url)
+        page.wait_for_selector("#run-btn")
+        page.locator("#prompt textarea").fill(prompt)
+        for _ in range(repeats + 1):
+            before = page.locator("#status textarea").input_value()
+            t0 = time.perf_counter()
+            page.click("#run-btn")
+            page.wait_for_function(f"() => document.querySelector('#status textarea').value !== {before!r} && "
+                                   "(document.querySelector('#grid-a .dv-grid')?.dataset.step | 0) >= 1",
+                                   polling="raf", timeout=120_000)
+            first = time.perf_counter() - t0
+            page.wait_for_function("() => document.querySelector('#status textarea').value.startsWith('done')",
+                                   polling="raf", timeout=120_000)
+            results.append(dict(first=first, total=time.perf_counter() - t0))
+        browser.close()
+    return results[1:]
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -99,6 +132,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (the app's default is 1)")
     parser.add_argument("--served", action="store_true", help="also measure through python app.py + gradio_client")
+    parser.add_argument("--browser", action="store_true", help="with --served: also click Run in headless chromium")
     parser.add_argument("--port", type=int, default=7899)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -122,11 +156,16 @@ def main(argv: list[str] | None = None) -> None:
     print(f"  range: first {min(r['first'] for r in runs):.3f}–{max(r['first'] for r in runs):.3f} s, "
           f"total {min(r['total'] for r in runs):.3f}–{max(r['total'] for r in runs):.3f} s")
     if args.served:
-        served = served_runs(args.model, prompt, args.gen_length, args.block_length, a, b, args.repeats, args.port)
+        served, clicks = served_runs(args.model, prompt, args.gen_length, args.block_length, a, b, args.repeats,
+                                     args.port, args.browser)
         warm = served[1:]
         print(f"served (HTTP, gradio_client): first call {served[0]['first']:.3f}/{served[0]['total']:.3f} s; warm median "
               f"first frame {statistics.median(r['first'] for r in warm):.3f} s, total "
               f"{statistics.median(r['total'] for r in warm):.3f} s")
+        if clicks:
+            print(f"browser (chromium, click → first painted step / → 'done'): median first frame "
+                  f"{statistics.median(r['first'] for r in clicks):.3f} s, total "
+                  f"{statistics.median(r['total'] for r in clicks):.3f} s")
 
 
 if __name__ == "__main__":

@@ -30,7 +30,7 @@ from .settings import (  # noqa: F401  (engine_config, PANE_FIELDS: part of this
 )
 
 FRAME_INTERVAL_S = 0.1  # ≤ 10 streamed frames per second (grids, stats, slider)
-PLOT_INTERVAL_S = 0.3  # gr.Plot rebuilds its whole div per update: fewer plot frames
+PLOT_INTERVAL_S = 0.6  # gr.Plot rebuilds its whole div (~100 ms of browser time each): fewer plot frames
 
 
 @dataclass
