@@ -21,11 +21,13 @@ import pytest
 
 from dllm_viz.trace import Trace
 from dllm_viz.ui import runtime
+from dllm_viz.ui.examples import example_problems
 from dllm_viz.ui.session import FORMAT, MAX_UPLOAD_BYTES, load_comparison
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = os.environ.get("DLLM_VIZ_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
-EXAMPLE = "Anna buys 7 shirts that cost 5 dollars each. How many dollars does Anna pay in total?"
+PROBLEM = example_problems()[0]  # the first held-out example the app lists
+EXAMPLE = PROBLEM.question
 
 
 def _free_port() -> int:
@@ -82,7 +84,7 @@ def test_named_endpoints(client):
 def test_client_compare_trace_returns_valid_traces(client):
     out = client.predict(EXAMPLE, "heuristic:confidence", "heuristic:threshold", None, {"threshold": 0.7}, 32, 8,
                          0.0, 1, api_name="/compare_trace")
-    assert out["format"] == FORMAT and out["expected"] == "35"
+    assert out["format"] == FORMAT and out["expected"] == PROBLEM.answer
     a, b = Trace.from_dict(out["a"]), Trace.from_dict(out["b"])
     for trace in (a, b):
         assert trace.gen_length == 32 and trace.block_length == 8 and trace.engine["seed"] == 1
@@ -150,7 +152,7 @@ def _run_and_wait(page, expect):
 def test_browser_compare_replay_download(page, tmp_path):
     from playwright.sync_api import expect
 
-    page.get_by_text(EXAMPLE[:30]).first.click()
+    page.get_by_text(EXAMPLE[:40]).first.click()
     expect(page.locator("#prompt textarea")).to_have_value(EXAMPLE)
     _run_and_wait(page, expect)
     for p in ("a", "b"):
