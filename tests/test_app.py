@@ -38,12 +38,13 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, tiny_model_dir):
-    """``python app.py`` in a subprocess; the built-in model when installed, else a tiny random one."""
+    """``python app.py`` in a subprocess: ``$DLLM_VIZ_MODEL`` if set, else the built-in model when
+    installed, else a tiny random one."""
     port = _free_port()
     env = dict(os.environ, GRADIO_ANALYTICS_ENABLED="False", HF_HUB_OFFLINE="1",
                GRADIO_TEMP_DIR=str(tmp_path_factory.mktemp("gradio-tmp")), PYTHONUNBUFFERED="1")
-    if not runtime.builtin_model_installed():
-        env["DLLM_VIZ_MODEL"] = str(tiny_model_dir)
+    if not runtime.builtin_model_installed() and not os.environ.get(runtime.MODEL_ENV):
+        env[runtime.MODEL_ENV] = str(tiny_model_dir)  # an explicit $DLLM_VIZ_MODEL wins
     log = tmp_path_factory.mktemp("server") / "app.log"
     with open(log, "w") as out:
         proc = subprocess.Popen([sys.executable, "app.py", "--host", "127.0.0.1", "--port", str(port)], cwd=ROOT,
@@ -199,7 +200,13 @@ def test_browser_compare_replay_download(page, tmp_path):
 
     slider.press("End")
     expect(page.locator("#grid-a .dv-grid")).to_have_attribute("data-step", last)
-    page.wait_for_timeout(500)  # let the heatmaps repaint before the picture
+    # the picture shows a step in the middle: committed, new and still-masked tokens at once
+    middle = str(max(1, int(last) // 3))
+    number = page.locator("#step-slider input[type=number]")
+    number.fill(middle)
+    number.press("Tab")  # blur fires .release → replay
+    expect(page.locator("#grid-a .dv-grid")).to_have_attribute("data-step", middle)
+    page.wait_for_timeout(1000)  # let the heatmaps repaint before the picture
     page.screenshot(path=str(tmp_path / "screenshot.png"), full_page=True)
     if os.environ.get("DLLM_VIZ_SCREENSHOT") == "1":
         page.screenshot(path=str(ROOT / "docs" / "screenshot.png"), full_page=True)

@@ -408,7 +408,7 @@ def build_compare_tab() -> None:
             dl_json = gr.DownloadButton("⬇ Trace (JSON)", interactive=False, elem_id="dl-json")
             dl_gif = gr.DownloadButton("⬇ Animation (GIF)", interactive=False, elem_id="dl-gif")
             upload = gr.File(file_types=[".json"], type="filepath", label="Replay a trace file (no model needed)",
-                             elem_id="trace-upload")
+                             height=120, elem_id="trace-upload")
 
     panes = [grid_a, grid_b, stats_a, stats_b, heat_a, heat_b, curves]
     run_inputs = [model, prompt, gen_length, block_length, full, temperature, seed, *pane_a, *pane_b]
