@@ -56,3 +56,17 @@ def test_bad_settings_exit_with_a_message(tiny_model_dir, tmp_path, capsys):
         main(["--model", str(tiny_model_dir), "--out-dir", str(tmp_path / "x"), *ARGS, "--es-thresholds", "0.9"])
     assert exc.value.code == 2
     assert "expert steering is for full diffusion" in capsys.readouterr().err
+
+
+def test_policy_card_from_a_run(tiny_model_dir, tmp_path):
+    from dllm_viz.rl.card import main as card_main
+
+    main(["--model", str(tiny_model_dir), "--out-dir", str(tmp_path / "run"), *ARGS])
+    report = tmp_path / "results.md"
+    report.write_text("| strategy | accuracy |\n|---|---|\n| policy | 1.0 |")
+    assert card_main([str(tmp_path / "run"), str(tmp_path / "shipped"), "--eval", str(report)]) == 0
+    card = (tmp_path / "shipped" / "README.md").read_text()
+    assert "python -m dllm_viz.rl.train --out-dir" in card and "--alpha 1.0" in card and "| policy | 1.0 |" in card
+    assert "3 rollout batches of 2 prompts × 4 rollouts" in card
+    assert sorted(p.name for p in (tmp_path / "shipped").iterdir()) == [
+        "README.md", "config.json", "model.safetensors", "training_metrics.jsonl"]

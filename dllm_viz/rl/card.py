@@ -1,0 +1,92 @@
+"""Ship a trained policy: copy its selected checkpoint and write a model card from measured files.
+
+    python -m dllm_viz.rl.card outputs/policy-semi-a1 assets/policies/semi-a1 --eval outputs/eval-semi-a1/results.md
+
+The card is assembled only from what the run wrote (``run_config.json``, ``metrics.jsonl``,
+``checkpoint-best/selection.json``) and from an evaluation report, so every number in it can be
+traced to a file and a command.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import shlex
+import shutil
+from pathlib import Path
+
+import torch
+
+from ..policy import DiTConfidencePolicy
+
+
+def _machine() -> str:
+    cores = torch.get_num_threads()
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
+    return f"{platform.machine()} CPU ({cores} torch threads), {gpu}, torch {torch.__version__}"
+
+
+def write_card(run_dir: Path, dest: Path, eval_report: Path | None, hardware: str | None = None) -> Path:
+    run_config = json.loads((run_dir / "run_config.json").read_text())
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
+    if not rows:
+        raise ValueError(f"{run_dir}/metrics.jsonl has no iterations")
+    selection_path = run_dir / "checkpoint-best" / "selection.json"
+    selection = json.loads(selection_path.read_text()) if selection_path.exists() else {"iteration": rows[-1]["iteration"], "reward_ma": None}
+    dest.mkdir(parents=True, exist_ok=True)
+    DiTConfidencePolicy.from_pretrained(run_dir / "checkpoint-best").save_pretrained(dest)  # validates, safetensors only
+    args, grpo, engine = run_config["args"], run_config["grpo"], run_config["engine"]
+    flags = []
+    for key, value in args.items():
+        if key in ("model", "resume", "no_progress", "stop_after", "device") or value in (None, False, []):
+            continue
+        flag = "--" + key.replace("_", "-")
+        flags += [flag] if value is True else [flag, *map(str, value if isinstance(value, list) else [value])]
+    command = "python -m dllm_viz.rl.train " + " ".join(map(shlex.quote, flags))
+    minutes = sum(r["seconds"] for r in rows) / 60
+    first, last = rows[: min(10, len(rows))], rows[-min(10, len(rows)):]
+
+    def mean(rs, key):
+        return sum(r[key] for r in rs) / len(rs)
+
+    setting = "full diffusion" if engine["block_length"] == engine["gen_length"] else f"semi-AR BL={engine['block_length']}"
+    es = f", expert steering λ={grpo['es_thresholds']}" if grpo["es_thresholds"] else ""
+    lines = [
+        f"# Unmasking policy `{dest.name}`", "",
+        f"A {sum(p.numel() for p in DiTConfidencePolicy.from_pretrained(dest).parameters()):,}-parameter DiT confidence policy "
+        f"(Jazbec, Olausson et al., arXiv 2512.09106) trained with GRPO on the built-in tiny dLLM's word problems, "
+        f"{setting}, L={engine['gen_length']}, {grpo['reward']} reward α={grpo['alpha']}{es}.", "",
+        "## Training", "", "```", command, "```", "",
+        f"- {len(rows)} rollout batches of {grpo['prompts_per_batch']} prompts × {grpo['num_generations']} rollouts, "
+        f"{grpo['num_iterations']} optimiser steps each, lr {grpo['learning_rate']}, ε {grpo['epsilon']}, "
+        f"warmup {grpo['warmup_steps']}, seed {grpo['seed']}",
+        f"- wall time {minutes:.1f} min on {hardware or _machine()}",
+        f"- selected checkpoint: iteration {selection['iteration']} (best 10-iteration moving-average reward"
+        + (f" {selection['reward_ma']:.3f})" if selection["reward_ma"] is not None else ")"),
+        f"- first 10 iterations: reward {mean(first, 'reward'):.3f}, correct {mean(first, 'correct'):.2f}, "
+        f"NFE {mean(first, 'nfe'):.1f}, mean unmask prob {mean(first, 'mean_unmask_prob'):.3f}",
+        f"- last 10 iterations: reward {mean(last, 'reward'):.3f}, correct {mean(last, 'correct'):.2f}, "
+        f"NFE {mean(last, 'nfe'):.1f}, mean unmask prob {mean(last, 'mean_unmask_prob'):.3f}", "",
+    ]
+    if eval_report:
+        lines += ["## Evaluation", "", eval_report.read_text().strip(), ""]
+    (dest / "README.md").write_text("\n".join(lines))
+    if (run_dir / "metrics.jsonl").exists():
+        shutil.copy(run_dir / "metrics.jsonl", dest / "training_metrics.jsonl")
+    return dest / "README.md"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m dllm_viz.rl.card", description=__doc__.splitlines()[0])
+    parser.add_argument("run_dir", type=Path)
+    parser.add_argument("dest", type=Path)
+    parser.add_argument("--eval", type=Path, default=None, help="results.md written by python -m dllm_viz.eval")
+    parser.add_argument("--hardware", default=None, help="describe the training machine (default: this one)")
+    args = parser.parse_args(argv)
+    print(write_card(args.run_dir, args.dest, args.eval, args.hardware))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
