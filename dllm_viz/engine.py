@@ -225,14 +225,15 @@ def generate(
         commit = action.clone()
         if config.fallback:
             empty = ~commit.any(1)
-            commit |= top_k_mask(token_prob, state.eligible, empty.long())
+            if bool(empty.any()):
+                commit |= top_k_mask(token_prob, state.eligible, empty.long())
         else:
             commit |= state.eligible & (state.block_step >= BL - 1).unsqueeze(1)
 
         # 4. Commit and account.
         x[rows, P:] = torch.where(commit, tokens, x[rows, P:])
         nfe[rows] += 1
-        block_done = ~(masked[rows] & ~commit & state.eligible).any(1)
+        block_done = ~(state.eligible & ~commit).any(1)
         block_step[rows] = torch.where(block_done, torch.zeros_like(block_step[rows]), block_step[rows] + 1)
         _sync(device)
         yield StepRecord(
