@@ -76,17 +76,17 @@ class TrainConfig:
     model: TinyModelConfig = field(default_factory=TinyModelConfig)
     gen_length: int = 64
     batch_size: int = 32
-    level_weights_start: tuple[float, ...] = (0.6, 0.3, 0.1)
+    level_weights_start: tuple[float, ...] = (0.8, 0.15, 0.05)
     level_weights_end: tuple[float, ...] = (0.2, 0.4, 0.4)
     min_mask_ratio: float = 1e-3
     loss_weighting: str = "masked_mean"
-    steps: int = 3000
-    lr: float = 1e-3
+    steps: int = 5000
+    lr: float = 2e-3
     warmup_steps: int = 200
     min_lr_ratio: float = 0.1
     weight_decay: float = 0.01
     grad_clip: float = 1.0
-    eval_every: int = 500
+    eval_every: int = 1000
     eval_problems: int = 32
     checkpoint_every: int = 250
     log_every: int = 25
