@@ -25,9 +25,7 @@ class TinyModelConfig:
             30 ms on two CPU cores.
         num_layers: transformer blocks; 6 (4.1M parameters, ~7k training tokens/s on 2 cores):
             depth helps the multi-digit carries more than width at this size.
-        num_heads: attention heads; ``hidden_size / num_heads`` must be even for RoPE. 8 rather
-            than 4: in pilot runs more heads found the copy-from-the-question circuits (names,
-            operands) hundreds of steps earlier.
+        num_heads: attention heads; ``hidden_size / num_heads`` must be even for RoPE.
         intermediate_size: GLU width (ModernBERT's ``Wi`` maps d to twice this).
         max_positions: longest prompt + generation, also the tokenizer's ``model_max_length``.
         rope_theta: RoPE base; 10k suits a 256-token context (ModernBERT's 160k is for 8k).
@@ -35,7 +33,7 @@ class TinyModelConfig:
 
     hidden_size: int = 256
     num_layers: int = 6
-    num_heads: int = 8
+    num_heads: int = 4
     intermediate_size: int = 512
     max_positions: int = 256
     rope_theta: float = 10000.0

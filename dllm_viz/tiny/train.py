@@ -75,13 +75,13 @@ class TrainConfig:
     out_dir: str = "outputs/tiny-dllm"
     model: TinyModelConfig = field(default_factory=TinyModelConfig)
     gen_length: int = 64
-    batch_size: int = 32
+    batch_size: int = 16
     level_weights_start: tuple[float, ...] = (0.8, 0.15, 0.05)
-    level_weights_end: tuple[float, ...] = (0.2, 0.4, 0.4)
+    level_weights_end: tuple[float, ...] = (0.4, 0.3, 0.3)
     min_mask_ratio: float = 1e-3
     loss_weighting: str = "masked_mean"
-    steps: int = 5000
-    lr: float = 2e-3
+    steps: int = 9000
+    lr: float = 1e-3
     warmup_steps: int = 200
     min_lr_ratio: float = 0.1
     weight_decay: float = 0.01
