@@ -158,3 +158,18 @@ def test_resume_continues_exactly_and_refuses_other_runs(tmp_path):
     b = load_file(str(tmp_path / "b" / "final" / "model.safetensors"))
     for name in a:
         assert torch.equal(a[name], b[name]), name
+
+
+def test_init_from_continues_a_saved_model_and_checks_its_shape(tmp_path):
+    train(tiny_run(tmp_path / "stage1", steps=1), progress=False)
+    stage1 = tmp_path / "stage1" / "final"
+    summary = train(tiny_run(tmp_path / "stage2", steps=1, init_from=str(stage1)), progress=False)
+    assert summary["finished"] and summary["config"]["init_from"] == str(stage1)
+    a = load_file(str(stage1 / "model.safetensors"))
+    b = load_file(str(tmp_path / "stage2" / "final" / "model.safetensors"))
+    assert any(not torch.equal(a[k], b[k]) for k in a)
+    wider = TinyModelConfig(hidden_size=64, num_layers=2, num_heads=2, intermediate_size=64)
+    with pytest.raises(ValueError, match=r"holds a different network.*hidden_size"):
+        train(tiny_run(tmp_path / "stage3", steps=1, init_from=str(stage1), model=wider), progress=False)
+    with pytest.raises(ValueError, match=r"is not a saved model folder"):
+        train(tiny_run(tmp_path / "stage4", steps=1, init_from=str(tmp_path)), progress=False)

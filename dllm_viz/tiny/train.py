@@ -70,6 +70,9 @@ class TrainConfig:
         seed: seeds initialisation, data and masks.
         device: ``"auto"`` (cuda when present), ``"cpu"`` or ``"cuda"``.
         threads: torch CPU threads (None: torch's default).
+        init_from: a saved model folder (e.g. an earlier run's ``final``) to continue from:
+            its weights and tokenizer, with a fresh optimiser, schedule and data stream.
+            ``model`` must describe the same network.
     """
 
     out_dir: str = "outputs/tiny-dllm"
@@ -94,6 +97,7 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"
     threads: int | None = None
+    init_from: str | None = None
 
     def __post_init__(self):
         if isinstance(self.model, dict):
@@ -271,6 +275,24 @@ def load_checkpoint(directory: Path, config: TrainConfig, device):
     return model, tokenizer, optimizer, state
 
 
+def initial_model(config: TrainConfig):
+    """(tokenizer, model) to start from: fresh (seeded), or ``config.init_from``'s weights."""
+    if config.init_from is None:
+        tokenizer = build_tokenizer(model_max_length=config.model.max_positions)
+        return tokenizer, build_model(config.model, tokenizer, seed=config.seed)
+    if not (Path(config.init_from) / "config.json").is_file():
+        raise ValueError(f"init_from ({config.init_from!r}) is not a saved model folder (no config.json)")
+    tokenizer = AutoTokenizer.from_pretrained(config.init_from, local_files_only=True)
+    model = AutoModelForMaskedLM.from_pretrained(config.init_from, local_files_only=True)
+    expected = build_model(config.model, tokenizer, seed=config.seed).config
+    keys = ("hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size", "max_position_embeddings")
+    diff = {k: (getattr(model.config, k), getattr(expected, k)) for k in keys if getattr(model.config, k) != getattr(expected, k)}
+    if diff:
+        raise ValueError(f"init_from ({config.init_from!r}) holds a different network than --hidden-size/--layers/...: "
+                         f"{ {k: f'{a} saved vs {b} configured' for k, (a, b) in diff.items()} }")
+    return tokenizer, model
+
+
 def make_optimizer(model, config: TrainConfig) -> torch.optim.AdamW:
     """AdamW; no weight decay on norms and biases (the usual transformer recipe)."""
     decay = [p for p in model.parameters() if p.dim() >= 2]
@@ -299,8 +321,8 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> d
         model, tokenizer, optimizer, state = load_checkpoint(checkpoint, config, device)
         logger.info("resuming %s at step %d", checkpoint, state["step"])
     else:
-        tokenizer = build_tokenizer(model_max_length=config.model.max_positions)
-        model = build_model(config.model, tokenizer, seed=config.seed).to(device).train()
+        tokenizer, model = initial_model(config)
+        model = model.to(device).train()
         optimizer = make_optimizer(model, config)
         state = {"step": 0, "elapsed_seconds": 0.0, "history": []}
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -380,6 +402,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[TrainConfig, bool, bool]:
     p.add_argument("--layers", type=int, default=m.num_layers)
     p.add_argument("--heads", type=int, default=m.num_heads)
     p.add_argument("--intermediate-size", type=int, default=m.intermediate_size)
+    p.add_argument("--init-from", default=None, help="continue from a saved model folder (weights only)")
     p.add_argument("--no-progress", action="store_true")
     a = p.parse_args(argv)
     model = TinyModelConfig(hidden_size=a.hidden_size, num_layers=a.layers, num_heads=a.heads,
@@ -391,6 +414,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[TrainConfig, bool, bool]:
         eval_every=a.eval_every, eval_problems=a.eval_problems, checkpoint_every=a.checkpoint_every,
         log_every=a.log_every,
         time_limit_minutes=a.time_limit_minutes, seed=a.seed, device=a.device, threads=a.threads,
+        init_from=a.init_from,
     )
     return config, a.resume, not a.no_progress
 
