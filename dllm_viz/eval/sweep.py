@@ -29,6 +29,15 @@ class StrategySpec:
         """Pareto fronts are computed per family: the heuristic, or the policy's folder name."""
         return self.label or self.name
 
+    @property
+    def stochastic(self) -> bool:
+        """Whether the strategy draws random numbers (Random-K; a policy's Bernoulli samples).
+
+        At token temperature 0 every other strategy decodes identically for every seed, so a
+        sweep runs it once instead of repeating the same numbers.
+        """
+        return self.name in ("random", "policy")
+
     def describe(self) -> str:
         return ", ".join(f"{k}={v}" for k, v in self.params.items() if k != "path") or "default"
 
@@ -77,12 +86,16 @@ def sweep(
 ) -> list[dict]:
     """One row per (setting, strategy, seed) with accuracy, mean NFE and tokens per step.
 
+    Deterministic strategies (see :attr:`StrategySpec.stochastic`) run for the first seed only:
+    at temperature 0 the other seeds would repeat the same decode (their summary says 1 seed).
+
     Args:
         specs_for: optional ``block_length -> specs`` when the grid depends on the setting
             (fixed-k step counts do); otherwise ``specs`` is used for every setting.
         progress: called as ``progress(done, total, description)`` after each run.
     """
-    jobs = [(bl, spec, seed) for bl in block_lengths for spec in (specs_for(bl) if specs_for else specs) for seed in seeds]
+    jobs = [(bl, spec, seed) for bl in block_lengths for spec in (specs_for(bl) if specs_for else specs)
+            for seed in (seeds if spec.stochastic else seeds[:1])]
     rows = []
     for i, (bl, spec, seed) in enumerate(jobs):
         config = EngineConfig(gen_length=gen_length, block_length=bl, seed=seed)
