@@ -56,6 +56,21 @@ def test_bad_settings_exit_with_a_message(tiny_model_dir, tmp_path, capsys):
         main(["--model", str(tiny_model_dir), "--out-dir", str(tmp_path / "x"), *ARGS, "--es-thresholds", "0.9"])
     assert exc.value.code == 2
     assert "expert steering is for full diffusion" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exc:
+        main(["--model", str(tiny_model_dir), "--out-dir", str(tmp_path / "y"), *ARGS, "--levels", "1", "7"])
+    assert exc.value.code == 2
+    assert "levels must be among [1, 2, 3], got [1, 7]" in capsys.readouterr().err
+
+
+def test_training_problems_come_from_the_chosen_levels():
+    from dllm_viz.rl.train import training_problems
+    from dllm_viz.tasks.wordproblems import test_set
+
+    easy = training_problems(0, 16, seed=1, levels=[1])
+    assert all(p.level == 1 for p in easy)
+    assert training_problems(0, 16, seed=1, levels=[1]) == easy
+    held_out = {p.question for p in test_set(1, 200)}
+    assert not held_out & {p.question for p in easy}
 
 
 def test_policy_card_from_a_run(tiny_model_dir, tmp_path):

@@ -95,6 +95,10 @@ def train(args: argparse.Namespace) -> Path:
     out = Path(args.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(args.seed)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if not args.levels or set(args.levels) - set(LEVELS):
+        raise ValueError(f"levels must be among {list(LEVELS)}, got {args.levels}")
     grpo = GRPOConfig(
         num_generations=args.group_size, prompts_per_batch=args.prompts, reward=args.reward, alpha=args.alpha,
         learning_rate=args.lr, warmup_steps=args.warmup, epsilon=args.epsilon, num_iterations=args.num_iterations,
@@ -122,7 +126,7 @@ def train(args: argparse.Namespace) -> Path:
             save_checkpoint(last, policy, optimizer, schedule, {"iteration": it - 1, "best": best, "history": list(history)})
             break
         t0 = time.perf_counter()
-        problems = training_problems(it, grpo.prompts_per_batch, args.seed)
+        problems = training_problems(it, grpo.prompts_per_batch, args.seed, args.levels)
         batch = collect_rollouts(backend, policy, problems, grpo, engine, seed=args.seed * 100_003 + it)
         advantages = group_advantages(batch.rewards, grpo.group_size).to(backend.device)
         row = {
@@ -169,7 +173,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--es-thresholds", type=float, nargs="*", default=[], help="expert steering λ per expert rollout")
     parser.add_argument("--es-block-length", type=int, default=None)
     parser.add_argument("--hidden", type=int, default=128, help="policy width (paper: 128)")
+    parser.add_argument("--levels", type=int, nargs="+", default=list(LEVELS), help="word-problem levels to train on")
     parser.add_argument("--seed", type=int, default=123)
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     parser.add_argument("--save-every", type=int, default=10)
     parser.add_argument("--device", default=None)
     parser.add_argument("--resume", action="store_true")
