@@ -64,3 +64,37 @@ def test_deterministic_strategies_decode_identically_for_every_seed(tiny_backend
             continue
         a, b = (run(tiny_backend, prompts, spec.build(), EngineConfig(gen_length=8, block_length=4, seed=s)) for s in (0, 1))
         assert torch.equal(a.tokens, b.tokens) and torch.equal(a.nfe, b.nfe), spec
+
+
+def _pt(setting, strategy, nfe, acc, params="p"):
+    return {"setting": setting, "strategy": strategy, "params": f"{params}{nfe}", "mean_nfe": nfe, "accuracy": acc}
+
+
+def test_semi_ar_target_needs_the_whole_front_within_two_points_and_a_win_at_the_lowest_nfe():
+    from dllm_viz.eval.targets import check_targets
+
+    s = "semi-AR BL=8"
+    heur = [_pt(s, "confidence", 64, 90), _pt(s, "confidence", 16, 70), _pt(s, "threshold", 20, 85)]
+    good = [_pt(s, "policy:a", 12, 60), _pt(s, "policy:a", 20, 84), _pt(s, "policy:a", 60, 89)]
+    [v] = check_targets(heur + good)
+    assert v["met"] and v["better_at_lowest_nfe"]  # no heuristic reaches NFE 12
+    bad = [_pt(s, "policy:b", 16, 72), _pt(s, "policy:b", 30, 80)]  # 80 vs threshold's 85 at NFE ≤ 30
+    [v] = check_targets(heur + bad)
+    assert not v["met"] and not v["within_tolerance"] and v["better_at_lowest_nfe"]
+    assert any("-5.0 points" in line for line in v["lines"])
+
+
+def test_full_diffusion_target_margin_or_efficiency():
+    from dllm_viz.eval.targets import check_targets, targets_markdown
+
+    s = "full diffusion"
+    heur = [_pt(s, "confidence", 64, 60), _pt(s, "threshold", 30, 40)]
+    margin = [_pt(s, "policy:m", 30, 46)]  # +6 over threshold at NFE 30
+    assert check_targets(heur + margin)[0]["margin_met"]
+    efficient = [_pt(s, "policy:e", 40, 59.5)]  # best heuristic's accuracy within a point at 62 % of its NFE
+    v = check_targets(heur + efficient)[0]
+    assert v["efficiency_met"] and v["nfe_ratio"] == pytest.approx(40 / 64)
+    neither = [_pt(s, "policy:n", 30, 42), _pt(s, "policy:n", 64, 59.5)]
+    v = check_targets(heur + neither)[0]
+    assert not v["met"]
+    assert "not met" in targets_markdown(heur + neither) and targets_markdown(heur) == ""

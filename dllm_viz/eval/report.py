@@ -10,6 +10,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from .sweep import pareto_front
+from .targets import targets_markdown
 
 # Okabe–Ito: distinguishable under the common colour-vision deficiencies.
 PALETTE = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000"]
@@ -83,7 +84,7 @@ def write_report(rows: Sequence[dict], summary: Sequence[dict], out_dir: str | P
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {"csv": write_csv(rows, out_dir / "runs.csv")}
-    md = f"# {title}\n\nProduced by:\n\n```\n{command}\n```\n\n{markdown_table(summary)}"
+    md = f"# {title}\n\nProduced by:\n\n```\n{command}\n```\n\n{markdown_table(summary)}\n{targets_markdown(summary)}"
     (out_dir / "results.md").write_text(md)
     paths["md"] = out_dir / "results.md"
     fig = pareto_figure(summary, title)

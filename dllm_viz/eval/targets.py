@@ -1,0 +1,107 @@
+"""The paper's acceptance targets, checked on a sweep summary instead of eyeballed from a plot.
+
+Semi-AR: the policy's Pareto front stays within 2 points of the best heuristic at every NFE it
+covers, and beats the heuristics at its lowest NFE. Full diffusion: at matched NFE the policy
+beats every heuristic by ≥ 5 points, or matches the best heuristic's accuracy with ≤ 70 % of
+its NFE. "Best heuristic at NFE x" is the best accuracy any heuristic reaches with mean NFE ≤
+x·(1 + ``NFE_SLACK``): the envelope of all heuristic points, so the policy is never compared
+with a configuration that spends more compute than it does (beyond the slack).
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+from .sweep import pareto_front
+
+NFE_SLACK = 0.05  # "matched" NFE: within 5 %
+SEMI_AR_TOLERANCE = 2.0  # points
+FULL_MARGIN = 5.0  # points
+FULL_NFE_RATIO = 0.7
+MATCH_TOLERANCE = 1.0  # points: "matches the best heuristic's accuracy"
+
+
+def is_policy(row: dict) -> bool:
+    return row["strategy"].startswith("policy")
+
+
+def best_heuristic_at(nfe: float, heuristics: Sequence[dict]) -> dict | None:
+    """The most accurate heuristic point spending at most ``nfe`` (with the slack), or None."""
+    eligible = [h for h in heuristics if h["mean_nfe"] <= nfe * (1 + NFE_SLACK)]
+    return max(eligible, key=lambda h: h["accuracy"], default=None)
+
+
+def _fmt(p: dict) -> str:
+    return f"{p['strategy']} ({p['params']}) {p['accuracy']:.1f} % at NFE {p['mean_nfe']:.1f}"
+
+
+def check_semi_ar(policy: Sequence[dict], heuristics: Sequence[dict]) -> dict:
+    """Within-2-points at every covered NFE, and better at the policy's lowest NFE."""
+    front = pareto_front(policy)
+    gaps, lines = [], []
+    for p in front:
+        h = best_heuristic_at(p["mean_nfe"], heuristics)
+        if h is None:
+            lines.append(f"- {_fmt(p)}: no heuristic reaches this NFE")
+            continue
+        gaps.append(p["accuracy"] - h["accuracy"])
+        lines.append(f"- {_fmt(p)} vs {_fmt(h)}: {gaps[-1]:+.1f} points")
+    lowest = front[0]
+    h_low = best_heuristic_at(lowest["mean_nfe"], heuristics)
+    within = bool(gaps) and min(gaps) >= -SEMI_AR_TOLERANCE
+    better_low = h_low is None or lowest["accuracy"] > h_low["accuracy"]
+    return {"met": within and better_low, "within_tolerance": within, "better_at_lowest_nfe": better_low, "lines": lines}
+
+
+def check_full(policy: Sequence[dict], heuristics: Sequence[dict]) -> dict:
+    """≥ 5 points over every heuristic at matched NFE, or the best heuristic's accuracy with ≤ 70 % of its NFE."""
+    front = pareto_front(policy)
+    lines, margin_met = [], False
+    for p in front:
+        h = best_heuristic_at(p["mean_nfe"], heuristics)
+        if h is None:
+            lines.append(f"- {_fmt(p)}: no heuristic reaches this NFE")
+            continue
+        gap = p["accuracy"] - h["accuracy"]
+        margin_met |= gap >= FULL_MARGIN
+        lines.append(f"- {_fmt(p)} vs {_fmt(h)}: {gap:+.1f} points")
+    best = max(heuristics, key=lambda h: (h["accuracy"], -h["mean_nfe"]))
+    cheap = [p for p in front if p["accuracy"] >= best["accuracy"] - MATCH_TOLERANCE]
+    ratio = min((p["mean_nfe"] for p in cheap), default=None)
+    ratio = None if ratio is None else ratio / best["mean_nfe"]
+    efficiency_met = ratio is not None and ratio <= FULL_NFE_RATIO
+    lines.append(f"- best heuristic overall: {_fmt(best)}; the policy matches it (within {MATCH_TOLERANCE:g} point) "
+                 + ("nowhere" if ratio is None else f"with {100 * ratio:.0f} % of its NFE"))
+    return {"met": margin_met or efficiency_met, "margin_met": margin_met, "efficiency_met": efficiency_met,
+            "nfe_ratio": ratio, "lines": lines}
+
+
+def check_targets(summary: Sequence[dict]) -> list[dict]:
+    """One verdict per (setting, policy family) present in the summary."""
+    verdicts = []
+    for setting in dict.fromkeys(r["setting"] for r in summary):
+        rows = [r for r in summary if r["setting"] == setting]
+        heuristics = [r for r in rows if not is_policy(r)]
+        if not heuristics:
+            continue
+        full = setting == "full diffusion"
+        for family in dict.fromkeys(r["strategy"] for r in rows if is_policy(r)):
+            policy = [r for r in rows if r["strategy"] == family]
+            verdict = (check_full if full else check_semi_ar)(policy, heuristics)
+            verdicts.append({"setting": setting, "policy": family, **verdict})
+    return verdicts
+
+
+def targets_markdown(summary: Sequence[dict]) -> str:
+    """The verdicts as a markdown section (empty when there is no policy or no heuristic)."""
+    verdicts = check_targets(summary)
+    if not verdicts:
+        return ""
+    out = ["## Paper targets", "",
+           f"Best heuristic at NFE x = the most accurate heuristic run with mean NFE ≤ x·{1 + NFE_SLACK:g}. "
+           f"Semi-AR: the policy's front within {SEMI_AR_TOLERANCE:g} points everywhere and better at its lowest NFE. "
+           f"Full diffusion: ≥ {FULL_MARGIN:g} points better at matched NFE, or the best heuristic's accuracy "
+           f"(within {MATCH_TOLERANCE:g} point) with ≤ {100 * FULL_NFE_RATIO:.0f} % of its NFE.", ""]
+    for v in verdicts:
+        out += [f"### {v['policy']} — {v['setting']}: {'met' if v['met'] else 'not met'}", "", *v["lines"], ""]
+    return "\n".join(out)
