@@ -1,0 +1,119 @@
+"""Ship a trained built-in model: copy its weights and tokenizer and write the model card.
+
+    python -m dllm_viz.tiny.card outputs/tiny-dllm assets/tiny-dllm \\
+        --evaluate outputs/tiny-eval.json --baselines docs/results/tiny-baselines/results.md
+
+The card is assembled from what the runs wrote (each stage's ``checkpoint/trainer_state.json``:
+its config, steps reached and training seconds), the JSON of ``python -m dllm_viz.tiny.evaluate``
+and the markdown of ``python -m dllm_viz.eval``, so every number traces to a file and a command.
+A model trained in stages (``--init-from``) lists every stage, oldest first.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import shlex
+import shutil
+from dataclasses import fields
+from pathlib import Path
+
+from .train import CHECKPOINT, TrainConfig
+
+SHIPPED = ("config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json",
+           "special_tokens_map.json", "chat_template.jinja")
+NOT_FLAGS = {"model", "device", "threads", "time_limit_minutes"}
+
+
+def stage_command(config: dict) -> str:
+    """The ``python -m dllm_viz.tiny.train`` flags that differ from today's defaults."""
+    defaults = TrainConfig().to_dict()
+    flags = []
+    for f in fields(TrainConfig):
+        value = config.get(f.name, defaults[f.name])
+        value = tuple(value) if isinstance(value, list) else value  # JSON stores tuples as lists
+        if f.name in NOT_FLAGS or value == defaults[f.name]:
+            continue
+        flag = "--" + f.name.replace("_", "-")
+        value = ",".join(map(str, value)) if isinstance(value, (list, tuple)) else value
+        flags += [flag, str(value)]
+    model, default_model = config.get("model", {}), defaults["model"]
+    names = {"hidden_size": "--hidden-size", "num_layers": "--layers", "num_heads": "--heads",
+             "intermediate_size": "--intermediate-size"}
+    flags += [f"{flag} {model[key]}" for key, flag in names.items() if model.get(key, default_model[key]) != default_model[key]]
+    return "python -m dllm_viz.tiny.train " + " ".join(shlex.quote(f) if " " not in f else f for f in flags)
+
+
+def stage_lines(run_dir: Path) -> list[str]:
+    state = json.loads((run_dir / CHECKPOINT / "trainer_state.json").read_text())
+    config = state["config"]
+    reached, planned = state["step"], config["steps"]
+    stop = "" if reached >= planned else f", stopped at step {reached:,} of {planned:,} (schedule not finished)"
+    return ["```", stage_command(config), "```", "",
+            f"- {reached:,} steps of batch {config['batch_size']} in {state['elapsed_seconds'] / 60:.0f} min{stop}", ""]
+
+
+def level_table(evaluation: dict) -> list[str]:
+    lines = ["| setting | level | problems | accuracy | mean NFE | no answer |", "|---|---|---|---|---|---|"]
+    for r in evaluation["levels"]:
+        lines.append(f"| {r['setting']} (BL={r['block_length']}) | {r['level']} | {r['n']} | {100 * r['accuracy']:.1f} % "
+                     f"| {r['mean_nfe']:.1f} | {100 * r['no_answer']:.1f} % |")
+    return lines
+
+
+def write_card(stages: list[Path], dest: Path, evaluation: Path, baselines: Path | None, notes: Path | None,
+               hardware: str | None) -> Path:
+    final = stages[-1] / CHECKPOINT
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in SHIPPED:
+        if (final / name).exists():
+            shutil.copy(final / name, dest / name)
+    config = json.loads((dest / "config.json").read_text())
+    result = json.loads(evaluation.read_text())
+    speed = result["speed"]
+    size_mb = sum((dest / n).stat().st_size for n in SHIPPED if (dest / n).exists()) / 1e6
+    lines = [
+        "---", "license: mit", "library_name: transformers", "pipeline_tag: fill-mask", "tags: [diffusion, dllm-viz]", "---", "",
+        "# tiny-dllm: the built-in masked-diffusion LM of dllm-viz", "",
+        f"A `{config['architectures'][0]}` (RoPE, bidirectional; d={config['hidden_size']}, {config['num_hidden_layers']} layers, "
+        f"{config['num_attention_heads']} heads, vocabulary {config['vocab_size']}, {size_mb:.1f} MB) trained by the project "
+        "with the LLaDA-SFT / MDLM objective on its procedural word problems (`dllm_viz.tasks.wordproblems`). "
+        "It answers in GSM8K's format (`... #### N`) and decodes at interactive speed on a laptop CPU.", "",
+        "```python", "from dllm_viz.backends import load_backend", "backend = load_backend('assets/tiny-dllm')  # or AutoModelForMaskedLM / AutoTokenizer", "```", "",
+        "## Training", "", f"Hardware: {hardware or platform.machine() + ' CPU'}.", "",
+    ]
+    for i, stage in enumerate(stages, 1):
+        lines += [f"Stage {i}{' (from the previous stage, --init-from)' if i > 1 else ''}:", "", *stage_lines(stage)]
+    if notes:
+        lines += [notes.read_text().strip(), ""]
+    lines += ["## Held-out accuracy", "",
+              "High-Confidence-K at one token per step (greedy tokens), L = 64, held-out problems that training never sees:", "",
+              "```", "python -m dllm_viz.tiny.evaluate --n 200", "```", "", *level_table(result), "",
+              f"Decoding speed, batch 1, L = 64, {speed['threads']} CPU threads: median **{speed['median_steps_per_s']:.0f} steps/s** "
+              f"(min {speed['min_steps_per_s']:.0f}) over {speed['prompts']} decodes.", ""]
+    if baselines:
+        body = baselines.read_text().split("\n", 1)[1].strip()  # drop the report's own title
+        lines += ["## Heuristic baselines", "", body, ""]
+    (dest / "README.md").write_text("\n".join(lines))
+    return dest / "README.md"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m dllm_viz.tiny.card", description=__doc__.splitlines()[0])
+    parser.add_argument("stages", type=Path, nargs="+", help="training run folders, oldest stage first")
+    parser.add_argument("--dest", type=Path, required=True)
+    parser.add_argument("--evaluate", type=Path, required=True, help="JSON from python -m dllm_viz.tiny.evaluate --json")
+    parser.add_argument("--baselines", type=Path, default=None, help="results.md from python -m dllm_viz.eval")
+    parser.add_argument("--notes", type=Path, default=None, help="markdown added after the training commands")
+    parser.add_argument("--hardware", default=None)
+    args = parser.parse_args(argv)
+    for stage in args.stages:
+        if not (stage / CHECKPOINT / "trainer_state.json").is_file():
+            parser.error(f"{stage} holds no {CHECKPOINT}/trainer_state.json (not a python -m dllm_viz.tiny.train run)")
+    print(write_card(args.stages, args.dest, args.evaluate, args.baselines, args.notes, args.hardware))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
