@@ -98,3 +98,12 @@ def test_full_diffusion_target_margin_or_efficiency():
     v = check_targets(heur + neither)[0]
     assert not v["met"]
     assert "not met" in targets_markdown(heur + neither) and targets_markdown(heur) == ""
+
+
+def test_policies_sharing_a_label_keep_distinct_parameter_names():
+    from dllm_viz.eval import policy_grid
+
+    specs = policy_grid("assets/policies/a1", "policy", betas=(1.0, 2.0)) + policy_grid("x/a3", "policy")
+    assert [s.describe() for s in specs] == ["a1, temperature=1.0, beta=1.0", "a1, temperature=1.0, beta=2.0",
+                                             "a3, temperature=1.0, beta=1.0"]
+    assert {s.family for s in specs} == {"policy"}

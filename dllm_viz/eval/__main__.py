@@ -36,6 +36,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--policy", action="append", default=[], help="policy folder (repeatable)")
     parser.add_argument("--temperatures", type=float, nargs="+", default=[1.0], help="policy τ_π grid")
     parser.add_argument("--betas", type=float, nargs="+", default=[1.0], help="policy β grid")
+    parser.add_argument("--policy-label", default=None,
+                        help="one family name for all --policy folders (e.g. one front across α); default: policy:<folder>")
     parser.add_argument("--no-heuristics", action="store_true")
     parser.add_argument("--strategies", default=None, help="comma list restricting the heuristic families")
     parser.add_argument("--out", default="outputs/eval")
@@ -50,7 +52,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown setting {err}; use semi-ar and/or full")
     problems = [p for level in args.level for p in test_set(level, args.n)]
     backend = load_backend(args.model)
-    policies = [s for path in args.policy for s in policy_grid(path, f"policy:{Path(path).name}", args.temperatures, args.betas)]
+    policies = [s for path in args.policy
+                for s in policy_grid(path, args.policy_label or f"policy:{Path(path).name}", args.temperatures, args.betas)]
 
     def specs_for(bl: int):
         grid = [] if args.no_heuristics else heuristic_grid(L, bl)

@@ -7,6 +7,7 @@ the model cards all compute the same numbers; plotting and tables live in ``repo
 from __future__ import annotations
 
 import statistics
+from pathlib import Path
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Sequence
 
@@ -39,7 +40,10 @@ class StrategySpec:
         return self.name in ("random", "policy")
 
     def describe(self) -> str:
-        return ", ".join(f"{k}={v}" for k, v in self.params.items() if k != "path") or "default"
+        """Parameters as text; a policy's folder name comes first, so policies sharing a label stay apart."""
+        parts = [Path(self.params["path"]).name] if "path" in self.params else []
+        parts += [f"{k}={v}" for k, v in self.params.items() if k not in ("path", "mode")]
+        return ", ".join(parts) or "default"
 
     def build(self):
         if self.name == "policy":
