@@ -16,6 +16,7 @@ import shlex
 import sys
 from pathlib import Path
 
+import torch
 from tqdm import tqdm
 
 from ..backends import BUILTIN_MODEL, load_backend
@@ -41,8 +42,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-heuristics", action="store_true")
     parser.add_argument("--strategies", default=None, help="comma list restricting the heuristic families")
     parser.add_argument("--out", default="outputs/eval")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
     L = args.gen_length
     names = {"semi-ar": L // 8, "full": L}
