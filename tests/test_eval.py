@@ -107,3 +107,14 @@ def test_policies_sharing_a_label_keep_distinct_parameter_names():
     assert [s.describe() for s in specs] == ["a1, temperature=1.0, beta=1.0", "a1, temperature=1.0, beta=2.0",
                                              "a3, temperature=1.0, beta=1.0"]
     assert {s.family for s in specs} == {"policy"}
+
+
+def test_include_merges_an_earlier_sweep_and_refuses_a_different_one(tmp_path):
+    from dllm_viz.eval.report import read_runs
+
+    row = {"setting": "full diffusion", "block_length": 8, "strategy": "threshold", "params": "threshold=0.9", "seed": 0,
+           "n": 2, "accuracy": 0.5, "mean_nfe": 4.0, "tokens_per_step": 2.0, "no_answer": 0.0, "seconds": 0.1}
+    write_report([row], summarize([row]), tmp_path, "t", "cmd")
+    assert read_runs(tmp_path / "runs.csv", expect_n=2, gen_length=8) == [row]
+    with pytest.raises(ValueError, match=r"other problems or L .*n=3, L=8"):
+        read_runs(tmp_path / "runs.csv", expect_n=3, gen_length=8)

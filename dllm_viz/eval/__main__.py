@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 from ..backends import BUILTIN_MODEL, load_backend
 from ..tasks.wordproblems import test_set
-from .report import write_report
+from .report import read_runs, write_report
 from .sweep import heuristic_grid, policy_grid, summarize, sweep
 
 
@@ -42,6 +42,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-heuristics", action="store_true")
     parser.add_argument("--strategies", default=None, help="comma list restricting the heuristic families")
     parser.add_argument("--out", default="outputs/eval")
+    parser.add_argument("--include", type=Path, action="append", default=[],
+                        help="runs.csv of an earlier sweep on the same problems to report alongside (repeatable)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
@@ -75,6 +77,11 @@ def main(argv: list[str] | None = None) -> int:
 
     rows = sweep(backend, problems, [], block_lengths, L, args.seeds, args.batch_size, specs_for=specs_for, progress=progress)
     bar.close()
+    for path in args.include:
+        try:
+            rows = read_runs(path, expect_n=len(problems), gen_length=L) + rows
+        except ValueError as err:
+            parser.error(str(err))
     summary = summarize(rows)
     command = "python -m dllm_viz.eval " + " ".join(map(shlex.quote, argv if argv is not None else sys.argv[1:]))
     title = f"{Path(args.model).name}: {len(problems)} held-out problems (levels {args.level}), L={L}, seeds {args.seeds}"

@@ -25,6 +25,23 @@ def write_csv(rows: Sequence[dict], path: str | Path) -> Path:
     return path
 
 
+NUMERIC = {"block_length": int, "seed": int, "n": int, "accuracy": float, "mean_nfe": float,
+           "tokens_per_step": float, "no_answer": float, "seconds": float}
+
+
+def read_runs(path: str | Path, expect_n: int, gen_length: int) -> list[dict]:
+    """Rows of an earlier ``runs.csv``, refused unless they used as many problems and the same L."""
+    with Path(path).open(newline="") as fh:
+        rows = [{k: NUMERIC.get(k, str)(v) for k, v in row.items()} for row in csv.DictReader(fh)]
+    if not rows:
+        raise ValueError(f"{path} has no runs")
+    bad = {(r["n"], round(r["tokens_per_step"] * r["mean_nfe"])) for r in rows} - {(expect_n, gen_length)}
+    if bad:
+        raise ValueError(f"{path} was measured on other problems or L (n, L = {sorted(bad)}); "
+                         f"this sweep uses n={expect_n}, L={gen_length}")
+    return rows
+
+
 def _front_keys(summary: Sequence[dict]) -> set[tuple]:
     keys = set()
     for setting in dict.fromkeys(r["setting"] for r in summary):
