@@ -118,3 +118,10 @@ def test_include_merges_an_earlier_sweep_and_refuses_a_different_one(tmp_path):
     assert read_runs(tmp_path / "runs.csv", expect_n=2, gen_length=8) == [row]
     with pytest.raises(ValueError, match=r"other problems or L .*n=3, L=8"):
         read_runs(tmp_path / "runs.csv", expect_n=3, gen_length=8)
+
+
+def test_compact_grid_keeps_every_family_at_fewer_points():
+    full, compact = heuristic_grid(64, 8), heuristic_grid(64, 8, compact=True)
+    assert {s.name for s in compact} == {s.name for s in full} and len(compact) < len(full) / 2
+    assert [s.params["steps"] for s in compact if s.name == "confidence"] == [64, 16]
+    assert [s.params["steps"] for s in compact if s.name == "random"] == [16]

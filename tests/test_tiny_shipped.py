@@ -12,9 +12,6 @@ from dllm_viz.strategies import build_strategy
 from dllm_viz.tasks import is_correct
 
 ASSET = Path(__file__).resolve().parents[1] / "assets" / "tiny-dllm"
-# The built-in model is still being trained (issue 3); until assets/tiny-dllm is committed these
-# tests cannot run. Remove this mark in the commit that ships the model.
-pytestmark = pytest.mark.skipif(not (ASSET / "config.json").is_file(), reason="assets/tiny-dllm is not shipped yet (issue 3)")
 QUESTION = "Tom has 12 apples. He buys 5 more apples. How many apples does Tom have now?"
 
 

@@ -40,6 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--policy-label", default=None,
                         help="one family name for all --policy folders (e.g. one front across α); default: policy:<folder>")
     parser.add_argument("--no-heuristics", action="store_true")
+    parser.add_argument("--compact", action="store_true", help="fewer heuristic points per family (CPU budgets)")
     parser.add_argument("--strategies", default=None, help="comma list restricting the heuristic families")
     parser.add_argument("--out", default="outputs/eval")
     parser.add_argument("--include", type=Path, action="append", default=[],
@@ -62,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
                 for s in policy_grid(path, args.policy_label or f"policy:{Path(path).name}", args.temperatures, args.betas)]
 
     def specs_for(bl: int):
-        grid = [] if args.no_heuristics else heuristic_grid(L, bl)
+        grid = [] if args.no_heuristics else heuristic_grid(L, bl, compact=args.compact)
         if args.strategies:
             keep = set(args.strategies.split(","))
             grid = [s for s in grid if s.name in keep]

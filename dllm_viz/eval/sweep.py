@@ -54,18 +54,22 @@ class StrategySpec:
         return build_strategy(self.name, **self.params)
 
 
-def heuristic_grid(gen_length: int, block_length: int) -> list[StrategySpec]:
+def heuristic_grid(gen_length: int, block_length: int, compact: bool = False) -> list[StrategySpec]:
     """The baseline grid of the paper's comparisons (samplers.md §6), valid for (L, BL).
 
     Fixed-k strategies run at 1, 2, 4 and 8 tokens per step (``steps`` = L/k, kept a multiple
-    of the number of blocks); thresholds and bounds span slow to fast.
+    of the number of blocks); thresholds and bounds span slow to fast. ``compact`` keeps every
+    family at fewer points (fixed-k at 1 and 4 tokens per step, Random-K at 4; three λ, one
+    factor, three γ) for CPU budgets: about a third of the forward passes.
     """
     n_blocks = gen_length // block_length
-    steps = sorted({gen_length // k for k in (1, 2, 4, 8) if (gen_length // k) % n_blocks == 0 and gen_length // k >= n_blocks}, reverse=True)
-    grid = [StrategySpec(name, {"steps": s}) for name in ("random", "confidence", "margin", "entropy") for s in steps]
-    grid += [StrategySpec("threshold", {"threshold": t}) for t in (0.95, 0.9, 0.8, 0.7, 0.5, 0.3, 0.1)]
-    grid += [StrategySpec("factor", {"factor": f}) for f in (0.5, 1.0, 2.0, 4.0)]
-    grid += [StrategySpec("eb", {"gamma": g}) for g in (0.001, 0.01, 0.1, 0.5, 1.0, 2.0)]
+    per_step = (1, 4) if compact else (1, 2, 4, 8)
+    steps = sorted({gen_length // k for k in per_step if (gen_length // k) % n_blocks == 0 and gen_length // k >= n_blocks}, reverse=True)
+    grid = [StrategySpec("random", {"steps": s}) for s in (steps[-1:] if compact else steps)]
+    grid += [StrategySpec(name, {"steps": s}) for name in ("confidence", "margin", "entropy") for s in steps]
+    grid += [StrategySpec("threshold", {"threshold": t}) for t in ((0.9, 0.7, 0.5) if compact else (0.95, 0.9, 0.8, 0.7, 0.5, 0.3, 0.1))]
+    grid += [StrategySpec("factor", {"factor": f}) for f in ((1.0,) if compact else (0.5, 1.0, 2.0, 4.0))]
+    grid += [StrategySpec("eb", {"gamma": g}) for g in ((0.01, 0.1, 1.0) if compact else (0.001, 0.01, 0.1, 0.5, 1.0, 2.0))]
     return grid
 
 
