@@ -23,7 +23,7 @@ from .train import CHECKPOINT, TrainConfig
 
 SHIPPED = ("config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json",
            "special_tokens_map.json", "chat_template.jinja")
-NOT_FLAGS = {"model", "device", "threads", "time_limit_minutes"}
+NOT_FLAGS = {"model", "device"}
 
 
 def stage_command(config: dict) -> str:
