@@ -80,7 +80,8 @@ def main(argv: list[str] | None = None) -> int:
     bar.close()
     for path in args.include:
         try:
-            rows = read_runs(path, expect_n=len(problems), gen_length=L) + rows
+            earlier = read_runs(path, expect_n=len(problems), gen_length=L)
+            rows = [r for r in earlier if r["block_length"] in block_lengths] + rows  # only this sweep's settings
         except ValueError as err:
             parser.error(str(err))
     summary = summarize(rows)
