@@ -307,6 +307,10 @@ def test_shipped_policy_is_pane_a_default(tiny_model_dir, tmp_path, monkeypatch)
     monkeypatch.setenv(runtime.POLICY_ENV, str(tmp_path))
     a, b = runtime.default_strategies()
     assert a == "policy:semi-ar-demo" and b == "heuristic:threshold"
+    DiTConfidencePolicy().save_pretrained(tmp_path / runtime.DEFAULT_POLICY)  # preferred over the first by name
+    assert runtime.default_strategies()[0] == f"policy:{runtime.DEFAULT_POLICY}"
+    (tmp_path / runtime.DEFAULT_POLICY / "model.safetensors").unlink()
+    assert runtime.default_strategies()[0] == "policy:semi-ar-demo"
     assert ("learned policy: semi-ar-demo", a) in runtime.strategy_choices()
     comp = drain(run_compare(*run_args(str(tiny_model_dir), L=16, BL=8, a=pane(a, tau=0.5))))[-1][10]
     assert comp.a.strategy["name"] == "learned" and comp.a.strategy["temperature"] == 0.5

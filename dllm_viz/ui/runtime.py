@@ -27,6 +27,7 @@ logger = logging.getLogger(__name__)
 
 ROOT = Path(__file__).resolve().parents[2]
 MODEL_ENV = "DLLM_VIZ_MODEL"
+DEFAULT_POLICY = "semi-ar-alpha1"
 POLICY_ENV = "DLLM_VIZ_POLICY_DIR"  # a folder of policy folders; default assets/policies
 MODEL_CONCURRENCY = int(os.environ.get("DLLM_VIZ_CONCURRENCY", "2"))  # model-bound events at once
 GPU_MODELS = {"GSAI-ML/LLaDA-8B-Instruct": 16, "Dream-org/Dream-v0-Instruct-7B": 15}  # GB of bf16 weights
@@ -208,9 +209,11 @@ def strategy_choices() -> list[tuple[str, str]]:
 
 
 def default_strategies() -> tuple[str, str]:
-    """(A, B): A = the first shipped learned policy (else High-Confidence-K), B = the best heuristic."""
+    """(A, B): A = the shipped semi-AR α=1 policy (the app opens in semi-AR), else the first shipped
+    policy, else High-Confidence-K; B = the best heuristic."""
     policies = shipped_policies() if learned_strategy_available() else {}
-    a = f"policy:{next(iter(policies))}" if policies else "heuristic:confidence"
+    name = DEFAULT_POLICY if DEFAULT_POLICY in policies else next(iter(policies), None)
+    a = f"policy:{name}" if name else "heuristic:confidence"
     return a, BEST_HEURISTIC
 
 
