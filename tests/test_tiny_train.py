@@ -186,7 +186,7 @@ def test_model_card_lists_each_stage_command_and_the_measured_tables(tmp_path):
                               "mean_nfe": 64.0, "no_answer": 0.0}],
                   "speed": {"median_steps_per_s": 80.0, "min_steps_per_s": 70.0, "prompts": 20, "threads": 1}}
     (tmp_path / "eval.json").write_text(json.dumps(evaluation))
-    (tmp_path / "results.md").write_text("# title\n\n### semi-AR BL=8\n\n| strategy |\n|---|\n| confidence |\n")
+    (tmp_path / "results.md").write_text("# m: 200 problems\n\n### semi-AR BL=8\n\n| strategy |\n|---|\n| confidence |\n")
     dest = tmp_path / "shipped"
     assert card_main([str(tmp_path / "s1"), str(tmp_path / "s2"), "--dest", str(dest), "--evaluate",
                       str(tmp_path / "eval.json"), "--baselines", str(tmp_path / "results.md")]) == 0
@@ -194,7 +194,7 @@ def test_model_card_lists_each_stage_command_and_the_measured_tables(tmp_path):
     assert f"--out-dir {tmp_path / 's1'} --batch-size 4 --steps 2" in card and "--lr 0.0003" in card
     assert f"--init-from {tmp_path / 's1' / 'final'}" in card and "--level-weights" not in card
     assert "--hidden-size 32 --layers 2 --heads 2" in card and "| semi-AR (BL=8) | 1 | 200 | 90.0 % | 64.0 |" in card
-    assert "80 steps/s" in card and "| confidence |" in card and "# title" not in card
+    assert "80 steps/s" in card and "| confidence |" in card and "Held-out problems: 200 problems." in card
     assert {"config.json", "model.safetensors", "tokenizer.json"} <= {p.name for p in dest.iterdir()}
     assert not (dest / "optimizer.safetensors").exists()
     with pytest.raises(SystemExit):

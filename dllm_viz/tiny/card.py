@@ -62,7 +62,7 @@ def level_table(evaluation: dict) -> list[str]:
     return lines
 
 
-def write_card(stages: list[Path], dest: Path, evaluation: Path, baselines: Path | None, notes: Path | None,
+def write_card(stages: list[Path], dest: Path, evaluation: Path, baselines: list[Path], notes: Path | None,
                hardware: str | None) -> Path:
     final = stages[-1] / CHECKPOINT
     dest.mkdir(parents=True, exist_ok=True)
@@ -93,8 +93,10 @@ def write_card(stages: list[Path], dest: Path, evaluation: Path, baselines: Path
               f"Decoding speed, batch 1, L = 64, {speed['threads']} CPU threads: median **{speed['median_steps_per_s']:.0f} steps/s** "
               f"(min {speed['min_steps_per_s']:.0f}) over {speed['prompts']} decodes.", ""]
     if baselines:
-        body = baselines.read_text().split("\n", 1)[1].strip()  # drop the report's own title
-        lines += ["## Heuristic baselines", "", body, ""]
+        lines += ["## Heuristic baselines", ""]
+    for report in baselines:
+        title, body = report.read_text().split("\n", 1)
+        lines += [f"Held-out problems: {title.lstrip('# ').split(': ', 1)[-1]}.", "", body.strip(), ""]
     (dest / "README.md").write_text("\n".join(lines))
     return dest / "README.md"
 
@@ -104,7 +106,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("stages", type=Path, nargs="+", help="training run folders, oldest stage first")
     parser.add_argument("--dest", type=Path, required=True)
     parser.add_argument("--evaluate", type=Path, required=True, help="JSON from python -m dllm_viz.tiny.evaluate --json")
-    parser.add_argument("--baselines", type=Path, default=None, help="results.md from python -m dllm_viz.eval")
+    parser.add_argument("--baselines", type=Path, action="append", default=[],
+                        help="results.md from python -m dllm_viz.eval (repeatable)")
     parser.add_argument("--notes", type=Path, default=None, help="markdown added after the training commands")
     parser.add_argument("--hardware", default=None)
     args = parser.parse_args(argv)
