@@ -47,7 +47,8 @@ def compute_features(logits: torch.Tensor, k: int = TOP_K) -> Features:
     logp = torch.log_softmax(logits, dim=-1)  # (B, L, V)
     top_logp, topk_ids = logp.topk(max(k, 2), dim=-1)  # (B, L, k)
     top_p = top_logp.exp()
-    entropy = (-(logp.exp() * logp).sum(-1)).clamp_min(0.0)
+    # entr(0) = 0: a token the caller ruled out with a -inf logit (e.g. [MASK]) must add 0, not NaN.
+    entropy = torch.special.entr(logp.exp()).sum(-1)
     return Features(
         confidence=top_p[..., 0],
         margin=top_p[..., 0] - top_p[..., 1],

@@ -154,3 +154,14 @@ def test_backend_rejects_tokenizer_without_mask(tiny_model_dir):
     tok.mask_token = None
     with pytest.raises(RuntimeError, match="has no mask token"):
         MaskedLMBackend(AutoModelForMaskedLM.from_pretrained(tiny_model_dir), tok, "x")
+
+
+def test_entropy_ignores_tokens_ruled_out_with_minus_inf():
+    """The engine sets the [MASK] logit to -inf; entropy must stay finite (a NaN silently turned
+    EB-sampler into one token per step and scrambled Entropy-K's order)."""
+    logits = torch.tensor([[[2.0, 0.5, float("-inf"), -1.0], [0.0, 0.0, float("-inf"), 0.0]]])
+    feats = compute_features(logits, k=2)
+    expected = torch.distributions.Categorical(logits=logits[..., [0, 1, 3]]).entropy()
+    assert torch.isfinite(feats.entropy).all()
+    assert torch.allclose(feats.entropy, expected)
+    assert feats.entropy[0, 1].item() == pytest.approx(torch.log(torch.tensor(3.0)).item())
