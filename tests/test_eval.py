@@ -125,3 +125,15 @@ def test_compact_grid_keeps_every_family_at_fewer_points():
     assert {s.name for s in compact} == {s.name for s in full} and len(compact) < len(full) / 2
     assert [s.params["steps"] for s in compact if s.name == "confidence"] == [64, 16]
     assert [s.params["steps"] for s in compact if s.name == "random"] == [16]
+
+
+def test_cli_refuses_a_mismatched_include_before_loading_or_decoding(tmp_path, capsys):
+    from dllm_viz.eval.__main__ import main
+
+    row = {"setting": "full diffusion", "block_length": 8, "strategy": "threshold", "params": "threshold=0.9", "seed": 0,
+           "n": 2, "accuracy": 0.5, "mean_nfe": 4.0, "tokens_per_step": 2.0, "no_answer": 0.0, "seconds": 0.1}
+    write_report([row], summarize([row]), tmp_path, "t", "cmd")
+    with pytest.raises(SystemExit) as exc:  # the model path does not exist: reaching it would fail differently
+        main(["--model", str(tmp_path / "no-model"), "--level", "1", "--n", "3", "--include", str(tmp_path / "runs.csv")])
+    assert exc.value.code == 2
+    assert "other problems or L" in capsys.readouterr().err

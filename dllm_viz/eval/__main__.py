@@ -58,6 +58,13 @@ def main(argv: list[str] | None = None) -> int:
     except KeyError as err:
         parser.error(f"unknown setting {err}; use semi-ar and/or full")
     problems = [p for level in args.level for p in test_set(level, args.n)]
+    earlier = []  # checked before any decoding, so a wrong file costs nothing
+    for path in args.include:
+        try:
+            earlier += [r for r in read_runs(path, expect_n=len(problems), gen_length=L)
+                        if r["block_length"] in block_lengths]  # only this sweep's settings
+        except (OSError, ValueError) as err:
+            parser.error(str(err))
     backend = load_backend(args.model)
     policies = [s for path in args.policy
                 for s in policy_grid(path, args.policy_label or f"policy:{Path(path).name}", args.temperatures, args.betas)]
@@ -78,12 +85,7 @@ def main(argv: list[str] | None = None) -> int:
 
     rows = sweep(backend, problems, [], block_lengths, L, args.seeds, args.batch_size, specs_for=specs_for, progress=progress)
     bar.close()
-    for path in args.include:
-        try:
-            earlier = read_runs(path, expect_n=len(problems), gen_length=L)
-            rows = [r for r in earlier if r["block_length"] in block_lengths] + rows  # only this sweep's settings
-        except ValueError as err:
-            parser.error(str(err))
+    rows = earlier + rows
     summary = summarize(rows)
     command = "python -m dllm_viz.eval " + " ".join(map(shlex.quote, argv if argv is not None else sys.argv[1:]))
     title = f"{Path(args.model).name}: {len(problems)} held-out problems (levels {args.level}), L={L}, seeds {args.seeds}"

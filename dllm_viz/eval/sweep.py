@@ -7,8 +7,8 @@ the model cards all compute the same numbers; plotting and tables live in ``repo
 from __future__ import annotations
 
 import statistics
-from pathlib import Path
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
 from ..engine import EngineConfig

@@ -41,8 +41,10 @@ def stage_command(config: dict) -> str:
     model, default_model = config.get("model", {}), defaults["model"]
     names = {"hidden_size": "--hidden-size", "num_layers": "--layers", "num_heads": "--heads",
              "intermediate_size": "--intermediate-size"}
-    flags += [f"{flag} {model[key]}" for key, flag in names.items() if model.get(key, default_model[key]) != default_model[key]]
-    return "python -m dllm_viz.tiny.train " + " ".join(shlex.quote(f) if " " not in f else f for f in flags)
+    for key, flag in names.items():
+        if model.get(key, default_model[key]) != default_model[key]:
+            flags += [flag, str(model[key])]
+    return "python -m dllm_viz.tiny.train " + " ".join(map(shlex.quote, flags))
 
 
 def stage_lines(run_dir: Path) -> list[str]:

@@ -30,7 +30,7 @@ from transformers import AutoModelForMaskedLM, AutoTokenizer
 
 from ..tasks.wordproblems import LEVELS, generate, test_set
 from .data import LOSS_WEIGHTINGS, collate, diffusion_loss, mask_responses
-from .model import TinyModelConfig, build_model, count_parameters
+from .model import TinyModelConfig, build_model, count_parameters, modernbert_config
 from .tokenizer import build_tokenizer
 
 logger = logging.getLogger(__name__)
@@ -284,7 +284,7 @@ def initial_model(config: TrainConfig):
         raise ValueError(f"init_from ({config.init_from!r}) is not a saved model folder (no config.json)")
     tokenizer = AutoTokenizer.from_pretrained(config.init_from, local_files_only=True)
     model = AutoModelForMaskedLM.from_pretrained(config.init_from, local_files_only=True)
-    expected = build_model(config.model, tokenizer, seed=config.seed).config
+    expected = modernbert_config(config.model, tokenizer)
     keys = ("hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size", "max_position_embeddings")
     diff = {k: (getattr(model.config, k), getattr(expected, k)) for k in keys if getattr(model.config, k) != getattr(expected, k)}
     if diff:
