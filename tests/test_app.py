@@ -85,7 +85,7 @@ def test_named_endpoints(client):
 def test_client_compare_trace_returns_valid_traces(client):
     out = client.predict(EXAMPLE, "heuristic:confidence", "heuristic:threshold", None, {"threshold": 0.7}, 32, 8,
                          0.0, 1, api_name="/compare_trace")
-    assert out["format"] == FORMAT and out["expected"] == PROBLEM.answer
+    assert out["format"] == FORMAT and out["expected"] == PROBLEM.expected
     a, b = Trace.from_dict(out["a"]), Trace.from_dict(out["b"])
     for trace in (a, b):
         assert trace.gen_length == 32 and trace.block_length == 8 and trace.engine["seed"] == 1

@@ -234,9 +234,9 @@ def test_known_answer_marks_correctness(tiny_model_dir):
 
     problem = example_problems()[0]
     comp = drain(run_compare(*run_args(str(tiny_model_dir), prompt=problem.question, L=16, BL=16, full=True)))[-1][10]
-    assert comp.expected == problem.answer
+    assert comp.expected == problem.expected
     verdict = comp.verdict(comp.a)
-    assert verdict.correct in (True, False) and verdict.expected == problem.answer
+    assert verdict.correct in (True, False) and verdict.expected == problem.expected
 
 
 def test_stop_ends_the_run_early_and_keeps_it_exportable(tiny_model_dir):

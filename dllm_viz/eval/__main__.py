@@ -20,7 +20,7 @@ import torch
 from tqdm import tqdm
 
 from ..backends import BUILTIN_MODEL, load_backend
-from ..tasks.wordproblems import test_set
+from ..tasks.wordproblems import DEFAULT_FREE, DEFAULT_LEVEL, test_set
 from .report import read_runs, write_report
 from .sweep import heuristic_grid, policy_grid, summarize, sweep
 
@@ -28,7 +28,9 @@ from .sweep import heuristic_grid, policy_grid, summarize, sweep
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m dllm_viz.eval", description=__doc__.splitlines()[0])
     parser.add_argument("--model", default=BUILTIN_MODEL)
-    parser.add_argument("--level", type=int, nargs="+", default=[1, 2, 3], help="word-problem levels to pool")
+    parser.add_argument("--level", type=int, nargs="+", default=[DEFAULT_LEVEL], help="word-problem levels to pool")
+    parser.add_argument("--free", type=float, default=DEFAULT_FREE,
+                        help="probability that an amount is left open (several valid answers); 0: every amount stated")
     parser.add_argument("--n", type=int, default=200, help="held-out problems per level")
     parser.add_argument("--gen-length", type=int, default=64)
     parser.add_argument("--settings", default="semi-ar,full", help="comma list of semi-ar (BL = L/8) and full (BL = L)")
@@ -57,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
         block_lengths = [names[s.strip()] for s in args.settings.split(",")]
     except KeyError as err:
         parser.error(f"unknown setting {err}; use semi-ar and/or full")
-    problems = [p for level in args.level for p in test_set(level, args.n)]
+    problems = [p for level in args.level for p in test_set(level, args.n, args.free)]
     earlier = []  # checked before any decoding, so a wrong file costs nothing
     for path in args.include:
         try:
@@ -88,7 +90,9 @@ def main(argv: list[str] | None = None) -> int:
     rows = earlier + rows
     summary = summarize(rows)
     command = "python -m dllm_viz.eval " + " ".join(map(shlex.quote, argv if argv is not None else sys.argv[1:]))
-    title = f"{Path(args.model).name}: {len(problems)} held-out problems (levels {args.level}), L={L}, seeds {args.seeds}"
+    kind = "free-choice" if args.free else "fixed-answer"
+    title = (f"{Path(args.model).name}: {len(problems)} held-out {kind} problems (levels {args.level}, free={args.free:g}), "
+             f"L={L}, seeds {args.seeds}")
     paths = write_report(rows, summary, args.out, title, command)
     print(Path(paths["md"]).read_text())
     print("wrote", ", ".join(str(p) for p in paths.values()))

@@ -11,6 +11,7 @@ from plotly.subplots import make_subplots
 
 from .sweep import pareto_front
 from .targets import targets_markdown
+from .world import world_markdown
 
 # Okabe–Ito: distinguishable under the common colour-vision deficiencies.
 PALETTE = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000"]
@@ -26,7 +27,7 @@ def write_csv(rows: Sequence[dict], path: str | Path) -> Path:
 
 
 NUMERIC = {"block_length": int, "seed": int, "n": int, "accuracy": float, "mean_nfe": float,
-           "tokens_per_step": float, "no_answer": float, "seconds": float}
+           "tokens_per_step": float, "no_answer": float, "seconds": float}  # "correct" stays a 0/1 string
 
 
 def read_runs(path: str | Path, expect_n: int, gen_length: int) -> list[dict]:
@@ -101,7 +102,9 @@ def write_report(rows: Sequence[dict], summary: Sequence[dict], out_dir: str | P
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {"csv": write_csv(rows, out_dir / "runs.csv")}
-    md = f"# {title}\n\nProduced by:\n\n```\n{command}\n```\n\n{markdown_table(summary)}\n{targets_markdown(summary)}"
+    gen_length = round(rows[0]["tokens_per_step"] * rows[0]["mean_nfe"])
+    md = (f"# {title}\n\nProduced by:\n\n```\n{command}\n```\n\n{markdown_table(summary)}\n"
+          f"{world_markdown(summary, gen_length)}\n{targets_markdown(summary)}")
     (out_dir / "results.md").write_text(md)
     paths["md"] = out_dir / "results.md"
     fig = pareto_figure(summary, title)

@@ -16,7 +16,7 @@ import torch
 from ..engine import EngineConfig, decode_generation, generate
 from ..strategies import build_strategy
 from ..strategies.learned import LearnedPolicy
-from ..tasks.answers import is_correct
+from ..tasks.answers import check_answer
 from ..tasks.problem import Problem
 from .config import GRPOConfig
 from .rewards import get_reward_function
@@ -64,7 +64,7 @@ def collect_rollouts(
     probs = torch.stack([r.probs for r in records])  # (T, N, L)
     eligible = torch.stack([r.eligible & r.active.unsqueeze(1) for r in records])
     mean_prob = float(probs[eligible].mean()) if bool(eligible.any()) else 0.0
-    golds = [p.answer for p in problems for _ in range(G)]
+    golds = [p.expected for p in problems for _ in range(G)]
     expert = torch.zeros(len(prompts), dtype=torch.bool)
 
     if E:
@@ -79,7 +79,7 @@ def collect_rollouts(
             parts.append(part)
             expert_texts += t
             expert_nfe.append(n)
-            expert_golds += [p.answer for p in problems]
+            expert_golds += [p.expected for p in problems]
         steps = PolicySteps.cat(parts)
         # Interleave: group k = its G policy rows, then its E expert rows.
         n_prompts = len(problems)
@@ -93,7 +93,7 @@ def collect_rollouts(
         nfe = torch.cat([nfe, *expert_nfe])[index]
         expert = torch.cat([expert, torch.ones(E * n_prompts, dtype=torch.bool)])[index]
 
-    correct = torch.tensor([is_correct(t, g) for t, g in zip(texts, golds)])
+    correct = torch.tensor([check_answer(t, g) for t, g in zip(texts, golds)])
     reward_fn = get_reward_function(grpo.reward)
     rewards = torch.tensor(reward_fn(correct.float().tolist(), nfe.tolist(), gen_length=L, alpha=grpo.alpha), dtype=torch.float32)
     return RolloutBatch(steps, rewards, correct, nfe, expert, mean_prob, texts)

@@ -74,7 +74,7 @@ def _sweep(model: str, problems, specs_by_bl: dict, gen_length: int, seeds: list
 def run_benchmark(model, families, grid, settings, levels, n, gen_length, seeds, temperatures, betas,
                   progress=gr.Progress()):
     """Run the sweep and return (Pareto figure, summary table, markdown table, CSV file)."""
-    from ..tasks import test_set
+    from ..tasks import DEFAULT_FREE, test_set
 
     with user_errors("Cannot run the benchmark"):
         if not families:
@@ -92,7 +92,7 @@ def run_benchmark(model, families, grid, settings, levels, n, gen_length, seeds,
         runtime.check_model_runnable(model)
         specs_by_bl = {L // SETTINGS[s]: benchmark_specs(families, bool(grid), L, L // SETTINGS[s], taus, betas_)
                        for s in settings}
-        problems = [p for level in levels for p in test_set(int(level), n)]
+        problems = [p for level in levels for p in test_set(int(level), n, DEFAULT_FREE)]
         progress(0, desc="loading model")
 
         def report(done: int, total: int, what: str) -> None:

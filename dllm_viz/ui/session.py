@@ -66,10 +66,10 @@ class Comparison:
             return None
         if self.expected is None:
             return Verdict(answer=trace.text)
-        from ..tasks import extract_answer, is_correct
+        from ..tasks import check_answer, extract_answer
 
         return Verdict(answer=extract_answer(trace.text) or trace.text, expected=self.expected,
-                       correct=is_correct(trace.text, self.expected))
+                       correct=check_answer(trace.text, self.expected))
 
     # ---- export / import ------------------------------------------------------------------
     def to_dict(self) -> dict:
