@@ -14,6 +14,7 @@ import json
 import platform
 import shlex
 import shutil
+import statistics
 from pathlib import Path
 
 import torch
@@ -25,6 +26,17 @@ def _machine() -> str:
     cores = torch.get_num_threads()
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
     return f"{platform.machine()} CPU ({cores} torch threads), {gpu}, torch {torch.__version__}"
+
+
+def _selection_text(selection: dict) -> str:
+    """How checkpoint-best was chosen, from its ``selection.json``."""
+    if "heldout_reward" in selection:
+        return (f"iteration {selection['iteration']}, best held-out reward {selection['heldout_reward']:.3f} on "
+                f"{selection['heldout_problems']} test-split problems (correct {selection['heldout_correct']:.2f}, "
+                f"NFE {selection['heldout_nfe']:.1f})")
+    ma = selection.get("reward_ma")  # runs before held-out selection chose by the training reward
+    return f"iteration {selection['iteration']} (best 10-iteration moving-average training reward" + (
+        f" {ma:.3f})" if ma is not None else ")")
 
 
 def write_card(run_dir: Path, dest: Path, eval_report: Path | None, hardware: str | None = None) -> Path:
@@ -61,9 +73,9 @@ def write_card(run_dir: Path, dest: Path, eval_report: Path | None, hardware: st
         f"- {len(rows)} rollout batches of {grpo['prompts_per_batch']} prompts × {grpo['num_generations']} rollouts, "
         f"{grpo['num_iterations']} optimiser steps each, lr {grpo['learning_rate']}, ε {grpo['epsilon']}, "
         f"warmup {grpo['warmup_steps']}, seed {grpo['seed']}",
-        f"- wall time {minutes:.1f} min on {hardware or _machine()}",
-        f"- selected checkpoint: iteration {selection['iteration']} (best 10-iteration moving-average reward"
-        + (f" {selection['reward_ma']:.3f})" if selection["reward_ma"] is not None else ")"),
+        f"- wall time {minutes:.1f} min on {hardware or _machine()}; one iteration (rollouts + update) "
+        f"{statistics.median(r['seconds'] for r in rows):.1f} s median",
+        "- selected checkpoint: " + _selection_text(selection),
         f"- first 10 iterations: reward {mean(first, 'reward'):.3f}, correct {mean(first, 'correct'):.2f}, "
         f"NFE {mean(first, 'nfe'):.1f}, mean unmask prob {mean(first, 'mean_unmask_prob'):.3f}",
         f"- last 10 iterations: reward {mean(last, 'reward'):.3f}, correct {mean(last, 'correct'):.2f}, "

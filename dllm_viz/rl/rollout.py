@@ -97,3 +97,24 @@ def collect_rollouts(
     reward_fn = get_reward_function(grpo.reward)
     rewards = torch.tensor(reward_fn(correct.float().tolist(), nfe.tolist(), gen_length=L, alpha=grpo.alpha), dtype=torch.float32)
     return RolloutBatch(steps, rewards, correct, nfe, expert, mean_prob, texts)
+
+
+def heldout_reward(
+    backend, policy, problems: Sequence[Problem], grpo: GRPOConfig, engine: EngineConfig, seed: int = 0,
+) -> dict[str, float]:
+    """Mean reward, correctness and NFE of one policy rollout per held-out problem.
+
+    Decoded exactly like the training rollouts (Bernoulli sampling, no fallback, the same
+    reward), at a fixed seed, so successive checkpoints are compared on the same problems and
+    random numbers: the quantity that picks the checkpoint to ship (the training reward is
+    measured on the very batches the policy is being fitted to).
+    """
+    cfg = EngineConfig(gen_length=engine.gen_length, block_length=engine.block_length, temperature=engine.temperature,
+                       fallback=False, seed=seed, top_k=engine.top_k)
+    _, texts, nfe = _decode(backend, [p.question for p in problems], LearnedPolicy(policy, mode="bernoulli"), cfg)
+    correct = [check_answer(t, p.expected) for t, p in zip(texts, problems)]
+    rewards = get_reward_function(grpo.reward)([float(c) for c in correct], nfe.tolist(),
+                                               gen_length=engine.gen_length, alpha=grpo.alpha)
+    n = len(problems)
+    return {"heldout_reward": sum(rewards) / n, "heldout_correct": sum(correct) / n,
+            "heldout_nfe": float(nfe.float().mean())}
