@@ -1,6 +1,6 @@
 """Train the built-in tiny dLLM on procedural word problems (LLaDA-SFT / MDLM objective).
 
-    python -m dllm_viz.tiny.train --out-dir outputs/tiny-dllm          # ~25 min on 2 idle CPU cores
+    python -m dllm_viz.tiny.train --out-dir outputs/tiny-dllm --threads 1   # ~1.5 h on 2 shared CPU cores
     python -m dllm_viz.tiny.train --out-dir outputs/tiny-dllm --resume # continue after a stop
 
 Every batch is a pure function of ``(seed, step)``: its problems come from the training
