@@ -5,7 +5,9 @@
         --no-heuristics --out outputs/policy-eval
 
 Writes runs.csv (one row per run), results.md (accuracy ± std over seeds, mean NFE, tokens/step,
-Pareto-front markers), pareto.html (interactive) and pareto.png.
+Pareto-front markers), pareto.html (interactive, plotly.js inside) and pareto.png (kaleido, which
+needs Chrome/Chromium). Inputs and ``--out`` are checked before any decoding; a non-empty ``--out``
+is refused unless ``--force``.
 """
 
 from __future__ import annotations
