@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import csv
+import os
+import re
+import shutil
 
 import pytest
 import torch
@@ -42,13 +45,43 @@ def test_sweep_rows_and_summary(tiny_backend):
     assert len(fig.layout.annotations) == 2  # one panel per setting
 
 
-def test_report_files(tmp_path):
-    rows = [{"setting": "full diffusion", "strategy": "threshold", "params": "threshold=0.9", "seed": 0, "accuracy": 0.5,
-             "mean_nfe": 10.0, "tokens_per_step": 6.4, "no_answer": 0.0, "n": 2, "block_length": 64, "seconds": 1.0}]
-    paths = write_report(rows, summarize(rows), tmp_path, "t", "python -m dllm_viz.eval")
+ROW = {"setting": "full diffusion", "strategy": "threshold", "params": "threshold=0.9", "seed": 0, "accuracy": 0.5,
+       "mean_nfe": 10.0, "tokens_per_step": 6.4, "no_answer": 0.0, "n": 2, "block_length": 64, "seconds": 1.0}
+
+
+def test_report_files_are_self_contained(tmp_path):
+    paths = write_report([ROW], summarize([ROW]), tmp_path, "t", "python -m dllm_viz.eval", png=False)
     assert list(csv.DictReader(open(paths["csv"])))[0]["params"] == "threshold=0.9"
     assert "python -m dllm_viz.eval" in paths["md"].read_text()
-    assert paths["html"].read_text().count("plotly") > 0
+    html = paths["html"].read_text()
+    # plotly.js is inside the file (so it renders offline), not fetched from a CDN
+    assert "<script" in html and not re.search(r"<script[^>]*\ssrc=", html)
+    assert len(html) > 1_000_000 and "Plotly.newPlot" in html
+
+
+def test_report_png_is_a_real_image_rendered_by_kaleido(tmp_path):
+    if not (shutil.which("chromium") or shutil.which("chromium-browser") or os.environ.get("BROWSER_PATH")):
+        message = "chromium is not installed (apt-get install -y chromium); kaleido needs it for the PNG"
+        if os.environ.get("DLLM_VIZ_REQUIRE_BROWSER") == "1":
+            pytest.fail(message)
+        pytest.skip(message)
+    from PIL import Image
+
+    paths = write_report([ROW], summarize([ROW]), tmp_path, "t", "cmd")
+    assert paths["png"] == tmp_path / "pareto.png" and not (tmp_path / "pareto.png.txt").exists()
+    with Image.open(paths["png"]) as image:
+        assert image.format == "PNG" and image.size == (840, 720)  # 560 x 480 at scale 1.5
+        colours = image.convert("RGB").getcolors(maxcolors=1 << 16)
+    assert colours is not None and len(colours) > 10  # drawn, not a blank page
+
+
+def test_report_without_a_browser_warns_and_writes_the_rest(tmp_path, monkeypatch, caplog):
+    (tmp_path / "pareto.png").write_bytes(b"stale")  # an earlier report's PNG must not survive as if current
+    monkeypatch.setenv("BROWSER_PATH", str(tmp_path / "no-such-chromium"))
+    paths = write_report([ROW], summarize([ROW]), tmp_path, "t", "cmd")
+    assert set(paths) == {"csv", "md", "html"}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pareto.html", "results.md", "runs.csv"]
+    assert "pareto.png not written" in caplog.text and "apt-get install chromium" in caplog.text
 
 
 def test_unknown_strategy_in_spec():
@@ -179,7 +212,7 @@ def test_include_merges_an_earlier_sweep_and_refuses_a_different_one(tmp_path):
 
     row = {"setting": "full diffusion", "block_length": 8, "strategy": "threshold", "params": "threshold=0.9", "seed": 0,
            "n": 2, "accuracy": 0.5, "mean_nfe": 4.0, "tokens_per_step": 2.0, "no_answer": 0.0, "seconds": 0.1}
-    write_report([row], summarize([row]), tmp_path, "t", "cmd")
+    write_report([row], summarize([row]), tmp_path, "t", "cmd", png=False)
     assert read_runs(tmp_path / "runs.csv", expect_n=2, gen_length=8) == [row]
     with pytest.raises(ValueError, match=r"other problems or L .*n=3, L=8"):
         read_runs(tmp_path / "runs.csv", expect_n=3, gen_length=8)
@@ -197,7 +230,7 @@ def test_cli_refuses_a_mismatched_include_before_loading_or_decoding(tmp_path, c
 
     row = {"setting": "full diffusion", "block_length": 8, "strategy": "threshold", "params": "threshold=0.9", "seed": 0,
            "n": 2, "accuracy": 0.5, "mean_nfe": 4.0, "tokens_per_step": 2.0, "no_answer": 0.0, "seconds": 0.1}
-    write_report([row], summarize([row]), tmp_path, "t", "cmd")
+    write_report([row], summarize([row]), tmp_path, "t", "cmd", png=False)
     with pytest.raises(SystemExit) as exc:  # the model path does not exist: reaching it would fail differently
         main(["--model", str(tmp_path / "no-model"), "--level", "1", "--n", "3", "--include", str(tmp_path / "runs.csv")])
     assert exc.value.code == 2

@@ -73,6 +73,11 @@ class Processes:
         device = next(module.parameters()).device
         return DistributedDataParallel(module, device_ids=[device.index] if device.type == "cuda" else None)
 
+    def barrier(self) -> None:
+        """Wait for every rank (no-op for one process)."""
+        if self.world > 1:
+            dist.barrier()
+
     def close(self) -> None:
         if self.world > 1 and dist.is_initialized():
             dist.barrier()

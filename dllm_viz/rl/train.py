@@ -29,8 +29,9 @@ import torch
 from safetensors.torch import load_file, save_file
 from tqdm import tqdm
 
-from ..backends import BUILTIN_MODEL, load_backend
+from ..backends import BUILTIN_MODEL, ModelLoadError, load_backend
 from ..engine import EngineConfig
+from ..outputs import check_destination
 from ..policy import DiTConfidencePolicy, PolicyConfig
 from ..tasks.wordproblems import DEFAULT_FREE, DEFAULT_LEVEL, LEVELS, generate as generate_problem, test_set
 from .config import GRPOConfig
@@ -103,15 +104,24 @@ def load_checkpoint(path: Path, policy, optimizer, schedule) -> dict:
 
 def train(args: argparse.Namespace, procs: Processes = Processes()) -> Path:
     """Run (or resume) GRPO; under ``torchrun`` each process takes its share of the prompts."""
+    # 1. Check every setting and the output folder before anything is written.
     out = Path(args.out_dir)
-    if procs.main:
-        out.mkdir(parents=True, exist_ok=True)
+    last = out / "checkpoint-last"
+    if not args.resume:
+        check_destination(out, kind="folder", force=False,
+                          hint="pass --resume to continue the run there, or choose a new --out-dir")
+    elif not (last / "trainer_state.json").exists():
+        check_destination(out, kind="folder", force=False,
+                          hint="it holds no checkpoint-last/ to --resume, so choose a new --out-dir")
+    if args.threads is not None and args.threads < 1:
+        raise ValueError(f"--threads ({args.threads}) must be ≥ 1")
+    if not args.levels or set(args.levels) - set(LEVELS):
+        raise ValueError(f"levels must be among {list(LEVELS)}, got {args.levels}")
     procs.check_prompts(args.prompts)
+    procs.barrier()  # every process has checked the folder before rank 0 writes to it
     torch.manual_seed(args.seed)
     if args.threads:
         torch.set_num_threads(args.threads)
-    if not args.levels or set(args.levels) - set(LEVELS):
-        raise ValueError(f"levels must be among {list(LEVELS)}, got {args.levels}")
     grpo = GRPOConfig(
         num_generations=args.group_size, prompts_per_batch=args.prompts, reward=args.reward, alpha=args.alpha,
         learning_rate=args.lr, warmup_steps=args.warmup, epsilon=args.epsilon, num_iterations=args.num_iterations,
@@ -126,7 +136,9 @@ def train(args: argparse.Namespace, procs: Processes = Processes()) -> Path:
     optimizer, schedule = build_optimizer(policy, grpo)
     start, history, best = 0, deque(maxlen=MOVING_AVERAGE), float("-inf")
     selection = heldout_problems(args.eval_problems, args.levels, args.free) if args.eval_every else []
-    last = out / "checkpoint-last"
+    # 2. Train.
+    if procs.main:
+        out.mkdir(parents=True, exist_ok=True)
     if args.resume and (last / "trainer_state.json").exists():
         meta = load_checkpoint(last, policy, optimizer, schedule)
         start, best = meta["iteration"] + 1, meta["best"]
@@ -219,7 +231,7 @@ def main(argv: list[str] | None = None) -> int:
     procs = setup()
     try:
         train(args, procs)
-    except ValueError as err:
+    except (ValueError, ModelLoadError) as err:
         parser.exit(2, f"error: {err}\n")
     finally:
         procs.close()

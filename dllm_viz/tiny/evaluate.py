@@ -123,7 +123,8 @@ def level_table(backend, n: int, gen_length: int = 64, batch_size: int = 100, fr
 
 
 def main(argv: list[str] | None = None) -> dict:
-    from ..backends import BUILTIN_MODEL, load_backend
+    from ..backends import BUILTIN_MODEL, ModelLoadError, load_backend
+    from ..outputs import check_destination
     from ..strategies import build_strategy
 
     parser = argparse.ArgumentParser(prog="python -m dllm_viz.tiny.evaluate", description=__doc__.splitlines()[0])
@@ -135,9 +136,27 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--batch-size", type=int, default=100)
     parser.add_argument("--speed-prompts", type=int, default=20, help="batch-1 decodes timed for steps/s")
     parser.add_argument("--json", default=None, help="also write the results here")
+    parser.add_argument("--force", action="store_true", help="overwrite an existing --json file")
+    # One thread by default: the tiny model gains nothing from intra-op threads on CPU, and on
+    # shared cores extra threads spin (see README, "Measured results").
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
-    backend = load_backend(args.model, device="cpu")
+    try:  # every input is checked before the first decode
+        if args.threads < 1:
+            raise ValueError(f"--threads ({args.threads}) must be ≥ 1")
+        for name in ("n", "gen_length", "batch_size", "speed_prompts"):
+            if getattr(args, name) < 1:
+                raise ValueError(f"--{name.replace('_', '-')} ({getattr(args, name)}) must be ≥ 1")
+        if args.gen_length % 8:
+            raise ValueError(f"--gen-length ({args.gen_length}) must be a multiple of 8 (semi-AR uses BL = L/8)")
+        if args.json:
+            check_destination(args.json, kind="file", force=args.force,
+                              hint="pass --force to overwrite it, or choose another --json")
+        torch.set_num_threads(args.threads)
+        backend = load_backend(args.model, device="cpu")
+    except (ValueError, ModelLoadError) as err:
+        parser.exit(2, f"error: {err}\n")
     rows = [r for free in args.free for r in level_table(backend, args.n, args.gen_length, args.batch_size, free)]
     print(f"High-Confidence-K, 1 token/step, L={args.gen_length}, {args.model}")
     print("| setting | problems | level | n | accuracy | mean NFE | no answer |\n|---|---|---|---|---|---|---|")

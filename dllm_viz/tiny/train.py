@@ -1,6 +1,6 @@
 """Train the built-in tiny dLLM on procedural word problems (LLaDA-SFT / MDLM objective).
 
-    python -m dllm_viz.tiny.train --out-dir outputs/tiny-dllm          # ~25 min on 2 idle CPU cores
+    python -m dllm_viz.tiny.train --out-dir outputs/tiny-dllm --threads 1   # ~1.5 h on 2 shared CPU cores
     python -m dllm_viz.tiny.train --out-dir outputs/tiny-dllm --resume # continue after a stop
 
 Every batch is a pure function of ``(seed, step)``: its problems come from the training
@@ -19,6 +19,7 @@ import logging
 import math
 import random
 import shutil
+import sys
 import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -28,6 +29,7 @@ from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 from transformers import AutoModelForMaskedLM, AutoTokenizer
 
+from ..outputs import check_destination
 from ..tasks.wordproblems import DEFAULT_FREE, LEVELS, generate, test_set
 from .data import LOSS_WEIGHTINGS, collate, diffusion_loss, mask_responses
 from .model import TinyModelConfig, build_model, count_parameters, modernbert_config
@@ -316,15 +318,21 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> d
 
     Raises:
         ValueError: ``out_dir`` already holds a checkpoint and ``resume`` is False, or it holds
-            a checkpoint of a run with different settings.
+            a checkpoint of a run with different settings, or it is not empty and holds no
+            checkpoint (another run's output or a shipped model).
     """
     out_dir = Path(config.out_dir)
     device = resolve_device(config.device)
     if config.threads:
         torch.set_num_threads(config.threads)
     checkpoint = out_dir / CHECKPOINT
+    # Never write into another run's folder (or a shipped model): only --resume may reuse one.
     if checkpoint.exists() and not resume:
-        raise ValueError(f"{checkpoint} exists; pass --resume to continue it, or choose another --out-dir")
+        raise ValueError(f"{out_dir} already holds a training run ({checkpoint}); pass --resume to continue it, "
+                         "or choose a new --out-dir")
+    if not checkpoint.exists():
+        check_destination(out_dir, kind="folder", force=False,
+                          hint=f"it holds no {CHECKPOINT}/ to --resume, so choose a new --out-dir")
     if resume and checkpoint.exists():
         model, tokenizer, optimizer, state = load_checkpoint(checkpoint, config, device)
         logger.info("resuming %s at step %d", checkpoint, state["step"])
@@ -432,8 +440,12 @@ def parse_args(argv: list[str] | None = None) -> tuple[TrainConfig, bool, bool]:
 
 def main(argv: list[str] | None = None) -> dict:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    config, resume, progress = parse_args(argv)
-    summary = train(config, resume=resume, progress=progress)
+    try:
+        config, resume, progress = parse_args(argv)
+        summary = train(config, resume=resume, progress=progress)
+    except ValueError as err:  # a user error (folder, settings): the message says what to do
+        print(f"error: {err}", file=sys.stderr)
+        raise SystemExit(2) from None
     logger.info("done: %s", json.dumps({k: v for k, v in summary.items() if k != "config"}))
     return summary
 
