@@ -220,9 +220,11 @@ def test_include_merges_an_earlier_sweep_and_refuses_a_different_one(tmp_path):
 
 def test_compact_grid_keeps_every_family_at_fewer_points():
     full, compact = heuristic_grid(64, 8), heuristic_grid(64, 8, compact=True)
-    assert {s.name for s in compact} == {s.name for s in full} and len(compact) <= len(full) / 2
-    assert [s.params["steps"] for s in compact if s.name == "confidence"] == [64, 16, 8]  # 8: one step per block
+    assert {s.name for s in compact} == {s.name for s in full} and len(compact) < 0.6 * len(full)
+    assert [s.params["steps"] for s in compact if s.name == "confidence"] == [64, 32, 16, 8]  # every k
+    assert [s.params["steps"] for s in compact if s.name == "margin"] == [16, 8]  # 8: one step per block
     assert [s.params["steps"] for s in compact if s.name == "random"] == [16]
+    assert [s.params["steps"] for s in heuristic_grid(64, 64, compact=True) if s.name == "entropy"] == [16, 1]
 
 
 def test_cli_refuses_a_mismatched_include_before_loading_or_decoding(tmp_path, capsys):

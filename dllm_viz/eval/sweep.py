@@ -60,19 +60,24 @@ def heuristic_grid(gen_length: int, block_length: int, compact: bool = False) ->
 
     Fixed-k strategies run at 1, 2, 4 and 8 tokens per step (``steps`` = L/k, kept a multiple
     of the number of blocks) and at one step per block (all of L at once in full diffusion),
-    the most parallel decode there is; thresholds and bounds span slow to fast. ``compact`` keeps every
-    family at fewer points (fixed-k at 1 and 4 tokens per step, Random-K at 4; three λ, one
-    factor, three γ) for CPU budgets: about a third of the forward passes.
+    the most parallel decode there is; thresholds and bounds span slow to fast. ``compact`` is
+    for CPU budgets (about a third of the forward passes): High-Confidence-K keeps every k (the
+    accuracy-vs-parallelism curve), the other fixed-k families run at 4 tokens per step and one
+    step per block (Random-K at 4 only), with five λ, two factors and three γ.
     """
     n_blocks = gen_length // block_length
-    per_step = (1, 4) if compact else (1, 2, 4, 8)
-    fixed = {gen_length // k for k in per_step if (gen_length // k) % n_blocks == 0 and gen_length // k >= n_blocks}
-    steps = sorted(fixed | {n_blocks}, reverse=True)  # n_blocks: one step per block (all at once in full diffusion)
-    fixed = sorted(fixed, reverse=True)
-    grid = [StrategySpec("random", {"steps": s}) for s in (fixed[-1:] if compact else fixed)]
-    grid += [StrategySpec(name, {"steps": s}) for name in ("confidence", "margin", "entropy") for s in steps]
-    grid += [StrategySpec("threshold", {"threshold": t}) for t in ((0.9, 0.7, 0.5) if compact else (0.99, 0.95, 0.9, 0.8, 0.7, 0.5, 0.3, 0.1))]
-    grid += [StrategySpec("factor", {"factor": f}) for f in ((1.0,) if compact else (0.5, 1.0, 2.0, 4.0))]
+
+    def steps_for(per_step, one_step_per_block=True):
+        s = {gen_length // k for k in per_step if (gen_length // k) % n_blocks == 0 and gen_length // k >= n_blocks}
+        return sorted(s | ({n_blocks} if one_step_per_block else set()), reverse=True)
+
+    every, few = (1, 2, 4, 8), ((4,) if compact else (1, 2, 4, 8))
+    grid = [StrategySpec("random", {"steps": s}) for s in steps_for(few, one_step_per_block=False)]
+    grid += [StrategySpec("confidence", {"steps": s}) for s in steps_for(every)]
+    grid += [StrategySpec(name, {"steps": s}) for name in ("margin", "entropy") for s in steps_for(few)]
+    grid += [StrategySpec("threshold", {"threshold": t})
+             for t in ((0.99, 0.9, 0.7, 0.5, 0.3) if compact else (0.99, 0.95, 0.9, 0.8, 0.7, 0.5, 0.3, 0.1))]
+    grid += [StrategySpec("factor", {"factor": f}) for f in ((1.0, 4.0) if compact else (0.5, 1.0, 2.0, 4.0))]
     grid += [StrategySpec("eb", {"gamma": g}) for g in ((0.01, 0.1, 1.0) if compact else (0.001, 0.01, 0.1, 0.5, 1.0, 2.0))]
     return grid
 
