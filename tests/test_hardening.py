@@ -77,6 +77,13 @@ def test_d2_html_in_a_trace_field_is_escaped_in_the_toast(tmp_path, trace_json):
     assert len(message) < 500
 
 
+def test_d2_unknown_strategy_is_escaped(tiny_model_dir):
+    """The strategy dropdowns accept any value, so Gradio's own unescaped choices error never fires."""
+    message = error_of(run_compare, str(tiny_model_dir), "q", 16, 8, False, 0.0, 0, PAYLOAD[:90], *HEUR,
+                       "heuristic:confidence", *HEUR)
+    assert "pane A" in message and "&lt;a href" in message
+
+
 def test_d2_long_values_are_capped(tmp_path):
     message = error_of(run_compare, "x" * 5000, "q", 16, 8, False, 0.0, 0, "heuristic:confidence", *HEUR,
                        "heuristic:confidence", *HEUR)

@@ -120,11 +120,11 @@ def test_cancelled_jobs_never_compute_past_the_limit(app):
     jobs, peaks = [], []
     for client in clients:
         jobs.append(_submit(client, "/compare_trace"))
-        peaks.append(cpu_rate(app.pid, 1.0))
+        wait_busy(app.pid, jobs[-1])
         jobs[-1].cancel()
-        processing = sum(map(running, jobs))
-        assert processing <= LIMIT
-    peaks += [cpu_rate(app.pid, 1.0) for _ in range(3)]
+        peaks.append(cpu_rate(app.pid, 0.3))  # the cancelled job may finish its step; the next one starts
+        assert sum(map(running, jobs)) <= LIMIT
+    peaks += [cpu_rate(app.pid, 1.0) for _ in range(2)]
     assert max(peaks) < LIMIT + 0.35, f"the server used {max(peaks):.2f} cores with a limit of {LIMIT} job"
     assert_idle_after_cancel(app.pid)
 

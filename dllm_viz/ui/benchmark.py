@@ -17,6 +17,7 @@ from ..strategies import HEURISTICS
 from . import runtime
 from .budget import BackgroundJob, CancellableBackend
 from .errors import user_errors
+from .settings import MAX_GEN_LENGTH, _float, _int
 
 MAX_PROBLEMS = 200  # per level; the CLI handles bigger sweeps
 POLL_S = 0.25  # the handler yields this often while the sweep runs, so a cancel lands quickly
@@ -35,10 +36,9 @@ def family_choices() -> list[tuple[str, str]]:
 
 
 def _floats(name: str, text: str) -> list[float]:
-    try:
-        values = [float(v) for v in str(text).replace(",", " ").split()]
-    except ValueError:
-        raise ValueError(f"{name} ({text!r}) must be numbers separated by commas") from None
+    if not isinstance(text, str) or len(text) > 200:
+        raise ValueError(f"{name} must be a short text of numbers separated by commas")
+    values = [_float(name, v, 0.01, 100.0) for v in text.replace(",", " ").split()[:20]]
     if not values:
         raise ValueError(f"{name} is empty")
     return values
@@ -92,13 +92,12 @@ def run_benchmark(model, families, grid, settings, levels, n, gen_length, seeds,
             raise ValueError("pick at least one setting (semi-AR or full diffusion)")
         if not levels:
             raise ValueError("pick at least one problem level")
-        n, L, seeds = int(n), int(gen_length), int(seeds)
-        if not 1 <= n <= MAX_PROBLEMS:
-            raise ValueError(f"problems per level ({n}) must be between 1 and {MAX_PROBLEMS}")
+        n = _int("problems per level", n, 1, MAX_PROBLEMS)
+        L, seeds = _int("gen length", gen_length, 1, MAX_GEN_LENGTH), _int("seeds", seeds, 1, 5)
         if L < 8 or L % 8:
             raise ValueError(f"gen length ({L}) must be a multiple of 8 (semi-AR uses BL = L/8)")
         taus, betas_ = _floats("τ_π values", temperatures), _floats("β values", betas)
-        runtime.check_model_runnable(model)
+        model = runtime.check_model_runnable(model or runtime.default_model())
         specs_by_bl = {L // SETTINGS[s]: benchmark_specs(families, bool(grid), L, L // SETTINGS[s], taus, betas_)
                        for s in settings}
         problems = [p for level in levels for p in test_set(int(level), n)]

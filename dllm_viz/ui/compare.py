@@ -348,7 +348,10 @@ def _pane_controls(pane: str, default: str) -> list:
     """The strategy picker and its parameter controls for one pane, in :data:`PANE_FIELDS` order."""
     p = pane.lower()
     kind, _, name = default.partition(":")
-    strategy = gr.Dropdown(runtime.strategy_choices(), value=default, label=f"Strategy {pane}", elem_id=f"strategy-{p}")
+    # allow_custom_value: Gradio's own "not in the list of choices" error echoes the value unescaped
+    # into the toast; pane_spec refuses unknown strategies with an escaped message instead
+    strategy = gr.Dropdown(runtime.strategy_choices(), value=default, label=f"Strategy {pane}", elem_id=f"strategy-{p}",
+                           allow_custom_value=True)
     with gr.Row():
         steps = gr.Number(0, precision=0, label="steps (0 = one token per step)", minimum=0,
                           visible=name in TOPK_FAMILY, elem_id=f"steps-{p}")
