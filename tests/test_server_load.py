@@ -207,6 +207,8 @@ def test_concurrent_soak_stays_consistent(app, tmp_path):
 
     files = _policy_files(tmp_path)
     errors = []
+    folders = lambda: {p.name for p in app.files.iterdir() if p.name.startswith("policy-")}  # noqa: E731
+    before = folders()
 
     def upload_run():
         try:
@@ -222,4 +224,4 @@ def test_concurrent_soak_stays_consistent(app, tmp_path):
     for t in threads:
         t.join(120)
     assert not errors
-    assert len([p for p in app.files.iterdir() if p.name.startswith("policy-")]) == 1
+    assert len(folders() - before) == 1
