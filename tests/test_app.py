@@ -247,7 +247,7 @@ def test_browser_toast_shows_html_in_a_trace_as_text(page, tmp_path):
     bad = tmp_path / "evil.json"
     bad.write_text(json.dumps({"version": payload, "steps": []}))
     _upload(page, bad)
-    toast = page.locator('[data-testid="toast-body"]').filter(has_text="Session expired")
+    toast = page.locator('[data-testid="toast-body"]').filter(has_text="unsupported trace schema version")
     expect(toast.first).to_contain_text('<a id="evil"')  # shown as text
     assert page.locator("#evil, #evil-form, input[type=password]").count() == 0
     page.locator('[data-testid="toast-close"]').first.click()

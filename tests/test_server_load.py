@@ -70,12 +70,15 @@ def running(job) -> bool:
     return job.status().code in (Status.PROCESSING, Status.ITERATING, Status.PROGRESS)
 
 
-def wait_busy(pid: int, job, timeout: float = 60) -> None:
-    """Until the server computes for ``job`` (processing, and the process busy)."""
+def wait_busy(pid: int, job, timeout: float = 120) -> None:
+    """Until the server computes for ``job``: running, and it has streamed progress (every long
+    handler yields at least every 0.25 s while it computes). No CPU threshold: shared cores."""
     deadline = time.monotonic() + timeout
-    while not running(job) or cpu_rate(pid, 0.5) < 0.5:
+    while not (running(job) and job.outputs()):
         assert not job.done(), f"the job ended before it could be cancelled: {job.status()}"
         assert time.monotonic() < deadline, "the job never started computing"
+        time.sleep(0.2)
+    time.sleep(1.0)  # a second of computing to interrupt
 
 
 def assert_idle_after_cancel(pid: int) -> None:
@@ -146,12 +149,16 @@ def test_eight_concurrent_clients_get_their_own_results(app):
     args = dict(strategy_a="heuristic:confidence", strategy_b="heuristic:threshold", gen_length=16, block_length=8)
     clients = [_client(app) for _ in prompts]
     jobs = [c.submit(p, **args, api_name="/compare_trace") for c, p in zip(clients, prompts)]
-    peak = 0
+    # Seen from the clients, a finished job's last message can trail the next job's start by a few
+    # ms: count jobs running at two polls 0.2 s apart. The server's own CPU is the second view.
+    peak, cores, before = 0, [], set()
     while not all(j.done() for j in jobs):
-        peak = max(peak, sum(map(running, jobs)))
-        time.sleep(0.05)
+        now = {i for i, j in enumerate(jobs) if running(j)}
+        peak, before = max(peak, len(now & before)), now
+        cores.append(cpu_rate(app.pid, 0.2))
     results = [j.result() for j in jobs]
     assert peak <= LIMIT
+    assert max(cores) < LIMIT + 0.35
     sequential = _client(app)
     for prompt, result in zip(prompts, results):
         assert result["a"]["prompt"] == prompt and result["b"]["prompt"] == prompt
