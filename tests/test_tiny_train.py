@@ -193,7 +193,7 @@ def test_model_card_lists_each_stage_command_and_the_measured_tables(tmp_path):
     card = (dest / "README.md").read_text()
     assert f"--out-dir {tmp_path / 's1'} --batch-size 4 --steps 2" in card and "--lr 0.0003" in card
     assert f"--init-from {tmp_path / 's1' / 'final'}" in card and "--level-weights" not in card
-    assert "--hidden-size 32 --layers 2 --heads 2" in card and "| semi-AR (BL=8) | 1 | 200 | 90.0 % | 64.0 |" in card
+    assert "--hidden-size 32 --layers 2 --heads 2" in card and "| semi-AR (BL=8) | fixed answer | 1 | 200 | 90.0 % | 64.0 |" in card
     assert "80 steps/s" in card and "| confidence |" in card and "Held-out problems: 200 problems." in card
     assert {"config.json", "model.safetensors", "tokenizer.json"} <= {p.name for p in dest.iterdir()}
     assert not (dest / "optimizer.safetensors").exists()

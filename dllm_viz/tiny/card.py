@@ -61,10 +61,11 @@ def stage_lines(run_dir: Path) -> list[str]:
 
 
 def level_table(evaluation: dict) -> list[str]:
-    lines = ["| setting | level | problems | accuracy | mean NFE | no answer |", "|---|---|---|---|---|---|"]
+    lines = ["| setting | problems | level | n | accuracy | mean NFE | no answer |", "|---|---|---|---|---|---|---|"]
     for r in evaluation["levels"]:
-        lines.append(f"| {r['setting']} (BL={r['block_length']}) | {r['level']} | {r['n']} | {100 * r['accuracy']:.1f} % "
-                     f"| {r['mean_nfe']:.1f} | {100 * r['no_answer']:.1f} % |")
+        kind = f"free choice (free={r['free']:g})" if r.get("free") else "fixed answer"
+        lines.append(f"| {r['setting']} (BL={r['block_length']}) | {kind} | {r['level']} | {r['n']} | "
+                     f"{100 * r['accuracy']:.1f} % | {r['mean_nfe']:.1f} | {100 * r['no_answer']:.1f} % |")
     return lines
 
 
@@ -113,7 +114,7 @@ def write_card(stages: list[Path], dest: Path, evaluation: Path, baselines: list
         lines += [notes_text, ""]
     lines += ["## Held-out accuracy", "",
               "High-Confidence-K at one token per step (greedy tokens), L = 64, held-out problems that training never sees:", "",
-              "```", "python -m dllm_viz.tiny.evaluate --n 200", "```", "", *level_table(result), "",
+              "```", result.get("command", "python -m dllm_viz.tiny.evaluate --n 200"), "```", "", *level_table(result), "",
               f"Decoding speed, batch 1, L = 64, {speed['threads']} CPU threads: median **{speed['median_steps_per_s']:.0f} steps/s** "
               f"(min {speed['min_steps_per_s']:.0f}) over {speed['prompts']} decodes.", ""]
     if baselines:

@@ -15,7 +15,9 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import shlex
 import statistics
+import sys
 import time
 from dataclasses import dataclass, field
 from typing import Sequence
@@ -171,7 +173,8 @@ def main(argv: list[str] | None = None) -> dict:
              "prompts": len(rates), "threads": torch.get_num_threads()}
     print(f"decoding speed, batch 1, L={args.gen_length}, {speed['threads']} CPU threads: "
           f"median {speed['median_steps_per_s']:.1f} steps/s (min {speed['min_steps_per_s']:.1f}) over {len(rates)} decodes")
-    result = {"levels": rows, "speed": speed}
+    result = {"levels": rows, "speed": speed,
+              "command": "python -m dllm_viz.tiny.evaluate " + shlex.join(argv if argv is not None else sys.argv[1:])}
     if args.json:
         with open(args.json, "w") as f:
             json.dump(result, f, indent=1)
