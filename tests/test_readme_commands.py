@@ -37,7 +37,8 @@ SHORT: dict[str, tuple[list[str], str]] = {
     "python -m dllm_viz.tiny.train": (["--steps", "2", "--eval-every", "0"], "ok"),
     "python -m dllm_viz.tiny.evaluate": (["--n", "1", "--speed-prompts", "1", "--gen-length", "16"], "ok"),
     # one rollout batch; --warmup 1 because the schedule needs total steps (iterations x 2) > warmup
-    "python -m dllm_viz.rl.train": (["--iterations", "1", "--warmup", "1", "--prompts", "1", "--group-size", "2"], "ok"),
+    "python -m dllm_viz.rl.train": (["--iterations", "1", "--warmup", "1", "--prompts", "1", "--group-size", "2",
+                                     "--eval-problems", "2"], "ok"),
     "python -m dllm_viz.rl.card": ([], "ok"),
     "python -m dllm_viz.eval": (["--n", "1", "--seeds", "0", "--strategies", "threshold"], "ok"),
     "python bench/engine_overhead.py": (["--repeats", "1", "--gen-length", "16", "--block-length", "8"], "ok"),
