@@ -237,3 +237,13 @@ def test_cli_refuses_a_mismatched_include_before_loading_or_decoding(tmp_path, c
         main(["--model", str(tmp_path / "no-model"), "--level", "1", "--n", "3", "--include", str(tmp_path / "runs.csv")])
     assert exc.value.code == 2
     assert "other problems or L" in capsys.readouterr().err
+
+
+def test_a_run_included_twice_counts_once():
+    row = {"setting": "full diffusion", "block_length": 8, "strategy": "threshold", "params": "threshold=0.9", "seed": 0,
+           "n": 2, "accuracy": 0.5, "mean_nfe": 4.0, "tokens_per_step": 2.0, "no_answer": 0.0, "seconds": 0.1,
+           "correct": "10"}
+    [once] = summarize([row, dict(row)])
+    assert once["seeds"] == 1 and once["accuracy"] == 50.0
+    [two] = summarize([row, {**row, "seed": 1, "accuracy": 1.0, "correct": "11"}])
+    assert two["seeds"] == 2 and two["accuracy"] == 75.0 and two["per_problem"].tolist() == [1.0, 0.5]

@@ -131,11 +131,16 @@ def sweep(
 
 
 def summarize(rows: Sequence[dict]) -> list[dict]:
-    """Aggregate seeds: mean ± std accuracy (in %), mean NFE, tokens per step, and per-problem
+    """Aggregate seeds (a run listed twice counts once): mean ± std accuracy (in %), mean NFE, tokens per step, and per-problem
     correctness averaged over seeds (``per_problem``, None for runs recorded without it)."""
     groups: dict[tuple, list[dict]] = {}
+    seen = set()
     for row in rows:
-        groups.setdefault((row["setting"], row["strategy"], row["params"]), []).append(row)
+        run = (row["setting"], row["strategy"], row["params"], row["seed"])
+        if run in seen:  # the same run in two included sweeps counts once
+            continue
+        seen.add(run)
+        groups.setdefault(run[:3], []).append(row)
     out = []
     for (setting, strategy, params), rs in groups.items():
         accs = [100 * r["accuracy"] for r in rs]
