@@ -285,12 +285,18 @@ def check_policy_upload(files, pane: str):
 
 def param_visibility(choice: str):
     """Show only the controls the chosen strategy uses (steps, λ, f, γ, τ_π, β, policy file)."""
+    return tuple(gr.update(visible=shown) for shown in _shown_params(choice))
+
+
+def _shown_params(choice: str) -> tuple:
+    """Per control of a pane (steps, λ, f, γ, τ_π, β, policy file): True when ``choice`` uses it,
+    else "hidden" — mounted but not displayed. Components created with ``visible=False`` are never
+    mounted in the browser, so a later ``visible=True`` update did not show them (issue 10, item 1)."""
     kind, _, name = (choice or "").partition(":")
     policy = kind == "policy"
-    return (gr.update(visible=kind == "heuristic" and name in TOPK_FAMILY),
-            gr.update(visible=name == "threshold"), gr.update(visible=name == "factor"),
-            gr.update(visible=name == "eb"), gr.update(visible=policy), gr.update(visible=policy),
-            gr.update(visible=choice == runtime.UPLOADED))
+    used = (kind == "heuristic" and name in TOPK_FAMILY, name == "threshold", name == "factor", name == "eb",
+            policy, policy, choice == runtime.UPLOADED)
+    return tuple(True if u else "hidden" for u in used)
 
 
 def full_diffusion_toggle(full: bool):
@@ -330,21 +336,21 @@ def compare_trace(prompt: str, strategy_a: str = "heuristic:confidence", strateg
 def _pane_controls(pane: str, default: str) -> list:
     """The strategy picker and its parameter controls for one pane, in :data:`PANE_FIELDS` order."""
     p = pane.lower()
-    kind, _, name = default.partition(":")
+    show = _shown_params(default)
     strategy = gr.Dropdown(runtime.strategy_choices(), value=default, label=f"Strategy {pane}", elem_id=f"strategy-{p}")
     with gr.Row():
         steps = gr.Number(0, precision=0, label="steps (0 = one token per step)", minimum=0,
-                          visible=name in TOPK_FAMILY, elem_id=f"steps-{p}")
+                          visible=show[0], elem_id=f"steps-{p}")
         threshold = gr.Slider(0.05, 1.0, value=0.9, step=0.01, label="λ (confidence threshold)",
-                              visible=name == "threshold", elem_id=f"threshold-{p}")
-        factor = gr.Number(1.0, label="f (factor)", minimum=0.01, visible=name == "factor", elem_id=f"factor-{p}")
-        gamma = gr.Number(0.01, label="γ (entropy budget)", minimum=0, visible=name == "eb", elem_id=f"gamma-{p}")
-        tau = gr.Slider(0.1, 3.0, value=1.0, step=0.05, label="τ_π (policy temperature)", visible=kind == "policy",
+                              visible=show[1], elem_id=f"threshold-{p}")
+        factor = gr.Number(1.0, label="f (factor)", minimum=0.01, visible=show[2], elem_id=f"factor-{p}")
+        gamma = gr.Number(0.01, label="γ (entropy budget)", minimum=0, visible=show[3], elem_id=f"gamma-{p}")
+        tau = gr.Slider(0.1, 3.0, value=1.0, step=0.05, label="τ_π (policy temperature)", visible=show[4],
                         info="paper: 0.5 semi-AR, 1.0 full diffusion", elem_id=f"tau-{p}")
-        beta = gr.Slider(0.1, 4.0, value=1.0, step=0.05, label="β (probability scaling)", visible=kind == "policy",
+        beta = gr.Slider(0.1, 4.0, value=1.0, step=0.05, label="β (probability scaling)", visible=show[5],
                          info="u ~ Ber(min(1, β·s)); > 1 unmasks more per step", elem_id=f"beta-{p}")
     files = gr.File(file_count="multiple", file_types=[".safetensors", ".json"], label="policy model.safetensors (+ config.json)",
-                    visible=default == runtime.UPLOADED, elem_id=f"policy-{p}")
+                    visible=show[6], elem_id=f"policy-{p}")
     strategy.change(param_visibility, strategy, [steps, threshold, factor, gamma, tau, beta, files],
                     api_visibility="private", queue=False)
     files.upload(lambda f: check_policy_upload(f, pane), files, None, api_visibility="private")
