@@ -95,7 +95,7 @@ def test_client_compare_trace_returns_valid_traces(client):
 
 def test_client_compare_endpoint_then_export(client):
     heur = [0, 0.9, 1.0, 0.01, 1.0, 1.0, None]
-    final = client.predict("", EXAMPLE, 16, 4, False, 0.0, 0, "heuristic:margin", *heur, "heuristic:eb", *heur,
+    final = client.predict("", EXAMPLE, 16, 4, False, 0.0, 0, "heuristic:margin", *heur, "heuristic:eb", *heur, "full speed",
                            api_name="/compare")
     status = final[7]
     assert status.startswith("done") and re.search(r"#\w{6}$", status)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 
 import gradio as gr
 import pytest
@@ -22,10 +23,11 @@ def pane(choice, **over):
     return [choice] + [values[f] for f in PANE_FIELDS[1:]]
 
 
-def run_args(model, prompt="one plus two is", L=16, BL=4, full=False, a=None, b=None, temperature=0.0, seed=0):
+def run_args(model, prompt="one plus two is", L=16, BL=4, full=False, a=None, b=None, temperature=0.0, seed=0,
+             speed="full speed"):
     a = a or pane("heuristic:confidence")
     b = b or pane("heuristic:threshold")
-    return [model, prompt, L, BL, full, temperature, seed, *a, *b]
+    return [model, prompt, L, BL, full, temperature, seed, *a, *b, speed]
 
 
 def drain(gen):
@@ -60,11 +62,12 @@ def test_engine_config_rejects_bad_lengths(L, BL, message):
 
 
 def test_param_visibility_follows_strategy():
+    # unused controls stay mounted ("hidden"): ones created with visible=False never appear later
     vis = [u["visible"] for u in compare.param_visibility("heuristic:threshold")]
-    assert vis == [False, True, False, False, False, False, False]
+    assert vis == ["hidden", True, "hidden", "hidden", "hidden", "hidden", "hidden"]
     vis = [u["visible"] for u in compare.param_visibility(runtime.UPLOADED)]
-    assert vis == [False, False, False, False, True, True, True]
-    assert compare.param_visibility("heuristic:margin")[0]["visible"]
+    assert vis == ["hidden", "hidden", "hidden", "hidden", True, True, True]
+    assert compare.param_visibility("heuristic:margin")[0]["visible"] is True
 
 
 def test_strategy_choices_cover_heuristics_and_defaults():
@@ -166,7 +169,8 @@ def finished_run(tiny_model_dir):
 
 def test_run_streams_frames_and_finishes(finished_run):
     first, last = finished_run[0], finished_run[-1]
-    assert first[7].startswith("loading model")
+    assert first[7].startswith("loading model") and first[13].active  # the live timer pulls the panes
+    assert not last[13].active
     comp = last[10]
     assert comp.finished and comp.a.num_steps >= 1 and comp.b.num_steps >= 1
     assert re.match(r"done · A \d+ steps, NFE \d+ · B \d+ steps, NFE \d+ .* #\w{6}$", last[7])
@@ -240,12 +244,13 @@ def test_known_answer_marks_correctness(tiny_model_dir):
 
 
 def test_stop_ends_the_run_early_and_keeps_it_exportable(tiny_model_dir):
-    gen = run_compare(*run_args(str(tiny_model_dir), L=32, BL=32, full=True))
-    next(gen)  # "loading" frame: the run's controls exist from here on
-    frame = next(gen)  # first step
-    comp = frame[10]
+    gen = run_compare(*run_args(str(tiny_model_dir), L=32, BL=32, full=True, speed="5 steps/s"))
+    comp = next(gen)[10]  # "loading" frame: the run's controls exist from here on
+    next(gen)  # first status frame
+    t0 = time.monotonic()
     compare.stop_run(comp)
     rest = list(gen)
+    assert time.monotonic() - t0 < 0.5  # the slow-motion pause ends at once
     assert comp.stopped and not comp.finished
     assert rest[-1][7].startswith(f"stopped at step {comp.num_steps}")
     assert comp.num_steps < 32
@@ -253,17 +258,28 @@ def test_stop_ends_the_run_early_and_keeps_it_exportable(tiny_model_dir):
     assert json_btn.interactive
 
 
-def test_scrubbing_during_a_run_stops_following(tiny_model_dir):
-    gen = run_compare(*run_args(str(tiny_model_dir), L=32, BL=32, full=True))
-    next(gen)
+def test_slow_motion_paces_the_steps(tiny_model_dir):
+    t0 = time.monotonic()
+    comp = drain(run_compare(*run_args(str(tiny_model_dir), L=8, BL=8, full=True, speed="5 steps/s",
+                                       a=pane("heuristic:confidence", steps=4), b=pane("heuristic:confidence", steps=4))))[-1][10]
+    assert comp.num_steps == 4 and time.monotonic() - t0 >= 3 / 5  # 3 pauses of 0.2 s between 4 steps
+
+
+def test_live_frames_follow_the_run_until_the_user_scrubs(tiny_model_dir):
+    gen = run_compare(*run_args(str(tiny_model_dir), L=32, BL=32, full=True, speed="5 steps/s"))
     comp = next(gen)[10]
+    next(gen)
+    live = compare.live_frame(comp)
+    assert isinstance(live[0], str) and live[-1].value == comp.num_steps >= 1  # panes and slider follow
     out = replay(0, comp)
     assert out[-1].value is False  # the follow-live checkbox is unticked
-    later = next(gen)
-    assert later[0] == gr.skip() and "value" not in later[8].constructor_args  # panes and slider left to the user
+    later = compare.live_frame(comp)
+    assert later[0] == gr.skip() and "value" not in later[-1].constructor_args  # panes and slider left to the user
     compare.set_follow(True, comp)
-    assert isinstance(next(gen)[0], str)
+    assert isinstance(compare.live_frame(comp)[0], str)
+    compare.stop_run(comp)
     list(gen)
+    assert compare.live_frame(comp) == (gr.skip(),) * 8  # nothing after the final frame
 
 
 def test_benchmark_handler(tiny_model_dir):

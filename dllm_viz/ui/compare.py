@@ -6,8 +6,9 @@ and export. Functions first (rendering, handlers; UI values → engine settings 
 from __future__ import annotations
 
 import tempfile
+import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import gradio as gr
@@ -29,17 +30,31 @@ from .settings import (  # noqa: F401  (engine_config, PANE_FIELDS: part of this
     prepare_uploaded_policy,
 )
 
-FRAME_INTERVAL_S = 0.1  # ≤ 10 streamed frames per second (grids, stats, slider)
-PLOT_INTERVAL_S = 0.6  # gr.Plot rebuilds its whole div (~100 ms of browser time each): fewer plot frames
+# A live run is pulled, not pushed: the browser asks for the latest frame every LIVE_TICK_S and
+# never while its previous request is pending (gr.Timer, trigger_mode="once"), so a slow browser
+# skips stale steps instead of queueing them (issue 10, item 9). The run's own stream only carries
+# the status line.
+LIVE_TICK_S = 0.2
+STATUS_INTERVAL_S = 0.5
+# gr.Plot rebuilds its whole div on every value: at L = 256 the two heatmaps took 0.5–1.5 s of
+# browser main thread on 2 shared cores, holding grid frames back. Live frames therefore redraw the
+# heatmaps every PLOT_INTERVAL_S only up to LIVE_PLOT_MAX_L; the curves, and longer runs' heatmaps,
+# are drawn when the run ends or stops and on every replayed step.
+PLOT_INTERVAL_S = 1.5
+LIVE_PLOT_MAX_L = 64
+LIVE_SPEEDS = {"slow motion (2 steps/s)": 2.0, "5 steps/s": 5.0, "full speed": 0.0}  # label → steps/s (0 = no pause)
+DEFAULT_SPEED = next(iter(LIVE_SPEEDS))  # a class can follow each step; researchers pick full speed
 
 
 @dataclass
 class LiveControl:
-    """Flags that other events set while a run streams: ``follow`` (the stream moves the slider
-    and panes; off once the user scrubs) and ``stop`` (end the run after the current step)."""
+    """Flags that other events set while a run streams: ``follow`` (live frames move the slider
+    and panes; off once the user scrubs) and ``stop`` (end the run after the current step; an
+    Event so a slow-motion pause ends at once)."""
 
     follow: bool = True
-    stop: bool = False
+    stop: threading.Event = field(default_factory=threading.Event)
+    last_plot: float = 0.0
 
 
 _LIVE: dict[str, LiveControl] = {}  # run id → its controls, while the run streams
@@ -104,11 +119,15 @@ def _pane_inputs(args) -> tuple[PaneInputs, PaneInputs]:
 
 def run_compare(model, prompt, gen_length, block_length, full_diffusion, temperature, seed,
                 strategy_a, steps_a, threshold_a, factor_a, gamma_a, tau_a, beta_a, policy_files_a,
-                strategy_b, steps_b, threshold_b, factor_b, gamma_b, tau_b, beta_b, policy_files_b):
-    """Stream a lockstep comparison (generator; the Run button and the ``/compare`` endpoint).
+                strategy_b, steps_b, threshold_b, factor_b, gamma_b, tau_b, beta_b, policy_files_b,
+                speed=DEFAULT_SPEED):
+    """Run a lockstep comparison (generator; the Run button and the ``/compare`` endpoint).
 
     Yields (grid A, grid B, stats A, stats B, heatmap A, heatmap B, curves, status, slider,
-    follow-live, session state, JSON download, GIF download), throttled to ≤ 10 frames per second, always with the last step.
+    follow-live, session state, JSON download, GIF download, live timer): first a "loading"
+    frame that starts the live timer (the panes then come from :func:`live_frame`), status
+    lines every ``STATUS_INTERVAL_S``, and the full final frame, which stops the timer.
+    ``speed`` (a :data:`LIVE_SPEEDS` label) paces the steps for a class to follow.
     """
     pane_a, pane_b = _pane_inputs((strategy_a, steps_a, threshold_a, factor_a, gamma_a, tau_a, beta_a, policy_files_a,
                                    strategy_b, steps_b, threshold_b, factor_b, gamma_b, tau_b, beta_b, policy_files_b))
@@ -119,6 +138,8 @@ def run_compare(model, prompt, gen_length, block_length, full_diffusion, tempera
                 raise ValueError("the prompt is empty; type a question or pick an example")
             config = engine_config(gen_length, block_length, full_diffusion, temperature, seed)
             specs = (pane_spec(pane_a, "A"), pane_spec(pane_b, "B"))
+            if speed not in LIVE_SPEEDS:
+                raise ValueError(f"live speed {speed!r} must be one of {list(LIVE_SPEEDS)}")
             runtime.check_model_runnable(model)
     except gr.Error as err:
         yield _failed(err)
@@ -128,10 +149,11 @@ def run_compare(model, prompt, gen_length, block_length, full_diffusion, tempera
     _LIVE[comp.run_id] = LiveControl()
     skip = gr.skip()
     off = gr.DownloadButton(interactive=False)
-    yield (skip,) * 7 + (f"loading model and strategies… #{comp.run_id}", skip, gr.Checkbox(value=True), comp, off, off)
+    yield (skip,) * 7 + (f"loading model and strategies… #{comp.run_id}", skip, gr.Checkbox(value=True), comp, off, off,
+                         gr.Timer(LIVE_TICK_S, active=True))
     try:
         with user_errors("The comparison failed"):
-            yield from _stream(comp, model, str(prompt), specs, config)
+            yield from _stream(comp, model, str(prompt), specs, config, LIVE_SPEEDS[speed])
     except gr.Error as err:
         yield _failed(err, comp)
         raise
@@ -143,7 +165,7 @@ def _failed(err: gr.Error, comp: Comparison | None = None) -> tuple:
     """A frame that only puts the error in the status line (the toast shows it too)."""
     skip = gr.skip()
     where = f" #{comp.run_id}" if comp else ""
-    return (skip,) * 7 + (f"error: {err.message}{where}",) + (skip,) * 5
+    return (skip,) * 7 + (f"error: {err.message}{where}",) + (skip,) * 5 + (gr.Timer(active=False),)
 
 
 def _collect(comp: Comparison, model: str, prompt: str, specs, config: EngineConfig):
@@ -170,35 +192,57 @@ def _collect(comp: Comparison, model: str, prompt: str, specs, config: EngineCon
         steps.close()
 
 
-def _stream(comp: Comparison, model: str, prompt: str, specs, config: EngineConfig):
-    """Throttled frames of a running comparison; the final step is always sent."""
-    last_frame = last_plot = 0.0
+def _stream(comp: Comparison, model: str, prompt: str, specs, config: EngineConfig, steps_per_s: float):
+    """Status frames of a running comparison, then its full final frame.
+
+    With ``steps_per_s`` > 0 each step is held until 1/steps_per_s after the previous one
+    (slow motion); Stop ends the pause at once.
+    """
     control = _LIVE.get(comp.run_id, LiveControl())
+    pause = 1.0 / steps_per_s if steps_per_s > 0 else 0.0
+    last_status = last_step = 0.0
+    skip = gr.skip()
     for _ in _collect(comp, model, prompt, specs, config):
-        if control.stop:
+        if pause:
+            control.stop.wait(max(0.0, last_step + pause - time.monotonic()))
+            last_step = time.monotonic()
+        if control.stop.is_set():
             comp.stopped = True
             break
-        now = time.monotonic()
-        if now - last_frame < FRAME_INTERVAL_S:
-            continue
-        last_frame = now
-        plots = now - last_plot >= PLOT_INTERVAL_S
-        last_plot = now if plots else last_plot
-        yield _frame(comp, plots)
-    yield _frame(comp, True)
+        if time.monotonic() - last_status >= STATUS_INTERVAL_S:
+            last_status = time.monotonic()
+            yield (skip,) * 7 + (status_line(comp),) + (skip,) * 6
+    panes, slider = _view(comp, plots=True, following=True)
+    yield (*panes, status_line(comp), slider, gr.skip(), comp, gr.skip(), gr.skip(), gr.Timer(active=False))
 
 
-def _frame(comp: Comparison, plots: bool) -> tuple:
+def _view(comp: Comparison, plots: bool, following: bool) -> tuple[tuple, object]:
+    """(grids, stats and plots, slider) of the latest step; skips where the user has scrubbed away.
+    Live frames (``comp`` still running) leave the curves for the final frame."""
     t0 = time.perf_counter()
     n = comp.num_steps
-    following = _LIVE.get(comp.run_id, LiveControl()).follow or comp.finished or comp.stopped
     panes = render_panes(comp, n) if following else (gr.skip(),) * 4
     figs = render_plots(comp, n) if plots and following else (gr.skip(),) * 3
+    if plots and following and not (comp.finished or comp.stopped):
+        figs = (*figs[:2], gr.skip())
     comp.render_ms += (time.perf_counter() - t0) * 1e3
-    if comp.finished:  # re-render stats so they include the final render time
+    if comp.finished and following:  # re-render stats so they include the final render time
         panes = render_panes(comp, n)
-    slider = _slider(n, n) if following else _slider(n)
-    return (*panes, *figs, status_line(comp, n), slider, gr.skip(), comp, gr.skip(), gr.skip())
+    return (*panes, *figs), _slider(n, n) if following else _slider(n)
+
+
+def live_frame(comp: Comparison | None):
+    """The latest step of a live run, pulled by the live timer (grids every tick, plots every
+    ``PLOT_INTERVAL_S``); nothing once the run has ended (its final frame is already sent)."""
+    control = _LIVE.get(comp.run_id) if comp is not None else None
+    if control is None or control.stop.is_set():
+        return (gr.skip(),) * 8
+    now = time.monotonic()
+    small = comp.a is not None and comp.a.gen_length <= LIVE_PLOT_MAX_L
+    plots = small and now - control.last_plot >= PLOT_INTERVAL_S
+    control.last_plot = now if plots else control.last_plot
+    panes, slider = _view(comp, plots, control.follow)
+    return (*panes, slider)
 
 
 def export_files(comp: Comparison | None):
@@ -235,7 +279,7 @@ def set_follow(follow: bool, comp: Comparison | None):
 def stop_run(comp: Comparison | None):
     """Ask the streaming run to stop after its current step (it then shows where it stopped)."""
     if comp is not None and comp.run_id in _LIVE:
-        _LIVE[comp.run_id].stop = True
+        _LIVE[comp.run_id].stop.set()
 
 
 def toggle_play(playing: bool, k, comp: Comparison | None):
@@ -388,8 +432,10 @@ def build_compare_tab() -> None:
             pane_b = _pane_controls("B", default_b)
     with gr.Row():
         run_btn = gr.Button("▶ Run both", variant="primary", elem_id="run-btn", scale=1)
-        stop_btn = gr.Button("■ Stop", variant="stop", elem_id="stop-btn", scale=0, min_width=90)
+        stop_btn = gr.Button("■ Stop", variant="stop", elem_id="stop-btn", scale=0, min_width=110)
+        live_speed = gr.Radio(list(LIVE_SPEEDS), value=DEFAULT_SPEED, label="live speed", elem_id="live-speed", scale=2)
         status = gr.Textbox("idle", label="Status", interactive=False, elem_id="status", scale=4)
+    live_timer = gr.Timer(LIVE_TICK_S, active=False)
     with gr.Row(equal_height=False):
         with gr.Column():
             grid_a = gr.HTML(render_grid(None, 0, pane="a"), elem_id="grid-a")
@@ -417,13 +463,15 @@ def build_compare_tab() -> None:
                              height=120, elem_id="trace-upload")
 
     panes = [grid_a, grid_b, stats_a, stats_b, heat_a, heat_b, curves]
-    run_inputs = [model, prompt, gen_length, block_length, full, temperature, seed, *pane_a, *pane_b]
+    run_inputs = [model, prompt, gen_length, block_length, full, temperature, seed, *pane_a, *pane_b, live_speed]
     run_event = run_btn.click(
-        run_compare, run_inputs, [*panes, status, slider, follow, session, dl_json, dl_gif], api_name="compare",
+        run_compare, run_inputs, [*panes, status, slider, follow, session, dl_json, dl_gif, live_timer], api_name="compare",
         show_progress="hidden", concurrency_limit=runtime.MODEL_CONCURRENCY, concurrency_id="model",
     )
     run_event.success(export_files, session, [dl_json, dl_gif], api_name="export", show_progress="hidden")
     stop_btn.click(stop_run, session, None, queue=False, api_visibility="private")
+    live_timer.tick(live_frame, session, [*panes, slider], trigger_mode="once", show_progress="hidden",
+                    api_visibility="private")
     full.change(full_diffusion_toggle, full, block_length, queue=False, api_visibility="private")
 
     replay_outputs = [*panes, follow]
