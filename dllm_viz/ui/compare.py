@@ -79,10 +79,10 @@ def render_plots(comp: Comparison | None, k: int) -> tuple:
     """Heatmaps of A and B and the curves, up to step ``k``."""
     if comp is None:
         return heatmap_figure(None, title="A"), heatmap_figure(None, title="B"), curves_figure({})
-    d, n = comp.divergence, comp.num_steps
-    return (
-        heatmap_figure(comp.a, k, divergence=d, max_steps=n, title=comp.labels[0]),
-        heatmap_figure(comp.b, k, divergence=d, max_steps=n, title=comp.labels[1]),
+    d = comp.divergence
+    return (  # each pane on its own step axis: a 9-step pane is not squashed beside a 64-step one
+        heatmap_figure(comp.a, k, divergence=d, title=comp.labels[0]),
+        heatmap_figure(comp.b, k, divergence=d, title=comp.labels[1]),
         curves_figure({"A": comp.a, "B": comp.b}, k, divergence=d),
     )
 
