@@ -346,22 +346,36 @@ def lockstep(model: str, prompt: str, specs: tuple[PaneSpec, PaneSpec], config: 
             run.close()
 
 
+def _load_defaults(model: str) -> None:
+    """The model, the default panes' policies and the known-answer table: everything the first Run
+    click would otherwise load (3.3 s to the first frame before, issue 10 item 9a)."""
+    backend = get_backend(model)
+    for choice in default_strategies():
+        kind, _, name = choice.partition(":")
+        if kind == "policy" and name in shipped_policies():
+            get_policy_net(shipped_policies()[name], backend.device)
+    from .examples import known_answer
+
+    known_answer("")
+
+
 def preload(model: str) -> None:
-    """Load ``model`` at app start (in the background); failures are logged, the app still serves.
+    """Load ``model`` and the default policies at app start (in the background); failures are
+    logged, the app still serves.
 
     On ZeroGPU the load is synchronous, in the main process: weights placed on "cuda" there are
     kept between calls, while anything loaded inside a ``spaces.GPU`` call dies with its worker.
     """
     if on_zero_gpu():
         try:
-            get_backend(model)
+            _load_defaults(model)
         except Exception as err:
             logger.warning("could not preload %s: %s", model, err)
         return
 
     def _load():
         try:
-            get_backend(model)
+            _load_defaults(model)
         except Exception as err:  # the UI reports the same error when a run asks for this model
             logger.warning("could not preload %s: %s", model, err)
 
