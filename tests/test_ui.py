@@ -290,10 +290,21 @@ def test_benchmark_handler(tiny_model_dir):
                                         progress=lambda *a, **k: None)
     assert len(table) == 2 and {row[1] for row in table} == {"threshold", "confidence"}
     assert "mean NFE" in md and len(fig.data) >= 2
+    assert fig.layout.xaxis.type == "linear" and fig.layout.width is None  # log only when asked; fills the tab
     with pytest.raises(gr.Error, match="pick at least one strategy"):
         run_benchmark(str(tiny_model_dir), [], False, ["semi-AR (BL = L/8)"], [1], 2, 16, 1, "1", "1")
     with pytest.raises(gr.Error, match=r"gen length \(20\) must be a multiple of 8"):
         run_benchmark(str(tiny_model_dir), ["heuristic:eb"], False, ["semi-AR (BL = L/8)"], [1], 2, 20, 1, "1", "1")
+
+
+def test_benchmark_front_spans_all_strategies_and_policies_fit_their_setting():
+    from dllm_viz.ui.benchmark import policy_fits, summary_table
+
+    rows = [dict(setting="s", strategy=name, params="", seeds=1, n=4, accuracy=acc, accuracy_std=0.0, mean_nfe=nfe,
+                 tokens_per_step=1.0, no_answer=0.0) for name, acc, nfe in (("a", 50.0, 8.0), ("b", 40.0, 10.0), ("c", 70.0, 16.0))]
+    assert [row[-1] for row in summary_table(rows)] == ["★", "", "★"]  # b is dominated by a
+    assert policy_fits("semi-ar-alpha1", "semi-AR (BL = L/8)") and not policy_fits("semi-ar-alpha1", "full diffusion (BL = L)")
+    assert policy_fits("full-diffusion-es", "full diffusion (BL = L)") and policy_fits("my-policy", "semi-AR (BL = L/8)")
 
 
 def test_app_module_imports_without_side_effects():
