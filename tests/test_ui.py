@@ -145,18 +145,21 @@ def test_bad_trace_files(tmp_path, monkeypatch):
     not_json = tmp_path / "a.json"
     not_json.write_text("{ nope")
     with pytest.raises(gr.Error, match="not valid JSON"):
-        load_trace(str(not_json))
+        drain(load_trace(str(not_json)))
     not_trace = tmp_path / "b.json"
     not_trace.write_text(json.dumps({"hello": 1}))
-    with pytest.raises(gr.Error, match="unsupported trace schema version"):
-        load_trace(str(not_trace))
+    frames = []
+    with pytest.raises(gr.Error, match="not a dllm-viz trace"):
+        for frame in load_trace(str(not_trace)):
+            frames.append(frame)
+    assert frames[-1][7].startswith("error: Cannot load this trace file: this JSON file is not a dllm-viz trace")
     bad_pair = tmp_path / "c.json"
     bad_pair.write_text(json.dumps({"format": session.FORMAT, "version": 1, "a": {"version": 1}}))
     with pytest.raises(gr.Error, match="pane a: not a trace: missing field"):
-        load_trace(str(bad_pair))
+        drain(load_trace(str(bad_pair)))
     monkeypatch.setattr(session, "MAX_UPLOAD_BYTES", 10)
     with pytest.raises(gr.Error, match=r"the limit for a trace is"):
-        load_trace(str(not_trace))
+        drain(load_trace(str(not_trace)))
 
 
 # ---- a real run on a tiny random model ------------------------------------------------------------
@@ -189,8 +192,9 @@ def test_export_import_and_replay(finished_run, tmp_path):
     comp = finished_run[-1][10]
     json_btn, gif_btn = export_files(comp)
     path = json_btn.value if isinstance(json_btn.value, str) else json_btn.value["path"]
-    loaded = load_trace(path)
-    comp2 = loaded[-1]
+    loaded = drain(load_trace(path))[-1]
+    comp2 = loaded[9]
+    assert loaded[10].interactive and loaded[11].interactive  # a loaded trace can be exported again
     assert comp2.source == "upload" and comp2.a.num_steps == comp.a.num_steps
     assert comp2.a.steps[-1].committed == comp.a.steps[-1].committed
     assert loaded[7].startswith("loaded trace")
@@ -198,8 +202,22 @@ def test_export_import_and_replay(finished_run, tmp_path):
     assert 'data-step="1"' in out[0] and 'data-step="1"' in out[1]
     # a single trace file replays in pane A
     single = comp.a.save(tmp_path / "single.json")
-    one = load_trace(str(single))[-1]
+    one = drain(load_trace(str(single)))[-1][9]
     assert one.b is None and one.a.num_steps == comp.a.num_steps
+
+
+def test_step_through_moves_one_step_within_the_run(finished_run):
+    comp = finished_run[-1][10]
+    out = compare.step_by(1, 0, comp)
+    assert 'data-step="1"' in out[0] and out[-1].value == 1
+    assert compare.step_by(-1, 0, comp)[-1].value == 0
+    assert compare.step_by(1, comp.num_steps, comp)[-1].value == comp.num_steps
+    assert "confidence ≥ λ" in compare.strategy_caption("heuristic:threshold")
+
+
+def test_full_diffusion_shows_L_in_the_block_box():
+    assert compare.full_diffusion_toggle(True, 64).value == 64
+    assert compare.full_diffusion_toggle(False, 64).interactive
 
 
 def test_play_tick_advances_and_stops(finished_run):

@@ -310,13 +310,20 @@ def set_speed(fps: float):
 
 
 def load_trace(path: str | None):
-    """Replay an uploaded comparison or trace file without any model."""
+    """Replay an uploaded comparison or trace file without any model (generator: on a bad file the
+    status line says why, besides the toast). Yields (panes…, status, slider, session, JSON, GIF)."""
+    skip = gr.skip()
     if not path:
-        return (gr.skip(),) * 10
-    with user_errors("Cannot load this trace file"):
-        comp = load_comparison(path)
+        yield (skip,) * 12
+        return
+    try:
+        with user_errors("Cannot load this trace file"):
+            comp = load_comparison(path)
+    except gr.Error as err:
+        yield (skip,) * 7 + (f"error: {err.message}",) + (skip,) * 4
+        raise
     n = comp.num_steps
-    return (*render_panes(comp, n), *render_plots(comp, n), status_line(comp), _slider(n, n), comp)
+    yield (*render_panes(comp, n), *render_plots(comp, n), status_line(comp), _slider(n, n), comp, *export_files(comp))
 
 
 def check_policy_upload(files, pane: str):
@@ -343,8 +350,25 @@ def _shown_params(choice: str) -> tuple:
     return tuple(True if u else "hidden" for u in used)
 
 
-def full_diffusion_toggle(full: bool):
-    return gr.Number(interactive=not full)
+def full_diffusion_toggle(full: bool, gen_length):
+    """Full diffusion means BL = L: show L in the disabled box, not a stale BL (item 2)."""
+    if full:
+        return gr.Number(value=gen_length, interactive=False)
+    return gr.Number(interactive=True)
+
+
+def strategy_caption(choice: str) -> str:
+    """One line saying what the pane's strategy does, for a class following along."""
+    kind, _, name = (choice or "").partition(":")
+    return f"*{runtime.CAPTIONS.get('policy' if kind == 'policy' else name, '')}*"
+
+
+def step_by(delta: int, k, comp: Comparison | None):
+    """Step-through: show the previous/next step in both panes (buttons and the ← → keys)."""
+    if comp is None or not comp.num_steps:
+        return (gr.skip(),) * 9
+    k = max(0, min(int(k or 0) + delta, comp.num_steps))
+    return (*replay(k, comp), gr.Slider(value=k))
 
 
 # ---- API endpoint for scripts ----------------------------------------------------------------
@@ -382,6 +406,8 @@ def _pane_controls(pane: str, default: str) -> list:
     p = pane.lower()
     show = _shown_params(default)
     strategy = gr.Dropdown(runtime.strategy_choices(), value=default, label=f"Strategy {pane}", elem_id=f"strategy-{p}")
+    caption = gr.Markdown(strategy_caption(default), elem_id=f"caption-{p}", elem_classes="dv-caption")
+    strategy.change(strategy_caption, strategy, caption, api_visibility="private", queue=False)
     with gr.Row():
         steps = gr.Number(0, precision=0, label="steps (0 = one token per step)", minimum=0,
                           visible=show[0], elem_id=f"steps-{p}")
@@ -421,7 +447,7 @@ def build_compare_tab() -> None:
             with gr.Row():
                 gen_length = gr.Number(64, precision=0, label="gen length L", minimum=1, elem_id="gen-length")
                 block_length = gr.Number(8, precision=0, label="block length BL", minimum=1, elem_id="block-length")
-                full = gr.Checkbox(False, label="full diffusion (BL = L)", elem_id="full-diffusion")
+            full = gr.Checkbox(False, label="full diffusion (BL = L)", elem_id="full-diffusion")
             with gr.Row():
                 temperature = gr.Slider(0.0, 2.0, value=0.0, step=0.05, label="token temperature", elem_id="temperature")
                 seed = gr.Number(0, precision=0, label="seed", elem_id="seed")
@@ -447,7 +473,9 @@ def build_compare_tab() -> None:
     with gr.Row(equal_height=True):
         slider = gr.Slider(0, 1, value=0, step=1, label="Replay: step (both panes)", elem_id="step-slider",
                            buttons=[], scale=5)
+        prev_btn = gr.Button("◀ step", elem_id="prev-step", scale=0, min_width=80)
         play_btn = gr.Button("▶ Play", elem_id="play-btn", scale=0, min_width=100)
+        next_btn = gr.Button("step ▶", elem_id="next-step", scale=0, min_width=80)
         speed = gr.Slider(1, 10, value=4, step=1, label="speed (steps/s)", elem_id="speed", scale=1)
         follow = gr.Checkbox(True, label="follow live run", elem_id="follow", scale=1)
     timer = gr.Timer(0.25, active=False)
@@ -460,7 +488,7 @@ def build_compare_tab() -> None:
             dl_json = gr.DownloadButton("⬇ Trace (JSON)", interactive=False, elem_id="dl-json")
             dl_gif = gr.DownloadButton("⬇ Animation (GIF)", interactive=False, elem_id="dl-gif")
             upload = gr.File(file_types=[".json"], type="filepath", label="Replay a trace file (no model needed)",
-                             height=120, elem_id="trace-upload")
+                             elem_id="trace-upload")
 
     panes = [grid_a, grid_b, stats_a, stats_b, heat_a, heat_b, curves]
     run_inputs = [model, prompt, gen_length, block_length, full, temperature, seed, *pane_a, *pane_b, live_speed]
@@ -472,17 +500,23 @@ def build_compare_tab() -> None:
     stop_btn.click(stop_run, session, None, queue=False, api_visibility="private")
     live_timer.tick(live_frame, session, [*panes, slider], trigger_mode="once", show_progress="hidden",
                     api_visibility="private")
-    full.change(full_diffusion_toggle, full, block_length, queue=False, api_visibility="private")
+    full.change(full_diffusion_toggle, [full, gen_length], block_length, queue=False, api_visibility="private")
+    gen_length.change(lambda full_, L: full_diffusion_toggle(True, L) if full_ else gr.skip(), [full, gen_length],
+                      block_length, queue=False, api_visibility="private")
 
     replay_outputs = [*panes, follow]
     slider.input(replay, [slider, session], replay_outputs, api_name="replay", trigger_mode="always_last",
                  show_progress="hidden")
     slider.release(replay, [slider, session], replay_outputs, trigger_mode="always_last", show_progress="hidden",
                    api_visibility="private")
+    for btn, delta in ((prev_btn, -1), (next_btn, 1)):
+        btn.click(lambda k, comp, d=delta: step_by(d, k, comp), [slider, session], [*replay_outputs, slider],
+                  show_progress="hidden", api_visibility="private", trigger_mode="always_last")
     follow.input(set_follow, [follow, session], None, queue=False, api_visibility="private")
     play_btn.click(toggle_play, [playing, slider, session], [timer, play_btn, playing, slider], queue=False,
                    api_visibility="private")
     timer.tick(play_tick, [slider, session], [*panes, slider, timer, play_btn, playing], show_progress="hidden",
                api_visibility="private", trigger_mode="always_last")
     speed.change(set_speed, speed, timer, queue=False, api_visibility="private")
-    upload.upload(load_trace, upload, [*panes, status, slider, session], api_name="load_trace", show_progress="hidden")
+    upload.upload(load_trace, upload, [*panes, status, slider, session, dl_json, dl_gif], api_name="load_trace",
+                  show_progress="hidden")

@@ -111,6 +111,9 @@ def learned_strategy_available() -> bool:
 def availability_notes() -> list[str]:
     """Plain-language notes about missing pieces, shown at the top of the app."""
     notes = []
+    if builtin_model_installed() and not os.environ.get(MODEL_ENV):
+        notes.append("The built-in tiny model only knows short English arithmetic word problems like the examples "
+                     "below; other prompts give nonsense. Larger models (LLaDA, Dream) need a GPU.")
     if not builtin_model_installed() and not os.environ.get(MODEL_ENV):
         notes.append("The built-in tiny model (assets/tiny-dllm) is not installed in this copy, so there is "
                      "no model to run offline: pick a Hub model on a GPU machine, or upload a trace to replay it.")
@@ -192,6 +195,16 @@ HEURISTIC_LABELS = {
     "entropy": "Entropy-K",
     "eb": "EB-Sampler γ",
     "random": "Random-K",
+}
+CAPTIONS = {  # one line per strategy: what it commits at each step
+    "threshold": "commits every masked position whose confidence ≥ λ (at least one per step)",
+    "factor": "commits the most confident positions while (n + 1)(1 − confidence of the n-th) < f",
+    "confidence": "commits the k most confident positions per step (k from the steps schedule)",
+    "margin": "commits the k positions with the largest top-1 − top-2 probability gap",
+    "entropy": "commits the k positions with the lowest entropy",
+    "eb": "commits low-entropy positions while their summed entropy stays within γ",
+    "random": "commits k random masked positions per step (a floor for comparison)",
+    "policy": "a small trained network reads every position's confidence and decides which to unmask",
 }
 BEST_HEURISTIC = "heuristic:threshold"  # Fast-dLLM λ = 0.9: the paper's strongest heuristic baseline
 UPLOADED = "policy:(uploaded)"

@@ -108,6 +108,9 @@ def load_comparison(path: str | os.PathLike) -> Comparison:
         expected = data.get("expected")
         return Comparison(new_run_id(), a, b, labels, None if expected is None else str(expected),
                           finished=True, source="upload")
+    if not isinstance(data, dict) or not {"version", "steps"} <= data.keys():
+        raise TraceError("this JSON file is not a dllm-viz trace (no 'format', 'version' or 'steps' field); "
+                         "load a file saved with ⬇ Trace (JSON) or Trace.save")
     trace = Trace.from_dict(data)
     label = "A · " + str(trace.strategy.get("name", "trace"))
     return Comparison(new_run_id(), trace, None, (label, "B"), finished=True, source="upload")
