@@ -208,6 +208,13 @@ def test_browser_compare_replay_download(page, tmp_path):
     number.fill(middle)
     number.press("Tab")  # blur fires .release → replay
     expect(page.locator("#grid-a .dv-grid")).to_have_attribute("data-step", middle)
+    # step-through: the buttons and the arrow keys (outside any input) move one step
+    page.click("#next-step")
+    expect(page.locator("#grid-a .dv-grid")).to_have_attribute("data-step", str(int(middle) + 1))
+    page.locator("h1").first.click()
+    page.keyboard.press("ArrowLeft")
+    expect(page.locator("#grid-a .dv-grid")).to_have_attribute("data-step", middle)
+    expect(page.locator("#step-slider input[type=number]")).to_have_value(middle)
     page.wait_for_timeout(1000)  # let the heatmaps repaint before the picture
     page.screenshot(path=str(tmp_path / "screenshot.png"), full_page=True)
     if os.environ.get("DLLM_VIZ_SCREENSHOT") == "1":
@@ -219,11 +226,12 @@ def test_browser_compare_replay_download(page, tmp_path):
     expect(page.locator("#grid-a .dv-grid")).to_have_attribute("data-masked", "0")
 
 
-def _upload(page, path):
-    clear = page.locator("#trace-upload button[aria-label='Clear']")
+def _upload(page, path, elem="trace-upload"):
+    """Clear what the upload box holds (an earlier file), then upload ``path`` (one or a list)."""
+    clear = page.locator(f"#{elem} button[aria-label='Clear']")
     if clear.count():
-        clear.click()
-    page.locator("#trace-upload input[type=file]").set_input_files(str(path))
+        clear.first.click()
+    page.locator(f"#{elem} input[type=file]").set_input_files([str(p) for p in path] if isinstance(path, list) else str(path))
 
 
 def _toast(page, text):
@@ -340,8 +348,7 @@ def test_browser_every_strategy_shows_its_controls_and_they_change_the_run(page,
                 box = expect(page.locator(f"#{name}-{pane}"))
                 box.to_be_visible() if name in shown else box.to_be_hidden()
             if "policy" in shown:  # the upload takes a file after a strategy change
-                page.locator(f"#policy-{pane} input[type=file]").set_input_files(
-                    [str(policy / "model.safetensors"), str(policy / "config.json")])
+                _upload(page, [policy / "model.safetensors", policy / "config.json"], f"policy-{pane}")
                 _toast(page, f"Pane {pane.upper()}: policy loaded")
             for name in shown:
                 if name in _CONTROLS:
