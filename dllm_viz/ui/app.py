@@ -20,7 +20,7 @@ APP_CSS = GRID_CSS + STATS_CSS + """
 #notes { font-size: 13px; }
 #status textarea { font-family: ui-monospace, monospace; font-size: 12px; }
 .dv-caption p { font-size: 12px; color: #555; margin: 2px 0 0; }
-#stop-btn, #run-btn { white-space: nowrap; }
+#stop-btn, #run-btn, #prev-step, #next-step, #play-btn { white-space: nowrap; }
 .toast-wrap { top: auto !important; bottom: 16px !important; }  /* toasts never cover the title */
 """
 

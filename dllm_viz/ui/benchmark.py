@@ -167,7 +167,8 @@ def build_benchmark_tab() -> None:
     run = gr.Button("Run benchmark", variant="primary", elem_id="bench-run")
     plot = gr.Plot(label="Accuracy vs NFE", elem_id="bench-plot")
     table = gr.Dataframe(headers=TABLE_HEADERS, label="Summary (mean over seeds)", elem_id="bench-table",
-                         interactive=False, wrap=True)
+                         interactive=False, wrap=True,  # widths that fit 1024 px without cutting columns off
+                         column_widths=["12%", "15%", "21%", "6%", "5%", "9%", "6%", "7%", "7%", "7%", "5%"])
     md = gr.Markdown(elem_id="bench-md")
     csv_file = gr.File(label="All runs (CSV)", visible=False, elem_id="bench-csv")
     run.click(run_benchmark, [model, families, grid, settings, levels, n, gen_length, seeds, temperatures, betas, log_nfe],

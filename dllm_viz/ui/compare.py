@@ -34,7 +34,7 @@ from .settings import (  # noqa: F401  (engine_config, PANE_FIELDS: part of this
 # never while its previous request is pending (gr.Timer, trigger_mode="once"), so a slow browser
 # skips stale steps instead of queueing them (issue 10, item 9). The run's own stream only carries
 # the status line.
-LIVE_TICK_S = 0.2
+LIVE_TICK_S = 0.1
 STATUS_INTERVAL_S = 0.5
 # gr.Plot rebuilds its whole div on every value: at L = 256 the two heatmaps took 0.5–1.5 s of
 # browser main thread on 2 shared cores, holding grid frames back. Live frames therefore redraw the
@@ -55,6 +55,7 @@ class LiveControl:
     follow: bool = True
     stop: threading.Event = field(default_factory=threading.Event)
     last_plot: float = 0.0
+    shown: int = -1  # the step the last live frame showed (an unchanged step is not sent again)
 
 
 _LIVE: dict[str, LiveControl] = {}  # run id → its controls, while the run streams
@@ -235,8 +236,9 @@ def live_frame(comp: Comparison | None):
     """The latest step of a live run, pulled by the live timer (grids every tick, plots every
     ``PLOT_INTERVAL_S``); nothing once the run has ended (its final frame is already sent)."""
     control = _LIVE.get(comp.run_id) if comp is not None else None
-    if control is None or control.stop.is_set():
+    if control is None or control.stop.is_set() or (control.follow and comp.num_steps == control.shown):
         return (gr.skip(),) * 8
+    control.shown = comp.num_steps if control.follow else -1
     now = time.monotonic()
     small = comp.a is not None and comp.a.gen_length <= LIVE_PLOT_MAX_L
     plots = small and now - control.last_plot >= PLOT_INTERVAL_S
@@ -473,9 +475,9 @@ def build_compare_tab() -> None:
     with gr.Row(equal_height=True):
         slider = gr.Slider(0, 1, value=0, step=1, label="Replay: step (both panes)", elem_id="step-slider",
                            buttons=[], scale=5)
-        prev_btn = gr.Button("◀ step", elem_id="prev-step", scale=0, min_width=80)
+        prev_btn = gr.Button("◀ step", elem_id="prev-step", scale=0, min_width=90)
         play_btn = gr.Button("▶ Play", elem_id="play-btn", scale=0, min_width=100)
-        next_btn = gr.Button("step ▶", elem_id="next-step", scale=0, min_width=80)
+        next_btn = gr.Button("step ▶", elem_id="next-step", scale=0, min_width=90)
         speed = gr.Slider(1, 10, value=4, step=1, label="speed (steps/s)", elem_id="speed", scale=1)
         follow = gr.Checkbox(True, label="follow live run", elem_id="follow", scale=1)
     timer = gr.Timer(0.25, active=False)
