@@ -370,6 +370,7 @@ def _load_defaults(model: str) -> None:
     from .examples import known_answer
 
     known_answer("")
+    logger.info("default model, policies and answers loaded")
 
 
 def preload(model: str) -> None:
