@@ -1,7 +1,8 @@
 """The served app end to end: ``python app.py`` on 127.0.0.1, driven by gradio_client and by
 Playwright with Debian's chromium (``apt-get install chromium``; never ``playwright install``).
 
-Set ``DLLM_VIZ_SCREENSHOT=1`` to also refresh docs/screenshot.png from the browser test.
+Set ``DLLM_VIZ_SCREENSHOT=1`` to also refresh docs/screenshot.png and docs/screenshots/ (initial
+page, finished run and Benchmark tab at 1024 and 1440 px) from the browser tests.
 """
 
 from __future__ import annotations
@@ -368,9 +369,12 @@ def test_browser_every_strategy_shows_its_controls_and_they_change_the_run(page,
 
 @pytest.fixture
 def fresh_page(page):
-    """A new tab of the module's browser (its own Gradio session and console)."""
+    """A new tab of the module's browser (its own Gradio session and console), offline: any request
+    beyond loopback is refused."""
     tab = page.context.new_page()
     tab.set_default_timeout(60_000)
+    tab.route("**/*", lambda route: route.continue_() if route.request.url.startswith(("http://127.0.0.1", "data:", "blob:"))
+              else route.abort())
     yield tab
     tab.close()
 
@@ -414,6 +418,12 @@ def test_browser_clean_console_layout_and_screenshots(server, fresh_page, tmp_pa
         assert errors == [], f"console errors on a run at {width}px: {errors}"
         assert _fits(tab)
         tab.screenshot(path=str(out / f"run-{width}.png"), full_page=True)
+        if width == WIDTHS[0]:  # plotly's toolbar exports a PNG offline (the figure is drawn in the page)
+            tab.locator("#heat-a .js-plotly-plot").hover()
+            with tab.expect_download() as download:
+                tab.locator("#heat-a").get_by_role("button", name="Download plot as a PNG").click()
+            download.value.save_as(tmp_path / "heat.png")
+            assert (tmp_path / "heat.png").read_bytes()[:4] == b"\x89PNG"
         if width == WIDTHS[-1] and keep:
             tab.screenshot(path=str(ROOT / "docs" / "screenshot.png"), full_page=True)
         tab.get_by_role("tab", name="Benchmark").click()

@@ -19,6 +19,8 @@ TITLE = "dllm-viz: watch a learned unmasking policy and a heuristic decode side 
 APP_CSS = GRID_CSS + STATS_CSS + """
 #notes { font-size: 13px; }
 #status textarea { font-family: ui-monospace, monospace; font-size: 12px; }
+.dv-example { justify-content: flex-start !important; text-align: left; overflow: hidden; text-overflow: ellipsis;
+  white-space: nowrap; display: block !important; }
 .dv-caption p { font-size: 12px; color: #555; margin: 2px 0 0; }
 #stop-btn, #run-btn, #prev-step, #next-step, #play-btn { white-space: nowrap; }
 .toast-wrap { top: auto !important; bottom: 16px !important; }  /* toasts never cover the title */

@@ -5,6 +5,7 @@ and export. Functions first (rendering, handlers; UI values → engine settings 
 
 from __future__ import annotations
 
+import json
 import tempfile
 import threading
 import time
@@ -429,6 +430,19 @@ def _pane_controls(pane: str, default: str) -> list:
     return [strategy, steps, threshold, factor, gamma, tau, beta, files]
 
 
+def _example_buttons(prompt) -> None:
+    """One button per held-out problem that fills the prompt in the browser. Plain buttons, not
+    gr.Examples: its Dataset raced while loading and logged a TypeError per example on load."""
+    problems = example_problems()
+    if not problems:
+        return
+    gr.Markdown("Held-out problems (answers known): click one to use it", elem_classes="dv-caption")
+    with gr.Column(elem_id="examples", variant="compact"):
+        for problem in problems:
+            gr.Button(problem.question, size="sm", variant="secondary", elem_classes="dv-example").click(
+                None, None, prompt, js=f"() => {json.dumps(problem.question)}", api_visibility="private")
+
+
 def build_compare_tab() -> None:
     """Components and events of the Compare tab (call inside ``gr.Blocks`` / ``gr.Tab``)."""
     default_a, default_b = runtime.default_strategies()
@@ -438,10 +452,7 @@ def build_compare_tab() -> None:
         with gr.Column(scale=3):
             prompt = gr.Textbox(label="Prompt", lines=3, elem_id="prompt",
                                 placeholder="A question for the model, e.g. one of the examples below")
-            problems = example_problems()
-            if problems:
-                gr.Examples([[p.question] for p in problems], inputs=[prompt], label="Held-out problems (answers known)",
-                            examples_per_page=6)
+            _example_buttons(prompt)
         with gr.Column(scale=2):
             choices = runtime.model_choices()
             model = gr.Dropdown(choices, value=runtime.default_model(), label="Model", allow_custom_value=True,
