@@ -2,6 +2,7 @@
 
     python app.py                         # http://127.0.0.1:7860, built-in tiny model, offline
     python app.py --host 0.0.0.0 --port 8080 --model path/to/model
+    python app.py --allow-model-dir /models   # users may also pick models in /models/*
 
 Host and port also come from ``GRADIO_SERVER_NAME`` / ``GRADIO_SERVER_PORT``; the default model
 from ``DLLM_VIZ_MODEL``. Importing this module builds nothing.
@@ -21,6 +22,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"))
     parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", "7860")))
     parser.add_argument("--model", default=None, help="default model folder or Hub id (env DLLM_VIZ_MODEL)")
+    parser.add_argument("--allow-model-dir", action="append", default=[], metavar="DIR",
+                        help="a folder whose model subfolders users may pick (repeatable; assets/ always is; "
+                             "env DLLM_VIZ_ALLOW_MODEL_DIRS, os.pathsep-separated)")
     parser.add_argument("--threads", type=int, default=int(os.environ.get("DLLM_VIZ_THREADS", "1")),
                         help="CPU threads for torch (default 1: the built-in model's steps are too small to gain "
                              "from more, and on shared cores extra threads spin; measured 80x slower with 2)")
@@ -30,6 +34,9 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     if args.model:
         os.environ["DLLM_VIZ_MODEL"] = args.model
+    if args.allow_model_dir:
+        dirs = [d for d in os.environ.get("DLLM_VIZ_ALLOW_MODEL_DIRS", "").split(os.pathsep) if d]
+        os.environ["DLLM_VIZ_ALLOW_MODEL_DIRS"] = os.pathsep.join(dirs + args.allow_model_dir)
 
     import torch
 

@@ -14,11 +14,16 @@ from __future__ import annotations
 import argparse
 import platform
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 import torch
+
+# Run as a script (`python bench/...`), Python puts bench/ on sys.path, not the repo root, and the
+# project is not an installed package: add the root so `dllm_viz` imports from this checkout.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from dllm_viz.backends import BUILTIN_MODEL, load_backend
 from dllm_viz.engine import EngineConfig, generate
@@ -81,8 +86,6 @@ def main() -> None:
 
 def _random_model() -> str:
     """A random ModernBERT of the built-in model's rough size, for before it is shipped."""
-    import sys
-
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
     from conftest import build_word_tokenizer
     from transformers import ModernBertConfig, ModernBertForMaskedLM

@@ -13,10 +13,15 @@ from __future__ import annotations
 
 import argparse
 import platform
+import sys
 import time
 from pathlib import Path
 
 import torch
+
+# Run as a script (`python bench/...`), Python puts bench/ on sys.path, not the repo root, and the
+# project is not an installed package: add the root so `dllm_viz` imports from this checkout.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from dllm_viz.backends import BUILTIN_MODEL, load_backend
 from dllm_viz.policy import DiTConfidencePolicy

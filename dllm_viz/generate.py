@@ -12,8 +12,11 @@ import json
 import logging
 import sys
 
+import torch
+
 from .backends import BUILTIN_MODEL, ModelLoadError, load_backend
 from .engine import EngineConfig, decode_generation, generate
+from .outputs import check_destination
 from .strategies import HEURISTICS, build_strategy
 from .trace import Trace
 
@@ -54,16 +57,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default=None)
     parser.add_argument("--trust-remote-code", action="store_true", help="allow remote code for models off the allow-list")
     parser.add_argument("--save-trace", default=None, metavar="PATH")
+    parser.add_argument("--force", action="store_true", help="overwrite an existing --save-trace file")
+    # One thread: on CPU the built-in model gains nothing from intra-op threads, and on shared
+    # cores they spin (the README example: 1.1-2.0 s of model time at torch's default of 2, 0.23-0.32 s at 1).
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1; raise it for a large model on CPU)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
 
     try:
+        if args.threads < 1:
+            raise ValueError(f"--threads ({args.threads}) must be ≥ 1")
+        torch.set_num_threads(args.threads)
+        if args.save_trace:  # checked before decoding, so a refused path costs nothing
+            check_destination(args.save_trace, kind="file", force=args.force,
+                              hint="pass --force to overwrite it, or choose another --save-trace")
         block = args.block_length or max(1, args.gen_length // 8)
         config = EngineConfig(gen_length=args.gen_length, block_length=block, temperature=args.temperature, seed=args.seed)
         strategy = build_any_strategy(args.strategy, parse_params(args.param))
         backend = load_backend(args.model, device=args.device, trust_remote_code=args.trust_remote_code)
         records = list(generate(backend, [args.prompt], strategy, config))
-    except (ValueError, ModelLoadError) as err:
+    except (ValueError, OSError, ModelLoadError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     last = records[-1]
@@ -75,7 +88,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.save_trace:
         prompt_ids = backend.encode_prompt(args.prompt)
         trace = Trace.from_records(records, 0, backend, args.prompt, prompt_ids, strategy, config, text=text)
-        print(f"trace saved to {trace.save(args.save_trace)}")
+        try:
+            print(f"trace saved to {trace.save(args.save_trace)}")
+        except OSError as err:  # e.g. no permission (the path itself was checked up front)
+            print(f"error: trace not saved: {err}", file=sys.stderr)
+            return 2
     return 0
 
 

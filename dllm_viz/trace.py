@@ -149,13 +149,7 @@ class Trace:
 
     @classmethod
     def from_json(cls, text: str | bytes) -> "Trace":
-        if len(text) > MAX_TRACE_BYTES:
-            raise TraceError(f"trace is {len(text):,} bytes; the limit is {MAX_TRACE_BYTES:,}")
-        try:
-            data = json.loads(text)
-        except (UnicodeDecodeError, json.JSONDecodeError) as err:
-            raise TraceError(f"not a trace: the file is not valid JSON ({err})") from None
-        return cls.from_dict(data)
+        return cls.from_dict(parse_json(text))
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "Trace":
@@ -167,31 +161,44 @@ class Trace:
 
     @classmethod
     def from_dict(cls, data) -> "Trace":
+        """A validated trace from parsed JSON. Unknown fields are dropped, and ``strategy``,
+        ``engine`` and ``meta`` keep only a few short scalar entries, so an uploaded file can pin
+        no more memory than its steps need."""
         if not isinstance(data, dict):
             raise TraceError("not a trace: the JSON top level must be an object")
         version = data.get("version")
-        if version != SCHEMA_VERSION:
-            raise TraceError(f"unsupported trace schema version {version!r}; this dllm-viz reads version {SCHEMA_VERSION}")
-        fields = set(cls.__dataclass_fields__)
-        required = {n for n, f in cls.__dataclass_fields__.items() if f.default is MISSING and f.default_factory is MISSING}
+        if version != SCHEMA_VERSION or isinstance(version, bool):
+            raise TraceError(f"unsupported trace schema version {short_repr(version)}; this dllm-viz reads version {SCHEMA_VERSION}")
+        fields = cls.__dataclass_fields__
+        required = {n for n, f in fields.items() if f.default is MISSING and f.default_factory is MISSING}
         missing = sorted(required - set(data))
         if missing:
             raise TraceError(f"not a trace: missing field(s) {missing}")
-        try:
-            steps = [TraceStep(**s) for s in data["steps"]]
-        except TypeError as err:
-            raise TraceError(f"malformed step entry: {err}") from None
-        trace = cls(**{**{k: v for k, v in data.items() if k in fields}, "steps": steps})
+        if not isinstance(data["steps"], list):
+            raise TraceError("steps must be a list")
+        steps = [_step(s, i) for i, s in enumerate(data["steps"][: MAX_GEN_LENGTH + 1])]
+        values = {k: v for k, v in data.items() if k in fields}
+        for name in ("strategy", "engine", "meta"):
+            values[name] = _small_dict(name, values.get(name, {}))
+        trace = cls(**{**values, "steps": steps})
         trace.validate()
         return trace
 
     def validate(self) -> None:
-        """Check shapes and ranges so views can trust every index."""
+        """Check types, shapes and ranges of every field so views can trust every index."""
         L = self.gen_length
-        if not isinstance(L, int) or not 1 <= L <= MAX_GEN_LENGTH:
-            raise TraceError(f"gen_length ({L!r}) must be an integer in [1, {MAX_GEN_LENGTH}]")
-        if not isinstance(self.block_length, int) or self.block_length < 1 or L % self.block_length:
-            raise TraceError(f"block_length ({self.block_length!r}) must divide gen_length ({L})")
+        if not _is_int(L) or not 1 <= L <= MAX_GEN_LENGTH:
+            raise TraceError(f"gen_length ({short_repr(L)}) must be an integer in [1, {MAX_GEN_LENGTH}]")
+        if not _is_int(self.block_length) or self.block_length < 1 or L % self.block_length:
+            raise TraceError(f"block_length ({short_repr(self.block_length)}) must divide gen_length ({L})")
+        for name in ("mask_id", "eos_id"):
+            if not _is_int(getattr(self, name)) or not 0 <= getattr(self, name) < MAX_TOKEN_ID:
+                raise TraceError(f"{name} must be a token id (an integer in [0, {MAX_TOKEN_ID}))")
+        for name, limit in (("model", 200), ("prompt", MAX_TEXT_CHARS), ("text", MAX_TEXT_CHARS)):
+            if not isinstance(getattr(self, name), str) or len(getattr(self, name)) > limit:
+                raise TraceError(f"{name} must be text of at most {limit:,} characters")
+        if not isinstance(self.prompt_ids, list) or len(self.prompt_ids) > MAX_TEXT_CHARS or not _ids(self.prompt_ids):
+            raise TraceError("prompt_ids must be a list of token ids")
         if len(self.steps) > L:
             raise TraceError(f"trace has {len(self.steps)} steps, more than gen_length ({L})")
         seen = set()
@@ -201,21 +208,103 @@ class Trace:
                 value = getattr(s, name)
                 if not isinstance(value, list) or len(value) != L:
                     raise TraceError(f"{where}: {name} must be a list of {L} entries")
-            if not all(isinstance(p, int) and 0 <= p < L for p in s.committed):
+            if not isinstance(s.committed, list) or not all(_is_int(p) and 0 <= p < L for p in s.committed):
                 raise TraceError(f"{where}: committed positions must be integers in [0, {L})")
             if seen & set(s.committed):
-                raise TraceError(f"{where}: position(s) {sorted(seen & set(s.committed))} committed twice")
+                raise TraceError(f"{where}: position(s) {sorted(seen & set(s.committed))[:10]} committed twice")
             seen |= set(s.committed)
-            if not all(isinstance(c, (int, float)) and 0 <= c <= 1 for c in s.confidence):
-                raise TraceError(f"{where}: confidence values must be in [0, 1]")
-            if s.probs is not None and not all(isinstance(c, (int, float)) and 0 <= c <= 1 for c in s.probs):
-                raise TraceError(f"{where}: probs values must be in [0, 1]")
-            if not all(isinstance(t, int) for t in s.proposed):
+            if not _probs(s.confidence):
+                raise TraceError(f"{where}: confidence values must be numbers in [0, 1]")
+            if s.probs is not None and not _probs(s.probs):
+                raise TraceError(f"{where}: probs values must be numbers in [0, 1]")
+            if not _ids(s.proposed):
                 raise TraceError(f"{where}: proposed must hold integer token ids")
-            if any(not isinstance(r, list) or len(r) != len(s.topk_ids[0]) for r in s.topk_ids + s.topk_probs):
-                raise TraceError(f"{where}: topk_ids/topk_probs rows must all have the same length")
-        if not isinstance(self.vocab, dict) or not all(isinstance(v, str) for v in self.vocab.values()):
-            raise TraceError("vocab must map token ids to strings")
+            k = len(s.topk_ids[0]) if isinstance(s.topk_ids[0], list) else -1
+            if not 0 <= k <= MAX_TOPK or any(not isinstance(r, list) or len(r) != k for r in s.topk_ids + s.topk_probs):
+                raise TraceError(f"{where}: topk_ids/topk_probs rows must be lists of the same length (at most {MAX_TOPK})")
+            if not all(_ids(r) for r in s.topk_ids) or not all(_probs(r) for r in s.topk_probs):
+                raise TraceError(f"{where}: topk_ids must hold token ids and topk_probs numbers in [0, 1]")
+        if not isinstance(self.vocab, dict) or len(self.vocab) > MAX_VOCAB or not all(
+                isinstance(v, str) and len(v) <= 200 for v in self.vocab.values()):
+            raise TraceError(f"vocab must map at most {MAX_VOCAB:,} token ids to strings of at most 200 characters")
+
+
+MAX_TOKEN_ID = 2**31  # token ids become int32/int64 arrays in the views
+MAX_TEXT_CHARS = 200_000
+MAX_TOPK = 64
+MAX_VOCAB = 300_000
+MAX_JSON_OBJECTS = 4 * MAX_GEN_LENGTH + 64  # one per step and a few more per trace; two traces in a pair
+_STEP_INTS = ("step", "nfe", "block")
+_SMALL_DICT_ENTRIES = 32
+
+
+def parse_json(raw: str | bytes):
+    """Parsed JSON of an uploaded trace or comparison, bounded before and during parsing.
+
+    A trace holds about one JSON object per step; counting ``{`` first refuses a file made of
+    millions of tiny objects (each costs ~64 bytes of memory for 2 bytes of file) before it is parsed.
+    """
+    if len(raw) > MAX_TRACE_BYTES:
+        raise TraceError(f"trace is {len(raw):,} bytes; the limit is {MAX_TRACE_BYTES:,}")
+    objects = raw.count(b"{" if isinstance(raw, bytes) else "{")
+    if objects > MAX_JSON_OBJECTS:
+        raise TraceError(f"not a trace: {objects:,} JSON objects, while a trace has one per step (at most {MAX_JSON_OBJECTS:,})")
+    try:
+        return json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise TraceError(f"not a trace: the file is not valid JSON ({err})") from None
+    except RecursionError:
+        raise TraceError("not a trace: the JSON is nested too deeply") from None
+
+
+def _step(data, i: int) -> TraceStep:
+    if not isinstance(data, dict):
+        raise TraceError(f"step {i}: each step must be a JSON object")
+    fields = TraceStep.__dataclass_fields__
+    missing = sorted(n for n, f in fields.items() if f.default is MISSING and n not in data)
+    if missing:
+        raise TraceError(f"step {i}: missing field(s) {missing}")
+    step = TraceStep(**{k: v for k, v in data.items() if k in fields})
+    if not all(_is_int(getattr(step, n)) and 0 <= getattr(step, n) < MAX_TOKEN_ID for n in _STEP_INTS):
+        raise TraceError(f"step {i}: step, nfe and block must be non-negative integers")
+    if not all(_is_number(getattr(step, n)) and getattr(step, n) >= 0 for n in ("model_ms", "step_ms")):
+        raise TraceError(f"step {i}: model_ms and step_ms must be non-negative numbers")
+    return step
+
+
+def _small_dict(name: str, value) -> dict:
+    """At most a few short scalar entries of a free-form dict; the rest is dropped."""
+    if not isinstance(value, dict):
+        raise TraceError(f"{name} must be a JSON object")
+    out = {}
+    for key, item in value.items():
+        if len(out) == _SMALL_DICT_ENTRIES:
+            break
+        if len(key) <= 64 and (item is None or isinstance(item, bool) or _is_number(item)
+                               or (isinstance(item, str) and len(item) <= 200)):
+            out[key] = item
+    return out
+
+
+def _is_int(value) -> bool:
+    return type(value) is int
+
+
+def _is_number(value) -> bool:
+    return (type(value) is int or type(value) is float) and math.isfinite(value)
+
+
+def _ids(values) -> bool:
+    return isinstance(values, list) and all(type(v) is int and 0 <= v < MAX_TOKEN_ID for v in values)
+
+
+def _probs(values) -> bool:
+    return isinstance(values, list) and all((type(v) is float or type(v) is int) and 0 <= v <= 1 for v in values)
+
+
+def short_repr(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:39] + "…"
 
 
 def _rounded(t) -> list:

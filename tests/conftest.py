@@ -4,6 +4,14 @@ scripted backend whose logits make every decision predictable."""
 from __future__ import annotations
 
 import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
@@ -110,3 +118,60 @@ class ScriptedBackend:
 @pytest.fixture
 def scripted():
     return ScriptedBackend
+
+
+# ---- the served app ------------------------------------------------------------------------------
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@dataclass
+class ServedApp:
+    url: str
+    pid: int
+    log: Path
+    files: Path  # the app's export/upload folder ($DLLM_VIZ_EXPORT_DIR)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def serve_app(tmp_path_factory, tiny_model_dir, **env_overrides):
+    """``python app.py`` on a free loopback port: ``$DLLM_VIZ_MODEL`` if set, else the built-in
+    model when installed, else the tiny random one; its own Gradio temp and export folders."""
+    from dllm_viz.ui import runtime
+
+    port = _free_port()
+    files = tmp_path_factory.mktemp("app-files")
+    env = dict(os.environ, GRADIO_ANALYTICS_ENABLED="False", HF_HUB_OFFLINE="1", PYTHONUNBUFFERED="1",
+               GRADIO_TEMP_DIR=str(tmp_path_factory.mktemp("gradio-tmp")), DLLM_VIZ_EXPORT_DIR=str(files))
+    if not runtime.builtin_model_installed() and not os.environ.get(runtime.MODEL_ENV):
+        env[runtime.MODEL_ENV] = str(tiny_model_dir)  # an explicit $DLLM_VIZ_MODEL wins
+    env.update(env_overrides)
+    log = tmp_path_factory.mktemp("server") / "app.log"
+    with open(log, "w") as out:
+        proc = subprocess.Popen([sys.executable, "app.py", "--host", "127.0.0.1", "--port", str(port)], cwd=ROOT,
+                                env=env, stdout=out, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}/"
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            urllib.request.urlopen(url, timeout=2)
+            break
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                pytest.fail(f"app did not start:\n{log.read_text()[-3000:]}")
+            time.sleep(0.5)
+    try:
+        yield ServedApp(url, proc.pid, log, files)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()

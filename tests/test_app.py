@@ -11,14 +11,11 @@ import json
 import os
 import re
 import shutil
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
+from conftest import serve_app
 
 from dllm_viz.trace import Trace
 from dllm_viz.ui import runtime
@@ -31,42 +28,18 @@ PROBLEM = example_problems()[0]  # the first held-out example the app lists
 EXAMPLE = PROBLEM.question
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+@pytest.fixture(scope="module")
+def allowed_models(tmp_path_factory):
+    """A folder the served app allows models from (``--allow-model-dir``), for test-made models."""
+    return tmp_path_factory.mktemp("allowed-models")
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory, tiny_model_dir):
+def server(tmp_path_factory, tiny_model_dir, allowed_models):
     """``python app.py`` in a subprocess: ``$DLLM_VIZ_MODEL`` if set, else the built-in model when
-    installed, else a tiny random one."""
-    port = _free_port()
-    env = dict(os.environ, GRADIO_ANALYTICS_ENABLED="False", HF_HUB_OFFLINE="1",
-               GRADIO_TEMP_DIR=str(tmp_path_factory.mktemp("gradio-tmp")), PYTHONUNBUFFERED="1")
-    if not runtime.builtin_model_installed() and not os.environ.get(runtime.MODEL_ENV):
-        env[runtime.MODEL_ENV] = str(tiny_model_dir)  # an explicit $DLLM_VIZ_MODEL wins
-    log = tmp_path_factory.mktemp("server") / "app.log"
-    with open(log, "w") as out:
-        proc = subprocess.Popen([sys.executable, "app.py", "--host", "127.0.0.1", "--port", str(port)], cwd=ROOT,
-                                env=env, stdout=out, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}/"
-    deadline = time.monotonic() + 120
-    while True:
-        try:
-            urllib.request.urlopen(url, timeout=2)
-            break
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
-                pytest.fail(f"app did not start:\n{log.read_text()[-3000:]}")
-            time.sleep(0.5)
-    yield url
-    proc.terminate()
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+    installed, else a tiny random one; models in ``allowed_models`` may be picked too."""
+    with serve_app(tmp_path_factory, tiny_model_dir, DLLM_VIZ_ALLOW_MODEL_DIRS=str(allowed_models)) as app:
+        yield app.url
 
 
 # ---- gradio_client ---------------------------------------------------------------------------------
@@ -86,7 +59,7 @@ def test_named_endpoints(client):
 def test_client_compare_trace_returns_valid_traces(client):
     out = client.predict(EXAMPLE, "heuristic:confidence", "heuristic:threshold", None, {"threshold": 0.7}, 32, 8,
                          0.0, 1, api_name="/compare_trace")
-    assert out["format"] == FORMAT and out["expected"] == PROBLEM.answer
+    assert out["format"] == FORMAT and out["expected"] == PROBLEM.expected
     a, b = Trace.from_dict(out["a"]), Trace.from_dict(out["b"])
     for trace in (a, b):
         assert trace.gen_length == 32 and trace.block_length == 8 and trace.engine["seed"] == 1
@@ -281,6 +254,21 @@ def test_browser_bad_input_shows_message_and_app_keeps_serving(page, tmp_path):
     expect(page.locator("#grid-a .dv-grid")).to_have_attribute("data-masked", "0")
 
 
+def test_browser_toast_shows_html_in_a_trace_as_text(page, tmp_path):
+    """Issue 11 D2: a trace's ``version`` once rendered a live link, form and password field."""
+    from playwright.sync_api import expect
+
+    payload = ('<a id="evil" href="https://evil.example/">Session expired - click to sign in</a>'
+               '<form id="evil-form"><input name="pw" type="password"></form>')
+    bad = tmp_path / "evil.json"
+    bad.write_text(json.dumps({"version": payload, "steps": []}))
+    _upload(page, bad)
+    toast = page.locator('[data-testid="toast-body"]').filter(has_text="unsupported trace schema version")
+    expect(toast.first).to_contain_text('<a id="evil"')  # shown as text
+    assert page.locator("#evil, #evil-form, input[type=password]").count() == 0
+    page.locator('[data-testid="toast-close"]').first.click()
+
+
 # ---- issue 10 acceptance: every control, clean console, streaming, screenshots ---------------------
 
 SHOTS = ROOT / "docs" / "screenshots"
@@ -441,11 +429,12 @@ def test_browser_clean_console_layout_and_screenshots(server, fresh_page, tmp_pa
 
 
 @pytest.fixture(scope="module")
-def long_context_model(tmp_path_factory):
-    """A tiny random model with a 512-token context, so L = 256 fits after the prompt."""
+def long_context_model(allowed_models):
+    """A tiny random model with a 512-token context, so L = 256 fits after the prompt (in the
+    folder the server allows)."""
     from conftest import save_tiny_masked_lm
 
-    return save_tiny_masked_lm(tmp_path_factory.mktemp("tiny-512"), max_positions=512)
+    return save_tiny_masked_lm(allowed_models / "tiny-512", max_positions=512)
 
 
 _FRAME_LOG = """() => { window.__frames = []; const tick = () => {

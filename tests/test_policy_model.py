@@ -103,13 +103,13 @@ def test_top_p_input_width_and_shape_errors():
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        (dict(hidden_size=0), r"`hidden_size` \(0\) must be a positive integer"),
+        (dict(hidden_size=0), r"`hidden_size` \(0\) must be an integer between 1 and 1024"),
         (dict(num_heads=3), r"`num_heads` \(3\) must divide `hidden_size` \(128\)"),
         (dict(hidden_size=6, num_heads=2), r"must be even: RoPE"),
         (dict(time_embed_dim=7), r"`time_embed_dim` \(7\) must be even"),
         (dict(top_p=0), r"`top_p` \(0\)"),
         (dict(smart_init=float("nan")), r"`smart_init` \(nan\)"),
-        (dict(time_period=0.0), r"`time_period` \(0.0\) must be > 0"),
+        (dict(time_period=0.0), r"`time_period` \(0.0\) must be a finite number > 0"),
         (dict(num_blocks=1.5), r"`num_blocks` \(1.5\)"),
     ],
 )

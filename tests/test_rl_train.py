@@ -32,6 +32,18 @@ def test_three_steps_change_every_weight_and_log_metrics(tiny_model_dir, tmp_pat
     assert (tmp_path / "run" / "checkpoint-best" / "model.safetensors").exists()
 
 
+def test_checkpoint_best_is_chosen_by_held_out_reward(tiny_model_dir, tmp_path):
+    out = tmp_path / "sel"
+    assert main(["--model", str(tiny_model_dir), "--out-dir", str(out), *ARGS, "--eval-every", "1",
+                 "--eval-problems", "3"]) == 0
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert all(0 <= r["heldout_correct"] <= 1 and 1 <= r["heldout_nfe"] <= 16 for r in rows)
+    selection = json.loads((out / "checkpoint-best" / "selection.json").read_text())
+    best = max(rows, key=lambda r: r["heldout_reward"])  # the first of equals: later ones must be strictly better
+    assert selection["iteration"] == best["iteration"] and selection["heldout_problems"] == 3
+    assert selection["heldout_reward"] == pytest.approx(best["heldout_reward"])
+
+
 def test_resume_continues_exactly(tiny_model_dir, tmp_path):
     model = ["--model", str(tiny_model_dir)]
     main([*model, "--out-dir", str(tmp_path / "straight"), *ARGS])
@@ -85,3 +97,27 @@ def test_policy_card_from_a_run(tiny_model_dir, tmp_path):
     assert "3 rollout batches of 2 prompts × 4 rollouts" in card
     assert sorted(p.name for p in (tmp_path / "shipped").iterdir()) == [
         "README.md", "config.json", "model.safetensors", "training_metrics.jsonl"]
+
+
+def test_two_cpu_processes_train_one_policy_through_torchrun(tiny_model_dir, tmp_path):
+    """torchrun + DDP (gloo): each process decodes half the prompt groups, rank 0 writes the run."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "ddp"
+    args = ["--model", str(tiny_model_dir), "--out-dir", str(out), *ARGS, "--prompts", "4", "--iterations", "2",
+            "--eval-every", "1", "--eval-problems", "2", "--threads", "1"]
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           "-m", "dllm_viz.rl.train", *args]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=240, env={**__import__("os").environ,
+                                                                               "OMP_NUM_THREADS": "1"})
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert json.loads((out / "run_config.json").read_text())["processes"] == 2
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["iteration"] for r in rows] == [0, 1]  # one row per iteration, written by rank 0 only
+    assert all(not r["skipped"] and "heldout_reward" in r for r in rows)
+    torch.manual_seed(123)
+    fresh, trained = DiTConfidencePolicy().state_dict(), _weights(out / "checkpoint-last")
+    assert not any(torch.equal(fresh[k], trained[k]) for k in fresh)
+    bad = subprocess.run([*cmd[:-len(args)], *args[:-6], "--prompts", "3"], capture_output=True, text=True, timeout=240)
+    assert bad.returncode != 0 and "must be a multiple of the number of processes (2)" in bad.stderr

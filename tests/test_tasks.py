@@ -13,7 +13,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dllm_viz.tasks import (
+    DEFAULT_FREE,
     LEVELS,
+    check_answer,
     extract_answer,
     generate,
     is_correct,
@@ -22,6 +24,7 @@ from dllm_viz.tasks import (
     parse_number,
     split_of,
     test_set,
+    verify_chain,
 )
 
 FIXTURE = Path(__file__).parent / "fixtures" / "gsm8k_test_sample.jsonl"
@@ -67,7 +70,84 @@ def test_held_out_set_is_fixed_distinct_and_never_trained_on():
     assert not questions & training
 
 
+# --- free-choice problems (the default world) ------------------------------------------------
+
+def _other_valid_solutions(problem):
+    """Every solution text with a different choice of the open amounts (small search)."""
+    texts = []
+
+    def extend(i, x, steps):
+        if i == len(problem.chain):
+            texts.append(" ".join(steps) + f" #### {x}")
+            return
+        op, fixed = problem.chain[i]
+        for b in ([fixed] if fixed is not None else range(1, 10)):
+            y = {"+": x + b, "-": x - b, "*": x * b, "/": x // b if x % b == 0 else None}[op]
+            if y is not None and y >= 1:
+                extend(i + 1, y, steps + [f"has {x} {op} {b} = {y} things."])
+
+    extend(0, problem.start, [])
+    return texts
+
+
+@settings(max_examples=150, deadline=None)
+@given(seed=st.integers(min_value=0, max_value=2**40), level=st.sampled_from(LEVELS),
+       split=st.sampled_from(["train", "test"]))
+def test_free_problems_are_deterministic_and_every_consistent_choice_checks(seed, level, split):
+    problem = generate(seed, level, split, DEFAULT_FREE)
+    assert generate(seed, level, split, DEFAULT_FREE) == problem
+    assert split_of(problem.question) == split
+    assert problem.check(problem.solution) and check_answer(problem.solution, problem.expected)
+    assert len(problem.chain) == level and all(op in "+-" for op, b in problem.chain if b is None)
+    for b in (b for _, b in problem.chain if b is not None):
+        assert f" {b} " in f" {problem.question} ".replace(".", " ")  # stated amounts are in the question
+    others = _other_valid_solutions(problem)
+    assert others and all(problem.check(t) for t in others)
+    assert len(others) > 1 or not problem.free  # a free problem has several right answers
+    # Breaking the arithmetic, the start or the final answer is caught.
+    x, op, b, y = EQUATION.findall(problem.solution)[-1]
+    assert not problem.check(problem.solution.replace(f"= {y}", f"= {int(y) + 1}", 1).replace(f"#### {y}", f"#### {int(y) + 1}"))
+    assert not problem.check(problem.solution.rsplit("####", 1)[0] + f"#### {int(y) + 1}")
+    if problem.free:  # a fixed problem checks its final number only, as GSM8K graders do
+        assert not problem.check(f"has {problem.start + 1}" + problem.solution.split(str(problem.start), 1)[1])
+
+
+def test_free_problems_leave_amounts_open_and_stay_small():
+    problems = [generate(seed, 2, "train", DEFAULT_FREE) for seed in range(500)]
+    assert all(p.free for p in problems)
+    assert sum(sum(b is None for _, b in p.chain) == 2 for p in problems) > 250  # mostly two open amounts
+    assert max(int(v) for p in problems for v in re.findall(r"\d+", p.solution)) <= 30
+    assert len({p.question for p in problems}) > 450
+    assert "gives shells" in " ".join(p.question for p in problems) or "sells" in " ".join(p.question for p in problems)
+    # free=0 is the fixed-answer world of earlier releases, unchanged
+    assert generate(0, 1).question == "Mei buys 2 tickets for 6 dollars each. How many dollars does Mei pay in total?"
+
+
+def test_free_held_out_set_is_disjoint_from_training():
+    held_out = test_set(2, 500, DEFAULT_FREE)
+    assert len({p.question for p in held_out}) == 500 and test_set(2, 50, DEFAULT_FREE) == held_out[:50]
+    training = {generate(seed, level, "train", DEFAULT_FREE).question for level in LEVELS for seed in range(5000)}
+    assert not {p.question for p in held_out} & training
+
+
+def test_verifier_rejects_inconsistent_chains_and_accepts_any_valid_choice():
+    chain = [("-", None), ("+", None)]
+    assert verify_chain("Mei has 9 - 3 = 6 shells. Mei has 6 + 4 = 10 shells. #### 10", 9, chain)
+    assert verify_chain("Mei has 9 - 7 = 2 shells. Mei has 2 + 1 = 3 shells. #### 3", 9, chain)
+    assert not verify_chain("Mei has 9 - 3 = 6 shells. Mei has 5 + 4 = 9 shells. #### 9", 9, chain)  # broken link
+    assert not verify_chain("Mei has 9 - 3 = 5 shells. Mei has 5 + 4 = 9 shells. #### 9", 9, chain)  # arithmetic
+    assert not verify_chain("Mei has 9 - 9 = 0 shells. Mei has 0 + 4 = 4 shells. #### 4", 9, chain)  # none left
+    assert not verify_chain("Mei has 9 - 3 = 6 shells. Mei has 6 - 4 = 2 shells. #### 2", 9, chain)  # wrong op
+    assert not verify_chain("Mei has 9 - 3 = 6 shells. #### 6", 9, chain)  # a step missing
+    assert not verify_chain("Mei has 9 - 3 = 6 shells. Mei has 6 + 4 = 10 shells. #### 11", 9, chain)
+    assert not verify_chain("Tom pays 3 * 5 = 15 dollars. #### 15", 3, [("*", 4)])  # a stated amount changed
+    assert check_answer("Mei has 9 - 3 = 6 shells. Mei has 6 + 4 = 10 shells. #### 10", "9 - ? + ?")
+    with pytest.raises(ValueError, match="neither a number nor a chain"):
+        check_answer("#### 3", "9 ? ?")
+
+
 @pytest.mark.parametrize("call, message", [
+    (lambda: generate(0, 1, "train", 1.5), r"free \(1.5\) must be a probability"),
     (lambda: generate(0, 4), r"level \(4\) must be one of \(1, 2, 3\)"),
     (lambda: generate(0, 1, "validation"), r"split \('validation'\) must be one of"),
     (lambda: test_set(0, 5), r"level \(0\)"),

@@ -148,7 +148,7 @@ def test_resume_continues_exactly_and_refuses_other_runs(tmp_path):
     straight = train(tiny_run(tmp_path / "a", steps=3), progress=False)
     stopped = train(tiny_run(tmp_path / "b", steps=3, time_limit_minutes=1e-9), progress=False)
     assert not stopped["finished"] and stopped["steps"] == 1
-    with pytest.raises(ValueError, match="exists; pass --resume"):
+    with pytest.raises(ValueError, match="already holds a training run .*; pass --resume"):
         train(tiny_run(tmp_path / "b", steps=3), progress=False)
     with pytest.raises(ValueError, match=r"different \['lr'\]"):
         train(tiny_run(tmp_path / "b", steps=3, lr=5e-4), resume=True, progress=False)

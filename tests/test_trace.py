@@ -63,8 +63,14 @@ def _mutate(trace, fn):
         (lambda d: d["steps"][0].update(confidence=[0.5]), "step 0: confidence must be a list of 8 entries"),
         (lambda d: d["steps"][0].update(committed=[99]), r"step 0: committed positions must be integers in \[0, 8\)"),
         (lambda d: d["steps"][-1].update(committed=d["steps"][0]["committed"]), "committed twice"),
-        (lambda d: d["steps"][0].update(confidence=[2.0] * 8), r"confidence values must be in \[0, 1\]"),
-        (lambda d: d["steps"][0].update(surprise=1), "malformed step entry"),
+        (lambda d: d["steps"][0].update(confidence=[2.0] * 8), r"confidence values must be numbers in \[0, 1\]"),
+        (lambda d: d["steps"][0].pop("nfe"), r"step 0: missing field\(s\) \['nfe'\]"),
+        # wrong-typed fields that once passed loading and broke rendering (issue 11 D7)
+        (lambda d: d.update(text=["a"]), "text must be text"),
+        (lambda d: d["steps"][0].update(step="3"), "step, nfe and block must be non-negative integers"),
+        (lambda d: d["steps"][0].update(model_ms="fast"), "model_ms and step_ms must be non-negative numbers"),
+        (lambda d: d["steps"][0]["topk_ids"][3].__setitem__(0, "x"), "topk_ids must hold token ids"),
+        (lambda d: d["steps"][0]["topk_probs"][3].__setitem__(0, None), "topk_probs numbers in"),
     ],
 )
 def test_invalid_traces_are_refused_with_the_reason(sample_trace, mutation, message):

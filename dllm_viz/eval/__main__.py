@@ -5,7 +5,9 @@
         --no-heuristics --out outputs/policy-eval
 
 Writes runs.csv (one row per run), results.md (accuracy ± std over seeds, mean NFE, tokens/step,
-Pareto-front markers), pareto.html (interactive) and pareto.png.
+Pareto-front markers), pareto.html (interactive, plotly.js inside) and pareto.png (kaleido, which
+needs Chrome/Chromium). Inputs and ``--out`` are checked before any decoding; a non-empty ``--out``
+is refused unless ``--force``.
 """
 
 from __future__ import annotations
@@ -19,8 +21,9 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from ..backends import BUILTIN_MODEL, load_backend
-from ..tasks.wordproblems import test_set
+from ..backends import BUILTIN_MODEL, ModelLoadError, load_backend
+from ..outputs import check_destination
+from ..tasks.wordproblems import DEFAULT_FREE, DEFAULT_LEVEL, test_set
 from .report import read_runs, write_report
 from .sweep import heuristic_grid, policy_grid, summarize, sweep
 
@@ -28,7 +31,9 @@ from .sweep import heuristic_grid, policy_grid, summarize, sweep
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m dllm_viz.eval", description=__doc__.splitlines()[0])
     parser.add_argument("--model", default=BUILTIN_MODEL)
-    parser.add_argument("--level", type=int, nargs="+", default=[1, 2, 3], help="word-problem levels to pool")
+    parser.add_argument("--level", type=int, nargs="+", default=[DEFAULT_LEVEL], help="word-problem levels to pool")
+    parser.add_argument("--free", type=float, default=DEFAULT_FREE,
+                        help="probability that an amount is left open (several valid answers); 0: every amount stated")
     parser.add_argument("--n", type=int, default=200, help="held-out problems per level")
     parser.add_argument("--gen-length", type=int, default=64)
     parser.add_argument("--settings", default="semi-ar,full", help="comma list of semi-ar (BL = L/8) and full (BL = L)")
@@ -43,31 +48,39 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--compact", action="store_true", help="fewer heuristic points per family (CPU budgets)")
     parser.add_argument("--strategies", default=None, help="comma list restricting the heuristic families")
     parser.add_argument("--out", default="outputs/eval")
+    parser.add_argument("--force", action="store_true", help="write into a non-empty --out folder, replacing its report")
     parser.add_argument("--include", type=Path, action="append", default=[],
                         help="runs.csv of an earlier sweep on the same problems to report alongside (repeatable)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
-    if args.threads:
-        torch.set_num_threads(args.threads)
 
+    # 1. Check every input and the destination before any decoding, so a mistake costs nothing.
     L = args.gen_length
     names = {"semi-ar": L // 8, "full": L}
     try:
         block_lengths = [names[s.strip()] for s in args.settings.split(",")]
     except KeyError as err:
         parser.error(f"unknown setting {err}; use semi-ar and/or full")
-    problems = [p for level in args.level for p in test_set(level, args.n)]
-    earlier = []  # checked before any decoding, so a wrong file costs nothing
-    for path in args.include:
-        try:
+    earlier = []
+    try:
+        problems = [p for level in args.level for p in test_set(level, args.n, args.free)]
+        if args.threads is not None and args.threads < 1:
+            raise ValueError(f"--threads ({args.threads}) must be ≥ 1")
+        check_destination(args.out, kind="folder", force=args.force,
+                          hint="pass --force to replace its report, or choose another --out")
+        for path in args.include:
             earlier += [r for r in read_runs(path, expect_n=len(problems), gen_length=L)
                         if r["block_length"] in block_lengths]  # only this sweep's settings
-        except (OSError, ValueError) as err:
-            parser.error(str(err))
-    backend = load_backend(args.model)
-    policies = [s for path in args.policy
-                for s in policy_grid(path, args.policy_label or f"policy:{Path(path).name}", args.temperatures, args.betas)]
+        policies = [s for path in args.policy
+                    for s in policy_grid(path, args.policy_label or f"policy:{Path(path).name}", args.temperatures, args.betas)]
+        for spec in policies:
+            spec.build()  # loads and validates the policy folder now, not halfway through the sweep
+        if args.threads:
+            torch.set_num_threads(args.threads)
+        backend = load_backend(args.model)
+    except (OSError, ValueError, ModelLoadError) as err:
+        parser.exit(2, f"error: {err}\n")
 
     def specs_for(bl: int):
         grid = [] if args.no_heuristics else heuristic_grid(L, bl, compact=args.compact)
@@ -76,6 +89,7 @@ def main(argv: list[str] | None = None) -> int:
             grid = [s for s in grid if s.name in keep]
         return grid + policies
 
+    # 2. Sweep, then write the report.
     bar = tqdm(total=1, desc="sweep")
 
     def progress(done: int, total: int, what: str) -> None:
@@ -88,7 +102,9 @@ def main(argv: list[str] | None = None) -> int:
     rows = earlier + rows
     summary = summarize(rows)
     command = "python -m dllm_viz.eval " + " ".join(map(shlex.quote, argv if argv is not None else sys.argv[1:]))
-    title = f"{Path(args.model).name}: {len(problems)} held-out problems (levels {args.level}), L={L}, seeds {args.seeds}"
+    kind = "free-choice" if args.free else "fixed-answer"
+    title = (f"{Path(args.model).name}: {len(problems)} held-out {kind} problems (levels {args.level}, free={args.free:g}), "
+             f"L={L}, seeds {args.seeds}")
     paths = write_report(rows, summary, args.out, title, command)
     print(Path(paths["md"]).read_text())
     print("wrote", ", ".join(str(p) for p in paths.values()))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import logging
 from pathlib import Path
 from typing import Sequence
 
@@ -11,6 +12,9 @@ from plotly.subplots import make_subplots
 
 from .sweep import pareto_front
 from .targets import targets_markdown
+from .world import world_markdown
+
+logger = logging.getLogger(__name__)
 
 # Okabe–Ito: distinguishable under the common colour-vision deficiencies.
 PALETTE = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000"]
@@ -26,7 +30,7 @@ def write_csv(rows: Sequence[dict], path: str | Path) -> Path:
 
 
 NUMERIC = {"block_length": int, "seed": int, "n": int, "accuracy": float, "mean_nfe": float,
-           "tokens_per_step": float, "no_answer": float, "seconds": float}
+           "tokens_per_step": float, "no_answer": float, "seconds": float}  # "correct" stays a 0/1 string
 
 
 def read_runs(path: str | Path, expect_n: int, gen_length: int) -> list[dict]:
@@ -97,20 +101,48 @@ def pareto_figure(summary: Sequence[dict], title: str = "Accuracy vs NFE") -> go
     return fig
 
 
-def write_report(rows: Sequence[dict], summary: Sequence[dict], out_dir: str | Path, title: str, command: str) -> dict[str, Path]:
-    """CSV of every run, markdown table, interactive HTML and a PNG (needs Chrome/Chromium for kaleido)."""
+def write_png(fig: go.Figure, path: str | Path) -> Path:
+    """``fig`` as a PNG, the same plotly figure as the HTML, rendered by kaleido in headless Chrome/Chromium.
+
+    kaleido (>= 1, in requirements.txt) finds Debian's ``/usr/bin/chromium`` on the PATH, or the
+    browser named by ``BROWSER_PATH``; it uses the plotly.js of the installed plotly, so no network.
+
+    Raises:
+        RuntimeError: no kaleido, or no Chrome/Chromium for it to drive (the message says which).
+    """
+    try:
+        fig.write_image(path, scale=1.5)
+    except Exception as err:  # kaleido drives an external browser: whatever fails there, name it plainly
+        raise RuntimeError(f"{Path(path).name} not written: kaleido could not render it ({type(err).__name__}: "
+                           f"{str(err).strip().splitlines()[0] if str(err).strip() else 'no message'}). It needs "
+                           "Chrome or Chromium: apt-get install chromium, or set BROWSER_PATH") from err
+    return Path(path)
+
+
+def write_report(rows: Sequence[dict], summary: Sequence[dict], out_dir: str | Path, title: str, command: str,
+                 png: bool = True) -> dict[str, Path]:
+    """CSV of every run, markdown table, a self-contained interactive HTML and (with ``png``) a PNG.
+
+    A PNG that cannot be rendered (no Chrome/Chromium) is logged as a warning and left out of the
+    returned paths: the sweep behind the report may have taken an hour, and the HTML shows the
+    same plot. A stale ``pareto.png`` from an earlier report in ``out_dir`` is removed first.
+    """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {"csv": write_csv(rows, out_dir / "runs.csv")}
-    md = f"# {title}\n\nProduced by:\n\n```\n{command}\n```\n\n{markdown_table(summary)}\n{targets_markdown(summary)}"
+    gen_length = round(rows[0]["tokens_per_step"] * rows[0]["mean_nfe"])
+    md = (f"# {title}\n\nProduced by:\n\n```\n{command}\n```\n\n{markdown_table(summary)}\n"
+          f"{world_markdown(summary, gen_length)}\n{targets_markdown(summary)}")
     (out_dir / "results.md").write_text(md)
     paths["md"] = out_dir / "results.md"
     fig = pareto_figure(summary, title)
-    fig.write_html(out_dir / "pareto.html", include_plotlyjs="cdn")
+    # plotly.js embedded (~4.7 MB), not loaded from a CDN: the file opens offline and stays readable.
+    fig.write_html(out_dir / "pareto.html", include_plotlyjs=True)
     paths["html"] = out_dir / "pareto.html"
-    try:
-        fig.write_image(out_dir / "pareto.png", scale=1.5)
-        paths["png"] = out_dir / "pareto.png"
-    except Exception as err:  # kaleido needs a Chrome/Chromium binary; the report is still useful
-        (out_dir / "pareto.png.txt").write_text(f"PNG not written: {err}\n")
+    (out_dir / "pareto.png").unlink(missing_ok=True)
+    if png:
+        try:
+            paths["png"] = write_png(fig, out_dir / "pareto.png")
+        except RuntimeError as err:
+            logger.warning("%s", err)
     return paths

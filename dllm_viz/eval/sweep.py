@@ -15,6 +15,7 @@ from ..engine import EngineConfig
 from ..strategies import build_strategy
 from ..tasks.problem import Problem
 from ..tiny.evaluate import solve
+from .stats import per_problem
 
 
 @dataclass(frozen=True)
@@ -58,17 +59,25 @@ def heuristic_grid(gen_length: int, block_length: int, compact: bool = False) ->
     """The baseline grid of the paper's comparisons (samplers.md §6), valid for (L, BL).
 
     Fixed-k strategies run at 1, 2, 4 and 8 tokens per step (``steps`` = L/k, kept a multiple
-    of the number of blocks); thresholds and bounds span slow to fast. ``compact`` keeps every
-    family at fewer points (fixed-k at 1 and 4 tokens per step, Random-K at 4; three λ, one
-    factor, three γ) for CPU budgets: about a third of the forward passes.
+    of the number of blocks) and at one step per block (all of L at once in full diffusion),
+    the most parallel decode there is; thresholds and bounds span slow to fast. ``compact`` is
+    for CPU budgets (about a third of the forward passes): High-Confidence-K keeps every k (the
+    accuracy-vs-parallelism curve), the other fixed-k families run at 4 tokens per step and one
+    step per block (Random-K at 4 only), with five λ, two factors and three γ.
     """
     n_blocks = gen_length // block_length
-    per_step = (1, 4) if compact else (1, 2, 4, 8)
-    steps = sorted({gen_length // k for k in per_step if (gen_length // k) % n_blocks == 0 and gen_length // k >= n_blocks}, reverse=True)
-    grid = [StrategySpec("random", {"steps": s}) for s in (steps[-1:] if compact else steps)]
-    grid += [StrategySpec(name, {"steps": s}) for name in ("confidence", "margin", "entropy") for s in steps]
-    grid += [StrategySpec("threshold", {"threshold": t}) for t in ((0.9, 0.7, 0.5) if compact else (0.95, 0.9, 0.8, 0.7, 0.5, 0.3, 0.1))]
-    grid += [StrategySpec("factor", {"factor": f}) for f in ((1.0,) if compact else (0.5, 1.0, 2.0, 4.0))]
+
+    def steps_for(per_step, one_step_per_block=True):
+        s = {gen_length // k for k in per_step if (gen_length // k) % n_blocks == 0 and gen_length // k >= n_blocks}
+        return sorted(s | ({n_blocks} if one_step_per_block else set()), reverse=True)
+
+    every, few = (1, 2, 4, 8), ((4,) if compact else (1, 2, 4, 8))
+    grid = [StrategySpec("random", {"steps": s}) for s in steps_for(few, one_step_per_block=False)]
+    grid += [StrategySpec("confidence", {"steps": s}) for s in steps_for(every)]
+    grid += [StrategySpec(name, {"steps": s}) for name in ("margin", "entropy") for s in steps_for(few)]
+    grid += [StrategySpec("threshold", {"threshold": t})
+             for t in ((0.99, 0.9, 0.7, 0.5, 0.3) if compact else (0.99, 0.95, 0.9, 0.8, 0.7, 0.5, 0.3, 0.1))]
+    grid += [StrategySpec("factor", {"factor": f}) for f in ((1.0, 4.0) if compact else (0.5, 1.0, 2.0, 4.0))]
     grid += [StrategySpec("eb", {"gamma": g}) for g in ((0.01, 0.1, 1.0) if compact else (0.001, 0.01, 0.1, 0.5, 1.0, 2.0))]
     return grid
 
@@ -114,6 +123,7 @@ def sweep(
             "n": report.n, "accuracy": report.accuracy, "mean_nfe": report.mean_nfe,
             "tokens_per_step": gen_length / report.mean_nfe, "no_answer": report.no_answer,
             "seconds": report.seconds,
+            "correct": "".join("1" if c else "0" for c in report.correct),  # per problem, for paired CIs
         })
         if progress:
             progress(i + 1, len(jobs), f"{rows[-1]['setting']} {spec.family} {spec.describe()} seed {seed}")
@@ -121,7 +131,8 @@ def sweep(
 
 
 def summarize(rows: Sequence[dict]) -> list[dict]:
-    """Aggregate seeds: mean ± std accuracy (in %), mean NFE, tokens per step."""
+    """Aggregate seeds: mean ± std accuracy (in %), mean NFE, tokens per step, and per-problem
+    correctness averaged over seeds (``per_problem``, None for runs recorded without it)."""
     groups: dict[tuple, list[dict]] = {}
     for row in rows:
         groups.setdefault((row["setting"], row["strategy"], row["params"]), []).append(row)
@@ -134,6 +145,7 @@ def summarize(rows: Sequence[dict]) -> list[dict]:
             "mean_nfe": statistics.fmean(r["mean_nfe"] for r in rs),
             "tokens_per_step": statistics.fmean(r["tokens_per_step"] for r in rs),
             "no_answer": 100 * statistics.fmean(r["no_answer"] for r in rs),
+            "per_problem": per_problem([r["correct"] for r in rs]) if all(r.get("correct") for r in rs) else None,
         })
     return out
 

@@ -47,10 +47,30 @@ def check_policy_dir(path: str | os.PathLike) -> Path:
     config = directory / CONFIG_NAME
     if not config.is_file():
         return directory  # optional: the default (released) architecture is assumed
-    size = config.stat().st_size
-    if size > MAX_CONFIG_BYTES:
-        raise ValueError(f"{str(config)!r} is {size} bytes; a policy config is at most {MAX_CONFIG_BYTES}")
+    read_policy_config(config)
     return directory
+
+
+def read_policy_config(path: str | os.PathLike):
+    """The :class:`PolicyConfig` in a config.json, checked (size, JSON object, known keys, bounds)
+    before any model is built from it.
+
+    Raises:
+        ValueError / TypeError: the message says what is wrong with the file.
+    """
+    from .config import PolicyConfig
+
+    path = Path(path)
+    size = path.stat().st_size
+    if size > MAX_CONFIG_BYTES:
+        raise ValueError(f"{path.name} is {size} bytes; a policy config is at most {MAX_CONFIG_BYTES}")
+    try:
+        data = json.loads(path.read_bytes())
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ValueError(f"{path.name} is not valid JSON ({err})") from None
+    except RecursionError:
+        raise ValueError(f"{path.name} is nested too deeply to be a policy config") from None
+    return PolicyConfig.from_dict(data)
 
 
 def check_safetensors_header(path: str | os.PathLike, max_bytes: int) -> None:

@@ -11,6 +11,22 @@ import math
 from dataclasses import asdict, dataclass, fields
 
 
+# Upper bounds, checked before any model is built: far above any policy in the paper
+# (d = 128, ffn 512, one block: 331k parameters), far below what would hurt a server.
+MAX_SIZES = {"hidden_size": 1024, "num_heads": 64, "ffn_size": 8192, "num_blocks": 16, "time_embed_dim": 1024,
+             "top_p": 256}
+MAX_PARAMETERS = 50_000_000  # 200 MB of float32
+
+
+def _finite(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _short(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:39] + "…"
+
+
 @dataclass(frozen=True)
 class PolicyConfig:
     """Shape and initialisation of :class:`~dllm_viz.policy.DiTConfidencePolicy`.
@@ -43,10 +59,10 @@ class PolicyConfig:
     time_period: float = 1.0
 
     def __post_init__(self) -> None:
-        for name in ("hidden_size", "num_heads", "ffn_size", "num_blocks", "time_embed_dim", "top_p"):
+        for name, limit in MAX_SIZES.items():
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"`{name}` ({value!r}) must be a positive integer")
+            if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= limit:
+                raise ValueError(f"`{name}` ({_short(value)}) must be an integer between 1 and {limit}")
         if self.hidden_size % self.num_heads:
             raise ValueError(
                 f"`num_heads` ({self.num_heads}) must divide `hidden_size` ({self.hidden_size})"
@@ -60,10 +76,20 @@ class PolicyConfig:
             raise ValueError(
                 f"`time_embed_dim` ({self.time_embed_dim}) must be even (cos and sin halves)"
             )
-        if self.smart_init is not None and not math.isfinite(self.smart_init):
-            raise ValueError(f"`smart_init` ({self.smart_init!r}) must be a finite float or None")
-        if not (isinstance(self.time_period, (int, float)) and self.time_period > 0):
-            raise ValueError(f"`time_period` ({self.time_period!r}) must be > 0")
+        if self.smart_init is not None and not _finite(self.smart_init):
+            raise ValueError(f"`smart_init` ({_short(self.smart_init)}) must be a finite number or None")
+        if not (_finite(self.time_period) and self.time_period > 0):
+            raise ValueError(f"`time_period` ({_short(self.time_period)}) must be a finite number > 0")
+        if self.num_parameters() > MAX_PARAMETERS:
+            raise ValueError(f"this policy config has {self.num_parameters():,} parameters; the limit is {MAX_PARAMETERS:,}")
+
+    def num_parameters(self) -> int:
+        """Parameter count of the network this config builds, computed without building it
+        (so a hostile config.json cannot make the server allocate a huge model)."""
+        d, f, t = self.hidden_size, self.ffn_size, self.time_embed_dim
+        stem = (self.top_p + 1) * d + 2 * d + (t + 1) * d + (d + 1) * d  # conf_proj, mask_embed, time MLP
+        block = 2 * 2 * d + 4 * (d * d + d) + (d * f + f) + (f * d + d) + (d * 6 * d + 6 * d)  # norms, attn, ffn, adaLN
+        return stem + self.num_blocks * block + 2 * d + d + 1  # final norm, head
 
     def to_dict(self) -> dict:
         """Plain JSON-ready dict (what ``config.json`` holds)."""
@@ -73,9 +99,10 @@ class PolicyConfig:
     def from_dict(cls, data: dict) -> "PolicyConfig":
         """Inverse of :meth:`to_dict`; unknown keys raise instead of being dropped silently."""
         if not isinstance(data, dict):
-            raise TypeError(f"policy config must be a dict, got {type(data).__name__}")
+            raise TypeError(f"policy config must be a JSON object, got {type(data).__name__}")
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
-            raise ValueError(f"unknown policy config keys {unknown}; known keys: {sorted(known)}")
+            shown = ", ".join(map(_short, unknown[:5])) + (", …" if len(unknown) > 5 else "")
+            raise ValueError(f"unknown policy config keys [{shown}]; known keys: {sorted(known)}")
         return cls(**data)

@@ -156,7 +156,11 @@ class DiTConfidencePolicy(
         if assumed:  # weights uploaded without config.json: try the released architecture
             logger.info("no %s for policy %r; assuming the default PolicyConfig", CONFIG_NAME, model_id)
             model_kwargs["config"] = PolicyConfig()
-        model = cls(**model_kwargs)
+        config = model_kwargs["config"]
+        config = PolicyConfig.from_dict(config) if isinstance(config, dict) else config  # bounds checked here
+        if not isinstance(config, PolicyConfig):
+            raise TypeError(f"policy config must be a JSON object, got {type(config).__name__}")
+        budget = 8 * config.num_parameters() + HEADER_SLACK_BYTES  # = weight_budget_bytes, before building
         if os.path.isdir(model_id):
             weights = os.path.join(model_id, WEIGHTS_NAME)
         else:
@@ -175,7 +179,8 @@ class DiTConfidencePolicy(
                 raise ValueError(
                     f"hub repo {model_id!r} has no {WEIGHTS_NAME}; pickle checkpoints are refused"
                 ) from err
-        state = load_safetensors_state(weights, max_bytes=model.weight_budget_bytes())
+        state = load_safetensors_state(weights, max_bytes=budget)
+        model = cls(**{**model_kwargs, "config": config})
         try:
             model.load_state_dict(state, strict=strict)
         except RuntimeError as err:

@@ -4,7 +4,8 @@
 
 The card is assembled only from what the run wrote (``run_config.json``, ``metrics.jsonl``,
 ``checkpoint-best/selection.json``) and from an evaluation report, so every number in it can be
-traced to a file and a command.
+traced to a file and a command. Every input is read and checked before anything is written, and a
+destination that is not empty (a shipped policy under ``assets/``) is refused unless ``--force``.
 """
 
 from __future__ import annotations
@@ -14,10 +15,12 @@ import json
 import platform
 import shlex
 import shutil
+import statistics
 from pathlib import Path
 
 import torch
 
+from ..outputs import check_destination, check_input
 from ..policy import DiTConfidencePolicy
 
 
@@ -27,16 +30,45 @@ def _machine() -> str:
     return f"{platform.machine()} CPU ({cores} torch threads), {gpu}, torch {torch.__version__}"
 
 
-def write_card(run_dir: Path, dest: Path, eval_report: Path | None, hardware: str | None = None) -> Path:
+def _selection_text(selection: dict) -> str:
+    """How checkpoint-best was chosen, from its ``selection.json``."""
+    if "heldout_reward" in selection:
+        return (f"iteration {selection['iteration']}, best held-out reward {selection['heldout_reward']:.3f} on "
+                f"{selection['heldout_problems']} test-split problems (correct {selection['heldout_correct']:.2f}, "
+                f"NFE {selection['heldout_nfe']:.1f})")
+    ma = selection.get("reward_ma")  # runs before held-out selection chose by the training reward
+    return f"iteration {selection['iteration']} (best 10-iteration moving-average training reward" + (
+        f" {ma:.3f})" if ma is not None else ")")
+
+
+def write_card(run_dir: Path, dest: Path, eval_report: Path | None, hardware: str | None = None,
+               force: bool = False) -> Path:
+    """Copy ``run_dir``'s selected checkpoint to ``dest`` and write ``dest/README.md``; returns its path.
+
+    Raises:
+        ValueError: a missing or malformed input (named), or ``dest`` not empty without ``force``.
+    """
+    # 1. Read and check every input, and the destination; nothing is written until all pass.
+    not_a_run = "(not a python -m dllm_viz.rl.train run folder)"
+    check_input(run_dir, "run folder", kind="folder")
+    for name in ("run_config.json", "metrics.jsonl"):
+        if not (run_dir / name).is_file():
+            raise ValueError(f"{run_dir} holds no {name} {not_a_run}")
+    if eval_report is not None:
+        check_input(eval_report, "--eval report (a results.md written by python -m dllm_viz.eval)")
+    check_destination(dest, kind="folder", force=force, hint="pass --force to replace the policy there, or choose a new folder")
     run_config = json.loads((run_dir / "run_config.json").read_text())
     rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
     if not rows:
         raise ValueError(f"{run_dir}/metrics.jsonl has no iterations")
     selection_path = run_dir / "checkpoint-best" / "selection.json"
     selection = json.loads(selection_path.read_text()) if selection_path.exists() else {"iteration": rows[-1]["iteration"], "reward_ma": None}
-    dest.mkdir(parents=True, exist_ok=True)
-    DiTConfidencePolicy.from_pretrained(run_dir / "checkpoint-best").save_pretrained(dest)  # validates, safetensors only
-    args, grpo, engine = run_config["args"], run_config["grpo"], run_config["engine"]
+    policy = DiTConfidencePolicy.from_pretrained(run_dir / "checkpoint-best")  # validates, safetensors only
+    evaluation = eval_report.read_text().strip() if eval_report is not None else None
+    try:
+        args, grpo, engine = run_config["args"], run_config["grpo"], run_config["engine"]
+    except KeyError as err:
+        raise ValueError(f"{run_dir}/run_config.json has no {err} section {not_a_run}") from None
     flags = []
     for key, value in args.items():
         if key in ("model", "resume", "no_progress", "stop_after", "device") or value in (None, False, []):
@@ -54,26 +86,28 @@ def write_card(run_dir: Path, dest: Path, eval_report: Path | None, hardware: st
     es = f", expert steering λ={grpo['es_thresholds']}" if grpo["es_thresholds"] else ""
     lines = [
         f"# Unmasking policy `{dest.name}`", "",
-        f"A {sum(p.numel() for p in DiTConfidencePolicy.from_pretrained(dest).parameters()):,}-parameter DiT confidence policy "
+        f"A {sum(p.numel() for p in policy.parameters()):,}-parameter DiT confidence policy "
         f"(Jazbec, Olausson et al., arXiv 2512.09106) trained with GRPO on the built-in tiny dLLM's word problems, "
         f"{setting}, L={engine['gen_length']}, {grpo['reward']} reward α={grpo['alpha']}{es}.", "",
         "## Training", "", "```", command, "```", "",
         f"- {len(rows)} rollout batches of {grpo['prompts_per_batch']} prompts × {grpo['num_generations']} rollouts, "
         f"{grpo['num_iterations']} optimiser steps each, lr {grpo['learning_rate']}, ε {grpo['epsilon']}, "
         f"warmup {grpo['warmup_steps']}, seed {grpo['seed']}",
-        f"- wall time {minutes:.1f} min on {hardware or _machine()}",
-        f"- selected checkpoint: iteration {selection['iteration']} (best 10-iteration moving-average reward"
-        + (f" {selection['reward_ma']:.3f})" if selection["reward_ma"] is not None else ")"),
+        f"- wall time {minutes:.1f} min on {hardware or _machine()}; one iteration (rollouts + update) "
+        f"{statistics.median(r['seconds'] for r in rows):.1f} s median",
+        "- selected checkpoint: " + _selection_text(selection),
         f"- first 10 iterations: reward {mean(first, 'reward'):.3f}, correct {mean(first, 'correct'):.2f}, "
         f"NFE {mean(first, 'nfe'):.1f}, mean unmask prob {mean(first, 'mean_unmask_prob'):.3f}",
         f"- last 10 iterations: reward {mean(last, 'reward'):.3f}, correct {mean(last, 'correct'):.2f}, "
         f"NFE {mean(last, 'nfe'):.1f}, mean unmask prob {mean(last, 'mean_unmask_prob'):.3f}", "",
     ]
-    if eval_report:
-        lines += ["## Evaluation", "", eval_report.read_text().strip(), ""]
+    if evaluation is not None:
+        lines += ["## Evaluation", "", evaluation, ""]
+    # 2. Write.
+    dest.mkdir(parents=True, exist_ok=True)
+    policy.save_pretrained(dest)
     (dest / "README.md").write_text("\n".join(lines))
-    if (run_dir / "metrics.jsonl").exists():
-        shutil.copy(run_dir / "metrics.jsonl", dest / "training_metrics.jsonl")
+    shutil.copy(run_dir / "metrics.jsonl", dest / "training_metrics.jsonl")
     return dest / "README.md"
 
 
@@ -83,8 +117,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("dest", type=Path)
     parser.add_argument("--eval", type=Path, default=None, help="results.md written by python -m dllm_viz.eval")
     parser.add_argument("--hardware", default=None, help="describe the training machine (default: this one)")
+    parser.add_argument("--force", action="store_true", help="replace the files of a non-empty dest (e.g. a shipped policy)")
     args = parser.parse_args(argv)
-    print(write_card(args.run_dir, args.dest, args.eval, args.hardware))
+    try:
+        print(write_card(args.run_dir, args.dest, args.eval, args.hardware, force=args.force))
+    except (OSError, ValueError) as err:
+        parser.exit(2, f"error: {err}\n")
+    except KeyError as err:  # written by an older or interrupted run
+        parser.exit(2, f"error: a file of {args.run_dir} lacks the field {err}; nothing was written\n")
     return 0
 
 

@@ -16,7 +16,7 @@ import torch
 from ..engine import EngineConfig, decode_generation, generate
 from ..strategies import build_strategy
 from ..strategies.learned import LearnedPolicy
-from ..tasks.answers import is_correct
+from ..tasks.answers import check_answer
 from ..tasks.problem import Problem
 from .config import GRPOConfig
 from .rewards import get_reward_function
@@ -64,7 +64,7 @@ def collect_rollouts(
     probs = torch.stack([r.probs for r in records])  # (T, N, L)
     eligible = torch.stack([r.eligible & r.active.unsqueeze(1) for r in records])
     mean_prob = float(probs[eligible].mean()) if bool(eligible.any()) else 0.0
-    golds = [p.answer for p in problems for _ in range(G)]
+    golds = [p.expected for p in problems for _ in range(G)]
     expert = torch.zeros(len(prompts), dtype=torch.bool)
 
     if E:
@@ -79,7 +79,7 @@ def collect_rollouts(
             parts.append(part)
             expert_texts += t
             expert_nfe.append(n)
-            expert_golds += [p.answer for p in problems]
+            expert_golds += [p.expected for p in problems]
         steps = PolicySteps.cat(parts)
         # Interleave: group k = its G policy rows, then its E expert rows.
         n_prompts = len(problems)
@@ -93,7 +93,28 @@ def collect_rollouts(
         nfe = torch.cat([nfe, *expert_nfe])[index]
         expert = torch.cat([expert, torch.ones(E * n_prompts, dtype=torch.bool)])[index]
 
-    correct = torch.tensor([is_correct(t, g) for t, g in zip(texts, golds)])
+    correct = torch.tensor([check_answer(t, g) for t, g in zip(texts, golds)])
     reward_fn = get_reward_function(grpo.reward)
     rewards = torch.tensor(reward_fn(correct.float().tolist(), nfe.tolist(), gen_length=L, alpha=grpo.alpha), dtype=torch.float32)
     return RolloutBatch(steps, rewards, correct, nfe, expert, mean_prob, texts)
+
+
+def heldout_reward(
+    backend, policy, problems: Sequence[Problem], grpo: GRPOConfig, engine: EngineConfig, seed: int = 0,
+) -> dict[str, float]:
+    """Mean reward, correctness and NFE of one policy rollout per held-out problem.
+
+    Decoded exactly like the training rollouts (Bernoulli sampling, no fallback, the same
+    reward), at a fixed seed, so successive checkpoints are compared on the same problems and
+    random numbers: the quantity that picks the checkpoint to ship (the training reward is
+    measured on the very batches the policy is being fitted to).
+    """
+    cfg = EngineConfig(gen_length=engine.gen_length, block_length=engine.block_length, temperature=engine.temperature,
+                       fallback=False, seed=seed, top_k=engine.top_k)
+    _, texts, nfe = _decode(backend, [p.question for p in problems], LearnedPolicy(policy, mode="bernoulli"), cfg)
+    correct = [check_answer(t, p.expected) for t, p in zip(texts, problems)]
+    rewards = get_reward_function(grpo.reward)([float(c) for c in correct], nfe.tolist(),
+                                               gen_length=engine.gen_length, alpha=grpo.alpha)
+    n = len(problems)
+    return {"heldout_reward": sum(rewards) / n, "heldout_correct": sum(correct) / n,
+            "heldout_nfe": float(nfe.float().mean())}

@@ -6,8 +6,11 @@
 Each iteration collects one rollout batch (prompts × G rollouts), computes group advantages and
 takes ``num_iterations`` optimiser steps on the clipped step-level GRPO loss. Metrics go to
 ``metrics.jsonl`` every iteration; ``checkpoint-last`` (policy + optimiser + RNG, resumable
-with ``--resume``) every ``--save-every`` iterations; ``checkpoint-best`` whenever the moving
-average of the reward over the last 10 iterations improves (the released code's selection).
+with ``--resume``) every ``--save-every`` iterations; ``checkpoint-best`` whenever the
+held-out reward improves: every ``--eval-every`` iterations the policy decodes
+``--eval-problems`` test-split problems once each at a fixed seed (:func:`.rollout.heldout_reward`);
+the training reward is watched too (10-iteration moving average) but never picks a checkpoint, since
+it is measured on the batches the policy is fitted to.
 The loop is plain PyTorch on one device; the rollout and update functions take tensors, so an
 ``accelerate`` wrapper can shard prompts across processes without changing them.
 """
@@ -26,24 +29,32 @@ import torch
 from safetensors.torch import load_file, save_file
 from tqdm import tqdm
 
-from ..backends import BUILTIN_MODEL, load_backend
+from ..backends import BUILTIN_MODEL, ModelLoadError, load_backend
 from ..engine import EngineConfig
+from ..outputs import check_destination
 from ..policy import DiTConfidencePolicy, PolicyConfig
-from ..tasks.wordproblems import LEVELS, generate as generate_problem
+from ..tasks.wordproblems import DEFAULT_FREE, DEFAULT_LEVEL, LEVELS, generate as generate_problem, test_set
 from .config import GRPOConfig
 from .grpo import expert_mixture_log_prob, group_advantages, grpo_loss, should_skip_update
 from .optim import build_optimizer
-from .rollout import RolloutBatch, collect_rollouts
+from .distributed import Processes, setup
+from .rollout import RolloutBatch, collect_rollouts, heldout_reward
 from .steps import replay_log_probs
 
 logger = logging.getLogger(__name__)
 MOVING_AVERAGE = 10
 
 
-def training_problems(iteration: int, count: int, seed: int, levels=LEVELS):
+def training_problems(iteration: int, count: int, seed: int, levels=LEVELS, free: float = 0.0):
     """The prompts of one iteration: deterministic in (seed, iteration), train split only."""
     rng = random.Random(f"grpo/{seed}/{iteration}")
-    return [generate_problem(rng.randrange(2**31), rng.choice(levels), "train") for _ in range(count)]
+    return [generate_problem(rng.randrange(2**31), rng.choice(levels), "train", free) for _ in range(count)]
+
+
+def heldout_problems(count: int, levels, free: float) -> list:
+    """The fixed held-out problems that select the checkpoint: the first of each level's test set."""
+    per_level = -(-count // len(levels))
+    return [p for level in levels for p in test_set(level, per_level, free)][:count]
 
 
 def grpo_update(policy, batch: RolloutBatch, advantages: torch.Tensor, grpo: GRPOConfig, optimizer, schedule) -> dict:
@@ -91,14 +102,26 @@ def load_checkpoint(path: Path, policy, optimizer, schedule) -> dict:
     return meta
 
 
-def train(args: argparse.Namespace) -> Path:
+def train(args: argparse.Namespace, procs: Processes = Processes()) -> Path:
+    """Run (or resume) GRPO; under ``torchrun`` each process takes its share of the prompts."""
+    # 1. Check every setting and the output folder before anything is written.
     out = Path(args.out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    last = out / "checkpoint-last"
+    if not args.resume:
+        check_destination(out, kind="folder", force=False,
+                          hint="pass --resume to continue the run there, or choose a new --out-dir")
+    elif not (last / "trainer_state.json").exists():
+        check_destination(out, kind="folder", force=False,
+                          hint="it holds no checkpoint-last/ to --resume, so choose a new --out-dir")
+    if args.threads is not None and args.threads < 1:
+        raise ValueError(f"--threads ({args.threads}) must be ≥ 1")
+    if not args.levels or set(args.levels) - set(LEVELS):
+        raise ValueError(f"levels must be among {list(LEVELS)}, got {args.levels}")
+    procs.check_prompts(args.prompts)
+    procs.barrier()  # every process has checked the folder before rank 0 writes to it
     torch.manual_seed(args.seed)
     if args.threads:
         torch.set_num_threads(args.threads)
-    if not args.levels or set(args.levels) - set(LEVELS):
-        raise ValueError(f"levels must be among {list(LEVELS)}, got {args.levels}")
     grpo = GRPOConfig(
         num_generations=args.group_size, prompts_per_batch=args.prompts, reward=args.reward, alpha=args.alpha,
         learning_rate=args.lr, warmup_steps=args.warmup, epsilon=args.epsilon, num_iterations=args.num_iterations,
@@ -107,51 +130,68 @@ def train(args: argparse.Namespace) -> Path:
     )
     engine = EngineConfig(gen_length=args.gen_length, block_length=args.block_length or args.gen_length // 8)
     grpo.check_engine(engine.gen_length, engine.block_length)
-    backend = load_backend(args.model, device=args.device)
+    backend = load_backend(args.model, device=procs.device(args.device))
     policy = DiTConfidencePolicy(PolicyConfig(hidden_size=args.hidden, ffn_size=4 * args.hidden)).to(backend.device)
+    learner = procs.wrap(policy)  # DDP under torchrun: its backward averages gradients over processes
     optimizer, schedule = build_optimizer(policy, grpo)
     start, history, best = 0, deque(maxlen=MOVING_AVERAGE), float("-inf")
-    last = out / "checkpoint-last"
+    selection = heldout_problems(args.eval_problems, args.levels, args.free) if args.eval_every else []
+    # 2. Train.
+    if procs.main:
+        out.mkdir(parents=True, exist_ok=True)
     if args.resume and (last / "trainer_state.json").exists():
         meta = load_checkpoint(last, policy, optimizer, schedule)
         start, best = meta["iteration"] + 1, meta["best"]
         history.extend(meta["history"])
         logger.info("resumed from %s at iteration %d", last, start)
-    (out / "run_config.json").write_text(json.dumps({"grpo": grpo.to_dict(), "engine": engine.to_dict(),
-                                                      "model": str(args.model), "args": vars(args)}, indent=1, default=str))
-    metrics = (out / "metrics.jsonl").open("a")
-    bar = tqdm(range(start, args.iterations), initial=start, total=args.iterations, desc="GRPO", disable=args.no_progress)
+    if procs.main:
+        (out / "run_config.json").write_text(json.dumps({"grpo": grpo.to_dict(), "engine": engine.to_dict(),
+                                                          "model": str(args.model), "args": vars(args),
+                                                          "processes": procs.world}, indent=1, default=str))
+    metrics = (out / "metrics.jsonl").open("a") if procs.main else None
+    bar = tqdm(range(start, args.iterations), initial=start, total=args.iterations, desc="GRPO",
+               disable=args.no_progress or not procs.main)
     for it in bar:
         if args.stop_after is not None and it >= start + args.stop_after:
-            save_checkpoint(last, policy, optimizer, schedule, {"iteration": it - 1, "best": best, "history": list(history)})
+            if procs.main:
+                save_checkpoint(last, policy, optimizer, schedule, {"iteration": it - 1, "best": best, "history": list(history)})
             break
         t0 = time.perf_counter()
-        problems = training_problems(it, grpo.prompts_per_batch, args.seed, args.levels)
-        batch = collect_rollouts(backend, policy, problems, grpo, engine, seed=args.seed * 100_003 + it)
+        problems = procs.shard(training_problems(it, grpo.prompts_per_batch, args.seed, args.levels, args.free))
+        batch = collect_rollouts(backend, policy, problems, grpo, engine,
+                                 seed=args.seed * 100_003 + it + 7_919 * procs.rank)
         advantages = group_advantages(batch.rewards, grpo.group_size).to(backend.device)
-        row = {
-            "iteration": it, "reward": float(batch.rewards.mean()), "correct": float(batch.correct[~batch.expert].float().mean()),
-            "nfe": float(batch.nfe[~batch.expert].float().mean()), "mean_unmask_prob": batch.mean_unmask_prob,
-            "lr": schedule.get_last_lr()[0], "skipped": should_skip_update(advantages, grpo.skip_advantage_tol),
-        }
+        row = {"iteration": it, **procs.mean({
+            "reward": float(batch.rewards.mean()), "correct": float(batch.correct[~batch.expert].float().mean()),
+            "nfe": float(batch.nfe[~batch.expert].float().mean()), "mean_unmask_prob": batch.mean_unmask_prob}),
+            "lr": schedule.get_last_lr()[0],
+            "skipped": procs.all(should_skip_update(advantages, grpo.skip_advantage_tol))}
         if not row["skipped"]:
-            row.update(grpo_update(policy, batch, advantages, grpo, optimizer, schedule))
+            row.update(procs.mean(grpo_update(learner, batch, advantages, grpo, optimizer, schedule)))
         history.append(row["reward"])
         row["reward_ma"] = sum(history) / len(history)
         row["seconds"] = time.perf_counter() - t0
+        if not procs.main:
+            continue  # rank 0 evaluates, logs and saves; the others go on to the next rollouts
+        if selection and ((it + 1) % args.eval_every == 0 or it + 1 == args.iterations):
+            with torch.no_grad():
+                row.update(heldout_reward(backend, policy, selection, grpo, engine, seed=args.seed))
         metrics.write(json.dumps(row) + "\n")
         metrics.flush()
         bar.set_postfix(reward=f"{row['reward']:.3f}", correct=f"{row['correct']:.2f}", nfe=f"{row['nfe']:.1f}", p=f"{row['mean_unmask_prob']:.2f}")
         state = {"iteration": it, "best": best, "history": list(history)}
-        if len(history) == MOVING_AVERAGE and row["reward_ma"] > best:
-            best = state["best"] = row["reward_ma"]
+        if "heldout_reward" in row and row["heldout_reward"] > best:
+            best = state["best"] = row["heldout_reward"]
             policy.save_pretrained(out / "checkpoint-best")
-            (out / "checkpoint-best" / "selection.json").write_text(json.dumps({"iteration": it, "reward_ma": best}))
+            (out / "checkpoint-best" / "selection.json").write_text(json.dumps(
+                {"iteration": it, "heldout_reward": best, "heldout_correct": row["heldout_correct"],
+                 "heldout_nfe": row["heldout_nfe"], "heldout_problems": len(selection), "reward_ma": row["reward_ma"]}))
         if (it + 1) % args.save_every == 0 or it + 1 == args.iterations:
             save_checkpoint(last, policy, optimizer, schedule, state)
-    metrics.close()
-    if not (out / "checkpoint-best").exists():
-        policy.save_pretrained(out / "checkpoint-best")
+    if procs.main:
+        metrics.close()
+        if not (out / "checkpoint-best").exists():
+            policy.save_pretrained(out / "checkpoint-best")
     return out
 
 
@@ -173,7 +213,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--es-thresholds", type=float, nargs="*", default=[], help="expert steering λ per expert rollout")
     parser.add_argument("--es-block-length", type=int, default=None)
     parser.add_argument("--hidden", type=int, default=128, help="policy width (paper: 128)")
-    parser.add_argument("--levels", type=int, nargs="+", default=list(LEVELS), help="word-problem levels to train on")
+    parser.add_argument("--levels", type=int, nargs="+", default=[DEFAULT_LEVEL], help="word-problem levels to train on")
+    parser.add_argument("--free", type=float, default=DEFAULT_FREE,
+                        help="probability that a problem's amount is left open (several valid answers); 0: all stated")
+    parser.add_argument("--eval-every", type=int, default=10,
+                        help="iterations between held-out evaluations, which select checkpoint-best (0: never)")
+    parser.add_argument("--eval-problems", type=int, default=64, help="held-out problems per evaluation")
     parser.add_argument("--seed", type=int, default=123)
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     parser.add_argument("--save-every", type=int, default=10)
@@ -183,10 +228,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    procs = setup()
     try:
-        train(args)
-    except ValueError as err:
+        train(args, procs)
+    except (ValueError, ModelLoadError) as err:
         parser.exit(2, f"error: {err}\n")
+    finally:
+        procs.close()
     return 0
 
 

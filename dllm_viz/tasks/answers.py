@@ -106,3 +106,79 @@ def is_correct(completion: str, gold: str) -> bool:
         return False
     value = parse_number(predicted)
     return value is not None and value == gold_value
+
+
+_EQUATION_RE = re.compile(r"(\d+)\s*([-+*/])\s*(\d+)\s*=\s*(\d+)")
+_OPS = {"+": lambda x, b: x + b, "-": lambda x, b: x - b, "*": lambda x, b: x * b,
+        "/": lambda x, b: x // b if b and x % b == 0 else None}
+
+
+def verify_chain(completion: str, start: int, chain) -> bool:
+    """Whether ``completion`` writes a valid chain of equations for a built-in problem.
+
+    The solution must contain exactly one equation ``x op b = y`` per step of ``chain``, in
+    order, where the first ``x`` is ``start``, each next ``x`` is the previous ``y``, ``op`` is
+    the step's operation, ``b`` is the step's amount when the question states it (any positive
+    whole number when it is free, None), every ``y`` is right and positive, and the final
+    answer (``#### N``) is the last ``y``. So a problem with free amounts accepts every
+    consistent choice and nothing else.
+
+    >>> verify_chain("Mei has 5 - 3 = 2 shells. #### 2", 5, [("-", None)])
+    True
+    >>> verify_chain("Mei has 5 - 3 = 1 shells. #### 1", 5, [("-", None)])
+    False
+    >>> verify_chain("Tom pays 3 * 4 = 12 dollars. Tom pays 12 + 2 = 14 dollars. #### 14", 3, [("*", 4), ("+", None)])
+    True
+    """
+    equations = _EQUATION_RE.findall(completion)
+    if len(equations) != len(chain):
+        return False
+    x = start
+    for (xs, op, bs, ys), (want_op, want_b) in zip(equations, chain):
+        x_written, b, y = int(xs), int(bs), int(ys)
+        if x_written != x or op != want_op or b < 1 or (want_b is not None and b != want_b):
+            return False
+        if y < 1 or _OPS[op](x, b) != y:
+            return False
+        x = y
+    final = extract_answer(completion)
+    return final is not None and parse_number(final) == x
+
+
+def chain_expression(start: int, chain) -> str:
+    """A free problem's expected answer as text: its chain with ``?`` for each open amount.
+
+    >>> chain_expression(5, [("-", None), ("*", 2)])
+    '5 - ? * 2'
+    """
+    return " ".join([str(start), *(f"{op} {'?' if b is None else b}" for op, b in chain)])
+
+
+def _parse_chain_expression(text: str):
+    tokens = text.split()
+    if len(tokens) < 3 or len(tokens) % 2 == 0 or not tokens[0].isdigit():
+        return None
+    chain = []
+    for op, amount in zip(tokens[1::2], tokens[2::2]):
+        if op not in _OPS or not (amount == "?" or amount.isdigit()):
+            return None
+        chain.append((op, None if amount == "?" else int(amount)))
+    return int(tokens[0]), chain
+
+
+def check_answer(completion: str, expected: str) -> bool:
+    """Whether ``completion`` is right, given what a problem expects.
+
+    ``expected`` is a final number (or a GSM8K solution: :func:`is_correct`), or a free
+    problem's chain expression such as ``"5 - ? + ?"`` (:func:`chain_expression`), which
+    accepts any consistent choice of the open amounts (:func:`verify_chain`).
+
+    >>> check_answer("Mei has 5 - 3 = 2 shells. #### 2", "5 - ?"), check_answer("#### 2", "2")
+    (True, True)
+    """
+    if "?" in expected:
+        parsed = _parse_chain_expression(expected)
+        if parsed is None:
+            raise ValueError(f"expected answer {expected!r} is neither a number nor a chain like '5 - ? + ?'")
+        return verify_chain(completion, *parsed)
+    return is_correct(completion, expected)

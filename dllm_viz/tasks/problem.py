@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .answers import chain_expression, is_correct, verify_chain
+
 
 @dataclass(frozen=True)
 class Problem:
@@ -15,6 +17,9 @@ class Problem:
         answer: the final number ``N`` as a string (what :func:`~.answers.is_correct` compares).
         level: difficulty (number of arithmetic operations) for built-in problems, None for GSM8K.
         source: where it came from, e.g. ``"wordproblem"`` or ``"gsm8k:test.jsonl:12"``.
+        start: built-in problems: the first number of the solution's chain of equations.
+        chain: built-in problems: per equation ``(op, amount)``, ``amount`` None when the
+            question leaves it free (then several answers are right; see :meth:`check`).
     """
 
     question: str
@@ -22,8 +27,33 @@ class Problem:
     answer: str
     level: int | None = None
     source: str = ""
+    start: int | None = None
+    chain: tuple[tuple[str, int | None], ...] = ()
+
+    @property
+    def free(self) -> bool:
+        """Whether the question leaves an amount open, so more than one answer is right."""
+        return any(amount is None for _, amount in self.chain)
+
+    @property
+    def expected(self) -> str:
+        """What a right completion states, as text that :func:`~.answers.check_answer` reads:
+        the final number, or for a free problem its chain with ``?`` for the open amounts."""
+        return chain_expression(self.start, self.chain) if self.free else self.answer
+
+    def check(self, completion: str) -> bool:
+        """Whether ``completion`` solves the problem.
+
+        A fixed problem compares the final number with :attr:`answer`; a free one verifies the
+        written chain of equations (:func:`~.answers.verify_chain`), since any consistent choice
+        of the open amounts is right.
+        """
+        if self.free:
+            return verify_chain(completion, self.start, self.chain)
+        return is_correct(completion, self.answer)
 
     def to_dict(self) -> dict:
         """GSM8K-compatible dict (``question``/``answer`` = full solution) plus our fields."""
         return {"question": self.question, "answer": self.solution, "final": self.answer,
-                "level": self.level, "source": self.source}
+                "level": self.level, "source": self.source, "start": self.start,
+                "chain": [list(step) for step in self.chain]}

@@ -6,7 +6,9 @@
 The card is assembled from what the runs wrote (each stage's ``checkpoint/trainer_state.json``:
 its config, steps reached and training seconds), the JSON of ``python -m dllm_viz.tiny.evaluate``
 and the markdown of ``python -m dllm_viz.eval``, so every number traces to a file and a command.
-A model trained in stages (``--init-from``) lists every stage, oldest first.
+A model trained in stages (``--init-from``) lists every stage, oldest first. Every input is read
+and checked before anything is written; a destination that is not empty (the shipped
+``assets/tiny-dllm``) is refused unless ``--force``.
 """
 
 from __future__ import annotations
@@ -19,8 +21,10 @@ import shutil
 from dataclasses import fields
 from pathlib import Path
 
+from ..outputs import check_destination, check_input
 from .train import CHECKPOINT, TrainConfig
 
+REQUIRED = ("config.json", "model.safetensors", "tokenizer.json")
 SHIPPED = ("config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json",
            "special_tokens_map.json", "chat_template.jinja")
 NOT_FLAGS = {"model", "device"}
@@ -65,16 +69,34 @@ def level_table(evaluation: dict) -> list[str]:
 
 
 def write_card(stages: list[Path], dest: Path, evaluation: Path, baselines: list[Path], notes: Path | None,
-               hardware: str | None) -> Path:
+               hardware: str | None, force: bool = False) -> Path:
+    """Copy the last stage's model to ``dest`` and write ``dest/README.md``; returns its path.
+
+    Raises:
+        ValueError: a missing or malformed input (named), or ``dest`` not empty without ``force``.
+    """
+    # 1. Read and check every input, and the destination; nothing is written until all pass.
+    for stage in stages:
+        if not (stage / CHECKPOINT / "trainer_state.json").is_file():
+            raise ValueError(f"{stage} holds no {CHECKPOINT}/trainer_state.json (not a python -m dllm_viz.tiny.train run)")
     final = stages[-1] / CHECKPOINT
-    dest.mkdir(parents=True, exist_ok=True)
-    for name in SHIPPED:
-        if (final / name).exists():
-            shutil.copy(final / name, dest / name)
-    config = json.loads((dest / "config.json").read_text())
+    for name in REQUIRED:
+        check_input(final / name, "the model file")
+    check_input(evaluation, "--evaluate (JSON of python -m dllm_viz.tiny.evaluate --json)")
+    for path in baselines:
+        check_input(path, "--baselines (results.md of python -m dllm_viz.eval)")
+    if notes is not None:
+        check_input(notes, "--notes")
+    check_destination(dest, kind="folder", force=force, hint="pass --force to replace the model there, or choose a new folder")
+    config = json.loads((final / "config.json").read_text())
     result = json.loads(evaluation.read_text())
+    if not isinstance(result, dict) or not {"levels", "speed"} <= set(result):
+        raise ValueError(f"--evaluate {evaluation} has no 'levels' and 'speed' (write it with python -m dllm_viz.tiny.evaluate --json)")
     speed = result["speed"]
-    size_mb = sum((dest / n).stat().st_size for n in SHIPPED if (dest / n).exists()) / 1e6
+    size_mb = sum((final / n).stat().st_size for n in SHIPPED if (final / n).exists()) / 1e6
+    stage_blocks = [stage_lines(stage) for stage in stages]
+    notes_text = notes.read_text().strip() if notes else None
+    reports = [report.read_text() for report in baselines]
     lines = [
         "---", "license: mit", "library_name: transformers", "pipeline_tag: fill-mask", "tags: [diffusion, dllm-viz]", "---", "",
         "# tiny-dllm: the built-in masked-diffusion LM of dllm-viz", "",
@@ -85,10 +107,10 @@ def write_card(stages: list[Path], dest: Path, evaluation: Path, baselines: list
         "```python", "from dllm_viz.backends import load_backend", "backend = load_backend('assets/tiny-dllm')  # or AutoModelForMaskedLM / AutoTokenizer", "```", "",
         "## Training", "", f"Hardware: {hardware or platform.machine() + ' CPU'}.", "",
     ]
-    for i, stage in enumerate(stages, 1):
-        lines += [f"Stage {i}{' (from the previous stage, --init-from)' if i > 1 else ''}:", "", *stage_lines(stage)]
-    if notes:
-        lines += [notes.read_text().strip(), ""]
+    for i, block in enumerate(stage_blocks, 1):
+        lines += [f"Stage {i}{' (from the previous stage, --init-from)' if i > 1 else ''}:", "", *block]
+    if notes_text:
+        lines += [notes_text, ""]
     lines += ["## Held-out accuracy", "",
               "High-Confidence-K at one token per step (greedy tokens), L = 64, held-out problems that training never sees:", "",
               "```", "python -m dllm_viz.tiny.evaluate --n 200", "```", "", *level_table(result), "",
@@ -96,9 +118,14 @@ def write_card(stages: list[Path], dest: Path, evaluation: Path, baselines: list
               f"(min {speed['min_steps_per_s']:.0f}) over {speed['prompts']} decodes.", ""]
     if baselines:
         lines += ["## Heuristic baselines", ""]
-    for report in baselines:
-        title, body = report.read_text().split("\n", 1)
+    for text in reports:
+        title, _, body = text.partition("\n")
         lines += [f"Held-out problems: {title.lstrip('# ').split(': ', 1)[-1]}.", "", body.strip(), ""]
+    # 2. Write.
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in SHIPPED:
+        if (final / name).exists():
+            shutil.copy(final / name, dest / name)
     (dest / "README.md").write_text("\n".join(lines))
     return dest / "README.md"
 
@@ -112,11 +139,14 @@ def main(argv: list[str] | None = None) -> int:
                         help="results.md from python -m dllm_viz.eval (repeatable)")
     parser.add_argument("--notes", type=Path, default=None, help="markdown added after the training commands")
     parser.add_argument("--hardware", default=None)
+    parser.add_argument("--force", action="store_true", help="replace the files of a non-empty --dest (e.g. the shipped model)")
     args = parser.parse_args(argv)
-    for stage in args.stages:
-        if not (stage / CHECKPOINT / "trainer_state.json").is_file():
-            parser.error(f"{stage} holds no {CHECKPOINT}/trainer_state.json (not a python -m dllm_viz.tiny.train run)")
-    print(write_card(args.stages, args.dest, args.evaluate, args.baselines, args.notes, args.hardware))
+    try:
+        print(write_card(args.stages, args.dest, args.evaluate, args.baselines, args.notes, args.hardware, force=args.force))
+    except (OSError, ValueError) as err:
+        parser.exit(2, f"error: {err}\n")
+    except KeyError as err:  # a run or evaluation file from an older version
+        parser.exit(2, f"error: an input file lacks the field {err}; nothing was written\n")
     return 0
 
 

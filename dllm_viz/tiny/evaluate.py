@@ -1,7 +1,7 @@
 """Held-out accuracy of a dLLM on verifiable problems, decoded by the project's engine.
 
 A thin composition of :func:`dllm_viz.engine.run` (decoding) and
-:func:`dllm_viz.tasks.answers.is_correct` (checking); it is what training's periodic eval,
+:meth:`dllm_viz.tasks.Problem.check` (checking); it is what training's periodic eval,
 ``dllm_viz.eval`` sweeps and the model card all call, so they measure the same thing.
 
     python -m dllm_viz.tiny.evaluate --n 200   # per-level accuracy and CPU decoding speed
@@ -24,9 +24,9 @@ import torch
 
 from ..engine import EngineConfig, run
 from ..strategies.base import Strategy
-from ..tasks.answers import extract_answer, is_correct
+from ..tasks.answers import extract_answer
 from ..tasks.problem import Problem
-from ..tasks.wordproblems import LEVELS, test_set
+from ..tasks.wordproblems import DEFAULT_FREE, LEVELS, test_set
 
 
 @dataclass
@@ -88,7 +88,7 @@ def solve(
         result = run(backend, [p.question for p in chunk], strategy, config)
         report.texts += result.texts
         report.nfe += result.nfe.tolist()
-        report.correct += [is_correct(text, p.answer) for text, p in zip(result.texts, chunk)]
+        report.correct += [p.check(text) for text, p in zip(result.texts, chunk)]
     report.seconds = time.perf_counter() - start
     return report
 
@@ -108,7 +108,7 @@ def steps_per_second(backend, prompts: Sequence[str], strategy: Strategy, config
     return rates
 
 
-def level_table(backend, n: int, gen_length: int = 64, batch_size: int = 100) -> list[dict]:
+def level_table(backend, n: int, gen_length: int = 64, batch_size: int = 100, free: float = DEFAULT_FREE) -> list[dict]:
     """High-Confidence-K, one token per step, per level, in semi-AR (BL = L/8) and full diffusion."""
     from ..strategies import build_strategy
 
@@ -116,32 +116,55 @@ def level_table(backend, n: int, gen_length: int = 64, batch_size: int = 100) ->
     for block_length, setting in ((gen_length // 8, "semi-AR"), (gen_length, "full diffusion")):
         config = EngineConfig(gen_length=gen_length, block_length=block_length)
         for level in LEVELS:
-            report = solve(backend, test_set(level, n), build_strategy("confidence"), config, batch_size)
-            rows.append({"setting": setting, "block_length": block_length, "level": level, **report.summary()})
+            report = solve(backend, test_set(level, n, free), build_strategy("confidence"), config, batch_size)
+            rows.append({"setting": setting, "block_length": block_length, "level": level, "free": free,
+                         **report.summary()})
     return rows
 
 
 def main(argv: list[str] | None = None) -> dict:
-    from ..backends import BUILTIN_MODEL, load_backend
+    from ..backends import BUILTIN_MODEL, ModelLoadError, load_backend
+    from ..outputs import check_destination
     from ..strategies import build_strategy
 
     parser = argparse.ArgumentParser(prog="python -m dllm_viz.tiny.evaluate", description=__doc__.splitlines()[0])
     parser.add_argument("--model", default=BUILTIN_MODEL)
     parser.add_argument("--n", type=int, default=200, help="held-out problems per level")
+    parser.add_argument("--free", type=float, nargs="+", default=[DEFAULT_FREE, 0.0],
+                        help="problem kinds: probability that an amount is left open (1: the default world, 0: fixed answers)")
     parser.add_argument("--gen-length", type=int, default=64)
     parser.add_argument("--batch-size", type=int, default=100)
     parser.add_argument("--speed-prompts", type=int, default=20, help="batch-1 decodes timed for steps/s")
     parser.add_argument("--json", default=None, help="also write the results here")
+    parser.add_argument("--force", action="store_true", help="overwrite an existing --json file")
+    # One thread by default: the tiny model gains nothing from intra-op threads on CPU, and on
+    # shared cores extra threads spin (see README, "Measured results").
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
-    backend = load_backend(args.model, device="cpu")
-    rows = level_table(backend, args.n, args.gen_length, args.batch_size)
+    try:  # every input is checked before the first decode
+        if args.threads < 1:
+            raise ValueError(f"--threads ({args.threads}) must be ≥ 1")
+        for name in ("n", "gen_length", "batch_size", "speed_prompts"):
+            if getattr(args, name) < 1:
+                raise ValueError(f"--{name.replace('_', '-')} ({getattr(args, name)}) must be ≥ 1")
+        if args.gen_length % 8:
+            raise ValueError(f"--gen-length ({args.gen_length}) must be a multiple of 8 (semi-AR uses BL = L/8)")
+        if args.json:
+            check_destination(args.json, kind="file", force=args.force,
+                              hint="pass --force to overwrite it, or choose another --json")
+        torch.set_num_threads(args.threads)
+        backend = load_backend(args.model, device="cpu")
+    except (ValueError, ModelLoadError) as err:
+        parser.exit(2, f"error: {err}\n")
+    rows = [r for free in args.free for r in level_table(backend, args.n, args.gen_length, args.batch_size, free)]
     print(f"High-Confidence-K, 1 token/step, L={args.gen_length}, {args.model}")
-    print("| setting | level | n | accuracy | mean NFE | no answer |\n|---|---|---|---|---|---|")
+    print("| setting | problems | level | n | accuracy | mean NFE | no answer |\n|---|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['setting']} (BL={r['block_length']}) | {r['level']} | {r['n']} | {100 * r['accuracy']:.1f} % "
+        kind = f"free={r['free']:g}" if r["free"] else "fixed"
+        print(f"| {r['setting']} (BL={r['block_length']}) | {kind} | {r['level']} | {r['n']} | {100 * r['accuracy']:.1f} % "
               f"| {r['mean_nfe']:.1f} | {100 * r['no_answer']:.1f} % |")
-    prompts = [p.question for p in test_set(1, args.speed_prompts + 1)]
+    prompts = [p.question for p in test_set(2, args.speed_prompts + 1, DEFAULT_FREE)]
     config = EngineConfig(gen_length=args.gen_length, block_length=args.gen_length // 8)
     rates = steps_per_second(backend, prompts, build_strategy("confidence"), config)[1:]  # drop warm-up
     speed = {"median_steps_per_s": statistics.median(rates), "min_steps_per_s": min(rates),

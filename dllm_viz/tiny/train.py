@@ -1,6 +1,6 @@
 """Train the built-in tiny dLLM on procedural word problems (LLaDA-SFT / MDLM objective).
 
-    python -m dllm_viz.tiny.train --out-dir outputs/tiny-dllm          # ~25 min on 2 idle CPU cores
+    python -m dllm_viz.tiny.train --out-dir outputs/tiny-dllm --threads 1   # ~1.5 h on 2 shared CPU cores
     python -m dllm_viz.tiny.train --out-dir outputs/tiny-dllm --resume # continue after a stop
 
 Every batch is a pure function of ``(seed, step)``: its problems come from the training
@@ -19,6 +19,7 @@ import logging
 import math
 import random
 import shutil
+import sys
 import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -28,7 +29,8 @@ from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 from transformers import AutoModelForMaskedLM, AutoTokenizer
 
-from ..tasks.wordproblems import LEVELS, generate, test_set
+from ..outputs import check_destination
+from ..tasks.wordproblems import DEFAULT_FREE, LEVELS, generate, test_set
 from .data import LOSS_WEIGHTINGS, collate, diffusion_loss, mask_responses
 from .model import TinyModelConfig, build_model, count_parameters, modernbert_config
 from .tokenizer import build_tokenizer
@@ -54,6 +56,9 @@ class TrainConfig:
         level_weights_start, level_weights_end: curriculum; probability of each level
             (1, 2, 3 operations) at the first and last step, linearly interpolated. Easy
             problems first teach the format, then the mix shifts to multi-step problems.
+        free_fraction: probability that a step's problems are free-choice ones (every
+            addition and subtraction leaves its amount open; see
+            :mod:`dllm_viz.tasks.wordproblems`), the rest stating every amount.
         min_mask_ratio: t ~ U(min_mask_ratio, 1) (LLaDA's eps, so t is never 0).
         loss_weighting: ``"masked_mean"`` or ``"elbo"`` (see :func:`.data.diffusion_loss`).
 
@@ -64,7 +69,7 @@ class TrainConfig:
 
     Bookkeeping:
         eval_every, eval_problems: held-out eval period and problems per level (engine,
-            High-Confidence-K, one token per step, BL = L/8); 0 disables.
+            High-Confidence-K, one token per step, BL = L/8, free-choice problems); 0 disables.
         checkpoint_every, log_every: periods in steps.
         time_limit_minutes: stop (with a checkpoint) after this much wall time; resume later.
         seed: seeds initialisation, data and masks.
@@ -81,6 +86,7 @@ class TrainConfig:
     batch_size: int = 16
     level_weights_start: tuple[float, ...] = (0.8, 0.15, 0.05)
     level_weights_end: tuple[float, ...] = (0.4, 0.3, 0.3)
+    free_fraction: float = 0.75
     min_mask_ratio: float = 1e-3
     loss_weighting: str = "masked_mean"
     steps: int = 9000
@@ -115,6 +121,8 @@ class TrainConfig:
                 raise ValueError(f"{name} ({getattr(self, name)!r}) must be an integer ≥ 0")
         if self.gen_length % 8:
             raise ValueError(f"gen_length ({self.gen_length}) must be a multiple of 8 (eval uses BL = L/8)")
+        if not 0 <= self.free_fraction <= 1:
+            raise ValueError(f"free_fraction ({self.free_fraction}) must be in [0, 1]")
         if not 0 < self.min_mask_ratio < 1:
             raise ValueError(f"min_mask_ratio ({self.min_mask_ratio}) must be in (0, 1)")
         if self.loss_weighting not in LOSS_WEIGHTINGS:
@@ -152,8 +160,9 @@ def training_problems(config: TrainConfig, step: int) -> list:
     """The problems of one step, a pure function of ``(seed, step)``."""
     rng = random.Random(f"tiny-train/{config.seed}/{step}")
     level = rng.choices(LEVELS, weights=level_weights(config, step))[0]
+    free = DEFAULT_FREE if rng.random() < config.free_fraction else 0.0
     first = (config.seed * 1_000_003 + step) * config.batch_size
-    return [generate(first + i, level, "train") for i in range(config.batch_size)]
+    return [generate(first + i, level, "train", free) for i in range(config.batch_size)]
 
 
 def learning_rate(config: TrainConfig, step: int) -> float:
@@ -198,7 +207,7 @@ def heldout_loss(model, tokenizer, config: TrainConfig, device, n: int = 64) -> 
     out = {}
     try:
         for level in LEVELS:
-            batch = collate(tokenizer, test_set(level, n), config.gen_length).to(device)
+            batch = collate(tokenizer, test_set(level, n, DEFAULT_FREE), config.gen_length).to(device)
             P = batch.prompt_length
             for ratio in EVAL_RATIOS:
                 generator = torch.Generator(device=device).manual_seed(level)
@@ -227,7 +236,8 @@ def heldout_accuracy(model, tokenizer, config: TrainConfig, n: int) -> dict[str,
     backend = MaskedLMBackend(model, tokenizer, name="training")  # sets eval + no grad
     try:
         engine = EngineConfig(gen_length=config.gen_length, block_length=config.gen_length // 8)
-        return {f"acc_l{level}": solve(backend, test_set(level, n), build_strategy("confidence"), engine).accuracy
+        return {f"acc_l{level}": solve(backend, test_set(level, n, DEFAULT_FREE), build_strategy("confidence"),
+                                            engine).accuracy
                 for level in LEVELS}
     finally:
         model.train().requires_grad_(True)
@@ -308,15 +318,21 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> d
 
     Raises:
         ValueError: ``out_dir`` already holds a checkpoint and ``resume`` is False, or it holds
-            a checkpoint of a run with different settings.
+            a checkpoint of a run with different settings, or it is not empty and holds no
+            checkpoint (another run's output or a shipped model).
     """
     out_dir = Path(config.out_dir)
     device = resolve_device(config.device)
     if config.threads:
         torch.set_num_threads(config.threads)
     checkpoint = out_dir / CHECKPOINT
+    # Never write into another run's folder (or a shipped model): only --resume may reuse one.
     if checkpoint.exists() and not resume:
-        raise ValueError(f"{checkpoint} exists; pass --resume to continue it, or choose another --out-dir")
+        raise ValueError(f"{out_dir} already holds a training run ({checkpoint}); pass --resume to continue it, "
+                         "or choose a new --out-dir")
+    if not checkpoint.exists():
+        check_destination(out_dir, kind="folder", force=False,
+                          hint=f"it holds no {CHECKPOINT}/ to --resume, so choose a new --out-dir")
     if resume and checkpoint.exists():
         model, tokenizer, optimizer, state = load_checkpoint(checkpoint, config, device)
         logger.info("resuming %s at step %d", checkpoint, state["step"])
@@ -389,6 +405,8 @@ def parse_args(argv: list[str] | None = None) -> tuple[TrainConfig, bool, bool]:
     p.add_argument("--gen-length", type=int, default=d.gen_length)
     p.add_argument("--level-weights-start", type=_floats, default=d.level_weights_start, help="e.g. 0.6,0.3,0.1")
     p.add_argument("--level-weights-end", type=_floats, default=d.level_weights_end)
+    p.add_argument("--free-fraction", type=float, default=d.free_fraction,
+                   help="share of steps that train on free-choice problems (several valid answers)")
     p.add_argument("--loss-weighting", choices=LOSS_WEIGHTINGS, default=d.loss_weighting)
     p.add_argument("--eval-every", type=int, default=d.eval_every)
     p.add_argument("--eval-problems", type=int, default=d.eval_problems)
@@ -410,6 +428,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[TrainConfig, bool, bool]:
     config = TrainConfig(
         out_dir=a.out_dir, model=model, gen_length=a.gen_length, batch_size=a.batch_size,
         level_weights_start=a.level_weights_start, level_weights_end=a.level_weights_end,
+        free_fraction=a.free_fraction,
         loss_weighting=a.loss_weighting, steps=a.steps, lr=a.lr, warmup_steps=a.warmup_steps,
         eval_every=a.eval_every, eval_problems=a.eval_problems, checkpoint_every=a.checkpoint_every,
         log_every=a.log_every,
@@ -421,8 +440,12 @@ def parse_args(argv: list[str] | None = None) -> tuple[TrainConfig, bool, bool]:
 
 def main(argv: list[str] | None = None) -> dict:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    config, resume, progress = parse_args(argv)
-    summary = train(config, resume=resume, progress=progress)
+    try:
+        config, resume, progress = parse_args(argv)
+        summary = train(config, resume=resume, progress=progress)
+    except ValueError as err:  # a user error (folder, settings): the message says what to do
+        print(f"error: {err}", file=sys.stderr)
+        raise SystemExit(2) from None
     logger.info("done: %s", json.dumps({k: v for k, v in summary.items() if k != "config"}))
     return summary
 

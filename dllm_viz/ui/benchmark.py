@@ -16,9 +16,12 @@ from ..eval import (StrategySpec, heuristic_grid, markdown_table, pareto_figure,
 from ..eval.report import write_csv
 from ..strategies import HEURISTICS
 from . import runtime
+from .budget import BackgroundJob, CancellableBackend
 from .errors import user_errors
+from .settings import MAX_GEN_LENGTH, _float, _int
 
 MAX_PROBLEMS = 200  # per level; the CLI handles bigger sweeps
+POLL_S = 0.25  # the handler yields this often while the sweep runs, so a cancel lands quickly
 SETTINGS = {"semi-AR (BL = L/8)": 8, "full diffusion (BL = L)": 1}  # value: number of blocks
 POLICY_PREFIX = {"semi-AR (BL = L/8)": "semi-ar", "full diffusion (BL = L)": "full-diffusion"}  # trained for it
 TABLE_COLUMNS = ["setting", "strategy", "params", "seeds", "n", "accuracy", "accuracy_std", "mean_nfe",
@@ -54,10 +57,9 @@ def family_choices() -> list[tuple[str, str]]:
 
 
 def _floats(name: str, text: str) -> list[float]:
-    try:
-        values = [float(v) for v in str(text).replace(",", " ").split()]
-    except ValueError:
-        raise ValueError(f"{name} ({text!r}) must be numbers separated by commas") from None
+    if not isinstance(text, str) or len(text) > 200:
+        raise ValueError(f"{name} must be a short text of numbers separated by commas")
+    values = [_float(name, v, 0.01, 100.0) for v in text.replace(",", " ").split()[:20]]
     if not values:
         raise ValueError(f"{name} is empty")
     return values
@@ -88,16 +90,23 @@ def benchmark_specs(families: list[str], grid: bool, gen_length: int, block_leng
 
 
 @runtime.gpu_task(300)  # ZeroGPU's cap for one call; bigger sweeps belong to the CLI
-def _sweep(model: str, problems, specs_by_bl: dict, gen_length: int, seeds: list[int], progress=None) -> list[dict]:
+def _sweep(model: str, problems, specs_by_bl: dict, gen_length: int, seeds: list[int], progress=None,
+           cancel=None) -> list[dict]:
     backend = runtime.get_backend(model)
+    if cancel is not None:
+        backend = CancellableBackend(backend, cancel)
     return sweep(backend, problems, [], list(specs_by_bl), gen_length, seeds, batch_size=50,
                  specs_for=lambda bl: specs_by_bl[bl], progress=progress)
 
 
 def run_benchmark(model, families, grid, settings, levels, n, gen_length, seeds, temperatures, betas,
                   log_nfe=False, progress=gr.Progress()):
-    """Run the sweep and return (Pareto figure, summary table, markdown table, CSV file)."""
-    from ..tasks import test_set
+    """Run the sweep; yield (Pareto figure, summary table, markdown table, CSV file) at the end.
+
+    A generator: the sweep runs in a :class:`~.budget.BackgroundJob` and this handler yields
+    (skips) every ``POLL_S`` while it runs, so a cancel reaches it and stops the sweep.
+    """
+    from ..tasks import DEFAULT_FREE, test_set
 
     with user_errors("Cannot run the benchmark"):
         if not families:
@@ -106,35 +115,45 @@ def run_benchmark(model, families, grid, settings, levels, n, gen_length, seeds,
             raise ValueError("pick at least one setting (semi-AR or full diffusion)")
         if not levels:
             raise ValueError("pick at least one problem level")
-        n, L, seeds = int(n), int(gen_length), int(seeds)
-        if not 1 <= n <= MAX_PROBLEMS:
-            raise ValueError(f"problems per level ({n}) must be between 1 and {MAX_PROBLEMS}")
+        n = _int("problems per level", n, 1, MAX_PROBLEMS)
+        L, seeds = _int("gen length", gen_length, 1, MAX_GEN_LENGTH), _int("seeds", seeds, 1, 5)
         if L < 8 or L % 8:
             raise ValueError(f"gen length ({L}) must be a multiple of 8 (semi-AR uses BL = L/8)")
         taus, betas_ = _floats("τ_π values", temperatures), _floats("β values", betas)
-        runtime.check_model_runnable(model)
+        model = runtime.check_model_runnable(model or runtime.default_model())
         for family in families:
             kind, _, name = family.partition(":")
             if kind == "policy" and not any(policy_fits(name, s) for s in settings):
                 raise ValueError(f"policy {name} was trained for another setting; tick that setting or untick it")
         specs_by_bl = {L // SETTINGS[s]: benchmark_specs(families, bool(grid), L, L // SETTINGS[s], taus, betas_, s)
                        for s in settings}
-        problems = [p for level in levels for p in test_set(int(level), n)]
-        progress(0, desc="loading model")
+        problems = [p for level in levels for p in test_set(int(level), n, DEFAULT_FREE)]
+    progress(0, desc="loading model")
+    done = [0, 1, "loading model"]
 
-        def report(done: int, total: int, what: str) -> None:
-            progress(done / total, desc=f"{done}/{total} {what}")
+    def report(*state) -> None:  # called in the worker; read here between polls
+        done[:] = state
 
-        # On ZeroGPU the sweep runs in a forked worker and a progress callback cannot cross over.
-        rows = _sweep(model, problems, specs_by_bl, L, list(range(seeds)), progress=None if runtime.on_zero_gpu() else report)
-        summary = summarize(rows)
-        folder = Path(tempfile.mkdtemp(prefix="bench-"))
-        csv_path = write_csv(rows, folder / "benchmark-runs.csv")
+    # On ZeroGPU the sweep runs in a forked worker: neither a callback nor an event can cross over.
+    zero = runtime.on_zero_gpu()
+    job = BackgroundJob(lambda cancel: _sweep(model, problems, specs_by_bl, L, list(range(seeds)),
+                                              progress=None if zero else report, cancel=None if zero else cancel))
+    try:
+        while not job.wait(POLL_S):
+            progress(done[0] / done[1], desc=f"{done[0]}/{done[1]} {done[2]}")
+            yield (gr.skip(),) * 4
+        with user_errors("Cannot run the benchmark"):
+            rows = job.result()
+            summary = summarize(rows)
+            folder = Path(tempfile.mkdtemp(prefix="bench-"))
+            csv_path = write_csv(rows, folder / "benchmark-runs.csv")
+    finally:
+        job.cancel()
     title = f"{len(problems)} held-out problems, L = {L}, {seeds} seed(s)"
     fig = pareto_figure(summary, title=title)
     fig.update_xaxes(type="log" if log_nfe else "linear")
     fig.update_layout(width=None, autosize=True)  # fill the tab's width
-    return fig, summary_table(summary), markdown_table(summary), gr.File(value=str(csv_path), visible=True)
+    yield fig, summary_table(summary), markdown_table(summary), gr.File(value=str(csv_path), visible=True)
 
 
 def build_benchmark_tab() -> None:

@@ -6,29 +6,31 @@ and export. Functions first (rendering, handlers; UI values → engine settings 
 from __future__ import annotations
 
 import json
-import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import gradio as gr
 
 from ..engine import EngineConfig
 from ..trace import Trace
-from ..views import curves_figure, heatmap_figure, legend_html, render_grid, render_gif, stats_html
+from ..views import curves_figure, heatmap_figure, legend_html, render_grid, stats_html
 from . import runtime
-from .errors import user_errors
+from .budget import compute_slot
+from .errors import shown, user_errors
 from .examples import example_problems, known_answer
 from .session import Comparison, load_comparison, new_run_id
+from .files import export_comparison
 from .settings import (  # noqa: F401  (engine_config, PANE_FIELDS: part of this tab's API)
     PANE_FIELDS,
     TOPK_FAMILY,
     PaneInputs,
+    api_params,
     engine_config,
-    export_dir,
     pane_spec,
     prepare_uploaded_policy,
+    prompt_text,
+    text,
 )
 
 # A live run is pulled, not pushed: the browser asks for the latest frame every LIVE_TICK_S and
@@ -60,6 +62,10 @@ class LiveControl:
 
 
 _LIVE: dict[str, LiveControl] = {}  # run id → its controls, while the run streams
+
+
+SESSION_TTL_S = 1800  # a session's comparison (up to a 32 MB upload) is dropped after 30 idle minutes
+HEARTBEAT_S = 0.25  # /compare_trace yields at least this often, so a cancel lands within one beat
 
 
 # ---- rendering ----------------------------------------------------------------------------------
@@ -136,13 +142,13 @@ def run_compare(model, prompt, gen_length, block_length, full_diffusion, tempera
     model = model or runtime.default_model()
     try:
         with user_errors("Cannot start the comparison"):
-            if not prompt or not str(prompt).strip():
-                raise ValueError("the prompt is empty; type a question or pick an example")
+            prompt = prompt_text(prompt)
             config = engine_config(gen_length, block_length, full_diffusion, temperature, seed)
             specs = (pane_spec(pane_a, "A"), pane_spec(pane_b, "B"))
+            speed = text("live speed", DEFAULT_SPEED if speed is None else speed, 40)
             if speed not in LIVE_SPEEDS:
-                raise ValueError(f"live speed {speed!r} must be one of {list(LIVE_SPEEDS)}")
-            runtime.check_model_runnable(model)
+                raise ValueError(f"live speed {shown(speed)} must be one of {', '.join(LIVE_SPEEDS)}")
+            model = runtime.check_model_runnable(model)
     except gr.Error as err:
         yield _failed(err)
         raise
@@ -155,7 +161,7 @@ def run_compare(model, prompt, gen_length, block_length, full_diffusion, tempera
                          gr.Timer(LIVE_TICK_S, active=True))
     try:
         with user_errors("The comparison failed"):
-            yield from _stream(comp, model, str(prompt), specs, config, LIVE_SPEEDS[speed])
+            yield from _stream(comp, model, prompt, specs, config, LIVE_SPEEDS[speed])
     except gr.Error as err:
         yield _failed(err, comp)
         raise
@@ -171,8 +177,15 @@ def _failed(err: gr.Error, comp: Comparison | None = None) -> tuple:
 
 
 def _collect(comp: Comparison, model: str, prompt: str, specs, config: EngineConfig):
-    """Fill ``comp.a``/``comp.b`` from :func:`runtime.lockstep`, yielding after every step."""
-    steps = runtime.lockstep(model, prompt, specs, config)
+    """Fill ``comp.a``/``comp.b`` from :func:`runtime.lockstep`, yielding after every step.
+
+    Holds a compute slot until the run ends or the generator is closed (a cancel)."""
+    with compute_slot():
+        yield from _collect_steps(comp, runtime.lockstep(model, prompt, specs, config), prompt, config)
+
+
+def _collect_steps(comp: Comparison, steps, prompt: str, config: EngineConfig):
+    """The body of :func:`_collect`: lockstep items → the two traces."""
     try:
         header = next(steps)
         comp.a, comp.b = (Trace(model=header.model, prompt=prompt, prompt_ids=header.prompt_ids,
@@ -252,10 +265,8 @@ def export_files(comp: Comparison | None):
     """Write the comparison JSON and GIF; enable both download buttons (runs after a run ends)."""
     if comp is None or comp.a is None or not (comp.finished or comp.stopped) or not comp.num_steps:
         return gr.DownloadButton(interactive=False), gr.DownloadButton(interactive=False)
-    with user_errors("Cannot export the run"):
-        folder = Path(tempfile.mkdtemp(prefix=f"run-{comp.run_id}-", dir=export_dir()))
-        json_path = comp.save(folder)
-        gif_path = render_gif([(comp.labels[0], comp.a), (comp.labels[1], comp.b)], folder / f"run-{comp.run_id}.gif")
+    with user_errors("Cannot export the run"), compute_slot():
+        json_path, gif_path = export_comparison(comp)  # written once per content, in a bounded folder
     return (gr.DownloadButton(value=str(json_path), interactive=True),
             gr.DownloadButton(value=str(gif_path), interactive=True))
 
@@ -322,11 +333,12 @@ def load_trace(path: str | None):
     try:
         with user_errors("Cannot load this trace file"):
             comp = load_comparison(path)
+            n = comp.num_steps
+            frame = (*render_panes(comp, n), *render_plots(comp, n), status_line(comp), _slider(n, n), comp)
     except gr.Error as err:
         yield (skip,) * 7 + (f"error: {err.message}",) + (skip,) * 4
         raise
-    n = comp.num_steps
-    yield (*render_panes(comp, n), *render_plots(comp, n), status_line(comp), _slider(n, n), comp, *export_files(comp))
+    yield (*frame, *export_files(comp))
 
 
 def check_policy_upload(files, pane: str):
@@ -379,27 +391,34 @@ def step_by(delta: int, k, comp: Comparison | None):
 def compare_trace(prompt: str, strategy_a: str = "heuristic:confidence", strategy_b: str = "heuristic:threshold",
                   params_a: dict | None = None, params_b: dict | None = None, gen_length: int = 64,
                   block_length: int = 8, temperature: float = 0.0, seed: int = 0, model: str = "") -> dict:
-    """Run a lockstep comparison to the end and return it as a comparison dict (for gradio_client).
+    """Run a lockstep comparison to the end and yield it as a comparison dict (for gradio_client).
+
+    A generator, so that a client's cancel stops the run: while it runs it yields a small
+    progress dict ``{"format": "dllm-viz-progress", "steps": n}`` every ``HEARTBEAT_S``, and
+    last the comparison (``client.predict`` returns only that).
 
     Strategies are ``"heuristic:<name>"`` or ``"policy:<shipped name>"``; params are the
     strategy's parameters (``{"threshold": 0.8}``, ``{"temperature": 0.5, "beta": 1.0}``).
     The result has the export format of :mod:`dllm_viz.ui.session`.
     """
-    model = model or runtime.default_model()
     with user_errors("Cannot run the comparison"):
-        if not prompt or not prompt.strip():
-            raise ValueError("the prompt is empty")
+        model = runtime.check_model_runnable(model or runtime.default_model())
+        prompt = prompt_text(prompt)
         config = engine_config(gen_length, block_length, False, temperature, seed)
         specs = []
         for pane, choice, params in (("A", strategy_a, params_a), ("B", strategy_b, params_b)):
-            if not str(choice).startswith(("heuristic:", "policy:")) or choice == runtime.UPLOADED:
+            choice = text(f"strategy {pane}", choice, 100)
+            if not choice.startswith(("heuristic:", "policy:")) or choice == runtime.UPLOADED:
                 raise ValueError(f"strategy {pane} ({choice!r}) must be 'heuristic:<name>' or 'policy:<shipped name>'")
-            specs.append(runtime.PaneSpec(choice, dict(params or {})))
+            specs.append(runtime.PaneSpec(choice, api_params(pane, params)))
         comp = Comparison(new_run_id(), None, None, labels=(f"A · {specs[0].label}", f"B · {specs[1].label}"),
                           expected=known_answer(prompt))
-        for _ in _collect(comp, model, prompt.strip(), tuple(specs), config):
-            pass
-    return comp.to_dict()
+        last = time.monotonic()
+        for _ in _collect(comp, model, prompt, tuple(specs), config):
+            if time.monotonic() - last >= HEARTBEAT_S:
+                last = time.monotonic()
+                yield {"format": "dllm-viz-progress", "steps": comp.num_steps}
+    yield comp.to_dict()
 
 
 # ---- layout and wiring -----------------------------------------------------------------------
@@ -408,7 +427,10 @@ def _pane_controls(pane: str, default: str) -> list:
     """The strategy picker and its parameter controls for one pane, in :data:`PANE_FIELDS` order."""
     p = pane.lower()
     show = _shown_params(default)
-    strategy = gr.Dropdown(runtime.strategy_choices(), value=default, label=f"Strategy {pane}", elem_id=f"strategy-{p}")
+    # allow_custom_value: Gradio's own "not in the list of choices" error echoes the value unescaped
+    # into the toast; pane_spec refuses unknown strategies with an escaped message instead
+    strategy = gr.Dropdown(runtime.strategy_choices(), value=default, label=f"Strategy {pane}", elem_id=f"strategy-{p}",
+                           allow_custom_value=True)
     caption = gr.Markdown(strategy_caption(default), elem_id=f"caption-{p}", elem_classes="dv-caption")
     strategy.change(strategy_caption, strategy, caption, api_visibility="private", queue=False)
     with gr.Row():
@@ -446,7 +468,7 @@ def _example_buttons(prompt) -> None:
 def build_compare_tab() -> None:
     """Components and events of the Compare tab (call inside ``gr.Blocks`` / ``gr.Tab``)."""
     default_a, default_b = runtime.default_strategies()
-    session = gr.State(None)
+    session = gr.State(None, time_to_live=SESSION_TTL_S)
     playing = gr.State(False)
     with gr.Row():
         with gr.Column(scale=3):
@@ -509,7 +531,8 @@ def build_compare_tab() -> None:
         run_compare, run_inputs, [*panes, status, slider, follow, session, dl_json, dl_gif, live_timer], api_name="compare",
         show_progress="hidden", concurrency_limit=runtime.MODEL_CONCURRENCY, concurrency_id="model",
     )
-    run_event.success(export_files, session, [dl_json, dl_gif], api_name="export", show_progress="hidden")
+    run_event.success(export_files, session, [dl_json, dl_gif], api_name="export", show_progress="hidden",
+                      concurrency_limit=runtime.MODEL_CONCURRENCY, concurrency_id="model")
     stop_btn.click(stop_run, session, None, queue=False, api_visibility="private")
     live_timer.tick(live_frame, session, [*panes, slider], trigger_mode="once", show_progress="hidden",
                     api_visibility="private")

@@ -9,23 +9,28 @@ KNOWN_ANSWER_POOL = 300  # held-out problems per level whose answers the app rec
 
 @lru_cache(maxsize=1)
 def example_problems(per_level: int = 2) -> tuple:
-    """A few held-out word problems per level (empty if the task module is missing)."""
+    """A few held-out word problems (empty if the task module is missing): the default world's
+    free-choice problems first, then ones that state every amount, per level."""
     try:
-        from ..tasks import LEVELS, test_set
+        from ..tasks import DEFAULT_FREE, DEFAULT_LEVEL, LEVELS, test_set
     except ImportError:
         return ()
-    return tuple(p for level in LEVELS for p in test_set(level, per_level))
+    free = [p for level in (DEFAULT_LEVEL, *(lv for lv in LEVELS if lv != DEFAULT_LEVEL))
+            for p in test_set(level, per_level, DEFAULT_FREE)]
+    return tuple(free + [p for level in LEVELS for p in test_set(level, per_level)])
 
 
 @lru_cache(maxsize=1)
 def _answers() -> dict[str, str]:
     try:
-        from ..tasks import LEVELS, test_set
+        from ..tasks import DEFAULT_FREE, LEVELS, test_set
     except ImportError:
         return {}
-    return {p.question.strip(): p.answer for level in LEVELS for p in test_set(level, KNOWN_ANSWER_POOL)}
+    return {p.question.strip(): p.expected for level in LEVELS for free in (0.0, DEFAULT_FREE)
+            for p in test_set(level, KNOWN_ANSWER_POOL, free)}
 
 
 def known_answer(prompt: str) -> str | None:
-    """The answer of ``prompt`` when it is one of the built-in held-out problems."""
+    """What a right answer to ``prompt`` states, when it is one of the built-in held-out
+    problems: the number, or a free problem's chain (``"5 - ? + ?"``, see ``Problem.expected``)."""
     return _answers().get(prompt.strip())

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import threading
 import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,6 +24,7 @@ from ..backends import BUILTIN_MODEL, KNOWN_MODELS, ModelLoadError, load_backend
 from ..engine import EngineConfig, decode_generation, encode_prompts, generate
 from ..strategies import HEURISTICS, build_strategy
 from ..trace import Trace, TraceStep
+from .budget import MODEL_CONCURRENCY  # noqa: F401  (the queue's limit for model events)
 
 logger = logging.getLogger(__name__)
 
@@ -29,7 +32,6 @@ ROOT = Path(__file__).resolve().parents[2]
 MODEL_ENV = "DLLM_VIZ_MODEL"
 DEFAULT_POLICY = "semi-ar-alpha1"
 POLICY_ENV = "DLLM_VIZ_POLICY_DIR"  # a folder of policy folders; default assets/policies
-MODEL_CONCURRENCY = int(os.environ.get("DLLM_VIZ_CONCURRENCY", "2"))  # model-bound events at once
 GPU_MODELS = {"GSAI-ML/LLaDA-8B-Instruct": 16, "Dream-org/Dream-v0-Instruct-7B": 15}  # GB of bf16 weights
 
 
@@ -130,38 +132,91 @@ def availability_notes() -> list[str]:
 # ---- cached backends and policies ------------------------------------------------------------
 
 _LOCK = threading.Lock()
-_BACKENDS: dict[str, object] = {}
-_POLICIES: dict[str, object] = {}
+_BACKENDS: OrderedDict[str, object] = OrderedDict()  # canonical model → backend, least recently used first
+_POLICIES: OrderedDict[str, object] = OrderedDict()  # canonical folder@device → policy network
+MAX_BACKENDS = int(os.environ.get("DLLM_VIZ_MAX_MODELS", "2"))
+MAX_POLICIES = 8  # an uploaded policy's folder is named by its content hash, so re-uploads hit the cache
+ALLOW_ENV = "DLLM_VIZ_ALLOW_MODEL_DIRS"  # extra model folders (os.pathsep-separated; app.py --allow-model-dir)
+MAX_MODEL_NAME = 200
+_HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]{0,95}/[A-Za-z0-9][\w.-]{0,95}")
 
 
-def check_model_runnable(model: str) -> None:
-    """Refuse before loading what cannot run here (an 8B model on CPU), with the reason."""
-    if not model or not str(model).strip():
+def model_roots() -> list[Path]:
+    """Folders whose model subfolders may be loaded: ``assets/``, those the operator allowed, and
+    the folder of ``$DLLM_VIZ_MODEL`` when it is a local folder (the operator named it)."""
+    roots = [ROOT / "assets"] + [Path(p) for p in os.environ.get(ALLOW_ENV, "").split(os.pathsep) if p]
+    env = os.environ.get(MODEL_ENV)
+    if env and Path(env).expanduser().is_dir():
+        roots.append(Path(env))
+    return [r.expanduser().resolve() for r in roots]
+
+
+def canonical_model(model) -> str:
+    """The one name a model is cached under: a resolved folder inside :func:`model_roots`, or a Hub id.
+
+    Refuses every other string with the same message, whether or not such a folder exists on the
+    server, so the message reveals nothing about the server's folders.
+    """
+    if not isinstance(model, str) or not model.strip():
         raise ModelLoadError("no model selected")
+    if len(model) > MAX_MODEL_NAME:
+        raise ModelLoadError(f"the model name is {len(model):,} characters long; the limit is {MAX_MODEL_NAME}")
+    model = model.strip()
+    try:
+        path = (Path.cwd() / Path(model).expanduser()).resolve()
+    except (OSError, RuntimeError, ValueError):
+        path = None
+    if path is not None and any(path == root or root in path.parents for root in model_roots()):
+        return str(path)
+    if _HUB_ID.fullmatch(model) and ".." not in model and not os.path.lexists(model):
+        return model
+    raise ModelLoadError(
+        f"model {model[:60]!r} is not available here: pick one from the list, a Hub id (org/name), or a folder "
+        "inside assets/ or one the operator allowed with --allow-model-dir"
+    )
+
+
+def check_model_runnable(model: str) -> str:
+    """Refuse before loading what cannot run here (an 8B model on CPU, a folder outside the
+    allow-list), with the reason; returns the canonical model name."""
+    model = canonical_model(model)
     if model in GPU_MODELS and not torch.cuda.is_available():
         raise ModelLoadError(
             f"model {model!r} needs a CUDA GPU (about {GPU_MODELS[model]} GB of bf16 weights) and this machine has "
             "none; use the built-in tiny model, or run the app on a GPU (e.g. a ZeroGPU Space)"
         )
-    if model == BUILTIN_MODEL and not builtin_model_installed():
+    if model == str(Path(BUILTIN_MODEL).resolve()) and not builtin_model_installed():
         raise ModelLoadError(
-            f"the built-in model is not installed ({BUILTIN_MODEL} has no config.json); "
+            "the built-in model is not installed (assets/tiny-dllm has no config.json); "
             f"set ${MODEL_ENV} to a model folder or pick another model"
         )
+    return model
+
+
+def _cached(cache: OrderedDict, key: str, limit: int, load):
+    """``cache[key]``, loaded by ``load()`` on a miss; the least recently used entry beyond ``limit`` goes."""
+    with _LOCK:
+        value = cache.get(key)
+        if value is None:
+            value = cache[key] = load()
+        cache.move_to_end(key)
+        while len(cache) > limit:
+            cache.popitem(last=False)
+    return value
 
 
 def get_backend(model: str):
-    """The backend for ``model``, loaded once per process and warmed up (one forward pass)."""
-    check_model_runnable(model)
-    with _LOCK:
-        backend = _BACKENDS.get(model)
-        if backend is None:
-            t0 = time.perf_counter()
-            backend = load_backend(model)
-            _warm_up(backend)
-            _BACKENDS[model] = backend
-            logger.info("model %s ready in %.1f s", model, time.perf_counter() - t0)
-    return backend
+    """The backend for ``model``, loaded once per process (per canonical name) and warmed up."""
+    key = check_model_runnable(model)
+
+    def load():
+        t0 = time.perf_counter()
+        backend = load_backend(key)
+        _warm_up(backend)
+        logger.info("model %s ready in %.1f s", key, time.perf_counter() - t0)
+        return backend
+
+    return _cached(_BACKENDS, key, MAX_BACKENDS, load)
 
 
 def _warm_up(backend) -> None:
@@ -172,17 +227,12 @@ def _warm_up(backend) -> None:
         backend.logits(ids, torch.ones_like(ids))
 
 
-def get_policy_net(path: str | os.PathLike, device: torch.device):
-    """A policy network loaded (safetensors only) and cached per directory and device."""
+def get_policy_net(path: str | os.PathLike, device):
+    """A policy network loaded (safetensors only) and cached per resolved folder and device."""
     from ..policy import DiTConfidencePolicy
 
-    key = f"{Path(path).resolve()}@{device}"
-    with _LOCK:
-        net = _POLICIES.get(key)
-        if net is None:
-            net = DiTConfidencePolicy.from_pretrained(str(path)).to(device).eval()
-            _POLICIES[key] = net
-    return net
+    return _cached(_POLICIES, f"{Path(path).resolve()}@{device}", MAX_POLICIES,
+                   lambda: DiTConfidencePolicy.from_pretrained(str(path)).to(device).eval())
 
 
 # ---- pane strategies ---------------------------------------------------------------------------

@@ -14,12 +14,13 @@ import secrets
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from ..trace import MAX_TRACE_BYTES, Trace, TraceError
+from ..trace import MAX_TRACE_BYTES, Trace, TraceError, parse_json, short_repr
 from ..views import Verdict, first_divergence
 
 FORMAT = "dllm-viz-comparison"
 VERSION = 1
 MAX_UPLOAD_BYTES = MAX_TRACE_BYTES  # one limit for a single trace and for a pair
+MAX_LABEL_CHARS = 120
 
 
 def new_run_id() -> str:
@@ -66,10 +67,10 @@ class Comparison:
             return None
         if self.expected is None:
             return Verdict(answer=trace.text)
-        from ..tasks import extract_answer, is_correct
+        from ..tasks import check_answer, extract_answer
 
         return Verdict(answer=extract_answer(trace.text) or trace.text, expected=self.expected,
-                       correct=is_correct(trace.text, self.expected))
+                       correct=check_answer(trace.text, self.expected))
 
     # ---- export / import ------------------------------------------------------------------
     def to_dict(self) -> dict:
@@ -91,29 +92,40 @@ def load_comparison(path: str | os.PathLike) -> Comparison:
     size = os.path.getsize(path)
     if size > MAX_UPLOAD_BYTES:
         raise TraceError(f"the file is {size / 1e6:.1f} MB; the limit for a trace is {MAX_UPLOAD_BYTES / 1e6:.0f} MB")
-    raw = Path(path).read_bytes()
-    try:
-        data = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise TraceError(f"not a trace: the file is not valid JSON ({err})") from None
+    data = parse_json(Path(path).read_bytes())
     if isinstance(data, dict) and data.get("format") == FORMAT:
         if data.get("version") != VERSION:
-            raise TraceError(f"unsupported comparison version {data.get('version')!r}; this app reads {VERSION}")
+            raise TraceError(f"unsupported comparison version {short_repr(data.get('version'))}; this app reads {VERSION}")
         if not isinstance(data.get("a"), dict):
             raise TraceError("not a comparison: pane 'a' must hold a trace")
         a = _trace(data["a"], "a")
         b = _trace(data["b"], "b") if data.get("b") is not None else None
         labels = data.get("labels")
-        labels = tuple(map(str, labels)) if isinstance(labels, list) and len(labels) == 2 else ("A", "B")
-        expected = data.get("expected")
-        return Comparison(new_run_id(), a, b, labels, None if expected is None else str(expected),
-                          finished=True, source="upload")
+        labels = tuple(str(x)[:MAX_LABEL_CHARS] for x in labels) if isinstance(labels, list) and len(labels) == 2 else ("A", "B")
+        return Comparison(new_run_id(), a, b, labels, _expected(data.get("expected")), finished=True, source="upload")
     if not isinstance(data, dict) or not {"version", "steps"} <= data.keys():
         raise TraceError("this JSON file is not a dllm-viz trace (no 'format', 'version' or 'steps' field); "
                          "load a file saved with ⬇ Trace (JSON) or Trace.save")
     trace = Trace.from_dict(data)
-    label = "A · " + str(trace.strategy.get("name", "trace"))
+    label = "A · " + str(trace.strategy.get("name", "trace"))[:MAX_LABEL_CHARS]
     return Comparison(new_run_id(), trace, None, (label, "B"), finished=True, source="upload")
+
+
+def _expected(value) -> str | None:
+    """The known answer of an uploaded comparison: a number, a solution ending in ``#### N``, or a
+    free problem's chain such as ``"5 - ? + ?"`` (see ``Problem.expected``)."""
+    from ..tasks import check_answer
+
+    if value is None:
+        return None
+    if not isinstance(value, (str, int, float)) or isinstance(value, bool) or len(str(value)) > 1000:
+        raise TraceError("expected must be the known answer as a number or text")
+    try:
+        check_answer("", str(value))
+    except ValueError:
+        raise TraceError(f"expected ({short_repr(value)}) is not an answer this app can check (a number, text "
+                         "ending in '#### N', or a chain like '5 - ? + ?')") from None
+    return str(value)
 
 
 def _trace(data, pane: str) -> Trace:

@@ -1,31 +1,97 @@
-"""UI values → engine settings and pane strategy specs, with messages that name the setting.
+"""The validation layer at the app's boundary: raw UI and API values → engine settings, pane
+strategy specs and checked uploads, with messages that name the setting.
 
-No Gradio here: the Compare tab's handlers call these inside :func:`~.errors.user_errors`.
+Every value from a browser or a client is checked here for type, range and size before anything
+is built or allocated (a list where a number belongs, ±Infinity, a seed past 64 bits, a 5,000
+character model name, a lone surrogate). No Gradio here: the handlers call these inside
+:func:`~.errors.user_errors`, which also escapes and caps the echoed values.
 """
 
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
-import time
+import math
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..engine import EngineConfig
 from . import runtime
+from .errors import shown
+from .files import content_folder, digest_of, file_digest
 
 MAX_GEN_LENGTH = 512  # longer runs make grids and heatmaps unreadable; the CLI has no such limit
-EXPORT_DIR = Path(tempfile.gettempdir()) / "dllm-viz-exports"
-EXPORT_MAX_AGE_S = 3600
+MAX_PROMPT_CHARS = 4000
+MAX_SEED = 2**32 - 1  # torch and numpy both take it; larger seeds overflow ("unpacking long long")
+MAX_PARAMS = 8  # entries in an API params dict
 
 
-def _int(name: str, value) -> int:
+def _number(name: str, value) -> float:
+    """A finite real number from a number or a numeric string; never a bool, list or dict."""
     if value is None or value == "":
         raise ValueError(f"{name} is empty")
-    if float(value) != int(float(value)):
-        raise ValueError(f"{name} ({value}) must be a whole number")
-    return int(float(value))
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise TypeError(f"{name} must be a number, not {type(value).__name__}")
+    try:
+        number = float(value)
+    except (ValueError, OverflowError):
+        raise ValueError(f"{name} ({shown(value)}) must be a number") from None
+    if not math.isfinite(number):
+        raise ValueError(f"{name} ({shown(value)}) must be a finite number")
+    return number
+
+
+def _int(name: str, value, lo: int | None = None, hi: int | None = None) -> int:
+    number = _number(name, value)
+    if number != int(number):
+        raise ValueError(f"{name} ({shown(value)}) must be a whole number")
+    return _in_range(name, int(number), lo, hi)
+
+
+def _float(name: str, value, lo: float | None = None, hi: float | None = None) -> float:
+    return _in_range(name, _number(name, value), lo, hi)
+
+
+def _in_range(name: str, number, lo, hi):
+    if (lo is not None and number < lo) or (hi is not None and number > hi):
+        raise ValueError(f"{name} ({number}) must be between {lo} and {hi}")
+    return number
+
+
+def text(name: str, value, max_chars: int) -> str:
+    """A string of at most ``max_chars`` that encodes as UTF-8 (no lone surrogates)."""
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be text, not {type(value).__name__}")
+    if len(value) > max_chars:
+        raise ValueError(f"{name} is {len(value):,} characters long; the limit is {max_chars:,}")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as err:
+        raise ValueError(f"{name} contains an invalid character at position {err.start} (a lone surrogate)") from None
+    return value
+
+
+def prompt_text(prompt) -> str:
+    """The prompt, stripped; refuses empty, overlong or unencodable text."""
+    prompt = text("the prompt", "" if prompt is None else prompt, MAX_PROMPT_CHARS).strip()
+    if not prompt:
+        raise ValueError("the prompt is empty; type a question or pick an example")
+    return prompt
+
+
+def api_params(pane: str, params) -> dict:
+    """An API client's strategy parameters: a small dict of names → finite numbers (or null)."""
+    if params is None:
+        return {}
+    if not isinstance(params, dict):
+        raise TypeError(f"params {pane} must be a JSON object, not {type(params).__name__}")
+    if len(params) > MAX_PARAMS:
+        raise ValueError(f"params {pane} has {len(params)} entries; a strategy takes at most {MAX_PARAMS}")
+    out = {}
+    for key, value in params.items():
+        key = text(f"a params {pane} name", key, 32)
+        out[key] = None if value is None else _float(f"params {pane} {key!r}", value)
+    return out
 
 
 def engine_config(gen_length, block_length, full_diffusion: bool, temperature, seed) -> EngineConfig:
@@ -33,13 +99,13 @@ def engine_config(gen_length, block_length, full_diffusion: bool, temperature, s
     L = _int("gen length", gen_length)
     if not 1 <= L <= MAX_GEN_LENGTH:
         raise ValueError(f"gen length ({L}) must be between 1 and {MAX_GEN_LENGTH}")
-    BL = L if full_diffusion else _int("block length", block_length)
+    BL = L if full_diffusion is True else _int("block length", block_length)
     if BL < 1 or BL > L:
         raise ValueError(f"block length ({BL}) must be between 1 and gen length ({L})")
     if L % BL:
         raise ValueError(f"block length ({BL}) must divide gen length ({L}); e.g. {_divisors_hint(L)}")
-    return EngineConfig(gen_length=L, block_length=BL, temperature=float(temperature or 0.0),
-                        seed=_int("seed", seed if seed is not None else 0))
+    return EngineConfig(gen_length=L, block_length=BL, temperature=_float("temperature", temperature or 0.0, 0.0, 10.0),
+                        seed=_int("seed", seed if seed is not None else 0, 0, MAX_SEED))
 
 
 def _divisors_hint(n: int) -> str:
@@ -69,58 +135,63 @@ def pane_spec(values: PaneInputs, pane: str) -> runtime.PaneSpec:
     """The :class:`~runtime.PaneSpec` of a pane's controls (ValueError naming the pane when invalid)."""
     if not values.choice:
         raise ValueError(f"pane {pane}: pick a strategy")
+    text(f"pane {pane} strategy", values.choice, 100)
     kind, _, name = values.choice.partition(":")
     if kind == "heuristic":
         if name in TOPK_FAMILY:
-            steps = None if values.steps in (None, "", 0) else _int(f"pane {pane} steps", values.steps)
+            steps = None if values.steps in (None, "", 0) else _int(f"pane {pane} steps", values.steps, 0, MAX_GEN_LENGTH)
             return runtime.PaneSpec(values.choice, {"steps": steps})
         key = {"threshold": "threshold", "factor": "factor", "eb": "gamma"}.get(name)
-        params = {} if key is None else {key: float(getattr(values, key))}
+        params = {} if key is None else {key: _float(f"pane {pane} {key}", getattr(values, key))}
         return runtime.PaneSpec(values.choice, params)
     if kind == "policy":
-        params = {"temperature": float(values.tau), "beta": float(values.beta)}
+        params = {"temperature": _float(f"pane {pane} τ_π", values.tau), "beta": _float(f"pane {pane} β", values.beta)}
         policy_dir = prepare_uploaded_policy(values.policy_files, pane) if values.choice == runtime.UPLOADED else None
         return runtime.PaneSpec(values.choice, params, policy_dir)
-    raise ValueError(f"pane {pane}: unknown strategy {values.choice!r}")
+    raise ValueError(f"pane {pane}: unknown strategy {shown(values.choice)}")
 
 
 def prepare_uploaded_policy(files: list[str] | str | None, pane: str = "A") -> str:
     """A policy folder (model.safetensors + config.json) from uploaded files, checked and loaded once.
 
-    Without an uploaded config.json the paper's default architecture (``PolicyConfig()``) is assumed.
-    Raises ValueError when the weights are not safetensors or do not fit the config.
+    The folder and the loaded network are keyed by the files' content, so uploading the same
+    policy again (or running with it many times) reuses both. Without an uploaded config.json the
+    paper's default architecture (``PolicyConfig()``) is assumed. Raises ValueError when the
+    weights are not safetensors or do not fit the config; a rejected folder is removed.
     """
-    from ..policy import DiTConfidencePolicy, PolicyConfig
+    from ..policy import PolicyConfig
+    from ..policy.checkpoint import MAX_CONFIG_BYTES
 
-    paths = [files] if isinstance(files, str) else list(files or [])
+    paths = [files] if isinstance(files, str) else list(files or []) if isinstance(files, (list, tuple)) else None
+    if paths is None or not all(isinstance(p, str) for p in paths):
+        raise TypeError(f"pane {pane}: the policy upload must be a list of files")
     if not paths:
         raise ValueError(f"pane {pane}: upload the policy's model.safetensors (and optionally its config.json)")
-    weights = [p for p in paths if not str(p).lower().endswith(".json")]
-    configs = [p for p in paths if str(p).lower().endswith(".json")]
+    weights = [p for p in paths if not p.lower().endswith(".json")]
+    configs = [p for p in paths if p.lower().endswith(".json")]
     if len(weights) != 1 or len(configs) > 1:
         raise ValueError(f"pane {pane}: upload exactly one .safetensors weights file and at most one config.json")
-    folder = Path(tempfile.mkdtemp(prefix="policy-", dir=export_dir()))
-    shutil.copyfile(weights[0], folder / "model.safetensors")
-    if configs:
-        shutil.copyfile(configs[0], folder / "config.json")
-    else:
-        (folder / "config.json").write_text(json.dumps(PolicyConfig().to_dict()))
+    if configs and os.path.getsize(configs[0]) > MAX_CONFIG_BYTES:
+        raise ValueError(f"pane {pane}: the config.json is larger than {MAX_CONFIG_BYTES} bytes; a policy config is tiny")
+    config = Path(configs[0]).read_bytes() if configs else json.dumps(PolicyConfig().to_dict()).encode()
+
+    def fill(folder: Path) -> None:
+        (folder / "model.safetensors").write_bytes(Path(weights[0]).read_bytes())
+        (folder / "config.json").write_bytes(config)
+
+    folder = content_folder("policy", digest_of(file_digest(weights[0]), config), fill)
     try:
-        DiTConfidencePolicy.from_pretrained(str(folder))  # full check now, not mid-run
-    except ValueError as err:
-        shutil.rmtree(folder, ignore_errors=True)
+        runtime.get_policy_net(folder, "cpu")  # the full check now (and cached), not mid-run
+    except (ValueError, TypeError) as err:
+        _remove(folder)
         raise ValueError(f"pane {pane}: the uploaded policy cannot be used: {err}") from None
+    except BaseException:
+        _remove(folder)
+        raise
     return str(folder)
 
 
-def export_dir() -> Path:
-    """The folder for exports and uploaded policies; entries older than an hour are removed."""
-    EXPORT_DIR.mkdir(parents=True, exist_ok=True)
-    cutoff = time.time() - EXPORT_MAX_AGE_S
-    for old in EXPORT_DIR.iterdir():
-        try:
-            if old.stat().st_mtime < cutoff:
-                shutil.rmtree(old) if old.is_dir() else old.unlink()
-        except OSError:
-            pass
-    return EXPORT_DIR
+def _remove(folder: Path) -> None:
+    import shutil
+
+    shutil.rmtree(folder, ignore_errors=True)

@@ -1,0 +1,161 @@
+"""Every command in README.md runs as written, from a fresh copy of the project, and none of them
+changes a shipped file under ``assets/``.
+
+The commands are read from the README itself (its ```bash blocks, and the ``python ...`` cells of its
+"command" columns), so an edited README is what gets tested. Each command runs in the copy's root,
+in order (a later command reads what an earlier one wrote), at one torch thread, offline. Commands
+that train or sweep get extra flags from :data:`SHORT` that shrink their size or time (argparse keeps
+the last value of a repeated flag, so ``--n 200 --n 1`` means ``--n 1``); every README command must
+have an entry there or in :data:`ELSEWHERE`, and an entry that no longer matches a command fails too.
+
+Covered elsewhere: the install and test commands and ``python app.py`` are what ``.ci/run`` runs on
+a clean clone (venv, ``pip install -r requirements*.txt``, the test suite, which starts the app in
+``tests/test_app.py``); ``.ci/run`` is CI itself.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# README command prefix -> (extra flags that shrink it, expected outcome). Longest prefix wins.
+# "ok": exit 0. "offline": needs the Hub (a real dLLM): must exit 2 with a message naming the model.
+SHORT: dict[str, tuple[list[str], str]] = {
+    "python -m dllm_viz.generate --prompt": ([], "ok"),
+    "python -m dllm_viz.generate --model GSAI-ML/": ([], "offline"),
+    "python -m dllm_viz.tiny.train": (["--steps", "2", "--eval-every", "0"], "ok"),
+    "python -m dllm_viz.tiny.evaluate": (["--n", "1", "--speed-prompts", "1", "--gen-length", "16"], "ok"),
+    # one rollout batch; --warmup 1 because the schedule needs total steps (iterations x 2) > warmup
+    "python -m dllm_viz.rl.train": (["--iterations", "1", "--warmup", "1", "--prompts", "1", "--group-size", "2"], "ok"),
+    "python -m dllm_viz.rl.card": ([], "ok"),
+    "python -m dllm_viz.eval": (["--n", "1", "--seeds", "0", "--strategies", "threshold"], "ok"),
+    "python bench/engine_overhead.py": (["--repeats", "1", "--gen-length", "16", "--block-length", "8"], "ok"),
+    "python bench/policy_overhead.py": (["--repeats", "3"], "ok"),
+    "python bench/app_latency.py": (["--repeats", "1"], "ok"),
+}
+ELSEWHERE = {
+    "python3 -m venv .venv": ".ci/run: install, then the test suite (tests/test_app.py serves app.py)",
+    ". .venv/bin/activate": ".ci/run: the README's test command",
+    ".ci/run": "CI itself",
+}
+
+
+def readme_commands(text: str) -> list[str]:
+    """Commands of the README in order: ```bash blocks (continuations joined, comments dropped),
+    then inline ``python ...`` / ``.ci/run`` cells of tables (``same`` cells repeat the row above)."""
+    commands = []
+    for block in re.findall(r"```bash\n(.*?)```", text, flags=re.S):
+        for line in block.replace("\\\n", " ").splitlines():
+            words = shlex.split(line, comments=True)
+            if words:
+                commands.append(shlex.join(words))
+    for row in re.findall(r"^\|.*\|$", text, flags=re.M):
+        for code in re.findall(r"`([^`]+)`", row.rsplit("|", 2)[-2]):  # the last column
+            if code.startswith(("python ", ".ci/run")):
+                commands.append(shlex.join(shlex.split(code)))
+    return list(dict.fromkeys(commands))  # a table may repeat a block's command
+
+
+def entry_for(command: str) -> str | None:
+    keys = [k for k in [*SHORT, *ELSEWHERE] if command.startswith(k)]
+    return max(keys, key=len) if keys else None
+
+
+COMMANDS = readme_commands((ROOT / "README.md").read_text())
+
+
+def test_every_readme_command_has_an_entry_and_every_entry_a_command():
+    missing = [c for c in COMMANDS if entry_for(c) is None]
+    assert not missing, f"README commands with no entry in SHORT or ELSEWHERE (add one): {missing}"
+    unused = [k for k in [*SHORT, *ELSEWHERE] if not any(entry_for(c) == k for c in COMMANDS)]
+    assert not unused, f"SHORT/ELSEWHERE entries that match no README command (remove them): {unused}"
+    assert any(c.startswith("python -m dllm_viz.tiny.train") for c in COMMANDS)  # the extraction still works
+
+
+def fresh_copy(dest: Path) -> Path:
+    """The files a clone would have (tracked and not-ignored files of this checkout, so uncommitted
+    work is tested too); a plain copy without caches where git is unavailable."""
+    try:
+        names = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
+                               capture_output=True, check=True).stdout.decode().split("\0")
+    except (OSError, subprocess.CalledProcessError):
+        shutil.copytree(ROOT, dest, ignore=shutil.ignore_patterns(".git", ".venv", "outputs", "__pycache__", "*.pyc"))
+        return dest
+    for name in filter(None, names):
+        if (ROOT / name).is_file():
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, dest / name)
+    return dest
+
+
+def digests(folder: Path) -> dict[str, str]:
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_readme_commands_run_as_written_and_leave_shipped_files_alone(tmp_path):
+    repo = fresh_copy(tmp_path / "clone")
+    shipped = digests(repo / "assets")
+    assert shipped, "the copy has no assets/"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1",
+           "TRANSFORMERS_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False", "PYTHONDONTWRITEBYTECODE": "1"}
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"  # `python` is this venv's
+    env.pop("PYTHONPATH", None)  # the commands must find dllm_viz from the project root on their own
+    ran = []
+    for command in COMMANDS:
+        key = entry_for(command)
+        if key in ELSEWHERE:
+            continue
+        extra, expected = SHORT[key]
+        argv = shlex.split(command) + extra
+        start = time.perf_counter()
+        proc = subprocess.run(argv, cwd=repo, env=env, capture_output=True, text=True, timeout=300)
+        seconds = time.perf_counter() - start
+        ran.append((command, round(seconds, 1)))
+        print(f"{seconds:6.1f} s  {command[:100]}")  # shown with pytest -s
+        out = f"$ {shlex.join(argv)}\n--- stdout\n{proc.stdout[-3000:]}\n--- stderr\n{proc.stderr[-3000:]}"
+        assert "Traceback" not in proc.stderr, out
+        if expected == "ok":
+            assert proc.returncode == 0, out
+        else:  # a real dLLM from the Hub, offline here: a clean refusal that names the model
+            model = argv[argv.index("--model") + 1]
+            assert proc.returncode == 2 and model in proc.stderr, out
+        # the shipped files are exactly as they were after every command
+        now = digests(repo / "assets")
+        assert {k: now.get(k) for k in shipped} == shipped, f"{command} changed a shipped file under assets/"
+    assert len(ran) >= 8, ran
+
+    # What the README says they write is there.
+    from dllm_viz.trace import Trace
+
+    assert Trace.load(repo / "trace.json").text
+    assert (repo / "outputs/tiny-dllm/final/model.safetensors").is_file()
+    png = repo / "outputs/semi-ar/pareto.png"
+    if png.exists() or os.environ.get("DLLM_VIZ_REQUIRE_BROWSER") == "1":  # kaleido needs chromium (CI has it)
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (repo / "outputs/semi-ar/pareto.html").stat().st_size > 1_000_000  # plotly.js embedded
+
+
+def test_rerunning_a_writing_command_is_refused_and_changes_nothing(tmp_path):
+    """A README command run twice must not overwrite what the first run wrote."""
+    repo = fresh_copy(tmp_path / "clone")
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "PYTHONDONTWRITEBYTECODE": "1"}
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    command = next(c for c in COMMANDS if c.startswith("python -m dllm_viz.generate --prompt") and "--save-trace" in c)
+    argv = shlex.split(command)
+    target = repo / argv[argv.index("--save-trace") + 1]
+    target.write_text("earlier work")
+    proc = subprocess.run(argv, cwd=repo, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2 and "already exists" in proc.stderr and "--force" in proc.stderr, proc.stderr
+    assert "Traceback" not in proc.stderr and target.read_text() == "earlier work"
