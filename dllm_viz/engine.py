@@ -135,18 +135,19 @@ def encode_prompts(backend, prompts: Sequence[str | Sequence[int]], gen_length: 
         raise ValueError("prompts must be a non-empty list of prompts")
     encoded = []
     for i, prompt in enumerate(prompts):
+        which = "the prompt" if len(prompts) == 1 else f"prompt {i}"  # a single-prompt user has no prompt 0
         if isinstance(prompt, str):
             if not prompt.strip():
-                raise ValueError(f"prompt {i} is empty")
+                raise ValueError(f"{which} is empty")
             ids = backend.encode_prompt(prompt)
         else:
             ids = [int(t) for t in prompt]
         if not ids:
-            raise ValueError(f"prompt {i} encodes to no tokens")
+            raise ValueError(f"{which} encodes to no tokens")
         if len(ids) + gen_length > backend.max_length:
             templated = isinstance(prompt, str) and getattr(getattr(backend, "tokenizer", None), "chat_template", None)
             raise ValueError(
-                f"prompt {i} is {len(ids)} tokens{' (with the chat template)' if templated else ''}; with gen_length "
+                f"{which} is {len(ids)} tokens{' (with the chat template)' if templated else ''}; with gen_length "
                 f"{gen_length} that exceeds the model's context of {backend.max_length} tokens (shorten the prompt "
                 "or the generation)"
             )

@@ -26,7 +26,7 @@ torch.set_num_threads(1)
 WORDS = ["a", "b", "c", "d", "e", "one", "two", "three", "plus", "is", "Q", ":", "A"] + [str(d) for d in range(10)]
 
 
-def build_word_tokenizer(chat: bool = True):
+def build_word_tokenizer(chat: bool = True, max_length: int = 128):
     from tokenizers import Tokenizer, models, pre_tokenizers, decoders
     from transformers import PreTrainedTokenizerFast
 
@@ -37,21 +37,21 @@ def build_word_tokenizer(chat: bool = True):
     tok.decoder = decoders.WordPiece(prefix="##")
     fast = PreTrainedTokenizerFast(
         tokenizer_object=tok, pad_token="[PAD]", unk_token="[UNK]", mask_token="[MASK]", eos_token="[EOS]",
-        model_max_length=128,
+        model_max_length=max_length,
     )
     if chat:
         fast.chat_template = "{% for m in messages %}Q : {{ m['content'] }}{% endfor %} A :"
     return fast
 
 
-def save_tiny_masked_lm(path, arch: str = "modernbert", seed: int = 0):
+def save_tiny_masked_lm(path, arch: str = "modernbert", seed: int = 0, max_positions: int = 128):
     """A randomly initialised tiny masked LM + word tokenizer saved with save_pretrained."""
     from transformers import BertConfig, BertForMaskedLM, ModernBertConfig, ModernBertForMaskedLM
 
     torch.manual_seed(seed)
-    tok = build_word_tokenizer()
+    tok = build_word_tokenizer(max_length=max_positions)
     # A large init scale gives peaked, position-dependent distributions (no confidence ties).
-    common = dict(vocab_size=len(tok), pad_token_id=tok.pad_token_id, max_position_embeddings=128, initializer_range=0.5)
+    common = dict(vocab_size=len(tok), pad_token_id=tok.pad_token_id, max_position_embeddings=max_positions, initializer_range=0.5)
     if arch == "modernbert":
         cfg = ModernBertConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
                                global_attn_every_n_layers=1, mask_token_id=tok.mask_token_id,

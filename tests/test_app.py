@@ -1,7 +1,8 @@
 """The served app end to end: ``python app.py`` on 127.0.0.1, driven by gradio_client and by
 Playwright with Debian's chromium (``apt-get install chromium``; never ``playwright install``).
 
-Set ``DLLM_VIZ_SCREENSHOT=1`` to also refresh docs/screenshot.png from the browser test.
+Set ``DLLM_VIZ_SCREENSHOT=1`` to also refresh docs/screenshot.png and docs/screenshots/ (initial
+page, finished run and Benchmark tab at 1024 and 1440 px) from the browser tests.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import json
 import os
 import re
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -27,10 +29,16 @@ EXAMPLE = PROBLEM.question
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory, tiny_model_dir):
+def allowed_models(tmp_path_factory):
+    """A folder the served app allows models from (``--allow-model-dir``), for test-made models."""
+    return tmp_path_factory.mktemp("allowed-models")
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, tiny_model_dir, allowed_models):
     """``python app.py`` in a subprocess: ``$DLLM_VIZ_MODEL`` if set, else the built-in model when
-    installed, else a tiny random one."""
-    with serve_app(tmp_path_factory, tiny_model_dir) as app:
+    installed, else a tiny random one; models in ``allowed_models`` may be picked too."""
+    with serve_app(tmp_path_factory, tiny_model_dir, DLLM_VIZ_ALLOW_MODEL_DIRS=str(allowed_models)) as app:
         yield app.url
 
 
@@ -61,7 +69,7 @@ def test_client_compare_trace_returns_valid_traces(client):
 
 def test_client_compare_endpoint_then_export(client):
     heur = [0, 0.9, 1.0, 0.01, 1.0, 1.0, None]
-    final = client.predict("", EXAMPLE, 16, 4, False, 0.0, 0, "heuristic:margin", *heur, "heuristic:eb", *heur,
+    final = client.predict("", EXAMPLE, 16, 4, False, 0.0, 0, "heuristic:margin", *heur, "heuristic:eb", *heur, "full speed",
                            api_name="/compare")
     status = final[7]
     assert status.startswith("done") and re.search(r"#\w{6}$", status)
@@ -174,6 +182,13 @@ def test_browser_compare_replay_download(page, tmp_path):
     number.fill(middle)
     number.press("Tab")  # blur fires .release → replay
     expect(page.locator("#grid-a .dv-grid")).to_have_attribute("data-step", middle)
+    # step-through: the buttons and the arrow keys (outside any input) move one step
+    page.click("#next-step")
+    expect(page.locator("#grid-a .dv-grid")).to_have_attribute("data-step", str(int(middle) + 1))
+    page.locator("h1").first.click()
+    page.keyboard.press("ArrowLeft")
+    expect(page.locator("#grid-a .dv-grid")).to_have_attribute("data-step", middle)
+    expect(page.locator("#step-slider input[type=number]")).to_have_value(middle)
     page.wait_for_timeout(1000)  # let the heatmaps repaint before the picture
     page.screenshot(path=str(tmp_path / "screenshot.png"), full_page=True)
     if os.environ.get("DLLM_VIZ_SCREENSHOT") == "1":
@@ -185,11 +200,12 @@ def test_browser_compare_replay_download(page, tmp_path):
     expect(page.locator("#grid-a .dv-grid")).to_have_attribute("data-masked", "0")
 
 
-def _upload(page, path):
-    clear = page.locator("#trace-upload button[aria-label='Clear']")
+def _upload(page, path, elem="trace-upload"):
+    """Clear what the upload box holds (an earlier file), then upload ``path`` (one or a list)."""
+    clear = page.locator(f"#{elem} button[aria-label='Clear']")
     if clear.count():
-        clear.click()
-    page.locator("#trace-upload input[type=file]").set_input_files(str(path))
+        clear.first.click()
+    page.locator(f"#{elem} input[type=file]").set_input_files([str(p) for p in path] if isinstance(path, list) else str(path))
 
 
 def _toast(page, text):
@@ -251,3 +267,216 @@ def test_browser_toast_shows_html_in_a_trace_as_text(page, tmp_path):
     expect(toast.first).to_contain_text('<a id="evil"')  # shown as text
     assert page.locator("#evil, #evil-form, input[type=password]").count() == 0
     page.locator('[data-testid="toast-close"]').first.click()
+
+
+# ---- issue 10 acceptance: every control, clean console, streaming, screenshots ---------------------
+
+SHOTS = ROOT / "docs" / "screenshots"
+WIDTHS = (1024, 1440)
+
+
+def _pick(page, pane, label):
+    page.locator(f"#strategy-{pane} input").click()
+    page.locator(f"#strategy-{pane}").get_by_role("option", name=label, exact=True).click()
+
+
+def _fill(page, selector, value):
+    box = page.locator(selector)
+    box.fill(str(value))
+    box.press("Tab")  # blur commits a gr.Number / gr.Slider number box
+
+
+# control → (selector of its input, a non-default value, how the value shows in the pane label)
+_CONTROLS = {
+    "steps": ("input", 4, "steps=4"),
+    "threshold": ("input[type=number]", 0.55, "threshold=0.55"),
+    "factor": ("input", 2.5, "factor=2.5"),
+    "gamma": ("input", 0.3, "gamma=0.3"),
+    "tau": ("input[type=number]", 0.7, "temperature=0.7"),
+    "beta": ("input[type=number]", 1.5, "beta=1.5"),
+}
+
+
+def _controls_of(choice):
+    from dllm_viz.ui.compare import _shown_params
+
+    names = ["steps", "threshold", "factor", "gamma", "tau", "beta", "policy"]
+    return [n for n, shown in zip(names, _shown_params(choice)) if shown is True]
+
+
+def _console_errors(page):
+    errors = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    return errors
+
+
+@pytest.fixture(scope="module")
+def errors(page):
+    return _console_errors(page)
+
+
+def test_browser_every_strategy_shows_its_controls_and_they_change_the_run(page, errors, tmp_path):
+    """Each strategy in each pane, picked after another one: its controls show and reach the run."""
+    from playwright.sync_api import expect
+
+    choices = runtime.strategy_choices()
+    policy = runtime.policy_dir() / runtime.DEFAULT_POLICY
+    page.locator("#prompt textarea").fill(EXAMPLE)
+    page.locator("#gen-length input").fill("16")
+    page.locator("#block-length input").fill("8")
+    page.get_by_label("full speed").check()
+    n = len(choices)
+    for i in range(n):
+        expected = {}
+        for pane, (label, choice) in (("a", choices[i]), ("b", choices[(i + n // 2) % n])):
+            _pick(page, pane, next(other for other, c in choices if c != choice))
+            _pick(page, pane, label)
+            shown = _controls_of(choice)
+            for name in ("steps", "threshold", "factor", "gamma", "tau", "beta", "policy"):
+                box = expect(page.locator(f"#{name}-{pane}"))
+                box.to_be_visible() if name in shown else box.to_be_hidden()
+            if "policy" in shown:  # the upload takes a file after a strategy change
+                _upload(page, [policy / "model.safetensors", policy / "config.json"], f"policy-{pane}")
+                _toast(page, f"Pane {pane.upper()}: policy loaded")
+            for name in shown:
+                if name in _CONTROLS:
+                    sel, value, _ = _CONTROLS[name]
+                    _fill(page, f"#{name}-{pane} {sel}", value)
+            expected[pane] = [_CONTROLS[c][2] for c in shown if c in _CONTROLS]
+        _run_and_wait(page, expect)
+        for pane, marks in expected.items():
+            head = page.locator(f"#grid-{pane} .dv-head")
+            for mark in marks:
+                expect(head).to_contain_text(mark)
+            if "steps=4" in marks:
+                expect(page.locator(f"#stats-{pane} .dv-stats")).to_have_attribute("data-nfe", "4")
+    assert errors == [], errors
+
+
+
+@pytest.fixture
+def fresh_page(page):
+    """A new tab of the module's browser (its own Gradio session and console), offline: any request
+    beyond loopback is refused."""
+    tab = page.context.new_page()
+    tab.set_default_timeout(60_000)
+    tab.route("**/*", lambda route: route.continue_() if route.request.url.startswith(("http://127.0.0.1", "data:", "blob:"))
+              else route.abort())
+    yield tab
+    tab.close()
+
+
+def _open(tab, server, width):
+    tab.set_viewport_size({"width": width, "height": 900})
+    errors = _console_errors(tab)
+    tab.goto(server)
+    tab.wait_for_selector("#run-btn")
+    tab.wait_for_timeout(1500)  # let the lazy components (plots, examples) mount
+    return errors
+
+
+def _fits(tab) -> bool:
+    """No horizontal scrolling: the layout holds at this width."""
+    return tab.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
+
+
+def test_browser_clean_console_layout_and_screenshots(server, fresh_page, tmp_path):
+    """No JS errors on load or on a run; the page fits 1024, 1440 and 1920 px; screenshots of the
+    first page, a finished run and the Benchmark tab (refreshed in docs/ with DLLM_VIZ_SCREENSHOT=1)."""
+    from playwright.sync_api import expect
+
+    keep = os.environ.get("DLLM_VIZ_SCREENSHOT") == "1"
+    out = SHOTS if keep else tmp_path
+    out.mkdir(parents=True, exist_ok=True)
+    tab = fresh_page
+    for width in (*WIDTHS, 1920):
+        errors = _open(tab, server, width)
+        assert errors == [], f"console errors on load at {width}px: {errors}"
+        assert _fits(tab), f"horizontal scroll at {width}px"
+        expect(tab.locator("#heat-a")).to_contain_text("appear here")  # a placeholder, not empty axes
+        if width == 1920:
+            break
+        tab.screenshot(path=str(out / f"initial-{width}.png"), full_page=True)
+        tab.get_by_text(EXAMPLE[:40]).first.click()
+        tab.get_by_label("full speed").check()
+        _run_and_wait(tab, expect)
+        expect(tab.locator("#dl-json")).to_be_enabled()
+        tab.wait_for_timeout(800)
+        assert errors == [], f"console errors on a run at {width}px: {errors}"
+        assert _fits(tab)
+        tab.screenshot(path=str(out / f"run-{width}.png"), full_page=True)
+        if width == WIDTHS[0]:  # plotly's toolbar exports a PNG offline (the figure is drawn in the page)
+            tab.locator("#heat-a .js-plotly-plot").hover()
+            with tab.expect_download() as download:
+                tab.locator("#heat-a").get_by_role("button", name="Download plot as a PNG").click()
+            download.value.save_as(tmp_path / "heat.png")
+            assert (tmp_path / "heat.png").read_bytes()[:4] == b"\x89PNG"
+        if width == WIDTHS[-1] and keep:
+            tab.screenshot(path=str(ROOT / "docs" / "screenshot.png"), full_page=True)
+        tab.get_by_role("tab", name="Benchmark").click()
+        tab.locator("#bench-n input").fill("2")
+        tab.locator("#bench-gen-length input").fill("16")
+        tab.click("#bench-run")
+        expect(tab.locator("#bench-plot .js-plotly-plot")).to_be_visible(timeout=180_000)
+        expect(tab.locator("#bench-table")).to_contain_text("threshold")
+        plot_w = tab.locator("#bench-plot .main-svg").first.bounding_box()["width"]
+        assert plot_w > 0.8 * tab.locator("#bench-plot").bounding_box()["width"]  # fills its row
+        assert _fits(tab)
+        tab.wait_for_timeout(500)
+        tab.screenshot(path=str(out / f"benchmark-{width}.png"), full_page=True)
+        assert errors == [], errors
+
+
+@pytest.fixture(scope="module")
+def long_context_model(allowed_models):
+    """A tiny random model with a 512-token context, so L = 256 fits after the prompt (in the
+    folder the server allows)."""
+    from conftest import save_tiny_masked_lm
+
+    return save_tiny_masked_lm(allowed_models / "tiny-512", max_positions=512)
+
+
+_FRAME_LOG = """() => { window.__frames = []; const tick = () => {
+    const g = document.querySelector('#grid-a .dv-grid'); const s = g && g.getAttribute('data-step');
+    const f = window.__frames; if (s && (!f.length || f[f.length - 1][1] !== s)) f.push([performance.now(), s]);
+    requestAnimationFrame(tick); }; tick(); }"""
+
+
+def test_browser_streaming_long_run_never_backlogs(server, fresh_page, long_context_model):
+    """L = 256, one token per step at full speed: painted steps ≤ 1 s apart, Stop effective < 2 s."""
+    from playwright.sync_api import expect
+
+    tab = fresh_page
+    errors = _open(tab, server, 1440)
+    tab.locator("#model input").fill(str(long_context_model))
+    tab.locator("#model input").press("Enter")
+    tab.locator("#prompt textarea").fill("one plus two is")
+    tab.locator("#gen-length input").fill("256")
+    tab.get_by_label("full diffusion").check()
+    for pane in "ab":
+        _pick(tab, pane, runtime.HEURISTIC_LABELS["confidence"])
+        _fill(tab, f"#steps-{pane} input", 0)
+    tab.get_by_label("full speed").check()
+    tab.evaluate(_FRAME_LOG)
+    t_click = tab.evaluate("performance.now()")
+    _run_and_wait(tab, expect)
+    frames = [(t, int(s)) for t, s in tab.evaluate("window.__frames") if int(s) > 0]
+    assert frames[-1][1] == 256
+    gaps = [b[0] - a[0] for a, b in zip(frames, frames[1:])]
+    print(f"\nL=256: {len(frames)} painted frames, first {(frames[0][0] - t_click) / 1e3:.2f} s after the click, "
+          f"max gap {max(gaps) / 1e3:.2f} s, whole run {(frames[-1][0] - t_click) / 1e3:.1f} s")
+    assert max(gaps) <= 1000, gaps
+
+    # again, stopped part-way: the Stop click registers at once (no frame backlog in the page)
+    tab.evaluate(_FRAME_LOG)
+    tab.click("#run-btn")
+    tab.wait_for_function("window.__frames.length >= 3 && +window.__frames[window.__frames.length - 1][1] > 20")
+    t_stop = time.monotonic()
+    tab.click("#stop-btn")
+    expect(_status(tab)).to_have_value(re.compile(r"^stopped at step \d+"))
+    latency = time.monotonic() - t_stop
+    stopped_at = int(re.search(r"stopped at step (\d+)", _status(tab).input_value()).group(1))
+    print(f"Stop: effective {latency:.2f} s after the click, at step {stopped_at}/256")
+    assert latency <= 2.0 and stopped_at < 256
+    assert errors == [], errors

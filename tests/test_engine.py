@@ -159,10 +159,12 @@ def test_bad_engine_config(kwargs, message):
 
 def test_bad_prompts(tiny_backend):
     s = build_strategy("confidence")
-    with pytest.raises(ValueError, match="prompt 0 is empty"):
+    with pytest.raises(ValueError, match="the prompt is empty"):  # one prompt: no index to confuse a user
         run(tiny_backend, ["   "], s, EngineConfig(gen_length=8))
+    with pytest.raises(ValueError, match="prompt 1 is empty"):
+        run(tiny_backend, ["a", "   "], s, EngineConfig(gen_length=8))
     with pytest.raises(ValueError, match="non-empty list"):
         run(tiny_backend, [], s, EngineConfig(gen_length=8))
     long_prompt = " ".join(["a"] * 130)
-    with pytest.raises(ValueError, match=r"prompt 0 is 134 tokens \(with the chat template\); with gen_length 8 that exceeds the model's context of 128"):
+    with pytest.raises(ValueError, match=r"the prompt is 134 tokens \(with the chat template\); with gen_length 8 that exceeds the model's context of 128"):
         run(tiny_backend, [long_prompt], s, EngineConfig(gen_length=8))

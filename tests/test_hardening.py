@@ -183,7 +183,7 @@ def test_d6_unknown_and_bulky_fields_are_dropped(tmp_path, trace_json):
     data["surprise"] = ["x"] * 1000
     data["meta"] = {"note": "kept", "blob": [{}] * 100, "deep": {"a": {"b": 1}}}
     data["steps"][0]["extra"] = {"x": 1}
-    comp = load_trace(_file(tmp_path, data))[-1]
+    comp = list(load_trace(_file(tmp_path, data)))[-1][9]  # (panes…, status, slider, session, JSON, GIF)
     assert comp.a.meta == {"note": "kept"} and not hasattr(comp.a, "surprise")
 
 
@@ -259,7 +259,7 @@ def finished(tiny_model_dir):
     os.environ[runtime.ALLOW_ENV] = str(tiny_model_dir)
     try:
         frames = list(run_compare(str(tiny_model_dir), "one plus two is", 16, 4, False, 0.0, 0,
-                                  "heuristic:confidence", *HEUR, "heuristic:threshold", *HEUR))
+                                  "heuristic:confidence", *HEUR, "heuristic:threshold", *HEUR, "full speed"))
     finally:
         os.environ.pop(runtime.ALLOW_ENV)
     return frames[-1][10]
@@ -333,11 +333,11 @@ def mutated_traces(draw, base: str):
 
 def _check_upload(path: str) -> None:
     try:
-        out = load_trace(path)
+        out = list(load_trace(path))  # a generator: (panes…, status, slider, session, JSON, GIF)
     except gr.Error as err:
         assert_safe(err.message)
         return
-    comp = out[-1]
+    comp = out[-1][9]
     for k in (0, 1, comp.num_steps):  # replay and playback render every step without failing
         replay(k, comp)
         play_tick(k, comp)

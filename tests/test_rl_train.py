@@ -119,5 +119,7 @@ def test_two_cpu_processes_train_one_policy_through_torchrun(tiny_model_dir, tmp
     torch.manual_seed(123)
     fresh, trained = DiTConfidencePolicy().state_dict(), _weights(out / "checkpoint-last")
     assert not any(torch.equal(fresh[k], trained[k]) for k in fresh)
-    bad = subprocess.run([*cmd[:-len(args)], *args[:-6], "--prompts", "3"], capture_output=True, text=True, timeout=240)
+    bad_args = [str(tmp_path / "ddp-bad") if a == str(out) else a for a in args[:-6]]  # a fresh folder: `out` is
+    # not empty now, and the destination is refused before the prompt count is checked
+    bad = subprocess.run([*cmd[:-len(args)], *bad_args, "--prompts", "3"], capture_output=True, text=True, timeout=240)
     assert bad.returncode != 0 and "must be a multiple of the number of processes (2)" in bad.stderr

@@ -98,7 +98,7 @@ def _submit(client, endpoint: str):
     if endpoint == "/compare":
         return client.submit("", SHORT, LONG["gen_length"], LONG["block_length"], False, 0.0, 0,
                              "heuristic:confidence", *HEURISTIC_PANE, "heuristic:confidence", *HEURISTIC_PANE,
-                             api_name="/compare")
+                             "full speed", api_name="/compare")
     return client.submit("", ["heuristic:confidence", "heuristic:threshold"], True, ["semi-AR (BL = L/8)"], [1, 2, 3],
                          200, 64, 1, "1.0", "1.0", api_name="/benchmark")
 
@@ -188,7 +188,8 @@ def soak(app, tmp_path, runs: int, warmup: int) -> dict:
         client.predict(f"What is {i % 7} plus 2?", gen_length=16, block_length=8, seed=i, api_name="/compare_trace")
         if i % 5 == 0:
             client.predict("", f"What is {i % 3} plus 4?", 16, 8, False, 0.0, 0, "policy:(uploaded)",
-                           *HEURISTIC_PANE[:-1], policy, "heuristic:threshold", *HEURISTIC_PANE, api_name="/compare")
+                           *HEURISTIC_PANE[:-1], policy, "heuristic:threshold", *HEURISTIC_PANE, "full speed",
+                           api_name="/compare")
             exported, _ = client.predict(api_name="/export")
             path = exported["value"] if isinstance(exported, dict) else exported
             client.predict(handle_file(path), api_name="/load_trace")
@@ -221,7 +222,8 @@ def test_concurrent_soak_stays_consistent(app, tmp_path):
         try:
             c = _client(app)
             c.predict("", PROMPT, 16, 8, False, 0.0, 0, "policy:(uploaded)", *HEURISTIC_PANE[:-1],
-                      [handle_file(p) for p in files], "heuristic:threshold", *HEURISTIC_PANE, api_name="/compare")
+                      [handle_file(p) for p in files], "heuristic:threshold", *HEURISTIC_PANE, "full speed",
+                           api_name="/compare")
         except Exception as err:  # noqa: BLE001 - reported below
             errors.append(err)
 

@@ -112,7 +112,7 @@ def test_generate_cli_prints_text_nfe_and_saves_trace(tiny_model_dir, tmp_path, 
         (["--gen-length", "10", "--block-length", "4"], "block_length (4) must divide gen_length (10)"),
         (["--strategy", "nope"], "unknown strategy 'nope'"),
         (["--param", "threshold=1.5"], "threshold (1.5) must be in (0, 1]"),
-        (["--prompt", ""], "prompt 0 is empty"),
+        (["--prompt", ""], "the prompt is empty"),
     ],
 )
 def test_generate_cli_bad_input(tiny_model_dir, capsys, args, message):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 
 import gradio as gr
 import pytest
@@ -22,10 +23,11 @@ def pane(choice, **over):
     return [choice] + [values[f] for f in PANE_FIELDS[1:]]
 
 
-def run_args(model, prompt="one plus two is", L=16, BL=4, full=False, a=None, b=None, temperature=0.0, seed=0):
+def run_args(model, prompt="one plus two is", L=16, BL=4, full=False, a=None, b=None, temperature=0.0, seed=0,
+             speed="full speed"):
     a = a or pane("heuristic:confidence")
     b = b or pane("heuristic:threshold")
-    return [model, prompt, L, BL, full, temperature, seed, *a, *b]
+    return [model, prompt, L, BL, full, temperature, seed, *a, *b, speed]
 
 
 def drain(gen):
@@ -74,11 +76,12 @@ def test_engine_config_rejects_bad_lengths(L, BL, message):
 
 
 def test_param_visibility_follows_strategy():
+    # unused controls stay mounted ("hidden"): ones created with visible=False never appear later
     vis = [u["visible"] for u in compare.param_visibility("heuristic:threshold")]
-    assert vis == [False, True, False, False, False, False, False]
+    assert vis == ["hidden", True, "hidden", "hidden", "hidden", "hidden", "hidden"]
     vis = [u["visible"] for u in compare.param_visibility(runtime.UPLOADED)]
-    assert vis == [False, False, False, False, True, True, True]
-    assert compare.param_visibility("heuristic:margin")[0]["visible"]
+    assert vis == ["hidden", "hidden", "hidden", "hidden", True, True, True]
+    assert compare.param_visibility("heuristic:margin")[0]["visible"] is True
 
 
 def test_strategy_choices_cover_heuristics_and_defaults():
@@ -156,18 +159,21 @@ def test_bad_trace_files(tmp_path, monkeypatch):
     not_json = tmp_path / "a.json"
     not_json.write_text("{ nope")
     with pytest.raises(gr.Error, match="not valid JSON"):
-        load_trace(str(not_json))
+        drain(load_trace(str(not_json)))
     not_trace = tmp_path / "b.json"
     not_trace.write_text(json.dumps({"hello": 1}))
-    with pytest.raises(gr.Error, match="unsupported trace schema version"):
-        load_trace(str(not_trace))
+    frames = []
+    with pytest.raises(gr.Error, match="not a dllm-viz trace"):
+        for frame in load_trace(str(not_trace)):
+            frames.append(frame)
+    assert frames[-1][7].startswith("error: Cannot load this trace file: this JSON file is not a dllm-viz trace")
     bad_pair = tmp_path / "c.json"
     bad_pair.write_text(json.dumps({"format": session.FORMAT, "version": 1, "a": {"version": 1}}))
     with pytest.raises(gr.Error, match="pane a: not a trace: missing field"):
-        load_trace(str(bad_pair))
+        drain(load_trace(str(bad_pair)))
     monkeypatch.setattr(session, "MAX_UPLOAD_BYTES", 10)
     with pytest.raises(gr.Error, match=r"the limit for a trace is"):
-        load_trace(str(not_trace))
+        drain(load_trace(str(not_trace)))
 
 
 # ---- a real run on a tiny random model ------------------------------------------------------------
@@ -180,7 +186,8 @@ def finished_run(tiny_model_dir):
 
 def test_run_streams_frames_and_finishes(finished_run):
     first, last = finished_run[0], finished_run[-1]
-    assert first[7].startswith("loading model")
+    assert first[7].startswith("loading model") and first[13].active  # the live timer pulls the panes
+    assert not last[13].active
     comp = last[10]
     assert comp.finished and comp.a.num_steps >= 1 and comp.b.num_steps >= 1
     assert re.match(r"done · A \d+ steps, NFE \d+ · B \d+ steps, NFE \d+ .* #\w{6}$", last[7])
@@ -199,8 +206,9 @@ def test_export_import_and_replay(finished_run, tmp_path):
     comp = finished_run[-1][10]
     json_btn, gif_btn = export_files(comp)
     path = json_btn.value if isinstance(json_btn.value, str) else json_btn.value["path"]
-    loaded = load_trace(path)
-    comp2 = loaded[-1]
+    loaded = drain(load_trace(path))[-1]
+    comp2 = loaded[9]
+    assert loaded[10].interactive and loaded[11].interactive  # a loaded trace can be exported again
     assert comp2.source == "upload" and comp2.a.num_steps == comp.a.num_steps
     assert comp2.a.steps[-1].committed == comp.a.steps[-1].committed
     assert loaded[7].startswith("loaded trace")
@@ -208,8 +216,22 @@ def test_export_import_and_replay(finished_run, tmp_path):
     assert 'data-step="1"' in out[0] and 'data-step="1"' in out[1]
     # a single trace file replays in pane A
     single = comp.a.save(tmp_path / "single.json")
-    one = load_trace(str(single))[-1]
+    one = drain(load_trace(str(single)))[-1][9]
     assert one.b is None and one.a.num_steps == comp.a.num_steps
+
+
+def test_step_through_moves_one_step_within_the_run(finished_run):
+    comp = finished_run[-1][10]
+    out = compare.step_by(1, 0, comp)
+    assert 'data-step="1"' in out[0] and out[-1].value == 1
+    assert compare.step_by(-1, 0, comp)[-1].value == 0
+    assert compare.step_by(1, comp.num_steps, comp)[-1].value == comp.num_steps
+    assert "confidence ≥ λ" in compare.strategy_caption("heuristic:threshold")
+
+
+def test_full_diffusion_shows_L_in_the_block_box():
+    assert compare.full_diffusion_toggle(True, 64).value == 64
+    assert compare.full_diffusion_toggle(False, 64).interactive
 
 
 def test_play_tick_advances_and_stops(finished_run):
@@ -254,12 +276,13 @@ def test_known_answer_marks_correctness(tiny_model_dir):
 
 
 def test_stop_ends_the_run_early_and_keeps_it_exportable(tiny_model_dir):
-    gen = run_compare(*run_args(str(tiny_model_dir), L=32, BL=32, full=True))
-    next(gen)  # "loading" frame: the run's controls exist from here on
-    frame = next(gen)  # first step
-    comp = frame[10]
+    gen = run_compare(*run_args(str(tiny_model_dir), L=32, BL=32, full=True, speed="5 steps/s"))
+    comp = next(gen)[10]  # "loading" frame: the run's controls exist from here on
+    next(gen)  # first status frame
+    t0 = time.monotonic()
     compare.stop_run(comp)
     rest = list(gen)
+    assert time.monotonic() - t0 < 0.5  # the slow-motion pause ends at once
     assert comp.stopped and not comp.finished
     assert rest[-1][7].startswith(f"stopped at step {comp.num_steps}")
     assert comp.num_steps < 32
@@ -267,17 +290,28 @@ def test_stop_ends_the_run_early_and_keeps_it_exportable(tiny_model_dir):
     assert json_btn.interactive
 
 
-def test_scrubbing_during_a_run_stops_following(tiny_model_dir):
-    gen = run_compare(*run_args(str(tiny_model_dir), L=32, BL=32, full=True))
-    next(gen)
+def test_slow_motion_paces_the_steps(tiny_model_dir):
+    t0 = time.monotonic()
+    comp = drain(run_compare(*run_args(str(tiny_model_dir), L=8, BL=8, full=True, speed="5 steps/s",
+                                       a=pane("heuristic:confidence", steps=4), b=pane("heuristic:confidence", steps=4))))[-1][10]
+    assert comp.num_steps == 4 and time.monotonic() - t0 >= 3 / 5  # 3 pauses of 0.2 s between 4 steps
+
+
+def test_live_frames_follow_the_run_until_the_user_scrubs(tiny_model_dir):
+    gen = run_compare(*run_args(str(tiny_model_dir), L=32, BL=32, full=True, speed="5 steps/s"))
     comp = next(gen)[10]
+    next(gen)
+    live = compare.live_frame(comp)
+    assert isinstance(live[0], str) and live[-1].value == comp.num_steps >= 1  # panes and slider follow
     out = replay(0, comp)
     assert out[-1].value is False  # the follow-live checkbox is unticked
-    later = next(gen)
-    assert later[0] == gr.skip() and "value" not in later[8].constructor_args  # panes and slider left to the user
+    later = compare.live_frame(comp)
+    assert later[0] == gr.skip() and "value" not in later[-1].constructor_args  # panes and slider left to the user
     compare.set_follow(True, comp)
-    assert isinstance(next(gen)[0], str)
+    assert isinstance(compare.live_frame(comp)[0], str)
+    compare.stop_run(comp)
     list(gen)
+    assert compare.live_frame(comp) == (gr.skip(),) * 8  # nothing after the final frame
 
 
 def test_benchmark_handler(tiny_model_dir):
@@ -288,10 +322,21 @@ def test_benchmark_handler(tiny_model_dir):
                                              progress=lambda *a, **k: None))
     assert len(table) == 2 and {row[1] for row in table} == {"threshold", "confidence"}
     assert "mean NFE" in md and len(fig.data) >= 2
+    assert fig.layout.xaxis.type == "linear" and fig.layout.width is None  # log only when asked; fills the tab
     with pytest.raises(gr.Error, match="pick at least one strategy"):
         last(run_benchmark(str(tiny_model_dir), [], False, ["semi-AR (BL = L/8)"], [1], 2, 16, 1, "1", "1"))
     with pytest.raises(gr.Error, match=r"gen length \(20\) must be a multiple of 8"):
         last(run_benchmark(str(tiny_model_dir), ["heuristic:eb"], False, ["semi-AR (BL = L/8)"], [1], 2, 20, 1, "1", "1"))
+
+
+def test_benchmark_front_spans_all_strategies_and_policies_fit_their_setting():
+    from dllm_viz.ui.benchmark import policy_fits, summary_table
+
+    rows = [dict(setting="s", strategy=name, params="", seeds=1, n=4, accuracy=acc, accuracy_std=0.0, mean_nfe=nfe,
+                 tokens_per_step=1.0, no_answer=0.0) for name, acc, nfe in (("a", 50.0, 8.0), ("b", 40.0, 10.0), ("c", 70.0, 16.0))]
+    assert [row[-1] for row in summary_table(rows)] == ["★", "", "★"]  # b is dominated by a
+    assert policy_fits("semi-ar-alpha1", "semi-AR (BL = L/8)") and not policy_fits("semi-ar-alpha1", "full diffusion (BL = L)")
+    assert policy_fits("full-diffusion-es", "full diffusion (BL = L)") and policy_fits("my-policy", "semi-AR (BL = L/8)")
 
 
 def test_app_module_imports_without_side_effects():

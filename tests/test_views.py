@@ -171,9 +171,21 @@ def test_heatmap_figure_shapes_and_markers(trace_a, trace_b):
     assert list(np.asarray(fig_b.data[2].z)[1]) == [0, 90, 60, 0]
 
 
-def test_heatmap_figure_empty():
-    fig = heatmap_figure(None, title="A")
-    assert len(fig.data) == 0 and fig.layout.title.text == "A"
+def test_empty_figures_are_placeholders_without_axes():
+    for fig in (heatmap_figure(None, title="A"), curves_figure({})):
+        assert len(fig.data) == 0 and fig.layout.xaxis.visible is False and fig.layout.yaxis.visible is False
+        assert "appear here" in fig.layout.annotations[0].text
+    assert fig.layout.annotations[0].text != heatmap_figure(None).layout.annotations[0].text
+
+
+def test_step_axes_are_per_pane_with_whole_ticks(trace_a):
+    fig = heatmap_figure(trace_a)
+    assert tuple(fig.layout.yaxis.range) == (trace_a.num_steps + 0.5, 0.5)  # its own steps, not the longest pane's
+    assert fig.layout.yaxis.dtick == 1 and fig.layout.yaxis.tickformat == "d"
+    from dllm_viz.views.figures import step_ticks
+
+    assert step_ticks(2)["dtick"] == 1 and step_ticks(64)["dtick"] == 10 and step_ticks(256)["dtick"] == 50
+    assert curves_figure({"A": trace_a}).layout.xaxis.dtick == 1
 
 
 def test_curves_figure(trace_a, trace_b):

@@ -47,16 +47,17 @@ def read_runs(path: str | Path, expect_n: int, gen_length: int) -> list[dict]:
 
 
 def _front_keys(summary: Sequence[dict]) -> set[tuple]:
+    """The Pareto front of each setting over all its strategies (per strategy, every point of a
+    one-point strategy would be starred)."""
     keys = set()
     for setting in dict.fromkeys(r["setting"] for r in summary):
-        for strategy in dict.fromkeys(r["strategy"] for r in summary):
-            pts = [r for r in summary if r["setting"] == setting and r["strategy"] == strategy]
-            keys |= {(p["setting"], p["strategy"], p["params"]) for p in pareto_front(pts)}
+        pts = [r for r in summary if r["setting"] == setting]
+        keys |= {(p["setting"], p["strategy"], p["params"]) for p in pareto_front(pts)}
     return keys
 
 
 def markdown_table(summary: Sequence[dict]) -> str:
-    """One table per setting; ★ marks points on their strategy's Pareto front."""
+    """One table per setting; ★ marks the setting's Pareto front over all strategies."""
     front = _front_keys(summary)
     out = []
     for setting in dict.fromkeys(r["setting"] for r in summary):

@@ -38,7 +38,7 @@ at any step.
 **The MDP and the learned policy** (Jazbec, Olausson et al., *Learning Unmasking Policies for Diffusion
 Language Models*, arXiv 2512.09106). Decoding is a Markov decision process: the **state** is the prompt
 plus the partly masked answer, the **action** is a yes/no "unmask now" per position, the frozen model is the
-environment, and the **reward** comes at the end: correctness × (1 − NFE/L)^α, so a wrong answer earns
+environment, and the **reward** comes at the end: correctness × ((L − NFE + 1)/L)^α, so a wrong answer earns
 nothing and a right one earns more when it used fewer steps. The **policy** is a small transformer that
 reads only the model's per-position confidence, the mask pattern and the time, and outputs an unmask
 probability per position; actions are independent Bernoulli draws (if nothing is drawn, the most probable

@@ -19,7 +19,23 @@ TITLE = "dllm-viz: watch a learned unmasking policy and a heuristic decode side 
 APP_CSS = GRID_CSS + STATS_CSS + """
 #notes { font-size: 13px; }
 #status textarea { font-family: ui-monospace, monospace; font-size: 12px; }
+.dv-example { justify-content: flex-start !important; text-align: left; overflow: hidden; text-overflow: ellipsis;
+  white-space: nowrap; display: block !important; }
+.dv-caption p { font-size: 12px; color: #555; margin: 2px 0 0; }
+#stop-btn, #run-btn, #prev-step, #next-step, #play-btn { white-space: nowrap; }
+.toast-wrap { top: auto !important; bottom: 16px !important; }  /* toasts never cover the title */
 """
+
+# Step-through from the keyboard: ← / → press the step buttons unless the user is typing.
+STEP_KEYS_JS = """<script>
+document.addEventListener('keydown', (e) => {
+  const t = e.target, typing = t && (t.isContentEditable || /^(INPUT|TEXTAREA|SELECT)$/.test(t.tagName));
+  if (typing || e.altKey || e.ctrlKey || e.metaKey) return;
+  const id = {ArrowLeft: 'prev-step', ArrowRight: 'next-step'}[e.key];
+  const btn = id && document.getElementById(id);
+  if (btn) { e.preventDefault(); btn.click(); }
+});
+</script>"""
 
 
 def build_demo() -> gr.Blocks:
@@ -44,4 +60,5 @@ def build_demo() -> gr.Blocks:
 
 def launch_kwargs() -> dict:
     """Arguments for ``demo.launch`` shared by ``app.py`` and the tests."""
-    return dict(css=APP_CSS, max_file_size=MAX_TRACE_BYTES, footer_links=["api", "gradio"], show_error=False)
+    return dict(css=APP_CSS, head=STEP_KEYS_JS, max_file_size=MAX_TRACE_BYTES, footer_links=["api", "gradio"],
+                show_error=False)

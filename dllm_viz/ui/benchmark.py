@@ -11,7 +11,8 @@ from pathlib import Path
 
 import gradio as gr
 
-from ..eval import StrategySpec, heuristic_grid, markdown_table, pareto_figure, policy_grid, summarize, sweep
+from ..eval import (StrategySpec, heuristic_grid, markdown_table, pareto_figure, pareto_front, policy_grid, summarize,
+                    sweep)
 from ..eval.report import write_csv
 from ..strategies import HEURISTICS
 from . import runtime
@@ -22,8 +23,28 @@ from .settings import MAX_GEN_LENGTH, _float, _int
 MAX_PROBLEMS = 200  # per level; the CLI handles bigger sweeps
 POLL_S = 0.25  # the handler yields this often while the sweep runs, so a cancel lands quickly
 SETTINGS = {"semi-AR (BL = L/8)": 8, "full diffusion (BL = L)": 1}  # value: number of blocks
+POLICY_PREFIX = {"semi-AR (BL = L/8)": "semi-ar", "full diffusion (BL = L)": "full-diffusion"}  # trained for it
 TABLE_COLUMNS = ["setting", "strategy", "params", "seeds", "n", "accuracy", "accuracy_std", "mean_nfe",
                  "tokens_per_step", "no_answer"]
+TABLE_HEADERS = ["setting", "strategy", "parameters", "seeds", "n", "accuracy %", "± std", "mean NFE",
+                 "tokens/step", "no answer %", "front"]
+
+
+def policy_fits(policy: str, setting: str) -> bool:
+    """A shipped policy runs in the setting it was trained for (named ``semi-ar-…`` or
+    ``full-diffusion-…``); a policy named otherwise runs in every setting."""
+    prefixes = POLICY_PREFIX.values()
+    own = next((p for p in prefixes if policy.startswith(p)), None)
+    return own is None or own == POLICY_PREFIX[setting]
+
+
+def summary_table(summary: list[dict]) -> list[list]:
+    """Rows for the table; "front" marks the Pareto front over all strategies of a setting."""
+    front = set()
+    for setting in dict.fromkeys(r["setting"] for r in summary):
+        front |= {id(r) for r in pareto_front([r for r in summary if r["setting"] == setting])}
+    return [[round(r[c], 2) if isinstance(r[c], float) else r[c] for c in TABLE_COLUMNS] + ["★" if id(r) in front else ""]
+            for r in summary]
 
 
 def family_choices() -> list[tuple[str, str]]:
@@ -45,9 +66,9 @@ def _floats(name: str, text: str) -> list[float]:
 
 
 def benchmark_specs(families: list[str], grid: bool, gen_length: int, block_length: int, temperatures: list[float],
-                    betas: list[float]) -> list[StrategySpec]:
+                    betas: list[float], setting: str | None = None) -> list[StrategySpec]:
     """Strategy specs for one setting: each heuristic at its defaults (or its sweep grid), and each
-    selected policy at every (τ_π, β)."""
+    selected policy trained for ``setting`` (see :func:`policy_fits`) at every (τ_π, β)."""
     specs = []
     policies = runtime.shipped_policies()
     for family in families:
@@ -60,6 +81,8 @@ def benchmark_specs(families: list[str], grid: bool, gen_length: int, block_leng
         elif kind == "policy":
             if name not in policies:
                 raise ValueError(f"no shipped policy named {name!r}")
+            if setting is not None and not policy_fits(name, setting):
+                continue
             specs += policy_grid(str(policies[name]), family, temperatures, betas)
         else:
             raise ValueError(f"unknown strategy family {family!r}")
@@ -77,7 +100,7 @@ def _sweep(model: str, problems, specs_by_bl: dict, gen_length: int, seeds: list
 
 
 def run_benchmark(model, families, grid, settings, levels, n, gen_length, seeds, temperatures, betas,
-                  progress=gr.Progress()):
+                  log_nfe=False, progress=gr.Progress()):
     """Run the sweep; yield (Pareto figure, summary table, markdown table, CSV file) at the end.
 
     A generator: the sweep runs in a :class:`~.budget.BackgroundJob` and this handler yields
@@ -98,7 +121,11 @@ def run_benchmark(model, families, grid, settings, levels, n, gen_length, seeds,
             raise ValueError(f"gen length ({L}) must be a multiple of 8 (semi-AR uses BL = L/8)")
         taus, betas_ = _floats("τ_π values", temperatures), _floats("β values", betas)
         model = runtime.check_model_runnable(model or runtime.default_model())
-        specs_by_bl = {L // SETTINGS[s]: benchmark_specs(families, bool(grid), L, L // SETTINGS[s], taus, betas_)
+        for family in families:
+            kind, _, name = family.partition(":")
+            if kind == "policy" and not any(policy_fits(name, s) for s in settings):
+                raise ValueError(f"policy {name} was trained for another setting; tick that setting or untick it")
+        specs_by_bl = {L // SETTINGS[s]: benchmark_specs(families, bool(grid), L, L // SETTINGS[s], taus, betas_, s)
                        for s in settings}
         problems = [p for level in levels for p in test_set(int(level), n, DEFAULT_FREE)]
     progress(0, desc="loading model")
@@ -123,17 +150,23 @@ def run_benchmark(model, families, grid, settings, levels, n, gen_length, seeds,
     finally:
         job.cancel()
     title = f"{len(problems)} held-out problems, L = {L}, {seeds} seed(s)"
-    table = [[round(r[c], 2) if isinstance(r[c], float) else r[c] for c in TABLE_COLUMNS] for r in summary]
-    yield pareto_figure(summary, title=title), table, markdown_table(summary), gr.File(value=str(csv_path), visible=True)
+    fig = pareto_figure(summary, title=title)
+    fig.update_xaxes(type="log" if log_nfe else "linear")
+    fig.update_layout(width=None, autosize=True)  # fill the tab's width
+    yield fig, summary_table(summary), markdown_table(summary), gr.File(value=str(csv_path), visible=True)
 
 
 def build_benchmark_tab() -> None:
     gr.Markdown("Run strategies on held-out word problems (answers checked automatically) and compare "
-                "accuracy against NFE. ★ in the table marks each strategy's Pareto front.")
+                "accuracy against NFE. ★ marks the Pareto front of each setting, over all its strategies. "
+                "Each learned policy runs in the setting it was trained for.")
     with gr.Row():
         with gr.Column(scale=2):
             choices = family_choices()
-            default = [v for _, v in choices if v.startswith("policy:")][:1] + ["heuristic:threshold", "heuristic:confidence"]
+            first = list(SETTINGS)[0]
+            fitting = [v for _, v in choices if v.startswith("policy:") and policy_fits(v[7:], first)]
+            preferred = f"policy:{runtime.DEFAULT_POLICY}"
+            default = ([preferred] if preferred in fitting else fitting[:1]) + ["heuristic:threshold", "heuristic:confidence"]
             families = gr.CheckboxGroup(choices, value=default, label="Strategies", elem_id="bench-strategies")
             grid = gr.Checkbox(False, label="sweep each heuristic's parameter grid (slower)", elem_id="bench-grid")
             with gr.Row():
@@ -149,12 +182,14 @@ def build_benchmark_tab() -> None:
             with gr.Row():
                 gen_length = gr.Number(64, precision=0, label="gen length L", elem_id="bench-gen-length")
                 seeds = gr.Number(1, precision=0, label="seeds", minimum=1, maximum=5, elem_id="bench-seeds")
+                log_nfe = gr.Checkbox(False, label="log NFE axis", elem_id="bench-log")
     run = gr.Button("Run benchmark", variant="primary", elem_id="bench-run")
     plot = gr.Plot(label="Accuracy vs NFE", elem_id="bench-plot")
-    table = gr.Dataframe(headers=TABLE_COLUMNS, label="Summary (mean over seeds)", elem_id="bench-table",
-                         interactive=False)
+    table = gr.Dataframe(headers=TABLE_HEADERS, label="Summary (mean over seeds)", elem_id="bench-table",
+                         interactive=False, wrap=True,  # widths that fit 1024 px without cutting columns off
+                         column_widths=["12%", "15%", "21%", "6%", "5%", "9%", "6%", "7%", "7%", "7%", "5%"])
     md = gr.Markdown(elem_id="bench-md")
     csv_file = gr.File(label="All runs (CSV)", visible=False, elem_id="bench-csv")
-    run.click(run_benchmark, [model, families, grid, settings, levels, n, gen_length, seeds, temperatures, betas],
+    run.click(run_benchmark, [model, families, grid, settings, levels, n, gen_length, seeds, temperatures, betas, log_nfe],
               [plot, table, md, csv_file], api_name="benchmark", concurrency_limit=runtime.MODEL_CONCURRENCY,
-              concurrency_id="model")
+              concurrency_id="model", show_progress_on=[plot])  # one progress bar, not one per output

@@ -5,8 +5,10 @@ and export. Functions first (rendering, handlers; UI values → engine settings 
 
 from __future__ import annotations
 
+import json
+import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import gradio as gr
 
@@ -15,7 +17,7 @@ from ..trace import Trace
 from ..views import curves_figure, heatmap_figure, legend_html, render_grid, stats_html
 from . import runtime
 from .budget import compute_slot
-from .errors import user_errors
+from .errors import shown, user_errors
 from .examples import example_problems, known_answer
 from .session import Comparison, load_comparison, new_run_id
 from .files import export_comparison
@@ -31,17 +33,32 @@ from .settings import (  # noqa: F401  (engine_config, PANE_FIELDS: part of this
     text,
 )
 
-FRAME_INTERVAL_S = 0.1  # ≤ 10 streamed frames per second (grids, stats, slider)
-PLOT_INTERVAL_S = 0.6  # gr.Plot rebuilds its whole div (~100 ms of browser time each): fewer plot frames
+# A live run is pulled, not pushed: the browser asks for the latest frame every LIVE_TICK_S and
+# never while its previous request is pending (gr.Timer, trigger_mode="once"), so a slow browser
+# skips stale steps instead of queueing them (issue 10, item 9). The run's own stream only carries
+# the status line.
+LIVE_TICK_S = 0.1
+STATUS_INTERVAL_S = 0.5
+# gr.Plot rebuilds its whole div on every value: at L = 256 the two heatmaps took 0.5–1.5 s of
+# browser main thread on 2 shared cores, holding grid frames back. Live frames therefore redraw the
+# heatmaps every PLOT_INTERVAL_S only up to LIVE_PLOT_MAX_L; the curves, and longer runs' heatmaps,
+# are drawn when the run ends or stops and on every replayed step.
+PLOT_INTERVAL_S = 1.5
+LIVE_PLOT_MAX_L = 64
+LIVE_SPEEDS = {"slow motion (2 steps/s)": 2.0, "5 steps/s": 5.0, "full speed": 0.0}  # label → steps/s (0 = no pause)
+DEFAULT_SPEED = next(iter(LIVE_SPEEDS))  # a class can follow each step; researchers pick full speed
 
 
 @dataclass
 class LiveControl:
-    """Flags that other events set while a run streams: ``follow`` (the stream moves the slider
-    and panes; off once the user scrubs) and ``stop`` (end the run after the current step)."""
+    """Flags that other events set while a run streams: ``follow`` (live frames move the slider
+    and panes; off once the user scrubs) and ``stop`` (end the run after the current step; an
+    Event so a slow-motion pause ends at once)."""
 
     follow: bool = True
-    stop: bool = False
+    stop: threading.Event = field(default_factory=threading.Event)
+    last_plot: float = 0.0
+    shown: int = -1  # the step the last live frame showed (an unchanged step is not sent again)
 
 
 _LIVE: dict[str, LiveControl] = {}  # run id → its controls, while the run streams
@@ -70,10 +87,10 @@ def render_plots(comp: Comparison | None, k: int) -> tuple:
     """Heatmaps of A and B and the curves, up to step ``k``."""
     if comp is None:
         return heatmap_figure(None, title="A"), heatmap_figure(None, title="B"), curves_figure({})
-    d, n = comp.divergence, comp.num_steps
-    return (
-        heatmap_figure(comp.a, k, divergence=d, max_steps=n, title=comp.labels[0]),
-        heatmap_figure(comp.b, k, divergence=d, max_steps=n, title=comp.labels[1]),
+    d = comp.divergence
+    return (  # each pane on its own step axis: a 9-step pane is not squashed beside a 64-step one
+        heatmap_figure(comp.a, k, divergence=d, title=comp.labels[0]),
+        heatmap_figure(comp.b, k, divergence=d, title=comp.labels[1]),
         curves_figure({"A": comp.a, "B": comp.b}, k, divergence=d),
     )
 
@@ -110,11 +127,15 @@ def _pane_inputs(args) -> tuple[PaneInputs, PaneInputs]:
 
 def run_compare(model, prompt, gen_length, block_length, full_diffusion, temperature, seed,
                 strategy_a, steps_a, threshold_a, factor_a, gamma_a, tau_a, beta_a, policy_files_a,
-                strategy_b, steps_b, threshold_b, factor_b, gamma_b, tau_b, beta_b, policy_files_b):
-    """Stream a lockstep comparison (generator; the Run button and the ``/compare`` endpoint).
+                strategy_b, steps_b, threshold_b, factor_b, gamma_b, tau_b, beta_b, policy_files_b,
+                speed=DEFAULT_SPEED):
+    """Run a lockstep comparison (generator; the Run button and the ``/compare`` endpoint).
 
     Yields (grid A, grid B, stats A, stats B, heatmap A, heatmap B, curves, status, slider,
-    follow-live, session state, JSON download, GIF download), throttled to ≤ 10 frames per second, always with the last step.
+    follow-live, session state, JSON download, GIF download, live timer): first a "loading"
+    frame that starts the live timer (the panes then come from :func:`live_frame`), status
+    lines every ``STATUS_INTERVAL_S``, and the full final frame, which stops the timer.
+    ``speed`` (a :data:`LIVE_SPEEDS` label) paces the steps for a class to follow.
     """
     pane_a, pane_b = _pane_inputs((strategy_a, steps_a, threshold_a, factor_a, gamma_a, tau_a, beta_a, policy_files_a,
                                    strategy_b, steps_b, threshold_b, factor_b, gamma_b, tau_b, beta_b, policy_files_b))
@@ -124,6 +145,9 @@ def run_compare(model, prompt, gen_length, block_length, full_diffusion, tempera
             prompt = prompt_text(prompt)
             config = engine_config(gen_length, block_length, full_diffusion, temperature, seed)
             specs = (pane_spec(pane_a, "A"), pane_spec(pane_b, "B"))
+            speed = text("live speed", DEFAULT_SPEED if speed is None else speed, 40)
+            if speed not in LIVE_SPEEDS:
+                raise ValueError(f"live speed {shown(speed)} must be one of {', '.join(LIVE_SPEEDS)}")
             model = runtime.check_model_runnable(model)
     except gr.Error as err:
         yield _failed(err)
@@ -133,10 +157,11 @@ def run_compare(model, prompt, gen_length, block_length, full_diffusion, tempera
     _LIVE[comp.run_id] = LiveControl()
     skip = gr.skip()
     off = gr.DownloadButton(interactive=False)
-    yield (skip,) * 7 + (f"loading model and strategies… #{comp.run_id}", skip, gr.Checkbox(value=True), comp, off, off)
+    yield (skip,) * 7 + (f"loading model and strategies… #{comp.run_id}", skip, gr.Checkbox(value=True), comp, off, off,
+                         gr.Timer(LIVE_TICK_S, active=True))
     try:
         with user_errors("The comparison failed"):
-            yield from _stream(comp, model, prompt, specs, config)
+            yield from _stream(comp, model, prompt, specs, config, LIVE_SPEEDS[speed])
     except gr.Error as err:
         yield _failed(err, comp)
         raise
@@ -148,7 +173,7 @@ def _failed(err: gr.Error, comp: Comparison | None = None) -> tuple:
     """A frame that only puts the error in the status line (the toast shows it too)."""
     skip = gr.skip()
     where = f" #{comp.run_id}" if comp else ""
-    return (skip,) * 7 + (f"error: {err.message}{where}",) + (skip,) * 5
+    return (skip,) * 7 + (f"error: {err.message}{where}",) + (skip,) * 5 + (gr.Timer(active=False),)
 
 
 def _collect(comp: Comparison, model: str, prompt: str, specs, config: EngineConfig):
@@ -182,35 +207,58 @@ def _collect_steps(comp: Comparison, steps, prompt: str, config: EngineConfig):
         steps.close()
 
 
-def _stream(comp: Comparison, model: str, prompt: str, specs, config: EngineConfig):
-    """Throttled frames of a running comparison; the final step is always sent."""
-    last_frame = last_plot = 0.0
+def _stream(comp: Comparison, model: str, prompt: str, specs, config: EngineConfig, steps_per_s: float):
+    """Status frames of a running comparison, then its full final frame.
+
+    With ``steps_per_s`` > 0 each step is held until 1/steps_per_s after the previous one
+    (slow motion); Stop ends the pause at once.
+    """
     control = _LIVE.get(comp.run_id, LiveControl())
+    pause = 1.0 / steps_per_s if steps_per_s > 0 else 0.0
+    last_status = last_step = 0.0
+    skip = gr.skip()
     for _ in _collect(comp, model, prompt, specs, config):
-        if control.stop:
+        if pause:
+            control.stop.wait(max(0.0, last_step + pause - time.monotonic()))
+            last_step = time.monotonic()
+        if control.stop.is_set():
             comp.stopped = True
             break
-        now = time.monotonic()
-        if now - last_frame < FRAME_INTERVAL_S:
-            continue
-        last_frame = now
-        plots = now - last_plot >= PLOT_INTERVAL_S
-        last_plot = now if plots else last_plot
-        yield _frame(comp, plots)
-    yield _frame(comp, True)
+        if time.monotonic() - last_status >= STATUS_INTERVAL_S:
+            last_status = time.monotonic()
+            yield (skip,) * 7 + (status_line(comp),) + (skip,) * 6
+    panes, slider = _view(comp, plots=True, following=True)
+    yield (*panes, status_line(comp), slider, gr.skip(), comp, gr.skip(), gr.skip(), gr.Timer(active=False))
 
 
-def _frame(comp: Comparison, plots: bool) -> tuple:
+def _view(comp: Comparison, plots: bool, following: bool) -> tuple[tuple, object]:
+    """(grids, stats and plots, slider) of the latest step; skips where the user has scrubbed away.
+    Live frames (``comp`` still running) leave the curves for the final frame."""
     t0 = time.perf_counter()
     n = comp.num_steps
-    following = _LIVE.get(comp.run_id, LiveControl()).follow or comp.finished or comp.stopped
     panes = render_panes(comp, n) if following else (gr.skip(),) * 4
     figs = render_plots(comp, n) if plots and following else (gr.skip(),) * 3
+    if plots and following and not (comp.finished or comp.stopped):
+        figs = (*figs[:2], gr.skip())
     comp.render_ms += (time.perf_counter() - t0) * 1e3
-    if comp.finished:  # re-render stats so they include the final render time
+    if comp.finished and following:  # re-render stats so they include the final render time
         panes = render_panes(comp, n)
-    slider = _slider(n, n) if following else _slider(n)
-    return (*panes, *figs, status_line(comp, n), slider, gr.skip(), comp, gr.skip(), gr.skip())
+    return (*panes, *figs), _slider(n, n) if following else _slider(n)
+
+
+def live_frame(comp: Comparison | None):
+    """The latest step of a live run, pulled by the live timer (grids every tick, plots every
+    ``PLOT_INTERVAL_S``); nothing once the run has ended (its final frame is already sent)."""
+    control = _LIVE.get(comp.run_id) if comp is not None else None
+    if control is None or control.stop.is_set() or (control.follow and comp.num_steps == control.shown):
+        return (gr.skip(),) * 8
+    control.shown = comp.num_steps if control.follow else -1
+    now = time.monotonic()
+    small = comp.a is not None and comp.a.gen_length <= LIVE_PLOT_MAX_L
+    plots = small and now - control.last_plot >= PLOT_INTERVAL_S
+    control.last_plot = now if plots else control.last_plot
+    panes, slider = _view(comp, plots, control.follow)
+    return (*panes, slider)
 
 
 def export_files(comp: Comparison | None):
@@ -245,7 +293,7 @@ def set_follow(follow: bool, comp: Comparison | None):
 def stop_run(comp: Comparison | None):
     """Ask the streaming run to stop after its current step (it then shows where it stopped)."""
     if comp is not None and comp.run_id in _LIVE:
-        _LIVE[comp.run_id].stop = True
+        _LIVE[comp.run_id].stop.set()
 
 
 def toggle_play(playing: bool, k, comp: Comparison | None):
@@ -276,13 +324,21 @@ def set_speed(fps: float):
 
 
 def load_trace(path: str | None):
-    """Replay an uploaded comparison or trace file without any model."""
+    """Replay an uploaded comparison or trace file without any model (generator: on a bad file the
+    status line says why, besides the toast). Yields (panes…, status, slider, session, JSON, GIF)."""
+    skip = gr.skip()
     if not path:
-        return (gr.skip(),) * 10
-    with user_errors("Cannot load this trace file"):
-        comp = load_comparison(path)
-        n = comp.num_steps
-        return (*render_panes(comp, n), *render_plots(comp, n), status_line(comp), _slider(n, n), comp)
+        yield (skip,) * 12
+        return
+    try:
+        with user_errors("Cannot load this trace file"):
+            comp = load_comparison(path)
+            n = comp.num_steps
+            frame = (*render_panes(comp, n), *render_plots(comp, n), status_line(comp), _slider(n, n), comp)
+    except gr.Error as err:
+        yield (skip,) * 7 + (f"error: {err.message}",) + (skip,) * 4
+        raise
+    yield (*frame, *export_files(comp))
 
 
 def check_policy_upload(files, pane: str):
@@ -295,16 +351,39 @@ def check_policy_upload(files, pane: str):
 
 def param_visibility(choice: str):
     """Show only the controls the chosen strategy uses (steps, λ, f, γ, τ_π, β, policy file)."""
+    return tuple(gr.update(visible=shown) for shown in _shown_params(choice))
+
+
+def _shown_params(choice: str) -> tuple:
+    """Per control of a pane (steps, λ, f, γ, τ_π, β, policy file): True when ``choice`` uses it,
+    else "hidden" — mounted but not displayed. Components created with ``visible=False`` are never
+    mounted in the browser, so a later ``visible=True`` update did not show them (issue 10, item 1)."""
     kind, _, name = (choice or "").partition(":")
     policy = kind == "policy"
-    return (gr.update(visible=kind == "heuristic" and name in TOPK_FAMILY),
-            gr.update(visible=name == "threshold"), gr.update(visible=name == "factor"),
-            gr.update(visible=name == "eb"), gr.update(visible=policy), gr.update(visible=policy),
-            gr.update(visible=choice == runtime.UPLOADED))
+    used = (kind == "heuristic" and name in TOPK_FAMILY, name == "threshold", name == "factor", name == "eb",
+            policy, policy, choice == runtime.UPLOADED)
+    return tuple(True if u else "hidden" for u in used)
 
 
-def full_diffusion_toggle(full: bool):
-    return gr.Number(interactive=not full)
+def full_diffusion_toggle(full: bool, gen_length):
+    """Full diffusion means BL = L: show L in the disabled box, not a stale BL (item 2)."""
+    if full:
+        return gr.Number(value=gen_length, interactive=False)
+    return gr.Number(interactive=True)
+
+
+def strategy_caption(choice: str) -> str:
+    """One line saying what the pane's strategy does, for a class following along."""
+    kind, _, name = (choice or "").partition(":")
+    return f"*{runtime.CAPTIONS.get('policy' if kind == 'policy' else name, '')}*"
+
+
+def step_by(delta: int, k, comp: Comparison | None):
+    """Step-through: show the previous/next step in both panes (buttons and the ← → keys)."""
+    if comp is None or not comp.num_steps:
+        return (gr.skip(),) * 9
+    k = max(0, min(int(k or 0) + delta, comp.num_steps))
+    return (*replay(k, comp), gr.Slider(value=k))
 
 
 # ---- API endpoint for scripts ----------------------------------------------------------------
@@ -347,28 +426,43 @@ def compare_trace(prompt: str, strategy_a: str = "heuristic:confidence", strateg
 def _pane_controls(pane: str, default: str) -> list:
     """The strategy picker and its parameter controls for one pane, in :data:`PANE_FIELDS` order."""
     p = pane.lower()
-    kind, _, name = default.partition(":")
+    show = _shown_params(default)
     # allow_custom_value: Gradio's own "not in the list of choices" error echoes the value unescaped
     # into the toast; pane_spec refuses unknown strategies with an escaped message instead
     strategy = gr.Dropdown(runtime.strategy_choices(), value=default, label=f"Strategy {pane}", elem_id=f"strategy-{p}",
                            allow_custom_value=True)
+    caption = gr.Markdown(strategy_caption(default), elem_id=f"caption-{p}", elem_classes="dv-caption")
+    strategy.change(strategy_caption, strategy, caption, api_visibility="private", queue=False)
     with gr.Row():
         steps = gr.Number(0, precision=0, label="steps (0 = one token per step)", minimum=0,
-                          visible=name in TOPK_FAMILY, elem_id=f"steps-{p}")
+                          visible=show[0], elem_id=f"steps-{p}")
         threshold = gr.Slider(0.05, 1.0, value=0.9, step=0.01, label="λ (confidence threshold)",
-                              visible=name == "threshold", elem_id=f"threshold-{p}")
-        factor = gr.Number(1.0, label="f (factor)", minimum=0.01, visible=name == "factor", elem_id=f"factor-{p}")
-        gamma = gr.Number(0.01, label="γ (entropy budget)", minimum=0, visible=name == "eb", elem_id=f"gamma-{p}")
-        tau = gr.Slider(0.1, 3.0, value=1.0, step=0.05, label="τ_π (policy temperature)", visible=kind == "policy",
+                              visible=show[1], elem_id=f"threshold-{p}")
+        factor = gr.Number(1.0, label="f (factor)", minimum=0.01, visible=show[2], elem_id=f"factor-{p}")
+        gamma = gr.Number(0.01, label="γ (entropy budget)", minimum=0, visible=show[3], elem_id=f"gamma-{p}")
+        tau = gr.Slider(0.1, 3.0, value=1.0, step=0.05, label="τ_π (policy temperature)", visible=show[4],
                         info="paper: 0.5 semi-AR, 1.0 full diffusion", elem_id=f"tau-{p}")
-        beta = gr.Slider(0.1, 4.0, value=1.0, step=0.05, label="β (probability scaling)", visible=kind == "policy",
+        beta = gr.Slider(0.1, 4.0, value=1.0, step=0.05, label="β (probability scaling)", visible=show[5],
                          info="u ~ Ber(min(1, β·s)); > 1 unmasks more per step", elem_id=f"beta-{p}")
     files = gr.File(file_count="multiple", file_types=[".safetensors", ".json"], label="policy model.safetensors (+ config.json)",
-                    visible=default == runtime.UPLOADED, elem_id=f"policy-{p}")
+                    visible=show[6], elem_id=f"policy-{p}")
     strategy.change(param_visibility, strategy, [steps, threshold, factor, gamma, tau, beta, files],
                     api_visibility="private", queue=False)
     files.upload(lambda f: check_policy_upload(f, pane), files, None, api_visibility="private")
     return [strategy, steps, threshold, factor, gamma, tau, beta, files]
+
+
+def _example_buttons(prompt) -> None:
+    """One button per held-out problem that fills the prompt in the browser. Plain buttons, not
+    gr.Examples: its Dataset raced while loading and logged a TypeError per example on load."""
+    problems = example_problems()
+    if not problems:
+        return
+    gr.Markdown("Held-out problems (answers known): click one to use it", elem_classes="dv-caption")
+    with gr.Column(elem_id="examples", variant="compact"):
+        for problem in problems:
+            gr.Button(problem.question, size="sm", variant="secondary", elem_classes="dv-example").click(
+                None, None, prompt, js=f"() => {json.dumps(problem.question)}", api_visibility="private")
 
 
 def build_compare_tab() -> None:
@@ -380,10 +474,7 @@ def build_compare_tab() -> None:
         with gr.Column(scale=3):
             prompt = gr.Textbox(label="Prompt", lines=3, elem_id="prompt",
                                 placeholder="A question for the model, e.g. one of the examples below")
-            problems = example_problems()
-            if problems:
-                gr.Examples([[p.question] for p in problems], inputs=[prompt], label="Held-out problems (answers known)",
-                            examples_per_page=6)
+            _example_buttons(prompt)
         with gr.Column(scale=2):
             choices = runtime.model_choices()
             model = gr.Dropdown(choices, value=runtime.default_model(), label="Model", allow_custom_value=True,
@@ -391,7 +482,7 @@ def build_compare_tab() -> None:
             with gr.Row():
                 gen_length = gr.Number(64, precision=0, label="gen length L", minimum=1, elem_id="gen-length")
                 block_length = gr.Number(8, precision=0, label="block length BL", minimum=1, elem_id="block-length")
-                full = gr.Checkbox(False, label="full diffusion (BL = L)", elem_id="full-diffusion")
+            full = gr.Checkbox(False, label="full diffusion (BL = L)", elem_id="full-diffusion")
             with gr.Row():
                 temperature = gr.Slider(0.0, 2.0, value=0.0, step=0.05, label="token temperature", elem_id="temperature")
                 seed = gr.Number(0, precision=0, label="seed", elem_id="seed")
@@ -402,8 +493,10 @@ def build_compare_tab() -> None:
             pane_b = _pane_controls("B", default_b)
     with gr.Row():
         run_btn = gr.Button("▶ Run both", variant="primary", elem_id="run-btn", scale=1)
-        stop_btn = gr.Button("■ Stop", variant="stop", elem_id="stop-btn", scale=0, min_width=90)
+        stop_btn = gr.Button("■ Stop", variant="stop", elem_id="stop-btn", scale=0, min_width=110)
+        live_speed = gr.Radio(list(LIVE_SPEEDS), value=DEFAULT_SPEED, label="live speed", elem_id="live-speed", scale=2)
         status = gr.Textbox("idle", label="Status", interactive=False, elem_id="status", scale=4)
+    live_timer = gr.Timer(LIVE_TICK_S, active=False)
     with gr.Row(equal_height=False):
         with gr.Column():
             grid_a = gr.HTML(render_grid(None, 0, pane="a"), elem_id="grid-a")
@@ -415,7 +508,9 @@ def build_compare_tab() -> None:
     with gr.Row(equal_height=True):
         slider = gr.Slider(0, 1, value=0, step=1, label="Replay: step (both panes)", elem_id="step-slider",
                            buttons=[], scale=5)
+        prev_btn = gr.Button("◀ step", elem_id="prev-step", scale=0, min_width=90)
         play_btn = gr.Button("▶ Play", elem_id="play-btn", scale=0, min_width=100)
+        next_btn = gr.Button("step ▶", elem_id="next-step", scale=0, min_width=90)
         speed = gr.Slider(1, 10, value=4, step=1, label="speed (steps/s)", elem_id="speed", scale=1)
         follow = gr.Checkbox(True, label="follow live run", elem_id="follow", scale=1)
     timer = gr.Timer(0.25, active=False)
@@ -428,28 +523,36 @@ def build_compare_tab() -> None:
             dl_json = gr.DownloadButton("⬇ Trace (JSON)", interactive=False, elem_id="dl-json")
             dl_gif = gr.DownloadButton("⬇ Animation (GIF)", interactive=False, elem_id="dl-gif")
             upload = gr.File(file_types=[".json"], type="filepath", label="Replay a trace file (no model needed)",
-                             height=120, elem_id="trace-upload")
+                             elem_id="trace-upload")
 
     panes = [grid_a, grid_b, stats_a, stats_b, heat_a, heat_b, curves]
-    run_inputs = [model, prompt, gen_length, block_length, full, temperature, seed, *pane_a, *pane_b]
+    run_inputs = [model, prompt, gen_length, block_length, full, temperature, seed, *pane_a, *pane_b, live_speed]
     run_event = run_btn.click(
-        run_compare, run_inputs, [*panes, status, slider, follow, session, dl_json, dl_gif], api_name="compare",
+        run_compare, run_inputs, [*panes, status, slider, follow, session, dl_json, dl_gif, live_timer], api_name="compare",
         show_progress="hidden", concurrency_limit=runtime.MODEL_CONCURRENCY, concurrency_id="model",
     )
     run_event.success(export_files, session, [dl_json, dl_gif], api_name="export", show_progress="hidden",
                       concurrency_limit=runtime.MODEL_CONCURRENCY, concurrency_id="model")
     stop_btn.click(stop_run, session, None, queue=False, api_visibility="private")
-    full.change(full_diffusion_toggle, full, block_length, queue=False, api_visibility="private")
+    live_timer.tick(live_frame, session, [*panes, slider], trigger_mode="once", show_progress="hidden",
+                    api_visibility="private")
+    full.change(full_diffusion_toggle, [full, gen_length], block_length, queue=False, api_visibility="private")
+    gen_length.change(lambda full_, L: full_diffusion_toggle(True, L) if full_ else gr.skip(), [full, gen_length],
+                      block_length, queue=False, api_visibility="private")
 
     replay_outputs = [*panes, follow]
     slider.input(replay, [slider, session], replay_outputs, api_name="replay", trigger_mode="always_last",
                  show_progress="hidden")
     slider.release(replay, [slider, session], replay_outputs, trigger_mode="always_last", show_progress="hidden",
                    api_visibility="private")
+    for btn, delta in ((prev_btn, -1), (next_btn, 1)):
+        btn.click(lambda k, comp, d=delta: step_by(d, k, comp), [slider, session], [*replay_outputs, slider],
+                  show_progress="hidden", api_visibility="private", trigger_mode="always_last")
     follow.input(set_follow, [follow, session], None, queue=False, api_visibility="private")
     play_btn.click(toggle_play, [playing, slider, session], [timer, play_btn, playing, slider], queue=False,
                    api_visibility="private")
     timer.tick(play_tick, [slider, session], [*panes, slider, timer, play_btn, playing], show_progress="hidden",
                api_visibility="private", trigger_mode="always_last")
     speed.change(set_speed, speed, timer, queue=False, api_visibility="private")
-    upload.upload(load_trace, upload, [*panes, status, slider, session], api_name="load_trace", show_progress="hidden")
+    upload.upload(load_trace, upload, [*panes, status, slider, session, dl_json, dl_gif], api_name="load_trace",
+                  show_progress="hidden")

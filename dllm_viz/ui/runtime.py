@@ -113,6 +113,9 @@ def learned_strategy_available() -> bool:
 def availability_notes() -> list[str]:
     """Plain-language notes about missing pieces, shown at the top of the app."""
     notes = []
+    if builtin_model_installed() and not os.environ.get(MODEL_ENV):
+        notes.append("The built-in tiny model only knows short English arithmetic word problems like the examples "
+                     "below; other prompts give nonsense. Larger models (LLaDA, Dream) need a GPU.")
     if not builtin_model_installed() and not os.environ.get(MODEL_ENV):
         notes.append("The built-in tiny model (assets/tiny-dllm) is not installed in this copy, so there is "
                      "no model to run offline: pick a Hub model on a GPU machine, or upload a trace to replay it.")
@@ -242,6 +245,16 @@ HEURISTIC_LABELS = {
     "entropy": "Entropy-K",
     "eb": "EB-Sampler γ",
     "random": "Random-K",
+}
+CAPTIONS = {  # one line per strategy: what it commits at each step
+    "threshold": "commits every masked position whose confidence ≥ λ (at least one per step)",
+    "factor": "commits the most confident positions while (n + 1)(1 − confidence of the n-th) < f",
+    "confidence": "commits the k most confident positions per step (k from the steps schedule)",
+    "margin": "commits the k positions with the largest top-1 − top-2 probability gap",
+    "entropy": "commits the k positions with the lowest entropy",
+    "eb": "commits low-entropy positions while their summed entropy stays within γ",
+    "random": "commits k random masked positions per step (a floor for comparison)",
+    "policy": "a small trained network reads every position's confidence and decides which to unmask",
 }
 BEST_HEURISTIC = "heuristic:threshold"  # Fast-dLLM λ = 0.9: the paper's strongest heuristic baseline
 UPLOADED = "policy:(uploaded)"
@@ -396,22 +409,37 @@ def lockstep(model: str, prompt: str, specs: tuple[PaneSpec, PaneSpec], config: 
             run.close()
 
 
+def _load_defaults(model: str) -> None:
+    """The model, the default panes' policies and the known-answer table: everything the first Run
+    click would otherwise load (3.3 s to the first frame before, issue 10 item 9a)."""
+    backend = get_backend(model)
+    for choice in default_strategies():
+        kind, _, name = choice.partition(":")
+        if kind == "policy" and name in shipped_policies():
+            get_policy_net(shipped_policies()[name], backend.device)
+    from .examples import known_answer
+
+    known_answer("")
+    logger.info("default model, policies and answers loaded")
+
+
 def preload(model: str) -> None:
-    """Load ``model`` at app start (in the background); failures are logged, the app still serves.
+    """Load ``model`` and the default policies at app start (in the background); failures are
+    logged, the app still serves.
 
     On ZeroGPU the load is synchronous, in the main process: weights placed on "cuda" there are
     kept between calls, while anything loaded inside a ``spaces.GPU`` call dies with its worker.
     """
     if on_zero_gpu():
         try:
-            get_backend(model)
+            _load_defaults(model)
         except Exception as err:
             logger.warning("could not preload %s: %s", model, err)
         return
 
     def _load():
         try:
-            get_backend(model)
+            _load_defaults(model)
         except Exception as err:  # the UI reports the same error when a run asks for this model
             logger.warning("could not preload %s: %s", model, err)
 

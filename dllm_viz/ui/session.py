@@ -103,6 +103,9 @@ def load_comparison(path: str | os.PathLike) -> Comparison:
         labels = data.get("labels")
         labels = tuple(str(x)[:MAX_LABEL_CHARS] for x in labels) if isinstance(labels, list) and len(labels) == 2 else ("A", "B")
         return Comparison(new_run_id(), a, b, labels, _expected(data.get("expected")), finished=True, source="upload")
+    if not isinstance(data, dict) or not {"version", "steps"} <= data.keys():
+        raise TraceError("this JSON file is not a dllm-viz trace (no 'format', 'version' or 'steps' field); "
+                         "load a file saved with ⬇ Trace (JSON) or Trace.save")
     trace = Trace.from_dict(data)
     label = "A · " + str(trace.strategy.get("name", "trace"))[:MAX_LABEL_CHARS]
     return Comparison(new_run_id(), trace, None, (label, "B"), finished=True, source="upload")

@@ -15,6 +15,7 @@ from .frame import clamp_step
 from .palette import DIVERGENCE, NEW_OUTLINE, PANE_COLOURS, plotly_colorscale
 
 _FONT = dict(family="system-ui, sans-serif", size=11)
+HEATMAP_HEIGHT, CURVES_HEIGHT = 280, 240
 
 
 def first_divergence(a: Trace | None, b: Trace | None) -> int | None:
@@ -50,6 +51,21 @@ def _domains(n: int, gap: float) -> list[list[float]]:
     return [[i * (width + gap), i * (width + gap) + width] for i in range(n)]
 
 
+def step_ticks(n: int) -> dict:
+    """Axis settings that put ticks on whole steps only (no 0.5, 1.5 on a 2-step run), ≤ ~10 of them."""
+    dtick = next(d for d in (1, 2, 5, 10, 20, 25, 50, 100, 200, 250, 500, 1000) if n / d <= 10 or d == 1000)
+    return dict(tickmode="linear", tick0=0 if dtick > 1 else 1, dtick=dtick, tickformat="d")
+
+
+def placeholder_figure(text: str, height: int) -> go.Figure:
+    """An empty figure that says what will appear, instead of meaningless axes."""
+    hidden = dict(visible=False)
+    return go.Figure(layout=dict(
+        template="none", height=height, xaxis=hidden, yaxis=hidden, margin=dict(l=10, r=10, t=10, b=10),
+        annotations=[dict(text=text, x=0.5, y=0.5, xref="paper", yref="paper", showarrow=False,
+                          font=dict(size=13, color="#777"))]))
+
+
 def _title_annotation(text: str, domain: list[float]) -> dict:
     return dict(text=text, x=(domain[0] + domain[1]) / 2, y=1.0, xref="paper", yref="paper", yanchor="bottom",
                 xanchor="center", showarrow=False, font=dict(size=11))
@@ -69,7 +85,8 @@ def heatmap_figure(
         trace: the run; ``None`` gives an empty, labelled figure.
         step: steps shown (default all); rows after it are left blank.
         divergence: 1-based step where A and B first differ, drawn as a dashed line.
-        max_steps: y-axis extent, so a growing or scrubbed heatmap keeps its scale.
+        max_steps: y-axis extent (default: this trace's own steps, so a short run is not squashed
+            beside a long one), so a scrubbed heatmap keeps its scale.
         title: figure title.
 
     Markers: ``□`` at (position, step) where the position was committed (the unmask order map).
@@ -77,13 +94,13 @@ def heatmap_figure(
     which matters when frames stream).
     """
     if trace is None:
-        return go.Figure(layout=dict(template="none", title=dict(text=title or "no run yet", font=dict(size=12)),
-                                     height=280, margin=dict(l=50, r=20, t=48, b=40)))
+        return placeholder_figure(f"{title}: step × position heatmaps appear here once a run starts" if title
+                                  else "step × position heatmaps appear here once a run starts", HEATMAP_HEIGHT)
     k = trace.num_steps if step is None else clamp_step(trace, step)
     n = max(max_steps or 0, trace.num_steps, 1)
-    panels = [("confidence (max prob)", trace.matrix("confidence"))]
+    panels = [("confidence %", trace.matrix("confidence"))]
     if has_policy_probs(trace):
-        panels.append(("policy unmask probability", trace.matrix("probs")))
+        panels.append(("policy P(unmask) %", trace.matrix("probs")))
     domains = _domains(len(panels), 0.05)
     steps_axis = np.arange(1, k + 1, dtype=np.int32)
     positions = np.arange(trace.gen_length, dtype=np.int32)
@@ -104,7 +121,7 @@ def heatmap_figure(
         ))
         layout[xkey] = dict(domain=domains[i], range=[-0.5, trace.gen_length - 0.5], title=dict(text="position"),
                             anchor="y")
-        annotations.append(_title_annotation(f"{name} % · □ = committed", domains[i]))
+        annotations.append(_title_annotation(name, domains[i]))
         if trace.block_length < trace.gen_length:
             shapes += [dict(type="line", xref=xname, yref="paper", x0=b * trace.block_length - 0.5,
                             x1=b * trace.block_length - 0.5, y0=0, y1=1, line=dict(color="#888", width=1, dash="dot"))
@@ -117,9 +134,11 @@ def heatmap_figure(
                                 showarrow=False, yshift=-9, xanchor="left", font=dict(color=DIVERGENCE, size=10),
                                 bgcolor="rgba(255,255,255,0.8)"))
     return go.Figure(data=data, layout=dict(
-        layout, template="none", height=280, font=_FONT, margin=dict(l=50, r=20, t=52, b=40),
-        title=dict(text=title, font=dict(size=12), x=0, xanchor="left", y=0.98),
-        yaxis=dict(range=[n + 0.5, 0.5], title=dict(text="step")),
+        layout, template="none", height=HEATMAP_HEIGHT, font=_FONT, margin=dict(l=50, r=60, t=52, b=40),
+        title=dict(text=f"{title} · □ = committed" if title else "□ = committed", font=dict(size=12), x=0,
+                   xanchor="left", y=0.98),
+        modebar=dict(orientation="v"),  # a vertical toolbar on the right never covers the title
+        yaxis=dict(range=[n + 0.5, 0.5], title=dict(text="step"), **step_ticks(n)),
         coloraxis=dict(colorscale=plotly_colorscale(), cmin=0, cmax=100,
                        colorbar=dict(title=dict(text="%", side="right"), thickness=10, len=0.9)),
         legend=dict(orientation="h", x=1, xanchor="right", y=1.2, yanchor="bottom", font=dict(size=10)),
@@ -135,6 +154,8 @@ def curves_figure(panes: dict[str, Trace | None], step: int | None = None, *, di
             pane colours.
         step: a vertical marker at the shown step. divergence: a dashed marker at that step.
     """
+    if not any(t is not None and t.num_steps for t in panes.values()):
+        return placeholder_figure("per-step curves (masks left, tokens per step, model time) appear here", CURVES_HEIGHT)
     titles = ("masks remaining", "tokens committed per step", "model ms per step")
     domains = _domains(3, 0.08)
     data, longest = [], 1
@@ -159,13 +180,15 @@ def curves_figure(panes: dict[str, Trace | None], step: int | None = None, *, di
     for i, domain in enumerate(domains):
         xname, xkey = _axis_names(i)
         yname = xname.replace("x", "y")
-        layout[xkey] = dict(domain=domain, anchor=yname, range=[0.5, longest + 0.5], title=dict(text="step (= NFE)"))
+        layout[xkey] = dict(domain=domain, anchor=yname, range=[0.5, longest + 0.5], title=dict(text="step (= NFE)"),
+                            **step_ticks(longest))
         layout["y" + xkey[1:]] = dict(anchor=xname, rangemode="tozero")
         for at, line in ((step, dict(color="#555", width=1)), (divergence, dict(color=DIVERGENCE, width=1.5, dash="dash"))):
             if at:
                 shapes.append(dict(type="line", xref=xname, yref=f"{yname} domain", x0=at, x1=at, y0=0, y1=1, line=line))
     return go.Figure(data=data, layout=dict(
-        layout, template="none", height=240, font=_FONT, margin=dict(l=45, r=15, t=40, b=40), shapes=shapes,
+        layout, template="none", height=CURVES_HEIGHT, font=_FONT, margin=dict(l=45, r=40, t=40, b=40), shapes=shapes,
+        modebar=dict(orientation="v"),
         annotations=[_title_annotation(t, d) for t, d in zip(titles, domains)],
         legend=dict(orientation="h", x=1, xanchor="right", y=1.18, yanchor="bottom"),
     ))

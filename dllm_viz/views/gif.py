@@ -15,7 +15,9 @@ from ..trace import Trace
 from .frame import display_text, frame_cells
 from .palette import NEW_OUTLINE, _rgb, text_colour, viridis_rgb
 
-CELL_W, CELL_H, GAP, COLS, HEAD_H, PAD = 44, 18, 2, 16, 18, 6
+CELL_W, CELL_H, GAP, COLS, HEAD_H, PAD, FONT_PX = 56, 22, 2, 16, 22, 8, 14  # readable when shown small
+LEGEND_H = 26
+LEGEND = "fill = confidence at commit (dark: low, yellow: high) · grey = still masked · outlined = committed this step"
 _SHADES = 200  # palette indices 0..199: viridis(i / 199)
 WHITE, BLACK, GREY, LIGHT, OUTLINE, DARK = 200, 201, 202, 203, 204, 205
 
@@ -28,8 +30,8 @@ def _font():
     """DejaVu when installed (it has ∎ ▒ ␣ ⏎), else Pillow's bundled font with ASCII stand-ins."""
     for path in FONT_CANDIDATES:
         if os.path.exists(path):
-            return ImageFont.truetype(path, 11), {}
-    return ImageFont.load_default(size=11), {"∎": "eos", "▒": "[M]", "␣": "_", "⏎": "\\n", "⇥": "\\t", "∅": "''"}
+            return ImageFont.truetype(path, FONT_PX), {}
+    return ImageFont.load_default(size=FONT_PX), {"∎": "eos", "▒": "[M]", "␣": "_", "⏎": "\\n", "⇥": "\\t", "∅": "''"}
 
 
 def _palette() -> list[int]:
@@ -82,7 +84,7 @@ def render_frames(panes: list[tuple[str, Trace | None]], max_frames: int = 64) -
     L = max(t.gen_length for _, t in live)
     rows = -(-L // COLS)
     pane_h = HEAD_H + rows * (CELL_H + GAP) + PAD
-    width, height = PAD * 2 + COLS * (CELL_W + GAP), PAD + pane_h * len(live)
+    width, height = PAD * 2 + COLS * (CELL_W + GAP), PAD + pane_h * len(live) + LEGEND_H
     n = max(t.num_steps for _, t in live)
     palette_img = Image.new("P", (1, 1))
     palette_img.putpalette(_palette())
@@ -116,9 +118,18 @@ def render_frames(panes: list[tuple[str, Trace | None]], max_frames: int = 64) -
                 for glyph, stand_in in ascii_for.items():
                     text = text.replace(glyph, stand_in)
                 img.paste(colours[ink], (x0 + 3, y0), stamps.mask(text))
+        _legend(draw, font, colours, height - LEGEND_H, width)
         # a fixed palette without dithering: the same colour always maps to the same index
         frames.append(img.quantize(palette=palette_img, dither=Image.Dither.NONE))
     return frames
+
+
+def _legend(draw, font, colours, top: int, width: int) -> None:
+    """A colour bar and the key to the cell styles, on every frame."""
+    bar_w = 120
+    for i in range(bar_w):
+        draw.line((PAD + i, top + 6, PAD + i, top + 18), fill=colours[_shade(i / (bar_w - 1))])
+    draw.text((PAD + bar_w + 8, top + 5), _fit(LEGEND, font, width - bar_w - 3 * PAD), fill=colours[DARK], font=font)
 
 
 def render_gif(panes: list[tuple[str, Trace | None]], path: str | os.PathLike, *, max_frames: int = 64,
