@@ -10,14 +10,15 @@ KNOWN_ANSWER_POOL = 300  # held-out problems per level whose answers the app rec
 @lru_cache(maxsize=1)
 def example_problems(per_level: int = 2) -> tuple:
     """A few held-out word problems (empty if the task module is missing): the default world's
-    free-choice problems first, then ones that state every amount, per level."""
+    problems that leave an amount open first (where the decoding order decides the answer), then
+    the other levels of that world, then problems that state every amount, per level."""
     try:
         from ..tasks import DEFAULT_FREE, DEFAULT_LEVEL, LEVELS, test_set
     except ImportError:
         return ()
-    free = [p for level in (DEFAULT_LEVEL, *(lv for lv in LEVELS if lv != DEFAULT_LEVEL))
-            for p in test_set(level, per_level, DEFAULT_FREE)]
-    return tuple(free + [p for level in LEVELS for p in test_set(level, per_level)])
+    opened = [p for p in test_set(DEFAULT_LEVEL, 10 * per_level, DEFAULT_FREE) if p.free][:2 * per_level]
+    others = [p for level in LEVELS if level != DEFAULT_LEVEL for p in test_set(level, per_level, DEFAULT_FREE)]
+    return tuple(opened + others + [p for level in LEVELS for p in test_set(level, per_level)])
 
 
 @lru_cache(maxsize=1)
