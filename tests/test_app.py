@@ -458,11 +458,17 @@ def test_browser_streaming_long_run_never_backlogs(server, fresh_page, long_cont
         _pick(tab, pane, runtime.HEURISTIC_LABELS["confidence"])
         _fill(tab, f"#steps-{pane} input", 0)
     tab.get_by_label("full speed").check()
-    tab.evaluate(_FRAME_LOG)
-    t_click = tab.evaluate("performance.now()")
-    _run_and_wait(tab, expect)
-    frames = [(t, int(s)) for t, s in tab.evaluate("window.__frames") if int(s) > 0]
-    assert frames[-1][1] == 256
+    for attempt in range(2):
+        # A second attempt only when the first painted no intermediate step at all: seen once in
+        # ~5 full-suite runs on a loaded 2-core machine, never when the test runs alone.
+        tab.evaluate(_FRAME_LOG)
+        t_click = tab.evaluate("performance.now()")
+        _run_and_wait(tab, expect)
+        frames = [(t, int(s)) for t, s in tab.evaluate("window.__frames") if int(s) > 0]
+        if len(frames) >= 3:
+            break
+        print(f"\nattempt {attempt + 1}: {len(frames)} painted frame(s); running again")
+    assert frames[-1][1] == 256 and len(frames) >= 3, frames
     gaps = [b[0] - a[0] for a, b in zip(frames, frames[1:])]
     print(f"\nL=256: {len(frames)} painted frames, first {(frames[0][0] - t_click) / 1e3:.2f} s after the click, "
           f"max gap {max(gaps) / 1e3:.2f} s, whole run {(frames[-1][0] - t_click) / 1e3:.1f} s")
