@@ -83,8 +83,8 @@ def check_full(policy: Sequence[dict], heuristics: Sequence[dict]) -> dict:
     """≥ 5 points over every heuristic at matched NFE, or the best heuristic's accuracy with ≤ 70 % of its NFE."""
     front = pareto_front(policy)
     gaps, lines = compare_front(front, heuristics)
-    margin_met = any(wins_by(p, best_heuristic_at(p["mean_nfe"], heuristics), FULL_MARGIN)
-                     for p in front if best_heuristic_at(p["mean_nfe"], heuristics) is not None)
+    rivals = [(p, best_heuristic_at(p["mean_nfe"], heuristics)) for p in front]
+    margin_met = any(h is not None and wins_by(p, h, FULL_MARGIN) for p, h in rivals)
     best = max(heuristics, key=lambda h: (h["accuracy"], -h["mean_nfe"]))
     cheap = [p for p in front if p["accuracy"] >= best["accuracy"] - MATCH_TOLERANCE]
     ratio = min((p["mean_nfe"] for p in cheap), default=None)

@@ -16,6 +16,7 @@ from typing import Sequence
 
 from .stats import paired_difference
 from .sweep import pareto_front
+from .targets import is_policy
 
 CAREFUL_MIN = 85.0
 PARALLEL_GAP = 25.0
@@ -30,7 +31,7 @@ def _confidence(rows: Sequence[dict], setting: str, steps: int) -> dict | None:
 
 def heuristic_front(rows: Sequence[dict], setting: str) -> list[dict]:
     """The Pareto front over every heuristic of one setting, distinct (NFE, accuracy) points only."""
-    points = [r for r in rows if r["setting"] == setting and not r["strategy"].startswith("policy")]
+    points = [r for r in rows if r["setting"] == setting and not is_policy(r)]
     distinct, seen = [], set()
     for p in pareto_front(points):
         key = (round(p["mean_nfe"], 2), round(p["accuracy"], 2))
@@ -80,7 +81,7 @@ def check_world(summary: Sequence[dict], gen_length: int) -> dict:
 
 def world_markdown(summary: Sequence[dict], gen_length: int) -> str:
     """The checks as a markdown section; empty unless the sweep has both settings' heuristics."""
-    settings = {r["setting"] for r in summary if not r["strategy"].startswith("policy")}
+    settings = {r["setting"] for r in summary if not is_policy(r)}
     if "full diffusion" not in settings or not any(s.startswith("semi-AR") for s in settings):
         return ""
     verdict = check_world(summary, gen_length)

@@ -51,15 +51,21 @@ def _decode(backend, prompts: list[str], strategy, config: EngineConfig):
     return records, texts, records[-1].nfe.cpu()
 
 
+def _decode_policy(backend, policy, prompts: list[str], engine: EngineConfig, seed: int):
+    """Policy rollouts as the paper defines them: Bernoulli unmasking and no fallback (an empty
+    step still costs an NFE); token sampling as ``engine`` says."""
+    config = EngineConfig(gen_length=engine.gen_length, block_length=engine.block_length,
+                          temperature=engine.temperature, fallback=False, seed=seed, top_k=engine.top_k)
+    return _decode(backend, prompts, LearnedPolicy(policy, mode="bernoulli"), config)
+
+
 def collect_rollouts(
     backend, policy, problems: Sequence[Problem], grpo: GRPOConfig, engine: EngineConfig, seed: int,
 ) -> RolloutBatch:
     """Decode every problem G times with the policy (and E times with the experts), score them."""
     G, E, L = grpo.num_generations, grpo.num_experts, engine.gen_length
-    policy_cfg = EngineConfig(gen_length=L, block_length=engine.block_length, temperature=engine.temperature,
-                              fallback=False, seed=seed, top_k=engine.top_k)
     prompts = [p.question for p in problems for _ in range(G)]
-    records, texts, nfe = _decode(backend, prompts, LearnedPolicy(policy, mode="bernoulli"), policy_cfg)
+    records, texts, nfe = _decode_policy(backend, policy, prompts, engine, seed)
     steps = PolicySteps.from_records(records, L, policy.config.top_p)
     probs = torch.stack([r.probs for r in records])  # (T, N, L)
     eligible = torch.stack([r.eligible & r.active.unsqueeze(1) for r in records])
@@ -109,10 +115,8 @@ def heldout_reward(
     random numbers: the quantity that picks the checkpoint to ship (the training reward is
     measured on the very batches the policy is being fitted to).
     """
-    cfg = EngineConfig(gen_length=engine.gen_length, block_length=engine.block_length, temperature=engine.temperature,
-                       fallback=False, seed=seed, top_k=engine.top_k)
-    _, texts, nfe = _decode(backend, [p.question for p in problems], LearnedPolicy(policy, mode="bernoulli"), cfg)
-    correct = [check_answer(t, p.expected) for t, p in zip(texts, problems)]
+    _, texts, nfe = _decode_policy(backend, policy, [p.question for p in problems], engine, seed)
+    correct = [p.check(t) for t, p in zip(texts, problems)]
     rewards = get_reward_function(grpo.reward)([float(c) for c in correct], nfe.tolist(),
                                                gen_length=engine.gen_length, alpha=grpo.alpha)
     n = len(problems)

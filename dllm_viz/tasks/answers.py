@@ -113,6 +113,12 @@ _OPS = {"+": lambda x, b: x + b, "-": lambda x, b: x - b, "*": lambda x, b: x * 
         "/": lambda x, b: x // b if b and x % b == 0 else None}
 
 
+def apply_op(op: str, x: int, b: int) -> int | None:
+    """``x op b`` in whole numbers (None for a division with a remainder): the arithmetic the
+    generator writes and the verifier checks."""
+    return _OPS[op](x, b)
+
+
 def verify_chain(completion: str, start: int, chain) -> bool:
     """Whether ``completion`` writes a valid chain of equations for a built-in problem.
 
@@ -138,7 +144,7 @@ def verify_chain(completion: str, start: int, chain) -> bool:
         x_written, b, y = int(xs), int(bs), int(ys)
         if x_written != x or op != want_op or b < 1 or (want_b is not None and b != want_b):
             return False
-        if y < 1 or _OPS[op](x, b) != y:
+        if y < 1 or apply_op(op, x, b) != y:
             return False
         x = y
     final = extract_answer(completion)

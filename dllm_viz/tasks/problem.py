@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .answers import chain_expression, is_correct, verify_chain
+from .answers import chain_expression, check_answer
 
 
 @dataclass(frozen=True)
@@ -42,15 +42,11 @@ class Problem:
         return chain_expression(self.start, self.chain) if self.free else self.answer
 
     def check(self, completion: str) -> bool:
-        """Whether ``completion`` solves the problem.
-
-        A fixed problem compares the final number with :attr:`answer`; a free one verifies the
-        written chain of equations (:func:`~.answers.verify_chain`), since any consistent choice
-        of the open amounts is right.
-        """
-        if self.free:
-            return verify_chain(completion, self.start, self.chain)
-        return is_correct(completion, self.answer)
+        """Whether ``completion`` solves the problem: :func:`~.answers.check_answer` against
+        :attr:`expected`, the one check that the app and the RL rewards also apply to that text.
+        A fixed problem compares the final number; a free one verifies the written chain of
+        equations, since any consistent choice of the open amounts is right."""
+        return check_answer(completion, self.expected)
 
     def to_dict(self) -> dict:
         """GSM8K-compatible dict (``question``/``answer`` = full solution) plus our fields."""

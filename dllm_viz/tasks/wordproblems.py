@@ -32,6 +32,7 @@ import random
 import re
 from dataclasses import dataclass, field
 
+from .answers import apply_op
 from .problem import Problem
 
 LEVELS = (1, 2, 3)
@@ -200,10 +201,6 @@ def _operand(rng: random.Random, op: str, x: int) -> int | None:
     return rng.choice(divisors) if divisors else None
 
 
-def _apply(op: str, x: int, b: int) -> int:
-    return {"+": x + b, "-": x - b, "*": x * b, "/": x // b}[op]
-
-
 def _free_templates(story: Story, op: str) -> tuple[str, ...]:
     """The operation sentences that still read as English with ``{b}`` dropped
     ("{He} sells {b} {unit}." → "She sells shells."; not "{b} {unit} run away.")."""
@@ -246,7 +243,7 @@ def _draw(rng: random.Random, level: int, free: float = 0.0) -> Problem:
             is_free = False
             options = [(op, b) for op in story.ops if (b := _operand(rng, op, x)) is not None]
         op, b = rng.choice(options)  # never empty: every story has "-" (any x ≥ 3) and "+" (any x ≤ 997)
-        y = _apply(op, x, b)
+        y = apply_op(op, x, b)
         sentences.append(_sentence(rng, story, op, b, is_free, fill))
         steps.append(story.step.format(x=x, op=op, b=b, y=y, **fill))
         chain.append((op, None if is_free else b))
