@@ -7,6 +7,8 @@ axis so they match the replay slider (step k = the k-th forward pass).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import plotly.graph_objects as go
 
@@ -16,6 +18,32 @@ from .palette import DIVERGENCE, NEW_OUTLINE, PANE_COLOURS, plotly_colorscale
 
 _FONT = dict(family="system-ui, sans-serif", size=11)
 HEATMAP_HEIGHT, CURVES_HEIGHT = 280, 240
+
+
+@dataclass(frozen=True)
+class Divergence:
+    """Where two runs part: the 1-based ``step`` and what each committed there, as
+    ``(position, token text)`` pairs, so a viewer can say *what* differed, not only when."""
+
+    step: int
+    a: tuple[tuple[int, str], ...]
+    b: tuple[tuple[int, str], ...]
+
+    def committed(self, pane: str) -> tuple[tuple[int, str], ...]:
+        return self.a if pane == "a" else self.b
+
+
+def divergence_detail(a: Trace | None, b: Trace | None) -> Divergence | None:
+    """:func:`first_divergence` with the tokens each run committed at that step."""
+    step = first_divergence(a, b)
+    if step is None:
+        return None
+
+    def commits(trace: Trace) -> tuple[tuple[int, str], ...]:
+        s = trace.steps[step - 1]
+        return tuple((pos, trace.token_text(s.proposed[pos])) for pos in s.committed)
+
+    return Divergence(step, commits(a), commits(b))
 
 
 def first_divergence(a: Trace | None, b: Trace | None) -> int | None:
