@@ -21,6 +21,7 @@ from dllm_viz.trace import Trace
 from dllm_viz.ui import runtime
 from dllm_viz.ui.examples import example_problems
 from dllm_viz.ui.session import FORMAT, MAX_UPLOAD_BYTES, load_comparison
+from dllm_viz.ui.stories import default_story
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = os.environ.get("DLLM_VIZ_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
@@ -131,7 +132,10 @@ def test_browser_compare_replay_download(page, tmp_path):
     expect(page.locator("#prompt textarea")).to_have_value(EXAMPLE)
     _run_and_wait(page, expect)
     # a learned-policy pane adds the unmask-probability heatmap under the confidence one
-    layers = {"a": 2 if runtime.default_strategies()[0].startswith("policy:") else 1, "b": 1}
+    story = default_story()  # the panes open on the first curated story, else on the default strategies
+    pane_a = story.a.choice if story else runtime.default_strategies()[0]
+    pane_b = story.b.choice if story else runtime.default_strategies()[1]
+    layers = {"a": 2 if pane_a.startswith("policy:") else 1, "b": 2 if pane_b.startswith("policy:") else 1}
     for p in ("a", "b"):
         grid = page.locator(f"#grid-{p} .dv-grid")
         expect(grid).to_have_attribute("data-masked", "0")
@@ -426,6 +430,33 @@ def test_browser_clean_console_layout_and_screenshots(server, fresh_page, tmp_pa
         tab.wait_for_timeout(500)
         tab.screenshot(path=str(out / f"benchmark-{width}.png"), full_page=True)
         assert errors == [], errors
+
+
+def test_browser_default_story_panes_commit_differently(server, fresh_page):
+    """The app opens on a curated story; Run shows the panes parting ways: at the divergence step
+    named in the stats the two grids' new commits differ, and the status says what it led to."""
+    from playwright.sync_api import expect
+
+    story = default_story()
+    assert story is not None, "no curated story can run in this build (see dllm_viz/ui/stories.py)"
+    _open(fresh_page, server, 1400)
+    expect(fresh_page.locator("#prompt textarea")).to_have_value(story.prompt)
+    expect(fresh_page.locator("#story-caption")).to_contain_text(story.title)
+    fresh_page.locator("#live-speed").get_by_text("full speed").click()
+    _run_and_wait(fresh_page, expect)
+    expect(_status(fresh_page)).to_have_value(re.compile(r"diverge at step \d+ → A ✓ NFE \d+ · B ✗ NFE \d+"))
+    marker = fresh_page.locator("#stats-a .dv-diverge")
+    expect(marker).to_have_count(1)
+    step = marker.get_attribute("data-divergence")
+    number = fresh_page.locator("#step-slider input[type=number]")
+    number.fill(step)
+    number.press("Tab")
+    new = {}
+    for p in ("a", "b"):
+        expect(fresh_page.locator(f"#grid-{p} .dv-grid")).to_have_attribute("data-step", step)
+        new[p] = {cell.get_attribute("data-pos") for cell in fresh_page.locator(f"#grid-{p} .dv-new").all()}
+    assert new["a"] != new["b"], f"the panes committed the same positions at their divergence step {step}"
+    expect(fresh_page.locator("#stats-b .dv-diverge")).to_have_attribute("data-divergence", step)
 
 
 @pytest.fixture(scope="module")

@@ -95,8 +95,13 @@ def test_policy_card_from_a_run(tiny_model_dir, tmp_path):
     card = (tmp_path / "shipped" / "README.md").read_text()
     assert "python -m dllm_viz.rl.train --out-dir" in card and "--alpha 1.0" in card and "| policy | 1.0 |" in card
     assert "3 rollout batches of 2 prompts × 4 rollouts" in card
+    assert "- held-out evaluations: " in card and "![training curves" in card
     assert sorted(p.name for p in (tmp_path / "shipped").iterdir()) == [
-        "README.md", "config.json", "model.safetensors", "training_metrics.jsonl"]
+        "README.md", "config.json", "model.safetensors", "training_curves.png", "training_metrics.jsonl"]
+    from PIL import Image
+
+    with Image.open(tmp_path / "shipped" / "training_curves.png") as img:
+        assert img.width > 1000
 
 
 def test_two_cpu_processes_train_one_policy_through_torchrun(tiny_model_dir, tmp_path):
