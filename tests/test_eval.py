@@ -198,6 +198,27 @@ def test_full_diffusion_target_margin_or_efficiency():
     assert "not met" in targets_markdown(heur + neither) and targets_markdown(heur) == ""
 
 
+def test_expert_steering_verdict_pairs_name_es_with_name_and_needs_a_significant_win():
+    import numpy as np
+
+    from dllm_viz.eval.targets import check_targets
+
+    s = "full diffusion"
+    heur = [_pt(s, "threshold", 9, 50)]
+    base = np.zeros(100)
+    base[:60] = 1
+    better = base.copy()
+    better[60:80] = 1  # +20 points, all in the steered policy's favour
+    plain = {**_pt(s, "policy:full", 3, 60), "per_problem": base}
+    steered = {**_pt(s, "policy:full-es", 3, 80), "per_problem": better}
+    [*_, v] = check_targets([*heur, plain, steered])
+    assert v["policy"] == "policy:full-es vs policy:full" and v["met"]
+    worse = {**_pt(s, "policy:full-es", 3, 40), "per_problem": np.r_[np.ones(40), np.zeros(60)]}
+    [*_, v] = check_targets([*heur, plain, worse])
+    assert not v["met"]
+    assert [v["policy"] for v in check_targets([*heur, plain])] == ["policy:full"]  # no twin, no verdict
+
+
 def test_policies_sharing_a_label_keep_distinct_parameter_names():
     from dllm_viz.eval import policy_grid
 
