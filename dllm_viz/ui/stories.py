@@ -52,7 +52,30 @@ class Story:
         return True
 
 
-STORIES: tuple[Story, ...] = ()
+STORIES: tuple[Story, ...] = (
+    Story(
+        "Full diffusion: learned policy vs LLaDA's fixed schedule",
+        "There are 4 goats on a farm. The farmer buys more goats. How many goats does the farm have now?",
+        "B (High-Confidence-K, 8 tokens per step, LLaDA's default) spends its first six steps on the trailing "
+        "end-of-sequence tokens, the most confident ones, then has to commit the open amount, the result and the "
+        "answer in the same step, drawn independently: they disagree. A (the learned policy) commits the padding "
+        "and the sentence in two steps, then the final answer alone, then the amount and the result it pins down: "
+        "right in half the forward passes.",
+        a=PaneSpec("policy:full-diffusion", {"temperature": 0.5, "beta": 1.0}),
+        b=PaneSpec("heuristic:confidence", {"steps": 8}),
+        full_diffusion=True,
+    ),
+    Story(
+        "Semi-AR blocks: learned policy vs one step per block",
+        "A farm has 6 goats. The farmer sells goats. How many goats does the farm have now?",
+        "Blocks of 8 tokens. B (High-Confidence-K, one step per block) commits the whole first block at once: the "
+        "open amount and the result are drawn in the same forward pass, so the equation breaks (6 - 3 = 2). "
+        "A (the learned policy) commits the block's fixed words first, then the amount alone, then the result: "
+        "two more forward passes, a correct chain.",
+        a=PaneSpec("policy:semi-ar-alpha1", {"temperature": 0.5, "beta": 1.0}),
+        b=PaneSpec("heuristic:confidence", {"steps": 8}),
+    ),
+)
 
 
 def stories() -> tuple[Story, ...]:
