@@ -42,10 +42,6 @@ class PolicySteps:
     active: torch.Tensor
     old_log_prob: torch.Tensor | None = None
 
-    @property
-    def num_rows(self) -> int:
-        return self.active.shape[0]
-
     @classmethod
     def from_records(cls, records: Sequence, gen_length: int, top_p: int = 1, *, expert: bool = False) -> "PolicySteps":
         """Stack the engine's ``StepRecord``s of one batched run (rows = the run's batch).

@@ -49,9 +49,7 @@ def summary_table(summary: list[dict]) -> list[list]:
 
 def family_choices() -> list[tuple[str, str]]:
     """Strategy families: shipped policies, then the heuristics."""
-    choices = []
-    if runtime.learned_strategy_available():
-        choices += [(f"learned policy: {name}", f"policy:{name}") for name in runtime.shipped_policies()]
+    choices = [(f"learned policy: {name}", f"policy:{name}") for name in runtime.shipped_policies()]
     choices += [(runtime.HEURISTIC_LABELS.get(n, n), f"heuristic:{n}") for n in runtime.HEURISTIC_LABELS if n in HEURISTICS]
     return choices
 
