@@ -19,9 +19,11 @@ from typing import Protocol, runtime_checkable
 
 import torch
 
+from ..assets import BUILTIN_MODEL_DIR
+
 logger = logging.getLogger(__name__)
 
-BUILTIN_MODEL = str(Path(__file__).resolve().parents[2] / "assets" / "tiny-dllm")
+BUILTIN_MODEL = str(BUILTIN_MODEL_DIR)
 
 # Hub ids whose remote code we have read and allow without an explicit opt-in.
 TRUSTED_REMOTE_CODE = frozenset({"GSAI-ML/LLaDA-8B-Instruct", "GSAI-ML/LLaDA-8B-Base", "Dream-org/Dream-v0-Instruct-7B", "Dream-org/Dream-v0-Base-7B"})

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import torch
 
+from ..assets import ASSETS, POLICIES_DIR
 from ..backends import BUILTIN_MODEL, KNOWN_MODELS, ModelLoadError, load_backend
 from ..engine import EngineConfig, decode_generation, encode_prompts, generate
 from ..strategies import HEURISTICS, build_strategy
@@ -28,7 +29,6 @@ from .budget import MODEL_CONCURRENCY  # noqa: F401  (the queue's limit for mode
 
 logger = logging.getLogger(__name__)
 
-ROOT = Path(__file__).resolve().parents[2]
 MODEL_ENV = "DLLM_VIZ_MODEL"
 DEFAULT_POLICY = "semi-ar-alpha1"
 POLICY_ENV = "DLLM_VIZ_POLICY_DIR"  # a folder of policy folders; default assets/policies
@@ -89,7 +89,7 @@ def model_choices() -> list[tuple[str, str]]:
 
 
 def policy_dir() -> Path:
-    return Path(os.environ.get(POLICY_ENV) or ROOT / "assets" / "policies")
+    return Path(os.environ.get(POLICY_ENV) or POLICIES_DIR)
 
 
 def shipped_policies() -> dict[str, Path]:
@@ -134,7 +134,7 @@ _HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]{0,95}/[A-Za-z0-9][\w.-]{0,95}")
 def model_roots() -> list[Path]:
     """Folders whose model subfolders may be loaded: ``assets/``, those the operator allowed, and
     the folder of ``$DLLM_VIZ_MODEL`` when it is a local folder (the operator named it)."""
-    roots = [ROOT / "assets"] + [Path(p) for p in os.environ.get(ALLOW_ENV, "").split(os.pathsep) if p]
+    roots = [ASSETS] + [Path(p) for p in os.environ.get(ALLOW_ENV, "").split(os.pathsep) if p]
     env = os.environ.get(MODEL_ENV)
     if env and Path(env).expanduser().is_dir():
         roots.append(Path(env))
