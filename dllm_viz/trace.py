@@ -79,7 +79,7 @@ class Trace:
 
     # ---- building ------------------------------------------------------------------------
     @classmethod
-    def from_records(cls, records, row: int, backend, prompt: str, prompt_ids, strategy, config, text: str = "", meta=None) -> "Trace":
+    def from_records(cls, records, row: int, backend, prompt: str, prompt_ids, strategy, config, text: str = "", meta=None) -> Trace:
         """Extract row ``row`` of engine :class:`~dllm_viz.engine.StepRecord` s into a trace.
 
         Only the steps where that row was active are kept. Moves O(L·k) numbers per step.
@@ -98,7 +98,7 @@ class Trace:
                 model_ms=round(rec.model_ms, 3), step_ms=round(rec.step_ms, 3),
             ))
         ids = {int(i) for s in steps for i in s.proposed} | {i for s in steps for r in s.topk_ids for i in r}
-        vocab = dict(zip(map(str, sorted(ids)), backend.token_strings(sorted(ids))))
+        vocab = dict(zip(map(str, sorted(ids)), backend.token_strings(sorted(ids)), strict=True))
         return cls(
             model=backend.name, prompt=prompt, prompt_ids=list(map(int, prompt_ids)),
             gen_length=config.gen_length, block_length=config.block_length, mask_id=backend.mask_id,
@@ -148,11 +148,11 @@ class Trace:
         return path
 
     @classmethod
-    def from_json(cls, text: str | bytes) -> "Trace":
+    def from_json(cls, text: str | bytes) -> Trace:
         return cls.from_dict(parse_json(text))
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> "Trace":
+    def load(cls, path: str | os.PathLike) -> Trace:
         """Read and validate a trace file (size checked before reading)."""
         size = os.path.getsize(path)
         if size > MAX_TRACE_BYTES:
@@ -160,7 +160,7 @@ class Trace:
         return cls.from_json(Path(path).read_bytes())
 
     @classmethod
-    def from_dict(cls, data) -> "Trace":
+    def from_dict(cls, data) -> Trace:
         """A validated trace from parsed JSON. Unknown fields are dropped, and ``strategy``,
         ``engine`` and ``meta`` keep only a few short scalar entries, so an uploaded file can pin
         no more memory than its steps need."""

@@ -25,8 +25,6 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).resolve().parents[1]
 
 # README command prefix -> (extra flags that shrink it, expected outcome). Longest prefix wins.

@@ -10,7 +10,6 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, fields
 
-
 # Upper bounds, checked before any model is built: far above any policy in the paper
 # (d = 128, ffn 512, one block: 331k parameters), far below what would hurt a server.
 MAX_SIZES = {"hidden_size": 1024, "num_heads": 64, "ffn_size": 8192, "num_blocks": 16, "time_embed_dim": 1024,
@@ -96,7 +95,7 @@ class PolicyConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict) -> "PolicyConfig":
+    def from_dict(cls, data: dict) -> PolicyConfig:
         """Inverse of :meth:`to_dict`; unknown keys raise instead of being dropped silently."""
         if not isinstance(data, dict):
             raise TypeError(f"policy config must be a JSON object, got {type(data).__name__}")

@@ -126,7 +126,7 @@ class DiTConfidencePolicy(
         return 8 * sum(p.numel() for p in self.parameters()) + HEADER_SLACK_BYTES
 
     @classmethod
-    def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, **kwargs) -> "DiTConfidencePolicy":
+    def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, **kwargs) -> DiTConfidencePolicy:
         """Load from a local directory or a hub repo id; refuses pickles (see class docstring)."""
         source = str(pretrained_model_name_or_path)
         if os.path.isdir(source):
@@ -150,7 +150,7 @@ class DiTConfidencePolicy(
         map_location: str = "cpu",
         strict: bool = True,
         **model_kwargs,
-    ) -> "DiTConfidencePolicy":
+    ) -> DiTConfidencePolicy:
         """Build from config, then load checked safetensors weights (never a pickle fallback)."""
         assumed = "config" not in model_kwargs
         if assumed:  # weights uploaded without config.json: try the released architecture

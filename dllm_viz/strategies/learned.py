@@ -122,7 +122,7 @@ class LearnedPolicy:
         self.config = config if config is not None else LearnedPolicyConfig(**overrides)
 
     @classmethod
-    def from_pretrained(cls, path: str | os.PathLike, **overrides) -> "LearnedPolicy":
+    def from_pretrained(cls, path: str | os.PathLike, **overrides) -> LearnedPolicy:
         """Load a saved policy (safetensors only) and wrap it; overrides go to the config."""
         return cls(DiTConfidencePolicy.from_pretrained(path), **overrides)
 

@@ -11,8 +11,16 @@ from pathlib import Path
 
 import gradio as gr
 
-from ..eval import (StrategySpec, heuristic_grid, markdown_table, pareto_figure, pareto_front, policy_grid, summarize,
-                    sweep)
+from ..eval import (
+    StrategySpec,
+    heuristic_grid,
+    markdown_table,
+    pareto_figure,
+    pareto_front,
+    policy_grid,
+    summarize,
+    sweep,
+)
 from ..eval.report import write_csv
 from ..strategies import HEURISTICS
 from . import runtime

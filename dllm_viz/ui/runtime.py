@@ -322,7 +322,7 @@ class _TokenStrings:
     def token_strings(self, ids) -> list[str]:
         missing = [int(i) for i in ids if int(i) not in self._cache]
         if missing:
-            self._cache.update(zip(missing, self._backend.token_strings(missing)))
+            self._cache.update(zip(missing, self._backend.token_strings(missing), strict=True))
         return [self._cache[int(i)] for i in ids]
 
 
