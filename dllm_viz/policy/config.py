@@ -17,11 +17,11 @@ MAX_SIZES = {"hidden_size": 1024, "num_heads": 64, "ffn_size": 8192, "num_blocks
 MAX_PARAMETERS = 50_000_000  # 200 MB of float32
 
 
-def _finite(value) -> bool:
+def _finite(value: object) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def _short(value) -> str:
+def _short(value: object) -> str:
     text = repr(value)
     return text if len(text) <= 40 else text[:39] + "…"
 
