@@ -25,13 +25,17 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Iterator, Sequence
+from typing import TYPE_CHECKING
 
 import torch
 
 from .features import TOP_K, Features, compute_features, propose_tokens
 from .strategies.base import DecodeState, Strategy, top_k_mask
+
+if TYPE_CHECKING:
+    from .backends import DLLM
 
 
 @dataclass(frozen=True)
@@ -56,7 +60,7 @@ class EngineConfig:
     seed: int = 0
     top_k: int = TOP_K
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         if not isinstance(self.gen_length, int) or self.gen_length < 1:
             raise ValueError(f"gen_length ({self.gen_length!r}) must be a positive integer")
         if not isinstance(self.block_length, int) or not 1 <= self.block_length <= self.gen_length:
@@ -129,7 +133,7 @@ class GenerationResult:
     records: list[StepRecord] = field(default_factory=list)
 
 
-def encode_prompts(backend, prompts: Sequence[str | Sequence[int]], gen_length: int) -> list[list[int]]:
+def encode_prompts(backend: DLLM, prompts: Sequence[str | Sequence[int]], gen_length: int) -> list[list[int]]:
     """Token ids per prompt, validated against the model's context before any forward pass."""
     if isinstance(prompts, str) or len(prompts) == 0:
         raise ValueError("prompts must be a non-empty list of prompts")
@@ -161,7 +165,7 @@ def _sync(device: torch.device) -> None:
 
 
 def generate(
-    backend,
+    backend: DLLM,
     prompts: Sequence[str | Sequence[int]],
     strategy: Strategy,
     config: EngineConfig = EngineConfig(),
@@ -178,14 +182,14 @@ def generate(
     # 2. Build the canvas: left-padded prompts followed by L masks.
     B, P = len(prompt_ids), max(map(len, prompt_ids))
     x = torch.full((B, P + L), backend.mask_id, dtype=torch.long, device=device)
-    attention = torch.ones((B, P + L), dtype=torch.long, device=device)
+    padding = torch.ones((B, P + L), dtype=torch.long, device=device)  # (B, P + L) 0 on left padding
     for b, ids in enumerate(prompt_ids):
         pad = P - len(ids)
         x[b, :pad] = backend.pad_id
-        attention[b, :pad] = 0
+        padding[b, :pad] = 0
         x[b, pad:P] = torch.tensor(ids, device=device)
-    if bool(attention.all()):
-        attention = None  # no padding: lets the model take its unmasked attention path
+    # No padding: None lets the model take its unmasked attention path.
+    attention = None if bool(padding.all()) else padding
     generator = torch.Generator(device=device).manual_seed(config.seed)
     nfe = torch.zeros(B, dtype=torch.long, device=device)
     block_step = torch.zeros(B, dtype=torch.long, device=device)
@@ -264,7 +268,7 @@ def _scatter_rows(feats: Features, rows: torch.Tensor | slice, batch: int) -> Fe
 
 
 def run(
-    backend,
+    backend: DLLM,
     prompts: Sequence[str | Sequence[int]],
     strategy: Strategy,
     config: EngineConfig = EngineConfig(),
@@ -274,10 +278,12 @@ def run(
     """Decode to the end and return final tokens, per-row NFE and decoded texts."""
     strategy.validate(config.gen_length, config.block_length)
     prompt_ids = encode_prompts(backend, prompts, config.gen_length)
-    records, last = [], None
+    records: list[StepRecord] = []
+    last: StepRecord | None = None
     for last in generate(backend, prompt_ids, strategy, config):
         if keep_records:
             records.append(last)
+    assert last is not None  # every row has gen_length >= 1 masks, so generate yields at least one step
     tokens = last.tokens.cpu()
     return GenerationResult(
         prompt_ids=prompt_ids, tokens=tokens, nfe=last.nfe.cpu(), steps=last.step + 1,
@@ -285,7 +291,7 @@ def run(
     )
 
 
-def decode_generation(backend, ids: Sequence[int]) -> str:
+def decode_generation(backend: DLLM, ids: Sequence[int]) -> str:
     """Text of a generation, cut at the first EOS / end-of-turn (what follows is padding)."""
     ids = list(ids)
     stops = getattr(backend, "stop_ids", {backend.eos_id})

@@ -11,10 +11,18 @@ from __future__ import annotations
 import json
 import math
 import os
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import MISSING, asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
+
+if TYPE_CHECKING:
+    import torch
+
+    from .engine import EngineConfig, StepRecord
+    from .strategies.base import Strategy
 
 SCHEMA_VERSION = 1
 MAX_TRACE_BYTES = 32 * 1024 * 1024  # 256 steps × 256 positions × top-5 is ~6 MB; leave room
@@ -24,6 +32,17 @@ _DIGITS = 4  # confidences are stored rounded; plenty for a heatmap, 4x smaller 
 
 class TraceError(ValueError):
     """A trace file is not valid; the message says which field and why."""
+
+
+class TokenSource(Protocol):
+    """What :meth:`Trace.from_records` reads of a backend (a :class:`~dllm_viz.backends.DLLM`,
+    or the app's cache of its token strings)."""
+
+    name: str
+    mask_id: int
+    eos_id: int
+
+    def token_strings(self, ids: Sequence[int]) -> list[str]: ...
 
 
 @dataclass
@@ -79,12 +98,14 @@ class Trace:
 
     # ---- building ------------------------------------------------------------------------
     @classmethod
-    def from_records(cls, records, row: int, backend, prompt: str, prompt_ids, strategy, config, text: str = "", meta=None) -> "Trace":
+    def from_records(cls, records: Iterable[StepRecord], row: int, backend: TokenSource, prompt: str,
+                     prompt_ids: Sequence[int], strategy: Strategy, config: EngineConfig, text: str = "",
+                     meta: Mapping[str, object] | None = None) -> Trace:
         """Extract row ``row`` of engine :class:`~dllm_viz.engine.StepRecord` s into a trace.
 
         Only the steps where that row was active are kept. Moves O(L·k) numbers per step.
         """
-        steps = []
+        steps: list[TraceStep] = []
         for rec in records:
             if not bool(rec.active[row]):
                 continue
@@ -98,7 +119,7 @@ class Trace:
                 model_ms=round(rec.model_ms, 3), step_ms=round(rec.step_ms, 3),
             ))
         ids = {int(i) for s in steps for i in s.proposed} | {i for s in steps for r in s.topk_ids for i in r}
-        vocab = dict(zip(map(str, sorted(ids)), backend.token_strings(sorted(ids))))
+        vocab = dict(zip(map(str, sorted(ids)), backend.token_strings(sorted(ids)), strict=True))
         return cls(
             model=backend.name, prompt=prompt, prompt_ids=list(map(int, prompt_ids)),
             gen_length=config.gen_length, block_length=config.block_length, mask_id=backend.mask_id,
@@ -148,11 +169,11 @@ class Trace:
         return path
 
     @classmethod
-    def from_json(cls, text: str | bytes) -> "Trace":
+    def from_json(cls, text: str | bytes) -> Trace:
         return cls.from_dict(parse_json(text))
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> "Trace":
+    def load(cls, path: str | os.PathLike) -> Trace:
         """Read and validate a trace file (size checked before reading)."""
         size = os.path.getsize(path)
         if size > MAX_TRACE_BYTES:
@@ -160,7 +181,7 @@ class Trace:
         return cls.from_json(Path(path).read_bytes())
 
     @classmethod
-    def from_dict(cls, data) -> "Trace":
+    def from_dict(cls, data: object) -> Trace:
         """A validated trace from parsed JSON. Unknown fields are dropped, and ``strategy``,
         ``engine`` and ``meta`` keep only a few short scalar entries, so an uploaded file can pin
         no more memory than its steps need."""
@@ -201,7 +222,7 @@ class Trace:
             raise TraceError("prompt_ids must be a list of token ids")
         if len(self.steps) > L:
             raise TraceError(f"trace has {len(self.steps)} steps, more than gen_length ({L})")
-        seen = set()
+        seen: set[int] = set()
         for i, s in enumerate(self.steps):
             where = f"step {i}"
             for name in ("confidence", "proposed", "topk_ids", "topk_probs") + (("probs",) if s.probs is not None else ()):
@@ -238,7 +259,7 @@ _STEP_INTS = ("step", "nfe", "block")
 _SMALL_DICT_ENTRIES = 32
 
 
-def parse_json(raw: str | bytes):
+def parse_json(raw: str | bytes) -> Any:
     """Parsed JSON of an uploaded trace or comparison, bounded before and during parsing.
 
     A trace holds about one JSON object per step; counting ``{`` first refuses a file made of
@@ -246,7 +267,7 @@ def parse_json(raw: str | bytes):
     """
     if len(raw) > MAX_TRACE_BYTES:
         raise TraceError(f"trace is {len(raw):,} bytes; the limit is {MAX_TRACE_BYTES:,}")
-    objects = raw.count(b"{" if isinstance(raw, bytes) else "{")
+    objects = raw.count(b"{") if isinstance(raw, bytes) else raw.count("{")
     if objects > MAX_JSON_OBJECTS:
         raise TraceError(f"not a trace: {objects:,} JSON objects, while a trace has one per step (at most {MAX_JSON_OBJECTS:,})")
     try:
@@ -257,7 +278,7 @@ def parse_json(raw: str | bytes):
         raise TraceError("not a trace: the JSON is nested too deeply") from None
 
 
-def _step(data, i: int) -> TraceStep:
+def _step(data: object, i: int) -> TraceStep:
     if not isinstance(data, dict):
         raise TraceError(f"step {i}: each step must be a JSON object")
     fields = TraceStep.__dataclass_fields__
@@ -272,11 +293,11 @@ def _step(data, i: int) -> TraceStep:
     return step
 
 
-def _small_dict(name: str, value) -> dict:
+def _small_dict(name: str, value: object) -> dict[str, object]:
     """At most a few short scalar entries of a free-form dict; the rest is dropped."""
     if not isinstance(value, dict):
         raise TraceError(f"{name} must be a JSON object")
-    out = {}
+    out: dict[str, object] = {}
     for key, item in value.items():
         if len(out) == _SMALL_DICT_ENTRIES:
             break
@@ -286,26 +307,26 @@ def _small_dict(name: str, value) -> dict:
     return out
 
 
-def _is_int(value) -> bool:
+def _is_int(value: object) -> bool:
     return type(value) is int
 
 
-def _is_number(value) -> bool:
+def _is_number(value: object) -> bool:
     return (type(value) is int or type(value) is float) and math.isfinite(value)
 
 
-def _ids(values) -> bool:
+def _ids(values: object) -> bool:
     return isinstance(values, list) and all(type(v) is int and 0 <= v < MAX_TOKEN_ID for v in values)
 
 
-def _probs(values) -> bool:
+def _probs(values: object) -> bool:
     return isinstance(values, list) and all((type(v) is float or type(v) is int) and 0 <= v <= 1 for v in values)
 
 
-def short_repr(value) -> str:
+def short_repr(value: object) -> str:
     text = repr(value)
     return text if len(text) <= 40 else text[:39] + "…"
 
 
-def _rounded(t) -> list:
+def _rounded(t: torch.Tensor) -> list:
     return np.round(t.float().cpu().numpy().astype(np.float64), _DIGITS).tolist()

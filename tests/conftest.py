@@ -27,7 +27,7 @@ WORDS = ["a", "b", "c", "d", "e", "one", "two", "three", "plus", "is", "Q", ":",
 
 
 def build_word_tokenizer(chat: bool = True, max_length: int = 128):
-    from tokenizers import Tokenizer, models, pre_tokenizers, decoders
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
     from transformers import PreTrainedTokenizerFast
 
     specials = ["[PAD]", "[UNK]", "[MASK]", "[EOS]"]

@@ -7,6 +7,7 @@ page, finished run and Benchmark tab at 1024 and 1440 px) from the browser tests
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import re
@@ -15,13 +16,14 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import serve_app
 
 from dllm_viz.trace import Trace
 from dllm_viz.ui import runtime
 from dllm_viz.ui.examples import example_problems
 from dllm_viz.ui.session import FORMAT, MAX_UPLOAD_BYTES, load_comparison
 from dllm_viz.ui.stories import default_story
+
+from conftest import serve_app
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = os.environ.get("DLLM_VIZ_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
@@ -305,7 +307,7 @@ def _controls_of(choice):
     from dllm_viz.ui.compare import _shown_params
 
     names = ["steps", "threshold", "factor", "gamma", "tau", "beta", "policy"]
-    return [n for n, shown in zip(names, _shown_params(choice)) if shown is True]
+    return [n for n, shown in zip(names, _shown_params(choice), strict=True) if shown is True]
 
 
 def _console_errors(page):
@@ -500,7 +502,7 @@ def test_browser_streaming_long_run_never_backlogs(server, fresh_page, long_cont
             break
         print(f"\nattempt {attempt + 1}: {len(frames)} painted frame(s); running again")
     assert frames[-1][1] == 256 and len(frames) >= 3, frames
-    gaps = [b[0] - a[0] for a, b in zip(frames, frames[1:])]
+    gaps = [b[0] - a[0] for a, b in itertools.pairwise(frames)]
     print(f"\nL=256: {len(frames)} painted frames, first {(frames[0][0] - t_click) / 1e3:.2f} s after the click, "
           f"max gap {max(gaps) / 1e3:.2f} s, whole run {(frames[-1][0] - t_click) / 1e3:.1f} s")
     assert max(gaps) <= 1000, gaps

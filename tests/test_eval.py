@@ -10,8 +10,8 @@ import shutil
 import pytest
 import torch
 
-from dllm_viz.eval import StrategySpec, heuristic_grid, markdown_table, pareto_figure, pareto_front, summarize, sweep
 from dllm_viz.engine import EngineConfig, run
+from dllm_viz.eval import StrategySpec, heuristic_grid, markdown_table, pareto_figure, pareto_front, summarize, sweep
 from dllm_viz.eval.report import write_report
 from dllm_viz.tasks.problem import Problem
 
@@ -177,7 +177,7 @@ def test_world_checks_read_careful_parallel_and_the_front_from_a_summary():
     flat = [r for r in rows if r["params"] != "steps=1"] + [_pt(full, "confidence", 1, 90, "steps=")]
     flat[-1]["params"] = "steps=1"
     v = check_world(flat, gen_length=64)
-    assert not v["met"] and any("everything in one step" in l and "(≥ 25: no)" in l for l in v["lines"])
+    assert not v["met"] and any("everything in one step" in line and "(≥ 25: no)" in line for line in v["lines"])
     assert "Does the unmasking decision matter" in world_markdown(rows, 64)
     assert world_markdown([r for r in rows if r["setting"] == semi], 64) == ""
 

@@ -6,8 +6,8 @@ import pytest
 
 from dllm_viz.engine import EngineConfig
 from dllm_viz.ui import compare
-from dllm_viz.ui.stories import STORIES, _spec, default_story, run_pair, stories
 from dllm_viz.ui.examples import known_answer
+from dllm_viz.ui.stories import STORIES, _spec, default_story, run_pair, stories
 
 
 def test_the_app_has_a_default_story_and_every_story_can_run():

@@ -33,7 +33,6 @@ VOCAB = {"0": "[MASK]", "1": "[EOS]", "2": "<script>alert(1)</script>", "3": 'sa
 
 
 def step(i, committed, proposed, conf, probs=None, nfe=None):
-    L = len(proposed)
     topk_ids = [[p, 4 if p != 4 else 3] for p in proposed]
     topk_probs = [[c, round(1 - c, 4)] for c in conf]
     return TraceStep(step=i, nfe=nfe if nfe is not None else i + 1, block=0, committed=committed,

@@ -14,14 +14,20 @@ Ids are read from the tokenizer/config, never hard-coded in the engine.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import torch
 
+from ..assets import BUILTIN_MODEL_DIR
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
 logger = logging.getLogger(__name__)
 
-BUILTIN_MODEL = str(Path(__file__).resolve().parents[2] / "assets" / "tiny-dllm")
+BUILTIN_MODEL = str(BUILTIN_MODEL_DIR)
 
 # Hub ids whose remote code we have read and allow without an explicit opt-in.
 TRUSTED_REMOTE_CODE = frozenset({"GSAI-ML/LLaDA-8B-Instruct", "GSAI-ML/LLaDA-8B-Base", "Dream-org/Dream-v0-Instruct-7B", "Dream-org/Dream-v0-Base-7B"})
@@ -49,7 +55,7 @@ class DLLM(Protocol):
     mask_id: int
     eos_id: int
     pad_id: int
-    stop_ids: frozenset
+    stop_ids: frozenset[int]
     device: torch.device
     max_length: int
 
@@ -57,7 +63,9 @@ class DLLM(Protocol):
 
     def logits(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor: ...
 
-    def decode(self, ids) -> str: ...
+    def decode(self, ids: Sequence[int]) -> str: ...
+
+    def token_strings(self, ids: Sequence[int]) -> list[str]: ...
 
 
 def default_device_dtype() -> tuple[torch.device, torch.dtype]:
@@ -77,7 +85,7 @@ class MaskedLMBackend:
     auto_class = "AutoModelForMaskedLM"
     logit_shift = 0
 
-    def __init__(self, model, tokenizer, name: str):
+    def __init__(self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, name: str) -> None:
         self.model = model.eval().requires_grad_(False)
         self.tokenizer = tokenizer
         self.name = name
@@ -115,10 +123,10 @@ class MaskedLMBackend:
             out = torch.cat([out[:, :1], out[:, :-1]], dim=1)
         return out
 
-    def decode(self, ids) -> str:
+    def decode(self, ids: Sequence[int]) -> str:
         return self.tokenizer.decode([int(i) for i in ids], skip_special_tokens=True)
 
-    def token_strings(self, ids) -> list[str]:
+    def token_strings(self, ids: Sequence[int]) -> list[str]:
         """Readable text per token id (for the token grid)."""
         return [self.tokenizer.decode([int(i)]) for i in ids]
 

@@ -11,7 +11,7 @@ with a configuration that spends more compute than it does (beyond the slack).
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from .stats import Difference, paired_difference
 from .sweep import pareto_front

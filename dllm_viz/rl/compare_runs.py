@@ -51,7 +51,7 @@ def curves_figure(runs: dict[str, list[dict]]):
     from plotly.subplots import make_subplots
 
     fig = make_subplots(rows=1, cols=len(CURVES), subplot_titles=[t for _, t in CURVES], horizontal_spacing=0.06)
-    for (label, rows), colour in zip(runs.items(), COLOURS):
+    for (label, rows), colour in zip(runs.items(), COLOURS, strict=False):
         for col, (key, _) in enumerate(CURVES, start=1):
             pts = [r for r in rows if key in r]
             fig.add_trace(go.Scatter(x=[r["iteration"] + 1 for r in pts], y=[r[key] for r in pts], name=label,
@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
             raise ValueError(f"compare at most {len(COLOURS)} runs at once")
         if args.out is not None:
             check_destination(args.out, kind="file", force=args.force, hint="pass --force to overwrite it")
-        runs = {label: read_metrics(path) for label, path in zip(labels, args.runs)}
+        runs = {label: read_metrics(path) for label, path in zip(labels, args.runs, strict=True)}
         print(heldout_table(runs))
         if args.out is not None:
             from ..eval.report import write_png

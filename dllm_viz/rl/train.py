@@ -33,11 +33,12 @@ from ..backends import BUILTIN_MODEL, ModelLoadError, load_backend
 from ..engine import EngineConfig
 from ..outputs import check_destination
 from ..policy import DiTConfidencePolicy, PolicyConfig
-from ..tasks.wordproblems import DEFAULT_FREE, DEFAULT_LEVEL, LEVELS, generate as generate_problem, test_set
+from ..tasks.wordproblems import DEFAULT_FREE, DEFAULT_LEVEL, LEVELS, test_set
+from ..tasks.wordproblems import generate as generate_problem
 from .config import GRPOConfig
+from .distributed import Processes, setup
 from .grpo import expert_mixture_log_prob, group_advantages, grpo_loss, should_skip_update
 from .optim import build_optimizer
-from .distributed import Processes, setup
 from .rollout import RolloutBatch, collect_rollouts, heldout_reward
 from .steps import replay_log_probs
 

@@ -19,9 +19,8 @@ from . import runtime
 from .budget import compute_slot
 from .errors import shown, user_errors
 from .examples import example_problems, known_answer
-from .session import Comparison, load_comparison, new_run_id
-from .stories import Story, default_story, stories
 from .files import export_comparison
+from .session import Comparison, load_comparison, new_run_id
 from .settings import (  # noqa: F401  (engine_config, PANE_FIELDS: part of this tab's API)
     PANE_FIELDS,
     TOPK_FAMILY,
@@ -33,6 +32,7 @@ from .settings import (  # noqa: F401  (engine_config, PANE_FIELDS: part of this
     prompt_text,
     text,
 )
+from .stories import Story, default_story, stories
 
 # A live run is pulled, not pushed: the browser asks for the latest frame every LIVE_TICK_S and
 # never while its previous request is pending (gr.Timer, trigger_mode="once"), so a slow browser
@@ -208,9 +208,9 @@ def _collect_steps(comp: Comparison, steps, prompt: str, config: EngineConfig):
                                 mask_id=header.mask_id, eos_id=header.eos_id, strategy=strategy,
                                 engine=header.engine, steps=[], vocab={},
                                 meta={"pane": pane, "app": "dllm-viz", "load_ms": round(header.load_ms, 1)})
-                          for pane, strategy in zip("ab", header.strategies))
+                          for pane, strategy in zip("ab", header.strategies, strict=True))
         for frame in steps:
-            for trace, part in zip((comp.a, comp.b), frame):
+            for trace, part in zip((comp.a, comp.b), frame, strict=True):
                 if part is not None:
                     trace.steps.append(part.step)
                     trace.vocab.update(part.vocab)

@@ -54,7 +54,7 @@ def first_divergence(a: Trace | None, b: Trace | None) -> int | None:
     """
     if a is None or b is None:
         return None
-    for i, (sa, sb) in enumerate(zip(a.steps, b.steps)):
+    for i, (sa, sb) in enumerate(zip(a.steps, b.steps, strict=False)):
         if set(sa.committed) != set(sb.committed):
             return i + 1
     return None
@@ -217,6 +217,6 @@ def curves_figure(panes: dict[str, Trace | None], step: int | None = None, *, di
     return go.Figure(data=data, layout=dict(
         layout, template="none", height=CURVES_HEIGHT, font=_FONT, margin=dict(l=45, r=40, t=40, b=40), shapes=shapes,
         modebar=dict(orientation="v"),
-        annotations=[_title_annotation(t, d) for t, d in zip(titles, domains)],
+        annotations=[_title_annotation(t, d) for t, d in zip(titles, domains, strict=True)],
         legend=dict(orientation="h", x=1, xanchor="right", y=1.18, yanchor="bottom"),
     ))
