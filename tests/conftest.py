@@ -26,7 +26,9 @@ torch.set_num_threads(1)
 WORDS = ["a", "b", "c", "d", "e", "one", "two", "three", "plus", "is", "Q", ":", "A"] + [str(d) for d in range(10)]
 
 
-def build_word_tokenizer(chat: bool = True, max_length: int = 128):
+def build_word_tokenizer(chat: bool = True, max_length: int = 128, mask: bool = True):
+    """A word-level tokenizer; ``mask=False`` leaves "[MASK]" in the vocabulary but registers no
+    mask token, like LLaDA-8B's hub tokenizer (its mask id lives only in config.json)."""
     from tokenizers import Tokenizer, models, pre_tokenizers, decoders
     from transformers import PreTrainedTokenizerFast
 
@@ -36,7 +38,7 @@ def build_word_tokenizer(chat: bool = True, max_length: int = 128):
     tok.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.WhitespaceSplit(), pre_tokenizers.Digits(individual_digits=True)])
     tok.decoder = decoders.WordPiece(prefix="##")
     fast = PreTrainedTokenizerFast(
-        tokenizer_object=tok, pad_token="[PAD]", unk_token="[UNK]", mask_token="[MASK]", eos_token="[EOS]",
+        tokenizer_object=tok, pad_token="[PAD]", unk_token="[UNK]", mask_token="[MASK]" if mask else None, eos_token="[EOS]",
         model_max_length=max_length,
     )
     if chat:

@@ -60,6 +60,28 @@ class DLLM(Protocol):
     def decode(self, ids) -> str: ...
 
 
+def mask_token_id(tokenizer, config, name: str) -> int:
+    """The [MASK] id: the tokenizer's mask token, else the model config's ``mask_token_id``.
+
+    LLaDA-8B's hub tokenizer defines no mask token; only its ``config.json`` carries
+    ``mask_token_id`` (126336), so a backend that asked the tokenizer alone could not load it.
+    When both name one and they differ, the tokenizer wins (some config classes carry a default
+    ``mask_token_id`` that a custom tokenizer never used) and a warning says so.
+    """
+    from_tokenizer = tokenizer.mask_token_id
+    from_config = getattr(config, "mask_token_id", None)
+    if from_tokenizer is not None and from_config is not None and int(from_tokenizer) != int(from_config):
+        logger.warning("model %r: tokenizer mask id %s differs from config mask_token_id %s; using the tokenizer's",
+                       name, from_tokenizer, from_config)
+    mask = from_tokenizer if from_tokenizer is not None else from_config
+    if mask is None:
+        raise ModelLoadError(
+            f"model {name!r}: neither its tokenizer (no mask token) nor its config (no mask_token_id) names a "
+            "[MASK] token, so it cannot run masked diffusion"
+        )
+    return int(mask)
+
+
 def default_device_dtype() -> tuple[torch.device, torch.dtype]:
     """cuda + bf16 when a GPU is present, else cpu + fp32 (bf16 is slower on CPUs)."""
     if torch.cuda.is_available():
@@ -81,9 +103,7 @@ class MaskedLMBackend:
         self.model = model.eval().requires_grad_(False)
         self.tokenizer = tokenizer
         self.name = name
-        if tokenizer.mask_token_id is None:
-            raise ModelLoadError(f"model {name!r}: its tokenizer has no mask token, so it cannot run masked diffusion")
-        self.mask_id = int(tokenizer.mask_token_id)
+        self.mask_id = mask_token_id(tokenizer, model.config, name)
         eos = tokenizer.eos_token_id if tokenizer.eos_token_id is not None else tokenizer.sep_token_id
         self.eos_id = int(eos) if eos is not None else self.mask_id
         self.pad_id = int(tokenizer.pad_token_id) if tokenizer.pad_token_id is not None else self.eos_id
@@ -110,10 +130,14 @@ class MaskedLMBackend:
         """(B, T, V) logits where position i scores the token at position i."""
         if attention_mask is not None and bool(attention_mask.all()):
             attention_mask = None  # lets SDPA take its fast unmasked path
-        out = self.model(input_ids=input_ids, attention_mask=attention_mask).logits
+        out = self._forward(input_ids, attention_mask)
         if self.logit_shift:
             out = torch.cat([out[:, :1], out[:, :-1]], dim=1)
         return out
+
+    def _forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
+        """The model's raw (B, T, V) logits; ``attention_mask`` is None or an integer (B, T) padding mask."""
+        return self.model(input_ids=input_ids, attention_mask=attention_mask).logits
 
     def decode(self, ids) -> str:
         return self.tokenizer.decode([int(i) for i in ids], skip_special_tokens=True)
@@ -130,10 +154,25 @@ class LLaDABackend(MaskedLMBackend):
 
 
 class DreamBackend(MaskedLMBackend):
-    """Dream-7B (``model_type`` "Dream"): AR-initialised, logits shifted right by one."""
+    """Dream-7B (``model_type`` "Dream"): AR-initialised, logits shifted right by one.
+
+    Dream's attention hands its mask straight to ``scaled_dot_product_attention``, which refuses
+    an integer (B, T) padding mask ("Expected attn_mask dtype to be bool or float ..."). Padded
+    batches therefore go in as a boolean (B, 1, 1, T) key mask with positions counted from each
+    row's first real token, as Dream's ``diffusion_generate`` does (it builds the (B, 1, T, T)
+    query-and-key form, whose all-False rows at padding queries give NaN there; the key-only
+    form is identical at every real position and finite at the padding).
+    """
 
     auto_class = "AutoModel"
     logit_shift = 1
+
+    def _forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
+        if attention_mask is None:
+            return self.model(input_ids=input_ids).logits
+        keep = attention_mask.bool()  # (B, T)
+        position_ids = (keep.long().cumsum(-1) - 1).clamp_min(0)
+        return self.model(input_ids=input_ids, attention_mask=keep[:, None, None, :], position_ids=position_ids).logits
 
 
 _BACKENDS_BY_MODEL_TYPE = {"llada": LLaDABackend, "dream": DreamBackend}
