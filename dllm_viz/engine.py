@@ -9,7 +9,8 @@ and the engine commits them. Invariants (tested with hypothesis in tests/test_en
   filled left to right; BL = L is full diffusion);
 * each step of an active row costs one NFE; a row stops counting once it has no masks;
 * at least one token per step when the strategy proposes none (the argmax fallback), unless
-  ``fallback=False`` (RL training), in which case a block's last allowed step (its BL-th)
+  the strategy marks the empty step as deliberate (``Decision.allow_empty``: Dream's schedule,
+  which still ends every block within its steps) or ``fallback=False`` (RL training), in which case a block's last allowed step (its BL-th)
   commits whatever is left, so every row terminates within L steps;
 * the same seed gives the same output.
 
@@ -30,7 +31,7 @@ from typing import Iterator, Sequence
 
 import torch
 
-from .features import TOP_K, Features, compute_features, propose_tokens
+from .features import TOP_K, Features, compute_features, propose_tokens, restrict_top_k
 from .strategies.base import DecodeState, Strategy, top_k_mask
 
 
@@ -47,6 +48,12 @@ class EngineConfig:
             none (evaluation); off for RL training, where an empty step still costs an NFE.
         seed: seeds the RNG shared by token sampling and stochastic strategies.
         top_k: alternatives per position kept in the step records.
+        candidate_top_k: keep only each position's k most likely tokens (renormalised) before
+            features and sampling; ``None`` = the whole vocabulary (LLaDA's ``generate`` and the
+            default). Dream's ``diffusion_generate`` applies its generation config's ``top_k``,
+            which under transformers 4.57 inherits ``top_k = 50`` from the model config, so its
+            confidence, margin and entropy are over the top 50 unless a caller passes ``top_k``;
+            set 50 here to follow it.
     """
 
     gen_length: int = 64
@@ -55,6 +62,7 @@ class EngineConfig:
     fallback: bool = True
     seed: int = 0
     top_k: int = TOP_K
+    candidate_top_k: int | None = None
 
     def __post_init__(self):
         if not isinstance(self.gen_length, int) or self.gen_length < 1:
@@ -67,6 +75,9 @@ class EngineConfig:
             raise ValueError(f"temperature ({self.temperature!r}) must be a finite number ≥ 0")
         if not isinstance(self.top_k, int) or self.top_k < 2:
             raise ValueError(f"top_k ({self.top_k!r}) must be an integer ≥ 2")
+        if self.candidate_top_k is not None and (not isinstance(self.candidate_top_k, int) or isinstance(self.candidate_top_k, bool)
+                                                 or self.candidate_top_k < 2):
+            raise ValueError(f"candidate_top_k ({self.candidate_top_k!r}) must be None or an integer ≥ 2")
 
     @property
     def num_blocks(self) -> int:
@@ -210,6 +221,8 @@ def generate(
         logits = backend.logits(x[rows], None if attention is None else attention[rows])[:, P:]  # (b, L, V) stays on device
         with torch.inference_mode():
             logits[..., backend.mask_id] = float("-inf")  # [MASK] is never a prediction
+            if config.candidate_top_k is not None:
+                logits = restrict_top_k(logits, config.candidate_top_k)
         _sync(device)
         model_ms = (time.perf_counter() - t0) * 1e3
 
@@ -224,7 +237,7 @@ def generate(
         decision = strategy.decide(state)
         action = decision.unmask & state.eligible
         commit = action.clone()
-        if config.fallback:
+        if config.fallback and not decision.allow_empty:
             empty = ~commit.any(1)
             if bool(empty.any()):
                 commit |= top_k_mask(token_prob, state.eligible, empty.long())
