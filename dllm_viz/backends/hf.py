@@ -223,7 +223,7 @@ def load_backend(
             raise ModelLoadError(
                 f"model {model!r} ships its own modelling code and is not on the allow-list "
                 f"({', '.join(sorted(TRUSTED_REMOTE_CODE))}); pass trust_remote_code=True "
-                "(CLI: --trust-remote-code) only if you have read that code"
+                "(the CLIs and app.py: --trust-remote-code) only if you have read that code"
             ) from err
         raise ModelLoadError(f"model {model!r}: {err}") from err
     except OSError as err:
