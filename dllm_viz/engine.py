@@ -35,6 +35,9 @@ from .features import TOP_K, Features, compute_features, propose_tokens, restric
 from .strategies.base import DecodeState, Strategy, top_k_mask
 
 
+CACHES = ("none", "prefix")
+
+
 @dataclass(frozen=True)
 class EngineConfig:
     """How to decode.
@@ -54,6 +57,12 @@ class EngineConfig:
             which under transformers 4.57 inherits ``top_k = 50`` from the model config, so its
             confidence, margin and entropy are over the top 50 unless a caller passes ``top_k``;
             set 50 here to follow it.
+        cache: ``"none"`` (default) or ``"prefix"``: Fast-dLLM's block-wise prefix KV cache
+            (:class:`~dllm_viz.models.cache.PrefixKVCache`). A pass at each block start stores
+            every layer's keys/values; later passes in the block recompute only the block and what
+            follows. Exact at block starts, approximate inside a block (bidirectional attention);
+            needs a backend with ``supports_kv_cache`` (the native LLaDA and Dream classes).
+            Positions a pass does not recompute keep their last features in the records.
     """
 
     gen_length: int = 64
@@ -63,6 +72,7 @@ class EngineConfig:
     seed: int = 0
     top_k: int = TOP_K
     candidate_top_k: int | None = None
+    cache: str = "none"
 
     def __post_init__(self):
         if not isinstance(self.gen_length, int) or self.gen_length < 1:
@@ -78,6 +88,8 @@ class EngineConfig:
         if self.candidate_top_k is not None and (not isinstance(self.candidate_top_k, int) or isinstance(self.candidate_top_k, bool)
                                                  or self.candidate_top_k < 2):
             raise ValueError(f"candidate_top_k ({self.candidate_top_k!r}) must be None or an integer ≥ 2")
+        if self.cache not in CACHES:
+            raise ValueError(f"cache ({self.cache!r}) must be one of {', '.join(CACHES)}")
 
     @property
     def num_blocks(self) -> int:
@@ -185,6 +197,9 @@ def generate(
     strategy.validate(config.gen_length, config.block_length)
     prompt_ids = encode_prompts(backend, prompts, config.gen_length)
     L, BL, device = config.gen_length, config.block_length, backend.device
+    if config.cache != "none" and not getattr(backend, "supports_kv_cache", False):
+        raise ValueError(f"cache={config.cache!r} needs a model with a KV cache (the native LLaDA and Dream "
+                         f"classes); {getattr(backend, 'name', 'this backend')!r} has none, so use cache='none'")
 
     # 2. Build the canvas: left-padded prompts followed by L masks.
     B, P = len(prompt_ids), max(map(len, prompt_ids))
@@ -201,6 +216,11 @@ def generate(
     nfe = torch.zeros(B, dtype=torch.long, device=device)
     block_step = torch.zeros(B, dtype=torch.long, device=device)
     block_of_pos = torch.arange(L, device=device) // BL
+    cache = None
+    if config.cache == "prefix":
+        from .models.cache import PrefixKVCache  # imports transformers; only runs that use it pay
+
+        cache = PrefixKVCache(B, P + L, P, BL, backend.logit_shift)
     positions = torch.arange(L, device=device)
 
     # 3. Denoise. Every step commits ≥ 1 token or advances a block towards its forced end,
@@ -218,7 +238,12 @@ def generate(
         # A slice (a view, no copy) while every row is active; an index once some are done.
         rows = slice(None) if bool(active.all()) else active.nonzero().squeeze(1)
 
-        logits = backend.logits(x[rows], None if attention is None else attention[rows])[:, P:]  # (b, L, V) stays on device
+        attn = None if attention is None else attention[rows]
+        if cache is None:
+            logits = backend.logits(x[rows], attn)[:, P:]  # (b, L, V) stays on device
+        else:  # a window from the earliest block start: (b, L - g0, V) for generation positions g0…L-1
+            cache.plan(rows, block[rows])
+            logits = backend.logits(x[rows], attn, kv_cache=cache)[:, max(0, P - cache.start):]
         with torch.inference_mode():
             logits[..., backend.mask_id] = float("-inf")  # [MASK] is never a prediction
             if config.candidate_top_k is not None:
@@ -229,6 +254,8 @@ def generate(
         feats = compute_features(logits, config.top_k)
         tokens, token_prob = propose_tokens(logits, feats, config.temperature, generator)
         del logits
+        if cache is not None:
+            feats, tokens, token_prob = cache.assemble(feats, tokens, token_prob)
         state = DecodeState(
             features=feats, tokens=tokens, token_prob=token_prob, masked=masked[rows],
             eligible=eligible[rows], block_step=block_step[rows], nfe=nfe[rows],

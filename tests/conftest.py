@@ -74,6 +74,24 @@ def tiny_model_dir(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def replica_dirs(tmp_path_factory):
+    """Tiny random LLaDA (Instruct and Base) and Dream replicas in the hub's layout (tests/replicas.py)."""
+    from replicas import save_dream_replica, save_llada_replica
+
+    root = tmp_path_factory.mktemp("replicas")
+    return {"llada": save_llada_replica(root / "llada-instruct"), "llada-base": save_llada_replica(root / "llada-base", instruct=False),
+            "dream": save_dream_replica(root / "dream")}
+
+
+@pytest.fixture(scope="session")
+def replica_backends(replica_dirs):
+    """Native backends of the LLaDA-Instruct and Dream replicas, loaded once per session."""
+    from dllm_viz.backends import load_backend
+
+    return {name: load_backend(str(replica_dirs[name]), device="cpu") for name in ("llada", "dream")}
+
+
+@pytest.fixture(scope="session")
 def tiny_backend(tiny_model_dir):
     from dllm_viz.backends import load_backend
 

@@ -130,7 +130,7 @@ def test_left_padding_does_not_change_logits(tiny_backend):
 
 
 def test_dream_convention_shifts_logits_right(tmp_path):
-    backend = load_backend(str(save_remote_code_model(tmp_path / "dream", "Dream")), trust_remote_code=True)
+    backend = load_backend(str(save_remote_code_model(tmp_path / "dream", "Dream")), trust_remote_code=True, model_code="remote")
     assert isinstance(backend, DreamBackend)
     ids = torch.tensor([[5, 6, 7, 8]])
     logits = backend.logits(ids, None)
@@ -140,7 +140,7 @@ def test_dream_convention_shifts_logits_right(tmp_path):
 
 
 def test_llada_convention_has_no_shift(tmp_path):
-    backend = load_backend(str(save_remote_code_model(tmp_path / "llada", "llada")), trust_remote_code=True)
+    backend = load_backend(str(save_remote_code_model(tmp_path / "llada", "llada")), trust_remote_code=True, model_code="remote")
     assert isinstance(backend, LLaDABackend)
     logits = backend.logits(torch.tensor([[5, 6, 7]]), None)
     assert logits[0].argmax(-1).tolist() == [6, 7, 8]
@@ -149,7 +149,7 @@ def test_llada_convention_has_no_shift(tmp_path):
 def test_remote_code_needs_allow_list_or_opt_in(tmp_path):
     path = save_remote_code_model(tmp_path / "untrusted", "llada")
     with pytest.raises(ModelLoadError, match=r"ships its own modelling code and is not on the allow-list .*trust_remote_code=True"):
-        load_backend(str(path))
+        load_backend(str(path), model_code="remote")
 
 
 def test_offline_hub_id_names_model_and_reason(monkeypatch):
@@ -190,7 +190,7 @@ def test_end_of_turn_token_ends_the_text(tmp_path):
 def test_mask_id_comes_from_the_config_when_the_tokenizer_has_none(tmp_path):
     # LLaDA-8B's hub tokenizer registers no mask token; only config.json has mask_token_id.
     path = save_remote_code_model(tmp_path / "llada", "llada", mask_in_tokenizer=False, config_extra={"mask_token_id": 2})
-    backend = load_backend(str(path), trust_remote_code=True)
+    backend = load_backend(str(path), trust_remote_code=True, model_code="remote")
     assert backend.tokenizer.mask_token_id is None
     assert backend.mask_id == 2
 
@@ -198,12 +198,12 @@ def test_mask_id_comes_from_the_config_when_the_tokenizer_has_none(tmp_path):
 def test_no_mask_token_anywhere_is_refused(tmp_path):
     path = save_remote_code_model(tmp_path / "llada", "llada", mask_in_tokenizer=False)
     with pytest.raises(ModelLoadError, match=r"neither its tokenizer \(no mask token\) nor its config \(no mask_token_id\)"):
-        load_backend(str(path), trust_remote_code=True)
+        load_backend(str(path), trust_remote_code=True, model_code="remote")
 
 
 def test_dream_padded_batch_uses_a_boolean_mask_and_real_positions(tmp_path):
     path = save_remote_code_model(tmp_path / "dream", "Dream", code=DREAM_LIKE_CODE)
-    backend = load_backend(str(path), trust_remote_code=True)
+    backend = load_backend(str(path), trust_remote_code=True, model_code="remote")
     ids = torch.tensor([[5, 6, 7, 8, 2, 2]])
     with pytest.raises(RuntimeError, match="attn_mask dtype"):  # what Dream does with an integer mask
         backend.model(input_ids=ids, attention_mask=torch.ones_like(ids))

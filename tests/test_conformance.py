@@ -56,16 +56,55 @@ def dream_reference(backend, prompt_ids, gen_length, steps, alg, top_k=None, eps
 DREAM_ALGS = {"maskgit_plus": "confidence", "topk_margin": "margin", "entropy": "entropy"}
 
 
+def backend_named(request, name):
+    return request.getfixturevalue("tiny_backend") if name == "tiny" else request.getfixturevalue("replica_backends")[name]
+
+
 @pytest.mark.parametrize("alg", list(DREAM_ALGS))
 @pytest.mark.parametrize("steps", [16, 8, 5])
-def test_dream_style_decodes_equal_dreams_sample_loop(tiny_backend, alg, steps):
+@pytest.mark.parametrize("model", ["tiny", "dream"])
+def test_dream_style_decodes_equal_dreams_sample_loop(request, model, alg, steps):
+    backend = backend_named(request, model)
     L = 16
-    ids = tiny_backend.encode_prompt(PROMPT)
-    expected = dream_reference(tiny_backend, ids, L, steps, alg)
+    ids = backend.encode_prompt(PROMPT)
+    expected = dream_reference(backend, ids, L, steps, alg)
     strategy = build_strategy(DREAM_ALGS[alg], steps=steps, schedule="dream")
-    result = run(tiny_backend, [ids], strategy, EngineConfig(gen_length=L, block_length=L), keep_records=True)
+    result = run(backend, [ids], strategy, EngineConfig(gen_length=L, block_length=L), keep_records=True)
     assert result.tokens[0].tolist() == expected
     assert int(result.nfe[0]) == steps  # an empty step still costs its forward, as in Dream
+
+
+def llada_reference(backend, prompt_ids, gen_length, block_length, steps):
+    """LLaDA's ``generate`` (remasking="low_confidence", temperature 0, cfg 0)."""
+    x = torch.tensor([prompt_ids + [backend.mask_id] * gen_length])
+    P, blocks = len(prompt_ids), gen_length // block_length
+    per_block = steps // blocks
+    for b in range(blocks):
+        block_mask = x[:, P + b * block_length:P + (b + 1) * block_length] == backend.mask_id
+        base, extra = divmod(int(block_mask.sum()), per_block)  # get_num_transfer_tokens
+        counts = [base + (i < extra) for i in range(per_block)]
+        for i in range(per_block):
+            mask_index = x == backend.mask_id
+            logits = _scores(backend, x)
+            x0 = logits.argmax(-1)
+            p = F.softmax(logits.to(torch.float64), dim=-1)
+            x0_p = p.gather(-1, x0.unsqueeze(-1)).squeeze(-1)
+            x0_p[:, P + (b + 1) * block_length:] = -torch.inf
+            confidence = torch.where(mask_index, x0_p, -torch.inf)
+            select = torch.topk(confidence[0], k=counts[i]).indices
+            x[0, select] = x0[0, select]
+    return x[0, P:].tolist()
+
+
+@pytest.mark.parametrize("model", ["tiny", "llada", "dream"])
+@pytest.mark.parametrize("block_length, steps", [(8, 16), (8, 4), (16, 6)])
+def test_high_confidence_k_equals_lladas_generate(request, model, block_length, steps):
+    backend = backend_named(request, model)
+    L = 16
+    ids = backend.encode_prompt(PROMPT)
+    expected = llada_reference(backend, ids, L, block_length, steps)
+    result = run(backend, [ids], build_strategy("confidence", steps=steps), EngineConfig(gen_length=L, block_length=block_length))
+    assert result.tokens[0].tolist() == expected and int(result.nfe[0]) == steps
 
 
 def test_dream_top_k_50_is_a_choice(tiny_backend):
@@ -111,10 +150,43 @@ def factor_reference(backend, prompt_ids, gen_length, block_length, factor):
 
 
 @pytest.mark.parametrize("factor", [0.5, 1.0, 1.9])
-def test_factor_upstream_decodes_equal_fast_dllm(tiny_backend, factor):
+@pytest.mark.parametrize("model", ["tiny", "llada"])
+def test_factor_upstream_decodes_equal_fast_dllm(request, model, factor):
+    backend = backend_named(request, model)
     L, BL = 16, 8
-    ids = tiny_backend.encode_prompt(PROMPT)
-    expected, nfe = factor_reference(tiny_backend, ids, L, BL, factor)
-    up = run(tiny_backend, [ids], build_strategy("factor", factor=factor, variant="upstream"),
+    ids = backend.encode_prompt(PROMPT)
+    expected, nfe = factor_reference(backend, ids, L, BL, factor)
+    up = run(backend, [ids], build_strategy("factor", factor=factor, variant="upstream"),
              EngineConfig(gen_length=L, block_length=BL))
     assert up.tokens[0].tolist() == expected and int(up.nfe[0]) == nfe
+
+
+def threshold_reference(backend, prompt_ids, gen_length, block_length, threshold):
+    """Fast-dLLM ``generate`` with ``get_transfer_index(threshold=τ)`` (greedy, no cache)."""
+    x = torch.tensor([prompt_ids + [backend.mask_id] * gen_length])
+    P, nfe = len(prompt_ids), 0
+    for b in range(gen_length // block_length):
+        end = P + (b + 1) * block_length
+        while (x[0, P + b * block_length:end] == backend.mask_id).any():
+            nfe += 1
+            mask_index = x == backend.mask_id
+            mask_index[:, end:] = False
+            logits = _scores(backend, x)
+            x0 = logits.argmax(-1)
+            p = F.softmax(logits.to(torch.float64), dim=-1)
+            confidence = torch.where(mask_index, p.gather(-1, x0.unsqueeze(-1)).squeeze(-1), -torch.inf)[0]
+            n = int(mask_index.sum())
+            _, select = torch.topk(confidence, k=n)
+            keep = [int(select[0])] + [int(i) for i in select[1:] if confidence[i] >= threshold]
+            x[0, keep] = x0[0, keep]
+    return x[0, P:].tolist(), nfe
+
+
+@pytest.mark.parametrize("threshold", [0.5, 0.9])
+@pytest.mark.parametrize("model", ["tiny", "llada"])
+def test_threshold_equals_fast_dllm(request, model, threshold):
+    backend = backend_named(request, model)
+    ids = backend.encode_prompt(PROMPT)
+    expected, nfe = threshold_reference(backend, ids, 16, 8, threshold)
+    result = run(backend, [ids], build_strategy("threshold", threshold=threshold), EngineConfig(gen_length=16, block_length=8))
+    assert result.tokens[0].tolist() == expected and int(result.nfe[0]) == nfe
