@@ -158,12 +158,18 @@ def dream_weights(config: dict, seed: int = 0) -> dict:
     return t
 
 
+def byte_level_alphabet() -> list[str]:
+    """The 256 printable stand-ins byte-level BPE uses for bytes: printable Latin-1 bytes map to
+    themselves, the others to code points from 256 up, in byte order (so space is "Ġ")."""
+    keep = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
+    extra = iter(range(256, 512))
+    return [chr(b) if b in keep else chr(next(extra)) for b in range(256)]
+
+
 def save_dream_tokenizer(path: Path) -> None:
     """Byte-level BPE files (vocab.json, merges.txt) with Dream's special ids and a tokenizer_config
     that, like the hub's, names the remote ``DreamTokenizer`` class."""
-    from transformers.models.gpt2.tokenization_gpt2 import bytes_to_unicode
-
-    alphabet = list(bytes_to_unicode().values())
+    alphabet = byte_level_alphabet()
     vocab = {ch: i for i, ch in enumerate(alphabet)}
     merges = []
     for word in WORDS:  # merge each word left to right, then its space-prefixed form "Ġ" + word

@@ -35,6 +35,7 @@ class TinyRemoteModel(PreTrainedModel):
     def __init__(self, config):
         super().__init__(config)
         self.scale = torch.nn.Parameter(torch.tensor(5.0))
+        self.post_init()
 
     def forward(self, input_ids=None, attention_mask=None, **kwargs):
         nxt = (input_ids + 1) % self.config.vocab_size

@@ -33,7 +33,8 @@ CLASSES = {"llada": LLaDAForMaskedDiffusion, "dream": DreamForMaskedDiffusion}
 
 @pytest.fixture(scope="session")
 def native(replica_dirs):
-    return {name: CLASSES[name].from_pretrained(replica_dirs[name]).eval() for name in CLASSES}
+    # dtype explicit: transformers 5 defaults to the config's (bfloat16 in Dream's config.json)
+    return {name: CLASSES[name].from_pretrained(replica_dirs[name], dtype=torch.float32).eval() for name in CLASSES}
 
 
 def canvas(batch=2, length=24, seed=0):
@@ -45,7 +46,7 @@ def test_official_layout_loads_every_tensor_without_remote_code(replica_dirs, na
     path = replica_dirs[name]
     assert not list(path.glob("*.py"))  # no modelling code in the folder: nothing to trust
     assert json.loads((path / "config.json").read_text())["auto_map"]  # though config.json points to some
-    model, info = CLASSES[name].from_pretrained(path, output_loading_info=True)
+    model, info = CLASSES[name].from_pretrained(path, output_loading_info=True, dtype=torch.float32)
     assert not any(info.values()), info  # no missing, unexpected or mismatched tensors
     from safetensors import safe_open
 
@@ -150,6 +151,10 @@ def test_native_decode_runs_end_to_end(replica_dirs):
 # ---- against the upstream modelling code -------------------------------------------------------
 
 def _upstream_copy(replica: Path, name: str, tmp_path: Path) -> Path:
+    import transformers
+
+    if int(transformers.__version__.split(".")[0]) >= 5:
+        pytest.skip("the upstream LLaDA/Dream code does not load under transformers 5 (shared/reference/hub-models.md)")
     folder = Path(UPSTREAM or "") / name
     if not UPSTREAM or not all((folder / f).is_file() for f in UPSTREAM_FILES[name]):
         pytest.skip("set DLLM_VIZ_UPSTREAM_CODE to a folder with the upstream modelling files (see module docstring)")
@@ -180,7 +185,7 @@ def test_dream_padded_batch_equals_the_upstream_code(replica_dirs, tmp_path):
     from transformers import AutoModel
 
     path = _upstream_copy(replica_dirs["dream"], "dream", tmp_path)
-    reference = AutoModel.from_pretrained(path, trust_remote_code=True, local_files_only=True).eval()
+    reference = AutoModel.from_pretrained(path, trust_remote_code=True, local_files_only=True, dtype=torch.float32).eval()
     backend = load_backend(str(replica_dirs["dream"]))
     x = canvas(length=20)
     mask = torch.ones_like(x)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import warnings
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
@@ -303,15 +304,19 @@ def _native_tokenizer(model: str, model_type: str, local_only: bool):
     from transformers import AutoTokenizer, PreTrainedTokenizerFast, Qwen2TokenizerFast
     from transformers.utils import logging as transformers_logging
 
-    try:
-        return AutoTokenizer.from_pretrained(model, local_files_only=local_only, trust_remote_code=False)
-    except ValueError as err:
-        if "trust_remote_code" not in str(err) and "does not exist or is not currently imported" not in str(err):
-            raise
-    fallback = Qwen2TokenizerFast if model_type.lower() == "dream" else PreTrainedTokenizerFast
+    # transformers warns that it does not know the model type, or that the class differs from the
+    # one tokenizer_config.json names; both are expected on this path.
     verbosity = transformers_logging.get_verbosity()
-    transformers_logging.set_verbosity_error()  # "not the same type as the class ..." is expected here
+    transformers_logging.set_verbosity_error()
     try:
+        try:
+            with warnings.catch_warnings():  # transformers 5 reads the config generically and warns on rope_scaling
+                warnings.simplefilter("ignore", FutureWarning)
+                return AutoTokenizer.from_pretrained(model, local_files_only=local_only, trust_remote_code=False)
+        except ValueError as err:
+            if "trust_remote_code" not in str(err) and "does not exist or is not currently imported" not in str(err):
+                raise
+        fallback = Qwen2TokenizerFast if model_type.lower() == "dream" else PreTrainedTokenizerFast
         return fallback.from_pretrained(model, local_files_only=local_only)
     finally:
         transformers_logging.set_verbosity(verbosity)

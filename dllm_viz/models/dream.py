@@ -46,7 +46,11 @@ class DreamConfig(PretrainedConfig):
         self.num_key_value_heads = num_key_value_heads if num_key_value_heads is not None else num_attention_heads
         self.hidden_act, self.max_position_embeddings = hidden_act, max_position_embeddings
         self.initializer_range, self.rms_norm_eps, self.rope_theta = initializer_range, rms_norm_eps, rope_theta
-        self.rope_scaling, self.use_sliding_window, self.sliding_window = rope_scaling, use_sliding_window, sliding_window
+        self.use_sliding_window, self.sliding_window = use_sliding_window, sliding_window
+        # Only the RoPE type is kept: the checkpoints have rope_scaling null, and transformers 5 warns
+        # whenever a config sets or reads an attribute of that name.
+        scaling = rope_scaling or {}
+        self.rope_type = scaling.get("rope_type", scaling.get("type", "default"))
         self.mask_token_id = mask_token_id
         super().__init__(tie_word_embeddings=tie_word_embeddings, pad_token_id=pad_token_id, **kwargs)
 
@@ -55,9 +59,8 @@ class DreamConfig(PretrainedConfig):
         return self.hidden_size // self.num_attention_heads
 
     def check_supported(self) -> None:
-        scaling = self.rope_scaling or {}
-        if scaling.get("rope_type", scaling.get("type", "default")) != "default":
-            raise ValueError(f"native Dream supports the default RoPE only (rope_scaling {self.rope_scaling!r}); "
+        if self.rope_type != "default":
+            raise ValueError(f"native Dream supports the default RoPE only (rope_scaling type {self.rope_type!r}); "
                              "load it with its own code instead (trust_remote_code)")
         if self.use_sliding_window:
             raise ValueError("native Dream does not implement sliding-window attention (use_sliding_window true)")
