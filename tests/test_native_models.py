@@ -150,6 +150,17 @@ def test_native_decode_runs_end_to_end(replica_dirs):
 
 # ---- against the upstream modelling code -------------------------------------------------------
 
+@pytest.fixture(autouse=True)
+def _forget_upstream_registrations(monkeypatch):
+    """The upstream files register "llada" with the Auto classes when imported; undo that after
+    each test so later tests still see an unknown, remote-code model type."""
+    from transformers.models.auto.configuration_auto import CONFIG_MAPPING
+    from transformers.models.auto.modeling_auto import MODEL_MAPPING
+
+    monkeypatch.setattr(CONFIG_MAPPING, "_extra_content", dict(CONFIG_MAPPING._extra_content))
+    monkeypatch.setattr(MODEL_MAPPING, "_extra_content", dict(MODEL_MAPPING._extra_content))
+
+
 def _upstream_copy(replica: Path, name: str, tmp_path: Path) -> Path:
     import transformers
 
