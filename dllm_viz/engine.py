@@ -61,7 +61,8 @@ class EngineConfig:
             (:class:`~dllm_viz.models.cache.PrefixKVCache`). A pass at each block start stores
             every layer's keys/values; later passes in the block recompute only the block and what
             follows. Exact at block starts, approximate inside a block (bidirectional attention);
-            needs a backend with ``supports_kv_cache`` (the native LLaDA and Dream classes).
+            needs a backend with ``supports_kv_cache`` (the native LLaDA and Dream classes and
+            the built-in ModernBERT model).
             Positions a pass does not recompute keep their last features in the records.
     """
 
@@ -198,8 +199,9 @@ def generate(
     prompt_ids = encode_prompts(backend, prompts, config.gen_length)
     L, BL, device = config.gen_length, config.block_length, backend.device
     if config.cache != "none" and not getattr(backend, "supports_kv_cache", False):
-        raise ValueError(f"cache={config.cache!r} needs a model with a KV cache (the native LLaDA and Dream "
-                         f"classes); {getattr(backend, 'name', 'this backend')!r} has none, so use cache='none'")
+        raise ValueError(f"cache={config.cache!r} needs a model with a KV cache (native LLaDA and Dream, or a "
+                         f"global-attention ModernBERT such as the built-in model); {getattr(backend, 'name', 'this backend')!r} "
+                         "has none, so use cache='none'")
 
     # 2. Build the canvas: left-padded prompts followed by L masks.
     B, P = len(prompt_ids), max(map(len, prompt_ids))

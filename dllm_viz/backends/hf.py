@@ -103,9 +103,16 @@ class MaskedLMBackend:
 
     def __init__(self, model, tokenizer, name: str):
         self.model = model.eval().requires_grad_(False)
-        # The native classes take a 2-D padding mask and a prefix KV cache (dllm_viz.models).
+        # The native classes take a 2-D padding mask and a prefix KV cache (dllm_viz.models); the
+        # built-in ModernBERT gets the cache through a forward pass over its own modules.
         self.native = hasattr(model, "forward") and "kv_cache" in inspect.signature(model.forward).parameters
-        self.supports_kv_cache = self.native
+        self._window_logits = None
+        if not self.native:
+            from ..models import modernbert
+
+            if modernbert.supports_cache(model):
+                self._window_logits = modernbert.window_logits
+        self.supports_kv_cache = self.native or self._window_logits is not None
         self.tokenizer = tokenizer
         self.name = name
         self.mask_id = mask_token_id(tokenizer, model.config, name)
@@ -140,9 +147,11 @@ class MaskedLMBackend:
         """
         if attention_mask is not None and bool(attention_mask.all()):
             attention_mask = None  # lets SDPA take its fast unmasked path
-        if kv_cache is not None:
+        if kv_cache is not None and self.native:
             out = self.model(input_ids=input_ids[:, kv_cache.start:], attention_mask=attention_mask,
                              kv_cache=kv_cache).logits
+        elif kv_cache is not None:
+            out = self._window_logits(self.model, input_ids[:, kv_cache.start:], attention_mask, kv_cache)
         else:
             out = self._forward(input_ids, attention_mask)
         if self.logit_shift:
