@@ -170,3 +170,18 @@ def test_prefix_cache_decodes_equal_fast_dllms(replica_dirs, replica_backends, t
     result = run(backend, [ids], build_strategy("threshold", threshold=threshold),
                  EngineConfig(gen_length=16, block_length=8, cache="prefix"))
     assert result.tokens[0].tolist() == expected and int(result.nfe[0]) == nfe
+
+
+def test_the_benchmark_runs_at_a_tiny_shape():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "bench" / "prefix_cache.py"
+    spec = importlib.util.spec_from_file_location("bench_prefix_cache", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    report = bench.main(["--skip", "builtin", "replicas", "--speed-d-model", "32", "--speed-layers", "1",
+                         "--speed-prompt", "8", "--gen-length", "16", "--block-length", "8", "--repeats", "1"])
+    speed = report["speed"]
+    assert speed["none"]["nfe"] == speed["prefix"]["nfe"] == 16  # NFE-equal by construction
+    assert speed["speedup_model"] > 0
