@@ -10,8 +10,9 @@ and the engine commits them. Invariants (tested with hypothesis in tests/test_en
 * each step of an active row costs one NFE; a row stops counting once it has no masks;
 * at least one token per step when the strategy proposes none (the argmax fallback), unless
   the strategy marks the empty step as deliberate (``Decision.allow_empty``: Dream's schedule,
-  which still ends every block within its steps) or ``fallback=False`` (RL training), in which case a block's last allowed step (its BL-th)
-  commits whatever is left, so every row terminates within L steps;
+  which still ends every block within its steps) or ``fallback=False`` (RL training), in which
+  case a block's last allowed step (its BL-th) commits whatever is left, so every row
+  terminates within L steps;
 * the same seed gives the same output.
 
 Example:
@@ -62,8 +63,8 @@ class EngineConfig:
             every layer's keys/values; later passes in the block recompute only the block and what
             follows. Exact at block starts, approximate inside a block (bidirectional attention);
             needs a backend with ``supports_kv_cache`` (the native LLaDA and Dream classes and
-            the built-in ModernBERT model).
-            Positions a pass does not recompute keep their last features in the records.
+            the built-in ModernBERT model). Positions a pass does not recompute keep their last
+            features in the records and in what strategies see.
     """
 
     gen_length: int = 64
