@@ -160,8 +160,8 @@ def _free_port() -> int:
 
 
 @contextmanager
-def serve_app(tmp_path_factory, tiny_model_dir, **env_overrides):
-    """``python app.py`` on a free loopback port: ``$DLLM_VIZ_MODEL`` if set, else the built-in
+def serve_app(tmp_path_factory, tiny_model_dir, *args, **env_overrides):
+    """``python app.py [args]`` on a free loopback port: ``$DLLM_VIZ_MODEL`` if set, else the built-in
     model when installed, else the tiny random one; its own Gradio temp and export folders."""
     from dllm_viz.ui import runtime
 
@@ -174,7 +174,7 @@ def serve_app(tmp_path_factory, tiny_model_dir, **env_overrides):
     env.update(env_overrides)
     log = tmp_path_factory.mktemp("server") / "app.log"
     with open(log, "w") as out:
-        proc = subprocess.Popen([sys.executable, "app.py", "--host", "127.0.0.1", "--port", str(port)], cwd=ROOT,
+        proc = subprocess.Popen([sys.executable, "app.py", "--host", "127.0.0.1", "--port", str(port), *args], cwd=ROOT,
                                 env=env, stdout=out, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}/"
     deadline = time.monotonic() + 120

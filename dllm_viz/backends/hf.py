@@ -42,6 +42,10 @@ class ModelLoadError(RuntimeError):
     """A model could not be loaded; the message names the model and the reason."""
 
 
+class UnsupportedConfig(ModelLoadError):
+    """A LLaDA/Dream configuration the native classes do not implement (its own code may)."""
+
+
 @runtime_checkable
 class DLLM(Protocol):
     """What the engine needs from a diffusion LM."""
@@ -224,9 +228,11 @@ def load_backend(
         device, dtype: default cuda+bf16 when available, else cpu+fp32.
         trust_remote_code: needed for remote-code models outside :data:`TRUSTED_REMOTE_CODE`.
         local_files_only: default True for local folders; Hub ids honour ``HF_HUB_OFFLINE``.
-        model_code: ``"auto"`` (native class when there is one, else transformers), ``"native"``
-            (fail unless there is one) or ``"remote"`` (the checkpoint's own modelling code even
-            for LLaDA/Dream, e.g. to compare against it; needs trust as above).
+        model_code: ``"auto"`` (native class when there is one, else transformers; a LLaDA/Dream
+            configuration the native class does not implement falls back to the checkpoint's own
+            code when that is trusted), ``"native"`` (fail unless the native class loads it) or
+            ``"remote"`` (the checkpoint's own modelling code even for LLaDA/Dream, e.g. to compare
+            against it; needs trust as above).
 
     Raises:
         ModelLoadError: offline, unknown id, missing files, untrusted remote code, unsupported
@@ -256,8 +262,15 @@ def load_backend(
                              "(native: llada, Dream); use model_code='auto'")
     backend_cls = _BACKENDS_BY_MODEL_TYPE.get(model_type.lower(), MaskedLMBackend)
     if native is not None:
-        net, tokenizer = _load_native(model, native, model_type, dtype, local_only)
-    else:
+        try:
+            net, tokenizer = _load_native(model, native, model_type, dtype, local_only)
+        except UnsupportedConfig as err:
+            if model_code == "native" or not trusted:
+                raise
+            # A configuration the native class does not implement: its own code is the fallback.
+            logger.warning("%s; loading it with its own modelling code instead", err)
+            native = None
+    if native is None:
         net, tokenizer = _load_with_transformers(model, backend_cls, dtype, local_only, trusted)
     logger.info("loaded %s (%s, %s code) on %s as %s", model, backend_cls.__name__,
                 "native" if native else "transformers", device, dtype)
@@ -295,7 +308,10 @@ def _load_native(model: str, classes, model_type: str, dtype: torch.dtype, local
     config_cls, model_cls = classes
     try:
         config = config_cls.from_pretrained(model, local_files_only=local_only)
-        config.check_supported()
+        try:
+            config.check_supported()
+        except ValueError as err:
+            raise UnsupportedConfig(f"model {model!r} could not be loaded natively: {err}") from err
         net = model_cls.from_pretrained(model, config=config, dtype=dtype, local_files_only=local_only)
         tokenizer = _native_tokenizer(model, model_type, local_only)
     except OSError as err:
@@ -303,7 +319,7 @@ def _load_native(model: str, classes, model_type: str, dtype: torch.dtype, local
             raise _unreachable(model, err) from err
         raise ModelLoadError(f"model {model!r} could not be loaded: {err}") from err
     except ValueError as err:
-        raise ModelLoadError(f"model {model!r} could not be loaded natively: {err}") from err
+        raise ModelLoadError(f"model {model!r} could not be loaded: {err}") from err
     return net, tokenizer
 
 
