@@ -118,7 +118,10 @@ class _TopKSchedule:
         return Decision(top_k_mask(self.score(state), state.eligible, k))
 
     def params(self) -> dict:
-        return asdict(self)
+        params = asdict(self)
+        if self.schedule != "dream":
+            del params["eps"]  # only Dream's schedule reads it
+        return params
 
 
 @dataclass(frozen=True)
