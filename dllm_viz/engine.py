@@ -9,8 +9,10 @@ and the engine commits them. Invariants (tested with hypothesis in tests/test_en
   filled left to right; BL = L is full diffusion);
 * each step of an active row costs one NFE; a row stops counting once it has no masks;
 * at least one token per step when the strategy proposes none (the argmax fallback), unless
-  ``fallback=False`` (RL training), in which case a block's last allowed step (its BL-th)
-  commits whatever is left, so every row terminates within L steps;
+  the strategy marks the empty step as deliberate (``Decision.allow_empty``: Dream's schedule,
+  which still ends every block within its steps) or ``fallback=False`` (RL training), in which
+  case a block's last allowed step (its BL-th) commits whatever is left, so every row
+  terminates within L steps;
 * the same seed gives the same output.
 
 Example:
@@ -31,11 +33,14 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from .features import TOP_K, Features, compute_features, propose_tokens
+from .features import TOP_K, Features, compute_features, propose_tokens, restrict_top_k
 from .strategies.base import DecodeState, Strategy, top_k_mask
 
 if TYPE_CHECKING:
     from .backends import DLLM
+
+
+CACHES = ("none", "prefix")
 
 
 @dataclass(frozen=True)
@@ -51,6 +56,19 @@ class EngineConfig:
             none (evaluation); off for RL training, where an empty step still costs an NFE.
         seed: seeds the RNG shared by token sampling and stochastic strategies.
         top_k: alternatives per position kept in the step records.
+        candidate_top_k: keep only each position's k most likely tokens (renormalised) before
+            features and sampling; ``None`` = the whole vocabulary (LLaDA's ``generate`` and the
+            default). Dream's ``diffusion_generate`` applies its generation config's ``top_k``,
+            which under transformers 4.57 inherits ``top_k = 50`` from the model config, so its
+            confidence, margin and entropy are over the top 50 unless a caller passes ``top_k``;
+            set 50 here to follow it.
+        cache: ``"none"`` (default) or ``"prefix"``: Fast-dLLM's block-wise prefix KV cache
+            (:class:`~dllm_viz.models.cache.PrefixKVCache`). A pass at each block start stores
+            every layer's keys/values; later passes in the block recompute only the block and what
+            follows. Exact at block starts, approximate inside a block (bidirectional attention);
+            needs a backend with ``supports_kv_cache`` (the native LLaDA and Dream classes and
+            the built-in ModernBERT model). Positions a pass does not recompute keep their last
+            features in the records and in what strategies see.
     """
 
     gen_length: int = 64
@@ -59,6 +77,8 @@ class EngineConfig:
     fallback: bool = True
     seed: int = 0
     top_k: int = TOP_K
+    candidate_top_k: int | None = None
+    cache: str = "none"
 
     def __post_init__(self) -> None:
         if not isinstance(self.gen_length, int) or self.gen_length < 1:
@@ -71,6 +91,11 @@ class EngineConfig:
             raise ValueError(f"temperature ({self.temperature!r}) must be a finite number ≥ 0")
         if not isinstance(self.top_k, int) or self.top_k < 2:
             raise ValueError(f"top_k ({self.top_k!r}) must be an integer ≥ 2")
+        if self.candidate_top_k is not None and (not isinstance(self.candidate_top_k, int) or isinstance(self.candidate_top_k, bool)
+                                                 or self.candidate_top_k < 2):
+            raise ValueError(f"candidate_top_k ({self.candidate_top_k!r}) must be None or an integer ≥ 2")
+        if self.cache not in CACHES:
+            raise ValueError(f"cache ({self.cache!r}) must be one of {', '.join(CACHES)}")
 
     @property
     def num_blocks(self) -> int:
@@ -178,6 +203,10 @@ def generate(
     strategy.validate(config.gen_length, config.block_length)
     prompt_ids = encode_prompts(backend, prompts, config.gen_length)
     L, BL, device = config.gen_length, config.block_length, backend.device
+    if config.cache != "none" and not getattr(backend, "supports_kv_cache", False):
+        raise ValueError(f"cache={config.cache!r} needs a model with a KV cache (native LLaDA and Dream, or a "
+                         f"global-attention ModernBERT such as the built-in model); {getattr(backend, 'name', 'this backend')!r} "
+                         "has none, so use cache='none'")
 
     # 2. Build the canvas: left-padded prompts followed by L masks.
     B, P = len(prompt_ids), max(map(len, prompt_ids))
@@ -194,6 +223,11 @@ def generate(
     nfe = torch.zeros(B, dtype=torch.long, device=device)
     block_step = torch.zeros(B, dtype=torch.long, device=device)
     block_of_pos = torch.arange(L, device=device) // BL
+    cache = None
+    if config.cache == "prefix":
+        from .models.cache import PrefixKVCache  # imports transformers; only runs that use it pay
+
+        cache = PrefixKVCache(B, P + L, P, BL, backend.logit_shift)
     positions = torch.arange(L, device=device)
 
     # 3. Denoise. Every step commits ≥ 1 token or advances a block towards its forced end,
@@ -211,15 +245,24 @@ def generate(
         # A slice (a view, no copy) while every row is active; an index once some are done.
         rows = slice(None) if bool(active.all()) else active.nonzero().squeeze(1)
 
-        logits = backend.logits(x[rows], None if attention is None else attention[rows])[:, P:]  # (b, L, V) stays on device
+        attn = None if attention is None else attention[rows]
+        if cache is None:
+            logits = backend.logits(x[rows], attn)[:, P:]  # (b, L, V) stays on device
+        else:  # a window from the earliest block start: (b, L - g0, V) for generation positions g0…L-1
+            cache.plan(rows, block[rows])
+            logits = backend.logits(x[rows], attn, kv_cache=cache)[:, max(0, P - cache.start):]
         with torch.inference_mode():
             logits[..., backend.mask_id] = float("-inf")  # [MASK] is never a prediction
+            if config.candidate_top_k is not None:
+                logits = restrict_top_k(logits, config.candidate_top_k)
         _sync(device)
         model_ms = (time.perf_counter() - t0) * 1e3
 
         feats = compute_features(logits, config.top_k)
         tokens, token_prob = propose_tokens(logits, feats, config.temperature, generator)
         del logits
+        if cache is not None:
+            feats, tokens, token_prob = cache.assemble(feats, tokens, token_prob)
         state = DecodeState(
             features=feats, tokens=tokens, token_prob=token_prob, masked=masked[rows],
             eligible=eligible[rows], block_step=block_step[rows], nfe=nfe[rows],
@@ -228,7 +271,7 @@ def generate(
         decision = strategy.decide(state)
         action = decision.unmask & state.eligible
         commit = action.clone()
-        if config.fallback:
+        if config.fallback and not decision.allow_empty:
             empty = ~commit.any(1)
             if bool(empty.any()):
                 commit |= top_k_mask(token_prob, state.eligible, empty.long())

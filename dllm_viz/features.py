@@ -54,6 +54,18 @@ def compute_features(logits: torch.Tensor, k: int = TOP_K) -> Features:
     )
 
 
+def restrict_top_k(logits: torch.Tensor, k: int) -> torch.Tensor:
+    """Logits (B, L, V) with everything below each position's k-th largest set to -inf.
+
+    Dream's ``top_k_logits`` does this (with the dtype's minimum instead of -inf, which gives the
+    same probabilities); ties with the k-th value are kept, as there.
+    """
+    if k >= logits.shape[-1]:
+        return logits
+    kth = logits.topk(k, dim=-1).values[..., -1:]
+    return logits.masked_fill(logits < kth, float("-inf"))
+
+
 def propose_tokens(
     logits: torch.Tensor,
     features: Features,

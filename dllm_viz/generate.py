@@ -56,6 +56,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default=None)
     parser.add_argument("--trust-remote-code", action="store_true", help="allow remote code for models off the allow-list")
+    parser.add_argument("--model-code", default="auto", choices=["auto", "native", "remote"],
+                        help="LLaDA/Dream: the project's native classes (auto, native) or the checkpoint's own code (remote)")
+    parser.add_argument("--cache", default="none", choices=["none", "prefix"],
+                        help="prefix: Fast-dLLM's block-wise prefix KV cache (approximate inside a block)")
+    parser.add_argument("--candidate-top-k", type=int, default=None,
+                        help="keep each position's k most likely tokens before confidences (Dream's generation uses 50)")
     parser.add_argument("--save-trace", default=None, metavar="PATH")
     parser.add_argument("--force", action="store_true", help="overwrite an existing --save-trace file")
     # One thread: on CPU the built-in model gains nothing from intra-op threads, and on shared
@@ -72,9 +78,11 @@ def main(argv: list[str] | None = None) -> int:
             check_destination(args.save_trace, kind="file", force=args.force,
                               hint="pass --force to overwrite it, or choose another --save-trace")
         block = args.block_length or max(1, args.gen_length // 8)
-        config = EngineConfig(gen_length=args.gen_length, block_length=block, temperature=args.temperature, seed=args.seed)
+        config = EngineConfig(gen_length=args.gen_length, block_length=block, temperature=args.temperature, seed=args.seed,
+                              cache=args.cache, candidate_top_k=args.candidate_top_k)
         strategy = build_any_strategy(args.strategy, parse_params(args.param))
-        backend = load_backend(args.model, device=args.device, trust_remote_code=args.trust_remote_code)
+        backend = load_backend(args.model, device=args.device, trust_remote_code=args.trust_remote_code,
+                               model_code=args.model_code)
         records = list(generate(backend, [args.prompt], strategy, config))
     except (ValueError, OSError, ModelLoadError) as err:
         print(f"error: {err}", file=sys.stderr)

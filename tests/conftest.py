@@ -26,7 +26,9 @@ torch.set_num_threads(1)
 WORDS = ["a", "b", "c", "d", "e", "one", "two", "three", "plus", "is", "Q", ":", "A"] + [str(d) for d in range(10)]
 
 
-def build_word_tokenizer(chat: bool = True, max_length: int = 128):
+def build_word_tokenizer(chat: bool = True, max_length: int = 128, mask: bool = True):
+    """A word-level tokenizer; ``mask=False`` leaves "[MASK]" in the vocabulary but registers no
+    mask token, like LLaDA-8B's hub tokenizer (its mask id lives only in config.json)."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers
     from transformers import PreTrainedTokenizerFast
 
@@ -36,7 +38,7 @@ def build_word_tokenizer(chat: bool = True, max_length: int = 128):
     tok.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.WhitespaceSplit(), pre_tokenizers.Digits(individual_digits=True)])
     tok.decoder = decoders.WordPiece(prefix="##")
     fast = PreTrainedTokenizerFast(
-        tokenizer_object=tok, pad_token="[PAD]", unk_token="[UNK]", mask_token="[MASK]", eos_token="[EOS]",
+        tokenizer_object=tok, pad_token="[PAD]", unk_token="[UNK]", mask_token="[MASK]" if mask else None, eos_token="[EOS]",
         model_max_length=max_length,
     )
     if chat:
@@ -69,6 +71,24 @@ def save_tiny_masked_lm(path, arch: str = "modernbert", seed: int = 0, max_posit
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory):
     return save_tiny_masked_lm(tmp_path_factory.mktemp("tiny-modernbert"))
+
+
+@pytest.fixture(scope="session")
+def replica_dirs(tmp_path_factory):
+    """Tiny random LLaDA (Instruct and Base) and Dream replicas in the hub's layout (tests/replicas.py)."""
+    from replicas import save_dream_replica, save_llada_replica
+
+    root = tmp_path_factory.mktemp("replicas")
+    return {"llada": save_llada_replica(root / "llada-instruct"), "llada-base": save_llada_replica(root / "llada-base", instruct=False),
+            "dream": save_dream_replica(root / "dream")}
+
+
+@pytest.fixture(scope="session")
+def replica_backends(replica_dirs):
+    """Native backends of the LLaDA-Instruct and Dream replicas, loaded once per session."""
+    from dllm_viz.backends import load_backend
+
+    return {name: load_backend(str(replica_dirs[name]), device="cpu") for name in ("llada", "dream")}
 
 
 @pytest.fixture(scope="session")
@@ -140,8 +160,8 @@ def _free_port() -> int:
 
 
 @contextmanager
-def serve_app(tmp_path_factory, tiny_model_dir, **env_overrides):
-    """``python app.py`` on a free loopback port: ``$DLLM_VIZ_MODEL`` if set, else the built-in
+def serve_app(tmp_path_factory, tiny_model_dir, *args, **env_overrides):
+    """``python app.py [args]`` on a free loopback port: ``$DLLM_VIZ_MODEL`` if set, else the built-in
     model when installed, else the tiny random one; its own Gradio temp and export folders."""
     from dllm_viz.ui import runtime
 
@@ -154,7 +174,7 @@ def serve_app(tmp_path_factory, tiny_model_dir, **env_overrides):
     env.update(env_overrides)
     log = tmp_path_factory.mktemp("server") / "app.log"
     with open(log, "w") as out:
-        proc = subprocess.Popen([sys.executable, "app.py", "--host", "127.0.0.1", "--port", str(port)], cwd=ROOT,
+        proc = subprocess.Popen([sys.executable, "app.py", "--host", "127.0.0.1", "--port", str(port), *args], cwd=ROOT,
                                 env=env, stdout=out, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}/"
     deadline = time.monotonic() + 120

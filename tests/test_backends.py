@@ -35,6 +35,7 @@ class TinyRemoteModel(PreTrainedModel):
     def __init__(self, config):
         super().__init__(config)
         self.scale = torch.nn.Parameter(torch.tensor(5.0))
+        self.post_init()
 
     def forward(self, input_ids=None, attention_mask=None, **kwargs):
         nxt = (input_ids + 1) % self.config.vocab_size
@@ -42,19 +43,69 @@ class TinyRemoteModel(PreTrainedModel):
 '''
 
 
-def save_remote_code_model(path, model_type):
+# Dream's attention passes its mask straight to SDPA and takes RoPE positions from position_ids;
+# this stand-in does the same with one attention layer and learned absolute positions, so padding
+# handled wrongly (an integer mask, or positions that count the padding) shows.
+DREAM_LIKE_CODE = '''
+import torch
+import torch.nn.functional as F
+from transformers import PretrainedConfig, PreTrainedModel
+from transformers.modeling_outputs import MaskedLMOutput
+
+
+class TinyRemoteConfig(PretrainedConfig):
+    model_type = "{model_type}"
+
+    def __init__(self, vocab_size=32, hidden=16, positions=64, **kwargs):
+        self.vocab_size, self.hidden, self.positions = vocab_size, hidden, positions
+        super().__init__(**kwargs)
+
+
+class TinyRemoteModel(PreTrainedModel):
+    config_class = TinyRemoteConfig
+
+    def __init__(self, config):
+        super().__init__(config)
+        self.embed = torch.nn.Embedding(config.vocab_size, config.hidden)
+        self.pos = torch.nn.Embedding(config.positions, config.hidden)
+        self.qkv = torch.nn.Linear(config.hidden, 3 * config.hidden)
+        self.head = torch.nn.Linear(config.hidden, config.vocab_size)
+        self.post_init()
+
+    def forward(self, input_ids=None, attention_mask=None, position_ids=None, **kwargs):
+        if position_ids is None:
+            position_ids = torch.arange(input_ids.shape[1]).unsqueeze(0)
+        h = self.embed(input_ids) + self.pos(position_ids)
+        q, k, v = self.qkv(h).unsqueeze(1).chunk(3, dim=-1)
+        att = F.scaled_dot_product_attention(q, k, v, attn_mask=attention_mask)
+        return MaskedLMOutput(logits=self.head(h + att.squeeze(1)))
+'''
+
+
+def save_remote_code_model(path, model_type, code=REMOTE_CODE, mask_in_tokenizer=True, config_extra=None):
     path.mkdir(parents=True, exist_ok=True)
-    (path / "modeling_tiny.py").write_text(textwrap.dedent(REMOTE_CODE.format(model_type=model_type)))
-    tok = build_word_tokenizer()
+    (path / "modeling_tiny.py").write_text(textwrap.dedent(code.replace("{model_type}", model_type)))
+    tok = build_word_tokenizer(mask=mask_in_tokenizer)
     tok.save_pretrained(path)
     config = {
         "model_type": model_type, "vocab_size": len(tok), "architectures": ["TinyRemoteModel"],
         "auto_map": {"AutoConfig": "modeling_tiny.TinyRemoteConfig", "AutoModel": "modeling_tiny.TinyRemoteModel"},
+        **(config_extra or {}),
     }
     (path / "config.json").write_text(json.dumps(config))
     from safetensors.torch import save_file
 
-    save_file({"scale": torch.tensor(5.0)}, str(path / "model.safetensors"))
+    if code is REMOTE_CODE:
+        save_file({"scale": torch.tensor(5.0)}, str(path / "model.safetensors"))
+    else:  # a seeded random model saved through its own class
+        import importlib.util
+
+        spec = importlib.util.spec_from_file_location(f"tiny_{model_type}", path / "modeling_tiny.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        torch.manual_seed(0)
+        net = module.TinyRemoteModel(module.TinyRemoteConfig(vocab_size=len(tok)))
+        save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(path / "model.safetensors"))
     return path
 
 
@@ -80,7 +131,7 @@ def test_left_padding_does_not_change_logits(tiny_backend):
 
 
 def test_dream_convention_shifts_logits_right(tmp_path):
-    backend = load_backend(str(save_remote_code_model(tmp_path / "dream", "Dream")), trust_remote_code=True)
+    backend = load_backend(str(save_remote_code_model(tmp_path / "dream", "Dream")), trust_remote_code=True, model_code="remote")
     assert isinstance(backend, DreamBackend)
     ids = torch.tensor([[5, 6, 7, 8]])
     logits = backend.logits(ids, None)
@@ -90,7 +141,7 @@ def test_dream_convention_shifts_logits_right(tmp_path):
 
 
 def test_llada_convention_has_no_shift(tmp_path):
-    backend = load_backend(str(save_remote_code_model(tmp_path / "llada", "llada")), trust_remote_code=True)
+    backend = load_backend(str(save_remote_code_model(tmp_path / "llada", "llada")), trust_remote_code=True, model_code="remote")
     assert isinstance(backend, LLaDABackend)
     logits = backend.logits(torch.tensor([[5, 6, 7]]), None)
     assert logits[0].argmax(-1).tolist() == [6, 7, 8]
@@ -99,7 +150,7 @@ def test_llada_convention_has_no_shift(tmp_path):
 def test_remote_code_needs_allow_list_or_opt_in(tmp_path):
     path = save_remote_code_model(tmp_path / "untrusted", "llada")
     with pytest.raises(ModelLoadError, match=r"ships its own modelling code and is not on the allow-list .*trust_remote_code=True"):
-        load_backend(str(path))
+        load_backend(str(path), model_code="remote")
 
 
 def test_offline_hub_id_names_model_and_reason(monkeypatch):
@@ -135,3 +186,36 @@ def test_end_of_turn_token_ends_the_text(tmp_path):
     ids = tok("one plus two", add_special_tokens=False)["input_ids"]
     assert decode_generation(backend, ids + [eot] + ids) == "one plus two"
     assert decode_generation(backend, ids + [backend.eos_id, eot]) == "one plus two"
+
+
+def test_mask_id_comes_from_the_config_when_the_tokenizer_has_none(tmp_path):
+    # LLaDA-8B's hub tokenizer registers no mask token; only config.json has mask_token_id.
+    path = save_remote_code_model(tmp_path / "llada", "llada", mask_in_tokenizer=False, config_extra={"mask_token_id": 2})
+    backend = load_backend(str(path), trust_remote_code=True, model_code="remote")
+    assert backend.tokenizer.mask_token_id is None
+    assert backend.mask_id == 2
+
+
+def test_no_mask_token_anywhere_is_refused(tmp_path):
+    path = save_remote_code_model(tmp_path / "llada", "llada", mask_in_tokenizer=False)
+    with pytest.raises(ModelLoadError, match=r"neither its tokenizer \(no mask token\) nor its config \(no mask_token_id\)"):
+        load_backend(str(path), trust_remote_code=True, model_code="remote")
+
+
+def test_dream_padded_batch_uses_a_boolean_mask_and_real_positions(tmp_path):
+    path = save_remote_code_model(tmp_path / "dream", "Dream", code=DREAM_LIKE_CODE)
+    backend = load_backend(str(path), trust_remote_code=True, model_code="remote")
+    ids = torch.tensor([[5, 6, 7, 8, 2, 2]])
+    with pytest.raises(RuntimeError, match="attn_mask dtype"):  # what Dream does with an integer mask
+        backend.model(input_ids=ids, attention_mask=torch.ones_like(ids))
+    alone = backend.logits(ids, None)
+    padded = torch.cat([torch.zeros(1, 3, dtype=torch.long), ids], 1)
+    batch = torch.cat([padded, torch.cat([ids, ids[:, :3]], 1)])  # row 1 unpadded, so the mask is needed
+    mask = torch.ones_like(batch)
+    mask[0, :3] = 0
+    out = backend.logits(batch, mask)
+    assert torch.isfinite(out).all()
+    # Every position a row predicts from real tokens matches the unpadded run (position 0 reads a
+    # padding output after the shift; no generation position ever does).
+    assert torch.allclose(out[0, 4:], alone[0, 1:], atol=1e-5)
+    assert not torch.allclose(out[0, 4:], backend.logits(batch, None)[0, 4:], atol=1e-3)  # the mask mattered

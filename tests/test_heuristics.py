@@ -54,6 +54,70 @@ def test_factor_takes_longest_passing_prefix():
     assert picks(build_strategy("factor", factor=0.05), s) == [2]
 
 
+@pytest.mark.parametrize("variant", ["paper", "upstream"])
+def test_factor_variants_differ_only_when_the_last_rank_alone_fails(variant):
+    up = variant == "upstream"
+    rule = build_strategy("factor", factor=1.0, variant=variant)
+    # Sorted 0.9, 0.8, 0.3: rank 2 needs ≥ 1 − 1/3 ✓, rank 3 needs ≥ 0.75 ✗ and is the last.
+    assert picks(rule, state(token_prob=[0.3, 0.9, 0.8])) == ([0, 1, 2] if up else [1, 2])
+    # Two masks left: rank 2 (the last) fails, so upstream reveals both.
+    assert picks(rule, state(token_prob=[0.1, 0.9])) == ([0, 1] if up else [1])
+    # A failure before the last rank stops both at the passing prefix.
+    assert picks(rule, state(token_prob=[0.4, 0.95, 0.5, 0.3])) == [1]
+    # All pass: all revealed; one mask: it is revealed.
+    assert picks(rule, state(token_prob=[0.99, 0.995, 0.999])) == [0, 1, 2]
+    assert picks(rule, state(token_prob=[0.2, 0.9], eligible=[True, False])) == [0]
+    # The bound is inclusive, as upstream compares c < 1 − f/(n+1) to fail: 0.75 at rank 3 passes.
+    assert picks(rule, state(token_prob=[0.75, 1.0, 0.9, 0.1])) == ([0, 1, 2, 3] if up else [0, 1, 2])
+
+
+def transcribe_factor_upstream(conf: list[float], factor: float) -> list[int]:
+    """Fast-dLLM's ``get_transfer_index_dynamic`` selection, written out as its loop reads."""
+    order = sorted(range(len(conf)), key=lambda i: -conf[i])
+    thresholds = [-1] + [1 - factor / (n + 1) for n in range(2, len(conf) + 1)]
+    for top_i in range(len(thresholds)):
+        if conf[order[top_i]] < thresholds[top_i]:
+            break
+    if top_i == 0 or top_i == len(thresholds) - 1:
+        top_i += 1
+    return sorted(order[:top_i])
+
+
+def test_factor_upstream_equals_the_reference_loop_on_random_confidences():
+    g = torch.Generator().manual_seed(0)
+    for trial in range(200):
+        n = 1 + trial % 9
+        conf = (1 - torch.rand(n, generator=g) ** 3).tolist()  # mostly high, as late in a block
+        factor = [0.5, 1.0, 1.9][trial % 3]
+        assert picks(build_strategy("factor", factor=factor, variant="upstream"), state(token_prob=conf)) == \
+            transcribe_factor_upstream(conf, factor), (conf, factor)
+
+
+def test_dream_schedule_counts():
+    from dllm_viz.strategies.heuristics import dream_schedule
+
+    # 32 steps on 32 masks: 0 first, then one per step (n shrinks as tokens land), the rest at the end.
+    n, counts = 32, []
+    for i in range(32):
+        k = int(dream_schedule(torch.tensor([n]), torch.tensor([i]), 32))
+        counts.append(k)
+        n -= k
+    assert counts == [0] + [1] * 30 + [2]
+    # The same float32 arithmetic as Dream's: int(n * (1 - s / t)) over linspace(1, 1e-3, steps + 1).
+    grid = torch.linspace(1, 1e-3, 9)
+    for i, masked in enumerate([64, 57, 50, 40, 33, 20, 10, 4]):
+        expected = int(torch.tensor(float(masked)) * (1 - grid[i + 1] / grid[i])) if i < 7 else masked
+        assert int(dream_schedule(torch.tensor([masked]), torch.tensor([i]), 8)) == expected
+
+
+def test_dream_schedule_may_ask_for_nothing_and_says_so():
+    s = state(entropy=[0.5, 0.1, 0.3, 0.2], BL=4)
+    decision = build_strategy("entropy", schedule="dream").decide(s)
+    assert decision.allow_empty and not decision.unmask.any()  # int(4 · (1 − s/t)) = 0 at step 0 of 4
+    s = state(entropy=[0.5, 0.1, 0.3, 0.2], BL=4, block_step=3)
+    assert picks(build_strategy("entropy", schedule="dream"), s) == [0, 1, 2, 3]  # the last step takes the rest
+
+
 def test_eb_sampler_entropy_budget():
     # Sorted entropies 0.001, 0.005, 0.01, 0.2 → sums before each: 0, 0.001, 0.006, 0.016.
     s = state(entropy=[0.001, 0.005, 0.2, 0.01])
@@ -132,6 +196,9 @@ def test_confidence_one_per_step_is_llada_greedy_order(tiny_backend):
         ("confidence", dict(steps=100), "steps (100) must be an integer between the number of blocks (8) and gen_length (64)"),
         ("confidence", dict(steps=4), "steps (4) must be an integer between the number of blocks (8)"),
         ("random", dict(steps=12), "steps (12) must be a multiple of the number of blocks (8"),
+        ("entropy", dict(schedule="cosine"), "schedule ('cosine') must be one of llada, dream"),
+        ("margin", dict(schedule="dream", eps=0), "eps (0) must be in (0, 1)"),
+        ("factor", dict(variant="nvlabs"), "variant ('nvlabs') must be one of paper, upstream"),
     ],
 )
 def test_bad_strategy_parameters(name, params, message):
@@ -147,13 +214,17 @@ def test_unknown_strategy_lists_known_names():
         build_strategy("threshold", lam=0.3)
 
 
-def test_backend_rejects_tokenizer_without_mask(tiny_model_dir):
+def test_backend_rejects_a_model_with_no_mask_token_anywhere(tiny_model_dir):
     from transformers import AutoModelForMaskedLM, AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(tiny_model_dir)
+    mask = tok.mask_token_id
     tok.mask_token = None
-    with pytest.raises(RuntimeError, match="has no mask token"):
-        MaskedLMBackend(AutoModelForMaskedLM.from_pretrained(tiny_model_dir), tok, "x")
+    model = AutoModelForMaskedLM.from_pretrained(tiny_model_dir)
+    assert MaskedLMBackend(model, tok, "x").mask_id == mask  # config.json's mask_token_id stands in
+    model.config.mask_token_id = None
+    with pytest.raises(RuntimeError, match=r"neither its tokenizer \(no mask token\) nor its config"):
+        MaskedLMBackend(model, tok, "x")
 
 
 def test_entropy_ignores_tokens_ruled_out_with_minus_inf():

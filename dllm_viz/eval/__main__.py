@@ -31,6 +31,7 @@ from .sweep import heuristic_grid, policy_grid, summarize, sweep
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m dllm_viz.eval", description=__doc__.splitlines()[0])
     parser.add_argument("--model", default=BUILTIN_MODEL)
+    parser.add_argument("--trust-remote-code", action="store_true", help="allow remote code for models off the allow-list")
     parser.add_argument("--level", type=int, nargs="+", default=[DEFAULT_LEVEL], help="word-problem levels to pool")
     parser.add_argument("--free", type=float, default=DEFAULT_FREE,
                         help="probability that an amount is left open (several valid answers); 0: every amount stated")
@@ -78,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
             spec.build()  # loads and validates the policy folder now, not halfway through the sweep
         if args.threads:
             torch.set_num_threads(args.threads)
-        backend = load_backend(args.model)
+        backend = load_backend(args.model, trust_remote_code=args.trust_remote_code)
     except (OSError, ValueError, ModelLoadError) as err:
         parser.exit(2, f"error: {err}\n")
 

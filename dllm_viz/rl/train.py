@@ -133,7 +133,8 @@ def train(args: argparse.Namespace, procs: Processes = Processes()) -> Path:
     if not 1 <= args.top_p <= engine.top_k:
         raise ValueError(f"--top-p ({args.top_p}) must be between 1 and the engine's top_k ({engine.top_k})")
     grpo.check_engine(engine.gen_length, engine.block_length)
-    backend = load_backend(args.model, device=procs.device(args.device))
+    backend = load_backend(args.model, device=procs.device(args.device),
+                           trust_remote_code=getattr(args, "trust_remote_code", False))
     policy = DiTConfidencePolicy(PolicyConfig(hidden_size=args.hidden, ffn_size=4 * args.hidden,
                                               top_p=args.top_p)).to(backend.device)
     learner = procs.wrap(policy)  # DDP under torchrun: its backward averages gradients over processes
@@ -202,6 +203,7 @@ def train(args: argparse.Namespace, procs: Processes = Processes()) -> Path:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m dllm_viz.rl.train", description=__doc__.splitlines()[0])
     parser.add_argument("--model", default=BUILTIN_MODEL)
+    parser.add_argument("--trust-remote-code", action="store_true", help="allow remote code for models off the allow-list")
     parser.add_argument("--out-dir", required=True)
     parser.add_argument("--iterations", type=int, default=150, help="rollout batches")
     parser.add_argument("--prompts", type=int, default=16, help="prompt groups per rollout batch")

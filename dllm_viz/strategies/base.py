@@ -60,11 +60,14 @@ class Decision:
         unmask: (B, L) bool, positions to commit (the engine intersects it with ``eligible``).
         probs: (B, L) float32 per-position unmask probability, learned strategies only.
         log_prob: (B,) float32 log-likelihood of ``unmask`` under the policy, learned only.
+        allow_empty: True when an empty row in ``unmask`` is deliberate (a schedule that asks for
+            0 tokens at this step, as Dream's does); the engine then applies no argmax fallback.
     """
 
     unmask: torch.Tensor
     probs: torch.Tensor | None = None
     log_prob: torch.Tensor | None = None
+    allow_empty: bool = False
 
 
 @runtime_checkable

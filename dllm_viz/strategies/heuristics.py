@@ -31,19 +31,60 @@ def linear_schedule(block_length: int, steps_per_block: int) -> torch.Tensor:
     return counts
 
 
+def dream_schedule(n_masked: torch.Tensor, step: torch.Tensor, steps: int, eps: float = 1e-3) -> torch.Tensor:
+    """Dream's ``diffusion_generate`` count: ``int(n · (1 − s/t))`` tokens at step ``i``, where
+    ``t, s`` are entries ``i, i + 1`` of ``linspace(1, eps, steps + 1)``; everything left on the last.
+
+    Computed in float32 like the reference, so the truncation lands on the same integers. Unlike
+    LLaDA's split it can ask for 0 tokens (the first step of 32 on 32 masks does).
+
+    Args:
+        n_masked: (B,) int64 masked positions the schedule applies to (the row's current block).
+        step: (B,) int64 step index within the schedule.
+        steps: number of steps of the schedule.
+
+    >>> dream_schedule(torch.tensor([32]), torch.tensor([0]), 32).tolist()
+    [0]
+    """
+    grid = torch.linspace(1, eps, steps + 1, device=n_masked.device)  # float32, as Dream builds it
+    i = step.clamp(max=steps - 1)
+    t, s = grid[i], grid[i + 1]
+    k = (n_masked.float() * (1 - s / t)).long()  # int(): truncation; the product is ≥ 0
+    return torch.where(step >= steps - 1, n_masked, k)
+
+
+SCHEDULES = ("llada", "dream")
+
+
 @dataclass(frozen=True)
 class _TopKSchedule:
     """Shared core of the fixed-k strategies: rank eligible positions by a score and reveal
-    the next ``k_t`` of LLaDA's linear per-block schedule.
+    the next ``k_t`` of a per-block schedule.
 
     Args:
         steps: total denoising steps over the whole generation (``None`` = L, one token per
             step). Must be a multiple of the number of blocks, with ``1 ≤ steps/blocks ≤ BL``.
+        schedule: how many tokens each step reveals.
+            ``"llada"`` (default): LLaDA's ``get_num_transfer_tokens``, ⌊BL/S_b⌋ per step and one
+            more on the first ``BL mod S_b`` steps (:func:`linear_schedule`); never 0.
+            ``"dream"``: Dream's ``int(n_masked · (1 − s/t))`` over ``linspace(1, eps, S_b + 1)``
+            (:func:`dream_schedule`), everything left on the block's last step. It can reveal
+            0 tokens at a step (then the engine applies no argmax fallback, as Dream does not).
+            With BL = L this is Dream's own sampler: ``entropy`` = ``alg="entropy"``, ``margin`` =
+            ``"topk_margin"``, ``confidence`` = ``"maskgit_plus"`` (``alg_temp`` 0). Dream counts
+            masks per batch (their mean); here each row counts its own, which is the same at batch 1.
+        eps: Dream's final time ``eps`` (its default 1e-3); used by ``schedule="dream"`` only.
     """
 
     steps: int | None = None
+    schedule: str = "llada"
+    eps: float = 1e-3
 
     def validate(self, gen_length: int, block_length: int) -> None:
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"schedule ({self.schedule!r}) must be one of {', '.join(SCHEDULES)}")
+        if not isinstance(self.eps, (int, float)) or not 0 < self.eps < 1:
+            raise ValueError(f"eps ({self.eps!r}) must be in (0, 1)")
         if self.steps is None:
             return
         n_blocks = gen_length // block_length
@@ -67,6 +108,9 @@ class _TopKSchedule:
 
     def decide(self, state: DecodeState) -> Decision:
         s_b = self.steps_per_block(state.gen_length, state.block_length)
+        if self.schedule == "dream":
+            k = dream_schedule(state.eligible.sum(1), state.block_step, s_b, self.eps)
+            return Decision(top_k_mask(self.score(state), state.eligible, k), allow_empty=True)
         schedule = linear_schedule(state.block_length, s_b).to(state.block_step.device)
         k = schedule[state.block_step.clamp(max=s_b - 1)]
         # On the last scheduled step of a block, reveal everything left in it.
@@ -74,7 +118,10 @@ class _TopKSchedule:
         return Decision(top_k_mask(self.score(state), state.eligible, k))
 
     def params(self) -> dict:
-        return asdict(self)
+        params = asdict(self)
+        if self.schedule != "dream":
+            del params["eps"]  # only Dream's schedule reads it
+        return params
 
 
 @dataclass(frozen=True)
@@ -151,32 +198,50 @@ class FastDLLMThreshold:
         return asdict(self)
 
 
+FACTOR_VARIANTS = ("paper", "upstream")
+
+
 @dataclass(frozen=True)
 class FastDLLMFactor:
-    """Fast-dLLM factor rule (``get_transfer_index_dynamic``): sort eligible confidences
-    descending ``c_(1) ≥ c_(2) ≥ …`` and reveal the longest prefix whose every member ``n``
-    (1-based) satisfies ``(n + 1)(1 − c_(n)) < f``; the first is always revealed.
+    """Fast-dLLM factor rule (Wu et al. 2025; ``get_transfer_index_dynamic`` in NVlabs/Fast-dLLM).
+
+    Sort the eligible confidences descending ``c_(1) ≥ c_(2) ≥ … ≥ c_(N)``. Rank ``n`` (1-based)
+    passes when ``c_(n) ≥ 1 − f/(n + 1)``, i.e. ``(n + 1)(1 − c_(n)) ≤ f``; rank 1 always passes.
+    Reveal the passing prefix, ranks ``1 … m − 1`` where ``m`` is the first failing rank.
+
+    The two variants differ only when the first failure is the last rank, ``m = N``:
+
+    * ``"paper"`` (default): the formula as written; ranks ``1 … N − 1`` are revealed.
+    * ``"upstream"``: the reference code, which after its scan adds one when the scan stopped at
+      the last index (``if top_i == 0 or top_i == len(threshs) - 1: top_i += 1``), so the failing
+      last-ranked position is revealed too. With two masks left in a block both are always
+      revealed. Decodes equal the reference's token for token.
 
     Args:
         factor: f > 0 (ParallelBench sweeps 0.7–1.9); larger reveals more per step.
+        variant: ``"paper"`` or ``"upstream"``, see above.
     """
 
     factor: float = 1.0
+    variant: str = "paper"
     name = "factor"
 
     def validate(self, gen_length: int, block_length: int) -> None:
         if not isinstance(self.factor, (int, float)) or not self.factor > 0:
             raise ValueError(f"factor ({self.factor}) must be > 0")
+        if self.variant not in FACTOR_VARIANTS:
+            raise ValueError(f"variant ({self.variant!r}) must be one of {', '.join(FACTOR_VARIANTS)}")
 
     def decide(self, state: DecodeState) -> Decision:
         conf = state.token_prob.masked_fill(~state.eligible, float("-inf"))
-        ranks = rank_desc(conf)  # 0-based n - 1
-        passes = (ranks + 2).float() * (1 - conf) < self.factor
-        passes |= ranks == 0
-        passes &= state.eligible
-        # Longest passing prefix: a position is kept if every better-ranked one passes too.
-        failed_rank = torch.where(passes, ranks.new_tensor(conf.shape[1]), ranks).amin(1, keepdim=True)
-        return Decision(state.eligible & (ranks < failed_rank))
+        ranks = rank_desc(conf)  # 0-based: n - 1
+        passes = (conf >= 1 - self.factor / (ranks + 2).double()) | (ranks == 0)
+        n_eligible = state.eligible.sum(1, keepdim=True)
+        # First failing 0-based rank among eligible positions (N when every one passes).
+        first_fail = torch.where(passes | ~state.eligible, n_eligible, ranks).amin(1, keepdim=True)
+        if self.variant == "upstream":
+            first_fail = torch.where(first_fail == n_eligible - 1, n_eligible, first_fail)
+        return Decision(state.eligible & (ranks < first_fail))
 
     def params(self) -> dict:
         return asdict(self)

@@ -32,7 +32,11 @@ logger = logging.getLogger(__name__)
 MODEL_ENV = "DLLM_VIZ_MODEL"
 DEFAULT_POLICY = "semi-ar-alpha1"
 POLICY_ENV = "DLLM_VIZ_POLICY_DIR"  # a folder of policy folders; default assets/policies
-GPU_MODELS = {"GSAI-ML/LLaDA-8B-Instruct": 16, "Dream-org/Dream-v0-Instruct-7B": 15}  # GB of bf16 weights
+GPU_MODELS = {  # GB of bf16 weights; Base and Instruct share a shape
+    "GSAI-ML/LLaDA-8B-Instruct": 16, "GSAI-ML/LLaDA-8B-Base": 16, "GSAI-ML/LLaDA-1.5": 16,
+    "Dream-org/Dream-v0-Instruct-7B": 15, "Dream-org/Dream-v0-Base-7B": 15,
+}
+TRUST_ENV = "DLLM_VIZ_TRUST_REMOTE_CODE"  # app.py --trust-remote-code
 
 
 
@@ -195,13 +199,33 @@ def _cached(cache: OrderedDict, key: str, limit: int, load):
     return value
 
 
+def remote_code_trusted(key: str) -> bool:
+    """Whether the operator's ``--trust-remote-code`` covers the canonical model ``key``.
+
+    It covers only what the operator chose: the default model (``--model`` / ``$DLLM_VIZ_MODEL``)
+    and folders inside :func:`model_roots` (``assets/`` and ``--allow-model-dir``). A Hub id a
+    user types never runs its own code unless it is on the backends' allow-list
+    (:data:`~dllm_viz.backends.TRUSTED_REMOTE_CODE`), flag or not.
+    """
+    if os.environ.get(TRUST_ENV, "").lower() not in ("1", "true"):
+        return False
+    env = os.environ.get(MODEL_ENV)
+    if env:
+        try:
+            if key == canonical_model(env):
+                return True
+        except ModelLoadError:
+            pass
+    return Path(key).is_absolute()  # canonical folders are resolved paths inside model_roots()
+
+
 def get_backend(model: str):
     """The backend for ``model``, loaded once per process (per canonical name) and warmed up."""
     key = check_model_runnable(model)
 
     def load():
         t0 = time.perf_counter()
-        backend = load_backend(key)
+        backend = load_backend(key, trust_remote_code=remote_code_trusted(key))
         _warm_up(backend)
         logger.info("model %s ready in %.1f s", key, time.perf_counter() - t0)
         return backend

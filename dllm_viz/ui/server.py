@@ -3,6 +3,7 @@
     python app.py                         # http://127.0.0.1:7860, built-in tiny model, offline
     dllm-viz app --host 0.0.0.0 --port 8080 --model path/to/model
     dllm-viz app --allow-model-dir /models   # users may also pick models in /models/*
+    dllm-viz app --model /models/my-dllm --trust-remote-code   # a folder that ships its own modelling code
 
 ``app.py`` (Hugging Face Spaces' entry point), ``dllm-viz app`` and ``python -m dllm_viz.ui.server``
 all run :func:`main`. Host and port also come from ``GRADIO_SERVER_NAME`` / ``GRADIO_SERVER_PORT``;
@@ -27,6 +28,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--allow-model-dir", action="append", default=[], metavar="DIR",
                         help="a folder whose model subfolders users may pick (repeatable; assets/ always is; "
                              "env DLLM_VIZ_ALLOW_MODEL_DIRS, os.pathsep-separated)")
+    parser.add_argument("--trust-remote-code", action="store_true",
+                        help="run the modelling code shipped with the default model and with folders under "
+                             "--allow-model-dir (never with a Hub id a user types); env DLLM_VIZ_TRUST_REMOTE_CODE=1")
     parser.add_argument("--threads", type=int, default=int(os.environ.get("DLLM_VIZ_THREADS", "1")),
                         help="CPU threads for torch (default 1: the built-in model's steps are too small to gain "
                              "from more, and on shared cores extra threads spin; measured 80x slower with 2)")
@@ -36,6 +40,8 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     if args.model:
         os.environ["DLLM_VIZ_MODEL"] = args.model
+    if args.trust_remote_code:
+        os.environ["DLLM_VIZ_TRUST_REMOTE_CODE"] = "1"
     if args.allow_model_dir:
         dirs = [d for d in os.environ.get("DLLM_VIZ_ALLOW_MODEL_DIRS", "").split(os.pathsep) if d]
         os.environ["DLLM_VIZ_ALLOW_MODEL_DIRS"] = os.pathsep.join(dirs + args.allow_model_dir)

@@ -1,0 +1,47 @@
+"""A cache-aware forward pass over transformers' ``ModernBertForMaskedLM`` (the built-in model).
+
+transformers' ModernBERT has no key/value cache. This runs the same modules (embeddings, Wqkv,
+rotary, Wo, MLP, norms, head, decoder) layer by layer on a window of the canvas with a
+:class:`~dllm_viz.models.cache.PrefixKVCache`, so the built-in model can decode with the prefix
+cache too. Only global-attention layers are supported (the built-in model's
+``global_attn_every_n_layers`` is 1); a model with local sliding-window layers is refused.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from .layers import apply_rope, key_padding_mask
+
+
+def supports_cache(model) -> bool:
+    """True for a ``ModernBertForMaskedLM`` whose every layer attends globally."""
+    if type(model).__name__ != "ModernBertForMaskedLM":
+        return False
+    return all(layer.attn.local_attention == (-1, -1) for layer in model.model.layers)
+
+
+def window_logits(model, input_ids: torch.Tensor, attention_mask: torch.Tensor | None, kv_cache) -> torch.Tensor:
+    """(B, W, V) logits for the window ``input_ids`` (canvas positions ``kv_cache.start…``).
+
+    ``attention_mask`` is the (B, T) padding mask of the whole canvas or None. Positions count
+    from 0 at the canvas start, as transformers' ModernBERT numbers them (padding included).
+    """
+    body = model.model
+    B, W = input_ids.shape
+    start = kv_cache.start
+    positions = torch.arange(start, start + W, device=input_ids.device).expand(B, W)
+    mask = key_padding_mask(attention_mask)
+    h = body.embeddings(input_ids=input_ids)
+    for i, layer in enumerate(body.layers):
+        attn = layer.attn
+        qkv = attn.Wqkv(layer.attn_norm(h)).view(B, W, 3, attn.num_heads, attn.head_dim)
+        q, k, v = qkv.transpose(3, 1).unbind(dim=2)  # (B, H, W, d)
+        cos, sin = attn.rotary_emb(qkv, position_ids=positions)
+        q, k = apply_rope(q, cos.unsqueeze(1), sin.unsqueeze(1)), apply_rope(k, cos.unsqueeze(1), sin.unsqueeze(1))
+        k, v = kv_cache.merge(i, k, v)
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask).transpose(1, 2).reshape(B, W, attn.all_head_size)
+        h = h + attn.out_drop(attn.Wo(out))
+        h = h + layer.mlp(layer.mlp_norm(h))
+    return model.decoder(model.head(body.final_norm(h)))
