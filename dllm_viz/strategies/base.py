@@ -60,11 +60,17 @@ class Decision:
         unmask: (B, L) bool, positions to commit (the engine intersects it with ``eligible``).
         probs: (B, L) float32 per-position unmask probability, learned strategies only.
         log_prob: (B,) float32 log-likelihood of ``unmask`` under the policy, learned only.
+        tokens: (B, L) int64 token to commit instead of the proposal where ≥ 0 (−1 keeps the
+            proposal), or None. Set by a user's forced commit (:mod:`.override`), never by a heuristic.
+        hold: (B, L) bool positions that may not be committed this step, not even by the engine's
+            fallback or a block's forced end, or None. A user's "hold back" (:mod:`.override`).
     """
 
     unmask: torch.Tensor
     probs: torch.Tensor | None = None
     log_prob: torch.Tensor | None = None
+    tokens: torch.Tensor | None = None
+    hold: torch.Tensor | None = None
 
 
 @runtime_checkable
