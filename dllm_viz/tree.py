@@ -158,9 +158,7 @@ class DecodeTree:
             raise TraceError(f"not a decode tree (its format must be {FORMAT!r})")
         if data.get("version") != VERSION or isinstance(data.get("version"), bool):
             raise TraceError(f"unsupported tree version {short_repr(data.get('version'))}; this dllm-viz reads {VERSION}")
-        expected = data.get("expected")
-        if expected is not None and (not isinstance(expected, str) or len(expected) > 1000):
-            raise TraceError("expected must be the known answer as text of at most 1,000 characters, or null")
+        expected = _expected(data.get("expected"))
         raw = data.get("nodes")
         if not isinstance(raw, list) or not 1 <= len(raw) <= MAX_NODES:
             raise TraceError(f"nodes must be a list of 1–{MAX_NODES} decodes")
@@ -170,6 +168,22 @@ class DecodeTree:
         if tree.cells() > MAX_TREE_CELLS:
             raise TraceError(f"the tree holds {tree.cells():,} step × position cells; the limit is {MAX_TREE_CELLS:,}")
         return tree
+
+
+def _expected(value) -> str | None:
+    """The known answer: text the answer checker accepts (a number, ``#### N``, or a chain like ``5 - ? + ?``)."""
+    from .tasks import check_answer
+
+    if value is None:
+        return None
+    if not isinstance(value, str) or len(value) > 1000:
+        raise TraceError("expected must be the known answer as text of at most 1,000 characters, or null")
+    try:
+        check_answer("", value)
+    except ValueError:
+        raise TraceError(f"expected ({short_repr(value)}) is not an answer this app can check (a number, text "
+                         "ending in '#### N', or a chain like '5 - ? + ?')") from None
+    return value
 
 
 def _node(item, i: int, tree: DecodeTree) -> TreeNode:
