@@ -326,3 +326,16 @@ def test_trace_file_overrides_are_validated(tiny_backend, recorded):
     bad.steps[4].overrides = None  # a re-commit without its re-mask is a position committed twice
     with pytest.raises(TraceError, match="committed twice|more than gen_length \\(16\\)"):
         Trace.from_json(bad.to_json())
+
+
+def test_a_forced_token_where_the_strategy_commits_anyway_is_a_divergence(tiny_backend):
+    """Same positions, another token: the futures part there (views mark it)."""
+    from dllm_viz.views import first_divergence
+
+    trace = _run(tiny_backend, L=8, BL=8)
+    (pos,) = trace.steps[2].committed
+    token = next(t for t in range(5, 40) if t != trace.steps[2].proposed[pos])
+    child = run_branch(tiny_backend, trace, 2, [Override(pos, "force", token)], build_strategy("confidence"))
+    assert child.steps[2].committed == [pos]
+    assert first_divergence(trace, child) == 3
+    assert first_divergence(trace, run_branch(tiny_backend, trace, 2, [], build_strategy("confidence"))) is None

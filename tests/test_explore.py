@@ -92,7 +92,7 @@ def test_branch_again_with_another_strategy_and_navigate():
     exp = frame[VIEW_SIZE + 1]
     assert exp.tree.nodes[2].parent == 1 and exp.tree.nodes[2].trace.strategy["name"] == "threshold"
     labels = [label for label, _ in frame[TREE].choices]
-    assert labels[2].startswith("      └ 2 · ⑂ from 1 after step 5: no overrides")
+    assert labels[2].startswith("      └ 2 · ↳ from 1 after step 5: no overrides")
     shown = explore.select_node("0", 3, exp)
     assert 'data-node="0"' in shown[GRID_A] and "dv-empty" in shown[GRID_B] and exp.source == 0
     replayed = explore.replay(2, exp)

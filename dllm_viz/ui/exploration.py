@@ -47,7 +47,7 @@ class Exploration:
         run_id: shown in the status line. tree: the decodes.
         selected: the node shown on the right, beside its parent (a run: on the left, alone).
         source: the node a branch starts from (the grid clicked last). position: the picked position.
-        pending: overrides waiting for ⑂ Branch, as ``{"position", "action", "token"}`` dicts.
+        pending: overrides waiting for ↳ Branch, as ``{"position", "action", "token"}`` dicts.
         specs: the strategy each node of this session ran with (an uploaded policy's folder lives
             only here; loaded nodes are rebuilt from their traces by :func:`spec_of`).
     """
@@ -186,7 +186,7 @@ def _api_spec(name: str, choice, params) -> runtime.PaneSpec:
 def branch_api(prompt: str = "", overrides: list | None = None, step: int = 0, node: int = 0, tree: dict | None = None,
                strategy: str = "", params: dict | None = None, run_strategy: str = "heuristic:threshold",
                run_params: dict | None = None, gen_length: int = 32, block_length: int = 8, temperature: float = 0.0,
-               seed: int = 0, model: str = ""):
+               seed: int = 0, model: str = "") -> dict:
     """Branch a decode and return the tree (the ``/branch`` endpoint, for gradio_client).
 
     Without ``tree``, first decodes ``prompt`` with ``run_strategy`` and its ``run_params`` (node 0);

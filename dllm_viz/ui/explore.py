@@ -2,7 +2,7 @@
 
 Run a decode (or load a trace or tree), pick a step with the slider, click a position in either
 grid, choose to force it (with a token from the model's top-k or one you name), hold it back or
-re-mask it, and ⑂ Branch: the decode continues from that state with the same or another strategy,
+re-mask it, and ↳ Branch: the decode continues from that state with the same or another strategy,
 and the branch appears beside the decode it came from, the divergence marked, both answers
 checked, NFE compared. Branches branch again; the tree exports as one file that loads back here.
 The model side (jobs, files, the ``/branch`` endpoint) is in :mod:`.exploration`. Functions first
@@ -134,7 +134,7 @@ def status_of(exp: Exploration, what: str) -> str:
     if comp.divergence:
         parts.insert(0, f"diverge at step {comp.divergence}")
     elif comp.b is not None:
-        parts.insert(0, "no divergence (the overrides changed nothing)")
+        parts.insert(0, "no divergence: the branch decodes exactly as the original")
     return f"{what} · {' · '.join(parts)} #{exp.run_id}"
 
 
@@ -187,7 +187,7 @@ def run_explore(model, prompt, gen_length, block_length, full_diffusion, tempera
 
 
 def branch_explore(exp: Exploration | None, model, k, mode, *pane):
-    """⑂ Branch: continue the branch-point node after step ``k`` with the pending overrides."""
+    """↳ Branch: continue the branch-point node after step ``k`` with the pending overrides."""
     try:
         with user_errors("Cannot branch"):
             if exp is None:
@@ -270,7 +270,7 @@ def parse_token(value, trace: Trace) -> int | None:
 
 
 def add_override(exp: Exploration | None, position, action, token):
-    """+ Add: queue an override for the next ⑂ Branch (checked against the state when branching)."""
+    """+ Add: queue an override for the next ↳ Branch (checked against the state when branching)."""
     if exp is None:
         return gr.skip(), exp
     with user_errors("Cannot add that override"):
@@ -363,7 +363,7 @@ def build_explore_tab() -> None:
                 add_btn = gr.Button("+ Add", elem_id="ex-add", scale=0, min_width=90)
                 clear_btn = gr.Button("Clear", elem_id="ex-clear", scale=0, min_width=90)
                 mode = gr.Radio([SAME, OTHER], value=SAME, label="continue with", elem_id="ex-continue", scale=3)
-                branch_btn = gr.Button("⑂ Branch", variant="primary", elem_id="ex-branch", scale=1)
+                branch_btn = gr.Button("↳ Branch", variant="primary", elem_id="ex-branch", scale=1)
             pending = gr.HTML(pending_html([], None), elem_id="ex-pending")
     with gr.Accordion("Another strategy for the branch", open=False):
         pane_c = _pane_controls("C", pane_values(None, "heuristic:confidence"))

@@ -34,15 +34,15 @@ def node_label(tree: DecodeTree, node: TreeNode, verdict: Verdict | None = None)
     else:
         edits = ", ".join(override_text(o, node.trace) for o in node.overrides[:3]) or "no overrides"
         more = f" +{len(node.overrides) - 3}" if len(node.overrides) > 3 else ""
-        what = f"⑂ from {node.parent} after step {node.at_step}: {edits}{more} · {node.label}"
+        what = f"↳ from {node.parent} after step {node.at_step}: {edits}{more} · {node.label}"
     return f"{'   ' * depth}{'└ ' if depth else ''}{node.id} · {what} · NFE {node.trace.nfe}{mark}"[:200]
 
 
 def pending_html(overrides: list[dict], trace: Trace | None) -> str:
-    """The overrides waiting for ⑂ Branch, with data attributes for scripts and tests."""
+    """The overrides waiting for ↳ Branch, with data attributes for scripts and tests."""
     if not overrides:
         return ('<div class="ex-pending" data-count="0">No overrides yet: click a position in a grid, choose what to '
-                'do with it, then + Add. ⑂ Branch with none continues the run (with another strategy, if chosen).</div>')
+                'do with it, then + Add. ↳ Branch with none continues the run (with another strategy, if chosen).</div>')
     items = []
     for o in overrides:
         token = "" if o.get("token") is None else f' data-token="{int(o["token"])}"'
@@ -55,7 +55,7 @@ def pending_html(overrides: list[dict], trace: Trace | None) -> str:
 
 
 def branch_point_html(node: TreeNode | None, k: int, position: int | None) -> str:
-    """Where ⑂ Branch will start: the node, the step, and the picked position's state."""
+    """Where ↳ Branch will start: the node, the step, and the picked position's state."""
     if node is None:
         return '<div class="ex-point">Run a decode (or load one) to explore it.</div>'
     k = max(0, min(int(k), node.trace.num_steps))
@@ -87,7 +87,7 @@ def token_choices(node: TreeNode | None, k: int, position: int | None) -> list[t
 
 def empty_branch_html() -> str:
     return ('<div class="dv-grid dv-empty" data-pane="b" data-step="0">The other future appears here: pick a step, '
-            'click a position on the left, add an override and press ⑂ Branch.</div>')
+            'click a position on the left, add an override and press ↳ Branch.</div>')
 
 
 def inspector_html(trace: Trace | None, k: int, node_id: int = 0, inputs=None, attribution=None,
