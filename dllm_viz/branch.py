@@ -105,6 +105,17 @@ def rng_after(trace: Trace, k: int) -> torch.Tensor | None:
     return None if encoded is None else torch.frombuffer(bytearray(base64.b64decode(encoded)), dtype=torch.uint8)
 
 
+STOCHASTIC = ("random", "learned")  # strategies that draw from the generator (a policy samples its actions)
+
+
+def lacks_random_state(trace: Trace) -> bool:
+    """True when ``trace`` drew random numbers (sampled tokens, a stochastic strategy) but kept no
+    RNG state (e.g. a Compare export): a branch of it then starts a fresh stream from the seed, so
+    even without overrides its future may differ from the recorded one."""
+    sampled = trace.engine.get("temperature", 0) not in (0, 0.0, None) or trace.strategy.get("name") in STOCHASTIC
+    return sampled and all(s.rng is None for s in trace.steps)
+
+
 def encode_rng(state: torch.Tensor) -> str:
     return base64.b64encode(state.cpu().numpy().tobytes()).decode("ascii")
 

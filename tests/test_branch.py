@@ -339,3 +339,13 @@ def test_a_forced_token_where_the_strategy_commits_anyway_is_a_divergence(tiny_b
     assert child.steps[2].committed == [pos]
     assert first_divergence(trace, child) == 3
     assert first_divergence(trace, run_branch(tiny_backend, trace, 2, [], build_strategy("confidence"))) is None
+
+
+def test_a_stochastic_trace_without_random_state_is_flagged(tiny_backend):
+    from dllm_viz.branch import lacks_random_state
+
+    sampled = _run(tiny_backend, build_strategy("random"), temperature=0.5)
+    assert not lacks_random_state(sampled) and not lacks_random_state(_run(tiny_backend))
+    for step in sampled.steps:  # as a Compare export has it
+        step.rng = None
+    assert lacks_random_state(sampled)

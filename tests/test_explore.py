@@ -171,3 +171,67 @@ def test_bad_upload_says_why(tmp_path):
     frame = last(explore.load_explore(str(trace_file)))
     assert isinstance(frame[VIEW_SIZE + 1].tree, DecodeTree) and len(frame[VIEW_SIZE + 1].tree.nodes) == 1
     assert Trace.load(trace_file).num_steps == 16
+
+
+# ---- fuzzing uploaded trees ---------------------------------------------------------------------------
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+from test_hardening import JSON, assert_safe  # noqa: E402
+
+NODE_FIELDS = ["id", "parent", "at_step", "label", "trace"]
+TRACE_FIELDS = ["gen_length", "block_length", "mask_id", "prompt_ids", "steps", "vocab", "meta", "engine", "strategy"]
+STEP_FIELDS = ["committed", "proposed", "overrides", "rng", "nfe", "block", "topk_ids", "probs"]
+
+
+@pytest.fixture(scope="module")
+def tree_json(tmp_path_factory) -> str:
+    """A run, a branch with a forced token and a re-mask, as a tree file."""
+    _, exp = _run(L=16, BL=8)
+    root = exp.tree.nodes[0].trace
+    done = root.steps[0].committed[0]
+    exp.pending = [{"position": done, "action": "remask", "token": None}, {"position": done, "action": "force", "token": 5}]
+    exp = last(explore.branch_explore(exp, "", 4, SAME, *pane("heuristic:confidence")))[VIEW_SIZE + 1]
+    return exp.tree.to_json()
+
+
+@st.composite
+def mutated_trees(draw, base: str):
+    data = json.loads(base)
+    for _ in range(draw(st.integers(1, 3))):
+        node = data["nodes"][draw(st.integers(0, len(data["nodes"]) - 1))]
+        where = draw(st.sampled_from(["top", "node", "trace", "step"]))
+        if where == "top":
+            data[draw(st.sampled_from(["format", "version", "expected", "nodes"]))] = draw(JSON)
+        elif where == "node":
+            node[draw(st.sampled_from(NODE_FIELDS))] = draw(JSON)
+        elif where == "trace" and isinstance(node.get("trace"), dict):
+            node["trace"][draw(st.sampled_from(TRACE_FIELDS))] = draw(JSON)
+        elif isinstance(node.get("trace"), dict) and isinstance(node["trace"].get("steps"), list) and node["trace"]["steps"]:
+            step = node["trace"]["steps"][draw(st.integers(0, len(node["trace"]["steps"]) - 1))]
+            if isinstance(step, dict):
+                step[draw(st.sampled_from(STEP_FIELDS))] = draw(
+                    st.one_of(JSON, st.lists(st.fixed_dictionaries(
+                        {"position": st.integers(-2, 20), "action": st.sampled_from(["force", "hold", "remask", "x"]),
+                         "token": st.none() | st.integers(-1, 50)}), max_size=3)))
+    return data
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_fuzz_tree_uploads(tmp_path, tree_json, data):
+    """A mangled tree file is refused with a safe message, or loads and renders every node and step."""
+    case = data.draw(mutated_trees(tree_json))
+    path = tmp_path / "fuzz.json"
+    path.write_bytes(json.dumps(case, ensure_ascii=False).encode("utf-8", "surrogatepass"))
+    try:
+        frame = last(explore.load_explore(str(path)))
+    except gr.Error as err:
+        assert_safe(err.message)
+        return
+    exp = frame[VIEW_SIZE + 1]
+    for node in exp.tree.nodes:
+        explore.select_node(str(node.id), 0, exp)
+        for k in (0, 1, node.trace.num_steps):
+            explore.replay(k, exp)
+            explore.pick(exp, k, node.id, 0)

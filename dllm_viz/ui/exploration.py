@@ -18,6 +18,7 @@ from ..branch import (
     check_backend,
     check_overrides,
     initial_rng,
+    lacks_random_state,
     parse_overrides,
     root_trace,
     start_rng,
@@ -197,7 +198,8 @@ def branch_api(prompt: str = "", overrides: list | None = None, step: int = 0, n
 
     A generator, so a client's cancel stops the decode: progress dicts ``{"format":
     "dllm-viz-progress", "steps": n}`` while it decodes, last the tree (the tree file format) plus
-    ``"branch": {"node", "parent", "at_step", "divergence", "nfe": [parent, branch], "answer", "correct"}``.
+    ``"branch": {"node", "parent", "at_step", "divergence", "nfe": [parent, branch], "answer", "correct",
+    "fresh_random_stream"}`` (the last true when the parent kept no random state to continue).
     """
     with user_errors("Cannot branch"):
         model = runtime.check_model_runnable(model or runtime.default_model())
@@ -244,4 +246,5 @@ def branch_api(prompt: str = "", overrides: list | None = None, step: int = 0, n
     yield {**exp.tree.to_dict(), "branch": {
         "node": child.id, "parent": parent.id, "at_step": job.k, "divergence": comp.divergence,
         "nfe": [parent.trace.nfe, child.trace.nfe], "answer": child.trace.text,
-        "correct": None if verdict is None else verdict.correct}}
+        "correct": None if verdict is None else verdict.correct,
+        "fresh_random_stream": lacks_random_state(parent.trace)}}

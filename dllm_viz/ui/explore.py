@@ -15,7 +15,7 @@ import time
 
 import gradio as gr
 
-from ..branch import MAX_OVERRIDES, parse_overrides
+from ..branch import MAX_OVERRIDES, lacks_random_state, parse_overrides
 from ..inspector import inspect_step, step_inputs
 from ..trace import Trace
 from ..tree import DecodeTree
@@ -211,7 +211,10 @@ def branch_explore(exp: Exploration | None, model, k, mode, *pane):
     exp.specs[node.id] = spec
     exp.selected = exp.source = node.id
     exp.pending, exp.position = [], None
-    yield _frame(exp, _steps(exp), status_of(exp, f"branched · node {node.id} from node {source.id} after step {job.k}"))
+    status = status_of(exp, f"branched · node {node.id} from node {source.id} after step {job.k}")
+    if lacks_random_state(source.trace):
+        status += " · note: the original kept no random state, so the branch drew a fresh random stream"
+    yield _frame(exp, _steps(exp), status)
 
 
 def select_node(choice, k, exp: Exploration | None):
