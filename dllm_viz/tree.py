@@ -17,7 +17,6 @@ Example:
 
 from __future__ import annotations
 
-import copy
 import json
 import os
 from dataclasses import asdict, dataclass, field
@@ -227,7 +226,3 @@ def _check_branch(parent: Trace, child: Trace, node_id: int) -> None:
         if (mine.committed, mine.proposed) != (theirs.committed, theirs.proposed):
             raise TraceError(f"branch {node_id}: its first {k} steps differ from its parent's")
 
-
-def copy_tree(tree: DecodeTree) -> DecodeTree:
-    """A deep copy (a session's tree must not change under another session)."""
-    return copy.deepcopy(tree)
