@@ -15,6 +15,13 @@ and the engine commits them. Invariants (tested with hypothesis in tests/test_en
   terminates within L steps;
 * the same seed gives the same output.
 
+Branching (``dllm_viz.branch``): ``generate(..., start=DecodeStart(...))`` continues from a
+given partially unmasked canvas, NFE count, block progress and RNG state instead of the fully
+masked canvas, so continuing a run from its own state after step k reproduces it token for
+token. A user's overrides reach the loop only through the strategy's :class:`Decision`
+(``tokens`` forces a token, ``hold`` keeps a position back); re-masking is part of the start
+canvas, so the loop itself still never re-masks.
+
 Example:
     >>> from dllm_viz.backends import load_backend  # doctest: +SKIP
     >>> from dllm_viz.strategies import build_strategy  # doctest: +SKIP
@@ -119,13 +126,16 @@ class StepRecord:
         masked: (B, L) bool, masked positions before the step.
         eligible: (B, L) bool, masked positions of the current block.
         features: confidence / margin / entropy (B, L) and top-k (B, L, k) for this step.
-        proposed: (B, L) int64 candidate tokens; token_prob (B, L) their probabilities.
+        proposed: (B, L) int64 candidate tokens (a forced token where one was committed);
+            token_prob (B, L) the probabilities of the model's own candidates.
         action: (B, L) bool, the strategy's decision restricted to eligible positions.
         committed: (B, L) bool, positions committed this step (action + fallback/forced).
         tokens: (B, L) int64, generation after the step (mask id where still masked).
         probs, log_prob: the learned policy's (B, L) unmask probabilities and (B,) step
             log-likelihood, or None for heuristics.
         model_ms: wall time of the forward pass; step_ms: of the whole step.
+        rng_state: (CPU uint8) state of the engine's generator after the step; a
+            :class:`DecodeStart` with it continues the same random stream.
     """
 
     step: int
@@ -144,6 +154,50 @@ class StepRecord:
     log_prob: torch.Tensor | None = None
     model_ms: float = 0.0
     step_ms: float = 0.0
+    rng_state: torch.Tensor | None = None
+
+
+@dataclass
+class DecodeStart:
+    """A partially unmasked state to continue decoding from, instead of the fully masked canvas.
+
+    Built from a recorded run by :func:`dllm_viz.branch.start_after`; the engine checks shapes and
+    ranges before any forward pass.
+
+    Attributes:
+        tokens: (B, L) int64 generation canvas, mask id where still masked.
+        nfe: (B,) int64 forward passes each row has already spent.
+        block_step: (B,) int64 steps each row has spent in its current block (the linear
+            schedules and the no-fallback block end read it).
+        step: index of the first step to run; ``StepRecord.step`` continues from it.
+        rng_state: generator state to continue from (a :attr:`StepRecord.rng_state`), or None to
+            seed a fresh generator with ``config.seed``.
+    """
+
+    tokens: torch.Tensor
+    nfe: torch.Tensor
+    block_step: torch.Tensor
+    step: int = 0
+    rng_state: torch.Tensor | None = None
+
+    def check(self, batch: int, config: EngineConfig) -> None:
+        """Raise ValueError naming the field when the start does not fit the batch or config."""
+        L = config.gen_length
+        if not isinstance(self.tokens, torch.Tensor) or tuple(self.tokens.shape) != (batch, L):
+            raise ValueError(f"start.tokens must be a ({batch}, {L}) tensor, got "
+                             f"{tuple(getattr(self.tokens, 'shape', ()))}")
+        if self.tokens.dtype != torch.long or bool((self.tokens < 0).any()):
+            raise ValueError("start.tokens must hold int64 token ids ≥ 0 (the mask id where masked)")
+        for name in ("nfe", "block_step"):
+            value = getattr(self, name)
+            if not isinstance(value, torch.Tensor) or tuple(value.shape) != (batch,) or bool((value < 0).any()):
+                raise ValueError(f"start.{name} must be a ({batch},) tensor of counts ≥ 0")
+        if bool((self.nfe > L).any()):
+            raise ValueError(f"start.nfe ({self.nfe.tolist()}) cannot exceed gen_length ({L})")
+        if isinstance(self.step, bool) or not isinstance(self.step, int) or self.step < 0:
+            raise ValueError(f"start.step ({self.step!r}) must be an integer ≥ 0")
+        if self.rng_state is not None and (not isinstance(self.rng_state, torch.Tensor) or self.rng_state.dtype != torch.uint8):
+            raise ValueError("start.rng_state must be a uint8 tensor from Generator.get_state()")
 
 
 @dataclass
@@ -194,10 +248,17 @@ def generate(
     prompts: Sequence[str | Sequence[int]],
     strategy: Strategy,
     config: EngineConfig = EngineConfig(),
+    *,
+    start: DecodeStart | None = None,
 ) -> Iterator[StepRecord]:
     """Decode a batch of prompts, yielding one :class:`StepRecord` per step.
 
     Stop iterating at any time to cancel; nothing is left running.
+
+    Args:
+        start: continue from this state (canvas, NFE, block progress, RNG) instead of the fully
+            masked canvas; None decodes from scratch. A row may then need one step more than its
+            masks (a held-back step), so the loop allows L + 1 steps.
     """
     # 1. Validate everything before touching the model.
     strategy.validate(config.gen_length, config.block_length)
@@ -207,6 +268,10 @@ def generate(
         raise ValueError(f"cache={config.cache!r} needs a model with a KV cache (native LLaDA and Dream, or a "
                          f"global-attention ModernBERT such as the built-in model); {getattr(backend, 'name', 'this backend')!r} "
                          "has none, so use cache='none'")
+    if start is not None:
+        start.check(len(prompt_ids), config)
+    if start is not None and config.cache != "none":
+        raise ValueError("continuing from a given state (branching) runs without a KV cache; use cache='none'")
 
     # 2. Build the canvas: left-padded prompts followed by L masks.
     B, P = len(prompt_ids), max(map(len, prompt_ids))
@@ -229,10 +294,21 @@ def generate(
 
         cache = PrefixKVCache(B, P + L, P, BL, backend.logit_shift)
     positions = torch.arange(L, device=device)
+    first, limit = 0, L
+    if start is not None:
+        x[:, P:] = start.tokens.to(device)
+        nfe, block_step = start.nfe.to(device).clone(), start.block_step.to(device).clone()
+        if start.rng_state is not None:
+            try:
+                generator.set_state(start.rng_state.cpu())
+            except RuntimeError:
+                raise ValueError("start.rng_state does not fit this device's generator (recorded on another "
+                                 f"device type than {device.type}?)") from None
+        first, limit = start.step, L + 1
 
     # 3. Denoise. Every step commits ≥ 1 token or advances a block towards its forced end,
-    #    so L iterations always suffice.
-    for step in range(L):
+    #    so L iterations always suffice (L + 1 from a start: a held-back step may commit nothing).
+    for step in range(first, first + limit):
         t0 = time.perf_counter()
         gen = x[:, P:]
         masked = gen == backend.mask_id
@@ -269,14 +345,18 @@ def generate(
             gen_length=L, block_length=BL, generator=generator,
         )
         decision = strategy.decide(state)
-        action = decision.unmask & state.eligible
+        # A held-back position is not committable this step, by anyone.
+        allowed = state.eligible if decision.hold is None else state.eligible & ~decision.hold
+        action = decision.unmask & allowed
         commit = action.clone()
         if config.fallback and not decision.allow_empty:
             empty = ~commit.any(1)
             if bool(empty.any()):
-                commit |= top_k_mask(token_prob, state.eligible, empty.long())
+                commit |= top_k_mask(token_prob, allowed, empty.long())
         else:
-            commit |= state.eligible & (state.block_step >= BL - 1).unsqueeze(1)
+            commit |= allowed & (state.block_step >= BL - 1).unsqueeze(1)
+        if decision.tokens is not None:  # a forced token replaces the proposal where it is committed
+            tokens = torch.where(commit & (decision.tokens >= 0), decision.tokens, tokens)
 
         # 4. Commit and account.
         x[rows, P:] = torch.where(commit, tokens, x[rows, P:])
@@ -291,7 +371,7 @@ def generate(
             committed=_scatter(commit, rows, B), tokens=x[:, P:].clone(),
             probs=None if decision.probs is None else _scatter(decision.probs, rows, B),
             log_prob=None if decision.log_prob is None else _scatter(decision.log_prob, rows, B),
-            model_ms=model_ms, step_ms=(time.perf_counter() - t0) * 1e3,
+            model_ms=model_ms, step_ms=(time.perf_counter() - t0) * 1e3, rng_state=generator.get_state(),
         )
     if bool((x[:, P:] == backend.mask_id).any()):
         raise RuntimeError("engine invariant broken: masks left after L steps")

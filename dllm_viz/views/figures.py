@@ -47,7 +47,8 @@ def divergence_detail(a: Trace | None, b: Trace | None) -> Divergence | None:
 
 
 def first_divergence(a: Trace | None, b: Trace | None) -> int | None:
-    """1-based first step at which A and B commit different position sets (None if never).
+    """1-based first step at which A and B commit different positions, or different tokens at
+    the same positions (a forced or sampled token), None if never.
 
     Only steps both runs have are compared: identical commits give identical canvases, so
     two runs that agree on every shared step also end together.
@@ -55,7 +56,7 @@ def first_divergence(a: Trace | None, b: Trace | None) -> int | None:
     if a is None or b is None:
         return None
     for i, (sa, sb) in enumerate(zip(a.steps, b.steps, strict=False)):
-        if set(sa.committed) != set(sb.committed):
+        if {p: sa.proposed[p] for p in sa.committed} != {p: sb.proposed[p] for p in sb.committed}:
             return i + 1
     return None
 

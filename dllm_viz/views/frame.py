@@ -62,7 +62,7 @@ def token_prob(trace: Trace, step: int, pos: int) -> tuple[float, bool]:
 def frame_cells(trace: Trace, k: int) -> list[Cell]:
     """The cells of ``trace`` after ``k`` steps (see the module docstring)."""
     k = clamp_step(trace, k)
-    commit = trace.commit_step()  # (L,) 0-based step or -1
+    commit = trace.commit_step(k)  # (L,) 0-based step or -1 (as of step k: a re-masked position is masked)
     current = trace.steps[k - 1] if k else None
     cells = []
     for pos in range(trace.gen_length):

@@ -25,7 +25,7 @@ def pane_numbers(trace: Trace, step: int) -> dict:
     """Numbers of ``trace`` after ``step`` steps (see :mod:`dllm_viz.views.frame`)."""
     k = clamp_step(trace, step)
     shown = trace.steps[:k]
-    committed = sum(len(s.committed) for s in shown)
+    committed = int((trace.commit_step(k) >= 0).sum())  # the canvas, not a sum of commits: a branch may re-mask
     return {
         "step": k,
         "steps": trace.num_steps,
