@@ -230,6 +230,9 @@ def test_browser_bad_input_shows_message_and_app_keeps_serving(page, tmp_path):
     _toast(page, "the prompt is empty")
 
     page.locator("#prompt textarea").fill(EXAMPLE)
+    if page.locator("#full-diffusion input").is_checked():  # the default story may open in full diffusion
+        page.locator("#full-diffusion input").uncheck()
+    page.locator("#block-length input").fill("8")
     page.locator("#gen-length input").fill("60")
     page.click("#run-btn")
     _toast(page, "block length (8) must divide gen length (60)")
