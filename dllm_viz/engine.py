@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from .backends.hf import has_kv_cache
 from .features import TOP_K, Features, compute_features, propose_tokens, restrict_top_k
 from .strategies.base import DecodeState, Strategy, top_k_mask
 
@@ -264,7 +265,8 @@ def generate(
     strategy.validate(config.gen_length, config.block_length)
     prompt_ids = encode_prompts(backend, prompts, config.gen_length)
     L, BL, device = config.gen_length, config.block_length, backend.device
-    if config.cache != "none" and not getattr(backend, "supports_kv_cache", False):
+    kv_backend = backend if has_kv_cache(backend) else None
+    if config.cache != "none" and kv_backend is None:
         raise ValueError(f"cache={config.cache!r} needs a model with a KV cache (native LLaDA and Dream, or a "
                          f"global-attention ModernBERT such as the built-in model); {getattr(backend, 'name', 'this backend')!r} "
                          "has none, so use cache='none'")
@@ -289,10 +291,10 @@ def generate(
     block_step = torch.zeros(B, dtype=torch.long, device=device)
     block_of_pos = torch.arange(L, device=device) // BL
     cache = None
-    if config.cache == "prefix":
+    if config.cache == "prefix" and kv_backend is not None:  # kv_backend is set: checked above
         from .models.cache import PrefixKVCache  # imports transformers; only runs that use it pay
 
-        cache = PrefixKVCache(B, P + L, P, BL, backend.logit_shift)
+        cache = PrefixKVCache(B, P + L, P, BL, kv_backend.logit_shift)
     positions = torch.arange(L, device=device)
     first, limit = 0, L
     if start is not None:
@@ -322,11 +324,11 @@ def generate(
         rows = slice(None) if bool(active.all()) else active.nonzero().squeeze(1)
 
         attn = None if attention is None else attention[rows]
-        if cache is None:
+        if cache is None or kv_backend is None:  # kv_backend is set whenever cache is
             logits = backend.logits(x[rows], attn)[:, P:]  # (b, L, V) stays on device
         else:  # a window from the earliest block start: (b, L - g0, V) for generation positions g0…L-1
             cache.plan(rows, block[rows])
-            logits = backend.logits(x[rows], attn, kv_cache=cache)[:, max(0, P - cache.start):]
+            logits = kv_backend.logits(x[rows], attn, kv_cache=cache)[:, max(0, P - cache.start):]
         with torch.inference_mode():
             logits[..., backend.mask_id] = float("-inf")  # [MASK] is never a prediction
             if config.candidate_top_k is not None:

@@ -82,7 +82,7 @@ class TraceStep:
     rng: str | None = None
 
     @classmethod
-    def from_record(cls, rec, row: int, index: int) -> TraceStep:
+    def from_record(cls, rec: StepRecord, row: int, index: int) -> TraceStep:
         """Row ``row`` of an engine :class:`~dllm_viz.engine.StepRecord` as step ``index`` (O(L·k) numbers move)."""
         f = rec.features
         return cls(
