@@ -166,7 +166,7 @@ def test_d5_folders_outside_the_allow_list_are_refused_alike(tmp_path):
 def test_d5_backend_cache_is_bounded(monkeypatch, tiny_model_dir, tmp_path):
     monkeypatch.setattr(runtime, "_BACKENDS", type(runtime._BACKENDS)())
     monkeypatch.setattr(runtime, "MAX_BACKENDS", 1)
-    monkeypatch.setattr(runtime, "load_backend", lambda name: object())
+    monkeypatch.setattr(runtime, "load_backend", lambda name, **kwargs: object())
     monkeypatch.setattr(runtime, "_warm_up", lambda backend: None)
     monkeypatch.setenv(runtime.ALLOW_ENV, str(tmp_path))
     for i in range(3):
