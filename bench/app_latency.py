@@ -27,8 +27,7 @@ from pathlib import Path
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+ROOT = Path(__file__).resolve().parents[1]  # where app.py is
 
 
 def handler_args(model: str, prompt: str, L: int, BL: int, a: str, b: str) -> list:
@@ -182,15 +181,16 @@ def main(argv: list[str] | None = None) -> None:
     med = {k: statistics.median(r[k] for r in runs) for k in ("first", "total", "model_ms", "engine_ms", "render_ms", "frames")}
     print(f"warm, median of {args.repeats}: first frame {med['first']:.3f} s | total {med['total']:.3f} s | "
           f"steps A/B {runs[0]['steps'][0]}/{runs[0]['steps'][1]} | frames sent {med['frames']:.0f} | "
-          f"model {med['model_ms']:.0f} ms, engine {med['engine_ms']:.0f} ms (both panes), render {med['render_ms']:.0f} ms")
+          f"model {med['model_ms']:.0f} ms, engine {med['engine_ms']:.0f} ms (both panes), "
+          f"render {med['render_ms']:.0f} ms")
     print(f"  range: first {min(r['first'] for r in runs):.3f}–{max(r['first'] for r in runs):.3f} s, "
           f"total {min(r['total'] for r in runs):.3f}–{max(r['total'] for r in runs):.3f} s")
     if args.served:
         served, clicks = served_runs(args.model, prompt, args.gen_length, args.block_length, a, b, args.repeats,
                                      args.port, args.browser)
         warm = served[1:]
-        print(f"served (HTTP, gradio_client): first call {served[0]['first']:.3f}/{served[0]['total']:.3f} s; warm median "
-              f"first frame {statistics.median(r['first'] for r in warm):.3f} s, total "
+        print(f"served (HTTP, gradio_client): first call {served[0]['first']:.3f}/{served[0]['total']:.3f} s; "
+              f"warm median first frame {statistics.median(r['first'] for r in warm):.3f} s, total "
               f"{statistics.median(r['total'] for r in warm):.3f} s")
         if clicks:
             print(f"browser (chromium, click → first painted step / → 'done'): median first frame "

@@ -3,7 +3,7 @@
 Both loops run the same number of forward passes (L, one token per step) on the same model
 and canvas length, batch 1, so the ratio isolates what the engine adds per step.
 
-    python bench/engine_overhead.py                 # built-in tiny model if shipped
+    python bench/engine_overhead.py                 # the built-in tiny model
     python bench/engine_overhead.py --model PATH --gen-length 64 --repeats 5
 
 Prints timings and the ratio; it measures, it asserts nothing.
@@ -14,16 +14,9 @@ from __future__ import annotations
 import argparse
 import platform
 import statistics
-import sys
-import tempfile
 import time
-from pathlib import Path
 
 import torch
-
-# Run as a script (`python bench/...`), Python puts bench/ on sys.path, not the repo root, and the
-# project is not an installed package: add the root so `dllm_viz` imports from this checkout.
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from dllm_viz.backends import BUILTIN_MODEL, load_backend
 from dllm_viz.engine import EngineConfig, generate
@@ -55,7 +48,7 @@ def engine_loop(backend, config: EngineConfig) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default=None, help="default: assets/tiny-dllm, else a random tiny ModernBERT")
+    parser.add_argument("--model", default=None, help="default: the built-in model (assets/tiny-dllm)")
     parser.add_argument("--gen-length", type=int, default=64)
     parser.add_argument("--block-length", type=int, default=8)
     parser.add_argument("--repeats", type=int, default=5)
@@ -63,7 +56,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    model = args.model or (BUILTIN_MODEL if Path(BUILTIN_MODEL, "config.json").exists() else _random_model())
+    model = args.model or BUILTIN_MODEL
     backend = load_backend(model, device="cpu")
     config = EngineConfig(gen_length=args.gen_length, block_length=args.block_length)
     ids = backend.encode_prompt(PROMPT) + [backend.mask_id] * config.gen_length
@@ -77,26 +70,15 @@ def main() -> None:
     b, e = min(bare), min(eng)
     n_params = sum(p.numel() for p in backend.model.parameters())
     print(f"model: {model} ({n_params / 1e6:.2f}M params), canvas {len(ids)} tokens, L={config.gen_length}, "
-          f"BL={config.block_length}, batch 1, {torch.get_num_threads()} threads, {platform.processor() or platform.machine()}")
-    print(f"bare forward loop : {b * 1e3:8.1f} ms for {config.gen_length} forwards ({b / config.gen_length * 1e3:.2f} ms/forward)")
+          f"BL={config.block_length}, batch 1, {torch.get_num_threads()} threads, "
+          f"{platform.processor() or platform.machine()}")
+    print(f"bare forward loop : {b * 1e3:8.1f} ms for {config.gen_length} forwards "
+          f"({b / config.gen_length * 1e3:.2f} ms/forward)")
     print(f"engine + trace    : {e * 1e3:8.1f} ms ({config.gen_length / e:.1f} steps/s)")
-    print(f"overhead ratio    : {e / b:.3f}  (fastest of {args.repeats}; median ratio {statistics.median(eng) / statistics.median(bare):.3f}; "
-          f"spread bare {min(bare) * 1e3:.0f}-{max(bare) * 1e3:.0f} ms, engine {min(eng) * 1e3:.0f}-{max(eng) * 1e3:.0f} ms)")
-
-
-def _random_model() -> str:
-    """A random ModernBERT of the built-in model's rough size, for before it is shipped."""
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-    from conftest import build_word_tokenizer
-    from transformers import ModernBertConfig, ModernBertForMaskedLM
-
-    tok = build_word_tokenizer()
-    cfg = ModernBertConfig(vocab_size=len(tok), hidden_size=256, intermediate_size=512, num_hidden_layers=4,
-                           num_attention_heads=4, max_position_embeddings=256, pad_token_id=tok.pad_token_id)
-    path = tempfile.mkdtemp(prefix="bench-model-")
-    ModernBertForMaskedLM(cfg).save_pretrained(path)
-    tok.save_pretrained(path)
-    return path
+    median_ratio = statistics.median(eng) / statistics.median(bare)
+    print(f"overhead ratio    : {e / b:.3f}  (fastest of {args.repeats}; median ratio {median_ratio:.3f}; "
+          f"spread bare {min(bare) * 1e3:.0f}-{max(bare) * 1e3:.0f} ms, "
+          f"engine {min(eng) * 1e3:.0f}-{max(eng) * 1e3:.0f} ms)")
 
 
 if __name__ == "__main__":

@@ -3,7 +3,7 @@
 Both are timed at the shapes of a real decoding step: the dLLM on prompt + L tokens, the policy
 on the L generation positions, batch 1 by default.
 
-    python bench/policy_overhead.py                       # built-in tiny model if shipped
+    python bench/policy_overhead.py                       # the built-in tiny model
     python bench/policy_overhead.py --model PATH --gen-length 64 --batch 8 --threads 1
 
 Prints timings and the ratio; it measures, it asserts nothing.
@@ -13,15 +13,10 @@ from __future__ import annotations
 
 import argparse
 import platform
-import sys
 import time
 from pathlib import Path
 
 import torch
-
-# Run as a script (`python bench/...`), Python puts bench/ on sys.path, not the repo root, and the
-# project is not an installed package: add the root so `dllm_viz` imports from this checkout.
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from dllm_viz.backends import BUILTIN_MODEL, load_backend
 from dllm_viz.policy import DiTConfidencePolicy
@@ -65,9 +60,11 @@ def main() -> None:
         policy_s = best_time(lambda: policy(conf, masked, t), args.repeats)
     n_model = sum(p.numel() for p in backend.model.parameters())
     n_policy = sum(p.numel() for p in policy.parameters())
-    print(f"dLLM  : {args.model} ({n_model / 1e6:.2f}M params), {ids.shape[1]} tokens, batch {B}: {model_s * 1e3:.2f} ms/forward")
+    print(f"dLLM  : {args.model} ({n_model / 1e6:.2f}M params), {ids.shape[1]} tokens, batch {B}: "
+          f"{model_s * 1e3:.2f} ms/forward")
     print(f"policy: {n_policy:,} params, {L} positions, batch {B}: {policy_s * 1e3:.2f} ms/forward")
-    print(f"ratio policy/model: {policy_s / model_s:.3f}  ({torch.get_num_threads()} threads, {platform.machine()}, fastest of {args.repeats})")
+    print(f"ratio policy/model: {policy_s / model_s:.3f}  "
+          f"({torch.get_num_threads()} threads, {platform.machine()}, fastest of {args.repeats})")
 
 
 if __name__ == "__main__":

@@ -53,8 +53,8 @@ def drift(backend, prompts, gen_length, block_length, batch, problems=None) -> l
                    token_agreement=float((a == b).float().mean()), nfe_none=statistics.mean(nfe_a),
                    nfe_prefix=statistics.mean(nfe_b))
         if problems is not None:
-            row["accuracy_none"] = statistics.mean(p.check(t) for p, t in zip(problems, text_a))
-            row["accuracy_prefix"] = statistics.mean(p.check(t) for p, t in zip(problems, text_b))
+            row["accuracy_none"] = statistics.mean(p.check(t) for p, t in zip(problems, text_a, strict=True))
+            row["accuracy_prefix"] = statistics.mean(p.check(t) for p, t in zip(problems, text_b, strict=True))
         rows.append(row)
     return rows
 

@@ -20,7 +20,8 @@ from pathlib import Path
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+# The app server and the soak loop are the test suite's own (tests/conftest.py, tests/test_server_load.py).
+sys.path.insert(0, str(ROOT / "tests"))
 
 
 class _Temp:

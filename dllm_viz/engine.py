@@ -15,6 +15,13 @@ and the engine commits them. Invariants (tested with hypothesis in tests/test_en
   terminates within L steps;
 * the same seed gives the same output.
 
+Branching (``dllm_viz.branch``): ``generate(..., start=DecodeStart(...))`` continues from a
+given partially unmasked canvas, NFE count, block progress and RNG state instead of the fully
+masked canvas, so continuing a run from its own state after step k reproduces it token for
+token. A user's overrides reach the loop only through the strategy's :class:`Decision`
+(``tokens`` forces a token, ``hold`` keeps a position back); re-masking is part of the start
+canvas, so the loop itself still never re-masks.
+
 Example:
     >>> from dllm_viz.backends import load_backend  # doctest: +SKIP
     >>> from dllm_viz.strategies import build_strategy  # doctest: +SKIP
@@ -27,13 +34,18 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Iterator, Sequence
+from typing import TYPE_CHECKING
 
 import torch
 
+from .backends.hf import has_kv_cache
 from .features import TOP_K, Features, compute_features, propose_tokens, restrict_top_k
 from .strategies.base import DecodeState, Strategy, top_k_mask
+
+if TYPE_CHECKING:
+    from .backends import DLLM
 
 
 CACHES = ("none", "prefix")
@@ -76,7 +88,7 @@ class EngineConfig:
     candidate_top_k: int | None = None
     cache: str = "none"
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         if not isinstance(self.gen_length, int) or self.gen_length < 1:
             raise ValueError(f"gen_length ({self.gen_length!r}) must be a positive integer")
         if not isinstance(self.block_length, int) or not 1 <= self.block_length <= self.gen_length:
@@ -115,13 +127,16 @@ class StepRecord:
         masked: (B, L) bool, masked positions before the step.
         eligible: (B, L) bool, masked positions of the current block.
         features: confidence / margin / entropy (B, L) and top-k (B, L, k) for this step.
-        proposed: (B, L) int64 candidate tokens; token_prob (B, L) their probabilities.
+        proposed: (B, L) int64 candidate tokens (a forced token where one was committed);
+            token_prob (B, L) the probabilities of the model's own candidates.
         action: (B, L) bool, the strategy's decision restricted to eligible positions.
         committed: (B, L) bool, positions committed this step (action + fallback/forced).
         tokens: (B, L) int64, generation after the step (mask id where still masked).
         probs, log_prob: the learned policy's (B, L) unmask probabilities and (B,) step
             log-likelihood, or None for heuristics.
         model_ms: wall time of the forward pass; step_ms: of the whole step.
+        rng_state: (CPU uint8) state of the engine's generator after the step; a
+            :class:`DecodeStart` with it continues the same random stream.
     """
 
     step: int
@@ -140,6 +155,50 @@ class StepRecord:
     log_prob: torch.Tensor | None = None
     model_ms: float = 0.0
     step_ms: float = 0.0
+    rng_state: torch.Tensor | None = None
+
+
+@dataclass
+class DecodeStart:
+    """A partially unmasked state to continue decoding from, instead of the fully masked canvas.
+
+    Built from a recorded run by :func:`dllm_viz.branch.start_after`; the engine checks shapes and
+    ranges before any forward pass.
+
+    Attributes:
+        tokens: (B, L) int64 generation canvas, mask id where still masked.
+        nfe: (B,) int64 forward passes each row has already spent.
+        block_step: (B,) int64 steps each row has spent in its current block (the linear
+            schedules and the no-fallback block end read it).
+        step: index of the first step to run; ``StepRecord.step`` continues from it.
+        rng_state: generator state to continue from (a :attr:`StepRecord.rng_state`), or None to
+            seed a fresh generator with ``config.seed``.
+    """
+
+    tokens: torch.Tensor
+    nfe: torch.Tensor
+    block_step: torch.Tensor
+    step: int = 0
+    rng_state: torch.Tensor | None = None
+
+    def check(self, batch: int, config: EngineConfig) -> None:
+        """Raise ValueError naming the field when the start does not fit the batch or config."""
+        L = config.gen_length
+        if not isinstance(self.tokens, torch.Tensor) or tuple(self.tokens.shape) != (batch, L):
+            raise ValueError(f"start.tokens must be a ({batch}, {L}) tensor, got "
+                             f"{tuple(getattr(self.tokens, 'shape', ()))}")
+        if self.tokens.dtype != torch.long or bool((self.tokens < 0).any()):
+            raise ValueError("start.tokens must hold int64 token ids ≥ 0 (the mask id where masked)")
+        for name in ("nfe", "block_step"):
+            value = getattr(self, name)
+            if not isinstance(value, torch.Tensor) or tuple(value.shape) != (batch,) or bool((value < 0).any()):
+                raise ValueError(f"start.{name} must be a ({batch},) tensor of counts ≥ 0")
+        if bool((self.nfe > L).any()):
+            raise ValueError(f"start.nfe ({self.nfe.tolist()}) cannot exceed gen_length ({L})")
+        if isinstance(self.step, bool) or not isinstance(self.step, int) or self.step < 0:
+            raise ValueError(f"start.step ({self.step!r}) must be an integer ≥ 0")
+        if self.rng_state is not None and (not isinstance(self.rng_state, torch.Tensor) or self.rng_state.dtype != torch.uint8):
+            raise ValueError("start.rng_state must be a uint8 tensor from Generator.get_state()")
 
 
 @dataclass
@@ -154,7 +213,7 @@ class GenerationResult:
     records: list[StepRecord] = field(default_factory=list)
 
 
-def encode_prompts(backend, prompts: Sequence[str | Sequence[int]], gen_length: int) -> list[list[int]]:
+def encode_prompts(backend: DLLM, prompts: Sequence[str | Sequence[int]], gen_length: int) -> list[list[int]]:
     """Token ids per prompt, validated against the model's context before any forward pass."""
     if isinstance(prompts, str) or len(prompts) == 0:
         raise ValueError("prompts must be a non-empty list of prompts")
@@ -186,49 +245,72 @@ def _sync(device: torch.device) -> None:
 
 
 def generate(
-    backend,
+    backend: DLLM,
     prompts: Sequence[str | Sequence[int]],
     strategy: Strategy,
     config: EngineConfig = EngineConfig(),
+    *,
+    start: DecodeStart | None = None,
 ) -> Iterator[StepRecord]:
     """Decode a batch of prompts, yielding one :class:`StepRecord` per step.
 
     Stop iterating at any time to cancel; nothing is left running.
+
+    Args:
+        start: continue from this state (canvas, NFE, block progress, RNG) instead of the fully
+            masked canvas; None decodes from scratch. A row may then need one step more than its
+            masks (a held-back step), so the loop allows L + 1 steps.
     """
     # 1. Validate everything before touching the model.
     strategy.validate(config.gen_length, config.block_length)
     prompt_ids = encode_prompts(backend, prompts, config.gen_length)
     L, BL, device = config.gen_length, config.block_length, backend.device
-    if config.cache != "none" and not getattr(backend, "supports_kv_cache", False):
+    kv_backend = backend if has_kv_cache(backend) else None
+    if config.cache != "none" and kv_backend is None:
         raise ValueError(f"cache={config.cache!r} needs a model with a KV cache (native LLaDA and Dream, or a "
                          f"global-attention ModernBERT such as the built-in model); {getattr(backend, 'name', 'this backend')!r} "
                          "has none, so use cache='none'")
+    if start is not None:
+        start.check(len(prompt_ids), config)
+    if start is not None and config.cache != "none":
+        raise ValueError("continuing from a given state (branching) runs without a KV cache; use cache='none'")
 
     # 2. Build the canvas: left-padded prompts followed by L masks.
     B, P = len(prompt_ids), max(map(len, prompt_ids))
     x = torch.full((B, P + L), backend.mask_id, dtype=torch.long, device=device)
-    attention = torch.ones((B, P + L), dtype=torch.long, device=device)
+    padding = torch.ones((B, P + L), dtype=torch.long, device=device)  # (B, P + L) 0 on left padding
     for b, ids in enumerate(prompt_ids):
         pad = P - len(ids)
         x[b, :pad] = backend.pad_id
-        attention[b, :pad] = 0
+        padding[b, :pad] = 0
         x[b, pad:P] = torch.tensor(ids, device=device)
-    if bool(attention.all()):
-        attention = None  # no padding: lets the model take its unmasked attention path
+    # No padding: None lets the model take its unmasked attention path.
+    attention = None if bool(padding.all()) else padding
     generator = torch.Generator(device=device).manual_seed(config.seed)
     nfe = torch.zeros(B, dtype=torch.long, device=device)
     block_step = torch.zeros(B, dtype=torch.long, device=device)
     block_of_pos = torch.arange(L, device=device) // BL
     cache = None
-    if config.cache == "prefix":
+    if config.cache == "prefix" and kv_backend is not None:  # kv_backend is set: checked above
         from .models.cache import PrefixKVCache  # imports transformers; only runs that use it pay
 
-        cache = PrefixKVCache(B, P + L, P, BL, backend.logit_shift)
+        cache = PrefixKVCache(B, P + L, P, BL, kv_backend.logit_shift)
     positions = torch.arange(L, device=device)
+    first, limit = 0, L
+    if start is not None:
+        x[:, P:] = start.tokens.to(device)
+        nfe, block_step = start.nfe.to(device).clone(), start.block_step.to(device).clone()
+        if start.rng_state is not None:
+            try:
+                generator.set_state(start.rng_state.cpu())
+            except RuntimeError:
+                raise ValueError("start.rng_state does not fit this device's generator (recorded on another "
+                                 f"device type than {device.type}?)") from None
+        first, limit = start.step, L + 1
 
     # 3. Denoise. Every step commits ≥ 1 token or advances a block towards its forced end,
-    #    so L iterations always suffice.
-    for step in range(L):
+    #    so L iterations always suffice (L + 1 from a start: a held-back step may commit nothing).
+    for step in range(first, first + limit):
         t0 = time.perf_counter()
         gen = x[:, P:]
         masked = gen == backend.mask_id
@@ -242,11 +324,11 @@ def generate(
         rows = slice(None) if bool(active.all()) else active.nonzero().squeeze(1)
 
         attn = None if attention is None else attention[rows]
-        if cache is None:
+        if cache is None or kv_backend is None:  # kv_backend is set whenever cache is
             logits = backend.logits(x[rows], attn)[:, P:]  # (b, L, V) stays on device
         else:  # a window from the earliest block start: (b, L - g0, V) for generation positions g0…L-1
             cache.plan(rows, block[rows])
-            logits = backend.logits(x[rows], attn, kv_cache=cache)[:, max(0, P - cache.start):]
+            logits = kv_backend.logits(x[rows], attn, kv_cache=cache)[:, max(0, P - cache.start):]
         with torch.inference_mode():
             logits[..., backend.mask_id] = float("-inf")  # [MASK] is never a prediction
             if config.candidate_top_k is not None:
@@ -265,14 +347,18 @@ def generate(
             gen_length=L, block_length=BL, generator=generator,
         )
         decision = strategy.decide(state)
-        action = decision.unmask & state.eligible
+        # A held-back position is not committable this step, by anyone.
+        allowed = state.eligible if decision.hold is None else state.eligible & ~decision.hold
+        action = decision.unmask & allowed
         commit = action.clone()
         if config.fallback and not decision.allow_empty:
             empty = ~commit.any(1)
             if bool(empty.any()):
-                commit |= top_k_mask(token_prob, state.eligible, empty.long())
+                commit |= top_k_mask(token_prob, allowed, empty.long())
         else:
-            commit |= state.eligible & (state.block_step >= BL - 1).unsqueeze(1)
+            commit |= allowed & (state.block_step >= BL - 1).unsqueeze(1)
+        if decision.tokens is not None:  # a forced token replaces the proposal where it is committed
+            tokens = torch.where(commit & (decision.tokens >= 0), decision.tokens, tokens)
 
         # 4. Commit and account.
         x[rows, P:] = torch.where(commit, tokens, x[rows, P:])
@@ -287,7 +373,7 @@ def generate(
             committed=_scatter(commit, rows, B), tokens=x[:, P:].clone(),
             probs=None if decision.probs is None else _scatter(decision.probs, rows, B),
             log_prob=None if decision.log_prob is None else _scatter(decision.log_prob, rows, B),
-            model_ms=model_ms, step_ms=(time.perf_counter() - t0) * 1e3,
+            model_ms=model_ms, step_ms=(time.perf_counter() - t0) * 1e3, rng_state=generator.get_state(),
         )
     if bool((x[:, P:] == backend.mask_id).any()):
         raise RuntimeError("engine invariant broken: masks left after L steps")
@@ -307,7 +393,7 @@ def _scatter_rows(feats: Features, rows: torch.Tensor | slice, batch: int) -> Fe
 
 
 def run(
-    backend,
+    backend: DLLM,
     prompts: Sequence[str | Sequence[int]],
     strategy: Strategy,
     config: EngineConfig = EngineConfig(),
@@ -317,10 +403,12 @@ def run(
     """Decode to the end and return final tokens, per-row NFE and decoded texts."""
     strategy.validate(config.gen_length, config.block_length)
     prompt_ids = encode_prompts(backend, prompts, config.gen_length)
-    records, last = [], None
+    records: list[StepRecord] = []
+    last: StepRecord | None = None
     for last in generate(backend, prompt_ids, strategy, config):
         if keep_records:
             records.append(last)
+    assert last is not None  # every row has gen_length >= 1 masks, so generate yields at least one step
     tokens = last.tokens.cpu()
     return GenerationResult(
         prompt_ids=prompt_ids, tokens=tokens, nfe=last.nfe.cpu(), steps=last.step + 1,
@@ -328,7 +416,7 @@ def run(
     )
 
 
-def decode_generation(backend, ids: Sequence[int]) -> str:
+def decode_generation(backend: DLLM, ids: Sequence[int]) -> str:
     """Text of a generation, cut at the first EOS / end-of-turn (what follows is padding)."""
     ids = list(ids)
     stops = getattr(backend, "stop_ids", {backend.eos_id})

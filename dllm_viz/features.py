@@ -32,10 +32,6 @@ class Features:
     topk_ids: torch.Tensor
     topk_probs: torch.Tensor
 
-    def select(self, rows: torch.Tensor) -> "Features":
-        """The features of a subset of rows (bool mask or index tensor over B)."""
-        return Features(*(getattr(self, f)[rows] for f in self.__dataclass_fields__))
-
 
 def compute_features(logits: torch.Tensor, k: int = TOP_K) -> Features:
     """Max-prob, margin, entropy and top-k from raw logits (B, L, V), in float32.

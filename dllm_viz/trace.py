@@ -11,19 +11,39 @@ from __future__ import annotations
 import json
 import math
 import os
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import MISSING, asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
+
+if TYPE_CHECKING:
+    import torch
+
+    from .engine import EngineConfig, StepRecord
+    from .strategies.base import Strategy
 
 SCHEMA_VERSION = 1
 MAX_TRACE_BYTES = 32 * 1024 * 1024  # 256 steps × 256 positions × top-5 is ~6 MB; leave room
 MAX_GEN_LENGTH = 4096
+MAX_STEPS = 2 * MAX_GEN_LENGTH + 2  # a run takes ≤ L steps; a branch that re-masks may add L + 1
 _DIGITS = 4  # confidences are stored rounded; plenty for a heatmap, 4x smaller than full floats
 
 
 class TraceError(ValueError):
     """A trace file is not valid; the message says which field and why."""
+
+
+class TokenSource(Protocol):
+    """What :meth:`Trace.from_records` reads of a backend (a :class:`~dllm_viz.backends.DLLM`,
+    or the app's cache of its token strings)."""
+
+    name: str
+    mask_id: int
+    eos_id: int
+
+    def token_strings(self, ids: Sequence[int]) -> list[str]: ...
 
 
 @dataclass
@@ -38,6 +58,13 @@ class TraceStep:
         topk_ids, topk_probs: (L, k) alternatives per position, descending.
         probs: (L,) policy unmask probabilities, or None for heuristics.
         model_ms, step_ms: forward time and whole-step time in milliseconds.
+        overrides: the user's overrides applied at this step (the first step of a branch), as
+            ``{"position", "action", "token"}`` dicts (:class:`~dllm_viz.strategies.override.Override`);
+            ``"remask"`` ones took effect before the step, so a position may be committed again.
+            None for an ordinary step.
+        rng: base64 of the engine's generator state after this step, kept only when the step drew
+            random numbers (None: unchanged since the previous step, or the seed's initial state),
+            so a branch from any step continues the run's random stream exactly.
     """
 
     step: int
@@ -51,6 +78,29 @@ class TraceStep:
     probs: list[float] | None = None
     model_ms: float = 0.0
     step_ms: float = 0.0
+    overrides: list[dict] | None = None
+    rng: str | None = None
+
+    @classmethod
+    def from_record(cls, rec: StepRecord, row: int, index: int) -> TraceStep:
+        """Row ``row`` of an engine :class:`~dllm_viz.engine.StepRecord` as step ``index`` (O(L·k) numbers move)."""
+        f = rec.features
+        return cls(
+            step=index, nfe=int(rec.nfe[row]), block=int(rec.block[row]),
+            committed=rec.committed[row].nonzero().squeeze(1).tolist(),
+            confidence=_rounded(f.confidence[row]), proposed=rec.proposed[row].tolist(),
+            topk_ids=f.topk_ids[row].tolist(), topk_probs=_rounded(f.topk_probs[row]),
+            probs=None if rec.probs is None else _rounded(rec.probs[row]),
+            model_ms=round(rec.model_ms, 3), step_ms=round(rec.step_ms, 3),
+        )
+
+    def token_ids(self) -> set[int]:
+        """Every token id this step mentions (proposals and alternatives), for a trace's vocab."""
+        return {int(i) for i in self.proposed} | {int(i) for r in self.topk_ids for i in r}
+
+    def remasked(self) -> list[int]:
+        """Positions re-masked just before this step."""
+        return [o["position"] for o in self.overrides or () if o.get("action") == "remask"]
 
 
 @dataclass
@@ -79,26 +129,16 @@ class Trace:
 
     # ---- building ------------------------------------------------------------------------
     @classmethod
-    def from_records(cls, records, row: int, backend, prompt: str, prompt_ids, strategy, config, text: str = "", meta=None) -> "Trace":
+    def from_records(cls, records: Iterable[StepRecord], row: int, backend: TokenSource, prompt: str,
+                     prompt_ids: Sequence[int], strategy: Strategy, config: EngineConfig, text: str = "",
+                     meta: Mapping[str, object] | None = None) -> Trace:
         """Extract row ``row`` of engine :class:`~dllm_viz.engine.StepRecord` s into a trace.
 
         Only the steps where that row was active are kept. Moves O(L·k) numbers per step.
         """
-        steps = []
-        for rec in records:
-            if not bool(rec.active[row]):
-                continue
-            f = rec.features
-            steps.append(TraceStep(
-                step=len(steps), nfe=int(rec.nfe[row]), block=int(rec.block[row]),
-                committed=rec.committed[row].nonzero().squeeze(1).tolist(),
-                confidence=_rounded(f.confidence[row]), proposed=rec.proposed[row].tolist(),
-                topk_ids=f.topk_ids[row].tolist(), topk_probs=_rounded(f.topk_probs[row]),
-                probs=None if rec.probs is None else _rounded(rec.probs[row]),
-                model_ms=round(rec.model_ms, 3), step_ms=round(rec.step_ms, 3),
-            ))
-        ids = {int(i) for s in steps for i in s.proposed} | {i for s in steps for r in s.topk_ids for i in r}
-        vocab = dict(zip(map(str, sorted(ids)), backend.token_strings(sorted(ids))))
+        steps = [TraceStep.from_record(rec, row, i) for i, rec in enumerate(r for r in records if bool(r.active[row]))]
+        ids = set().union(*(s.token_ids() for s in steps))
+        vocab = dict(zip(map(str, sorted(ids)), backend.token_strings(sorted(ids)), strict=True))
         return cls(
             model=backend.name, prompt=prompt, prompt_ids=list(map(int, prompt_ids)),
             gen_length=config.gen_length, block_length=config.block_length, mask_id=backend.mask_id,
@@ -115,17 +155,22 @@ class Trace:
     def nfe(self) -> int:
         return self.steps[-1].nfe if self.steps else 0
 
-    def commit_step(self) -> np.ndarray:
-        """(L,) int: the step at which each position was committed (-1 if never)."""
+    def commit_step(self, upto: int | None = None) -> np.ndarray:
+        """(L,) int: the 0-based step that committed each position's token on the canvas after
+        ``upto`` steps (default: the end), -1 where masked. Re-masks (branch overrides) undo a
+        commit, so a position committed, re-masked and committed again reports the later step."""
         out = np.full(self.gen_length, -1, dtype=np.int64)
-        for s in self.steps:
-            out[s.committed] = s.step
+        for i, s in enumerate(self.steps[:upto]):
+            out[s.remasked()] = -1
+            out[s.committed] = i
         return out
 
     def tokens_at(self, step: int) -> list[int]:
         """Generation after ``step`` (``-1`` = before the first step): mask id where masked."""
         out = [self.mask_id] * self.gen_length
         for s in self.steps[: step + 1]:
+            for pos in s.remasked():
+                out[pos] = self.mask_id
             for pos in s.committed:
                 out[pos] = s.proposed[pos]
         return out
@@ -148,11 +193,11 @@ class Trace:
         return path
 
     @classmethod
-    def from_json(cls, text: str | bytes) -> "Trace":
+    def from_json(cls, text: str | bytes) -> Trace:
         return cls.from_dict(parse_json(text))
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> "Trace":
+    def load(cls, path: str | os.PathLike) -> Trace:
         """Read and validate a trace file (size checked before reading)."""
         size = os.path.getsize(path)
         if size > MAX_TRACE_BYTES:
@@ -160,7 +205,7 @@ class Trace:
         return cls.from_json(Path(path).read_bytes())
 
     @classmethod
-    def from_dict(cls, data) -> "Trace":
+    def from_dict(cls, data: object) -> Trace:
         """A validated trace from parsed JSON. Unknown fields are dropped, and ``strategy``,
         ``engine`` and ``meta`` keep only a few short scalar entries, so an uploaded file can pin
         no more memory than its steps need."""
@@ -176,7 +221,9 @@ class Trace:
             raise TraceError(f"not a trace: missing field(s) {missing}")
         if not isinstance(data["steps"], list):
             raise TraceError("steps must be a list")
-        steps = [_step(s, i) for i, s in enumerate(data["steps"][: MAX_GEN_LENGTH + 1])]
+        if len(data["steps"]) > MAX_STEPS:
+            raise TraceError(f"trace has {len(data['steps']):,} steps; the limit is {MAX_STEPS:,}")
+        steps = [_step(s, i) for i, s in enumerate(data["steps"])]
         values = {k: v for k, v in data.items() if k in fields}
         for name in ("strategy", "engine", "meta"):
             values[name] = _small_dict(name, values.get(name, {}))
@@ -199,9 +246,11 @@ class Trace:
                 raise TraceError(f"{name} must be text of at most {limit:,} characters")
         if not isinstance(self.prompt_ids, list) or len(self.prompt_ids) > MAX_TEXT_CHARS or not _ids(self.prompt_ids):
             raise TraceError("prompt_ids must be a list of token ids")
-        if len(self.steps) > L:
-            raise TraceError(f"trace has {len(self.steps)} steps, more than gen_length ({L})")
-        seen = set()
+        branch_points = sum(1 for s in self.steps if s.overrides)
+        if len(self.steps) > L + branch_points * (L + 1):
+            more = f" plus {L + 1} per branch point ({branch_points})" if branch_points else ""
+            raise TraceError(f"trace has {len(self.steps)} steps, more than gen_length ({L}){more}")
+        seen: set[int] = set()
         for i, s in enumerate(self.steps):
             where = f"step {i}"
             for name in ("confidence", "proposed", "topk_ids", "topk_probs") + (("probs",) if s.probs is not None else ()):
@@ -210,6 +259,8 @@ class Trace:
                     raise TraceError(f"{where}: {name} must be a list of {L} entries")
             if not isinstance(s.committed, list) or not all(_is_int(p) and 0 <= p < L for p in s.committed):
                 raise TraceError(f"{where}: committed positions must be integers in [0, {L})")
+            _check_overrides(s, where, L, seen)
+            seen -= set(s.remasked())
             if seen & set(s.committed):
                 raise TraceError(f"{where}: position(s) {sorted(seen & set(s.committed))[:10]} committed twice")
             seen |= set(s.committed)
@@ -230,6 +281,9 @@ class Trace:
 
 
 MAX_TOKEN_ID = 2**31  # token ids become int32/int64 arrays in the views
+MAX_RNG_CHARS = 8192  # base64 of a CPU generator state (5,056 bytes); a CUDA one is 16 bytes
+OVERRIDE_ACTIONS = ("force", "hold", "remask")
+_B64 = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=")
 MAX_TEXT_CHARS = 200_000
 MAX_TOPK = 64
 MAX_VOCAB = 300_000
@@ -238,7 +292,7 @@ _STEP_INTS = ("step", "nfe", "block")
 _SMALL_DICT_ENTRIES = 32
 
 
-def parse_json(raw: str | bytes):
+def parse_json(raw: str | bytes) -> Any:
     """Parsed JSON of an uploaded trace or comparison, bounded before and during parsing.
 
     A trace holds about one JSON object per step; counting ``{`` first refuses a file made of
@@ -246,7 +300,7 @@ def parse_json(raw: str | bytes):
     """
     if len(raw) > MAX_TRACE_BYTES:
         raise TraceError(f"trace is {len(raw):,} bytes; the limit is {MAX_TRACE_BYTES:,}")
-    objects = raw.count(b"{" if isinstance(raw, bytes) else "{")
+    objects = raw.count(b"{") if isinstance(raw, bytes) else raw.count("{")
     if objects > MAX_JSON_OBJECTS:
         raise TraceError(f"not a trace: {objects:,} JSON objects, while a trace has one per step (at most {MAX_JSON_OBJECTS:,})")
     try:
@@ -257,7 +311,7 @@ def parse_json(raw: str | bytes):
         raise TraceError("not a trace: the JSON is nested too deeply") from None
 
 
-def _step(data, i: int) -> TraceStep:
+def _step(data: object, i: int) -> TraceStep:
     if not isinstance(data, dict):
         raise TraceError(f"step {i}: each step must be a JSON object")
     fields = TraceStep.__dataclass_fields__
@@ -272,11 +326,32 @@ def _step(data, i: int) -> TraceStep:
     return step
 
 
-def _small_dict(name: str, value) -> dict:
+def _check_overrides(s: TraceStep, where: str, L: int, committed: set) -> None:
+    """A step's recorded overrides and RNG state: shapes, ranges, and re-masks of committed positions only."""
+    if s.rng is not None and (not isinstance(s.rng, str) or len(s.rng) > MAX_RNG_CHARS or not set(s.rng) <= _B64):
+        raise TraceError(f"{where}: rng must be base64 text of at most {MAX_RNG_CHARS} characters")
+    if s.overrides is None:
+        return
+    if not isinstance(s.overrides, list) or len(s.overrides) > L:
+        raise TraceError(f"{where}: overrides must be a list of at most {L} entries")
+    for o in s.overrides:
+        if not isinstance(o, dict) or set(o) != {"position", "action", "token"}:
+            raise TraceError(f"{where}: each override must be an object with position, action and token")
+        if not _is_int(o["position"]) or not 0 <= o["position"] < L:
+            raise TraceError(f"{where}: override positions must be integers in [0, {L})")
+        if o["action"] not in OVERRIDE_ACTIONS:
+            raise TraceError(f"{where}: override action {short_repr(o['action'])} must be one of {', '.join(OVERRIDE_ACTIONS)}")
+        if o["token"] is not None and (o["action"] != "force" or not _is_int(o["token"]) or not 0 <= o["token"] < MAX_TOKEN_ID):
+            raise TraceError(f"{where}: an override token must be a token id, and only a forced commit has one")
+        if o["action"] == "remask" and o["position"] not in committed:
+            raise TraceError(f"{where}: position {o['position']} is re-masked but was not committed")
+
+
+def _small_dict(name: str, value: object) -> dict[str, object]:
     """At most a few short scalar entries of a free-form dict; the rest is dropped."""
     if not isinstance(value, dict):
         raise TraceError(f"{name} must be a JSON object")
-    out = {}
+    out: dict[str, object] = {}
     for key, item in value.items():
         if len(out) == _SMALL_DICT_ENTRIES:
             break
@@ -286,26 +361,26 @@ def _small_dict(name: str, value) -> dict:
     return out
 
 
-def _is_int(value) -> bool:
+def _is_int(value: object) -> bool:
     return type(value) is int
 
 
-def _is_number(value) -> bool:
+def _is_number(value: object) -> bool:
     return (type(value) is int or type(value) is float) and math.isfinite(value)
 
 
-def _ids(values) -> bool:
+def _ids(values: object) -> bool:
     return isinstance(values, list) and all(type(v) is int and 0 <= v < MAX_TOKEN_ID for v in values)
 
 
-def _probs(values) -> bool:
+def _probs(values: object) -> bool:
     return isinstance(values, list) and all((type(v) is float or type(v) is int) and 0 <= v <= 1 for v in values)
 
 
-def short_repr(value) -> str:
+def short_repr(value: object) -> str:
     text = repr(value)
     return text if len(text) <= 40 else text[:39] + "…"
 
 
-def _rounded(t) -> list:
+def _rounded(t: torch.Tensor) -> list:
     return np.round(t.float().cpu().numpy().astype(np.float64), _DIGITS).tolist()

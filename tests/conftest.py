@@ -29,7 +29,7 @@ WORDS = ["a", "b", "c", "d", "e", "one", "two", "three", "plus", "is", "Q", ":",
 def build_word_tokenizer(chat: bool = True, max_length: int = 128, mask: bool = True):
     """A word-level tokenizer; ``mask=False`` leaves "[MASK]" in the vocabulary but registers no
     mask token, like LLaDA-8B's hub tokenizer (its mask id lives only in config.json)."""
-    from tokenizers import Tokenizer, models, pre_tokenizers, decoders
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
     from transformers import PreTrainedTokenizerFast
 
     specials = ["[PAD]", "[UNK]", "[MASK]", "[EOS]"]

@@ -7,6 +7,7 @@ page, finished run and Benchmark tab at 1024 and 1440 px) from the browser tests
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import re
@@ -15,12 +16,14 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import serve_app
 
 from dllm_viz.trace import Trace
 from dllm_viz.ui import runtime
 from dllm_viz.ui.examples import example_problems
 from dllm_viz.ui.session import FORMAT, MAX_UPLOAD_BYTES, load_comparison
+from dllm_viz.ui.stories import default_story
+
+from conftest import serve_app
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = os.environ.get("DLLM_VIZ_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
@@ -131,7 +134,10 @@ def test_browser_compare_replay_download(page, tmp_path):
     expect(page.locator("#prompt textarea")).to_have_value(EXAMPLE)
     _run_and_wait(page, expect)
     # a learned-policy pane adds the unmask-probability heatmap under the confidence one
-    layers = {"a": 2 if runtime.default_strategies()[0].startswith("policy:") else 1, "b": 1}
+    story = default_story()  # the panes open on the first curated story, else on the default strategies
+    pane_a = story.a.choice if story else runtime.default_strategies()[0]
+    pane_b = story.b.choice if story else runtime.default_strategies()[1]
+    layers = {"a": 2 if pane_a.startswith("policy:") else 1, "b": 2 if pane_b.startswith("policy:") else 1}
     for p in ("a", "b"):
         grid = page.locator(f"#grid-{p} .dv-grid")
         expect(grid).to_have_attribute("data-masked", "0")
@@ -224,6 +230,9 @@ def test_browser_bad_input_shows_message_and_app_keeps_serving(page, tmp_path):
     _toast(page, "the prompt is empty")
 
     page.locator("#prompt textarea").fill(EXAMPLE)
+    if page.locator("#full-diffusion input").is_checked():  # the default story may open in full diffusion
+        page.locator("#full-diffusion input").uncheck()
+    page.locator("#block-length input").fill("8")
     page.locator("#gen-length input").fill("60")
     page.click("#run-btn")
     _toast(page, "block length (8) must divide gen length (60)")
@@ -301,7 +310,7 @@ def _controls_of(choice):
     from dllm_viz.ui.compare import _shown_params
 
     names = ["steps", "threshold", "factor", "gamma", "tau", "beta", "policy"]
-    return [n for n, shown in zip(names, _shown_params(choice)) if shown is True]
+    return [n for n, shown in zip(names, _shown_params(choice), strict=True) if shown is True]
 
 
 def _console_errors(page):
@@ -428,6 +437,33 @@ def test_browser_clean_console_layout_and_screenshots(server, fresh_page, tmp_pa
         assert errors == [], errors
 
 
+def test_browser_default_story_panes_commit_differently(server, fresh_page):
+    """The app opens on a curated story; Run shows the panes parting ways: at the divergence step
+    named in the stats the two grids' new commits differ, and the status says what it led to."""
+    from playwright.sync_api import expect
+
+    story = default_story()
+    assert story is not None, "no curated story can run in this build (see dllm_viz/ui/stories.py)"
+    _open(fresh_page, server, 1400)
+    expect(fresh_page.locator("#prompt textarea")).to_have_value(story.prompt)
+    expect(fresh_page.locator("#story-caption")).to_contain_text(story.title)
+    fresh_page.locator("#live-speed").get_by_text("full speed").click()
+    _run_and_wait(fresh_page, expect)
+    expect(_status(fresh_page)).to_have_value(re.compile(r"diverge at step \d+ → A ✓ NFE \d+ · B ✗ NFE \d+"))
+    marker = fresh_page.locator("#stats-a .dv-diverge")
+    expect(marker).to_have_count(1)
+    step = marker.get_attribute("data-divergence")
+    number = fresh_page.locator("#step-slider input[type=number]")
+    number.fill(step)
+    number.press("Tab")
+    new = {}
+    for p in ("a", "b"):
+        expect(fresh_page.locator(f"#grid-{p} .dv-grid")).to_have_attribute("data-step", step)
+        new[p] = {cell.get_attribute("data-pos") for cell in fresh_page.locator(f"#grid-{p} .dv-new").all()}
+    assert new["a"] != new["b"], f"the panes committed the same positions at their divergence step {step}"
+    expect(fresh_page.locator("#stats-b .dv-diverge")).to_have_attribute("data-divergence", step)
+
+
 @pytest.fixture(scope="module")
 def long_context_model(allowed_models):
     """A tiny random model with a 512-token context, so L = 256 fits after the prompt (in the
@@ -469,7 +505,7 @@ def test_browser_streaming_long_run_never_backlogs(server, fresh_page, long_cont
             break
         print(f"\nattempt {attempt + 1}: {len(frames)} painted frame(s); running again")
     assert frames[-1][1] == 256 and len(frames) >= 3, frames
-    gaps = [b[0] - a[0] for a, b in zip(frames, frames[1:])]
+    gaps = [b[0] - a[0] for a, b in itertools.pairwise(frames)]
     print(f"\nL=256: {len(frames)} painted frames, first {(frames[0][0] - t_click) / 1e3:.2f} s after the click, "
           f"max gap {max(gaps) / 1e3:.2f} s, whole run {(frames[-1][0] - t_click) / 1e3:.1f} s")
     assert max(gaps) <= 1000, gaps

@@ -4,12 +4,12 @@ the native path, and with ``--trust-remote-code`` for a LLaDA-typed folder only 
 from __future__ import annotations
 
 import pytest
+from test_backends import save_remote_code_model
 
 from dllm_viz.backends import ModelLoadError, load_backend
 from dllm_viz.trace import Trace
 
 from conftest import serve_app
-from test_backends import save_remote_code_model
 
 
 def _compare(url, tmp_path):

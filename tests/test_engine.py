@@ -166,5 +166,6 @@ def test_bad_prompts(tiny_backend):
     with pytest.raises(ValueError, match="non-empty list"):
         run(tiny_backend, [], s, EngineConfig(gen_length=8))
     long_prompt = " ".join(["a"] * 130)
-    with pytest.raises(ValueError, match=r"the prompt is 134 tokens \(with the chat template\); with gen_length 8 that exceeds the model's context of 128"):
+    with pytest.raises(ValueError, match=r"the prompt is 134 tokens \(with the chat template\); "
+                                         r"with gen_length 8 that exceeds the model's context of 128"):
         run(tiny_backend, [long_prompt], s, EngineConfig(gen_length=8))

@@ -10,8 +10,8 @@ import shutil
 import pytest
 import torch
 
-from dllm_viz.eval import StrategySpec, heuristic_grid, markdown_table, pareto_figure, pareto_front, summarize, sweep
 from dllm_viz.engine import EngineConfig, run
+from dllm_viz.eval import StrategySpec, heuristic_grid, markdown_table, pareto_figure, pareto_front, summarize, sweep
 from dllm_viz.eval.report import write_report
 from dllm_viz.tasks.problem import Problem
 
@@ -177,7 +177,7 @@ def test_world_checks_read_careful_parallel_and_the_front_from_a_summary():
     flat = [r for r in rows if r["params"] != "steps=1"] + [_pt(full, "confidence", 1, 90, "steps=")]
     flat[-1]["params"] = "steps=1"
     v = check_world(flat, gen_length=64)
-    assert not v["met"] and any("everything in one step" in l and "(≥ 25: no)" in l for l in v["lines"])
+    assert not v["met"] and any("everything in one step" in line and "(≥ 25: no)" in line for line in v["lines"])
     assert "Does the unmasking decision matter" in world_markdown(rows, 64)
     assert world_markdown([r for r in rows if r["setting"] == semi], 64) == ""
 
@@ -196,6 +196,27 @@ def test_full_diffusion_target_margin_or_efficiency():
     v = check_targets(heur + neither)[0]
     assert not v["met"]
     assert "not met" in targets_markdown(heur + neither) and targets_markdown(heur) == ""
+
+
+def test_expert_steering_verdict_pairs_name_es_with_name_and_needs_a_significant_win():
+    import numpy as np
+
+    from dllm_viz.eval.targets import check_targets
+
+    s = "full diffusion"
+    heur = [_pt(s, "threshold", 9, 50)]
+    base = np.zeros(100)
+    base[:60] = 1
+    better = base.copy()
+    better[60:80] = 1  # +20 points, all in the steered policy's favour
+    plain = {**_pt(s, "policy:full", 3, 60), "per_problem": base}
+    steered = {**_pt(s, "policy:full-es", 3, 80), "per_problem": better}
+    [*_, v] = check_targets([*heur, plain, steered])
+    assert v["policy"] == "policy:full-es vs policy:full" and v["met"]
+    worse = {**_pt(s, "policy:full-es", 3, 40), "per_problem": np.r_[np.ones(40), np.zeros(60)]}
+    [*_, v] = check_targets([*heur, plain, worse])
+    assert not v["met"]
+    assert [v["policy"] for v in check_targets([*heur, plain])] == ["policy:full"]  # no twin, no verdict
 
 
 def test_policies_sharing_a_label_keep_distinct_parameter_names():

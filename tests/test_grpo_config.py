@@ -6,7 +6,6 @@ import doctest
 import json
 
 import pytest
-import torch
 
 import dllm_viz.rl.optim
 import dllm_viz.rl.rewards

@@ -145,9 +145,9 @@ def test_d4_rejected_policy_leaves_no_folder(tmp_path, private_files):
 
 def test_d5_spellings_of_one_folder_share_one_cache_key(monkeypatch):
     builtin = runtime.BUILTIN_MODEL
-    monkeypatch.chdir(runtime.ROOT)
+    monkeypatch.chdir(runtime.ASSETS.parent)  # the folder holding assets/
     spellings = [builtin, builtin + "/", builtin + "/./", "assets/tiny-dllm", "./assets/../assets/tiny-dllm",
-                 f"/proc/self/cwd/assets/tiny-dllm"]
+                 "/proc/self/cwd/assets/tiny-dllm"]
     assert {runtime.canonical_model(s) for s in spellings} == {str(os.path.realpath(builtin))}
 
 

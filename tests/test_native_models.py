@@ -17,13 +17,12 @@ from pathlib import Path
 
 import pytest
 import torch
+from replicas import DREAM, LLADA
 
 from dllm_viz.backends import DreamBackend, LLaDABackend, ModelLoadError, load_backend
 from dllm_viz.engine import EngineConfig, run
 from dllm_viz.models import DreamForMaskedDiffusion, LLaDAForMaskedDiffusion
 from dllm_viz.strategies import build_strategy
-
-from replicas import DREAM, LLADA
 
 UPSTREAM = os.environ.get("DLLM_VIZ_UPSTREAM_CODE")
 UPSTREAM_FILES = {"llada": ["configuration_llada.py", "modeling_llada.py"],

@@ -98,7 +98,7 @@ def test_dpls_likelihood_is_a_distribution_and_matches_the_sampler():
 
     draws = sample_dpls(logits.expand(40_000, 5), eligible.expand(40_000, 5), 0.3, 0.7, torch.Generator().manual_seed(0))
     assert ((draws >= 0) <= eligible).all() and ((draws == 0).sum(1) == 1).all()
-    table = {tuple(o): p for o, p in zip(orders.tolist(), log_p.exp().tolist())}
+    table = {tuple(o): p for o, p in zip(orders.tolist(), log_p.exp().tolist(), strict=True)}
     counts = {}
     for row in draws.tolist():
         counts[tuple(row)] = counts.get(tuple(row), 0) + 1

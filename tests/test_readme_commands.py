@@ -8,9 +8,9 @@ that train or sweep get extra flags from :data:`SHORT` that shrink their size or
 the last value of a repeated flag, so ``--n 200 --n 1`` means ``--n 1``); every README command must
 have an entry there or in :data:`ELSEWHERE`, and an entry that no longer matches a command fails too.
 
-Covered elsewhere: the install and test commands and ``python app.py`` are what ``.ci/run`` runs on
-a clean clone (venv, ``pip install -r requirements*.txt``, the test suite, which starts the app in
-``tests/test_app.py``); ``.ci/run`` is CI itself.
+Covered elsewhere: the install, lint and test commands and ``python app.py`` are what ``.ci/run`` runs
+on a clean clone (venv, ``pip install -e .``, ``pip install -r requirements-dev.txt``, ruff, mypy, the
+test suite, which starts the app in ``tests/test_app.py``); ``.ci/run`` is CI itself.
 """
 
 from __future__ import annotations
@@ -24,8 +24,6 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-
-import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -44,10 +42,12 @@ SHORT: dict[str, tuple[list[str], str]] = {
     "python bench/engine_overhead.py": (["--repeats", "1", "--gen-length", "16", "--block-length", "8"], "ok"),
     "python bench/policy_overhead.py": (["--repeats", "3"], "ok"),
     "python bench/app_latency.py": (["--repeats", "1"], "ok"),
+    "dllm-viz --help": ([], "ok"),
 }
 ELSEWHERE = {
     "python3 -m venv .venv": ".ci/run: install, then the test suite (tests/test_app.py serves app.py)",
     ". .venv/bin/activate": ".ci/run: the README's test command",
+    "ruff check .": ".ci/run: lint and type check",
     ".ci/run": "CI itself",
 }
 

@@ -95,8 +95,13 @@ def test_policy_card_from_a_run(tiny_model_dir, tmp_path):
     card = (tmp_path / "shipped" / "README.md").read_text()
     assert "python -m dllm_viz.rl.train --out-dir" in card and "--alpha 1.0" in card and "| policy | 1.0 |" in card
     assert "3 rollout batches of 2 prompts × 4 rollouts" in card
+    assert "- held-out evaluations: " in card and "![training curves" in card
     assert sorted(p.name for p in (tmp_path / "shipped").iterdir()) == [
-        "README.md", "config.json", "model.safetensors", "training_metrics.jsonl"]
+        "README.md", "config.json", "model.safetensors", "training_curves.png", "training_metrics.jsonl"]
+    from PIL import Image
+
+    with Image.open(tmp_path / "shipped" / "training_curves.png") as img:
+        assert img.width > 1000
 
 
 def test_two_cpu_processes_train_one_policy_through_torchrun(tiny_model_dir, tmp_path):
@@ -123,3 +128,25 @@ def test_two_cpu_processes_train_one_policy_through_torchrun(tiny_model_dir, tmp
     # not empty now, and the destination is refused before the prompt count is checked
     bad = subprocess.run([*cmd[:-len(args)], *bad_args, "--prompts", "3"], capture_output=True, text=True, timeout=240)
     assert bad.returncode != 0 and "must be a multiple of the number of processes (2)" in bad.stderr
+
+
+def test_compare_runs_tables_the_shared_heldout_evaluations_and_draws_curves(tmp_path, capsys):
+    from dllm_viz.rl.compare_runs import main as compare_main
+
+    for name, rewards in (("fast", [0.2, 0.5, 0.7]), ("slow", [0.1, 0.15])):
+        run = tmp_path / name
+        run.mkdir()
+        rows = [{"iteration": i, "reward": r, "nfe": 10.0 - i, "mean_unmask_prob": 0.1 * i, "heldout_reward": r,
+                 "heldout_correct": 0.9, "heldout_nfe": 5.0} for i, r in enumerate(rewards)]
+        (run / "metrics.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
+    out = tmp_path / "cmp.png"
+    assert compare_main([str(tmp_path / "fast"), str(tmp_path / "slow"), "--labels", "A", "B", "--out", str(out)]) == 0
+    table = capsys.readouterr().out
+    assert "| 2 | 0.500 (0.90, 5.0) | 0.150 (0.90, 5.0) |" in table and "| 3 |" not in table  # only shared iterations
+    assert out.stat().st_size > 10_000
+    with pytest.raises(SystemExit):
+        compare_main([str(tmp_path / "fast"), str(tmp_path / "slow"), "--out", str(out)])  # exists: needs --force
+    assert "--force" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        compare_main([str(tmp_path / "fast"), str(tmp_path / "nowhere")])
+    assert "is not an existing folder" in capsys.readouterr().err

@@ -15,9 +15,10 @@ import threading
 import time
 
 import pytest
-from conftest import serve_app
 
 from dllm_viz.ui.examples import example_problems
+
+from conftest import serve_app
 
 pytestmark = pytest.mark.skipif(not os.path.exists("/proc/self/stat"), reason="reads CPU and memory from /proc")
 
@@ -148,7 +149,7 @@ def test_eight_concurrent_clients_get_their_own_results(app):
     prompts = [f"What is {i} plus {i + 2}?" for i in range(8)]
     args = dict(strategy_a="heuristic:confidence", strategy_b="heuristic:threshold", gen_length=16, block_length=8)
     clients = [_client(app) for _ in prompts]
-    jobs = [c.submit(p, **args, api_name="/compare_trace") for c, p in zip(clients, prompts)]
+    jobs = [c.submit(p, **args, api_name="/compare_trace") for c, p in zip(clients, prompts, strict=True)]
     # Seen from the clients, a finished job's last message can trail the next job's start by a few
     # ms: count jobs running at two polls 0.2 s apart. The server's own CPU is the second view.
     peak, cores, before = 0, [], set()
@@ -160,7 +161,7 @@ def test_eight_concurrent_clients_get_their_own_results(app):
     assert peak <= LIMIT
     assert max(cores) < LIMIT + 0.35
     sequential = _client(app)
-    for prompt, result in zip(prompts, results):
+    for prompt, result in zip(prompts, results, strict=True):
         assert result["a"]["prompt"] == prompt and result["b"]["prompt"] == prompt
         alone = sequential.predict(prompt, **args, api_name="/compare_trace")
         assert _comparable(result) == _comparable(alone)

@@ -213,7 +213,7 @@ def test_real_gsm8k_lines_load_and_check():
     problems = load_jsonl(FIXTURE)
     assert [p.answer for p in problems] == ["18", "3", "70000", "540", "20", "64", "260", "160", "45", "460", "366", "694"]
     raw = [json.loads(line) for line in FIXTURE.read_text().splitlines()]
-    for problem, record in zip(problems, raw):
+    for problem, record in zip(problems, raw, strict=True):
         assert is_correct(record["answer"], problem.answer)  # the checker reads GSM8K's own solutions
         assert is_correct(problem.solution, problem.answer)
         assert "<<" not in problem.solution and problem.question == record["question"].strip()

@@ -51,7 +51,7 @@ def test_saved_model_loads_with_auto_classes_and_the_project_backend(tok, saved)
     assert model.config.model_type == "modernbert" and model.config.max_position_embeddings == 256
     assert model.config.global_attn_every_n_layers == 1  # every layer attends globally
     reference = build_model(TINY, tok, seed=1)
-    for (name, a), (_, b) in zip(reference.state_dict().items(), model.state_dict().items()):
+    for (name, a), (_, b) in zip(reference.state_dict().items(), model.state_dict().items(), strict=True):
         torch.testing.assert_close(a, b, msg=name)
     backend = load_backend(str(saved), device="cpu")
     assert (backend.mask_id, backend.eos_id, backend.pad_id) == (tok.mask_token_id, tok.eos_token_id, tok.pad_token_id)

@@ -43,7 +43,7 @@ def test_batches_follow_the_engine_layout(tok):
     problems = [generate(0, 1), generate(0, 3)]
     batch = collate(tok, problems, gen_length=64)
     P = batch.prompt_length
-    for row, problem in zip(range(2), problems):
+    for row, problem in enumerate(problems):
         prompt = encode_prompt(tok, problem.question)
         pad = P - len(prompt)
         assert batch.input_ids[row, :pad].eq(tok.pad_token_id).all() and batch.attention_mask[row, :pad].eq(0).all()

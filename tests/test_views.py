@@ -13,6 +13,7 @@ from dllm_viz.trace import Trace, TraceStep
 from dllm_viz.views import (
     Verdict,
     curves_figure,
+    divergence_detail,
     first_divergence,
     frame_cells,
     heatmap_figure,
@@ -32,7 +33,6 @@ VOCAB = {"0": "[MASK]", "1": "[EOS]", "2": "<script>alert(1)</script>", "3": 'sa
 
 
 def step(i, committed, proposed, conf, probs=None, nfe=None):
-    L = len(proposed)
     topk_ids = [[p, 4 if p != 4 else 3] for p in proposed]
     topk_probs = [[c, round(1 - c, 4)] for c in conf]
     return TraceStep(step=i, nfe=nfe if nfe is not None else i + 1, block=0, committed=committed,
@@ -152,6 +152,20 @@ def test_first_divergence(trace_a, trace_b):
     assert first_divergence(trace_a, trace_b) == 2
     assert first_divergence(trace_a, trace_a) is None
     assert first_divergence(trace_a, None) is None
+
+
+def test_divergence_detail_names_each_panes_commits_and_stats_show_it_from_that_step(trace_a, trace_b):
+    d = divergence_detail(trace_a, trace_b)
+    assert d.step == 2
+    assert d.a == ((1, 'say "hi" & bye'),) and d.b == ((1, 'say "hi" & bye'), (2, "cat"))
+    assert divergence_detail(trace_a, trace_a) is None and divergence_detail(None, trace_b) is None
+    assert "dv-diverge" not in stats_html(trace_a, 1, divergence=d)  # not before the replay reaches it
+    html = stats_html(trace_a, 2, divergence=d)
+    tags = [attrs for tag, attrs in parse(html).tags if attrs.get("class") == "dv-diverge"]
+    assert tags == [{"class": "dv-diverge", "data-divergence": "2"}]
+    assert "&quot;hi&quot; &amp; bye" in html and "«cat»@2" in html  # escaped, B's extra commit named
+    assert "this pane committed «say &quot;hi&quot; &amp; bye»@1; B committed" in html
+    assert "A committed «say" in stats_html(trace_b, 3, pane="b", divergence=d)
 
 
 def test_heatmap_figure_shapes_and_markers(trace_a, trace_b):

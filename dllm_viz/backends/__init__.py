@@ -10,6 +10,7 @@ from .hf import (
     KNOWN_MODELS,
     TRUSTED_REMOTE_CODE,
     DreamBackend,
+    KVCacheDLLM,
     LLaDABackend,
     MaskedLMBackend,
     ModelLoadError,
@@ -19,6 +20,7 @@ from .hf import (
 __all__ = [
     "BUILTIN_MODEL",
     "DLLM",
+    "KVCacheDLLM",
     "KNOWN_MODELS",
     "TRUSTED_REMOTE_CODE",
     "DreamBackend",

@@ -16,14 +16,24 @@ from __future__ import annotations
 import inspect
 import logging
 import warnings
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, TypeGuard, cast, runtime_checkable
 
 import torch
 
+from ..assets import BUILTIN_MODEL_DIR
+
+if TYPE_CHECKING:
+    from torch import nn
+    from transformers import PretrainedConfig, PreTrainedModel, PreTrainedTokenizerBase
+
+    from ..models import NativeClasses
+    from ..models.cache import PrefixKVCache
+
 logger = logging.getLogger(__name__)
 
-BUILTIN_MODEL = str(Path(__file__).resolve().parents[2] / "assets" / "tiny-dllm")
+BUILTIN_MODEL = str(BUILTIN_MODEL_DIR)
 
 # Hub ids whose remote code we have read and allow without an explicit opt-in.
 TRUSTED_REMOTE_CODE = frozenset({"GSAI-ML/LLaDA-8B-Instruct", "GSAI-ML/LLaDA-8B-Base", "Dream-org/Dream-v0-Instruct-7B", "Dream-org/Dream-v0-Base-7B"})
@@ -55,7 +65,7 @@ class DLLM(Protocol):
     mask_id: int
     eos_id: int
     pad_id: int
-    stop_ids: frozenset
+    stop_ids: frozenset[int]
     device: torch.device
     max_length: int
 
@@ -63,10 +73,33 @@ class DLLM(Protocol):
 
     def logits(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor: ...
 
-    def decode(self, ids) -> str: ...
+    def decode(self, ids: Sequence[int]) -> str: ...
+
+    def token_strings(self, ids: Sequence[int]) -> list[str]: ...
 
 
-def mask_token_id(tokenizer, config, name: str) -> int:
+@runtime_checkable
+class KVCacheDLLM(DLLM, Protocol):
+    """A :class:`DLLM` that can also decode with the prefix KV cache (``supports_kv_cache`` true).
+
+    ``logit_shift`` is 1 when position i is scored by the logits at i − 1 (Dream), else 0; the
+    cache needs it to recompute the position before a block. With ``kv_cache``, ``logits`` runs
+    only the window ``input_ids[:, kv_cache.start:]`` and returns its (B, T - start, V) logits.
+    """
+
+    logit_shift: int
+    supports_kv_cache: bool
+
+    def logits(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None,
+               kv_cache: PrefixKVCache | None = None) -> torch.Tensor: ...
+
+
+def has_kv_cache(backend: DLLM) -> TypeGuard[KVCacheDLLM]:
+    """True when ``backend`` says it supports the prefix KV cache (``supports_kv_cache``)."""
+    return bool(getattr(backend, "supports_kv_cache", False))
+
+
+def mask_token_id(tokenizer: PreTrainedTokenizerBase, config: PretrainedConfig, name: str) -> int:
     """The [MASK] id: the tokenizer's mask token, else the model config's ``mask_token_id``.
 
     LLaDA-8B's hub tokenizer defines no mask token; only its ``config.json`` carries
@@ -105,12 +138,13 @@ class MaskedLMBackend:
     auto_class = "AutoModelForMaskedLM"
     logit_shift = 0
 
-    def __init__(self, model, tokenizer, name: str):
+    def __init__(self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, name: str) -> None:
         self.model = model.eval().requires_grad_(False)
         # The native classes take a 2-D padding mask and a prefix KV cache (dllm_viz.models); the
         # built-in ModernBERT gets the cache through a forward pass over its own modules.
         self.native = hasattr(model, "forward") and "kv_cache" in inspect.signature(model.forward).parameters
-        self._window_logits = None
+        self._window_logits: Callable[[nn.Module, torch.Tensor, torch.Tensor | None, PrefixKVCache],
+                                      torch.Tensor] | None = None
         if not self.native:
             from ..models import modernbert
 
@@ -142,7 +176,8 @@ class MaskedLMBackend:
         return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
 
     @torch.inference_mode()
-    def logits(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None, kv_cache=None) -> torch.Tensor:
+    def logits(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None,
+               kv_cache: PrefixKVCache | None = None) -> torch.Tensor:
         """(B, T, V) logits where position i scores the token at position i.
 
         With ``kv_cache`` (a planned :class:`~dllm_viz.models.cache.PrefixKVCache`), only the window
@@ -155,6 +190,8 @@ class MaskedLMBackend:
             out = self.model(input_ids=input_ids[:, kv_cache.start:], attention_mask=attention_mask,
                              kv_cache=kv_cache).logits
         elif kv_cache is not None:
+            if self._window_logits is None:
+                raise ValueError(f"model {self.name!r} has no KV cache (supports_kv_cache is false)")
             out = self._window_logits(self.model, input_ids[:, kv_cache.start:], attention_mask, kv_cache)
         else:
             out = self._forward(input_ids, attention_mask)
@@ -166,10 +203,10 @@ class MaskedLMBackend:
         """The model's raw (B, T, V) logits; ``attention_mask`` is None or an integer (B, T) padding mask."""
         return self.model(input_ids=input_ids, attention_mask=attention_mask).logits
 
-    def decode(self, ids) -> str:
+    def decode(self, ids: Sequence[int]) -> str:
         return self.tokenizer.decode([int(i) for i in ids], skip_special_tokens=True)
 
-    def token_strings(self, ids) -> list[str]:
+    def token_strings(self, ids: Sequence[int]) -> list[str]:
         """Readable text per token id (for the token grid)."""
         return [self.tokenizer.decode([int(i)]) for i in ids]
 
@@ -274,7 +311,10 @@ def load_backend(
         net, tokenizer = _load_with_transformers(model, backend_cls, dtype, local_only, trusted)
     logger.info("loaded %s (%s, %s code) on %s as %s", model, backend_cls.__name__,
                 "native" if native else "transformers", device, dtype)
-    return backend_cls(net.to(device), tokenizer, name=model)
+    # PreTrainedModel.to is wrapped with functools.wraps, whose typeshed type does not bind self;
+    # typed as nn.Module.to it is the same call, and it returns the model itself.
+    net = cast("PreTrainedModel", cast("nn.Module", net).to(device))
+    return backend_cls(net, tokenizer, name=model)
 
 
 def _unreachable(model: str, err: OSError) -> ModelLoadError:
@@ -297,13 +337,14 @@ def _model_type(model: str, local_only: bool) -> str:
     return str(config.get("model_type", ""))
 
 
-def _native_classes(model_type: str):
+def _native_classes(model_type: str) -> NativeClasses | None:
     from ..models import NATIVE_MODELS
 
     return NATIVE_MODELS.get(model_type.lower())
 
 
-def _load_native(model: str, classes, model_type: str, dtype: torch.dtype, local_only: bool):
+def _load_native(model: str, classes: NativeClasses, model_type: str, dtype: torch.dtype,
+                 local_only: bool) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     """The project's own model class and a tokenizer that needs no remote code."""
     config_cls, model_cls = classes
     try:
@@ -319,7 +360,7 @@ def _load_native(model: str, classes, model_type: str, dtype: torch.dtype, local
     return net, tokenizer
 
 
-def _native_tokenizer(model: str, model_type: str, local_only: bool):
+def _native_tokenizer(model: str, model_type: str, local_only: bool) -> PreTrainedTokenizerBase:
     """LLaDA's hub tokenizer is a plain fast tokenizer; Dream's names its own class
     (``DreamTokenizer``, Qwen2's byte-level BPE), so without remote code it loads as Qwen2's."""
     from transformers import AutoTokenizer, PreTrainedTokenizerFast, Qwen2TokenizerFast
@@ -343,7 +384,8 @@ def _native_tokenizer(model: str, model_type: str, local_only: bool):
         transformers_logging.set_verbosity(verbosity)
 
 
-def _load_with_transformers(model: str, backend_cls, dtype: torch.dtype, local_only: bool, trusted: bool):
+def _load_with_transformers(model: str, backend_cls: type[MaskedLMBackend], dtype: torch.dtype, local_only: bool,
+                            trusted: bool) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     import transformers
     from transformers import AutoConfig, AutoTokenizer
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import csv
 import logging
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots

@@ -8,8 +8,8 @@ binomial intervals. Seeds of a stochastic strategy are averaged per problem firs
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 

@@ -7,9 +7,9 @@ the model cards all compute the same numbers; plotting and tables live in ``repo
 from __future__ import annotations
 
 import statistics
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
 
 from ..engine import EngineConfig
 from ..strategies import build_strategy
@@ -131,8 +131,8 @@ def sweep(
 
 
 def summarize(rows: Sequence[dict]) -> list[dict]:
-    """Aggregate seeds (a run listed twice counts once): mean ± std accuracy (in %), mean NFE, tokens per step, and per-problem
-    correctness averaged over seeds (``per_problem``, None for runs recorded without it)."""
+    """Aggregate seeds (a run listed twice counts once): mean ± std accuracy (in %), mean NFE, tokens per
+    step, and per-problem correctness averaged over seeds (``per_problem``, None for runs recorded without it)."""
     groups: dict[tuple, list[dict]] = {}
     seen = set()
     for row in rows:

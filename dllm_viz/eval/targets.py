@@ -11,7 +11,7 @@ with a configuration that spends more compute than it does (beyond the slack).
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from .stats import Difference, paired_difference
 from .sweep import pareto_front
@@ -96,19 +96,42 @@ def check_full(policy: Sequence[dict], heuristics: Sequence[dict]) -> dict:
             "nfe_ratio": ratio, "lines": lines}
 
 
+STEERED_SUFFIX = "-es"  # a policy family "<name>-es" is the expert-steered twin of "<name>"
+
+
+def check_steering(steered: Sequence[dict], plain: Sequence[dict]) -> dict:
+    """The expert-steered policy is better than the one without: some point of its front beats
+    the plain policy's best point at matched NFE with an interval excluding 0, and none is
+    significantly worse."""
+    _, lines = compare_front(pareto_front(steered), plain)
+    better = worse = False
+    for p in pareto_front(steered):
+        rival = best_heuristic_at(p["mean_nfe"], plain)  # the plain policy's envelope, same matching rule
+        d = difference(p, rival) if rival else None
+        better |= rival is None or (d is not None and d.low > 0)
+        worse |= d is not None and d.high < 0
+    return {"met": better and not worse, "lines": lines}
+
+
 def check_targets(summary: Sequence[dict]) -> list[dict]:
-    """One verdict per (setting, policy family) present in the summary."""
+    """One verdict per (setting, policy family) present in the summary, plus, in full diffusion,
+    expert-steered vs plain for every family pair ``<name>-es`` / ``<name>``."""
     verdicts = []
     for setting in dict.fromkeys(r["setting"] for r in summary):
         rows = [r for r in summary if r["setting"] == setting]
         heuristics = [r for r in rows if not is_policy(r)]
-        if not heuristics:
-            continue
+        families = list(dict.fromkeys(r["strategy"] for r in rows if is_policy(r)))
         full = setting == "full diffusion"
-        for family in dict.fromkeys(r["strategy"] for r in rows if is_policy(r)):
+        for family in families if heuristics else []:
             policy = [r for r in rows if r["strategy"] == family]
             verdict = (check_full if full else check_semi_ar)(policy, heuristics)
             verdicts.append({"setting": setting, "policy": family, **verdict})
+        for family in families if full else []:
+            plain = family[: -len(STEERED_SUFFIX)]
+            if family.endswith(STEERED_SUFFIX) and plain in families:
+                verdict = check_steering([r for r in rows if r["strategy"] == family],
+                                         [r for r in rows if r["strategy"] == plain])
+                verdicts.append({"setting": setting, "policy": f"{family} vs {plain}", **verdict})
     return verdicts
 
 
@@ -122,6 +145,8 @@ def targets_markdown(summary: Sequence[dict]) -> str:
            f"Semi-AR: the policy's front within {SEMI_AR_TOLERANCE:g} point everywhere and ≥ {SEMI_AR_MARGIN:g} points "
            f"better at its lowest NFE. Full diffusion: ≥ {FULL_MARGIN:g} points better at matched NFE, or the best "
            f"heuristic's accuracy (within {MATCH_TOLERANCE:g} point) with ≤ {100 * FULL_NFE_RATIO:.0f} % of its NFE. "
+           f"Expert steering: the `…{STEERED_SUFFIX}` policy's front beats the plain policy's at matched NFE somewhere "
+           "and is significantly worse nowhere. "
            "Differences carry paired-bootstrap 95 % intervals over problems; a win needs one that excludes 0.", ""]
     for v in verdicts:
         out += [f"### {v['policy']} — {v['setting']}: {'met' if v['met'] else 'not met'}", "", *v["lines"], ""]

@@ -12,7 +12,7 @@ learn. Checked on a sweep summary (the heuristic grid of :func:`.sweep.heuristic
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from .stats import paired_difference
 from .sweep import pareto_front

@@ -8,10 +8,13 @@ from .cache import PrefixKVCache
 from .dream import DreamConfig, DreamForMaskedDiffusion
 from .llada import LLaDAConfig, LLaDAForMaskedDiffusion
 
-NATIVE_MODELS = {
+# (config class, model class) of one native model.
+NativeClasses = tuple[type[LLaDAConfig] | type[DreamConfig], type[LLaDAForMaskedDiffusion] | type[DreamForMaskedDiffusion]]
+
+NATIVE_MODELS: dict[str, NativeClasses] = {
     "llada": (LLaDAConfig, LLaDAForMaskedDiffusion),
     "dream": (DreamConfig, DreamForMaskedDiffusion),
 }
 
-__all__ = ["NATIVE_MODELS", "DreamConfig", "DreamForMaskedDiffusion", "LLaDAConfig", "LLaDAForMaskedDiffusion",
+__all__ = ["NATIVE_MODELS", "NativeClasses", "DreamConfig", "DreamForMaskedDiffusion", "LLaDAConfig", "LLaDAForMaskedDiffusion",
            "PrefixKVCache"]

@@ -51,7 +51,7 @@ class PrefixKVCache:
         self.rows: torch.Tensor | slice = slice(None)
         self.reuse: torch.Tensor | None = None  # (b, T) positions whose stored K/V this pass reads
         self.fresh_from: torch.Tensor | None = None  # (b,) first canvas position with a fresh prediction
-        self._last: tuple | None = None
+        self._last: tuple[torch.Tensor, ...] | None = None
 
     # ---- engine side -------------------------------------------------------------------------
 
@@ -62,7 +62,7 @@ class PrefixKVCache:
         recomputes everything and stores it. The others reuse their stored prefix.
         """
         device = block.device
-        if self.cached_block is None:
+        if self.cached_block is None or self.prefix_end is None:  # both are set on the first plan
             self.cached_block = torch.full((self.batch,), -1, dtype=torch.long, device=device)
             self.prefix_end = torch.zeros(self.batch, dtype=torch.long, device=device)
         refresh = block != self.cached_block[rows]
@@ -74,12 +74,15 @@ class PrefixKVCache:
         self.cached_block[rows] = block
         self.prefix_end[rows] = torch.where(refresh, block_start.clamp_min(0), self.prefix_end[rows])
 
-    def assemble(self, feats: Features, tokens: torch.Tensor, token_prob: torch.Tensor):
+    def assemble(self, feats: Features, tokens: torch.Tensor,
+                 token_prob: torch.Tensor) -> tuple[Features, torch.Tensor, torch.Tensor]:
         """Full-length (b, L) features, proposals and their probabilities for this pass's rows.
 
         ``feats``, ``tokens`` and ``token_prob`` cover generation positions ``[g0, L)`` with
         ``g0 = max(0, start - P)``; positions a row did not recompute take its previous values.
         """
+        if self.fresh_from is None:
+            raise RuntimeError("prefix cache: assemble() needs a plan() first")
         P, L = self.prompt_length, self.length - self.prompt_length
         g0 = L - tokens.shape[1]
         fresh = torch.arange(P, P + L, device=tokens.device) >= self.fresh_from.unsqueeze(1)  # (b, L)
@@ -90,7 +93,7 @@ class PrefixKVCache:
             self._last = tuple(t.clone() for t in new)
             return feats, tokens, token_prob
         out = []
-        for value, last in zip(new, self._last):
+        for value, last in zip(new, self._last, strict=True):
             prev = last[self.rows]
             if g0:
                 value = torch.cat([prev[:, :g0], value], dim=1)
@@ -108,6 +111,9 @@ class PrefixKVCache:
         Positions before :attr:`start` and positions a row reuses read the store; the rest are the
         fresh values, which are stored for later passes.
         """
+        if self.reuse is None:
+            raise RuntimeError("prefix cache: merge() needs a plan() first")
+        reuse = self.reuse[:, None, self.start:, None]
         if layer not in self.keys:
             if self.start:
                 raise RuntimeError("prefix cache: the first pass must start at position 0")
@@ -116,7 +122,6 @@ class PrefixKVCache:
         out = []
         for store, fresh in ((self.keys[layer], k), (self.values[layer], v)):
             stored = store[self.rows]
-            reuse = self.reuse[:, None, self.start:, None]
             window = torch.where(reuse, stored[:, :, self.start:], fresh)
             if isinstance(self.rows, slice):
                 store[:, :, self.start:] = window

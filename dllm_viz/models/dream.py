@@ -17,6 +17,8 @@ implemented; others are refused by name.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any, cast
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -24,6 +26,9 @@ from transformers import PretrainedConfig, PreTrainedModel
 from transformers.modeling_outputs import MaskedLMOutput
 
 from .layers import apply_rope, attend, key_padding_mask, positions_from_mask, rope_cos_sin
+
+if TYPE_CHECKING:
+    from .cache import PrefixKVCache
 
 
 class DreamConfig(PretrainedConfig):
@@ -36,11 +41,13 @@ class DreamConfig(PretrainedConfig):
 
     model_type = "Dream"
 
-    def __init__(self, vocab_size=151936, hidden_size=4096, intermediate_size=22016, num_hidden_layers=32,
-                 num_attention_heads=32, num_key_value_heads=32, hidden_act="silu", max_position_embeddings=32768,
-                 initializer_range=0.02, rms_norm_eps=1e-6, tie_word_embeddings=False, rope_theta=10000.0,
-                 rope_scaling=None, use_sliding_window=False, sliding_window=4096, mask_token_id=151666,
-                 pad_token_id=151643, **kwargs):
+    def __init__(self, vocab_size: int = 151936, hidden_size: int = 4096, intermediate_size: int = 22016,
+                 num_hidden_layers: int = 32, num_attention_heads: int = 32, num_key_value_heads: int | None = 32,
+                 hidden_act: str = "silu", max_position_embeddings: int = 32768, initializer_range: float = 0.02,
+                 rms_norm_eps: float = 1e-6, tie_word_embeddings: bool = False, rope_theta: float = 10000.0,
+                 rope_scaling: dict[str, Any] | None = None, use_sliding_window: bool = False,
+                 sliding_window: int = 4096, mask_token_id: int = 151666, pad_token_id: int = 151643,
+                 **kwargs: Any) -> None:
         self.vocab_size, self.hidden_size, self.intermediate_size = vocab_size, hidden_size, intermediate_size
         self.num_hidden_layers, self.num_attention_heads = num_hidden_layers, num_attention_heads
         self.num_key_value_heads = num_key_value_heads if num_key_value_heads is not None else num_attention_heads
@@ -95,7 +102,8 @@ class DreamAttention(nn.Module):
         self.v_proj = nn.Linear(d, config.num_key_value_heads * hd, bias=True)
         self.o_proj = nn.Linear(config.num_attention_heads * hd, d, bias=False)
 
-    def forward(self, x, cos, sin, mask, kv_cache=None):
+    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, mask: torch.Tensor | None,
+                kv_cache: PrefixKVCache | None = None) -> torch.Tensor:
         cfg = self.config
         B, T, _ = x.shape
         q = self.q_proj(x).view(B, T, cfg.num_attention_heads, cfg.head_dim).transpose(1, 2)
@@ -115,7 +123,7 @@ class DreamMLP(nn.Module):
         self.up_proj = nn.Linear(config.hidden_size, config.intermediate_size, bias=False)
         self.down_proj = nn.Linear(config.intermediate_size, config.hidden_size, bias=False)
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.down_proj(F.silu(self.gate_proj(x)) * self.up_proj(x))
 
 
@@ -127,7 +135,8 @@ class DreamLayer(nn.Module):
         self.input_layernorm = DreamRMSNorm(config.hidden_size, config.rms_norm_eps)
         self.post_attention_layernorm = DreamRMSNorm(config.hidden_size, config.rms_norm_eps)
 
-    def forward(self, x, cos, sin, mask, kv_cache=None):
+    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, mask: torch.Tensor | None,
+                kv_cache: PrefixKVCache | None = None) -> torch.Tensor:
         x = x + self.self_attn(self.input_layernorm(x), cos, sin, mask, kv_cache)
         return x + self.mlp(self.post_attention_layernorm(x))
 
@@ -161,23 +170,24 @@ class DreamForMaskedDiffusion(PreTrainedModel):
         self.lm_head = None if config.tie_word_embeddings else nn.Linear(config.hidden_size, config.vocab_size, bias=False)
         self.post_init()
 
-    def _init_weights(self, module):
+    def _init_weights(self, module: nn.Module) -> None:
         std = self.config.initializer_range
         if isinstance(module, (nn.Linear, nn.Embedding)):
             module.weight.data.normal_(0.0, std)
-            if getattr(module, "bias", None) is not None:
-                module.bias.data.zero_()
+            bias = getattr(module, "bias", None)  # nn.Embedding has none
+            if bias is not None:
+                bias.data.zero_()
         elif isinstance(module, DreamRMSNorm):
             module.weight.data.fill_(1.0)
 
-    def get_input_embeddings(self):
+    def get_input_embeddings(self) -> nn.Module:
         return self.model.embed_tokens
 
-    def get_output_embeddings(self):
+    def get_output_embeddings(self) -> nn.Linear | None:
         return self.lm_head
 
     def forward(self, input_ids: torch.LongTensor, attention_mask: torch.Tensor | None = None,
-                kv_cache=None, **kwargs) -> MaskedLMOutput:
+                kv_cache: PrefixKVCache | None = None, **kwargs: Any) -> MaskedLMOutput:
         """Logits for every position of ``input_ids`` (unshifted: position i scores token i + 1).
 
         Args:
@@ -196,4 +206,4 @@ class DreamForMaskedDiffusion(PreTrainedModel):
             x = layer(x, cos, sin, mask, kv_cache)
         x = self.model.norm(x)
         logits = F.linear(x, self.model.embed_tokens.weight) if self.lm_head is None else self.lm_head(x)
-        return MaskedLMOutput(logits=logits)
+        return MaskedLMOutput(logits=cast(torch.FloatTensor, logits))  # transformers types logits as FloatTensor

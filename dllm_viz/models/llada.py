@@ -18,6 +18,8 @@ groups) are refused by name when the model is built.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -26,6 +28,9 @@ from transformers import PretrainedConfig, PreTrainedModel
 from transformers.modeling_outputs import MaskedLMOutput
 
 from .layers import apply_rope, attend, key_padding_mask, positions_from_mask, rope_cos_sin
+
+if TYPE_CHECKING:
+    from .cache import PrefixKVCache
 
 
 class LLaDAConfig(PretrainedConfig):
@@ -40,14 +45,17 @@ class LLaDAConfig(PretrainedConfig):
 
     model_type = "llada"
 
-    def __init__(self, d_model=768, n_heads=12, n_kv_heads=None, multi_query_attention=None, n_layers=12,
-                 mlp_ratio=4, mlp_hidden_size=None, activation_type="swiglu", block_type="sequential",
-                 block_group_size=1, alibi=False, rope=False, rope_theta=10000.0, rope_full_precision=True,
-                 attention_layer_norm=False, input_emb_norm=False, layer_norm_type="default",
-                 layer_norm_with_affine=True, bias_for_layer_norm=None, rms_norm_eps=1e-5, include_bias=False,
-                 include_qkv_bias=False, scale_logits=False, vocab_size=50257, embedding_size=50304,
-                 weight_tying=True, max_sequence_length=1024, mask_token_id=50256, eos_token_id=50256,
-                 pad_token_id=50256, init_std=0.02, **kwargs):
+    def __init__(self, d_model: int = 768, n_heads: int = 12, n_kv_heads: int | None = None,
+                 multi_query_attention: bool | None = None, n_layers: int = 12, mlp_ratio: int = 4,
+                 mlp_hidden_size: int | None = None, activation_type: str = "swiglu", block_type: str = "sequential",
+                 block_group_size: int = 1, alibi: bool = False, rope: bool = False, rope_theta: float = 10000.0,
+                 rope_full_precision: bool = True, attention_layer_norm: bool = False, input_emb_norm: bool = False,
+                 layer_norm_type: str = "default", layer_norm_with_affine: bool = True,
+                 bias_for_layer_norm: bool | None = None, rms_norm_eps: float = 1e-5, include_bias: bool = False,
+                 include_qkv_bias: bool = False, scale_logits: bool = False, vocab_size: int = 50257,
+                 embedding_size: int | None = 50304, weight_tying: bool = True, max_sequence_length: int = 1024,
+                 mask_token_id: int = 50256, eos_token_id: int = 50256, pad_token_id: int = 50256,
+                 init_std: float = 0.02, **kwargs: Any) -> None:
         self.d_model, self.n_heads, self.n_kv_heads, self.n_layers = d_model, n_heads, n_kv_heads, n_layers
         self.multi_query_attention = multi_query_attention
         self.mlp_ratio, self.mlp_hidden_size, self.activation_type = mlp_ratio, mlp_hidden_size, activation_type
@@ -101,7 +109,7 @@ class LLaDAConfig(PretrainedConfig):
                              f"and n_heads into n_kv_heads ({self.kv_heads}) groups")
 
 
-_ACTIVATIONS = {"silu": F.silu, "gelu": F.gelu, "relu": F.relu}
+_ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {"silu": F.silu, "gelu": F.gelu, "relu": F.relu}
 
 
 class LLaDANorm(nn.Module):
@@ -145,7 +153,8 @@ class LLaDALayer(nn.Module):
         self.ff_out = nn.Linear(hidden, d, bias=config.include_bias)
         self.act = _ACTIVATIONS[config.activation_type]
 
-    def forward(self, x, cos, sin, mask, kv_cache=None):
+    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, mask: torch.Tensor | None,
+                kv_cache: PrefixKVCache | None = None) -> torch.Tensor:
         cfg = self.config
         B, T, _ = x.shape
         h = self.attn_norm(x)
@@ -197,23 +206,24 @@ class LLaDAForMaskedDiffusion(PreTrainedModel):
         self.model = LLaDABody(config)
         self.post_init()
 
-    def _init_weights(self, module):
+    def _init_weights(self, module: nn.Module) -> None:
         std = self.config.init_std
         if isinstance(module, (nn.Linear, nn.Embedding)):
             module.weight.data.normal_(0.0, std)
-            if getattr(module, "bias", None) is not None:
-                module.bias.data.zero_()
+            bias = getattr(module, "bias", None)  # nn.Embedding has none
+            if bias is not None:
+                bias.data.zero_()
         elif isinstance(module, LLaDANorm):
             if module.weight is not None:
                 module.weight.data.fill_(1.0)
             if module.bias is not None:
                 module.bias.data.zero_()
 
-    def get_input_embeddings(self):
+    def get_input_embeddings(self) -> nn.Module:
         return self.model.transformer.wte
 
     def forward(self, input_ids: torch.LongTensor, attention_mask: torch.Tensor | None = None,
-                kv_cache=None, **kwargs) -> MaskedLMOutput:
+                kv_cache: PrefixKVCache | None = None, **kwargs: Any) -> MaskedLMOutput:
         """Logits for every position of ``input_ids``.
 
         Args:
@@ -239,4 +249,4 @@ class LLaDAForMaskedDiffusion(PreTrainedModel):
         logits = F.linear(x, t.wte.weight) if cfg.weight_tying else t.ff_out(x)
         if cfg.scale_logits:
             logits = logits * (1 / math.sqrt(cfg.d_model))
-        return MaskedLMOutput(logits=logits)
+        return MaskedLMOutput(logits=cast(torch.FloatTensor, logits))  # transformers types logits as FloatTensor

@@ -9,32 +9,49 @@ cache too. Only global-attention layers are supported (the built-in model's
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, cast
+
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from .layers import apply_rope, key_padding_mask
 
+if TYPE_CHECKING:
+    from transformers.models.modernbert.modeling_modernbert import ModernBertEncoderLayer, ModernBertForMaskedLM
 
-def supports_cache(model) -> bool:
+    from .cache import PrefixKVCache
+
+
+def _layers(model: ModernBertForMaskedLM) -> Iterable[ModernBertEncoderLayer]:
+    """The encoder layers (an ``nn.ModuleList``, whose items type as plain modules)."""
+    return cast("Iterable[ModernBertEncoderLayer]", model.model.layers)
+
+
+def supports_cache(model: nn.Module) -> bool:
     """True for a ``ModernBertForMaskedLM`` whose every layer attends globally."""
     if type(model).__name__ != "ModernBertForMaskedLM":
         return False
-    return all(layer.attn.local_attention == (-1, -1) for layer in model.model.layers)
+    return all(layer.attn.local_attention == (-1, -1) for layer in _layers(cast("ModernBertForMaskedLM", model)))
 
 
-def window_logits(model, input_ids: torch.Tensor, attention_mask: torch.Tensor | None, kv_cache) -> torch.Tensor:
+def window_logits(model: nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor | None,
+                  kv_cache: PrefixKVCache) -> torch.Tensor:
     """(B, W, V) logits for the window ``input_ids`` (canvas positions ``kv_cache.start…``).
 
     ``attention_mask`` is the (B, T) padding mask of the whole canvas or None. Positions count
     from 0 at the canvas start, as transformers' ModernBERT numbers them (padding included).
+    ``model`` is a ``ModernBertForMaskedLM`` for which :func:`supports_cache` holds.
     """
+    model = cast("ModernBertForMaskedLM", model)
     body = model.model
     B, W = input_ids.shape
     start = kv_cache.start
     positions = torch.arange(start, start + W, device=input_ids.device).expand(B, W)
     mask = key_padding_mask(attention_mask)
     h = body.embeddings(input_ids=input_ids)
-    for i, layer in enumerate(body.layers):
+    for i, layer in enumerate(_layers(model)):
         attn = layer.attn
         qkv = attn.Wqkv(layer.attn_norm(h)).view(B, W, 3, attn.num_heads, attn.head_dim)
         q, k, v = qkv.transpose(3, 1).unbind(dim=2)  # (B, H, W, d)

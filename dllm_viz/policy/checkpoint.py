@@ -12,10 +12,14 @@ import json
 import os
 import struct
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file
+
+if TYPE_CHECKING:
+    from .config import PolicyConfig
 
 WEIGHTS_NAME = "model.safetensors"
 CONFIG_NAME = "config.json"
@@ -51,7 +55,7 @@ def check_policy_dir(path: str | os.PathLike) -> Path:
     return directory
 
 
-def read_policy_config(path: str | os.PathLike):
+def read_policy_config(path: str | os.PathLike) -> PolicyConfig:
     """The :class:`PolicyConfig` in a config.json, checked (size, JSON object, known keys, bounds)
     before any model is built from it.
 

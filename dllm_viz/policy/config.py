@@ -10,7 +10,6 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, fields
 
-
 # Upper bounds, checked before any model is built: far above any policy in the paper
 # (d = 128, ffn 512, one block: 331k parameters), far below what would hurt a server.
 MAX_SIZES = {"hidden_size": 1024, "num_heads": 64, "ffn_size": 8192, "num_blocks": 16, "time_embed_dim": 1024,
@@ -18,11 +17,11 @@ MAX_SIZES = {"hidden_size": 1024, "num_heads": 64, "ffn_size": 8192, "num_blocks
 MAX_PARAMETERS = 50_000_000  # 200 MB of float32
 
 
-def _finite(value) -> bool:
+def _finite(value: object) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def _short(value) -> str:
+def _short(value: object) -> str:
     text = repr(value)
     return text if len(text) <= 40 else text[:39] + "…"
 
@@ -96,7 +95,7 @@ class PolicyConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict) -> "PolicyConfig":
+    def from_dict(cls, data: dict) -> PolicyConfig:
         """Inverse of :meth:`to_dict`; unknown keys raise instead of being dropped silently."""
         if not isinstance(data, dict):
             raise TypeError(f"policy config must be a JSON object, got {type(data).__name__}")

@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
+from typing import Any
 
 import torch
 from huggingface_hub import PyTorchModelHubMixin, hf_hub_download
@@ -80,9 +81,10 @@ class DiTConfidencePolicy(
         self._smart_init()
 
     def _smart_init(self) -> None:
-        for block in self.blocks:
-            nn.init.zeros_(block.ada_ln.weight)
-            nn.init.zeros_(block.ada_ln.bias)
+        for module in self.modules():  # the blocks, typed (iterating the ModuleList yields plain Modules)
+            if isinstance(module, DiTBlock):
+                nn.init.zeros_(module.ada_ln.weight)
+                nn.init.zeros_(module.ada_ln.bias)
         if self.config.smart_init is not None:
             nn.init.constant_(self.head.bias, self.config.smart_init)
 
@@ -126,7 +128,7 @@ class DiTConfidencePolicy(
         return 8 * sum(p.numel() for p in self.parameters()) + HEADER_SLACK_BYTES
 
     @classmethod
-    def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, **kwargs) -> "DiTConfidencePolicy":
+    def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, **kwargs: Any) -> DiTConfidencePolicy:
         """Load from a local directory or a hub repo id; refuses pickles (see class docstring)."""
         source = str(pretrained_model_name_or_path)
         if os.path.isdir(source):
@@ -149,8 +151,8 @@ class DiTConfidencePolicy(
         token: str | bool | None,
         map_location: str = "cpu",
         strict: bool = True,
-        **model_kwargs,
-    ) -> "DiTConfidencePolicy":
+        **model_kwargs: Any,
+    ) -> DiTConfidencePolicy:
         """Build from config, then load checked safetensors weights (never a pickle fallback)."""
         assumed = "config" not in model_kwargs
         if assumed:  # weights uploaded without config.json: try the released architecture

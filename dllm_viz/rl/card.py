@@ -41,8 +41,44 @@ def _selection_text(selection: dict) -> str:
         f" {ma:.3f})" if ma is not None else ")")
 
 
+CURVES = (("reward", "heldout_reward", "reward"), ("correct", "heldout_correct", "correct"),
+          ("nfe", "heldout_nfe", "NFE"), ("mean_unmask_prob", None, "mean unmask probability"))
+
+
+def training_curves(rows: list[dict], selected: int | None = None):
+    """Reward, correctness, NFE and unmask probability per rollout batch (training rollouts as
+    lines, held-out evaluations as markers, the selected checkpoint as a dashed line): whether the
+    run had plateaued, at a glance."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    fig = make_subplots(rows=1, cols=len(CURVES), subplot_titles=[t for *_, t in CURVES], horizontal_spacing=0.06)
+    its = [r["iteration"] for r in rows]
+    for col, (train_key, held_key, _) in enumerate(CURVES, start=1):
+        fig.add_trace(go.Scatter(x=its, y=[r[train_key] for r in rows], mode="lines", name="training rollouts",
+                                 line=dict(color="#0072B2", width=1.5), showlegend=col == 1), row=1, col=col)
+        held = [r for r in rows if held_key and held_key in r]
+        if held:
+            fig.add_trace(go.Scatter(x=[r["iteration"] for r in held], y=[r[held_key] for r in held],
+                                     mode="markers+lines", name="held-out", line=dict(color="#D55E00", dash="dot"),
+                                     marker=dict(size=6), showlegend=col == 1), row=1, col=col)
+        if selected is not None:
+            fig.add_vline(x=selected, line=dict(color="#555", dash="dash", width=1), row=1, col=col)
+    fig.update_xaxes(title_text="rollout batch")
+    fig.update_layout(template="plotly_white", height=300, width=1250, margin=dict(l=40, r=20, t=40, b=40),
+                      legend=dict(orientation="h", y=-0.25))
+    return fig
+
+
+def held_out_summary(rows: list[dict]) -> str:
+    """Held-out reward at each evaluation (iteration: reward), so a reader sees whether it had
+    stopped improving."""
+    held = [(r["iteration"], r["heldout_reward"]) for r in rows if "heldout_reward" in r]
+    return ", ".join(f"{it}: {value:.3f}" for it, value in held) or "none"
+
+
 def write_card(run_dir: Path, dest: Path, eval_report: Path | None, hardware: str | None = None,
-               force: bool = False) -> Path:
+               force: bool = False, curves: bool = True) -> Path:
     """Copy ``run_dir``'s selected checkpoint to ``dest`` and write ``dest/README.md``; returns its path.
 
     Raises:
@@ -96,15 +132,23 @@ def write_card(run_dir: Path, dest: Path, eval_report: Path | None, hardware: st
         f"- wall time {minutes:.1f} min on {hardware or _machine()}; one iteration (rollouts + update) "
         f"{statistics.median(r['seconds'] for r in rows):.1f} s median",
         "- selected checkpoint: " + _selection_text(selection),
+        f"- held-out evaluations: {held_out_summary(rows)}",
         f"- first 10 iterations: reward {mean(first, 'reward'):.3f}, correct {mean(first, 'correct'):.2f}, "
         f"NFE {mean(first, 'nfe'):.1f}, mean unmask prob {mean(first, 'mean_unmask_prob'):.3f}",
         f"- last 10 iterations: reward {mean(last, 'reward'):.3f}, correct {mean(last, 'correct'):.2f}, "
         f"NFE {mean(last, 'nfe'):.1f}, mean unmask prob {mean(last, 'mean_unmask_prob'):.3f}", "",
     ]
+    if curves:
+        lines += ["![training curves: training rollouts and held-out evaluations per rollout batch; dashed: the "
+                  "selected checkpoint](training_curves.png)", ""]
     if evaluation is not None:
         lines += ["## Evaluation", "", evaluation, ""]
     # 2. Write.
     dest.mkdir(parents=True, exist_ok=True)
+    if curves:
+        from ..eval.report import write_png
+
+        write_png(training_curves(rows, selection.get("iteration")), dest / "training_curves.png")
     policy.save_pretrained(dest)
     (dest / "README.md").write_text("\n".join(lines))
     shutil.copy(run_dir / "metrics.jsonl", dest / "training_metrics.jsonl")
@@ -118,10 +162,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--eval", type=Path, default=None, help="results.md written by python -m dllm_viz.eval")
     parser.add_argument("--hardware", default=None, help="describe the training machine (default: this one)")
     parser.add_argument("--force", action="store_true", help="replace the files of a non-empty dest (e.g. a shipped policy)")
+    parser.add_argument("--no-curves", action="store_true", help="skip training_curves.png (it needs Chromium for kaleido)")
     args = parser.parse_args(argv)
     try:
-        print(write_card(args.run_dir, args.dest, args.eval, args.hardware, force=args.force))
-    except (OSError, ValueError) as err:
+        print(write_card(args.run_dir, args.dest, args.eval, args.hardware, force=args.force, curves=not args.no_curves))
+    except (OSError, ValueError, RuntimeError) as err:
         parser.exit(2, f"error: {err}\n")
     except KeyError as err:  # written by an older or interrupted run
         parser.exit(2, f"error: a file of {args.run_dir} lacks the field {err}; nothing was written\n")

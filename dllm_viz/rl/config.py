@@ -125,7 +125,7 @@ class GRPOConfig:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in data.items()}
 
     @classmethod
-    def from_dict(cls, data: dict) -> "GRPOConfig":
+    def from_dict(cls, data: dict) -> GRPOConfig:
         """Inverse of :meth:`to_dict`; unknown keys raise."""
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(data) - known)

@@ -13,8 +13,8 @@ held-out evaluation; logged metrics are averaged over ranks.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import torch
 import torch.distributed as dist
@@ -56,7 +56,7 @@ class Processes:
         keys = sorted(values)
         t = torch.tensor([float(values[k]) for k in keys], dtype=torch.float64)
         dist.all_reduce(t)
-        return {k: float(v) / self.world for k, v in zip(keys, t.tolist())}
+        return {k: float(v) / self.world for k, v in zip(keys, t.tolist(), strict=True)}
 
     def all(self, flag: bool) -> bool:
         """Whether ``flag`` holds on every rank (so all ranks skip an update together, or none)."""

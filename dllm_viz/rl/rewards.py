@@ -7,7 +7,7 @@ Symbols: L = generation length (also the NFE budget T), α ≥ 0 = price of spee
 from __future__ import annotations
 
 import math
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 
 def _check(correct: Sequence[float], nfe: Sequence[int], gen_length: int, alpha: float) -> None:
@@ -17,7 +17,7 @@ def _check(correct: Sequence[float], nfe: Sequence[int], gen_length: int, alpha:
         raise ValueError(f"`gen_length` ({gen_length!r}) must be a positive integer")
     if not isinstance(alpha, (int, float)) or not (alpha >= 0 and math.isfinite(alpha)):
         raise ValueError(f"`alpha` ({alpha!r}) must be a finite number ≥ 0")
-    for i, (r, n) in enumerate(zip(correct, nfe)):
+    for i, (r, n) in enumerate(zip(correct, nfe, strict=True)):
         if not 0.0 <= float(r) <= 1.0:
             raise ValueError(f"`correct[{i}]` ({r!r}) must be in [0, 1]")
         if int(n) != n or n < 0:
@@ -41,7 +41,7 @@ def multiplicative_reward(
     _check(correct, nfe, gen_length, alpha)
     return [
         float(r) * ((gen_length - min(int(n), gen_length) + 1) / gen_length) ** alpha
-        for r, n in zip(correct, nfe)
+        for r, n in zip(correct, nfe, strict=True)
     ]
 
 
@@ -57,7 +57,7 @@ def additive_reward(
     [0.75, -0.5, -0.03125]
     """
     _check(correct, nfe, gen_length, alpha)
-    return [float(r) - alpha * int(n) / gen_length for r, n in zip(correct, nfe)]
+    return [float(r) - alpha * int(n) / gen_length for r, n in zip(correct, nfe, strict=True)]
 
 
 RewardFunction = Callable[..., list]

@@ -8,8 +8,8 @@ costs an NFE); expert rows (full diffusion only) decode semi-AR with Fast-dLLM t
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import torch
 
@@ -76,7 +76,7 @@ def collect_rollouts(
     if E:
         parts, order = [steps], []
         expert_texts, expert_nfe, expert_golds = [], [], []
-        for e, threshold in enumerate(grpo.es_thresholds):
+        for threshold in grpo.es_thresholds:
             cfg = EngineConfig(gen_length=L, block_length=grpo.es_block_length, fallback=True, seed=seed, top_k=engine.top_k)
             recs, t, n = _decode(backend, [p.question for p in problems], build_strategy("threshold", threshold=threshold), cfg)
             part = PolicySteps.from_records(recs, L, policy.config.top_p, expert=True)
@@ -99,7 +99,7 @@ def collect_rollouts(
         nfe = torch.cat([nfe, *expert_nfe])[index]
         expert = torch.cat([expert, torch.ones(E * n_prompts, dtype=torch.bool)])[index]
 
-    correct = torch.tensor([check_answer(t, g) for t, g in zip(texts, golds)])
+    correct = torch.tensor([check_answer(t, g) for t, g in zip(texts, golds, strict=True)])
     reward_fn = get_reward_function(grpo.reward)
     rewards = torch.tensor(reward_fn(correct.float().tolist(), nfe.tolist(), gen_length=L, alpha=grpo.alpha), dtype=torch.float32)
     return RolloutBatch(steps, rewards, correct, nfe, expert, mean_prob, texts)
@@ -116,7 +116,7 @@ def heldout_reward(
     measured on the very batches the policy is being fitted to).
     """
     _, texts, nfe = _decode_policy(backend, policy, [p.question for p in problems], engine, seed)
-    correct = [p.check(t) for t, p in zip(texts, problems)]
+    correct = [p.check(t) for t, p in zip(texts, problems, strict=True)]
     rewards = get_reward_function(grpo.reward)([float(c) for c in correct], nfe.tolist(),
                                                gen_length=engine.gen_length, alpha=grpo.alpha)
     n = len(problems)

@@ -8,8 +8,8 @@ padded with inactive steps, so rollouts of different length stack.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, fields
-from typing import Sequence
 
 import torch
 
@@ -42,12 +42,8 @@ class PolicySteps:
     active: torch.Tensor
     old_log_prob: torch.Tensor | None = None
 
-    @property
-    def num_rows(self) -> int:
-        return self.active.shape[0]
-
     @classmethod
-    def from_records(cls, records: Sequence, gen_length: int, top_p: int = 1, *, expert: bool = False) -> "PolicySteps":
+    def from_records(cls, records: Sequence, gen_length: int, top_p: int = 1, *, expert: bool = False) -> PolicySteps:
         """Stack the engine's ``StepRecord``s of one batched run (rows = the run's batch).
 
         ``record.nfe`` counts the step itself, so the time input is ``(nfe − 1) / L`` for rows
@@ -81,13 +77,13 @@ class PolicySteps:
                 stacked[name] = torch.stack(values, dim=1)
         return cls(**stacked)
 
-    def index(self, rows: torch.Tensor) -> "PolicySteps":
+    def index(self, rows: torch.Tensor) -> PolicySteps:
         """Rows in a new order (e.g. to interleave expert rollouts into their groups)."""
         return PolicySteps(**{f.name: None if getattr(self, f.name) is None else getattr(self, f.name)[rows]
                               for f in fields(self)})
 
     @classmethod
-    def cat(cls, parts: Sequence["PolicySteps"]) -> "PolicySteps":
+    def cat(cls, parts: Sequence[PolicySteps]) -> PolicySteps:
         """Concatenate rows of several batches, padding T with inactive steps."""
         if not parts:
             raise ValueError("nothing to concatenate")

@@ -33,11 +33,12 @@ from ..backends import BUILTIN_MODEL, ModelLoadError, load_backend
 from ..engine import EngineConfig
 from ..outputs import check_destination
 from ..policy import DiTConfidencePolicy, PolicyConfig
-from ..tasks.wordproblems import DEFAULT_FREE, DEFAULT_LEVEL, LEVELS, generate as generate_problem, test_set
+from ..tasks.wordproblems import DEFAULT_FREE, DEFAULT_LEVEL, LEVELS, test_set
+from ..tasks.wordproblems import generate as generate_problem
 from .config import GRPOConfig
+from .distributed import Processes, setup
 from .grpo import expert_mixture_log_prob, group_advantages, grpo_loss, should_skip_update
 from .optim import build_optimizer
-from .distributed import Processes, setup
 from .rollout import RolloutBatch, collect_rollouts, heldout_reward
 from .steps import replay_log_probs
 
@@ -129,10 +130,13 @@ def train(args: argparse.Namespace, procs: Processes = Processes()) -> Path:
         seed=args.seed, total_steps=args.iterations * args.num_iterations,
     )
     engine = EngineConfig(gen_length=args.gen_length, block_length=args.block_length or args.gen_length // 8)
+    if not 1 <= args.top_p <= engine.top_k:
+        raise ValueError(f"--top-p ({args.top_p}) must be between 1 and the engine's top_k ({engine.top_k})")
     grpo.check_engine(engine.gen_length, engine.block_length)
     backend = load_backend(args.model, device=procs.device(args.device),
                            trust_remote_code=getattr(args, "trust_remote_code", False))
-    policy = DiTConfidencePolicy(PolicyConfig(hidden_size=args.hidden, ffn_size=4 * args.hidden)).to(backend.device)
+    policy = DiTConfidencePolicy(PolicyConfig(hidden_size=args.hidden, ffn_size=4 * args.hidden,
+                                              top_p=args.top_p)).to(backend.device)
     learner = procs.wrap(policy)  # DDP under torchrun: its backward averages gradients over processes
     optimizer, schedule = build_optimizer(policy, grpo)
     start, history, best = 0, deque(maxlen=MOVING_AVERAGE), float("-inf")
@@ -215,6 +219,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--es-thresholds", type=float, nargs="*", default=[], help="expert steering λ per expert rollout")
     parser.add_argument("--es-block-length", type=int, default=None)
     parser.add_argument("--hidden", type=int, default=128, help="policy width (paper: 128)")
+    parser.add_argument("--top-p", type=int, default=1,
+                        help="largest token probabilities per position the policy sees (paper: 1, the max-prob "
+                             "confidence; its ablation: 50; here at most the engine's top_k, 5)")
     parser.add_argument("--levels", type=int, nargs="+", default=[DEFAULT_LEVEL], help="word-problem levels to train on")
     parser.add_argument("--free", type=float, default=DEFAULT_FREE,
                         help="probability that a problem's amount is left open (several valid answers); 0: all stated")

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import inspect
+from typing import Any
+
 from .base import Decision, DecodeState, Strategy
 from .heuristics import (
     EBSampler,
@@ -13,13 +16,13 @@ from .heuristics import (
     RandomK,
 )
 
-HEURISTICS: dict[str, type] = {
+HEURISTICS: dict[str, type[Strategy]] = {
     cls.name: cls
     for cls in (RandomK, HighConfidenceK, FastDLLMThreshold, FastDLLMFactor, MarginK, EntropyK, EBSampler)
 }
 
 
-def build_strategy(name: str, **params) -> Strategy:
+def build_strategy(name: str, **params: Any) -> Strategy:
     """A heuristic strategy by registry name, e.g. ``build_strategy("threshold", threshold=0.8)``.
 
     Raises:
@@ -29,7 +32,7 @@ def build_strategy(name: str, **params) -> Strategy:
         cls = HEURISTICS[name]
     except KeyError:
         raise ValueError(f"unknown strategy {name!r}; known: {', '.join(sorted(HEURISTICS))}") from None
-    fields = set(cls.__dataclass_fields__)
+    fields = set(inspect.signature(cls).parameters)  # the dataclass fields
     unknown = set(params) - fields
     if unknown:
         raise ValueError(

@@ -62,12 +62,18 @@ class Decision:
         log_prob: (B,) float32 log-likelihood of ``unmask`` under the policy, learned only.
         allow_empty: True when an empty row in ``unmask`` is deliberate (a schedule that asks for
             0 tokens at this step, as Dream's does); the engine then applies no argmax fallback.
+        tokens: (B, L) int64 token to commit instead of the proposal where ≥ 0 (−1 keeps the
+            proposal), or None. Set by a user's forced commit (:mod:`.override`), never by a heuristic.
+        hold: (B, L) bool positions that may not be committed this step, not even by the engine's
+            fallback or a block's forced end, or None. A user's "hold back" (:mod:`.override`).
     """
 
     unmask: torch.Tensor
     probs: torch.Tensor | None = None
     log_prob: torch.Tensor | None = None
     allow_empty: bool = False
+    tokens: torch.Tensor | None = None
+    hold: torch.Tensor | None = None
 
 
 @runtime_checkable

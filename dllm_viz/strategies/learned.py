@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import torch
 
@@ -115,14 +116,14 @@ class LearnedPolicy:
 
     name = "learned"
 
-    def __init__(self, policy: DiTConfidencePolicy, config: LearnedPolicyConfig | None = None, **overrides) -> None:
+    def __init__(self, policy: DiTConfidencePolicy, config: LearnedPolicyConfig | None = None, **overrides: Any) -> None:
         if config is not None and overrides:
             raise ValueError(f"pass either `config` or keyword overrides {sorted(overrides)}, not both")
         self.policy = policy
         self.config = config if config is not None else LearnedPolicyConfig(**overrides)
 
     @classmethod
-    def from_pretrained(cls, path: str | os.PathLike, **overrides) -> "LearnedPolicy":
+    def from_pretrained(cls, path: str | os.PathLike, **overrides: Any) -> LearnedPolicy:
         """Load a saved policy (safetensors only) and wrap it; overrides go to the config."""
         return cls(DiTConfidencePolicy.from_pretrained(path), **overrides)
 

@@ -140,7 +140,7 @@ def verify_chain(completion: str, start: int, chain) -> bool:
     if len(equations) != len(chain):
         return False
     x = start
-    for (xs, op, bs, ys), (want_op, want_b) in zip(equations, chain):
+    for (xs, op, bs, ys), (want_op, want_b) in zip(equations, chain, strict=True):
         x_written, b, y = int(xs), int(bs), int(ys)
         if x_written != x or op != want_op or b < 1 or (want_b is not None and b != want_b):
             return False
@@ -165,7 +165,7 @@ def _parse_chain_expression(text: str):
     if len(tokens) < 3 or len(tokens) % 2 == 0 or not tokens[0].isdigit():
         return None
     chain = []
-    for op, amount in zip(tokens[1::2], tokens[2::2]):
+    for op, amount in zip(tokens[1::2], tokens[2::2], strict=True):
         if op not in _OPS or not (amount == "?" or amount.isdigit()):
             return None
         chain.append((op, None if amount == "?" else int(amount)))

@@ -12,8 +12,8 @@ from __future__ import annotations
 import json
 import logging
 import re
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 from .answers import extract_answer
 from .problem import Problem

@@ -92,7 +92,8 @@ def write_card(stages: list[Path], dest: Path, evaluation: Path, baselines: list
     config = json.loads((final / "config.json").read_text())
     result = json.loads(evaluation.read_text())
     if not isinstance(result, dict) or not {"levels", "speed"} <= set(result):
-        raise ValueError(f"--evaluate {evaluation} has no 'levels' and 'speed' (write it with python -m dllm_viz.tiny.evaluate --json)")
+        raise ValueError(f"--evaluate {evaluation} has no 'levels' and 'speed' "
+                         "(write it with python -m dllm_viz.tiny.evaluate --json)")
     speed = result["speed"]
     size_mb = sum((final / n).stat().st_size for n in SHIPPED if (final / n).exists()) / 1e6
     stage_blocks = [stage_lines(stage) for stage in stages]
@@ -101,8 +102,9 @@ def write_card(stages: list[Path], dest: Path, evaluation: Path, baselines: list
     lines = [
         "---", "license: mit", "library_name: transformers", "pipeline_tag: fill-mask", "tags: [diffusion, dllm-viz]", "---", "",
         "# tiny-dllm: the built-in masked-diffusion LM of dllm-viz", "",
-        f"A `{config['architectures'][0]}` (RoPE, bidirectional; d={config['hidden_size']}, {config['num_hidden_layers']} layers, "
-        f"{config['num_attention_heads']} heads, vocabulary {config['vocab_size']}, {size_mb:.1f} MB) trained by the project "
+        f"A `{config['architectures'][0]}` (RoPE, bidirectional; d={config['hidden_size']}, "
+        f"{config['num_hidden_layers']} layers, {config['num_attention_heads']} heads, "
+        f"vocabulary {config['vocab_size']}, {size_mb:.1f} MB) trained by the project "
         "with the LLaDA-SFT / MDLM objective on its procedural word problems (`dllm_viz.tasks.wordproblems`). "
         "It answers in GSM8K's format (`... #### N`) and decodes at interactive speed on a laptop CPU.", "",
         "```python", "from dllm_viz.backends import load_backend", "backend = load_backend('assets/tiny-dllm')  # or AutoModelForMaskedLM / AutoTokenizer", "```", "",
@@ -115,7 +117,8 @@ def write_card(stages: list[Path], dest: Path, evaluation: Path, baselines: list
     lines += ["## Held-out accuracy", "",
               "High-Confidence-K at one token per step (greedy tokens), L = 64, held-out problems that training never sees:", "",
               "```", result.get("command", "python -m dllm_viz.tiny.evaluate --n 200"), "```", "", *level_table(result), "",
-              f"Decoding speed, batch 1, L = 64, {speed['threads']} CPU threads: median **{speed['median_steps_per_s']:.0f} steps/s** "
+              f"Decoding speed, batch 1, L = 64, {speed['threads']} CPU threads: "
+              f"median **{speed['median_steps_per_s']:.0f} steps/s** "
               f"(min {speed['min_steps_per_s']:.0f}) over {speed['prompts']} decodes.", ""]
     if baselines:
         lines += ["## Heuristic baselines", ""]

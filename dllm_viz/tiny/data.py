@@ -13,8 +13,8 @@ them, so training sees the canvas the engine will build.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -60,7 +60,7 @@ class Batch:
     attention_mask: torch.Tensor
     prompt_length: int
 
-    def to(self, device) -> "Batch":
+    def to(self, device) -> Batch:
         return Batch(self.input_ids.to(device), self.attention_mask.to(device), self.prompt_length)
 
 
@@ -73,7 +73,7 @@ def collate(tokenizer, problems: Sequence[Problem], gen_length: int) -> Batch:
     P = max(map(len, prompts))
     ids = torch.full((len(problems), P + gen_length), tokenizer.pad_token_id, dtype=torch.long)
     attention = torch.ones_like(ids)
-    for b, (prompt, response) in enumerate(zip(prompts, responses)):
+    for b, (prompt, response) in enumerate(zip(prompts, responses, strict=True)):
         pad = P - len(prompt)
         attention[b, :pad] = 0
         ids[b, pad:] = torch.tensor(prompt + response)

@@ -19,8 +19,8 @@ import shlex
 import statistics
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 import torch
 
@@ -90,7 +90,7 @@ def solve(
         result = run(backend, [p.question for p in chunk], strategy, config)
         report.texts += result.texts
         report.nfe += result.nfe.tolist()
-        report.correct += [p.check(text) for text, p in zip(result.texts, chunk)]
+        report.correct += [p.check(text) for text, p in zip(result.texts, chunk, strict=True)]
     report.seconds = time.perf_counter() - start
     return report
 
@@ -164,15 +164,16 @@ def main(argv: list[str] | None = None) -> dict:
     print("| setting | problems | level | n | accuracy | mean NFE | no answer |\n|---|---|---|---|---|---|---|")
     for r in rows:
         kind = f"free={r['free']:g}" if r["free"] else "fixed"
-        print(f"| {r['setting']} (BL={r['block_length']}) | {kind} | {r['level']} | {r['n']} | {100 * r['accuracy']:.1f} % "
-              f"| {r['mean_nfe']:.1f} | {100 * r['no_answer']:.1f} % |")
+        print(f"| {r['setting']} (BL={r['block_length']}) | {kind} | {r['level']} | {r['n']} "
+              f"| {100 * r['accuracy']:.1f} % | {r['mean_nfe']:.1f} | {100 * r['no_answer']:.1f} % |")
     prompts = [p.question for p in test_set(2, args.speed_prompts + 1, DEFAULT_FREE)]
     config = EngineConfig(gen_length=args.gen_length, block_length=args.gen_length // 8)
     rates = steps_per_second(backend, prompts, build_strategy("confidence"), config)[1:]  # drop warm-up
     speed = {"median_steps_per_s": statistics.median(rates), "min_steps_per_s": min(rates),
              "prompts": len(rates), "threads": torch.get_num_threads()}
     print(f"decoding speed, batch 1, L={args.gen_length}, {speed['threads']} CPU threads: "
-          f"median {speed['median_steps_per_s']:.1f} steps/s (min {speed['min_steps_per_s']:.1f}) over {len(rates)} decodes")
+          f"median {speed['median_steps_per_s']:.1f} steps/s (min {speed['min_steps_per_s']:.1f}) "
+          f"over {len(rates)} decodes")
     result = {"levels": rows, "speed": speed,
               "command": "python -m dllm_viz.tiny.evaluate " + shlex.join(argv if argv is not None else sys.argv[1:])}
     if args.json:

@@ -55,7 +55,7 @@ class TinyModelConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict) -> "TinyModelConfig":
+    def from_dict(cls, data: dict) -> TinyModelConfig:
         return cls(**data)
 
 

@@ -18,8 +18,6 @@ Why this shape:
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers
 from transformers import PreTrainedTokenizerFast
 
@@ -87,8 +85,3 @@ def build_tokenizer(texts: list[str] | None = None, model_max_length: int = 256)
     )
     fast.chat_template = CHAT_TEMPLATE
     return fast
-
-
-def save_tokenizer(tokenizer: PreTrainedTokenizerFast, directory: str | Path) -> None:
-    """``save_pretrained`` (tokenizer.json, tokenizer_config.json with the chat template)."""
-    tokenizer.save_pretrained(str(directory))

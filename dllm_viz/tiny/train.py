@@ -142,7 +142,7 @@ class TrainConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict) -> "TrainConfig":
+    def from_dict(cls, data: dict) -> TrainConfig:
         known = {f.name for f in fields(cls)}
         unknown = set(data) - known
         if unknown:
@@ -153,7 +153,7 @@ class TrainConfig:
 def level_weights(config: TrainConfig, step: int) -> tuple[float, ...]:
     """Curriculum weights of levels 1..3 at ``step`` (linear from start to end weights)."""
     frac = step / max(config.steps - 1, 1)
-    return tuple(a + (b - a) * frac for a, b in zip(config.level_weights_start, config.level_weights_end))
+    return tuple(a + (b - a) * frac for a, b in zip(config.level_weights_start, config.level_weights_end, strict=True))
 
 
 def training_problems(config: TrainConfig, step: int) -> list:

@@ -1,4 +1,4 @@
-"""Assemble the Gradio app: Compare, Benchmark and About tabs (no side effects at import)."""
+"""Assemble the Gradio app: Compare, Explore, Benchmark and About tabs (no side effects at import)."""
 
 from __future__ import annotations
 
@@ -10,13 +10,15 @@ import gradio as gr  # noqa: E402
 
 from ..trace import MAX_TRACE_BYTES  # noqa: E402
 from ..views import GRID_CSS, STATS_CSS  # noqa: E402
+from ..views.explore import EXPLORE_CSS  # noqa: E402
 from . import runtime  # noqa: E402
 from .about import build_about_tab  # noqa: E402
 from .benchmark import build_benchmark_tab  # noqa: E402
 from .compare import build_compare_tab, compare_trace  # noqa: E402
+from .explore import build_explore_tab  # noqa: E402
 
 TITLE = "dllm-viz: watch a learned unmasking policy and a heuristic decode side by side"
-APP_CSS = GRID_CSS + STATS_CSS + """
+APP_CSS = GRID_CSS + STATS_CSS + EXPLORE_CSS + """
 #notes { font-size: 13px; }
 #status textarea { font-family: ui-monospace, monospace; font-size: 12px; }
 .dv-example { justify-content: flex-start !important; text-align: left; overflow: hidden; text-overflow: ellipsis;
@@ -48,6 +50,8 @@ def build_demo() -> gr.Blocks:
         with gr.Tabs():
             with gr.Tab("Compare", id="compare"):
                 build_compare_tab()
+            with gr.Tab("Explore", id="explore"):
+                build_explore_tab()
             with gr.Tab("Benchmark", id="benchmark"):
                 build_benchmark_tab()
             with gr.Tab("About", id="about"):

@@ -11,8 +11,16 @@ from pathlib import Path
 
 import gradio as gr
 
-from ..eval import (StrategySpec, heuristic_grid, markdown_table, pareto_figure, pareto_front, policy_grid, summarize,
-                    sweep)
+from ..eval import (
+    StrategySpec,
+    heuristic_grid,
+    markdown_table,
+    pareto_figure,
+    pareto_front,
+    policy_grid,
+    summarize,
+    sweep,
+)
 from ..eval.report import write_csv
 from ..strategies import HEURISTICS
 from . import runtime
@@ -49,9 +57,7 @@ def summary_table(summary: list[dict]) -> list[list]:
 
 def family_choices() -> list[tuple[str, str]]:
     """Strategy families: shipped policies, then the heuristics."""
-    choices = []
-    if runtime.learned_strategy_available():
-        choices += [(f"learned policy: {name}", f"policy:{name}") for name in runtime.shipped_policies()]
+    choices = [(f"learned policy: {name}", f"policy:{name}") for name in runtime.shipped_policies()]
     choices += [(runtime.HEURISTIC_LABELS.get(n, n), f"heuristic:{n}") for n in runtime.HEURISTIC_LABELS if n in HEURISTICS]
     return choices
 

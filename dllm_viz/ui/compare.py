@@ -14,13 +14,13 @@ import gradio as gr
 
 from ..engine import EngineConfig
 from ..trace import Trace
-from ..views import curves_figure, heatmap_figure, legend_html, render_grid, stats_html
+from ..views import curves_figure, divergence_detail, heatmap_figure, legend_html, render_grid, stats_html
 from . import runtime
 from .budget import compute_slot
 from .errors import shown, user_errors
 from .examples import example_problems, known_answer
-from .session import Comparison, load_comparison, new_run_id
 from .files import export_comparison
+from .session import Comparison, load_comparison, new_run_id
 from .settings import (  # noqa: F401  (engine_config, PANE_FIELDS: part of this tab's API)
     PANE_FIELDS,
     TOPK_FAMILY,
@@ -32,6 +32,7 @@ from .settings import (  # noqa: F401  (engine_config, PANE_FIELDS: part of this
     prompt_text,
     text,
 )
+from .stories import Story, default_story, stories
 
 # A live run is pulled, not pushed: the browser asks for the latest frame every LIVE_TICK_S and
 # never while its previous request is pending (gr.Timer, trigger_mode="once"), so a slow browser
@@ -75,11 +76,12 @@ def render_panes(comp: Comparison | None, k: int) -> tuple[str, str, str, str]:
     if comp is None:
         return render_grid(None, 0, pane="a"), render_grid(None, 0, pane="b"), stats_html(None, 0), stats_html(None, 0, pane="b")
     render_ms = comp.render_ms if comp.source == "run" else None
+    d = divergence_detail(comp.a, comp.b)
     return (
         render_grid(comp.a, k, pane="a", title=comp.labels[0]),
         render_grid(comp.b, k, pane="b", title=comp.labels[1]),
-        stats_html(comp.a, k, pane="a", render_ms=render_ms, verdict=comp.verdict(comp.a)),
-        stats_html(comp.b, k, pane="b", render_ms=render_ms, verdict=comp.verdict(comp.b)),
+        stats_html(comp.a, k, pane="a", render_ms=render_ms, verdict=comp.verdict(comp.a), divergence=d),
+        stats_html(comp.b, k, pane="b", render_ms=render_ms, verdict=comp.verdict(comp.b), divergence=d),
     )
 
 
@@ -101,7 +103,7 @@ def status_line(comp: Comparison, k: int | None = None) -> str:
         if t is not None:
             parts.append(f"{name} {t.num_steps} steps, NFE {t.nfe}")
     if comp.divergence:
-        parts.append(f"diverge at step {comp.divergence}")
+        parts.append(f"diverge at step {comp.divergence}{consequence(comp)}")
     if comp.source == "upload":
         return f"loaded trace · {' · '.join(parts)} #{comp.run_id}"
     if comp.stopped:
@@ -111,6 +113,19 @@ def status_line(comp: Comparison, k: int | None = None) -> str:
         parts.append(f"model {model_ms:.0f} ms, render {comp.render_ms:.0f} ms")
         return f"done · {' · '.join(parts)} #{comp.run_id}"
     return f"running step {k if k is not None else comp.num_steps} · {' · '.join(parts)} #{comp.run_id}"
+
+
+def consequence(comp: Comparison) -> str:
+    """What the divergence led to once both panes finished: " → A ✓ NFE 9 · B ✗ NFE 8" (✓/✗ only
+    when the prompt's answer is known)."""
+    if not comp.finished or comp.a is None or comp.b is None:
+        return ""
+    parts = []
+    for name, trace in (("A", comp.a), ("B", comp.b)):
+        verdict = comp.verdict(trace)
+        mark = "" if verdict is None or verdict.correct is None else ("✓ " if verdict.correct else "✗ ")
+        parts.append(f"{name} {mark}NFE {trace.nfe}")
+    return " → " + " · ".join(parts)
 
 
 def _slider(n: int, value: int | None = None):
@@ -193,9 +208,9 @@ def _collect_steps(comp: Comparison, steps, prompt: str, config: EngineConfig):
                                 mask_id=header.mask_id, eos_id=header.eos_id, strategy=strategy,
                                 engine=header.engine, steps=[], vocab={},
                                 meta={"pane": pane, "app": "dllm-viz", "load_ms": round(header.load_ms, 1)})
-                          for pane, strategy in zip("ab", header.strategies))
+                          for pane, strategy in zip("ab", header.strategies, strict=True))
         for frame in steps:
-            for trace, part in zip((comp.a, comp.b), frame):
+            for trace, part in zip((comp.a, comp.b), frame, strict=True):
                 if part is not None:
                     trace.steps.append(part.step)
                     trace.vocab.update(part.vocab)
@@ -423,9 +438,33 @@ def compare_trace(prompt: str, strategy_a: str = "heuristic:confidence", strateg
 
 # ---- layout and wiring -----------------------------------------------------------------------
 
-def _pane_controls(pane: str, default: str) -> list:
-    """The strategy picker and its parameter controls for one pane, in :data:`PANE_FIELDS` order."""
+# A pane's strategy parameters → its controls (in PANE_FIELDS order after the strategy picker).
+PARAM_CONTROLS = ("steps", "threshold", "factor", "gamma", "temperature", "beta")
+CONTROL_DEFAULTS = {"steps": 0, "threshold": 0.9, "factor": 1.0, "gamma": 0.01, "temperature": 1.0, "beta": 1.0}
+
+
+def pane_values(spec: runtime.PaneSpec | None, fallback: str) -> tuple:
+    """(strategy, steps, λ, f, γ, τ_π, β) control values showing ``spec`` (defaults for the rest)."""
+    params = {**CONTROL_DEFAULTS, **(spec.params if spec else {})}
+    return (spec.choice if spec else fallback, *(params[k] for k in PARAM_CONTROLS))
+
+
+def apply_story(index: int):
+    """Load curated story ``index`` into the settings, both panes and the caption."""
+    story = stories()[index]
+    return (story.prompt, story.gen_length, story.effective_block_length, story.full_diffusion, story.seed,
+            *pane_values(story.a, ""), *pane_values(story.b, ""), story_caption(story))
+
+
+def story_caption(story: Story | None) -> str:
+    return f"**{story.title}.** {story.caption}" if story else ""
+
+
+def _pane_controls(pane: str, values: tuple) -> list:
+    """The strategy picker and its parameter controls for one pane, in :data:`PANE_FIELDS` order,
+    showing ``values`` (see :func:`pane_values`)."""
     p = pane.lower()
+    default, steps_v, threshold_v, factor_v, gamma_v, tau_v, beta_v = values
     show = _shown_params(default)
     # allow_custom_value: Gradio's own "not in the list of choices" error echoes the value unescaped
     # into the toast; pane_spec refuses unknown strategies with an escaped message instead
@@ -434,15 +473,15 @@ def _pane_controls(pane: str, default: str) -> list:
     caption = gr.Markdown(strategy_caption(default), elem_id=f"caption-{p}", elem_classes="dv-caption")
     strategy.change(strategy_caption, strategy, caption, api_visibility="private", queue=False)
     with gr.Row():
-        steps = gr.Number(0, precision=0, label="steps (0 = one token per step)", minimum=0,
+        steps = gr.Number(steps_v, precision=0, label="steps (0 = one token per step)", minimum=0,
                           visible=show[0], elem_id=f"steps-{p}")
-        threshold = gr.Slider(0.05, 1.0, value=0.9, step=0.01, label="λ (confidence threshold)",
+        threshold = gr.Slider(0.05, 1.0, value=threshold_v, step=0.01, label="λ (confidence threshold)",
                               visible=show[1], elem_id=f"threshold-{p}")
-        factor = gr.Number(1.0, label="f (factor)", minimum=0.01, visible=show[2], elem_id=f"factor-{p}")
-        gamma = gr.Number(0.01, label="γ (entropy budget)", minimum=0, visible=show[3], elem_id=f"gamma-{p}")
-        tau = gr.Slider(0.1, 3.0, value=1.0, step=0.05, label="τ_π (policy temperature)", visible=show[4],
+        factor = gr.Number(factor_v, label="f (factor)", minimum=0.01, visible=show[2], elem_id=f"factor-{p}")
+        gamma = gr.Number(gamma_v, label="γ (entropy budget)", minimum=0, visible=show[3], elem_id=f"gamma-{p}")
+        tau = gr.Slider(0.1, 3.0, value=tau_v, step=0.05, label="τ_π (policy temperature)", visible=show[4],
                         info="paper: 0.5 semi-AR, 1.0 full diffusion", elem_id=f"tau-{p}")
-        beta = gr.Slider(0.1, 4.0, value=1.0, step=0.05, label="β (probability scaling)", visible=show[5],
+        beta = gr.Slider(0.1, 4.0, value=beta_v, step=0.05, label="β (probability scaling)", visible=show[5],
                          info="u ~ Ber(min(1, β·s)); > 1 unmasks more per step", elem_id=f"beta-{p}")
     files = gr.File(file_count="multiple", file_types=[".safetensors", ".json"], label="policy model.safetensors (+ config.json)",
                     visible=show[6], elem_id=f"policy-{p}")
@@ -452,9 +491,21 @@ def _pane_controls(pane: str, default: str) -> list:
     return [strategy, steps, threshold, factor, gamma, tau, beta, files]
 
 
-def _example_buttons(prompt) -> None:
-    """One button per held-out problem that fills the prompt in the browser. Plain buttons, not
-    gr.Examples: its Dataset raced while loading and logged a TypeError per example on load."""
+def _story_buttons(story_outputs: list) -> None:
+    """One button per curated story: it loads the prompt, the settings and both panes."""
+    if not stories():
+        return
+    gr.Markdown("Curated comparisons (where the two panes part ways):", elem_classes="dv-caption")
+    with gr.Row(elem_id="stories"):
+        for i, story in enumerate(stories()):
+            gr.Button(story.title, size="sm", variant="secondary", elem_classes="dv-story").click(
+                lambda i=i: apply_story(i), None, story_outputs, queue=False, api_visibility="private")
+
+
+def _example_buttons(prompt, caption) -> None:
+    """One button per held-out problem that fills the prompt in the browser (and clears a story's
+    caption). Plain buttons, not gr.Examples: its Dataset raced while loading and logged a
+    TypeError per example on load."""
     problems = example_problems()
     if not problems:
         return
@@ -462,35 +513,44 @@ def _example_buttons(prompt) -> None:
     with gr.Column(elem_id="examples", variant="compact"):
         for problem in problems:
             gr.Button(problem.question, size="sm", variant="secondary", elem_classes="dv-example").click(
-                None, None, prompt, js=f"() => {json.dumps(problem.question)}", api_visibility="private")
+                None, None, [prompt, caption], js=f"() => [{json.dumps(problem.question)}, '']",
+                api_visibility="private")
 
 
 def build_compare_tab() -> None:
     """Components and events of the Compare tab (call inside ``gr.Blocks`` / ``gr.Tab``)."""
+    story = default_story()  # the app opens on the first curated comparison: press Run and they part ways
     default_a, default_b = runtime.default_strategies()
     session = gr.State(None, time_to_live=SESSION_TTL_S)
     playing = gr.State(False)
     with gr.Row():
         with gr.Column(scale=3):
-            prompt = gr.Textbox(label="Prompt", lines=3, elem_id="prompt",
+            prompt = gr.Textbox(story.prompt if story else "", label="Prompt", lines=3, elem_id="prompt",
                                 placeholder="A question for the model, e.g. one of the examples below")
-            _example_buttons(prompt)
+            caption = gr.Markdown(story_caption(story), elem_id="story-caption")
+            story_slot = gr.Column()
+            _example_buttons(prompt, caption)
         with gr.Column(scale=2):
             choices = runtime.model_choices()
             model = gr.Dropdown(choices, value=runtime.default_model(), label="Model", allow_custom_value=True,
                                 info="a folder or Hub id also works; Hub models load on demand (GPU)", elem_id="model")
             with gr.Row():
-                gen_length = gr.Number(64, precision=0, label="gen length L", minimum=1, elem_id="gen-length")
-                block_length = gr.Number(8, precision=0, label="block length BL", minimum=1, elem_id="block-length")
-            full = gr.Checkbox(False, label="full diffusion (BL = L)", elem_id="full-diffusion")
+                gen_length = gr.Number(story.gen_length if story else 64, precision=0, label="gen length L", minimum=1,
+                                       elem_id="gen-length")
+                block_length = gr.Number(story.effective_block_length if story else 8, precision=0,
+                                         label="block length BL", minimum=1, elem_id="block-length",
+                                         interactive=not (story and story.full_diffusion))
+            full = gr.Checkbox(bool(story and story.full_diffusion), label="full diffusion (BL = L)", elem_id="full-diffusion")
             with gr.Row():
                 temperature = gr.Slider(0.0, 2.0, value=0.0, step=0.05, label="token temperature", elem_id="temperature")
-                seed = gr.Number(0, precision=0, label="seed", elem_id="seed")
+                seed = gr.Number(story.seed if story else 0, precision=0, label="seed", elem_id="seed")
     with gr.Row(equal_height=False):
         with gr.Column():
-            pane_a = _pane_controls("A", default_a)
+            pane_a = _pane_controls("A", pane_values(story and story.a, default_a))
         with gr.Column():
-            pane_b = _pane_controls("B", default_b)
+            pane_b = _pane_controls("B", pane_values(story and story.b, default_b))
+    with story_slot:
+        _story_buttons([prompt, gen_length, block_length, full, seed, *pane_a[:7], *pane_b[:7], caption])
     with gr.Row():
         run_btn = gr.Button("▶ Run both", variant="primary", elem_id="run-btn", scale=1)
         stop_btn = gr.Button("■ Stop", variant="stop", elem_id="stop-btn", scale=0, min_width=110)

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import torch
 
+from ..assets import ASSETS, POLICIES_DIR
 from ..backends import BUILTIN_MODEL, KNOWN_MODELS, ModelLoadError, load_backend
 from ..engine import EngineConfig, decode_generation, encode_prompts, generate
 from ..strategies import HEURISTICS, build_strategy
@@ -28,7 +29,6 @@ from .budget import MODEL_CONCURRENCY  # noqa: F401  (the queue's limit for mode
 
 logger = logging.getLogger(__name__)
 
-ROOT = Path(__file__).resolve().parents[2]
 MODEL_ENV = "DLLM_VIZ_MODEL"
 DEFAULT_POLICY = "semi-ar-alpha1"
 POLICY_ENV = "DLLM_VIZ_POLICY_DIR"  # a folder of policy folders; default assets/policies
@@ -93,7 +93,7 @@ def model_choices() -> list[tuple[str, str]]:
 
 
 def policy_dir() -> Path:
-    return Path(os.environ.get(POLICY_ENV) or ROOT / "assets" / "policies")
+    return Path(os.environ.get(POLICY_ENV) or POLICIES_DIR)
 
 
 def shipped_policies() -> dict[str, Path]:
@@ -106,14 +106,6 @@ def shipped_policies() -> dict[str, Path]:
             if (p / "config.json").is_file() and (p / "model.safetensors").is_file()}
 
 
-def learned_strategy_available() -> bool:
-    try:
-        from ..strategies.learned import LearnedPolicy  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
 def availability_notes() -> list[str]:
     """Plain-language notes about missing pieces, shown at the top of the app."""
     notes = []
@@ -123,9 +115,7 @@ def availability_notes() -> list[str]:
     if not builtin_model_installed() and not os.environ.get(MODEL_ENV):
         notes.append("The built-in tiny model (assets/tiny-dllm) is not installed in this copy, so there is "
                      "no model to run offline: pick a Hub model on a GPU machine, or upload a trace to replay it.")
-    if not learned_strategy_available():
-        notes.append("The learned-policy strategy is not available in this build; both panes offer heuristics only.")
-    elif not shipped_policies():
+    if not shipped_policies():
         notes.append("No trained policy is shipped in assets/policies/ yet: pane A defaults to a heuristic. "
                      "You can still upload a policy (model.safetensors, optional config.json).")
     if not torch.cuda.is_available():
@@ -148,7 +138,7 @@ _HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]{0,95}/[A-Za-z0-9][\w.-]{0,95}")
 def model_roots() -> list[Path]:
     """Folders whose model subfolders may be loaded: ``assets/``, those the operator allowed, and
     the folder of ``$DLLM_VIZ_MODEL`` when it is a local folder (the operator named it)."""
-    roots = [ROOT / "assets"] + [Path(p) for p in os.environ.get(ALLOW_ENV, "").split(os.pathsep) if p]
+    roots = [ASSETS] + [Path(p) for p in os.environ.get(ALLOW_ENV, "").split(os.pathsep) if p]
     env = os.environ.get(MODEL_ENV)
     if env and Path(env).expanduser().is_dir():
         roots.append(Path(env))
@@ -286,10 +276,8 @@ UPLOADED = "policy:(uploaded)"
 
 def strategy_choices() -> list[tuple[str, str]]:
     """(label, value) pairs: shipped policies first, an uploaded policy, then every heuristic."""
-    choices = []
-    if learned_strategy_available():
-        choices += [(f"learned policy: {name}", f"policy:{name}") for name in shipped_policies()]
-        choices.append(("learned policy: upload your own", UPLOADED))
+    choices = [(f"learned policy: {name}", f"policy:{name}") for name in shipped_policies()]
+    choices.append(("learned policy: upload your own", UPLOADED))
     names = list(HEURISTIC_LABELS) + sorted(set(HEURISTICS) - set(HEURISTIC_LABELS))
     choices += [(HEURISTIC_LABELS.get(n, n), f"heuristic:{n}") for n in names if n in HEURISTICS]
     return choices
@@ -298,7 +286,7 @@ def strategy_choices() -> list[tuple[str, str]]:
 def default_strategies() -> tuple[str, str]:
     """(A, B): A = the shipped semi-AR α=1 policy (the app opens in semi-AR), else the first shipped
     policy, else High-Confidence-K; B = the best heuristic."""
-    policies = shipped_policies() if learned_strategy_available() else {}
+    policies = shipped_policies()
     name = DEFAULT_POLICY if DEFAULT_POLICY in policies else next(iter(policies), None)
     a = f"policy:{name}" if name else "heuristic:confidence"
     return a, BEST_HEURISTIC
@@ -333,8 +321,6 @@ def build_pane_strategy(spec: PaneSpec, device: torch.device):
         return build_strategy(name, **spec.params)
     if kind != "policy":
         raise ValueError(f"unknown strategy {spec.choice!r}")
-    if not learned_strategy_available():
-        raise ValueError("the learned-policy strategy is not available in this build; pick a heuristic")
     from ..strategies.learned import LearnedPolicy
 
     if spec.choice == UPLOADED:
@@ -360,7 +346,7 @@ class _TokenStrings:
     def token_strings(self, ids) -> list[str]:
         missing = [int(i) for i in ids if int(i) not in self._cache]
         if missing:
-            self._cache.update(zip(missing, self._backend.token_strings(missing)))
+            self._cache.update(zip(missing, self._backend.token_strings(missing), strict=True))
         return [self._cache[int(i)] for i in ids]
 
 

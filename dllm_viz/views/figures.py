@@ -7,6 +7,8 @@ axis so they match the replay slider (step k = the k-th forward pass).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import plotly.graph_objects as go
 
@@ -18,16 +20,43 @@ _FONT = dict(family="system-ui, sans-serif", size=11)
 HEATMAP_HEIGHT, CURVES_HEIGHT = 280, 240
 
 
+@dataclass(frozen=True)
+class Divergence:
+    """Where two runs part: the 1-based ``step`` and what each committed there, as
+    ``(position, token text)`` pairs, so a viewer can say *what* differed, not only when."""
+
+    step: int
+    a: tuple[tuple[int, str], ...]
+    b: tuple[tuple[int, str], ...]
+
+    def committed(self, pane: str) -> tuple[tuple[int, str], ...]:
+        return self.a if pane == "a" else self.b
+
+
+def divergence_detail(a: Trace | None, b: Trace | None) -> Divergence | None:
+    """:func:`first_divergence` with the tokens each run committed at that step."""
+    step = first_divergence(a, b)
+    if step is None:
+        return None
+
+    def commits(trace: Trace) -> tuple[tuple[int, str], ...]:
+        s = trace.steps[step - 1]
+        return tuple((pos, trace.token_text(s.proposed[pos])) for pos in s.committed)
+
+    return Divergence(step, commits(a), commits(b))
+
+
 def first_divergence(a: Trace | None, b: Trace | None) -> int | None:
-    """1-based first step at which A and B commit different position sets (None if never).
+    """1-based first step at which A and B commit different positions, or different tokens at
+    the same positions (a forced or sampled token), None if never.
 
     Only steps both runs have are compared: identical commits give identical canvases, so
     two runs that agree on every shared step also end together.
     """
     if a is None or b is None:
         return None
-    for i, (sa, sb) in enumerate(zip(a.steps, b.steps)):
-        if set(sa.committed) != set(sb.committed):
+    for i, (sa, sb) in enumerate(zip(a.steps, b.steps, strict=False)):
+        if {p: sa.proposed[p] for p in sa.committed} != {p: sb.proposed[p] for p in sb.committed}:
             return i + 1
     return None
 
@@ -189,6 +218,6 @@ def curves_figure(panes: dict[str, Trace | None], step: int | None = None, *, di
     return go.Figure(data=data, layout=dict(
         layout, template="none", height=CURVES_HEIGHT, font=_FONT, margin=dict(l=45, r=40, t=40, b=40), shapes=shapes,
         modebar=dict(orientation="v"),
-        annotations=[_title_annotation(t, d) for t, d in zip(titles, domains)],
+        annotations=[_title_annotation(t, d) for t, d in zip(titles, domains, strict=True)],
         legend=dict(orientation="h", x=1, xanchor="right", y=1.18, yanchor="bottom"),
     ))

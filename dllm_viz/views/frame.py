@@ -51,7 +51,7 @@ def token_prob(trace: Trace, step: int, pos: int) -> tuple[float, bool]:
     """Probability of the token proposed at ``pos`` in 0-based ``step`` and whether it is approximate."""
     s = trace.steps[step]
     token = s.proposed[pos]
-    for tid, p in zip(s.topk_ids[pos], s.topk_probs[pos]):
+    for tid, p in zip(s.topk_ids[pos], s.topk_probs[pos], strict=True):
         if tid == token:
             return float(p), False
     if not s.topk_probs[pos]:
@@ -62,7 +62,7 @@ def token_prob(trace: Trace, step: int, pos: int) -> tuple[float, bool]:
 def frame_cells(trace: Trace, k: int) -> list[Cell]:
     """The cells of ``trace`` after ``k`` steps (see the module docstring)."""
     k = clamp_step(trace, k)
-    commit = trace.commit_step()  # (L,) 0-based step or -1
+    commit = trace.commit_step(k)  # (L,) 0-based step or -1 (as of step k: a re-masked position is masked)
     current = trace.steps[k - 1] if k else None
     cells = []
     for pos in range(trace.gen_length):
@@ -84,7 +84,7 @@ def frame_cells(trace: Trace, k: int) -> list[Cell]:
 
 
 def _topk(trace: Trace, step, pos: int) -> tuple[tuple[str, float], ...]:
-    return tuple((trace.token_text(t), float(p)) for t, p in zip(step.topk_ids[pos], step.topk_probs[pos]))
+    return tuple((trace.token_text(t), float(p)) for t, p in zip(step.topk_ids[pos], step.topk_probs[pos], strict=True))
 
 
 def display_text(text: str) -> str:

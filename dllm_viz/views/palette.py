@@ -30,11 +30,12 @@ def viridis_rgb(value: float) -> tuple[int, int, int]:
     i = min(int(x), len(_STOPS) - 2)
     t = x - i
     lo, hi = _STOPS[i], _STOPS[i + 1]
-    return tuple(round(a + (b - a) * t) for a, b in zip(lo, hi))
+    return tuple(round(a + (b - a) * t) for a, b in zip(lo, hi, strict=True))
 
 
 def viridis_hex(value: float) -> str:
-    return "#%02x%02x%02x" % viridis_rgb(value)
+    r, g, b = viridis_rgb(value)
+    return f"#{r:02x}{g:02x}{b:02x}"
 
 
 def text_colour(value: float) -> str:

@@ -6,7 +6,10 @@ from dataclasses import dataclass
 from html import escape
 
 from ..trace import Trace
+from .figures import Divergence
 from .frame import clamp_step
+
+SHOWN_COMMITS = 6  # tokens listed per pane in the divergence line; the rest are counted
 
 
 @dataclass(frozen=True)
@@ -22,7 +25,7 @@ def pane_numbers(trace: Trace, step: int) -> dict:
     """Numbers of ``trace`` after ``step`` steps (see :mod:`dllm_viz.views.frame`)."""
     k = clamp_step(trace, step)
     shown = trace.steps[:k]
-    committed = sum(len(s.committed) for s in shown)
+    committed = int((trace.commit_step(k) >= 0).sum())  # the canvas, not a sum of commits: a branch may re-mask
     return {
         "step": k,
         "steps": trace.num_steps,
@@ -36,9 +39,25 @@ def pane_numbers(trace: Trace, step: int) -> dict:
     }
 
 
+def _commits(pairs) -> str:
+    shown = " ".join(f"«{escape(text)}»@{pos}" for pos, text in pairs[:SHOWN_COMMITS])
+    more = len(pairs) - SHOWN_COMMITS
+    return (shown + (f" +{more} more" if more > 0 else "")) or "nothing"
+
+
+def divergence_line(divergence: Divergence, pane: str) -> str:
+    """The step where this pane and the other first committed different positions, and what each
+    committed there (token text @ position): the moment the two futures split."""
+    other = "b" if pane == "a" else "a"
+    return (f'<div class="dv-diverge" data-divergence="{divergence.step}"><b>⚑ first divergence: step '
+            f'{divergence.step}</b> this pane committed {_commits(divergence.committed(pane))}; '
+            f'{other.upper()} committed {_commits(divergence.committed(other))}</div>')
+
+
 def stats_html(trace: Trace | None, step: int, *, pane: str = "a", render_ms: float | None = None,
-               verdict: Verdict | None = None) -> str:
-    """A compact table of :func:`pane_numbers`, timings and, once finished, the answer check."""
+               verdict: Verdict | None = None, divergence: Divergence | None = None) -> str:
+    """A compact table of :func:`pane_numbers`, timings, the first divergence from the other pane
+    once the replay has reached it, and, once finished, the answer check."""
     if trace is None:
         return f'<div class="dv-stats" data-pane="{escape(pane)}" data-nfe="0"></div>'
     n = pane_numbers(trace, step)
@@ -64,9 +83,10 @@ def stats_html(trace: Trace | None, step: int, *, pane: str = "a", render_ms: fl
         elif verdict is not None:
             check = ' <span class="dv-na">(no known answer for this prompt)</span>'
         answer = f'<div class="dv-answer"><b>final answer</b> {escape(text or "∅")}{check}</div>'
+    diverged = divergence_line(divergence, pane) if divergence is not None and n["step"] >= divergence.step else ""
     correct = "" if verdict is None or verdict.correct is None else f' data-correct="{str(verdict.correct).lower()}"'
     return (f'<div class="dv-stats" data-pane="{escape(pane)}" data-nfe="{n["nfe"]}" '
-            f'data-step="{n["step"]}"{correct}>{chips}{answer}</div>')
+            f'data-step="{n["step"]}"{correct}>{chips}{diverged}{answer}</div>')
 
 
 STATS_CSS = """
@@ -75,5 +95,8 @@ STATS_CSS = """
 .dv-stat { font-variant-numeric: tabular-nums; white-space: nowrap; }
 .dv-stat b, .dv-answer b { font-weight: 500; color: #666; margin-right: 2px; }
 .dv-answer { flex-basis: 100%; word-break: break-word; }
+.dv-diverge { flex-basis: 100%; word-break: break-word; background: #F9ECF3; border-left: 3px solid #CC79A7;
+  padding: 2px 6px; }  /* palette.DIVERGENCE, the heatmaps' divergence marker */
+.dv-diverge b { color: #8E3B6A; }
 .dv-ok { color: #009E73; font-weight: 600; } .dv-bad { color: #D55E00; font-weight: 600; } .dv-na { color: #777; }
 """

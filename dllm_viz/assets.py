@@ -1,0 +1,23 @@
+"""Where the shipped artefacts are: the built-in tiny dLLM and the trained policies.
+
+In a source checkout (``pip install -e .``, a Hugging Face Space, ``python -m`` from a clone) they are
+the top-level ``assets/`` folder beside the package; ``pip install .`` copies that folder into the
+installed package as ``dllm_viz/_assets`` (see ``[tool.setuptools.package-dir]`` in pyproject.toml),
+so the default model is found from any working directory either way.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+_PACKAGE = Path(__file__).resolve().parent
+
+
+def _locate() -> Path:
+    installed = _PACKAGE / "_assets"  # only an installed wheel has it
+    return installed if installed.is_dir() else _PACKAGE.parent / "assets"
+
+
+ASSETS: Path = _locate()
+BUILTIN_MODEL_DIR: Path = ASSETS / "tiny-dllm"
+POLICIES_DIR: Path = ASSETS / "policies"

@@ -1,0 +1,376 @@
+"""Branching a decode: continue a recorded run from any step, with a user's overrides.
+
+A branch is (parent trace, ``k`` = steps of the parent kept, overrides, strategy). Its state is
+the parent's canvas after ``k`` steps — rebuilt from the trace, so a loaded file branches as well
+as a live run — with re-masked positions masked again; the engine continues from there
+(:class:`~dllm_viz.engine.DecodeStart`) with the same config and random stream, and the strategy
+wrapped in :class:`~dllm_viz.strategies.override.OverrideStrategy` for forced and held-back
+positions. Continuing with no override reproduces the parent from step ``k`` token for token.
+
+The branch's trace is the parent's first ``k`` steps followed by its own, the overrides recorded
+in its first own step, so views compare it with the parent step for step and
+:func:`replay` re-runs it exactly.
+
+Example:
+    >>> from dllm_viz.backends import load_backend  # doctest: +SKIP
+    >>> parent = Trace.load("run.json")  # doctest: +SKIP
+    >>> records = list(branch(backend, parent, 3, [Override(5, "force", token=17)], strategy))  # doctest: +SKIP
+    >>> child = branch_trace(backend, parent, 3, [Override(5, "force", token=17)], strategy, records)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, fields
+
+import torch
+
+from .engine import DecodeStart, EngineConfig, StepRecord, decode_generation, encode_prompts, generate
+from .strategies.override import ACTIONS, Override, OverrideStrategy
+from .trace import Trace, TraceStep, short_repr
+
+MAX_OVERRIDES = 64  # per branch; a person clicks a handful, a script has no reason for more
+
+
+class BranchError(ValueError):
+    """An override or branch point does not fit the run; the message names it and says why."""
+
+
+@dataclass(frozen=True)
+class CanvasState:
+    """A single-row decode state rebuilt from a trace.
+
+    Attributes:
+        tokens: (L,) token ids after the steps, mask id where masked.
+        nfe: forward passes spent. block_step: steps spent in the current block.
+        step: the number of steps applied (the next step's index).
+    """
+
+    tokens: list[int]
+    nfe: int
+    block_step: int
+    step: int
+
+
+def engine_config_of(trace: Trace) -> EngineConfig:
+    """The :class:`EngineConfig` a trace was decoded with (its ``engine`` dict), checked."""
+    names = {f.name for f in fields(EngineConfig)}
+    try:
+        return EngineConfig(**{k: v for k, v in trace.engine.items() if k in names})
+    except (TypeError, ValueError) as err:
+        raise BranchError(f"the run's engine settings cannot be reused: {err}") from None
+
+
+def _current_block(tokens: list[int], mask_id: int, block_length: int) -> int | None:
+    first = next((i for i, t in enumerate(tokens) if t == mask_id), None)
+    return None if first is None else first // block_length
+
+
+def state_after(trace: Trace, k: int, remask: Iterable[int] = ()) -> CanvasState:
+    """The decode state after ``k`` steps of ``trace``, with ``remask`` positions masked again.
+
+    Mirrors the engine's accounting: a row's block step counts the steps spent in its current
+    block and returns to 0 when the block is done, or when a re-mask moves the decode back to an
+    earlier block.
+    """
+    L, BL, mask = trace.gen_length, trace.block_length, trace.mask_id
+    tokens, block_step = [mask] * L, 0
+
+    def apply_remask(positions) -> None:
+        nonlocal block_step
+        positions = list(positions)
+        if not positions:
+            return
+        before = _current_block(tokens, mask, BL)
+        for p in positions:
+            tokens[p] = mask
+        if _current_block(tokens, mask, BL) != before:
+            block_step = 0
+
+    for s in trace.steps[:k]:
+        apply_remask(s.remasked())
+        for p in s.committed:
+            tokens[p] = s.proposed[p]
+        block = range(s.block * BL, min((s.block + 1) * BL, L))
+        block_step = 0 if all(tokens[p] != mask for p in block) else block_step + 1
+    apply_remask(remask)
+    return CanvasState(tokens, trace.steps[k - 1].nfe if k else 0, block_step, k)
+
+
+def rng_after(trace: Trace, k: int) -> torch.Tensor | None:
+    """The engine's generator state after ``k`` steps (None: still the seed's initial state)."""
+    encoded = next((s.rng for s in reversed(trace.steps[:k]) if s.rng is not None), None)
+    return None if encoded is None else torch.frombuffer(bytearray(base64.b64decode(encoded)), dtype=torch.uint8)
+
+
+STOCHASTIC = ("random", "learned")  # strategies that draw from the generator (a policy samples its actions)
+
+
+def lacks_random_state(trace: Trace) -> bool:
+    """True when ``trace`` drew random numbers (sampled tokens, a stochastic strategy) but kept no
+    RNG state (e.g. a Compare export): a branch of it then starts a fresh stream from the seed, so
+    even without overrides its future may differ from the recorded one."""
+    sampled = trace.engine.get("temperature", 0) not in (0, 0.0, None) or trace.strategy.get("name") in STOCHASTIC
+    return sampled and all(s.rng is None for s in trace.steps)
+
+
+def encode_rng(state: torch.Tensor) -> str:
+    return base64.b64encode(state.cpu().numpy().tobytes()).decode("ascii")
+
+
+# ---- checking overrides ---------------------------------------------------------------------------
+
+def parse_overrides(raw, gen_length: int) -> tuple[Override, ...]:
+    """Overrides from a UI or API value: a list of ``{"position", "action", "token"}`` dicts (or
+    :class:`Override` s). Checks types and ranges only; :func:`check_overrides` checks them against
+    the state."""
+    if raw is None:
+        return ()
+    if not isinstance(raw, (list, tuple)):
+        raise BranchError(f"overrides must be a list of {{position, action, token}} objects, not {type(raw).__name__}")
+    if len(raw) > MAX_OVERRIDES:
+        raise BranchError(f"{len(raw)} overrides; a branch takes at most {MAX_OVERRIDES}")
+    out = []
+    for i, item in enumerate(raw):
+        if isinstance(item, Override):
+            item = item.to_dict()
+        if not isinstance(item, dict):
+            raise BranchError(f"override {i} must be an object with position, action and token, not {type(item).__name__}")
+        unknown = sorted(map(str, set(item) - {"position", "action", "token"}))
+        if unknown:
+            raise BranchError(f"override {i} has unknown field(s) {short_repr(unknown)}; it takes position, action, token")
+        position, action, token = item.get("position"), item.get("action", "force"), item.get("token")
+        if not _whole(position):
+            raise BranchError(f"override {i}: position must be an integer, not {short_repr(position)}")
+        if not 0 <= int(position) < gen_length:
+            raise BranchError(f"override {i}: position {int(position)} is out of range: the generation has positions "
+                              f"0–{gen_length - 1}")
+        if action not in ACTIONS:
+            raise BranchError(f"override {i}: action {short_repr(action)} must be one of {', '.join(ACTIONS)}")
+        if token is not None:
+            if action != "force":
+                raise BranchError(f"override {i}: only a forced commit takes a token ({action} does not)")
+            if not _whole(token):
+                raise BranchError(f"override {i}: token must be a token id (an integer) or null, not {short_repr(token)}")
+            token = int(token)
+        out.append(Override(int(position), action, token))
+    return tuple(out)
+
+
+def _whole(value) -> bool:
+    return not isinstance(value, bool) and (isinstance(value, int) or (isinstance(value, float) and value.is_integer()))
+
+
+def check_overrides(trace: Trace, k, overrides, *, vocab_size: int) -> tuple[Override, ...]:
+    """Overrides that fit the state after ``k`` steps of ``trace``, or a :class:`BranchError`
+    naming the override and the rule it breaks. Runs before any model call.
+
+    Rules: ``k`` is a step of the run (0 … its steps); one override per position, except a re-mask
+    plus a force (to force a different token where one is committed) or a hold; only committed positions are
+    re-masked; only masked positions of the current block (after re-masks) are forced or held
+    back; a forced token is a known id other than the mask; something must be left to decode,
+    and holds may not block every eligible position.
+    """
+    L, mask = trace.gen_length, trace.mask_id
+    if not _whole(k) or k < 0:
+        raise BranchError(f"step must be a whole number ≥ 0, not {short_repr(k)}")
+    k = int(k)
+    if k > trace.num_steps:
+        raise BranchError(f"step {k} is past the end of the run: it has {trace.num_steps} steps (branch after 0–"
+                          f"{trace.num_steps})")
+    overrides = parse_overrides(overrides, L)
+    by_pos: dict[int, list[str]] = {}
+    for o in overrides:
+        by_pos.setdefault(o.position, []).append(o.action)
+    for pos, actions in by_pos.items():
+        if len(actions) > 1 and sorted(actions) not in (["force", "remask"], ["hold", "remask"]):
+            raise BranchError(f"position {pos} has overrides {', '.join(actions)}; give one per position (or a "
+                              "re-mask plus a force or a hold)")
+    before = state_after(trace, k)
+    for o in overrides:
+        if o.action == "remask" and before.tokens[o.position] == mask:
+            raise BranchError(f"position {o.position} is still masked after step {k}; only committed positions can "
+                              "be re-masked")
+    state = state_after(trace, k, [o.position for o in overrides if o.action == "remask"])
+    block = _current_block(state.tokens, mask, trace.block_length)
+    if block is None:
+        raise BranchError(f"nothing is left to decode after step {k}: every position is committed; re-mask a "
+                          "position to branch here")
+    eligible = [p for p, t in enumerate(state.tokens) if t == mask and p // trace.block_length == block]
+    for o in overrides:
+        if o.action == "remask":
+            continue
+        verb = "forced" if o.action == "force" else "held back"
+        if state.tokens[o.position] != mask:
+            committed = state.tokens[o.position]
+            if o.action == "force":
+                raise BranchError(f"position {o.position} is already committed to {trace.token_text(committed)!r} "
+                                  f"(token id {committed}) after step {k}; to force another token there, re-mask it "
+                                  "in the same branch (a 'remask' and a 'force' override on that position)")
+            raise BranchError(f"position {o.position} is already committed after step {k}; only masked positions "
+                              "can be held back")
+        if o.position // trace.block_length != block:
+            raise BranchError(f"position {o.position} is in block {o.position // trace.block_length}, but after step "
+                              f"{k} the decode is in block {block}: only masked positions of the current block "
+                              f"(positions {eligible[0]}–{eligible[-1]}) can be {verb}")
+        if o.token is not None and not 0 <= o.token < vocab_size:
+            raise BranchError(f"token id {o.token} is unknown: the model's vocabulary has ids 0–{vocab_size - 1}")
+        if o.token == mask:
+            raise BranchError(f"token id {o.token} is the mask token; to keep position {o.position} masked, hold it "
+                              "back instead")
+    held = {o.position for o in overrides if o.action == "hold"}
+    if held and held >= set(eligible):
+        raise BranchError(f"holding back every eligible position ({', '.join(map(str, sorted(held)))}) leaves nothing "
+                          f"to commit at step {k + 1}; hold fewer positions or force one")
+    return overrides
+
+
+def vocab_size(backend) -> int:
+    """Number of token ids the backend scores (its logits' width)."""
+    size = getattr(backend, "vocab_size", None)
+    if size is None:
+        model = getattr(backend, "model", None)
+        size = getattr(getattr(model, "config", None), "vocab_size", None)
+    if size is None:
+        size = len(backend.tokenizer)
+    return int(size)
+
+
+def check_backend(trace: Trace, backend) -> None:
+    """The backend must be the kind of model the trace was decoded with (mask and EOS ids)."""
+    if (backend.mask_id, backend.eos_id) != (trace.mask_id, trace.eos_id):
+        raise BranchError(f"this run was decoded with a model whose mask/EOS ids are {trace.mask_id}/{trace.eos_id} "
+                          f"({short_repr(trace.model)}); the selected model's are {backend.mask_id}/{backend.eos_id}")
+
+
+# ---- running a branch -----------------------------------------------------------------------------
+
+def start_after(trace: Trace, k: int, overrides: Sequence[Override], device=None) -> DecodeStart:
+    """The engine's start state after ``k`` steps of ``trace`` with the re-masks applied."""
+    state = state_after(trace, k, [o.position for o in overrides if o.action == "remask"])
+    return DecodeStart(
+        tokens=torch.tensor([state.tokens], dtype=torch.long, device=device),
+        nfe=torch.tensor([state.nfe], dtype=torch.long, device=device),
+        block_step=torch.tensor([state.block_step], dtype=torch.long, device=device),
+        step=k, rng_state=rng_after(trace, k),
+    )
+
+
+def branch(backend, parent: Trace, k: int, overrides, strategy) -> Iterator[StepRecord]:
+    """Continue ``parent`` after ``k`` steps with ``overrides`` and ``strategy`` (any strategy;
+    the parent's to see the effect of the overrides alone). Everything is checked before the
+    first forward pass; the engine config and random stream are the parent's."""
+    config = engine_config_of(parent)
+    check_backend(parent, backend)
+    overrides = check_overrides(parent, k, overrides, vocab_size=vocab_size(backend))
+    strategy.validate(config.gen_length, config.block_length)
+    start = start_after(parent, int(k), overrides, backend.device)
+    wrapped = OverrideStrategy(strategy, overrides, at_nfe=int(start.nfe[0]), gen_length=config.gen_length)
+    return generate(backend, [parent.prompt_ids], wrapped, config, start=start)
+
+
+class StepRecorder:
+    """Engine records of row 0 → trace steps numbered from ``first``, with the overrides on the
+    first one and the RNG state kept only where a step changed it.
+
+    Args:
+        first: index of the first step (the branch point ``k``; 0 for a run from scratch).
+        rng: the generator state the decode starts from (:func:`initial_rng` from scratch).
+        overrides: recorded on the first step.
+    """
+
+    def __init__(self, first: int, rng: torch.Tensor, overrides: Sequence[Override] = ()):
+        self.index, self.rng, self.overrides = first, rng, [o.to_dict() for o in overrides]
+        self.steps: list[TraceStep] = []
+        self.tokens: list[int] | None = None
+
+    def add(self, rec: StepRecord) -> TraceStep:
+        step = TraceStep.from_record(rec, 0, self.index)
+        if not self.steps and self.overrides:
+            step.overrides = self.overrides
+        if rec.rng_state is not None and not torch.equal(rec.rng_state, self.rng):
+            step.rng, self.rng = encode_rng(rec.rng_state), rec.rng_state
+        self.index += 1
+        self.steps.append(step)
+        self.tokens = rec.tokens[0].tolist()
+        return step
+
+
+def record_run(backend, prompt: str, strategy, config: EngineConfig, meta: dict | None = None) -> Trace:
+    """Decode ``prompt`` from scratch into a trace that branches exactly (RNG kept where it moved)."""
+    prompt_ids = encode_prompts(backend, [prompt], config.gen_length)[0]
+    recorder = StepRecorder(0, initial_rng(config, backend.device))
+    for rec in generate(backend, [prompt_ids], strategy, config):
+        recorder.add(rec)
+    return root_trace(backend, prompt, prompt_ids, strategy, config, recorder, meta)
+
+
+def root_trace(backend, prompt: str, prompt_ids, strategy, config: EngineConfig, recorder: StepRecorder,
+               meta: dict | None = None) -> Trace:
+    """The trace of a run from scratch whose steps ``recorder`` collected."""
+    return Trace(
+        model=backend.name, prompt=prompt, prompt_ids=list(map(int, prompt_ids)), gen_length=config.gen_length,
+        block_length=config.block_length, mask_id=backend.mask_id, eos_id=backend.eos_id,
+        strategy={"name": strategy.name, **strategy.params()}, engine=config.to_dict(), steps=recorder.steps,
+        vocab=vocab_of(backend, recorder.steps), text=decode_generation(backend, recorder.tokens or []),
+        meta=dict(meta or {}),
+    )
+
+
+def initial_rng(config: EngineConfig, device) -> torch.Tensor:
+    """The generator state a fresh decode with ``config.seed`` starts from."""
+    return torch.Generator(device=device).manual_seed(config.seed).get_state()
+
+
+def vocab_of(backend, steps: Iterable[TraceStep], known: dict[str, str] | None = None) -> dict[str, str]:
+    """Token strings for every id the steps mention (ids in ``known`` are not looked up again)."""
+    known = dict(known or {})
+    ids = sorted(set().union(set(), *(s.token_ids() for s in steps)) - {int(i) for i in known})
+    known.update(zip(map(str, ids), backend.token_strings(ids), strict=True))
+    return known
+
+
+def branch_trace(parent: Trace, k: int, overrides: Sequence[Override], strategy, steps: list[TraceStep],
+                 vocab: dict[str, str], text: str, meta: dict | None = None) -> Trace:
+    """The branch's trace: ``parent``'s first ``k`` steps, then ``steps`` (its own, from a
+    :class:`StepRecorder`), under the branch's strategy; ``meta`` records ``at_step``."""
+    return Trace(
+        model=parent.model, prompt=parent.prompt, prompt_ids=list(parent.prompt_ids), gen_length=parent.gen_length,
+        block_length=parent.block_length, mask_id=parent.mask_id, eos_id=parent.eos_id,
+        strategy={"name": strategy.name, **strategy.params()}, engine=dict(parent.engine),
+        steps=[copy.deepcopy(s) for s in parent.steps[:k]] + steps, vocab={**parent.vocab, **vocab}, text=text,
+        meta={**(meta or {}), "at_step": k},
+    )
+
+
+def run_branch(backend, parent: Trace, k: int, overrides, strategy, meta: dict | None = None) -> Trace:
+    """:func:`branch` to the end, as the branch's trace (see :func:`branch_trace`)."""
+    overrides = check_overrides(parent, k, overrides, vocab_size=vocab_size(backend))
+    records = branch(backend, parent, k, overrides, strategy)
+    recorder = StepRecorder(int(k), start_rng(parent, int(k), backend.device), overrides)
+    for rec in records:
+        recorder.add(rec)
+    text = decode_generation(backend, recorder.tokens)
+    return branch_trace(parent, int(k), overrides, strategy, recorder.steps, vocab_of(backend, recorder.steps, parent.vocab),
+                        text, meta)
+
+
+def start_rng(trace: Trace, k: int, device) -> torch.Tensor:
+    """The generator state a branch after ``k`` steps starts from (the seed's when no step drew)."""
+    state = rng_after(trace, k)
+    return state if state is not None else initial_rng(engine_config_of(trace), device)
+
+
+def replay(backend, trace: Trace, strategy) -> Trace:
+    """Re-run a branch from its recorded branch point (``meta["at_step"]``) and overrides; with
+    the same strategy the result equals ``trace`` token for token."""
+    k = trace.meta.get("at_step")
+    if not _whole(k) or not 0 <= k <= trace.num_steps:
+        raise BranchError("this trace is not a branch (its meta has no valid at_step)")
+    k = int(k)
+    history = copy.copy(trace)
+    history.steps = trace.steps[:k]
+    overrides = trace.steps[k].overrides if k < trace.num_steps else None
+    return run_branch(backend, history, k, overrides or [], strategy, meta=trace.meta)

@@ -1,0 +1,64 @@
+"""The app's server: command-line flags, torch threads, then build the Gradio demo and launch it.
+
+    python app.py                         # http://127.0.0.1:7860, built-in tiny model, offline
+    dllm-viz app --host 0.0.0.0 --port 8080 --model path/to/model
+    dllm-viz app --allow-model-dir /models   # users may also pick models in /models/*
+    dllm-viz app --model /models/my-dllm --trust-remote-code   # a folder that ships its own modelling code
+
+``app.py`` (Hugging Face Spaces' entry point), ``dllm-viz app`` and ``python -m dllm_viz.ui.server``
+all run :func:`main`. Host and port also come from ``GRADIO_SERVER_NAME`` / ``GRADIO_SERVER_PORT``;
+the default model from ``DLLM_VIZ_MODEL``. Importing this module builds nothing, and imports neither
+torch nor Gradio (``--help`` answers at once).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python app.py", description=__doc__.splitlines()[0])
+    parser.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"))
+    parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", "7860")))
+    parser.add_argument("--model", default=None, help="default model folder or Hub id (env DLLM_VIZ_MODEL)")
+    parser.add_argument("--allow-model-dir", action="append", default=[], metavar="DIR",
+                        help="a folder whose model subfolders users may pick (repeatable; assets/ always is; "
+                             "env DLLM_VIZ_ALLOW_MODEL_DIRS, os.pathsep-separated)")
+    parser.add_argument("--trust-remote-code", action="store_true",
+                        help="run the modelling code shipped with the default model and with folders under "
+                             "--allow-model-dir (never with a Hub id a user types); env DLLM_VIZ_TRUST_REMOTE_CODE=1")
+    parser.add_argument("--threads", type=int, default=int(os.environ.get("DLLM_VIZ_THREADS", "1")),
+                        help="CPU threads for torch (default 1: the built-in model's steps are too small to gain "
+                             "from more, and on shared cores extra threads spin; measured 80x slower with 2)")
+    parser.add_argument("--preload", action=argparse.BooleanOptionalAction, default=True,
+                        help="load the default model at start so the first run streams at once")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    if args.model:
+        os.environ["DLLM_VIZ_MODEL"] = args.model
+    if args.trust_remote_code:
+        os.environ["DLLM_VIZ_TRUST_REMOTE_CODE"] = "1"
+    if args.allow_model_dir:
+        dirs = [d for d in os.environ.get("DLLM_VIZ_ALLOW_MODEL_DIRS", "").split(os.pathsep) if d]
+        os.environ["DLLM_VIZ_ALLOW_MODEL_DIRS"] = os.pathsep.join(dirs + args.allow_model_dir)
+
+    import torch
+
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
+
+    from . import runtime
+    from .app import build_demo, launch_kwargs
+
+    demo = build_demo()
+    if args.preload:
+        runtime.preload(runtime.default_model())
+    demo.launch(server_name=args.host, server_port=args.port, **launch_kwargs())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,152 @@
+"""Curated examples: a prompt, settings and two strategies where a learned policy and a heuristic
+part ways, with a caption saying what to look at.
+
+The Compare tab opens on the first story whose strategies this build has, so a visitor's first
+click on Run shows the two panes committing different tokens. Stories are chosen, not invented:
+``python -m dllm_viz.ui.stories`` runs a pair of strategies through the app's own lockstep path on
+held-out problems and lists the problems where their answers differ; the captions below describe
+what those runs show (tests/test_stories.py re-runs every story and checks that the panes diverge
+and that pane A's answer is right and pane B's wrong).
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+
+from .runtime import PaneSpec, default_model, shipped_policies
+
+
+@dataclass(frozen=True)
+class Story:
+    """One curated comparison.
+
+    Attributes:
+        title: the button text.
+        prompt: a held-out problem (its answer is known, so both panes get ✓/✗).
+        caption: what to look at, in one or two sentences.
+        a, b: the panes' strategies and parameters (A: the learned policy).
+        full_diffusion: BL = L; else semi-AR with ``block_length``.
+    """
+
+    title: str
+    prompt: str
+    caption: str
+    a: PaneSpec
+    b: PaneSpec
+    full_diffusion: bool = False
+    gen_length: int = 64
+    block_length: int = 8
+    seed: int = 0
+
+    @property
+    def effective_block_length(self) -> int:
+        return self.gen_length if self.full_diffusion else self.block_length
+
+    def available(self) -> bool:
+        """Whether this build can run both panes (shipped policies can be absent)."""
+        for spec in (self.a, self.b):
+            kind, _, name = spec.choice.partition(":")
+            if kind == "policy" and name not in shipped_policies():
+                return False
+        return True
+
+
+STORIES: tuple[Story, ...] = (
+    Story(
+        "Full diffusion: learned policy vs LLaDA's fixed schedule",
+        "There are 4 goats on a farm. The farmer buys more goats. How many goats does the farm have now?",
+        "B (High-Confidence-K, 8 tokens per step, LLaDA's default) spends its first six steps on the trailing "
+        "end-of-sequence tokens, the most confident ones, then has to commit the open amount, the result and the "
+        "answer in the same step, drawn independently: they disagree. A (the learned policy) commits the padding "
+        "and the sentence in two steps, then the final answer alone, then the amount and the result it pins down: "
+        "right in half the forward passes.",
+        a=PaneSpec("policy:full-diffusion", {"temperature": 0.5, "beta": 1.0}),
+        b=PaneSpec("heuristic:confidence", {"steps": 8}),
+        full_diffusion=True,
+    ),
+    Story(
+        "Semi-AR blocks: learned policy vs one step per block",
+        "A farm has 6 goats. The farmer sells goats. How many goats does the farm have now?",
+        "Blocks of 8 tokens. B (High-Confidence-K, one step per block) commits the whole first block at once: the "
+        "open amount and the result are drawn in the same forward pass, so the equation breaks (6 - 3 = 2). "
+        "A (the learned policy) commits the block's fixed words first, then the amount alone, then the result: "
+        "two more forward passes, a correct chain.",
+        a=PaneSpec("policy:semi-ar-alpha1", {"temperature": 0.5, "beta": 1.0}),
+        b=PaneSpec("heuristic:confidence", {"steps": 8}),
+    ),
+)
+
+
+def stories() -> tuple[Story, ...]:
+    """The curated stories this build can run, in display order."""
+    return tuple(s for s in STORIES if s.available())
+
+
+def default_story() -> Story | None:
+    found = stories()
+    return found[0] if found else None
+
+
+# ---- finding candidates -----------------------------------------------------------------------
+
+def run_pair(prompt: str, a: PaneSpec, b: PaneSpec, config, model: str | None = None):
+    """Both panes on ``prompt`` through the app's lockstep path; the finished Comparison."""
+    from ..ui.compare import _collect
+    from .examples import known_answer
+    from .session import Comparison, new_run_id
+
+    comp = Comparison(new_run_id(), None, None, labels=(f"A · {a.label}", f"B · {b.label}"),
+                      expected=known_answer(prompt))
+    for _ in _collect(comp, model or default_model(), prompt, (a, b), config):
+        pass
+    return comp
+
+
+def candidates(a: PaneSpec, b: PaneSpec, config, problems, model: str | None = None) -> list[dict]:
+    """Problems where A's answer is right and B's wrong, fewest A steps first."""
+    found = []
+    for problem in problems:
+        comp = run_pair(problem.question, a, b, config, model)
+        va, vb = comp.verdict(comp.a), comp.verdict(comp.b)
+        if va.correct and not vb.correct:
+            found.append({"prompt": problem.question, "divergence": comp.divergence, "nfe_a": comp.a.nfe,
+                          "nfe_b": comp.b.nfe, "text_a": comp.a.text, "text_b": comp.b.text})
+    return sorted(found, key=lambda c: (c["nfe_a"], c["divergence"] or 0))
+
+
+def _spec(text: str) -> PaneSpec:
+    """``policy:name`` or ``heuristic:name``, then ``key=value`` parameters: ``heuristic:threshold,threshold=0.7``."""
+    choice, *pairs = text.split(",")
+    params = {}
+    for pair in pairs:
+        key, _, value = pair.partition("=")
+        params[key] = float(value) if "." in value else int(value)
+    return PaneSpec(choice, params)
+
+
+def main(argv: list[str] | None = None) -> int:
+    from ..engine import EngineConfig
+    from ..tasks import DEFAULT_FREE, DEFAULT_LEVEL, test_set
+
+    parser = argparse.ArgumentParser(prog="python -m dllm_viz.ui.stories",
+                                     description="List held-out problems where pane A is right and pane B wrong.")
+    parser.add_argument("--a", required=True, type=_spec, help="e.g. policy:full-diffusion-es")
+    parser.add_argument("--b", required=True, type=_spec, help="e.g. heuristic:threshold,threshold=0.7")
+    parser.add_argument("--full", action="store_true", help="full diffusion (BL = L)")
+    parser.add_argument("--gen-length", type=int, default=64)
+    parser.add_argument("--block-length", type=int, default=8)
+    parser.add_argument("--n", type=int, default=50, help="held-out problems to try")
+    parser.add_argument("--show", type=int, default=8)
+    args = parser.parse_args(argv)
+    config = EngineConfig(gen_length=args.gen_length, block_length=args.gen_length if args.full else args.block_length)
+    found = candidates(args.a, args.b, config, test_set(DEFAULT_LEVEL, args.n, DEFAULT_FREE))
+    print(f"{len(found)} of {args.n} problems: A right, B wrong")
+    for c in found[:args.show]:
+        print(f"- diverge at step {c['divergence']}, NFE A {c['nfe_a']} vs B {c['nfe_b']}: {c['prompt']}\n"
+              f"    A: {c['text_a']!r}\n    B: {c['text_b']!r}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,242 @@
+"""The Explore tab's handlers called directly (no server): run, pick, override, branch, inspect,
+export → load, and every echoed value escaped."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import gradio as gr
+import pytest
+
+from dllm_viz.trace import Trace
+from dllm_viz.tree import DecodeTree
+from dllm_viz.ui import explore, runtime
+from dllm_viz.ui.compare import PANE_FIELDS
+from dllm_viz.ui.examples import example_problems
+from dllm_viz.ui.explore import OTHER, SAME, VIEW_SIZE
+
+pytestmark = pytest.mark.skipif(not runtime.builtin_model_installed(), reason="the built-in model is not installed")
+
+PROBLEM = example_problems()[0]
+HEUR = dict(steps=0, threshold=0.9, factor=1.0, gamma=0.01, tau=0.5, beta=1.0, policy_files=None)
+GRID_A, GRID_B, STATS_A, STATS_B = range(4)
+TREE, SLIDER, PENDING, POINT, TOKEN, INSPECT, POS = range(7, 14)
+
+
+def pane(choice, **over):
+    values = {**HEUR, **over}
+    return [choice] + [values[f] for f in PANE_FIELDS[1:]]
+
+
+def last(gen):
+    return list(gen)[-1]
+
+
+def error_of(gen) -> str:
+    with pytest.raises(gr.Error) as info:
+        list(gen)
+    return info.value.message
+
+
+def _run(choice="heuristic:confidence", L=16, BL=8, prompt=PROBLEM.question):
+    frame = last(explore.run_explore("", prompt, L, BL, False, 0.0, 0, *pane(choice)))
+    return frame, frame[VIEW_SIZE + 1]
+
+
+def test_run_pick_force_branch(tmp_path):
+    frame, exp = _run()
+    assert frame[VIEW_SIZE].startswith("done · node 0: 16 steps · run ") and len(exp.tree.nodes) == 1
+    assert 'data-node="0"' in frame[GRID_A] and "dv-empty" in frame[GRID_B]
+    root = exp.tree.nodes[0].trace
+    k = 4
+    masked = [p for p in range(8) if p not in root.commit_step(k) or root.commit_step(k)[p] < 0]
+    pos = masked[0]
+    point, token, inspect_html, box, exp = explore.pick(exp, k, 0, pos)
+    assert f"position {pos}, block 0" in point and box.value == pos
+    choices = token.choices  # the model's top-k at that step and position
+    assert choices and all(value.startswith("id:") for _, value in choices)
+    forced_id = int(choices[1][1][3:])  # the model's second choice, not what it would commit
+    pending, exp = explore.add_override(exp, pos, "force-commit it", f"id:{forced_id}")
+    assert f'data-position="{pos}" data-action="force" data-token="{forced_id}"' in pending
+
+    frame = last(explore.branch_explore(exp, "", k, SAME, *pane("heuristic:confidence")))
+    exp = frame[VIEW_SIZE + 1]
+    status = frame[VIEW_SIZE]
+    assert status.startswith(f"branched · node 1 from node 0 after step {k} · diverge at step {k + 1}")
+    child = exp.tree.nodes[1]
+    assert child.parent == 0 and child.at_step == k and child.overrides[0]["token"] == forced_id
+    assert child.trace.tokens_at(child.trace.num_steps - 1)[pos] == forced_id
+    # the branch pane (right) shows the forced token, committed, and its own final answer
+    cell = re.search(rf'<span class="dv-tok dv-committed[^"]*" data-pos="{pos}"[^>]*>([^<]*)</span>', frame[GRID_B])
+    assert cell and 'data-node="1"' in frame[GRID_B]
+    assert "final answer" in frame[STATS_B] and "final answer" in frame[STATS_A]
+    assert f'data-divergence="{k + 1}"' in frame[STATS_B]
+    assert exp.pending == [] and frame[TREE].value == "1"
+    # export, then load the file back: the same tree
+    path = frame[VIEW_SIZE + 2].value
+    path = path["path"] if isinstance(path, dict) else path
+    loaded = last(explore.load_explore(path))
+    again = loaded[VIEW_SIZE + 1].tree
+    assert [n.trace.to_json() for n in again.nodes] == [n.trace.to_json() for n in exp.tree.nodes]
+    assert loaded[VIEW_SIZE].startswith("loaded · 2 decode(s)")
+
+
+def test_branch_again_with_another_strategy_and_navigate():
+    _, exp = _run()
+    exp.pending = []
+    frame = last(explore.branch_explore(exp, "", 3, OTHER, *pane("heuristic:threshold", threshold=0.5)))
+    exp = frame[VIEW_SIZE + 1]
+    assert exp.tree.nodes[1].trace.strategy == {"name": "threshold", "threshold": 0.5}
+    frame = last(explore.branch_explore(exp, "", 5, SAME, *pane("heuristic:confidence")))  # a branch of the branch
+    exp = frame[VIEW_SIZE + 1]
+    assert exp.tree.nodes[2].parent == 1 and exp.tree.nodes[2].trace.strategy["name"] == "threshold"
+    labels = [label for label, _ in frame[TREE].choices]
+    assert labels[2].startswith("      └ 2 · ↳ from 1 after step 5: no overrides")
+    shown = explore.select_node("0", 3, exp)
+    assert 'data-node="0"' in shown[GRID_A] and "dv-empty" in shown[GRID_B] and exp.source == 0
+    replayed = explore.replay(2, exp)
+    assert 'data-step="2"' in replayed[GRID_A]
+
+
+def test_inspector_explains_a_policy_step():
+    choice = f"policy:{runtime.DEFAULT_POLICY}"
+    frame, exp = _run(choice, L=32)
+    trace = exp.tree.nodes[0].trace
+    k = next(i + 1 for i, s in enumerate(trace.steps) if len(s.committed) >= 1)
+    pos = trace.steps[k - 1].committed[0]
+    _, _, html, _, exp = explore.pick(exp, k, 0, pos)
+    assert f'<tr data-position="{pos}" class="ex-picked">' in html
+    assert f'class="ex-detail" data-position="{pos}"' in html and 'data-input="' in html
+    assert "P(unmask) recorded" in html
+    # a heuristic node gets its inputs, not attributions
+    frame, exp = _run()
+    html = explore.pick(exp, 2, 0, 1)[2]
+    assert "attributions are for learned policies" in html and "ex-detail" not in html
+
+
+def test_errors_are_specific():
+    _, exp = _run()
+    assert "click a position in a grid first" in _error(lambda: explore.add_override(exp, None, "force-commit it", ""))
+    assert "is not one this run has seen; give its id as id:&lt;number&gt;" in _error(
+        lambda: explore.add_override(exp, 2, "force-commit it", "<zzz>"))
+    assert "position 99 is out of range" in _error(lambda: explore.pick(exp, 2, 0, 99))
+    assert "no node 7 in this tree" in _error(lambda: explore.pick(exp, 2, 7, 1))
+    exp.pending = [{"position": 0, "action": "force", "token": 10**6}]
+    assert "token id 1000000 is unknown" in error_of(explore.branch_explore(exp, "", 2, SAME, *pane("heuristic:confidence")))
+    exp.pending = []
+    assert "step 40 is past the end of the run: it has 16 steps" in error_of(
+        explore.branch_explore(exp, "", 40, SAME, *pane("heuristic:confidence")))
+    assert "nothing is left to decode after step 16" in error_of(
+        explore.branch_explore(exp, "", 16, SAME, *pane("heuristic:confidence")))
+
+
+def _error(fn) -> str:
+    with pytest.raises(gr.Error) as info:
+        fn()
+    return info.value.message
+
+
+def test_loaded_values_are_escaped(tmp_path):
+    """Token strings, labels and prompts from a loaded file reach the page only escaped."""
+    _, exp = _run()
+    evil = '<img src=x onerror="alert(1)">'
+    tree = exp.tree
+    trace = tree.nodes[0].trace
+    trace.vocab = {k: evil for k in trace.vocab}
+    tree.nodes[0].label = evil
+    path = tree.save(tmp_path / "evil.json")
+    frame = last(explore.load_explore(str(path)))
+    exp = frame[VIEW_SIZE + 1]
+    exp.pending = [{"position": 1, "action": "force", "token": trace.steps[0].proposed[1]}]
+    html = [frame[i] for i in range(4)] + [explore.pick(exp, 2, 0, 1)[i] for i in (0, 2)]
+    html.append(explore.add_override(exp, 1, "force-commit it", "")[0])
+    for part in html:
+        assert "<img" not in part, part[:200]
+    assert "&lt;img" in frame[GRID_A]
+    # gr.Radio shows labels as text (tests/test_explore_app.py checks the page): passed on verbatim, cut to 200
+    assert frame[TREE].choices[0][0].startswith(f"0 · run · {evil}")
+
+
+def test_bad_upload_says_why(tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"format": "dllm-viz-tree", "version": 9, "nodes": []}))
+    assert "unsupported tree version 9" in error_of(explore.load_explore(str(bad)))
+    bad.write_text(json.dumps({"format": "dllm-viz-tree", "version": 1, "expected": "<b>x</b>", "nodes": []}))
+    assert "expected ('&lt;b&gt;x&lt;/b&gt;') is not an answer this app can check" in error_of(
+        explore.load_explore(str(bad)))
+    trace_file = tmp_path / "one.json"
+    _, exp = _run()
+    exp.tree.nodes[0].trace.save(trace_file)  # a plain trace becomes the root of a tree
+    frame = last(explore.load_explore(str(trace_file)))
+    assert isinstance(frame[VIEW_SIZE + 1].tree, DecodeTree) and len(frame[VIEW_SIZE + 1].tree.nodes) == 1
+    assert Trace.load(trace_file).num_steps == 16
+
+
+# ---- fuzzing uploaded trees ---------------------------------------------------------------------------
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+from test_hardening import JSON, assert_safe  # noqa: E402
+
+NODE_FIELDS = ["id", "parent", "at_step", "label", "trace"]
+TRACE_FIELDS = ["gen_length", "block_length", "mask_id", "prompt_ids", "steps", "vocab", "meta", "engine", "strategy"]
+STEP_FIELDS = ["committed", "proposed", "overrides", "rng", "nfe", "block", "topk_ids", "probs"]
+
+
+@pytest.fixture(scope="module")
+def tree_json(tmp_path_factory) -> str:
+    """A run, a branch with a forced token and a re-mask, as a tree file."""
+    _, exp = _run(L=16, BL=8)
+    root = exp.tree.nodes[0].trace
+    done = root.steps[0].committed[0]
+    exp.pending = [{"position": done, "action": "remask", "token": None}, {"position": done, "action": "force", "token": 5}]
+    exp = last(explore.branch_explore(exp, "", 4, SAME, *pane("heuristic:confidence")))[VIEW_SIZE + 1]
+    return exp.tree.to_json()
+
+
+@st.composite
+def mutated_trees(draw, base: str):
+    data = json.loads(base)
+    for _ in range(draw(st.integers(1, 3))):
+        nodes = data.get("nodes")
+        if not isinstance(nodes, list) or not nodes or not isinstance(nodes[0], dict):
+            break  # an earlier mutation replaced the node list itself
+        node = nodes[draw(st.integers(0, len(nodes) - 1))]
+        if not isinstance(node, dict):
+            break
+        where = draw(st.sampled_from(["top", "node", "trace", "step"]))
+        if where == "top":
+            data[draw(st.sampled_from(["format", "version", "expected", "nodes"]))] = draw(JSON)
+        elif where == "node":
+            node[draw(st.sampled_from(NODE_FIELDS))] = draw(JSON)
+        elif where == "trace" and isinstance(node.get("trace"), dict):
+            node["trace"][draw(st.sampled_from(TRACE_FIELDS))] = draw(JSON)
+        elif isinstance(node.get("trace"), dict) and isinstance(node["trace"].get("steps"), list) and node["trace"]["steps"]:
+            step = node["trace"]["steps"][draw(st.integers(0, len(node["trace"]["steps"]) - 1))]
+            if isinstance(step, dict):
+                step[draw(st.sampled_from(STEP_FIELDS))] = draw(
+                    st.one_of(JSON, st.lists(st.fixed_dictionaries(
+                        {"position": st.integers(-2, 20), "action": st.sampled_from(["force", "hold", "remask", "x"]),
+                         "token": st.none() | st.integers(-1, 50)}), max_size=3)))
+    return data
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_fuzz_tree_uploads(tmp_path, tree_json, data):
+    """A mangled tree file is refused with a safe message, or loads and renders every node and step."""
+    case = data.draw(mutated_trees(tree_json))
+    path = tmp_path / "fuzz.json"
+    path.write_bytes(json.dumps(case, ensure_ascii=False).encode("utf-8", "surrogatepass"))
+    try:
+        frame = last(explore.load_explore(str(path)))
+    except gr.Error as err:
+        assert_safe(err.message)
+        return
+    exp = frame[VIEW_SIZE + 1]
+    for node in exp.tree.nodes:
+        explore.select_node(str(node.id), 0, exp)
+        for k in (0, 1, node.trace.num_steps):
+            explore.replay(k, exp)
+            explore.pick(exp, k, node.id, 0)

@@ -1,0 +1,63 @@
+"""The package as installed: its version, what a wheel carries, and where it finds the shipped assets.
+
+``pip install -e .`` (the README's install and test commands) must have run: the version is read
+from the installed metadata, not from the source tree.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import sys
+from fnmatch import fnmatch
+from pathlib import Path
+
+import pytest
+
+import dllm_viz
+from dllm_viz import assets
+from dllm_viz.backends import BUILTIN_MODEL
+
+ROOT = Path(__file__).resolve().parents[1]
+tomllib = pytest.importorskip("tomllib") if sys.version_info >= (3, 11) else pytest.importorskip("tomli")
+
+
+def pyproject() -> dict:
+    return tomllib.loads((ROOT / "pyproject.toml").read_text())
+
+
+def test_version_is_the_installed_metadata_version():
+    try:
+        installed = importlib.metadata.version("dllm-viz")
+    except importlib.metadata.PackageNotFoundError:
+        pytest.fail("dllm-viz is not installed in this environment: run `pip install -e .` (the README's install)")
+    assert dllm_viz.__version__ == installed, "reinstall (`pip install -e .`) after changing dllm_viz.__version__"
+    assert pyproject()["tool"]["setuptools"]["dynamic"]["version"] == {"attr": "dllm_viz.__version__"}
+
+
+def test_every_subpackage_is_in_the_wheel():
+    listed = set(pyproject()["tool"]["setuptools"]["packages"])
+    found = {".".join(p.parent.relative_to(ROOT).parts) for p in (ROOT / "dllm_viz").rglob("__init__.py")}
+    assert found - listed == set(), "add these packages to [tool.setuptools] packages in pyproject.toml"
+    assert listed - found == {"dllm_viz._assets"}
+
+
+def test_every_shipped_asset_is_in_the_wheel():
+    patterns = pyproject()["tool"]["setuptools"]["package-data"]["dllm_viz._assets"]
+    files = [p.relative_to(ROOT / "assets").as_posix() for p in (ROOT / "assets").rglob("*") if p.is_file()]
+    assert files
+    missing = [f for f in files if not any(fnmatch(f, pattern) and f.count("/") == pattern.count("/")
+                                           for pattern in patterns)]
+    assert not missing, f"package-data in pyproject.toml misses these files under assets/: {missing}"
+
+
+def test_the_checkout_uses_its_own_assets_folder():
+    assert assets.ASSETS == ROOT / "assets"
+    assert Path(BUILTIN_MODEL) == ROOT / "assets" / "tiny-dllm"
+    assert (Path(BUILTIN_MODEL) / "config.json").is_file()
+
+
+def test_an_installed_wheel_uses_the_copy_inside_the_package(tmp_path, monkeypatch):
+    package = tmp_path / "site-packages" / "dllm_viz"
+    (package / "_assets" / "tiny-dllm").mkdir(parents=True)
+    monkeypatch.setattr(assets, "_PACKAGE", package)
+    assert assets._locate() == package / "_assets"

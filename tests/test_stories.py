@@ -1,0 +1,41 @@
+"""Curated stories: each one, re-run through the app's lockstep path, shows what its caption promises."""
+
+from __future__ import annotations
+
+import pytest
+
+from dllm_viz.engine import EngineConfig
+from dllm_viz.ui import compare
+from dllm_viz.ui.examples import known_answer
+from dllm_viz.ui.stories import STORIES, _spec, default_story, run_pair, stories
+
+
+def test_the_app_has_a_default_story_and_every_story_can_run():
+    assert default_story() is not None
+    assert stories() == STORIES  # every shipped story's policies are shipped too
+
+
+@pytest.mark.parametrize("story", STORIES, ids=lambda s: s.title)
+def test_story_panes_part_ways_and_a_is_right_where_b_is_wrong(story):
+    assert known_answer(story.prompt) is not None, "a story's prompt must be a held-out problem"
+    config = EngineConfig(gen_length=story.gen_length, block_length=story.effective_block_length, seed=story.seed)
+    comp = run_pair(story.prompt, story.a, story.b, config)
+    assert comp.divergence is not None
+    assert comp.verdict(comp.a).correct and not comp.verdict(comp.b).correct
+    assert compare.consequence(comp).startswith(" → A ✓") and "B ✗" in compare.consequence(comp)
+
+
+def test_apply_story_fills_settings_both_panes_and_caption():
+    story = default_story()
+    values = compare.apply_story(0)
+    assert values[:5] == (story.prompt, story.gen_length, story.effective_block_length, story.full_diffusion, story.seed)
+    assert values[5] == story.a.choice and values[12] == story.b.choice
+    assert story.title in values[-1] and story.caption in values[-1]
+
+
+def test_pane_values_map_parameters_to_controls():
+    spec = _spec("heuristic:threshold,threshold=0.7")
+    assert compare.pane_values(spec, "") == ("heuristic:threshold", 0, 0.7, 1.0, 0.01, 1.0, 1.0)
+    policy = _spec("policy:x,temperature=0.5,beta=2.0")
+    assert compare.pane_values(policy, "")[5:] == (0.5, 2.0)
+    assert compare.pane_values(None, "heuristic:eb")[0] == "heuristic:eb"
