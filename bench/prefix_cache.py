@@ -121,6 +121,7 @@ def main(argv=None) -> dict:
         backend = load_backend(BUILTIN_MODEL, device="cpu")
         report["builtin"] = drift(backend, [p.question for p in problems], args.gen_length, args.block_length,
                                   args.batch, problems)
+        show("builtin", report["builtin"])
     if "replicas" not in args.skip:
         from replicas import WORDS, save_dream_replica, save_llada_replica
 
@@ -131,14 +132,18 @@ def main(argv=None) -> dict:
         for name, save in (("llada-replica", save_llada_replica), ("dream-replica", save_dream_replica)):
             backend = load_backend(str(save(root / name)), device="cpu")
             report[name] = drift(backend, prompts, 32, 8, args.batch)
+            show(name, report[name])
     if "speed" not in args.skip:
         report["speed"] = speed(args.speed_d_model, args.speed_layers, args.speed_prompt, args.gen_length,
                                 args.block_length, args.repeats, args.device, args.dtype)
-    for key, value in report.items():
-        print(f"== {key}")
-        for row in value if isinstance(value, list) else [value]:
-            print("  " + ", ".join(f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()))
+        show("speed", report["speed"])
     return report
+
+
+def show(key: str, value) -> None:
+    print(f"== {key}")
+    for row in value if isinstance(value, list) else [value]:
+        print("  " + ", ".join(f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()), flush=True)
 
 
 if __name__ == "__main__":

@@ -35,8 +35,8 @@ def dream_reference(backend, prompt_ids, gen_length, steps, alg, top_k=None, eps
             logits = logits.masked_fill(logits < torch.topk(logits, top_k)[0][..., -1, None], float("-inf"))
         probs = torch.softmax(logits, dim=-1)
         confidence, x0 = probs.max(dim=-1)
-        if alg == "topk_margin":
-            top = torch.sort(probs, dim=-1, descending=True).values
+        if alg == "topk_margin":  # Dream sorts the whole row; its first two entries are the top 2
+            top = torch.topk(probs, 2, dim=-1).values
             confidence = top[:, 0] - top[:, 1]
         elif alg == "entropy":
             confidence = torch.sum(probs * torch.log(probs + 1e-10), dim=-1)

@@ -185,3 +185,16 @@ def test_the_benchmark_runs_at_a_tiny_shape():
     speed = report["speed"]
     assert speed["none"]["nfe"] == speed["prefix"]["nfe"] == 16  # NFE-equal by construction
     assert speed["speedup_model"] > 0
+
+
+def test_an_unfamiliar_modernbert_layout_means_no_cache_not_a_crash(tiny_backend):
+    """transformers 5's ModernBERT has no per-module rotary embedding or local_attention."""
+    import copy
+
+    from dllm_viz.models import modernbert
+
+    assert modernbert.supports_cache(tiny_backend.model)
+    model = copy.deepcopy(tiny_backend.model)
+    for layer in model.model.layers:
+        del layer.attn.rotary_emb
+    assert not modernbert.supports_cache(model)

@@ -355,11 +355,7 @@ def _load_native(model: str, classes: NativeClasses, model_type: str, dtype: tor
             raise UnsupportedConfig(f"model {model!r} could not be loaded natively: {err}") from err
         net = model_cls.from_pretrained(model, config=config, dtype=dtype, local_files_only=local_only)
         tokenizer = _native_tokenizer(model, model_type, local_only)
-    except OSError as err:
-        if "Hub" in str(err) or "offline" in str(err).lower() or "connect" in str(err).lower():
-            raise _unreachable(model, err) from err
-        raise ModelLoadError(f"model {model!r} could not be loaded: {err}") from err
-    except ValueError as err:
+    except (OSError, ValueError) as err:  # config.json was readable (see _model_type): a file is missing or bad
         raise ModelLoadError(f"model {model!r} could not be loaded: {err}") from err
     return net, tokenizer
 

@@ -51,7 +51,6 @@ class PrefixKVCache:
         self.rows: torch.Tensor | slice = slice(None)
         self.reuse: torch.Tensor | None = None  # (b, T) positions whose stored K/V this pass reads
         self.fresh_from: torch.Tensor | None = None  # (b,) first canvas position with a fresh prediction
-        self.refreshes = 0  # full passes so far (for the trace and the benchmark)
         self._last: tuple[torch.Tensor, ...] | None = None
 
     # ---- engine side -------------------------------------------------------------------------
@@ -71,7 +70,6 @@ class PrefixKVCache:
         self.rows, self.start = rows, int(own.min())
         self.reuse = torch.arange(self.length, device=device) < own.unsqueeze(1)
         self.fresh_from = own + self.logit_shift
-        self.refreshes += int(refresh.sum())
         block_start = self.prompt_length + block * self.block_length - self.logit_shift
         self.cached_block[rows] = block
         self.prefix_end[rows] = torch.where(refresh, block_start.clamp_min(0), self.prefix_end[rows])

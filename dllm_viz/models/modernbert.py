@@ -30,10 +30,16 @@ def _layers(model: ModernBertForMaskedLM) -> Iterable[ModernBertEncoderLayer]:
 
 
 def supports_cache(model: nn.Module) -> bool:
-    """True for a ``ModernBertForMaskedLM`` whose every layer attends globally."""
+    """True for a ``ModernBertForMaskedLM`` with transformers 4.x's module layout (a rotary
+    embedding and ``local_attention`` on each attention module) whose every layer attends globally.
+
+    transformers 5 moved the rotary embedding to the model and renamed the window, so there this
+    is False: the built-in model then decodes without the cache instead of failing to load.
+    """
     if type(model).__name__ != "ModernBertForMaskedLM":
         return False
-    return all(layer.attn.local_attention == (-1, -1) for layer in _layers(cast("ModernBertForMaskedLM", model)))
+    attns = [getattr(layer, "attn", None) for layer in _layers(cast("ModernBertForMaskedLM", model))]
+    return all(hasattr(a, "rotary_emb") and getattr(a, "local_attention", None) == (-1, -1) for a in attns)
 
 
 def window_logits(model: nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor | None,
