@@ -74,19 +74,32 @@ def one_run(args: list) -> dict:
     first = seen["first"] if seen["first"] is not None else total  # a run shorter than one tick: the final frame
     model_ms = sum(s.model_ms for t in (comp.a, comp.b) for s in t.steps)
     engine_ms = sum(s.step_ms for t in (comp.a, comp.b) for s in t.steps)
-    return dict(first=first, total=total, frames=frames + seen["live"], steps=(comp.a.num_steps, comp.b.num_steps),
-                model_ms=model_ms, engine_ms=engine_ms, render_ms=comp.render_ms)
+    return dict(
+        first=first,
+        total=total,
+        frames=frames + seen["live"],
+        steps=(comp.a.num_steps, comp.b.num_steps),
+        model_ms=model_ms,
+        engine_ms=engine_ms,
+        render_ms=comp.render_ms,
+    )
 
 
-def served_runs(model: str, prompt: str, L: int, BL: int, a: str, b: str, repeats: int, port: int,
-                browser: bool = False) -> tuple[list[dict], list[dict]]:
+def served_runs(
+    model: str, prompt: str, L: int, BL: int, a: str, b: str, repeats: int, port: int, browser: bool = False
+) -> tuple[list[dict], list[dict]]:
     """The same run through HTTP: ``python app.py`` + gradio_client streaming every yield (and,
     with ``browser``, clicks in headless chromium)."""
     from gradio_client import Client
 
     env = dict(os.environ, DLLM_VIZ_MODEL=model)
-    proc = subprocess.Popen([sys.executable, "app.py", "--port", str(port)], cwd=ROOT, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "app.py", "--port", str(port)],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         url = f"http://127.0.0.1:{port}/"
         for _ in range(240):
@@ -103,8 +116,12 @@ def served_runs(model: str, prompt: str, L: int, BL: int, a: str, b: str, repeat
             job = client.submit(*handler_args(model, prompt, L, BL, a, b), api_name="/compare")
             first = None
             for out in job:  # status lines only: the panes reach a browser through its live timer
-                if first is None and isinstance(out[7], str) and out[7].startswith("running step") \
-                        and not out[7].startswith("running step 0 "):
+                if (
+                    first is None
+                    and isinstance(out[7], str)
+                    and out[7].startswith("running step")
+                    and not out[7].startswith("running step 0 ")
+                ):
                     first = time.perf_counter() - t0
             job.result()
             first = first if first is not None else time.perf_counter() - t0
@@ -137,12 +154,18 @@ def browser_runs(url: str, prompt: str, repeats: int) -> list[dict]:
             before = page.locator("#status textarea").input_value()
             t0 = time.perf_counter()
             page.click("#run-btn")
-            page.wait_for_function(f"() => document.querySelector('#status textarea').value !== {before!r} && "
-                                   "(document.querySelector('#grid-a .dv-grid')?.dataset.step | 0) >= 1",
-                                   polling="raf", timeout=120_000)
+            page.wait_for_function(
+                f"() => document.querySelector('#status textarea').value !== {before!r} && "
+                "(document.querySelector('#grid-a .dv-grid')?.dataset.step | 0) >= 1",
+                polling="raf",
+                timeout=120_000,
+            )
             first = time.perf_counter() - t0
-            page.wait_for_function("() => document.querySelector('#status textarea').value.startsWith('done')",
-                                   polling="raf", timeout=120_000)
+            page.wait_for_function(
+                "() => document.querySelector('#status textarea').value.startsWith('done')",
+                polling="raf",
+                timeout=120_000,
+            )
             results.append(dict(first=first, total=time.perf_counter() - t0))
         browser.close()
     return results[1:]
@@ -169,33 +192,49 @@ def main(argv: list[str] | None = None) -> None:
     problems = example_problems()
     prompt = problems[0].question if problems else "Tom has 3 apples and buys 4 more. How many apples does he have?"
     a, b = runtime.default_strategies()
-    print(f"model {args.model} | L={args.gen_length} BL={args.block_length} | A={a} B={b} | "
-          f"torch threads {torch.get_num_threads()} | device {'cuda' if torch.cuda.is_available() else 'cpu'}")
+    print(
+        f"model {args.model} | L={args.gen_length} BL={args.block_length} | A={a} B={b} | "
+        f"torch threads {torch.get_num_threads()} | device {'cuda' if torch.cuda.is_available() else 'cpu'}"
+    )
     hargs = handler_args(args.model, prompt, args.gen_length, args.block_length, a, b)
 
     t0 = time.perf_counter()
     cold = one_run(hargs)
-    print(f"cold (includes loading the model, {time.perf_counter() - t0:.2f} s): first frame {cold['first']:.3f} s, "
-          f"total {cold['total']:.3f} s")
+    print(
+        f"cold (includes loading the model, {time.perf_counter() - t0:.2f} s): first frame {cold['first']:.3f} s, "
+        f"total {cold['total']:.3f} s"
+    )
     runs = [one_run(hargs) for _ in range(args.repeats)]
-    med = {k: statistics.median(r[k] for r in runs) for k in ("first", "total", "model_ms", "engine_ms", "render_ms", "frames")}
-    print(f"warm, median of {args.repeats}: first frame {med['first']:.3f} s | total {med['total']:.3f} s | "
-          f"steps A/B {runs[0]['steps'][0]}/{runs[0]['steps'][1]} | frames sent {med['frames']:.0f} | "
-          f"model {med['model_ms']:.0f} ms, engine {med['engine_ms']:.0f} ms (both panes), "
-          f"render {med['render_ms']:.0f} ms")
-    print(f"  range: first {min(r['first'] for r in runs):.3f}–{max(r['first'] for r in runs):.3f} s, "
-          f"total {min(r['total'] for r in runs):.3f}–{max(r['total'] for r in runs):.3f} s")
+    med = {
+        k: statistics.median(r[k] for r in runs)
+        for k in ("first", "total", "model_ms", "engine_ms", "render_ms", "frames")
+    }
+    print(
+        f"warm, median of {args.repeats}: first frame {med['first']:.3f} s | total {med['total']:.3f} s | "
+        f"steps A/B {runs[0]['steps'][0]}/{runs[0]['steps'][1]} | frames sent {med['frames']:.0f} | "
+        f"model {med['model_ms']:.0f} ms, engine {med['engine_ms']:.0f} ms (both panes), "
+        f"render {med['render_ms']:.0f} ms"
+    )
+    print(
+        f"  range: first {min(r['first'] for r in runs):.3f}–{max(r['first'] for r in runs):.3f} s, "
+        f"total {min(r['total'] for r in runs):.3f}–{max(r['total'] for r in runs):.3f} s"
+    )
     if args.served:
-        served, clicks = served_runs(args.model, prompt, args.gen_length, args.block_length, a, b, args.repeats,
-                                     args.port, args.browser)
+        served, clicks = served_runs(
+            args.model, prompt, args.gen_length, args.block_length, a, b, args.repeats, args.port, args.browser
+        )
         warm = served[1:]
-        print(f"served (HTTP, gradio_client): first call {served[0]['first']:.3f}/{served[0]['total']:.3f} s; "
-              f"warm median first frame {statistics.median(r['first'] for r in warm):.3f} s, total "
-              f"{statistics.median(r['total'] for r in warm):.3f} s")
+        print(
+            f"served (HTTP, gradio_client): first call {served[0]['first']:.3f}/{served[0]['total']:.3f} s; "
+            f"warm median first frame {statistics.median(r['first'] for r in warm):.3f} s, total "
+            f"{statistics.median(r['total'] for r in warm):.3f} s"
+        )
         if clicks:
-            print(f"browser (chromium, click → first painted step / → 'done'): median first frame "
-                  f"{statistics.median(r['first'] for r in clicks):.3f} s, total "
-                  f"{statistics.median(r['total'] for r in clicks):.3f} s")
+            print(
+                f"browser (chromium, click → first painted step / → 'done'): median first frame "
+                f"{statistics.median(r['first'] for r in clicks):.3f} s, total "
+                f"{statistics.median(r['total'] for r in clicks):.3f} s"
+            )
 
 
 if __name__ == "__main__":

@@ -69,16 +69,22 @@ def main() -> None:
     # closest to the true cost; the median ratio is printed too.
     b, e = min(bare), min(eng)
     n_params = sum(p.numel() for p in backend.model.parameters())
-    print(f"model: {model} ({n_params / 1e6:.2f}M params), canvas {len(ids)} tokens, L={config.gen_length}, "
-          f"BL={config.block_length}, batch 1, {torch.get_num_threads()} threads, "
-          f"{platform.processor() or platform.machine()}")
-    print(f"bare forward loop : {b * 1e3:8.1f} ms for {config.gen_length} forwards "
-          f"({b / config.gen_length * 1e3:.2f} ms/forward)")
+    print(
+        f"model: {model} ({n_params / 1e6:.2f}M params), canvas {len(ids)} tokens, L={config.gen_length}, "
+        f"BL={config.block_length}, batch 1, {torch.get_num_threads()} threads, "
+        f"{platform.processor() or platform.machine()}"
+    )
+    print(
+        f"bare forward loop : {b * 1e3:8.1f} ms for {config.gen_length} forwards "
+        f"({b / config.gen_length * 1e3:.2f} ms/forward)"
+    )
     print(f"engine + trace    : {e * 1e3:8.1f} ms ({config.gen_length / e:.1f} steps/s)")
     median_ratio = statistics.median(eng) / statistics.median(bare)
-    print(f"overhead ratio    : {e / b:.3f}  (fastest of {args.repeats}; median ratio {median_ratio:.3f}; "
-          f"spread bare {min(bare) * 1e3:.0f}-{max(bare) * 1e3:.0f} ms, "
-          f"engine {min(eng) * 1e3:.0f}-{max(eng) * 1e3:.0f} ms)")
+    print(
+        f"overhead ratio    : {e / b:.3f}  (fastest of {args.repeats}; median ratio {median_ratio:.3f}; "
+        f"spread bare {min(bare) * 1e3:.0f}-{max(bare) * 1e3:.0f} ms, "
+        f"engine {min(eng) * 1e3:.0f}-{max(eng) * 1e3:.0f} ms)"
+    )
 
 
 if __name__ == "__main__":

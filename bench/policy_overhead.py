@@ -60,11 +60,15 @@ def main() -> None:
         policy_s = best_time(lambda: policy(conf, masked, t), args.repeats)
     n_model = sum(p.numel() for p in backend.model.parameters())
     n_policy = sum(p.numel() for p in policy.parameters())
-    print(f"dLLM  : {args.model} ({n_model / 1e6:.2f}M params), {ids.shape[1]} tokens, batch {B}: "
-          f"{model_s * 1e3:.2f} ms/forward")
+    print(
+        f"dLLM  : {args.model} ({n_model / 1e6:.2f}M params), {ids.shape[1]} tokens, batch {B}: "
+        f"{model_s * 1e3:.2f} ms/forward"
+    )
     print(f"policy: {n_policy:,} params, {L} positions, batch {B}: {policy_s * 1e3:.2f} ms/forward")
-    print(f"ratio policy/model: {policy_s / model_s:.3f}  "
-          f"({torch.get_num_threads()} threads, {platform.machine()}, fastest of {args.repeats})")
+    print(
+        f"ratio policy/model: {policy_s / model_s:.3f}  "
+        f"({torch.get_num_threads()} threads, {platform.machine()}, fastest of {args.repeats})"
+    )
 
 
 if __name__ == "__main__":

@@ -43,15 +43,20 @@ def drift(backend, prompts, gen_length, block_length, batch, problems=None) -> l
             config = EngineConfig(gen_length=gen_length, block_length=block_length, cache=cache)
             tokens, nfe, texts = [], [], []
             for i in range(0, len(prompts), batch):
-                result = run(backend, prompts[i:i + batch], build_strategy(name, **params), config)
+                result = run(backend, prompts[i : i + batch], build_strategy(name, **params), config)
                 tokens.append(result.tokens)
                 nfe += result.nfe.tolist()
                 texts += result.texts
             out[cache] = (torch.cat(tokens), nfe, texts)
         (a, nfe_a, text_a), (b, nfe_b, text_b) = out["none"], out["prefix"]
-        row = dict(strategy=name, n=len(prompts), identical=float((a == b).all(1).float().mean()),
-                   token_agreement=float((a == b).float().mean()), nfe_none=statistics.mean(nfe_a),
-                   nfe_prefix=statistics.mean(nfe_b))
+        row = dict(
+            strategy=name,
+            n=len(prompts),
+            identical=float((a == b).all(1).float().mean()),
+            token_agreement=float((a == b).float().mean()),
+            nfe_none=statistics.mean(nfe_a),
+            nfe_prefix=statistics.mean(nfe_b),
+        )
         if problems is not None:
             row["accuracy_none"] = statistics.mean(p.check(t) for p, t in zip(problems, text_a, strict=True))
             row["accuracy_prefix"] = statistics.mean(p.check(t) for p, t in zip(problems, text_b, strict=True))
@@ -59,8 +64,16 @@ def drift(backend, prompts, gen_length, block_length, batch, problems=None) -> l
     return rows
 
 
-def speed(d_model: int, layers: int, prompt_length: int, gen_length: int, block_length: int, repeats: int,
-          device: str = "cpu", dtype: str = "float32") -> dict:
+def speed(
+    d_model: int,
+    layers: int,
+    prompt_length: int,
+    gen_length: int,
+    block_length: int,
+    repeats: int,
+    device: str = "cpu",
+    dtype: str = "float32",
+) -> dict:
     """Forward milliseconds per run with and without the cache at equal NFE (= L), on a random
     LLaDA-shaped native model built in memory (``--speed-d-model 4096 --speed-layers 32`` on a GPU
     is LLaDA-8B's shape: 32 heads, MLP 12288, vocabulary 126464)."""
@@ -82,7 +95,9 @@ def speed(d_model: int, layers: int, prompt_length: int, gen_length: int, block_
         torch.set_default_dtype(default)
     backend = LLaDABackend(model, llada_tokenizer(), name=f"random LLaDA-shaped d={d_model} layers={layers}")
     prompt = [5 + (i % 20) for i in range(prompt_length)]
-    result = dict(device=device, dtype=dtype, d_model=d_model, layers=layers, prompt=prompt_length, gen_length=gen_length)
+    result = dict(
+        device=device, dtype=dtype, d_model=d_model, layers=layers, prompt=prompt_length, gen_length=gen_length
+    )
     for cache in ("none", "prefix"):
         config = EngineConfig(gen_length=gen_length, block_length=block_length, cache=cache)
         runs = []
@@ -119,23 +134,34 @@ def main(argv=None) -> dict:
 
         problems = test_set(DEFAULT_LEVEL, args.n, DEFAULT_FREE)
         backend = load_backend(BUILTIN_MODEL, device="cpu")
-        report["builtin"] = drift(backend, [p.question for p in problems], args.gen_length, args.block_length,
-                                  args.batch, problems)
+        report["builtin"] = drift(
+            backend, [p.question for p in problems], args.gen_length, args.block_length, args.batch, problems
+        )
         show("builtin", report["builtin"])
     if "replicas" not in args.skip:
         from replicas import WORDS, save_dream_replica, save_llada_replica
 
         root = Path(tempfile.mkdtemp())
         g = torch.Generator().manual_seed(0)
-        prompts = [" ".join(WORDS[int(i)] for i in torch.randint(0, len(WORDS), (6,), generator=g))
-                   for _ in range(args.replica_n)]
+        prompts = [
+            " ".join(WORDS[int(i)] for i in torch.randint(0, len(WORDS), (6,), generator=g))
+            for _ in range(args.replica_n)
+        ]
         for name, save in (("llada-replica", save_llada_replica), ("dream-replica", save_dream_replica)):
             backend = load_backend(str(save(root / name)), device="cpu")
             report[name] = drift(backend, prompts, 32, 8, args.batch)
             show(name, report[name])
     if "speed" not in args.skip:
-        report["speed"] = speed(args.speed_d_model, args.speed_layers, args.speed_prompt, args.gen_length,
-                                args.block_length, args.repeats, args.device, args.dtype)
+        report["speed"] = speed(
+            args.speed_d_model,
+            args.speed_layers,
+            args.speed_prompt,
+            args.gen_length,
+            args.block_length,
+            args.repeats,
+            args.device,
+            args.dtype,
+        )
         show("speed", report["speed"])
     return report
 
@@ -143,7 +169,9 @@ def main(argv=None) -> dict:
 def show(key: str, value) -> None:
     print(f"== {key}")
     for row in value if isinstance(value, list) else [value]:
-        print("  " + ", ".join(f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()), flush=True)
+        print(
+            "  " + ", ".join(f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()), flush=True
+        )
 
 
 if __name__ == "__main__":

@@ -122,6 +122,7 @@ def encode_rng(state: torch.Tensor) -> str:
 
 # ---- checking overrides ---------------------------------------------------------------------------
 
+
 def parse_overrides(raw, gen_length: int) -> tuple[Override, ...]:
     """Overrides from a UI or API value: a list of ``{"position", "action", "token"}`` dicts (or
     :class:`Override` s). Checks types and ranges only; :func:`check_overrides` checks them against
@@ -137,23 +138,31 @@ def parse_overrides(raw, gen_length: int) -> tuple[Override, ...]:
         if isinstance(item, Override):
             item = item.to_dict()
         if not isinstance(item, dict):
-            raise BranchError(f"override {i} must be an object with position, action and token, not {type(item).__name__}")
+            raise BranchError(
+                f"override {i} must be an object with position, action and token, not {type(item).__name__}"
+            )
         unknown = sorted(map(str, set(item) - {"position", "action", "token"}))
         if unknown:
-            raise BranchError(f"override {i} has unknown field(s) {short_repr(unknown)}; it takes position, action, token")
+            raise BranchError(
+                f"override {i} has unknown field(s) {short_repr(unknown)}; it takes position, action, token"
+            )
         position, action, token = item.get("position"), item.get("action", "force"), item.get("token")
         if not _whole(position):
             raise BranchError(f"override {i}: position must be an integer, not {short_repr(position)}")
         if not 0 <= int(position) < gen_length:
-            raise BranchError(f"override {i}: position {int(position)} is out of range: the generation has positions "
-                              f"0–{gen_length - 1}")
+            raise BranchError(
+                f"override {i}: position {int(position)} is out of range: the generation has positions "
+                f"0–{gen_length - 1}"
+            )
         if action not in ACTIONS:
             raise BranchError(f"override {i}: action {short_repr(action)} must be one of {', '.join(ACTIONS)}")
         if token is not None:
             if action != "force":
                 raise BranchError(f"override {i}: only a forced commit takes a token ({action} does not)")
             if not _whole(token):
-                raise BranchError(f"override {i}: token must be a token id (an integer) or null, not {short_repr(token)}")
+                raise BranchError(
+                    f"override {i}: token must be a token id (an integer) or null, not {short_repr(token)}"
+                )
             token = int(token)
         out.append(Override(int(position), action, token))
     return tuple(out)
@@ -178,26 +187,31 @@ def check_overrides(trace: Trace, k, overrides, *, vocab_size: int) -> tuple[Ove
         raise BranchError(f"step must be a whole number ≥ 0, not {short_repr(k)}")
     k = int(k)
     if k > trace.num_steps:
-        raise BranchError(f"step {k} is past the end of the run: it has {trace.num_steps} steps (branch after 0–"
-                          f"{trace.num_steps})")
+        raise BranchError(
+            f"step {k} is past the end of the run: it has {trace.num_steps} steps (branch after 0–{trace.num_steps})"
+        )
     overrides = parse_overrides(overrides, L)
     by_pos: dict[int, list[str]] = {}
     for o in overrides:
         by_pos.setdefault(o.position, []).append(o.action)
     for pos, actions in by_pos.items():
         if len(actions) > 1 and sorted(actions) not in (["force", "remask"], ["hold", "remask"]):
-            raise BranchError(f"position {pos} has overrides {', '.join(actions)}; give one per position (or a "
-                              "re-mask plus a force or a hold)")
+            raise BranchError(
+                f"position {pos} has overrides {', '.join(actions)}; give one per position (or a "
+                "re-mask plus a force or a hold)"
+            )
     before = state_after(trace, k)
     for o in overrides:
         if o.action == "remask" and before.tokens[o.position] == mask:
-            raise BranchError(f"position {o.position} is still masked after step {k}; only committed positions can "
-                              "be re-masked")
+            raise BranchError(
+                f"position {o.position} is still masked after step {k}; only committed positions can be re-masked"
+            )
     state = state_after(trace, k, [o.position for o in overrides if o.action == "remask"])
     block = _current_block(state.tokens, mask, trace.block_length)
     if block is None:
-        raise BranchError(f"nothing is left to decode after step {k}: every position is committed; re-mask a "
-                          "position to branch here")
+        raise BranchError(
+            f"nothing is left to decode after step {k}: every position is committed; re-mask a position to branch here"
+        )
     eligible = [p for p, t in enumerate(state.tokens) if t == mask and p // trace.block_length == block]
     for o in overrides:
         if o.action == "remask":
@@ -206,24 +220,32 @@ def check_overrides(trace: Trace, k, overrides, *, vocab_size: int) -> tuple[Ove
         if state.tokens[o.position] != mask:
             committed = state.tokens[o.position]
             if o.action == "force":
-                raise BranchError(f"position {o.position} is already committed to {trace.token_text(committed)!r} "
-                                  f"(token id {committed}) after step {k}; to force another token there, re-mask it "
-                                  "in the same branch (a 'remask' and a 'force' override on that position)")
-            raise BranchError(f"position {o.position} is already committed after step {k}; only masked positions "
-                              "can be held back")
+                raise BranchError(
+                    f"position {o.position} is already committed to {trace.token_text(committed)!r} "
+                    f"(token id {committed}) after step {k}; to force another token there, re-mask it "
+                    "in the same branch (a 'remask' and a 'force' override on that position)"
+                )
+            raise BranchError(
+                f"position {o.position} is already committed after step {k}; only masked positions can be held back"
+            )
         if o.position // trace.block_length != block:
-            raise BranchError(f"position {o.position} is in block {o.position // trace.block_length}, but after step "
-                              f"{k} the decode is in block {block}: only masked positions of the current block "
-                              f"(positions {eligible[0]}–{eligible[-1]}) can be {verb}")
+            raise BranchError(
+                f"position {o.position} is in block {o.position // trace.block_length}, but after step "
+                f"{k} the decode is in block {block}: only masked positions of the current block "
+                f"(positions {eligible[0]}–{eligible[-1]}) can be {verb}"
+            )
         if o.token is not None and not 0 <= o.token < vocab_size:
             raise BranchError(f"token id {o.token} is unknown: the model's vocabulary has ids 0–{vocab_size - 1}")
         if o.token == mask:
-            raise BranchError(f"token id {o.token} is the mask token; to keep position {o.position} masked, hold it "
-                              "back instead")
+            raise BranchError(
+                f"token id {o.token} is the mask token; to keep position {o.position} masked, hold it back instead"
+            )
     held = {o.position for o in overrides if o.action == "hold"}
     if held and held >= set(eligible):
-        raise BranchError(f"holding back every eligible position ({', '.join(map(str, sorted(held)))}) leaves nothing "
-                          f"to commit at step {k + 1}; hold fewer positions or force one")
+        raise BranchError(
+            f"holding back every eligible position ({', '.join(map(str, sorted(held)))}) leaves nothing "
+            f"to commit at step {k + 1}; hold fewer positions or force one"
+        )
     return overrides
 
 
@@ -241,11 +263,14 @@ def vocab_size(backend) -> int:
 def check_backend(trace: Trace, backend) -> None:
     """The backend must be the kind of model the trace was decoded with (mask and EOS ids)."""
     if (backend.mask_id, backend.eos_id) != (trace.mask_id, trace.eos_id):
-        raise BranchError(f"this run was decoded with a model whose mask/EOS ids are {trace.mask_id}/{trace.eos_id} "
-                          f"({short_repr(trace.model)}); the selected model's are {backend.mask_id}/{backend.eos_id}")
+        raise BranchError(
+            f"this run was decoded with a model whose mask/EOS ids are {trace.mask_id}/{trace.eos_id} "
+            f"({short_repr(trace.model)}); the selected model's are {backend.mask_id}/{backend.eos_id}"
+        )
 
 
 # ---- running a branch -----------------------------------------------------------------------------
+
 
 def start_after(trace: Trace, k: int, overrides: Sequence[Override], device=None) -> DecodeStart:
     """The engine's start state after ``k`` steps of ``trace`` with the re-masks applied."""
@@ -254,7 +279,8 @@ def start_after(trace: Trace, k: int, overrides: Sequence[Override], device=None
         tokens=torch.tensor([state.tokens], dtype=torch.long, device=device),
         nfe=torch.tensor([state.nfe], dtype=torch.long, device=device),
         block_step=torch.tensor([state.block_step], dtype=torch.long, device=device),
-        step=k, rng_state=rng_after(trace, k),
+        step=k,
+        rng_state=rng_after(trace, k),
     )
 
 
@@ -307,14 +333,23 @@ def record_run(backend, prompt: str, strategy, config: EngineConfig, meta: dict 
     return root_trace(backend, prompt, prompt_ids, strategy, config, recorder, meta)
 
 
-def root_trace(backend, prompt: str, prompt_ids, strategy, config: EngineConfig, recorder: StepRecorder,
-               meta: dict | None = None) -> Trace:
+def root_trace(
+    backend, prompt: str, prompt_ids, strategy, config: EngineConfig, recorder: StepRecorder, meta: dict | None = None
+) -> Trace:
     """The trace of a run from scratch whose steps ``recorder`` collected."""
     return Trace(
-        model=backend.name, prompt=prompt, prompt_ids=list(map(int, prompt_ids)), gen_length=config.gen_length,
-        block_length=config.block_length, mask_id=backend.mask_id, eos_id=backend.eos_id,
-        strategy={"name": strategy.name, **strategy.params()}, engine=config.to_dict(), steps=recorder.steps,
-        vocab=vocab_of(backend, recorder.steps), text=decode_generation(backend, recorder.tokens or []),
+        model=backend.name,
+        prompt=prompt,
+        prompt_ids=list(map(int, prompt_ids)),
+        gen_length=config.gen_length,
+        block_length=config.block_length,
+        mask_id=backend.mask_id,
+        eos_id=backend.eos_id,
+        strategy={"name": strategy.name, **strategy.params()},
+        engine=config.to_dict(),
+        steps=recorder.steps,
+        vocab=vocab_of(backend, recorder.steps),
+        text=decode_generation(backend, recorder.tokens or []),
         meta=dict(meta or {}),
     )
 
@@ -332,15 +367,31 @@ def vocab_of(backend, steps: Iterable[TraceStep], known: dict[str, str] | None =
     return known
 
 
-def branch_trace(parent: Trace, k: int, overrides: Sequence[Override], strategy, steps: list[TraceStep],
-                 vocab: dict[str, str], text: str, meta: dict | None = None) -> Trace:
+def branch_trace(
+    parent: Trace,
+    k: int,
+    overrides: Sequence[Override],
+    strategy,
+    steps: list[TraceStep],
+    vocab: dict[str, str],
+    text: str,
+    meta: dict | None = None,
+) -> Trace:
     """The branch's trace: ``parent``'s first ``k`` steps, then ``steps`` (its own, from a
     :class:`StepRecorder`), under the branch's strategy; ``meta`` records ``at_step``."""
     return Trace(
-        model=parent.model, prompt=parent.prompt, prompt_ids=list(parent.prompt_ids), gen_length=parent.gen_length,
-        block_length=parent.block_length, mask_id=parent.mask_id, eos_id=parent.eos_id,
-        strategy={"name": strategy.name, **strategy.params()}, engine=dict(parent.engine),
-        steps=[copy.deepcopy(s) for s in parent.steps[:k]] + steps, vocab={**parent.vocab, **vocab}, text=text,
+        model=parent.model,
+        prompt=parent.prompt,
+        prompt_ids=list(parent.prompt_ids),
+        gen_length=parent.gen_length,
+        block_length=parent.block_length,
+        mask_id=parent.mask_id,
+        eos_id=parent.eos_id,
+        strategy={"name": strategy.name, **strategy.params()},
+        engine=dict(parent.engine),
+        steps=[copy.deepcopy(s) for s in parent.steps[:k]] + steps,
+        vocab={**parent.vocab, **vocab},
+        text=text,
         meta={**(meta or {}), "at_step": k},
     )
 
@@ -353,8 +404,9 @@ def run_branch(backend, parent: Trace, k: int, overrides, strategy, meta: dict |
     for rec in records:
         recorder.add(rec)
     text = decode_generation(backend, recorder.tokens)
-    return branch_trace(parent, int(k), overrides, strategy, recorder.steps, vocab_of(backend, recorder.steps, parent.vocab),
-                        text, meta)
+    return branch_trace(
+        parent, int(k), overrides, strategy, recorder.steps, vocab_of(backend, recorder.steps, parent.vocab), text, meta
+    )
 
 
 def start_rng(trace: Trace, k: int, device) -> torch.Tensor:

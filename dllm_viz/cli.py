@@ -32,13 +32,17 @@ COMMANDS: dict[str, tuple[str, str]] = {
 
 
 def build_parser() -> argparse.ArgumentParser:
-    listing = "\n".join(f"  {name:<15} {help_}  [python -m {module.removesuffix('.__main__')}]"
-                        for name, (module, help_) in COMMANDS.items())
+    listing = "\n".join(
+        f"  {name:<15} {help_}  [python -m {module.removesuffix('.__main__')}]"
+        for name, (module, help_) in COMMANDS.items()
+    )
     parser = argparse.ArgumentParser(
-        prog="dllm-viz", description="dllm-viz: watch diffusion LMs decode; train and inspect unmasking policies.",
+        prog="dllm-viz",
+        description="dllm-viz: watch diffusion LMs decode; train and inspect unmasking policies.",
         usage="dllm-viz [-h] [--version] <command> [args ...]",
         epilog=f"commands:\n{listing}\n\n'dllm-viz <command> --help' shows a command's flags.",
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument("command", choices=list(COMMANDS), metavar="<command>", help="one of the commands below")
     return parser

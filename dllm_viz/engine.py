@@ -92,15 +92,22 @@ class EngineConfig:
         if not isinstance(self.gen_length, int) or self.gen_length < 1:
             raise ValueError(f"gen_length ({self.gen_length!r}) must be a positive integer")
         if not isinstance(self.block_length, int) or not 1 <= self.block_length <= self.gen_length:
-            raise ValueError(f"block_length ({self.block_length!r}) must be an integer in [1, gen_length={self.gen_length}]")
+            raise ValueError(
+                f"block_length ({self.block_length!r}) must be an integer in [1, gen_length={self.gen_length}]"
+            )
         if self.gen_length % self.block_length:
             raise ValueError(f"block_length ({self.block_length}) must divide gen_length ({self.gen_length})")
-        if not isinstance(self.temperature, (int, float)) or not (self.temperature >= 0 and math.isfinite(self.temperature)):
+        if not isinstance(self.temperature, (int, float)) or not (
+            self.temperature >= 0 and math.isfinite(self.temperature)
+        ):
             raise ValueError(f"temperature ({self.temperature!r}) must be a finite number ≥ 0")
         if not isinstance(self.top_k, int) or self.top_k < 2:
             raise ValueError(f"top_k ({self.top_k!r}) must be an integer ≥ 2")
-        if self.candidate_top_k is not None and (not isinstance(self.candidate_top_k, int) or isinstance(self.candidate_top_k, bool)
-                                                 or self.candidate_top_k < 2):
+        if self.candidate_top_k is not None and (
+            not isinstance(self.candidate_top_k, int)
+            or isinstance(self.candidate_top_k, bool)
+            or self.candidate_top_k < 2
+        ):
             raise ValueError(f"candidate_top_k ({self.candidate_top_k!r}) must be None or an integer ≥ 2")
         if self.cache not in CACHES:
             raise ValueError(f"cache ({self.cache!r}) must be one of {', '.join(CACHES)}")
@@ -185,8 +192,9 @@ class DecodeStart:
         """Raise ValueError naming the field when the start does not fit the batch or config."""
         L = config.gen_length
         if not isinstance(self.tokens, torch.Tensor) or tuple(self.tokens.shape) != (batch, L):
-            raise ValueError(f"start.tokens must be a ({batch}, {L}) tensor, got "
-                             f"{tuple(getattr(self.tokens, 'shape', ()))}")
+            raise ValueError(
+                f"start.tokens must be a ({batch}, {L}) tensor, got {tuple(getattr(self.tokens, 'shape', ()))}"
+            )
         if self.tokens.dtype != torch.long or bool((self.tokens < 0).any()):
             raise ValueError("start.tokens must hold int64 token ids ≥ 0 (the mask id where masked)")
         for name in ("nfe", "block_step"):
@@ -197,7 +205,9 @@ class DecodeStart:
             raise ValueError(f"start.nfe ({self.nfe.tolist()}) cannot exceed gen_length ({L})")
         if isinstance(self.step, bool) or not isinstance(self.step, int) or self.step < 0:
             raise ValueError(f"start.step ({self.step!r}) must be an integer ≥ 0")
-        if self.rng_state is not None and (not isinstance(self.rng_state, torch.Tensor) or self.rng_state.dtype != torch.uint8):
+        if self.rng_state is not None and (
+            not isinstance(self.rng_state, torch.Tensor) or self.rng_state.dtype != torch.uint8
+        ):
             raise ValueError("start.rng_state must be a uint8 tensor from Generator.get_state()")
 
 
@@ -267,9 +277,11 @@ def generate(
     L, BL, device = config.gen_length, config.block_length, backend.device
     kv_backend = backend if has_kv_cache(backend) else None
     if config.cache != "none" and kv_backend is None:
-        raise ValueError(f"cache={config.cache!r} needs a model with a KV cache (native LLaDA and Dream, or a "
-                         f"global-attention ModernBERT such as the built-in model); {getattr(backend, 'name', 'this backend')!r} "
-                         "has none, so use cache='none'")
+        raise ValueError(
+            f"cache={config.cache!r} needs a model with a KV cache (native LLaDA and Dream, or a "
+            f"global-attention ModernBERT such as the built-in model); {getattr(backend, 'name', 'this backend')!r} "
+            "has none, so use cache='none'"
+        )
     if start is not None:
         start.check(len(prompt_ids), config)
     if start is not None and config.cache != "none":
@@ -304,8 +316,10 @@ def generate(
             try:
                 generator.set_state(start.rng_state.cpu())
             except RuntimeError:
-                raise ValueError("start.rng_state does not fit this device's generator (recorded on another "
-                                 f"device type than {device.type}?)") from None
+                raise ValueError(
+                    "start.rng_state does not fit this device's generator (recorded on another "
+                    f"device type than {device.type}?)"
+                ) from None
         first, limit = start.step, L + 1
 
     # 3. Denoise. Every step commits ≥ 1 token or advances a block towards its forced end,
@@ -328,7 +342,7 @@ def generate(
             logits = backend.logits(x[rows], attn)[:, P:]  # (b, L, V) stays on device
         else:  # a window from the earliest block start: (b, L - g0, V) for generation positions g0…L-1
             cache.plan(rows, block[rows])
-            logits = kv_backend.logits(x[rows], attn, kv_cache=cache)[:, max(0, P - cache.start):]
+            logits = kv_backend.logits(x[rows], attn, kv_cache=cache)[:, max(0, P - cache.start) :]
         with torch.inference_mode():
             logits[..., backend.mask_id] = float("-inf")  # [MASK] is never a prediction
             if config.candidate_top_k is not None:
@@ -342,9 +356,16 @@ def generate(
         if cache is not None:
             feats, tokens, token_prob = cache.assemble(feats, tokens, token_prob)
         state = DecodeState(
-            features=feats, tokens=tokens, token_prob=token_prob, masked=masked[rows],
-            eligible=eligible[rows], block_step=block_step[rows], nfe=nfe[rows],
-            gen_length=L, block_length=BL, generator=generator,
+            features=feats,
+            tokens=tokens,
+            token_prob=token_prob,
+            masked=masked[rows],
+            eligible=eligible[rows],
+            block_step=block_step[rows],
+            nfe=nfe[rows],
+            gen_length=L,
+            block_length=BL,
+            generator=generator,
         )
         decision = strategy.decide(state)
         # A held-back position is not committable this step, by anyone.
@@ -367,13 +388,23 @@ def generate(
         block_step[rows] = torch.where(block_done, torch.zeros_like(block_step[rows]), block_step[rows] + 1)
         _sync(device)
         yield StepRecord(
-            step=step, active=active, nfe=nfe.clone(), block=block, masked=masked, eligible=eligible,
-            features=_scatter_rows(feats, rows, B), proposed=_scatter(tokens, rows, B),
-            token_prob=_scatter(token_prob, rows, B), action=_scatter(action, rows, B),
-            committed=_scatter(commit, rows, B), tokens=x[:, P:].clone(),
+            step=step,
+            active=active,
+            nfe=nfe.clone(),
+            block=block,
+            masked=masked,
+            eligible=eligible,
+            features=_scatter_rows(feats, rows, B),
+            proposed=_scatter(tokens, rows, B),
+            token_prob=_scatter(token_prob, rows, B),
+            action=_scatter(action, rows, B),
+            committed=_scatter(commit, rows, B),
+            tokens=x[:, P:].clone(),
             probs=None if decision.probs is None else _scatter(decision.probs, rows, B),
             log_prob=None if decision.log_prob is None else _scatter(decision.log_prob, rows, B),
-            model_ms=model_ms, step_ms=(time.perf_counter() - t0) * 1e3, rng_state=generator.get_state(),
+            model_ms=model_ms,
+            step_ms=(time.perf_counter() - t0) * 1e3,
+            rng_state=generator.get_state(),
         )
     if bool((x[:, P:] == backend.mask_id).any()):
         raise RuntimeError("engine invariant broken: masks left after L steps")
@@ -411,8 +442,12 @@ def run(
     assert last is not None  # every row has gen_length >= 1 masks, so generate yields at least one step
     tokens = last.tokens.cpu()
     return GenerationResult(
-        prompt_ids=prompt_ids, tokens=tokens, nfe=last.nfe.cpu(), steps=last.step + 1,
-        texts=[decode_generation(backend, row) for row in tokens.tolist()], records=records,
+        prompt_ids=prompt_ids,
+        tokens=tokens,
+        nfe=last.nfe.cpu(),
+        steps=last.step + 1,
+        texts=[decode_generation(backend, row) for row in tokens.tolist()],
+        records=records,
     )
 
 

@@ -89,8 +89,11 @@ class Attribution:
         r = self.row(position)
         conf = self.confidence[r]  # (L, p)
         p = conf.shape[1]
-        items = [(("confidence" if p == 1 else f"confidence {q + 1}") + f" @ {j}", float(conf[j, q]))
-                 for j in range(conf.shape[0]) for q in range(p)]
+        items = [
+            (("confidence" if p == 1 else f"confidence {q + 1}") + f" @ {j}", float(conf[j, q]))
+            for j in range(conf.shape[0])
+            for q in range(p)
+        ]
         items.append(("time", float(self.time[r])))
         items.sort(key=lambda item: -abs(item[1]))
         return items[:n]
@@ -115,8 +118,9 @@ def step_inputs(trace: Trace, step: int, top_p: int = 1) -> StepInputs:
     return StepInputs(confidence, masked, masked & block, before.nfe / trace.gen_length, s.probs, list(s.committed))
 
 
-def attribute(policy, inputs: StepInputs, temperature: float = 1.0, beta: float = 1.0,
-              positions: list[int] | None = None) -> Attribution:
+def attribute(
+    policy, inputs: StepInputs, temperature: float = 1.0, beta: float = 1.0, positions: list[int] | None = None
+) -> Attribution:
     """Recompute the policy's probabilities and their gradient × input attributions.
 
     Args:
@@ -142,21 +146,26 @@ def attribute(policy, inputs: StepInputs, temperature: float = 1.0, beta: float 
         conf_attr, time_attr = [], []
         for i, pos in enumerate(positions):
             # allow_unused: a policy may ignore an input entirely (None = a zero gradient)
-            g_conf, g_time = torch.autograd.grad(logits[0, pos], (conf, time), retain_graph=i < len(positions) - 1,
-                                                 allow_unused=True)
+            g_conf, g_time = torch.autograd.grad(
+                logits[0, pos], (conf, time), retain_graph=i < len(positions) - 1, allow_unused=True
+            )
             conf_attr.append(torch.zeros_like(conf[0]) if g_conf is None else (g_conf * conf)[0].detach())
             time_attr.append(torch.zeros_like(time[0]) if g_time is None else (g_time * time)[0].detach())
     L, p = inputs.confidence.shape
     return Attribution(
-        inputs=inputs, probs=shown.cpu(), logits=logits[0].detach().cpu(), positions=list(positions),
+        inputs=inputs,
+        probs=shown.cpu(),
+        logits=logits[0].detach().cpu(),
+        positions=list(positions),
         confidence=torch.stack(conf_attr).cpu() if conf_attr else torch.zeros(0, L, p),
         time=torch.stack(time_attr).cpu() if time_attr else torch.zeros(0),
         ds_db=ds_db.detach().cpu()[list(positions)] if positions else torch.zeros(0),
     )
 
 
-def inspect_step(policy, trace: Trace, step: int, temperature: float = 1.0, beta: float = 1.0,
-                 positions: list[int] | None = None) -> Attribution:
+def inspect_step(
+    policy, trace: Trace, step: int, temperature: float = 1.0, beta: float = 1.0, positions: list[int] | None = None
+) -> Attribution:
     """:func:`attribute` at 0-based ``step`` of ``trace`` (inputs from :func:`step_inputs`)."""
     top_p = int(getattr(getattr(policy, "config", None), "top_p", 1))
     return attribute(policy, step_inputs(trace, step, top_p), temperature, beta, positions)

@@ -86,12 +86,17 @@ class TraceStep:
         """Row ``row`` of an engine :class:`~dllm_viz.engine.StepRecord` as step ``index`` (O(L·k) numbers move)."""
         f = rec.features
         return cls(
-            step=index, nfe=int(rec.nfe[row]), block=int(rec.block[row]),
+            step=index,
+            nfe=int(rec.nfe[row]),
+            block=int(rec.block[row]),
             committed=rec.committed[row].nonzero().squeeze(1).tolist(),
-            confidence=_rounded(f.confidence[row]), proposed=rec.proposed[row].tolist(),
-            topk_ids=f.topk_ids[row].tolist(), topk_probs=_rounded(f.topk_probs[row]),
+            confidence=_rounded(f.confidence[row]),
+            proposed=rec.proposed[row].tolist(),
+            topk_ids=f.topk_ids[row].tolist(),
+            topk_probs=_rounded(f.topk_probs[row]),
             probs=None if rec.probs is None else _rounded(rec.probs[row]),
-            model_ms=round(rec.model_ms, 3), step_ms=round(rec.step_ms, 3),
+            model_ms=round(rec.model_ms, 3),
+            step_ms=round(rec.step_ms, 3),
         )
 
     def token_ids(self) -> set[int]:
@@ -129,9 +134,18 @@ class Trace:
 
     # ---- building ------------------------------------------------------------------------
     @classmethod
-    def from_records(cls, records: Iterable[StepRecord], row: int, backend: TokenSource, prompt: str,
-                     prompt_ids: Sequence[int], strategy: Strategy, config: EngineConfig, text: str = "",
-                     meta: Mapping[str, object] | None = None) -> Trace:
+    def from_records(
+        cls,
+        records: Iterable[StepRecord],
+        row: int,
+        backend: TokenSource,
+        prompt: str,
+        prompt_ids: Sequence[int],
+        strategy: Strategy,
+        config: EngineConfig,
+        text: str = "",
+        meta: Mapping[str, object] | None = None,
+    ) -> Trace:
         """Extract row ``row`` of engine :class:`~dllm_viz.engine.StepRecord` s into a trace.
 
         Only the steps where that row was active are kept. Moves O(L·k) numbers per step.
@@ -140,10 +154,19 @@ class Trace:
         ids = set().union(*(s.token_ids() for s in steps))
         vocab = dict(zip(map(str, sorted(ids)), backend.token_strings(sorted(ids)), strict=True))
         return cls(
-            model=backend.name, prompt=prompt, prompt_ids=list(map(int, prompt_ids)),
-            gen_length=config.gen_length, block_length=config.block_length, mask_id=backend.mask_id,
-            eos_id=backend.eos_id, strategy={"name": strategy.name, **strategy.params()},
-            engine=config.to_dict(), steps=steps, vocab=vocab, text=text, meta=dict(meta or {}),
+            model=backend.name,
+            prompt=prompt,
+            prompt_ids=list(map(int, prompt_ids)),
+            gen_length=config.gen_length,
+            block_length=config.block_length,
+            mask_id=backend.mask_id,
+            eos_id=backend.eos_id,
+            strategy={"name": strategy.name, **strategy.params()},
+            engine=config.to_dict(),
+            steps=steps,
+            vocab=vocab,
+            text=text,
+            meta=dict(meta or {}),
         )
 
     # ---- views of the data ---------------------------------------------------------------
@@ -213,7 +236,9 @@ class Trace:
             raise TraceError("not a trace: the JSON top level must be an object")
         version = data.get("version")
         if version != SCHEMA_VERSION or isinstance(version, bool):
-            raise TraceError(f"unsupported trace schema version {short_repr(version)}; this dllm-viz reads version {SCHEMA_VERSION}")
+            raise TraceError(
+                f"unsupported trace schema version {short_repr(version)}; this dllm-viz reads version {SCHEMA_VERSION}"
+            )
         fields = cls.__dataclass_fields__
         required = {n for n, f in fields.items() if f.default is MISSING and f.default_factory is MISSING}
         missing = sorted(required - set(data))
@@ -253,7 +278,9 @@ class Trace:
         seen: set[int] = set()
         for i, s in enumerate(self.steps):
             where = f"step {i}"
-            for name in ("confidence", "proposed", "topk_ids", "topk_probs") + (("probs",) if s.probs is not None else ()):
+            for name in ("confidence", "proposed", "topk_ids", "topk_probs") + (
+                ("probs",) if s.probs is not None else ()
+            ):
                 value = getattr(s, name)
                 if not isinstance(value, list) or len(value) != L:
                     raise TraceError(f"{where}: {name} must be a list of {L} entries")
@@ -272,11 +299,16 @@ class Trace:
                 raise TraceError(f"{where}: proposed must hold integer token ids")
             k = len(s.topk_ids[0]) if isinstance(s.topk_ids[0], list) else -1
             if not 0 <= k <= MAX_TOPK or any(not isinstance(r, list) or len(r) != k for r in s.topk_ids + s.topk_probs):
-                raise TraceError(f"{where}: topk_ids/topk_probs rows must be lists of the same length (at most {MAX_TOPK})")
+                raise TraceError(
+                    f"{where}: topk_ids/topk_probs rows must be lists of the same length (at most {MAX_TOPK})"
+                )
             if not all(_ids(r) for r in s.topk_ids) or not all(_probs(r) for r in s.topk_probs):
                 raise TraceError(f"{where}: topk_ids must hold token ids and topk_probs numbers in [0, 1]")
-        if not isinstance(self.vocab, dict) or len(self.vocab) > MAX_VOCAB or not all(
-                isinstance(v, str) and len(v) <= 200 for v in self.vocab.values()):
+        if (
+            not isinstance(self.vocab, dict)
+            or len(self.vocab) > MAX_VOCAB
+            or not all(isinstance(v, str) and len(v) <= 200 for v in self.vocab.values())
+        ):
             raise TraceError(f"vocab must map at most {MAX_VOCAB:,} token ids to strings of at most 200 characters")
 
 
@@ -302,7 +334,9 @@ def parse_json(raw: str | bytes) -> Any:
         raise TraceError(f"trace is {len(raw):,} bytes; the limit is {MAX_TRACE_BYTES:,}")
     objects = raw.count(b"{") if isinstance(raw, bytes) else raw.count("{")
     if objects > MAX_JSON_OBJECTS:
-        raise TraceError(f"not a trace: {objects:,} JSON objects, while a trace has one per step (at most {MAX_JSON_OBJECTS:,})")
+        raise TraceError(
+            f"not a trace: {objects:,} JSON objects, while a trace has one per step (at most {MAX_JSON_OBJECTS:,})"
+        )
     try:
         return json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
@@ -340,8 +374,12 @@ def _check_overrides(s: TraceStep, where: str, L: int, committed: set) -> None:
         if not _is_int(o["position"]) or not 0 <= o["position"] < L:
             raise TraceError(f"{where}: override positions must be integers in [0, {L})")
         if o["action"] not in OVERRIDE_ACTIONS:
-            raise TraceError(f"{where}: override action {short_repr(o['action'])} must be one of {', '.join(OVERRIDE_ACTIONS)}")
-        if o["token"] is not None and (o["action"] != "force" or not _is_int(o["token"]) or not 0 <= o["token"] < MAX_TOKEN_ID):
+            raise TraceError(
+                f"{where}: override action {short_repr(o['action'])} must be one of {', '.join(OVERRIDE_ACTIONS)}"
+            )
+        if o["token"] is not None and (
+            o["action"] != "force" or not _is_int(o["token"]) or not 0 <= o["token"] < MAX_TOKEN_ID
+        ):
             raise TraceError(f"{where}: an override token must be a token id, and only a forced commit has one")
         if o["action"] == "remask" and o["position"] not in committed:
             raise TraceError(f"{where}: position {o['position']} is re-masked but was not committed")
@@ -355,8 +393,9 @@ def _small_dict(name: str, value: object) -> dict[str, object]:
     for key, item in value.items():
         if len(out) == _SMALL_DICT_ENTRIES:
             break
-        if len(key) <= 64 and (item is None or isinstance(item, bool) or _is_number(item)
-                               or (isinstance(item, str) and len(item) <= 200)):
+        if len(key) <= 64 and (
+            item is None or isinstance(item, bool) or _is_number(item) or (isinstance(item, str) and len(item) <= 200)
+        ):
             out[key] = item
     return out
 

@@ -58,7 +58,7 @@ class TreeNode:
 
     @property
     def own_steps(self):
-        return self.trace.steps[self.at_step or 0:]
+        return self.trace.steps[self.at_step or 0 :]
 
     @property
     def overrides(self) -> list[dict]:
@@ -109,15 +109,20 @@ class DecodeTree:
     def check_room(self, gen_length: int) -> None:
         """Raise :class:`TreeFull` unless one more decode of up to L + 1 steps fits."""
         if len(self.nodes) >= MAX_NODES:
-            raise TreeFull(f"this tree holds {len(self.nodes)} decodes, the limit; export it, then start a new run "
-                           "or load the file to explore further")
+            raise TreeFull(
+                f"this tree holds {len(self.nodes)} decodes, the limit; export it, then start a new run "
+                "or load the file to explore further"
+            )
         need = (gen_length + 1) * gen_length
         if self.cells() + need > MAX_TREE_CELLS:
-            raise TreeFull(f"this tree holds {self.cells():,} step × position cells and a new branch may need "
-                           f"{need:,}; the limit is {MAX_TREE_CELLS:,}; export it and start a new tree")
+            raise TreeFull(
+                f"this tree holds {self.cells():,} step × position cells and a new branch may need "
+                f"{need:,}; the limit is {MAX_TREE_CELLS:,}; export it and start a new tree"
+            )
 
     def add(self, trace: Trace, parent: int | None = None, label: str = "") -> TreeNode:
-        """Append a run (``parent`` None) or a branch of ``parent`` (its trace from :func:`~dllm_viz.branch.branch_trace`)."""
+        """Append a run (``parent`` None) or a branch of ``parent`` (its trace from
+        :func:`~dllm_viz.branch.branch_trace`)."""
         self.check_room(trace.gen_length)
         if parent is not None:
             _check_branch(self.node(parent).trace, trace, len(self.nodes))
@@ -130,7 +135,7 @@ class DecodeTree:
         nodes = []
         for n in self.nodes:
             data = asdict(n.trace)
-            data["steps"] = data["steps"][n.at_step or 0:]
+            data["steps"] = data["steps"][n.at_step or 0 :]
             nodes.append({"id": n.id, "parent": n.parent, "at_step": n.at_step, "label": n.label, "trace": data})
         return {"format": FORMAT, "version": VERSION, "expected": self.expected, "nodes": nodes}
 
@@ -156,7 +161,9 @@ class DecodeTree:
         if not isinstance(data, dict) or data.get("format") != FORMAT:
             raise TraceError(f"not a decode tree (its format must be {FORMAT!r})")
         if data.get("version") != VERSION or isinstance(data.get("version"), bool):
-            raise TraceError(f"unsupported tree version {short_repr(data.get('version'))}; this dllm-viz reads {VERSION}")
+            raise TraceError(
+                f"unsupported tree version {short_repr(data.get('version'))}; this dllm-viz reads {VERSION}"
+            )
         expected = _expected(data.get("expected"))
         raw = data.get("nodes")
         if not isinstance(raw, list) or not 1 <= len(raw) <= MAX_NODES:
@@ -180,8 +187,10 @@ def _expected(value) -> str | None:
     try:
         check_answer("", value)
     except ValueError:
-        raise TraceError(f"expected ({short_repr(value)}) is not an answer this app can check (a number, text "
-                         "ending in '#### N', or a chain like '5 - ? + ?')") from None
+        raise TraceError(
+            f"expected ({short_repr(value)}) is not an answer this app can check (a number, text "
+            "ending in '#### N', or a chain like '5 - ? + ?')"
+        ) from None
     return value
 
 
@@ -225,4 +234,3 @@ def _check_branch(parent: Trace, child: Trace, node_id: int) -> None:
     for mine, theirs in zip(child.steps[:k], parent.steps[:k], strict=False):
         if (mine.committed, mine.proposed) != (theirs.committed, theirs.proposed):
             raise TraceError(f"branch {node_id}: its first {k} steps differ from its parent's")
-

@@ -35,10 +35,16 @@ def build_word_tokenizer(chat: bool = True, max_length: int = 128, mask: bool = 
     specials = ["[PAD]", "[UNK]", "[MASK]", "[EOS]"]
     vocab = {w: i for i, w in enumerate(specials + WORDS)}
     tok = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
-    tok.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.WhitespaceSplit(), pre_tokenizers.Digits(individual_digits=True)])
+    tok.pre_tokenizer = pre_tokenizers.Sequence(
+        [pre_tokenizers.WhitespaceSplit(), pre_tokenizers.Digits(individual_digits=True)]
+    )
     tok.decoder = decoders.WordPiece(prefix="##")
     fast = PreTrainedTokenizerFast(
-        tokenizer_object=tok, pad_token="[PAD]", unk_token="[UNK]", mask_token="[MASK]" if mask else None, eos_token="[EOS]",
+        tokenizer_object=tok,
+        pad_token="[PAD]",
+        unk_token="[UNK]",
+        mask_token="[MASK]" if mask else None,
+        eos_token="[EOS]",
         model_max_length=max_length,
     )
     if chat:
@@ -53,12 +59,23 @@ def save_tiny_masked_lm(path, arch: str = "modernbert", seed: int = 0, max_posit
     torch.manual_seed(seed)
     tok = build_word_tokenizer(max_length=max_positions)
     # A large init scale gives peaked, position-dependent distributions (no confidence ties).
-    common = dict(vocab_size=len(tok), pad_token_id=tok.pad_token_id, max_position_embeddings=max_positions, initializer_range=0.5)
+    common = dict(
+        vocab_size=len(tok), pad_token_id=tok.pad_token_id, max_position_embeddings=max_positions, initializer_range=0.5
+    )
     if arch == "modernbert":
-        cfg = ModernBertConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
-                               global_attn_every_n_layers=1, mask_token_id=tok.mask_token_id,
-                               bos_token_id=tok.eos_token_id, eos_token_id=tok.eos_token_id,
-                               cls_token_id=tok.eos_token_id, sep_token_id=tok.eos_token_id, **common)
+        cfg = ModernBertConfig(
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            global_attn_every_n_layers=1,
+            mask_token_id=tok.mask_token_id,
+            bos_token_id=tok.eos_token_id,
+            eos_token_id=tok.eos_token_id,
+            cls_token_id=tok.eos_token_id,
+            sep_token_id=tok.eos_token_id,
+            **common,
+        )
         model = ModernBertForMaskedLM(cfg)
     else:
         cfg = BertConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2, **common)
@@ -79,8 +96,11 @@ def replica_dirs(tmp_path_factory):
     from replicas import save_dream_replica, save_llada_replica
 
     root = tmp_path_factory.mktemp("replicas")
-    return {"llada": save_llada_replica(root / "llada-instruct"), "llada-base": save_llada_replica(root / "llada-base", instruct=False),
-            "dream": save_dream_replica(root / "dream")}
+    return {
+        "llada": save_llada_replica(root / "llada-instruct"),
+        "llada-base": save_llada_replica(root / "llada-base", instruct=False),
+        "dream": save_dream_replica(root / "dream"),
+    }
 
 
 @pytest.fixture(scope="session")
@@ -167,15 +187,26 @@ def serve_app(tmp_path_factory, tiny_model_dir, *args, **env_overrides):
 
     port = _free_port()
     files = tmp_path_factory.mktemp("app-files")
-    env = dict(os.environ, GRADIO_ANALYTICS_ENABLED="False", HF_HUB_OFFLINE="1", PYTHONUNBUFFERED="1",
-               GRADIO_TEMP_DIR=str(tmp_path_factory.mktemp("gradio-tmp")), DLLM_VIZ_EXPORT_DIR=str(files))
+    env = dict(
+        os.environ,
+        GRADIO_ANALYTICS_ENABLED="False",
+        HF_HUB_OFFLINE="1",
+        PYTHONUNBUFFERED="1",
+        GRADIO_TEMP_DIR=str(tmp_path_factory.mktemp("gradio-tmp")),
+        DLLM_VIZ_EXPORT_DIR=str(files),
+    )
     if not runtime.builtin_model_installed() and not os.environ.get(runtime.MODEL_ENV):
         env[runtime.MODEL_ENV] = str(tiny_model_dir)  # an explicit $DLLM_VIZ_MODEL wins
     env.update(env_overrides)
     log = tmp_path_factory.mktemp("server") / "app.log"
     with open(log, "w") as out:
-        proc = subprocess.Popen([sys.executable, "app.py", "--host", "127.0.0.1", "--port", str(port), *args], cwd=ROOT,
-                                env=env, stdout=out, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            [sys.executable, "app.py", "--host", "127.0.0.1", "--port", str(port), *args],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
     url = f"http://127.0.0.1:{port}/"
     deadline = time.monotonic() + 120
     while True:

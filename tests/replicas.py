@@ -17,8 +17,25 @@ from pathlib import Path
 import torch
 from safetensors.torch import save_file
 
-WORDS = ["a", "b", "c", "d", "e", "one", "two", "three", "plus", "is", "Q", ":", "A", "user", "assistant", "the",
-         "answer"] + [str(d) for d in range(10)]
+WORDS = [
+    "a",
+    "b",
+    "c",
+    "d",
+    "e",
+    "one",
+    "two",
+    "three",
+    "plus",
+    "is",
+    "Q",
+    ":",
+    "A",
+    "user",
+    "assistant",
+    "the",
+    "answer",
+] + [str(d) for d in range(10)]
 
 LLADA = dict(vocab=126464, mask=126336, bos=126080, eos=126081, eot=126348, start_header=126346, end_header=126347)
 DREAM = dict(vocab=151936, mask=151666, eos=151643, im_start=151644, im_end=151645)
@@ -30,7 +47,8 @@ LLADA_CHAT_TEMPLATE = (
     "{{ '<|start_header_id|>assistant<|end_header_id|>\\n\\n' }}{% endif %}"
 )
 DREAM_CHAT_TEMPLATE = (
-    "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n' }}"
+    "{% for message in messages %}"
+    "{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n' }}"
     "{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
 )
 
@@ -44,7 +62,9 @@ def _save_sharded(tensors: dict, path: Path) -> None:
         save_file({k: tensors[k].contiguous() for k in keys}, str(path / file), metadata={"format": "pt"})
         weight_map.update({k: file for k in keys})
     size = sum(t.numel() * t.element_size() for t in tensors.values())
-    (path / "model.safetensors.index.json").write_text(json.dumps({"metadata": {"total_size": size}, "weight_map": weight_map}))
+    (path / "model.safetensors.index.json").write_text(
+        json.dumps({"metadata": {"total_size": size}, "weight_map": weight_map})
+    )
 
 
 def _normal(g, *shape, std=1.0):
@@ -54,20 +74,56 @@ def _normal(g, *shape, std=1.0):
 def llada_config(d=32, heads=4, kv_heads=4, layers=2, hidden=64) -> dict:
     """LLaDA-8B-Instruct's config.json with the sizes shrunk (every other field as published)."""
     return {
-        "activation_type": "silu", "alibi": False, "alibi_bias_max": 8.0, "architectures": ["LLaDAModelLM"],
-        "attention_dropout": 0.0, "attention_layer_norm": False, "attention_layer_norm_with_affine": True,
-        "auto_map": {"AutoConfig": "configuration_llada.LLaDAConfig", "AutoModel": "modeling_llada.LLaDAModelLM",
-                     "AutoModelForCausalLM": "modeling_llada.LLaDAModelLM"},
-        "bias_for_layer_norm": False, "block_group_size": 1, "block_type": "llama", "d_model": d,
-        "embedding_dropout": 0.0, "embedding_size": LLADA["vocab"], "eos_token_id": LLADA["eos"],
-        "flash_attention": False, "include_bias": False, "include_qkv_bias": False, "init_cutoff_factor": None,
-        "init_device": "meta", "init_fn": "mitchell", "init_std": 0.02, "input_emb_norm": False,
-        "layer_norm_type": "rms", "layer_norm_with_affine": True, "mask_token_id": LLADA["mask"],
-        "max_sequence_length": 4096, "mlp_hidden_size": hidden, "mlp_ratio": 4, "model_type": "llada",
-        "multi_query_attention": None, "n_heads": heads, "n_kv_heads": kv_heads, "n_layers": layers,
-        "pad_token_id": LLADA["eos"], "precision": "amp_bf16", "residual_dropout": 0.0, "rms_norm_eps": 1e-05,
-        "rope": True, "rope_full_precision": True, "rope_theta": 500000.0, "scale_logits": False,
-        "transformers_version": "4.46.3", "use_cache": False, "vocab_size": LLADA["vocab"], "weight_tying": False,
+        "activation_type": "silu",
+        "alibi": False,
+        "alibi_bias_max": 8.0,
+        "architectures": ["LLaDAModelLM"],
+        "attention_dropout": 0.0,
+        "attention_layer_norm": False,
+        "attention_layer_norm_with_affine": True,
+        "auto_map": {
+            "AutoConfig": "configuration_llada.LLaDAConfig",
+            "AutoModel": "modeling_llada.LLaDAModelLM",
+            "AutoModelForCausalLM": "modeling_llada.LLaDAModelLM",
+        },
+        "bias_for_layer_norm": False,
+        "block_group_size": 1,
+        "block_type": "llama",
+        "d_model": d,
+        "embedding_dropout": 0.0,
+        "embedding_size": LLADA["vocab"],
+        "eos_token_id": LLADA["eos"],
+        "flash_attention": False,
+        "include_bias": False,
+        "include_qkv_bias": False,
+        "init_cutoff_factor": None,
+        "init_device": "meta",
+        "init_fn": "mitchell",
+        "init_std": 0.02,
+        "input_emb_norm": False,
+        "layer_norm_type": "rms",
+        "layer_norm_with_affine": True,
+        "mask_token_id": LLADA["mask"],
+        "max_sequence_length": 4096,
+        "mlp_hidden_size": hidden,
+        "mlp_ratio": 4,
+        "model_type": "llada",
+        "multi_query_attention": None,
+        "n_heads": heads,
+        "n_kv_heads": kv_heads,
+        "n_layers": layers,
+        "pad_token_id": LLADA["eos"],
+        "precision": "amp_bf16",
+        "residual_dropout": 0.0,
+        "rms_norm_eps": 1e-05,
+        "rope": True,
+        "rope_full_precision": True,
+        "rope_theta": 500000.0,
+        "scale_logits": False,
+        "transformers_version": "4.46.3",
+        "use_cache": False,
+        "vocab_size": LLADA["vocab"],
+        "weight_tying": False,
     }
 
 
@@ -76,16 +132,24 @@ def llada_weights(config: dict, seed: int = 0) -> dict:
     d, h, layers = config["d_model"], config["mlp_hidden_size"], config["n_layers"]
     kv = config["n_kv_heads"] * d // config["n_heads"]
     V = config["embedding_size"]
-    t = {"model.transformer.wte.weight": _normal(g, V, d),
-         "model.transformer.ln_f.weight": 1 + _normal(g, d, std=0.1),
-         "model.transformer.ff_out.weight": _normal(g, V, d, std=1.6)}
+    t = {
+        "model.transformer.wte.weight": _normal(g, V, d),
+        "model.transformer.ln_f.weight": 1 + _normal(g, d, std=0.1),
+        "model.transformer.ff_out.weight": _normal(g, V, d, std=1.6),
+    }
     for i in range(layers):
         p = f"model.transformer.blocks.{i}."
-        t |= {p + "attn_norm.weight": 1 + _normal(g, d, std=0.1), p + "ff_norm.weight": 1 + _normal(g, d, std=0.1),
-              p + "q_proj.weight": _normal(g, d, d, std=0.5), p + "k_proj.weight": _normal(g, kv, d, std=0.5),
-              p + "v_proj.weight": _normal(g, kv, d, std=0.3), p + "attn_out.weight": _normal(g, d, d, std=0.3),
-              p + "ff_proj.weight": _normal(g, h, d, std=0.3), p + "up_proj.weight": _normal(g, h, d, std=0.3),
-              p + "ff_out.weight": _normal(g, d, h, std=0.2)}
+        t |= {
+            p + "attn_norm.weight": 1 + _normal(g, d, std=0.1),
+            p + "ff_norm.weight": 1 + _normal(g, d, std=0.1),
+            p + "q_proj.weight": _normal(g, d, d, std=0.5),
+            p + "k_proj.weight": _normal(g, kv, d, std=0.5),
+            p + "v_proj.weight": _normal(g, kv, d, std=0.3),
+            p + "attn_out.weight": _normal(g, d, d, std=0.3),
+            p + "ff_proj.weight": _normal(g, h, d, std=0.3),
+            p + "up_proj.weight": _normal(g, h, d, std=0.3),
+            p + "ff_out.weight": _normal(g, d, h, std=0.2),
+        }
     return t
 
 
@@ -95,18 +159,30 @@ def llada_tokenizer(instruct: bool = True):
     from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers
     from transformers import PreTrainedTokenizerFast
 
-    specials = {LLADA["bos"]: "<|startoftext|>", LLADA["eos"]: "<|endoftext|>", LLADA["mask"]: "<|mdm_mask|>",
-                LLADA["start_header"]: "<|start_header_id|>", LLADA["end_header"]: "<|end_header_id|>",
-                LLADA["eot"]: "<|eot_id|>"}
+    specials = {
+        LLADA["bos"]: "<|startoftext|>",
+        LLADA["eos"]: "<|endoftext|>",
+        LLADA["mask"]: "<|mdm_mask|>",
+        LLADA["start_header"]: "<|start_header_id|>",
+        LLADA["end_header"]: "<|end_header_id|>",
+        LLADA["eot"]: "<|eot_id|>",
+    }
     vocab = {w: i for i, w in enumerate(WORDS)}
     for i in range(len(WORDS), LLADA["vocab"]):
         vocab[specials.get(i, f"<|reserved_{i}|>")] = i
     tok = Tokenizer(models.WordLevel(vocab, unk_token="<|reserved_100|>"))
-    tok.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.WhitespaceSplit(), pre_tokenizers.Digits(individual_digits=True)])
+    tok.pre_tokenizer = pre_tokenizers.Sequence(
+        [pre_tokenizers.WhitespaceSplit(), pre_tokenizers.Digits(individual_digits=True)]
+    )
     tok.decoder = decoders.WordPiece(prefix="##")
     tok.add_special_tokens([AddedToken(t, special=True, normalized=False) for t in specials.values()])
-    fast = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<|startoftext|>", eos_token="<|endoftext|>",
-                                   pad_token="<|endoftext|>", model_max_length=4096)
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        bos_token="<|startoftext|>",
+        eos_token="<|endoftext|>",
+        pad_token="<|endoftext|>",
+        model_max_length=4096,
+    )
     if instruct:
         fast.chat_template = LLADA_CHAT_TEMPLATE
     return fast
@@ -127,34 +203,66 @@ def save_llada_replica(path: Path, instruct: bool = True, seed: int = 0, **sizes
 def dream_config(d=32, heads=4, kv_heads=2, layers=2, hidden=64) -> dict:
     """Dream-v0-Instruct-7B's config.json with the sizes shrunk."""
     return {
-        "architectures": ["DreamModel"], "attention_dropout": 0.0,
+        "architectures": ["DreamModel"],
+        "attention_dropout": 0.0,
         "auto_map": {"AutoConfig": "configuration_dream.DreamConfig", "AutoModel": "modeling_dream.DreamModel"},
-        "bos_token_id": DREAM["eos"], "eos_token_id": DREAM["eos"], "hidden_act": "silu", "hidden_size": d,
-        "initializer_range": 0.02, "intermediate_size": hidden, "mask_token_id": DREAM["mask"],
-        "max_position_embeddings": 131072, "max_window_layers": 28, "model_type": "Dream",
-        "num_attention_heads": heads, "num_hidden_layers": layers, "num_key_value_heads": kv_heads,
-        "pad_token_id": DREAM["eos"], "rms_norm_eps": 1e-06, "rope_scaling": None, "rope_theta": 1000000.0,
-        "sliding_window": 131072, "tie_word_embeddings": False, "torch_dtype": "bfloat16",
-        "transformers_version": "4.46.2", "use_cache": False, "use_sliding_window": False, "vocab_size": DREAM["vocab"],
+        "bos_token_id": DREAM["eos"],
+        "eos_token_id": DREAM["eos"],
+        "hidden_act": "silu",
+        "hidden_size": d,
+        "initializer_range": 0.02,
+        "intermediate_size": hidden,
+        "mask_token_id": DREAM["mask"],
+        "max_position_embeddings": 131072,
+        "max_window_layers": 28,
+        "model_type": "Dream",
+        "num_attention_heads": heads,
+        "num_hidden_layers": layers,
+        "num_key_value_heads": kv_heads,
+        "pad_token_id": DREAM["eos"],
+        "rms_norm_eps": 1e-06,
+        "rope_scaling": None,
+        "rope_theta": 1000000.0,
+        "sliding_window": 131072,
+        "tie_word_embeddings": False,
+        "torch_dtype": "bfloat16",
+        "transformers_version": "4.46.2",
+        "use_cache": False,
+        "use_sliding_window": False,
+        "vocab_size": DREAM["vocab"],
     }
 
 
 def dream_weights(config: dict, seed: int = 0) -> dict:
     g = torch.Generator().manual_seed(seed)
-    d, h, layers, V = config["hidden_size"], config["intermediate_size"], config["num_hidden_layers"], config["vocab_size"]
+    d, h, layers, V = (
+        config["hidden_size"],
+        config["intermediate_size"],
+        config["num_hidden_layers"],
+        config["vocab_size"],
+    )
     kv = config["num_key_value_heads"] * d // config["num_attention_heads"]
-    t = {"model.embed_tokens.weight": _normal(g, V, d), "model.norm.weight": 1 + _normal(g, d, std=0.1),
-         "lm_head.weight": _normal(g, V, d, std=1.6)}
+    t = {
+        "model.embed_tokens.weight": _normal(g, V, d),
+        "model.norm.weight": 1 + _normal(g, d, std=0.1),
+        "lm_head.weight": _normal(g, V, d, std=1.6),
+    }
     for i in range(layers):
         p = f"model.layers.{i}."
-        t |= {p + "input_layernorm.weight": 1 + _normal(g, d, std=0.1),
-              p + "post_attention_layernorm.weight": 1 + _normal(g, d, std=0.1),
-              p + "self_attn.q_proj.weight": _normal(g, d, d, std=0.5), p + "self_attn.q_proj.bias": _normal(g, d, std=0.1),
-              p + "self_attn.k_proj.weight": _normal(g, kv, d, std=0.5), p + "self_attn.k_proj.bias": _normal(g, kv, std=0.1),
-              p + "self_attn.v_proj.weight": _normal(g, kv, d, std=0.3), p + "self_attn.v_proj.bias": _normal(g, kv, std=0.1),
-              p + "self_attn.o_proj.weight": _normal(g, d, d, std=0.3),
-              p + "mlp.gate_proj.weight": _normal(g, h, d, std=0.3), p + "mlp.up_proj.weight": _normal(g, h, d, std=0.3),
-              p + "mlp.down_proj.weight": _normal(g, d, h, std=0.2)}
+        t |= {
+            p + "input_layernorm.weight": 1 + _normal(g, d, std=0.1),
+            p + "post_attention_layernorm.weight": 1 + _normal(g, d, std=0.1),
+            p + "self_attn.q_proj.weight": _normal(g, d, d, std=0.5),
+            p + "self_attn.q_proj.bias": _normal(g, d, std=0.1),
+            p + "self_attn.k_proj.weight": _normal(g, kv, d, std=0.5),
+            p + "self_attn.k_proj.bias": _normal(g, kv, std=0.1),
+            p + "self_attn.v_proj.weight": _normal(g, kv, d, std=0.3),
+            p + "self_attn.v_proj.bias": _normal(g, kv, std=0.1),
+            p + "self_attn.o_proj.weight": _normal(g, d, d, std=0.3),
+            p + "mlp.gate_proj.weight": _normal(g, h, d, std=0.3),
+            p + "mlp.up_proj.weight": _normal(g, h, d, std=0.3),
+            p + "mlp.down_proj.weight": _normal(g, d, h, std=0.2),
+        }
     return t
 
 
@@ -189,27 +297,59 @@ def save_dream_tokenizer(path: Path) -> None:
     (path / "merges.txt").write_text("#version: 0.2\n" + "\n".join(merges) + "\n")
     # Added tokens are contiguous from 151643 (Qwen2.5's specials, then Dream's <|mask|> at 151666).
     specials = {i: f"<|extra_{i}|>" for i in range(DREAM["eos"], DREAM["mask"] + 1)}
-    specials |= {DREAM["eos"]: "<|endoftext|>", DREAM["im_start"]: "<|im_start|>", DREAM["im_end"]: "<|im_end|>",
-                 DREAM["mask"]: "<|mask|>"}
-    added = {str(i): {"content": t, "lstrip": False, "normalized": False, "rstrip": False, "single_word": False,
-                      "special": True} for i, t in specials.items()}
-    (path / "tokenizer_config.json").write_text(json.dumps({
-        "added_tokens_decoder": added, "additional_special_tokens": ["<|im_start|>", "<|im_end|>"],
-        "auto_map": {"AutoTokenizer": ["tokenization_dream.DreamTokenizer", None]},
-        "bos_token": None, "chat_template": DREAM_CHAT_TEMPLATE, "clean_up_tokenization_spaces": False,
-        "eos_token": "<|endoftext|>", "errors": "replace", "mask_token": "<|mask|>", "model_max_length": 131072,
-        "pad_token": "<|endoftext|>", "split_special_tokens": False, "tokenizer_class": "DreamTokenizer",
-        "unk_token": None,
-    }))
+    specials |= {
+        DREAM["eos"]: "<|endoftext|>",
+        DREAM["im_start"]: "<|im_start|>",
+        DREAM["im_end"]: "<|im_end|>",
+        DREAM["mask"]: "<|mask|>",
+    }
+    added = {
+        str(i): {
+            "content": t,
+            "lstrip": False,
+            "normalized": False,
+            "rstrip": False,
+            "single_word": False,
+            "special": True,
+        }
+        for i, t in specials.items()
+    }
+    (path / "tokenizer_config.json").write_text(
+        json.dumps(
+            {
+                "added_tokens_decoder": added,
+                "additional_special_tokens": ["<|im_start|>", "<|im_end|>"],
+                "auto_map": {"AutoTokenizer": ["tokenization_dream.DreamTokenizer", None]},
+                "bos_token": None,
+                "chat_template": DREAM_CHAT_TEMPLATE,
+                "clean_up_tokenization_spaces": False,
+                "eos_token": "<|endoftext|>",
+                "errors": "replace",
+                "mask_token": "<|mask|>",
+                "model_max_length": 131072,
+                "pad_token": "<|endoftext|>",
+                "split_special_tokens": False,
+                "tokenizer_class": "DreamTokenizer",
+                "unk_token": None,
+            }
+        )
+    )
 
 
 def save_dream_replica(path: Path, seed: int = 0, **sizes) -> Path:
     path.mkdir(parents=True, exist_ok=True)
     config = dream_config(**sizes)
     (path / "config.json").write_text(json.dumps(config, indent=2))
-    (path / "generation_config.json").write_text(json.dumps({  # Dream's remote from_pretrained requires one
-        "bos_token_id": DREAM["eos"], "eos_token_id": DREAM["eos"], "pad_token_id": DREAM["eos"],
-        "transformers_version": "4.46.2"}))
+    (path / "generation_config.json").write_text(
+        json.dumps(
+            {  # Dream's remote from_pretrained requires one
+                "bos_token_id": DREAM["eos"],
+                "eos_token_id": DREAM["eos"],
+                "pad_token_id": DREAM["eos"],
+                "transformers_version": "4.46.2",
+            }
+        )
+    )
     _save_sharded(dream_weights(config, seed), path)
     save_dream_tokenizer(path)
     return path

@@ -47,6 +47,7 @@ def server(tmp_path_factory, tiny_model_dir, allowed_models):
 
 # ---- gradio_client ---------------------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def client(server, tmp_path_factory):
     from gradio_client import Client
@@ -60,8 +61,18 @@ def test_named_endpoints(client):
 
 
 def test_client_compare_trace_returns_valid_traces(client):
-    out = client.predict(EXAMPLE, "heuristic:confidence", "heuristic:threshold", None, {"threshold": 0.7}, 32, 8,
-                         0.0, 1, api_name="/compare_trace")
+    out = client.predict(
+        EXAMPLE,
+        "heuristic:confidence",
+        "heuristic:threshold",
+        None,
+        {"threshold": 0.7},
+        32,
+        8,
+        0.0,
+        1,
+        api_name="/compare_trace",
+    )
     assert out["format"] == FORMAT and out["expected"] == PROBLEM.expected
     a, b = Trace.from_dict(out["a"]), Trace.from_dict(out["b"])
     for trace in (a, b):
@@ -72,8 +83,21 @@ def test_client_compare_trace_returns_valid_traces(client):
 
 def test_client_compare_endpoint_then_export(client):
     heur = [0, 0.9, 1.0, 0.01, 1.0, 1.0, None]
-    final = client.predict("", EXAMPLE, 16, 4, False, 0.0, 0, "heuristic:margin", *heur, "heuristic:eb", *heur, "full speed",
-                           api_name="/compare")
+    final = client.predict(
+        "",
+        EXAMPLE,
+        16,
+        4,
+        False,
+        0.0,
+        0,
+        "heuristic:margin",
+        *heur,
+        "heuristic:eb",
+        *heur,
+        "full speed",
+        api_name="/compare",
+    )
     status = final[7]
     assert status.startswith("done") and re.search(r"#\w{6}$", status)
     json_btn, gif_btn = client.predict(api_name="/export")  # same session: exports that run
@@ -93,6 +117,7 @@ def test_client_gets_specific_errors(client):
 
 # ---- browser ---------------------------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def page(server):
     if not CHROMIUM:
@@ -104,9 +129,17 @@ def page(server):
 
     expect.set_options(timeout=60_000)  # 2 shared cores: generous, tests only wait for final states
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-            "--disable-sync", "--no-first-run"])
+        browser = p.chromium.launch(
+            executable_path=CHROMIUM,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+            ],
+        )
         context = browser.new_context(accept_downloads=True, viewport={"width": 1400, "height": 1000})
         page = context.new_page()
         page.set_default_timeout(60_000)
@@ -211,7 +244,9 @@ def _upload(page, path, elem="trace-upload"):
     clear = page.locator(f"#{elem} button[aria-label='Clear']")
     if clear.count():
         clear.first.click()
-    page.locator(f"#{elem} input[type=file]").set_input_files([str(p) for p in path] if isinstance(path, list) else str(path))
+    page.locator(f"#{elem} input[type=file]").set_input_files(
+        [str(p) for p in path] if isinstance(path, list) else str(path)
+    )
 
 
 def _toast(page, text):
@@ -267,8 +302,10 @@ def test_browser_toast_shows_html_in_a_trace_as_text(page, tmp_path):
     """Issue 11 D2: a trace's ``version`` once rendered a live link, form and password field."""
     from playwright.sync_api import expect
 
-    payload = ('<a id="evil" href="https://evil.example/">Session expired - click to sign in</a>'
-               '<form id="evil-form"><input name="pw" type="password"></form>')
+    payload = (
+        '<a id="evil" href="https://evil.example/">Session expired - click to sign in</a>'
+        '<form id="evil-form"><input name="pw" type="password"></form>'
+    )
     bad = tmp_path / "evil.json"
     bad.write_text(json.dumps({"version": payload, "steps": []}))
     _upload(page, bad)
@@ -363,15 +400,18 @@ def test_browser_every_strategy_shows_its_controls_and_they_change_the_run(page,
     assert errors == [], errors
 
 
-
 @pytest.fixture
 def fresh_page(page):
     """A new tab of the module's browser (its own Gradio session and console), offline: any request
     beyond loopback is refused."""
     tab = page.context.new_page()
     tab.set_default_timeout(60_000)
-    tab.route("**/*", lambda route: route.continue_() if route.request.url.startswith(("http://127.0.0.1", "data:", "blob:"))
-              else route.abort())
+    tab.route(
+        "**/*",
+        lambda route: (
+            route.continue_() if route.request.url.startswith(("http://127.0.0.1", "data:", "blob:")) else route.abort()
+        ),
+    )
     yield tab
     tab.close()
 
@@ -506,8 +546,10 @@ def test_browser_streaming_long_run_never_backlogs(server, fresh_page, long_cont
         print(f"\nattempt {attempt + 1}: {len(frames)} painted frame(s); running again")
     assert frames[-1][1] == 256 and len(frames) >= 3, frames
     gaps = [b[0] - a[0] for a, b in itertools.pairwise(frames)]
-    print(f"\nL=256: {len(frames)} painted frames, first {(frames[0][0] - t_click) / 1e3:.2f} s after the click, "
-          f"max gap {max(gaps) / 1e3:.2f} s, whole run {(frames[-1][0] - t_click) / 1e3:.1f} s")
+    print(
+        f"\nL=256: {len(frames)} painted frames, first {(frames[0][0] - t_click) / 1e3:.2f} s after the click, "
+        f"max gap {max(gaps) / 1e3:.2f} s, whole run {(frames[-1][0] - t_click) / 1e3:.1f} s"
+    )
     assert max(gaps) <= 1000, gaps
 
     # again, stopped part-way: the Stop click registers at once (no frame backlog in the page)

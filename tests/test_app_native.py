@@ -16,8 +16,18 @@ def _compare(url, tmp_path):
     from gradio_client import Client
 
     client = Client(url, verbose=False, download_files=str(tmp_path))
-    return client.predict("one plus two", "heuristic:confidence", "heuristic:threshold", None, {"threshold": 0.7},
-                          16, 8, 0.0, 1, api_name="/compare_trace")
+    return client.predict(
+        "one plus two",
+        "heuristic:confidence",
+        "heuristic:threshold",
+        None,
+        {"threshold": 0.7},
+        16,
+        8,
+        0.0,
+        1,
+        api_name="/compare_trace",
+    )
 
 
 def test_native_llada_replica_compares_through_the_client(tmp_path_factory, tiny_model_dir, replica_dirs, tmp_path):
@@ -31,9 +41,12 @@ def test_native_llada_replica_compares_through_the_client(tmp_path_factory, tiny
 
 def test_trust_remote_code_runs_a_folders_own_code(tmp_path_factory, tiny_model_dir, tmp_path):
     # model_type "llada" but not LLaDA's configuration: the native class refuses it, its own code runs it.
-    folder = save_remote_code_model(tmp_path_factory.mktemp("remote") / "llada-like", "llada",
-                                    config_extra={"mask_token_id": 2})
-    with pytest.raises(ModelLoadError, match=r"could not be loaded natively: .*block_type='llama' only.*trust_remote_code"):
+    folder = save_remote_code_model(
+        tmp_path_factory.mktemp("remote") / "llada-like", "llada", config_extra={"mask_token_id": 2}
+    )
+    with pytest.raises(
+        ModelLoadError, match=r"could not be loaded natively: .*block_type='llama' only.*trust_remote_code"
+    ):
         load_backend(str(folder))  # without trust: refused, saying why and what would run it
     with serve_app(tmp_path_factory, tiny_model_dir, "--model", str(folder), "--trust-remote-code") as app:
         out = _compare(app.url, tmp_path)

@@ -46,7 +46,7 @@ class TinyRemoteModel(PreTrainedModel):
 # Dream's attention passes its mask straight to SDPA and takes RoPE positions from position_ids;
 # this stand-in does the same with one attention layer and learned absolute positions, so padding
 # handled wrongly (an integer mask, or positions that count the padding) shows.
-DREAM_LIKE_CODE = '''
+DREAM_LIKE_CODE = """
 import torch
 import torch.nn.functional as F
 from transformers import PretrainedConfig, PreTrainedModel
@@ -79,7 +79,7 @@ class TinyRemoteModel(PreTrainedModel):
         q, k, v = self.qkv(h).unsqueeze(1).chunk(3, dim=-1)
         att = F.scaled_dot_product_attention(q, k, v, attn_mask=attention_mask)
         return MaskedLMOutput(logits=self.head(h + att.squeeze(1)))
-'''
+"""
 
 
 def save_remote_code_model(path, model_type, code=REMOTE_CODE, mask_in_tokenizer=True, config_extra=None):
@@ -88,7 +88,9 @@ def save_remote_code_model(path, model_type, code=REMOTE_CODE, mask_in_tokenizer
     tok = build_word_tokenizer(mask=mask_in_tokenizer)
     tok.save_pretrained(path)
     config = {
-        "model_type": model_type, "vocab_size": len(tok), "architectures": ["TinyRemoteModel"],
+        "model_type": model_type,
+        "vocab_size": len(tok),
+        "architectures": ["TinyRemoteModel"],
         "auto_map": {"AutoConfig": "modeling_tiny.TinyRemoteConfig", "AutoModel": "modeling_tiny.TinyRemoteModel"},
         **(config_extra or {}),
     }
@@ -131,7 +133,9 @@ def test_left_padding_does_not_change_logits(tiny_backend):
 
 
 def test_dream_convention_shifts_logits_right(tmp_path):
-    backend = load_backend(str(save_remote_code_model(tmp_path / "dream", "Dream")), trust_remote_code=True, model_code="remote")
+    backend = load_backend(
+        str(save_remote_code_model(tmp_path / "dream", "Dream")), trust_remote_code=True, model_code="remote"
+    )
     assert isinstance(backend, DreamBackend)
     ids = torch.tensor([[5, 6, 7, 8]])
     logits = backend.logits(ids, None)
@@ -141,7 +145,9 @@ def test_dream_convention_shifts_logits_right(tmp_path):
 
 
 def test_llada_convention_has_no_shift(tmp_path):
-    backend = load_backend(str(save_remote_code_model(tmp_path / "llada", "llada")), trust_remote_code=True, model_code="remote")
+    backend = load_backend(
+        str(save_remote_code_model(tmp_path / "llada", "llada")), trust_remote_code=True, model_code="remote"
+    )
     assert isinstance(backend, LLaDABackend)
     logits = backend.logits(torch.tensor([[5, 6, 7]]), None)
     assert logits[0].argmax(-1).tolist() == [6, 7, 8]
@@ -149,13 +155,18 @@ def test_llada_convention_has_no_shift(tmp_path):
 
 def test_remote_code_needs_allow_list_or_opt_in(tmp_path):
     path = save_remote_code_model(tmp_path / "untrusted", "llada")
-    with pytest.raises(ModelLoadError, match=r"ships its own modelling code and is not on the allow-list .*trust_remote_code=True"):
+    with pytest.raises(
+        ModelLoadError, match=r"ships its own modelling code and is not on the allow-list .*trust_remote_code=True"
+    ):
         load_backend(str(path), model_code="remote")
 
 
 def test_offline_hub_id_names_model_and_reason(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    with pytest.raises(ModelLoadError, match=r"'GSAI-ML/LLaDA-8B-Instruct' could not be loaded: the Hugging Face Hub is unreachable \(offline\?\)"):
+    with pytest.raises(
+        ModelLoadError,
+        match=r"'GSAI-ML/LLaDA-8B-Instruct' could not be loaded: the Hugging Face Hub is unreachable \(offline\?\)",
+    ):
         load_backend("GSAI-ML/LLaDA-8B-Instruct")
 
 
@@ -190,7 +201,9 @@ def test_end_of_turn_token_ends_the_text(tmp_path):
 
 def test_mask_id_comes_from_the_config_when_the_tokenizer_has_none(tmp_path):
     # LLaDA-8B's hub tokenizer registers no mask token; only config.json has mask_token_id.
-    path = save_remote_code_model(tmp_path / "llada", "llada", mask_in_tokenizer=False, config_extra={"mask_token_id": 2})
+    path = save_remote_code_model(
+        tmp_path / "llada", "llada", mask_in_tokenizer=False, config_extra={"mask_token_id": 2}
+    )
     backend = load_backend(str(path), trust_remote_code=True, model_code="remote")
     assert backend.tokenizer.mask_token_id is None
     assert backend.mask_id == 2
@@ -198,7 +211,9 @@ def test_mask_id_comes_from_the_config_when_the_tokenizer_has_none(tmp_path):
 
 def test_no_mask_token_anywhere_is_refused(tmp_path):
     path = save_remote_code_model(tmp_path / "llada", "llada", mask_in_tokenizer=False)
-    with pytest.raises(ModelLoadError, match=r"neither its tokenizer \(no mask token\) nor its config \(no mask_token_id\)"):
+    with pytest.raises(
+        ModelLoadError, match=r"neither its tokenizer \(no mask token\) nor its config \(no mask_token_id\)"
+    ):
         load_backend(str(path), trust_remote_code=True, model_code="remote")
 
 

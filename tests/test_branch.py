@@ -60,7 +60,11 @@ def _strategy(name, L, BL, draw) -> Spec:
         n_blocks = L // BL
         return Spec(name, (("steps", draw(st.sampled_from([n_blocks * s for s in range(1, BL + 1)]))),))
     if name in ("threshold", "factor", "eb"):
-        key, lo, hi = {"threshold": ("threshold", 0.01, 1.0), "factor": ("factor", 0.1, 3.0), "eb": ("gamma", 0.0, 2.0)}[name]
+        key, lo, hi = {
+            "threshold": ("threshold", 0.01, 1.0),
+            "factor": ("factor", 0.1, 3.0),
+            "eb": ("gamma", 0.0, 2.0),
+        }[name]
         return Spec(name, ((key, draw(st.floats(lo, hi))),))
     if name.startswith("learned"):
         return Spec(name, (("seed", draw(st.integers(0, 3))), ("temperature", draw(st.sampled_from([0.5, 1.0])))))
@@ -75,8 +79,13 @@ def runs(draw):
     L = draw(st.sampled_from([4, 6, 8, 12, 16]))
     BL = draw(st.sampled_from([d for d in range(1, L + 1) if L % d == 0]))
     strategy = _strategy(draw(st.sampled_from(NAMES)), L, BL, draw)
-    config = EngineConfig(gen_length=L, block_length=BL, seed=draw(st.integers(0, 2**16)),
-                          temperature=draw(st.sampled_from([0.0, 0.7])), fallback=draw(st.booleans()))
+    config = EngineConfig(
+        gen_length=L,
+        block_length=BL,
+        seed=draw(st.integers(0, 2**16)),
+        temperature=draw(st.sampled_from([0.0, 0.7])),
+        fallback=draw(st.booleans()),
+    )
     return draw(st.sampled_from(PROMPTS)), strategy, config
 
 
@@ -125,10 +134,17 @@ def overrides_at(draw, trace: Trace, k: int, vocab: int):
     eligible = [p for p in masked if p // trace.block_length == block]
     force = draw(st.lists(st.sampled_from(eligible), unique=True, max_size=2))
     rest = [p for p in eligible if p not in force]
-    hold = draw(st.lists(st.sampled_from(rest), unique=True, max_size=max(0, len(rest) - (0 if force else 1)))) if rest else []
+    hold = (
+        draw(st.lists(st.sampled_from(rest), unique=True, max_size=max(0, len(rest) - (0 if force else 1))))
+        if rest
+        else []
+    )
     tokens = [draw(st.one_of(st.none(), st.integers(0, vocab - 1).filter(lambda t: t != trace.mask_id))) for _ in force]
-    return ([Override(p, "remask") for p in remask] + [Override(p, "force", t) for p, t in zip(force, tokens, strict=True)]
-            + [Override(p, "hold") for p in hold])
+    return (
+        [Override(p, "remask") for p in remask]
+        + [Override(p, "force", t) for p, t in zip(force, tokens, strict=True)]
+        + [Override(p, "hold") for p in hold]
+    )
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -176,8 +192,12 @@ def test_branch_invariants_with_overrides(tiny_backend, run, data):
 
 
 def _run(backend, strategy=None, L=16, BL=4, **kw):
-    return record_run(backend, "one plus two", strategy or build_strategy("confidence"),
-                      EngineConfig(gen_length=L, block_length=BL, **kw))
+    return record_run(
+        backend,
+        "one plus two",
+        strategy or build_strategy("confidence"),
+        EngineConfig(gen_length=L, block_length=BL, **kw),
+    )
 
 
 def test_forced_token_and_overrides_are_recorded_and_replay_exactly(tiny_backend):
@@ -196,8 +216,9 @@ def test_forced_token_and_overrides_are_recorded_and_replay_exactly(tiny_backend
     assert child.tokens_at(child.num_steps - 1)[eligible[1]] == 7
     loaded = Trace.from_json(child.to_json())  # through JSON, as a file or a client would
     again = replay(tiny_backend, loaded, strategy)
-    assert [(s.committed, s.proposed, s.nfe, s.rng) for s in again.steps] == \
-           [(s.committed, s.proposed, s.nfe, s.rng) for s in child.steps]
+    assert [(s.committed, s.proposed, s.nfe, s.rng) for s in again.steps] == [
+        (s.committed, s.proposed, s.nfe, s.rng) for s in child.steps
+    ]
 
 
 def test_views_show_a_remasked_position_masked_after_the_branch_point(tiny_backend):
@@ -214,6 +235,7 @@ def test_views_show_a_remasked_position_masked_after_the_branch_point(tiny_backe
 
 # ---- bad overrides: each gets its own message -------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def recorded(tiny_backend):
     return _run(tiny_backend)  # L = 16, BL = 4, one token per step
@@ -227,12 +249,15 @@ def _committed(trace, k):
     return [p for p, t in enumerate(state_after(trace, k).tokens) if t != trace.mask_id]
 
 
-@pytest.mark.parametrize("k, message", [
-    (17, "step 17 is past the end of the run: it has 16 steps (branch after 0–16)"),
-    (-1, "step must be a whole number ≥ 0, not -1"),
-    (2.5, "step must be a whole number ≥ 0, not 2.5"),
-    (16, "nothing is left to decode after step 16: every position is committed; re-mask a position"),
-])
+@pytest.mark.parametrize(
+    "k, message",
+    [
+        (17, "step 17 is past the end of the run: it has 16 steps (branch after 0–16)"),
+        (-1, "step must be a whole number ≥ 0, not -1"),
+        (2.5, "step must be a whole number ≥ 0, not 2.5"),
+        (16, "nothing is left to decode after step 16: every position is committed; re-mask a position"),
+    ],
+)
 def test_bad_step(recorded, k, message):
     with pytest.raises(BranchError) as err:
         _check(recorded, k, [])
@@ -247,23 +272,53 @@ def test_bad_overrides_get_specific_messages(recorded):
     block = masked[0] // 4
     later = next(p for p in masked if p // 4 != block)
     cases = [
-        ([{"position": 16, "action": "force"}], "override 0: position 16 is out of range: the generation has positions 0–15"),
+        (
+            [{"position": 16, "action": "force"}],
+            "override 0: position 16 is out of range: the generation has positions 0–15",
+        ),
         ([{"position": -1, "action": "hold"}], "position -1 is out of range"),
-        ([{"position": done[0], "action": "force", "token": (token + 1) % 40}],
-         f"position {done[0]} is already committed to {recorded.token_text(token)!r} (token id {token}) after step 5; "
-         "to force another token there, re-mask it in the same branch"),
-        ([{"position": masked[0], "action": "force", "token": 40}], "token id 40 is unknown: the model's vocabulary has ids 0–39"),
-        ([{"position": masked[0], "action": "force", "token": recorded.mask_id}], "is the mask token; to keep position"),
-        ([{"position": masked[0], "action": "remask"}], f"position {masked[0]} is still masked after step 5; only committed"),
-        ([{"position": later, "action": "force"}], f"position {later} is in block {later // 4}, but after step 5 the decode is in block {block}"),
-        ([{"position": done[0], "action": "hold"}], "already committed after step 5; only masked positions can be held back"),
-        ([{"position": masked[0], "action": "hold"}, {"position": masked[0], "action": "force"}], "give one per position"),
-        ([{"position": p, "action": "hold"} for p in masked if p // 4 == block], "holding back every eligible position"),
+        (
+            [{"position": done[0], "action": "force", "token": (token + 1) % 40}],
+            f"position {done[0]} is already committed to {recorded.token_text(token)!r} (token id {token}) "
+            "after step 5; "
+            "to force another token there, re-mask it in the same branch",
+        ),
+        (
+            [{"position": masked[0], "action": "force", "token": 40}],
+            "token id 40 is unknown: the model's vocabulary has ids 0–39",
+        ),
+        (
+            [{"position": masked[0], "action": "force", "token": recorded.mask_id}],
+            "is the mask token; to keep position",
+        ),
+        (
+            [{"position": masked[0], "action": "remask"}],
+            f"position {masked[0]} is still masked after step 5; only committed",
+        ),
+        (
+            [{"position": later, "action": "force"}],
+            f"position {later} is in block {later // 4}, but after step 5 the decode is in block {block}",
+        ),
+        (
+            [{"position": done[0], "action": "hold"}],
+            "already committed after step 5; only masked positions can be held back",
+        ),
+        (
+            [{"position": masked[0], "action": "hold"}, {"position": masked[0], "action": "force"}],
+            "give one per position",
+        ),
+        (
+            [{"position": p, "action": "hold"} for p in masked if p // 4 == block],
+            "holding back every eligible position",
+        ),
         ([{"position": masked[0], "action": "skip"}], "action 'skip' must be one of force, hold, remask"),
         ([{"position": masked[0], "action": "hold", "token": 3}], "only a forced commit takes a token (hold does not)"),
         ([{"position": "3", "action": "force"}], "position must be an integer, not '3'"),
         ([{"position": True, "action": "force"}], "position must be an integer, not True"),
-        ([{"position": masked[0], "action": "force", "token": "7"}], "token must be a token id (an integer) or null, not '7'"),
+        (
+            [{"position": masked[0], "action": "force", "token": "7"}],
+            "token must be a token id (an integer) or null, not '7'",
+        ),
         ([{"position": masked[0], "action": "force", "colour": "red"}], "unknown field(s) ['colour']"),
         ([7], "override 0 must be an object with position, action and token, not int"),
         ({"position": 3}, "overrides must be a list"),
@@ -274,7 +329,9 @@ def test_bad_overrides_get_specific_messages(recorded):
             _check(recorded, k, overrides)
         assert message in str(err.value), (overrides, str(err.value))
     # the allowed pair: re-mask a committed position and force another token there
-    ok = _check(recorded, 16, [{"position": done[0], "action": "remask"}, {"position": done[0], "action": "force", "token": 5}])
+    ok = _check(
+        recorded, 16, [{"position": done[0], "action": "remask"}, {"position": done[0], "action": "force", "token": 5}]
+    )
     assert [o.action for o in ok] == ["remask", "force"]
 
 
@@ -285,8 +342,11 @@ def test_branch_refuses_another_kind_of_model(recorded, scripted):
 
 def test_engine_checks_a_start_state(tiny_backend):
     config = EngineConfig(gen_length=4, block_length=4)
-    good = dict(tokens=torch.full((1, 4), tiny_backend.mask_id), nfe=torch.zeros(1, dtype=torch.long),
-                block_step=torch.zeros(1, dtype=torch.long))
+    good = dict(
+        tokens=torch.full((1, 4), tiny_backend.mask_id),
+        nfe=torch.zeros(1, dtype=torch.long),
+        block_step=torch.zeros(1, dtype=torch.long),
+    )
     for change, message in [
         (dict(tokens=torch.zeros(1, 5, dtype=torch.long)), "start.tokens must be a (1, 4) tensor"),
         (dict(nfe=torch.tensor([9])), "start.nfe ([9]) cannot exceed gen_length (4)"),
@@ -295,12 +355,18 @@ def test_engine_checks_a_start_state(tiny_backend):
         (dict(rng_state=torch.zeros(3, dtype=torch.uint8)), "does not fit this device's generator"),
     ]:
         with pytest.raises(ValueError) as err:
-            list(generate(tiny_backend, ["a"], build_strategy("confidence"), config, start=DecodeStart(**{**good, **change})))
+            list(
+                generate(
+                    tiny_backend, ["a"], build_strategy("confidence"), config, start=DecodeStart(**{**good, **change})
+                )
+            )
         assert message in str(err.value)
 
 
 def test_trace_file_overrides_are_validated(tiny_backend, recorded):
-    child = run_branch(tiny_backend, recorded, 4, [Override(_committed(recorded, 4)[0], "remask")], build_strategy("confidence"))
+    child = run_branch(
+        tiny_backend, recorded, 4, [Override(_committed(recorded, 4)[0], "remask")], build_strategy("confidence")
+    )
     data = Trace.from_json(child.to_json())
     assert data.steps[4].overrides == child.steps[4].overrides
     for change, message in [

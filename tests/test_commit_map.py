@@ -15,14 +15,33 @@ def _trace(L=8):
     def step(i, committed, nfe):
         proposed = [2, 3, 4] + [1] * (L - 3)
         conf = [0.9, 0.5, 0.3] + [0.99] * (L - 3)
-        return TraceStep(step=i, nfe=nfe, block=0, committed=committed, confidence=conf, proposed=proposed,
-                         topk_ids=[[p] for p in proposed], topk_probs=[[c] for c in conf])
+        return TraceStep(
+            step=i,
+            nfe=nfe,
+            block=0,
+            committed=committed,
+            confidence=conf,
+            proposed=proposed,
+            topk_ids=[[p] for p in proposed],
+            topk_probs=[[c] for c in conf],
+        )
 
     # step 1: every trailing EOS (the confident ones) and position 0; step 2: positions 1 and 2 together
     steps = [step(0, [0, *range(3, L)], 1), step(1, [1, 2], 2)]
-    return Trace(model="handmade", prompt="q", prompt_ids=[4], gen_length=L, block_length=L, mask_id=0, eos_id=1,
-                 strategy={"name": "threshold", "threshold": 0.5}, engine={}, steps=steps, vocab=dict(VOCAB),
-                 text="7 + cat")
+    return Trace(
+        model="handmade",
+        prompt="q",
+        prompt_ids=[4],
+        gen_length=L,
+        block_length=L,
+        mask_id=0,
+        eos_id=1,
+        strategy={"name": "threshold", "threshold": 0.5},
+        engine={},
+        steps=steps,
+        vocab=dict(VOCAB),
+        text="7 + cat",
+    )
 
 
 def _cell(img: Image.Image, step: int, col: int):

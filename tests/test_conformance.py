@@ -50,14 +50,16 @@ def dream_reference(backend, prompt_ids, gen_length, steps, alg, top_k=None, eps
             x_ = torch.zeros_like(x) + backend.mask_id
             x_[mask_index] = x0.clone()
             x[0, transfer_index[0]] = x_[0, transfer_index[0]]
-    return x[0, len(prompt_ids):].tolist()
+    return x[0, len(prompt_ids) :].tolist()
 
 
 DREAM_ALGS = {"maskgit_plus": "confidence", "topk_margin": "margin", "entropy": "entropy"}
 
 
 def backend_named(request, name):
-    return request.getfixturevalue("tiny_backend") if name == "tiny" else request.getfixturevalue("replica_backends")[name]
+    return (
+        request.getfixturevalue("tiny_backend") if name == "tiny" else request.getfixturevalue("replica_backends")[name]
+    )
 
 
 @pytest.mark.parametrize("alg", list(DREAM_ALGS))
@@ -80,7 +82,7 @@ def llada_reference(backend, prompt_ids, gen_length, block_length, steps):
     P, blocks = len(prompt_ids), gen_length // block_length
     per_block = steps // blocks
     for b in range(blocks):
-        block_mask = x[:, P + b * block_length:P + (b + 1) * block_length] == backend.mask_id
+        block_mask = x[:, P + b * block_length : P + (b + 1) * block_length] == backend.mask_id
         base, extra = divmod(int(block_mask.sum()), per_block)  # get_num_transfer_tokens
         counts = [base + (i < extra) for i in range(per_block)]
         for i in range(per_block):
@@ -89,7 +91,7 @@ def llada_reference(backend, prompt_ids, gen_length, block_length, steps):
             x0 = logits.argmax(-1)
             p = F.softmax(logits.to(torch.float64), dim=-1)
             x0_p = p.gather(-1, x0.unsqueeze(-1)).squeeze(-1)
-            x0_p[:, P + (b + 1) * block_length:] = -torch.inf
+            x0_p[:, P + (b + 1) * block_length :] = -torch.inf
             confidence = torch.where(mask_index, x0_p, -torch.inf)
             select = torch.topk(confidence[0], k=counts[i]).indices
             x[0, select] = x0[0, select]
@@ -103,7 +105,9 @@ def test_high_confidence_k_equals_lladas_generate(request, model, block_length, 
     L = 16
     ids = backend.encode_prompt(PROMPT)
     expected = llada_reference(backend, ids, L, block_length, steps)
-    result = run(backend, [ids], build_strategy("confidence", steps=steps), EngineConfig(gen_length=L, block_length=block_length))
+    result = run(
+        backend, [ids], build_strategy("confidence", steps=steps), EngineConfig(gen_length=L, block_length=block_length)
+    )
     assert result.tokens[0].tolist() == expected and int(result.nfe[0]) == steps
 
 
@@ -114,8 +118,9 @@ def test_dream_top_k_50_is_a_choice(tiny_backend):
     ids = tiny_backend.encode_prompt(PROMPT)
     expected = dream_reference(tiny_backend, ids, L, steps, "entropy", top_k=4)
     strategy = build_strategy("entropy", steps=steps, schedule="dream")
-    result = run(tiny_backend, [ids], strategy, EngineConfig(gen_length=L, block_length=L, candidate_top_k=4),
-                 keep_records=True)
+    result = run(
+        tiny_backend, [ids], strategy, EngineConfig(gen_length=L, block_length=L, candidate_top_k=4), keep_records=True
+    )
     assert result.tokens[0].tolist() == expected
     probs = result.records[0].features.topk_probs[0]
     assert torch.allclose(probs[:, :4].sum(-1), torch.ones(L), atol=1e-5)  # renormalised over the top 4
@@ -128,7 +133,7 @@ def factor_reference(backend, prompt_ids, gen_length, block_length, factor):
     P, nfe = len(prompt_ids), 0
     for b in range(gen_length // block_length):
         end = P + (b + 1) * block_length
-        while (x[0, P + b * block_length:end] == backend.mask_id).any():
+        while (x[0, P + b * block_length : end] == backend.mask_id).any():
             nfe += 1
             mask_index = x == backend.mask_id
             mask_index[:, end:] = False
@@ -156,8 +161,12 @@ def test_factor_upstream_decodes_equal_fast_dllm(request, model, factor):
     L, BL = 16, 8
     ids = backend.encode_prompt(PROMPT)
     expected, nfe = factor_reference(backend, ids, L, BL, factor)
-    up = run(backend, [ids], build_strategy("factor", factor=factor, variant="upstream"),
-             EngineConfig(gen_length=L, block_length=BL))
+    up = run(
+        backend,
+        [ids],
+        build_strategy("factor", factor=factor, variant="upstream"),
+        EngineConfig(gen_length=L, block_length=BL),
+    )
     assert up.tokens[0].tolist() == expected and int(up.nfe[0]) == nfe
 
 
@@ -167,7 +176,7 @@ def threshold_reference(backend, prompt_ids, gen_length, block_length, threshold
     P, nfe = len(prompt_ids), 0
     for b in range(gen_length // block_length):
         end = P + (b + 1) * block_length
-        while (x[0, P + b * block_length:end] == backend.mask_id).any():
+        while (x[0, P + b * block_length : end] == backend.mask_id).any():
             nfe += 1
             mask_index = x == backend.mask_id
             mask_index[:, end:] = False
@@ -188,5 +197,7 @@ def test_threshold_equals_fast_dllm(request, model, threshold):
     backend = backend_named(request, model)
     ids = backend.encode_prompt(PROMPT)
     expected, nfe = threshold_reference(backend, ids, 16, 8, threshold)
-    result = run(backend, [ids], build_strategy("threshold", threshold=threshold), EngineConfig(gen_length=16, block_length=8))
+    result = run(
+        backend, [ids], build_strategy("threshold", threshold=threshold), EngineConfig(gen_length=16, block_length=8)
+    )
     assert result.tokens[0].tolist() == expected and int(result.nfe[0]) == nfe

@@ -50,8 +50,11 @@ def scenarios(draw):
     name = draw(st.sampled_from(sorted(HEURISTICS) + ["never"]))
     strategy = _strategy(name, L, BL, draw)
     config = EngineConfig(
-        gen_length=L, block_length=BL, seed=draw(st.integers(0, 2**16)),
-        temperature=draw(st.sampled_from([0.0, 0.0, 0.7])), fallback=draw(st.booleans()),
+        gen_length=L,
+        block_length=BL,
+        seed=draw(st.integers(0, 2**16)),
+        temperature=draw(st.sampled_from([0.0, 0.0, 0.7])),
+        fallback=draw(st.booleans()),
     )
     prompts = draw(st.lists(st.sampled_from(["one plus two", "a b", "three is 4 5 6 7", "c"]), min_size=1, max_size=3))
     return prompts, strategy, config
@@ -126,7 +129,12 @@ def test_finished_rows_stop_paying_nfe(scripted):
         return (5, 0.99) if canvas[0] == 2 else (6, 0.3)
 
     backend = scripted(fn=fn)
-    result = run(backend, [[2, 3], [3, 3]], build_strategy("threshold", threshold=0.9), EngineConfig(gen_length=6, block_length=6))
+    result = run(
+        backend,
+        [[2, 3], [3, 3]],
+        build_strategy("threshold", threshold=0.9),
+        EngineConfig(gen_length=6, block_length=6),
+    )
     assert result.nfe.tolist() == [1, 6]
     assert result.steps == 6
 
@@ -166,6 +174,9 @@ def test_bad_prompts(tiny_backend):
     with pytest.raises(ValueError, match="non-empty list"):
         run(tiny_backend, [], s, EngineConfig(gen_length=8))
     long_prompt = " ".join(["a"] * 130)
-    with pytest.raises(ValueError, match=r"the prompt is 134 tokens \(with the chat template\); "
-                                         r"with gen_length 8 that exceeds the model's context of 128"):
+    with pytest.raises(
+        ValueError,
+        match=r"the prompt is 134 tokens \(with the chat template\); "
+        r"with gen_length 8 that exceeds the model's context of 128",
+    ):
         run(tiny_backend, [long_prompt], s, EngineConfig(gen_length=8))

@@ -38,15 +38,28 @@ def test_sweep_rows_and_summary(tiny_backend):
     assert all(r["mean_nfe"] == 8 and r["tokens_per_step"] == 1 for r in conf)
     assert {r["setting"] for r in rows} == {"semi-AR BL=4", "full diffusion"}
     summary = summarize(rows)
-    assert len(summary) == 4 and all(s["seeds"] == (2 if s["strategy"] == "random" else 1) and s["n"] == 2 for s in summary)
+    assert len(summary) == 4 and all(
+        s["seeds"] == (2 if s["strategy"] == "random" else 1) and s["n"] == 2 for s in summary
+    )
     table = markdown_table(summary)
     assert "### semi-AR BL=4" in table and "| confidence | steps=8 |" in table
     fig = pareto_figure(summary)
     assert len(fig.layout.annotations) == 2  # one panel per setting
 
 
-ROW = {"setting": "full diffusion", "strategy": "threshold", "params": "threshold=0.9", "seed": 0, "accuracy": 0.5,
-       "mean_nfe": 10.0, "tokens_per_step": 6.4, "no_answer": 0.0, "n": 2, "block_length": 64, "seconds": 1.0}
+ROW = {
+    "setting": "full diffusion",
+    "strategy": "threshold",
+    "params": "threshold=0.9",
+    "seed": 0,
+    "accuracy": 0.5,
+    "mean_nfe": 10.0,
+    "tokens_per_step": 6.4,
+    "no_answer": 0.0,
+    "n": 2,
+    "block_length": 64,
+    "seconds": 1.0,
+}
 
 
 def test_report_files_are_self_contained(tmp_path):
@@ -95,7 +108,9 @@ def test_deterministic_strategies_decode_identically_for_every_seed(tiny_backend
     for spec in heuristic_grid(8, 4):
         if spec.stochastic:
             continue
-        a, b = (run(tiny_backend, prompts, spec.build(), EngineConfig(gen_length=8, block_length=4, seed=s)) for s in (0, 1))
+        a, b = (
+            run(tiny_backend, prompts, spec.build(), EngineConfig(gen_length=8, block_length=4, seed=s)) for s in (0, 1)
+        )
         assert torch.equal(a.tokens, b.tokens) and torch.equal(a.nfe, b.nfe), spec
 
 
@@ -165,10 +180,17 @@ def test_world_checks_read_careful_parallel_and_the_front_from_a_summary():
     from dllm_viz.eval.world import check_world, world_markdown
 
     semi, full = "semi-AR BL=8", "full diffusion"
-    rows = [_pt(semi, "confidence", 64, 95, "steps="), _pt(semi, "confidence", 8, 40, "steps="),
-            _pt(semi, "threshold", 9, 70), _pt(semi, "threshold", 10, 85), _pt(semi, "eb", 12, 93),
-            _pt(full, "confidence", 1, 30, "steps="), _pt(full, "threshold", 2, 60), _pt(full, "threshold", 3, 80),
-            _pt(full, "eb", 4, 96)]
+    rows = [
+        _pt(semi, "confidence", 64, 95, "steps="),
+        _pt(semi, "confidence", 8, 40, "steps="),
+        _pt(semi, "threshold", 9, 70),
+        _pt(semi, "threshold", 10, 85),
+        _pt(semi, "eb", 12, 93),
+        _pt(full, "confidence", 1, 30, "steps="),
+        _pt(full, "threshold", 2, 60),
+        _pt(full, "threshold", 3, 80),
+        _pt(full, "eb", 4, 96),
+    ]
     for r in rows:
         if r["strategy"] == "confidence":
             r["params"] = f"steps={r['mean_nfe']}"
@@ -223,16 +245,30 @@ def test_policies_sharing_a_label_keep_distinct_parameter_names():
     from dllm_viz.eval import policy_grid
 
     specs = policy_grid("assets/policies/a1", "policy", betas=(1.0, 2.0)) + policy_grid("x/a3", "policy")
-    assert [s.describe() for s in specs] == ["a1, temperature=1.0, beta=1.0", "a1, temperature=1.0, beta=2.0",
-                                             "a3, temperature=1.0, beta=1.0"]
+    assert [s.describe() for s in specs] == [
+        "a1, temperature=1.0, beta=1.0",
+        "a1, temperature=1.0, beta=2.0",
+        "a3, temperature=1.0, beta=1.0",
+    ]
     assert {s.family for s in specs} == {"policy"}
 
 
 def test_include_merges_an_earlier_sweep_and_refuses_a_different_one(tmp_path):
     from dllm_viz.eval.report import read_runs
 
-    row = {"setting": "full diffusion", "block_length": 8, "strategy": "threshold", "params": "threshold=0.9", "seed": 0,
-           "n": 2, "accuracy": 0.5, "mean_nfe": 4.0, "tokens_per_step": 2.0, "no_answer": 0.0, "seconds": 0.1}
+    row = {
+        "setting": "full diffusion",
+        "block_length": 8,
+        "strategy": "threshold",
+        "params": "threshold=0.9",
+        "seed": 0,
+        "n": 2,
+        "accuracy": 0.5,
+        "mean_nfe": 4.0,
+        "tokens_per_step": 2.0,
+        "no_answer": 0.0,
+        "seconds": 0.1,
+    }
     write_report([row], summarize([row]), tmp_path, "t", "cmd", png=False)
     assert read_runs(tmp_path / "runs.csv", expect_n=2, gen_length=8) == [row]
     with pytest.raises(ValueError, match=r"other problems or L .*n=3, L=8"):
@@ -251,19 +287,43 @@ def test_compact_grid_keeps_every_family_at_fewer_points():
 def test_cli_refuses_a_mismatched_include_before_loading_or_decoding(tmp_path, capsys):
     from dllm_viz.eval.__main__ import main
 
-    row = {"setting": "full diffusion", "block_length": 8, "strategy": "threshold", "params": "threshold=0.9", "seed": 0,
-           "n": 2, "accuracy": 0.5, "mean_nfe": 4.0, "tokens_per_step": 2.0, "no_answer": 0.0, "seconds": 0.1}
+    row = {
+        "setting": "full diffusion",
+        "block_length": 8,
+        "strategy": "threshold",
+        "params": "threshold=0.9",
+        "seed": 0,
+        "n": 2,
+        "accuracy": 0.5,
+        "mean_nfe": 4.0,
+        "tokens_per_step": 2.0,
+        "no_answer": 0.0,
+        "seconds": 0.1,
+    }
     write_report([row], summarize([row]), tmp_path, "t", "cmd", png=False)
     with pytest.raises(SystemExit) as exc:  # the model path does not exist: reaching it would fail differently
-        main(["--model", str(tmp_path / "no-model"), "--level", "1", "--n", "3", "--include", str(tmp_path / "runs.csv")])
+        main(
+            ["--model", str(tmp_path / "no-model"), "--level", "1", "--n", "3", "--include", str(tmp_path / "runs.csv")]
+        )
     assert exc.value.code == 2
     assert "other problems or L" in capsys.readouterr().err
 
 
 def test_a_run_included_twice_counts_once():
-    row = {"setting": "full diffusion", "block_length": 8, "strategy": "threshold", "params": "threshold=0.9", "seed": 0,
-           "n": 2, "accuracy": 0.5, "mean_nfe": 4.0, "tokens_per_step": 2.0, "no_answer": 0.0, "seconds": 0.1,
-           "correct": "10"}
+    row = {
+        "setting": "full diffusion",
+        "block_length": 8,
+        "strategy": "threshold",
+        "params": "threshold=0.9",
+        "seed": 0,
+        "n": 2,
+        "accuracy": 0.5,
+        "mean_nfe": 4.0,
+        "tokens_per_step": 2.0,
+        "no_answer": 0.0,
+        "seconds": 0.1,
+        "correct": "10",
+    }
     [once] = summarize([row, dict(row)])
     assert once["seeds"] == 1 and once["accuracy"] == 50.0
     [two] = summarize([row, {**row, "seed": 1, "accuracy": 1.0, "correct": "11"}])

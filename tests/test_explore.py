@@ -119,16 +119,21 @@ def test_errors_are_specific():
     _, exp = _run()
     assert "click a position in a grid first" in _error(lambda: explore.add_override(exp, None, "force-commit it", ""))
     assert "is not one this run has seen; give its id as id:&lt;number&gt;" in _error(
-        lambda: explore.add_override(exp, 2, "force-commit it", "<zzz>"))
+        lambda: explore.add_override(exp, 2, "force-commit it", "<zzz>")
+    )
     assert "position 99 is out of range" in _error(lambda: explore.pick(exp, 2, 0, 99))
     assert "no node 7 in this tree" in _error(lambda: explore.pick(exp, 2, 7, 1))
     exp.pending = [{"position": 0, "action": "force", "token": 10**6}]
-    assert "token id 1000000 is unknown" in error_of(explore.branch_explore(exp, "", 2, SAME, *pane("heuristic:confidence")))
+    assert "token id 1000000 is unknown" in error_of(
+        explore.branch_explore(exp, "", 2, SAME, *pane("heuristic:confidence"))
+    )
     exp.pending = []
     assert "step 40 is past the end of the run: it has 16 steps" in error_of(
-        explore.branch_explore(exp, "", 40, SAME, *pane("heuristic:confidence")))
+        explore.branch_explore(exp, "", 40, SAME, *pane("heuristic:confidence"))
+    )
     assert "nothing is left to decode after step 16" in error_of(
-        explore.branch_explore(exp, "", 16, SAME, *pane("heuristic:confidence")))
+        explore.branch_explore(exp, "", 16, SAME, *pane("heuristic:confidence"))
+    )
 
 
 def _error(fn) -> str:
@@ -164,7 +169,8 @@ def test_bad_upload_says_why(tmp_path):
     assert "unsupported tree version 9" in error_of(explore.load_explore(str(bad)))
     bad.write_text(json.dumps({"format": "dllm-viz-tree", "version": 1, "expected": "<b>x</b>", "nodes": []}))
     assert "expected ('&lt;b&gt;x&lt;/b&gt;') is not an answer this app can check" in error_of(
-        explore.load_explore(str(bad)))
+        explore.load_explore(str(bad))
+    )
     trace_file = tmp_path / "one.json"
     _, exp = _run()
     exp.tree.nodes[0].trace.save(trace_file)  # a plain trace becomes the root of a tree
@@ -190,7 +196,10 @@ def tree_json(tmp_path_factory) -> str:
     _, exp = _run(L=16, BL=8)
     root = exp.tree.nodes[0].trace
     done = root.steps[0].committed[0]
-    exp.pending = [{"position": done, "action": "remask", "token": None}, {"position": done, "action": "force", "token": 5}]
+    exp.pending = [
+        {"position": done, "action": "remask", "token": None},
+        {"position": done, "action": "force", "token": 5},
+    ]
     exp = last(explore.branch_explore(exp, "", 4, SAME, *pane("heuristic:confidence")))[VIEW_SIZE + 1]
     return exp.tree.to_json()
 
@@ -212,13 +221,28 @@ def mutated_trees(draw, base: str):
             node[draw(st.sampled_from(NODE_FIELDS))] = draw(JSON)
         elif where == "trace" and isinstance(node.get("trace"), dict):
             node["trace"][draw(st.sampled_from(TRACE_FIELDS))] = draw(JSON)
-        elif isinstance(node.get("trace"), dict) and isinstance(node["trace"].get("steps"), list) and node["trace"]["steps"]:
+        elif (
+            isinstance(node.get("trace"), dict)
+            and isinstance(node["trace"].get("steps"), list)
+            and node["trace"]["steps"]
+        ):
             step = node["trace"]["steps"][draw(st.integers(0, len(node["trace"]["steps"]) - 1))]
             if isinstance(step, dict):
                 step[draw(st.sampled_from(STEP_FIELDS))] = draw(
-                    st.one_of(JSON, st.lists(st.fixed_dictionaries(
-                        {"position": st.integers(-2, 20), "action": st.sampled_from(["force", "hold", "remask", "x"]),
-                         "token": st.none() | st.integers(-1, 50)}), max_size=3)))
+                    st.one_of(
+                        JSON,
+                        st.lists(
+                            st.fixed_dictionaries(
+                                {
+                                    "position": st.integers(-2, 20),
+                                    "action": st.sampled_from(["force", "hold", "remask", "x"]),
+                                    "token": st.none() | st.integers(-1, 50),
+                                }
+                            ),
+                            max_size=3,
+                        ),
+                    )
+                )
     return data
 
 

@@ -42,11 +42,13 @@ def _eligible(trace, k):
 
 # ---- gradio_client -----------------------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def first(client):
     """A run (one token per step, L = 16) and a plain continuation of it after step 2, via /branch."""
-    return client.predict(prompt=EXAMPLE, step=2, run_strategy="heuristic:confidence", gen_length=16, block_length=8,
-                          api_name="/branch")
+    return client.predict(
+        prompt=EXAMPLE, step=2, run_strategy="heuristic:confidence", gen_length=16, block_length=8, api_name="/branch"
+    )
 
 
 def test_branch_endpoint_is_named_and_continues_a_run(client, first):
@@ -62,16 +64,28 @@ def test_branch_endpoint_is_named_and_continues_a_run(client, first):
 def test_branch_endpoint_forces_then_branches_the_branch(client, first):
     root = DecodeTree.from_dict(first).nodes[0].trace
     pos = _eligible(root, 2)[1]
-    out = client.predict(tree=first, node=0, step=2, overrides=[{"position": pos, "action": "force", "token": 5}],
-                         strategy="heuristic:threshold", params={"threshold": 0.6}, api_name="/branch")
+    out = client.predict(
+        tree=first,
+        node=0,
+        step=2,
+        overrides=[{"position": pos, "action": "force", "token": 5}],
+        strategy="heuristic:threshold",
+        params={"threshold": 0.6},
+        api_name="/branch",
+    )
     tree = DecodeTree.from_dict(out)
     child = tree.node(out["branch"]["node"])
     assert child.parent == 0 and child.overrides == [{"position": pos, "action": "force", "token": 5}]
     assert child.trace.steps[2].proposed[pos] == 5 and pos in child.trace.steps[2].committed
     assert child.trace.strategy == {"name": "threshold", "threshold": 0.6} and out["branch"]["divergence"] == 3
     # and a branch of that branch, re-masking the forced position
-    again = client.predict(tree=out, node=child.id, step=child.trace.num_steps,
-                           overrides=[{"position": pos, "action": "remask"}], api_name="/branch")
+    again = client.predict(
+        tree=out,
+        node=child.id,
+        step=child.trace.num_steps,
+        overrides=[{"position": pos, "action": "remask"}],
+        api_name="/branch",
+    )
     nested = DecodeTree.from_dict(again).node(again["branch"]["node"])
     assert nested.parent == child.id and nested.trace.steps[child.trace.num_steps].overrides[0]["action"] == "remask"
 
@@ -83,22 +97,33 @@ def test_branch_endpoint_bad_overrides_get_specific_errors(client, first):
     done = root.steps[0].committed[0]
     token = root.steps[0].proposed[done]
     cases = [
-        (dict(tree=first, step=2, overrides=[{"position": 99, "action": "force"}]),
-         "override 0: position 99 is out of range: the generation has positions 0–15"),
-        (dict(tree=first, step=2, overrides=[{"position": done, "action": "force", "token": token + 1}]),
-         f"position {done} is already committed to"),
-        (dict(tree=first, step=2, overrides=[{"position": _eligible(root, 2)[0], "action": "force", "token": 10**7}]),
-         "token id 10000000 is unknown: the model's vocabulary has ids 0–"),
+        (
+            dict(tree=first, step=2, overrides=[{"position": 99, "action": "force"}]),
+            "override 0: position 99 is out of range: the generation has positions 0–15",
+        ),
+        (
+            dict(tree=first, step=2, overrides=[{"position": done, "action": "force", "token": token + 1}]),
+            f"position {done} is already committed to",
+        ),
+        (
+            dict(
+                tree=first, step=2, overrides=[{"position": _eligible(root, 2)[0], "action": "force", "token": 10**7}]
+            ),
+            "token id 10000000 is unknown: the model's vocabulary has ids 0–",
+        ),
         (dict(tree=first, step=500), "step 500 is past the end of the run: it has 16 steps"),
-        (dict(prompt=EXAMPLE, step=1, gen_length=16, overrides=[{"position": 16, "action": "hold"}]),
-         "position 16 is out of range"),
+        (
+            dict(prompt=EXAMPLE, step=1, gen_length=16, overrides=[{"position": 16, "action": "hold"}]),
+            "position 16 is out of range",
+        ),
     ]
     for kwargs, message in cases:
         with pytest.raises(AppError) as err:
             client.predict(api_name="/branch", **kwargs)
         assert message in str(err.value), (kwargs.get("overrides"), str(err.value))
-    assert "re-mask it in the same branch" in _message(client, dict(
-        tree=first, step=2, overrides=[{"position": done, "action": "force", "token": token + 1}]))
+    assert "re-mask it in the same branch" in _message(
+        client, dict(tree=first, step=2, overrides=[{"position": done, "action": "force", "token": token + 1}])
+    )
     assert client.predict(tree=first, step=1, api_name="/branch")["branch"]["node"] == 2  # still serving
 
 
@@ -112,6 +137,7 @@ def _message(client, kwargs) -> str:
 
 # ---- browser -------------------------------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def tab(server):
     if not CHROMIUM:
@@ -123,14 +149,28 @@ def tab(server):
 
     expect.set_options(timeout=60_000)
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-            "--disable-sync", "--no-first-run"])
+        browser = p.chromium.launch(
+            executable_path=CHROMIUM,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+            ],
+        )
         context = browser.new_context(accept_downloads=True, viewport={"width": 1400, "height": 1000})
         page = context.new_page()
         page.set_default_timeout(60_000)
-        page.route("**/*", lambda route: route.continue_() if route.request.url.startswith(("http://127.0.0.1", "data:", "blob:"))
-                   else route.abort())
+        page.route(
+            "**/*",
+            lambda route: (
+                route.continue_()
+                if route.request.url.startswith(("http://127.0.0.1", "data:", "blob:"))
+                else route.abort()
+            ),
+        )
         errors = []
         page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
         page.on("pageerror", lambda e: errors.append(str(e)))
@@ -182,7 +222,9 @@ def test_browser_run_force_branch_export_reload(tab, tmp_path):
     forced_text = item.get_attribute("data-token-text")
 
     page.click("#ex-branch")
-    expect(_status(page)).to_have_value(re.compile(r"^branched · node 1 from node 0 after step 3 · diverge at step 4 .*#\w{6}$"))
+    expect(_status(page)).to_have_value(
+        re.compile(r"^branched · node 1 from node 0 after step 3 · diverge at step 4 .*#\w{6}$")
+    )
     forced = page.locator(f"#ex-grid-b .dv-tok[data-pos='{pos}']")
     expect(forced).to_have_class(re.compile(r"\bdv-committed\b"))
     expect(forced).to_have_text(display_text(forced_text))

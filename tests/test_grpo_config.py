@@ -59,7 +59,12 @@ def test_defaults_follow_the_released_configs():
     assert (cfg.num_generations, cfg.learning_rate, cfg.adam_betas, cfg.weight_decay) == (8, 3e-5, (0.9, 0.99), 0.1)
     assert (cfg.max_grad_norm, cfg.warmup_steps, cfg.epsilon, cfg.num_iterations) == (0.2, 100, 0.5, 2)
     assert (cfg.reward, cfg.alpha, cfg.skip_advantage_tol, cfg.num_experts, cfg.group_size) == (
-        "multiplicative", 0.0, 1e-6, 0, 8)
+        "multiplicative",
+        0.0,
+        1e-6,
+        0,
+        8,
+    )
 
 
 def test_round_trip_through_json():

@@ -43,8 +43,11 @@ def test_grpo_loss_matches_hand_computation_with_clipping():
     old = torch.tensor([[-1.0, -2.0, 0.0], [-0.5, 0.0, 0.0], [-3.0, 0.0, 0.0]])
     ratios = torch.tensor([[1.5, 0.5, 1.0], [0.5, 1.0, 1.0], [1.5, 1.0, 1.0]])
     new = (old + ratios.log()).requires_grad_(True)
-    new_with_junk = torch.where(torch.tensor([[True, True, False], [True, False, False], [True, False, False]]),
-                                new, torch.full_like(new, float("-inf")))  # padding may hold anything
+    new_with_junk = torch.where(
+        torch.tensor([[True, True, False], [True, False, False], [True, False, False]]),
+        new,
+        torch.full_like(new, float("-inf")),
+    )  # padding may hold anything
     active = torch.tensor([[1, 1, 0], [1, 0, 0], [1, 0, 0]], dtype=torch.bool)
     adv = torch.tensor([1.0, -2.0, -2.0])
     out = grpo_loss(new_with_junk, old, adv, active, epsilon=eps)

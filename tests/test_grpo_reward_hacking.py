@@ -44,15 +44,18 @@ def toy_rollouts(policy, n, generator):
             probs = unmask_probs(policy(conf, masked, time))
         eligible = masked & active.unsqueeze(1)
         action = sample_bernoulli(probs, eligible, generator)
-        steps.append(PolicySteps(conf, masked.clone(), time, eligible, action, active,
-                                 bernoulli_log_prob(probs, action, eligible)))
+        steps.append(
+            PolicySteps(
+                conf, masked.clone(), time, eligible, action, active, bernoulli_log_prob(probs, action, eligible)
+            )
+        )
         prob_sum += float(probs[eligible].sum())
         prob_count += int(eligible.sum())
         commit = eligible if t == L - 1 else action  # forced end, as the engine without fallback
         excess += (commit.sum(1) - 1).clamp(min=0).float()
         nfe += active.long()
         masked &= ~commit
-    correct = (torch.rand(n, generator=generator) < RHO ** excess).float()
+    correct = (torch.rand(n, generator=generator) < RHO**excess).float()
     stacked = PolicySteps(**{k: torch.stack([getattr(s, k) for s in steps], 1) for k in vars(steps[0])})
     return stacked, nfe, correct, prob_sum / prob_count
 
@@ -62,8 +65,9 @@ def train(reward_name, seed=0):
     generator = torch.Generator().manual_seed(seed)
     policy = DiTConfidencePolicy(TINY)
     torch.nn.init.zeros_(policy.head.weight)  # every seed starts at exactly σ(0) = 0.5
-    cfg = GRPOConfig(reward=reward_name, alpha=1.0, learning_rate=1e-2, warmup_steps=0,
-                     total_steps=2 * UPDATES, max_grad_norm=1.0)
+    cfg = GRPOConfig(
+        reward=reward_name, alpha=1.0, learning_rate=1e-2, warmup_steps=0, total_steps=2 * UPDATES, max_grad_norm=1.0
+    )
     opt, sched = build_optimizer(policy, cfg)
     reward_fn = get_reward_function(cfg.reward)
     history = []

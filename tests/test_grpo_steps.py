@@ -40,8 +40,14 @@ def test_replayed_log_probs_equal_those_recorded_at_rollout(scripted):
 
 
 def test_expert_records_use_every_masked_position_and_need_replay(scripted):
-    records = list(generate(scripted(fn=confidence_by_position), [[2, 3]], build_strategy("threshold", threshold=0.5),
-                            EngineConfig(gen_length=L, block_length=4)))
+    records = list(
+        generate(
+            scripted(fn=confidence_by_position),
+            [[2, 3]],
+            build_strategy("threshold", threshold=0.5),
+            EngineConfig(gen_length=L, block_length=4),
+        )
+    )
     steps = PolicySteps.from_records(records, gen_length=L, expert=True)
     assert steps.old_log_prob is None
     assert torch.equal(steps.eligible[0, 0], torch.ones(L, dtype=torch.bool))  # not just block 0

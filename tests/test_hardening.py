@@ -24,8 +24,10 @@ from dllm_viz.ui.compare import export_files, load_trace, play_tick, replay, run
 from dllm_viz.ui.errors import user_errors
 from dllm_viz.ui.settings import prepare_uploaded_policy
 
-PAYLOAD = ('<a href="https://evil.example/login">Session expired - click to sign in</a>'
-           '<img src=https://evil.example/p.gif><form><input name=pw type=password></form><style>*{}</style>')
+PAYLOAD = (
+    '<a href="https://evil.example/login">Session expired - click to sign in</a>'
+    "<img src=https://evil.example/p.gif><form><input name=pw type=password></form><style>*{}</style>"
+)
 HEUR = [0, 0.9, 1.0, 0.01, 1.0, 1.0, None]
 
 
@@ -70,6 +72,7 @@ def _file(tmp_path, data, name="t.json") -> str:
 
 # ---- D2: echoed values are escaped and capped ---------------------------------------------------
 
+
 def test_d2_html_in_a_trace_field_is_escaped_in_the_toast(tmp_path, trace_json):
     data = {**json.loads(trace_json), "version": PAYLOAD}
     message = error_of(load_trace, _file(tmp_path, data))
@@ -79,18 +82,21 @@ def test_d2_html_in_a_trace_field_is_escaped_in_the_toast(tmp_path, trace_json):
 
 def test_d2_unknown_strategy_is_escaped(tiny_model_dir):
     """The strategy dropdowns accept any value, so Gradio's own unescaped choices error never fires."""
-    message = error_of(run_compare, str(tiny_model_dir), "q", 16, 8, False, 0.0, 0, PAYLOAD[:90], *HEUR,
-                       "heuristic:confidence", *HEUR)
+    message = error_of(
+        run_compare, str(tiny_model_dir), "q", 16, 8, False, 0.0, 0, PAYLOAD[:90], *HEUR, "heuristic:confidence", *HEUR
+    )
     assert "pane A" in message and "&lt;a href" in message
 
 
 def test_d2_long_values_are_capped(tmp_path):
-    message = error_of(run_compare, "x" * 5000, "q", 16, 8, False, 0.0, 0, "heuristic:confidence", *HEUR,
-                       "heuristic:confidence", *HEUR)
+    message = error_of(
+        run_compare, "x" * 5000, "q", 16, 8, False, 0.0, 0, "heuristic:confidence", *HEUR, "heuristic:confidence", *HEUR
+    )
     assert "5,000 characters" in message and "x" * 100 not in message
 
 
 # ---- D3: sizes are checked before a model is built ----------------------------------------------
+
 
 def _rss_mb() -> float:
     return next(int(line.split()[1]) / 1024 for line in open("/proc/self/status") if line.startswith("VmRSS:"))
@@ -111,12 +117,15 @@ def test_d3_huge_policy_config_is_refused_before_allocation(tmp_path):
 
 # ---- D4: uploaded policies are keyed by content, bounded --------------------------------------
 
+
 def _policy(tmp_path, seed=0):
     from dllm_viz.policy import DiTConfidencePolicy, PolicyConfig
 
     torch.manual_seed(seed)
     folder = tmp_path / f"policy-{seed}"
-    DiTConfidencePolicy(PolicyConfig(hidden_size=16, num_heads=2, ffn_size=32, time_embed_dim=8)).save_pretrained(folder)
+    DiTConfidencePolicy(PolicyConfig(hidden_size=16, num_heads=2, ffn_size=32, time_embed_dim=8)).save_pretrained(
+        folder
+    )
     return [str(folder / "model.safetensors"), str(folder / "config.json")]
 
 
@@ -143,11 +152,18 @@ def test_d4_rejected_policy_leaves_no_folder(tmp_path, private_files):
 
 # ---- D5: models by canonical path, allow-listed, bounded --------------------------------------
 
+
 def test_d5_spellings_of_one_folder_share_one_cache_key(monkeypatch):
     builtin = runtime.BUILTIN_MODEL
     monkeypatch.chdir(runtime.ASSETS.parent)  # the folder holding assets/
-    spellings = [builtin, builtin + "/", builtin + "/./", "assets/tiny-dllm", "./assets/../assets/tiny-dllm",
-                 "/proc/self/cwd/assets/tiny-dllm"]
+    spellings = [
+        builtin,
+        builtin + "/",
+        builtin + "/./",
+        "assets/tiny-dllm",
+        "./assets/../assets/tiny-dllm",
+        "/proc/self/cwd/assets/tiny-dllm",
+    ]
     assert {runtime.canonical_model(s) for s in spellings} == {str(os.path.realpath(builtin))}
 
 
@@ -155,10 +171,16 @@ def test_d5_folders_outside_the_allow_list_are_refused_alike(tmp_path):
     (tmp_path / "model").mkdir()
     (tmp_path / "model" / "config.json").write_text("{}")
     messages = set()
-    for name in (str(tmp_path / "model"), str(tmp_path / "nothing-here"), "/etc", "/proc/self/cwd/../../etc",
-                 "../../../../etc"):
-        message = error_of(run_compare, name, "q", 16, 8, False, 0.0, 0, "heuristic:confidence", *HEUR,
-                           "heuristic:confidence", *HEUR)
+    for name in (
+        str(tmp_path / "model"),
+        str(tmp_path / "nothing-here"),
+        "/etc",
+        "/proc/self/cwd/../../etc",
+        "../../../../etc",
+    ):
+        message = error_of(
+            run_compare, name, "q", 16, 8, False, 0.0, 0, "heuristic:confidence", *HEUR, "heuristic:confidence", *HEUR
+        )
         messages.add(message.split("is not available here")[1])
     assert len(messages) == 1  # the same wording whether or not the folder exists
 
@@ -178,6 +200,7 @@ def test_d5_backend_cache_is_bounded(monkeypatch, tiny_model_dir, tmp_path):
 
 # ---- D6/D7: uploaded traces ----------------------------------------------------------------------
 
+
 def test_d6_unknown_and_bulky_fields_are_dropped(tmp_path, trace_json):
     data = json.loads(trace_json)
     data["surprise"] = ["x"] * 1000
@@ -194,13 +217,16 @@ def test_d6_a_file_of_millions_of_tiny_objects_is_refused_before_parsing(tmp_pat
     assert "JSON objects, while a trace has one per step" in message
 
 
-@pytest.mark.parametrize("mutate, expected", [
-    (lambda d: d.update(text=123), "text must be text"),
-    (lambda d: d["steps"][0].update(step="1"), "step, nfe and block"),
-    (lambda d: d["steps"][0].update(model_ms=None), "model_ms and step_ms"),
-    (lambda d: d["steps"][0]["topk_ids"][0].__setitem__(0, 1.5), "topk_ids must hold token ids"),
-    (lambda d: d.update(vocab={"1": 2}), "vocab must map"),
-])
+@pytest.mark.parametrize(
+    "mutate, expected",
+    [
+        (lambda d: d.update(text=123), "text must be text"),
+        (lambda d: d["steps"][0].update(step="1"), "step, nfe and block"),
+        (lambda d: d["steps"][0].update(model_ms=None), "model_ms and step_ms"),
+        (lambda d: d["steps"][0]["topk_ids"][0].__setitem__(0, 1.5), "topk_ids must hold token ids"),
+        (lambda d: d.update(vocab={"1": 2}), "vocab must map"),
+    ],
+)
 def test_d7_wrong_typed_fields_give_a_message_not_a_silent_failure(tmp_path, trace_json, mutate, expected):
     data = json.loads(trace_json)
     mutate(data)
@@ -217,15 +243,18 @@ def test_d7_non_numeric_expected_answer_is_refused(tmp_path, trace_json):
 RUN = ["q", 16, 8, False, 0.0, 0]
 
 
-@pytest.mark.parametrize("index, value, expected", [
-    (2, float("inf"), "gen length (inf) must be a finite number"),
-    (2, float("-inf"), "gen length (-inf) must be a finite number"),
-    (2, [16], "gen length must be a number, not list"),
-    (6, float("inf"), "seed (inf) must be a finite number"),
-    (6, 2**70, "seed (1180591620717411303424) must be between 0 and 4294967295"),
-    (1, "caf\udce9", "the prompt contains an invalid character at position 3"),
-    (1, "x" * 5000, "the prompt is 5,000 characters long"),
-])
+@pytest.mark.parametrize(
+    "index, value, expected",
+    [
+        (2, float("inf"), "gen length (inf) must be a finite number"),
+        (2, float("-inf"), "gen length (-inf) must be a finite number"),
+        (2, [16], "gen length must be a number, not list"),
+        (6, float("inf"), "seed (inf) must be a finite number"),
+        (6, 2**70, "seed (1180591620717411303424) must be between 0 and 4294967295"),
+        (1, "caf\udce9", "the prompt contains an invalid character at position 3"),
+        (1, "x" * 5000, "the prompt is 5,000 characters long"),
+    ],
+)
 def test_d8_odd_run_settings_get_clear_messages(tiny_model_dir, index, value, expected):
     args = [str(tiny_model_dir), *RUN]
     args[index] = value
@@ -237,11 +266,33 @@ def test_d9_odd_strategy_parameters_get_clear_messages(tiny_model_dir):
     threshold = ["heuristic:threshold", 0, "x", 1.0, 0.01, 1.0, 1.0, None]
     message = error_of(run_compare, str(tiny_model_dir), *RUN, *threshold, "heuristic:confidence", *HEUR)
     assert "pane A threshold ('x') must be a number" in message
-    message = error_of(compare.compare_trace, "q", "heuristic:threshold", "heuristic:confidence",
-                       {"threshold": [0.5]}, None, 16, 8, 0.0, 0, str(tiny_model_dir))
+    message = error_of(
+        compare.compare_trace,
+        "q",
+        "heuristic:threshold",
+        "heuristic:confidence",
+        {"threshold": [0.5]},
+        None,
+        16,
+        8,
+        0.0,
+        0,
+        str(tiny_model_dir),
+    )
     assert "params A 'threshold' must be a number, not list" in message
-    message = error_of(compare.compare_trace, "q", "heuristic:threshold", "heuristic:confidence",
-                       None, None, 16, 8, 0.0, 2**64, str(tiny_model_dir))
+    message = error_of(
+        compare.compare_trace,
+        "q",
+        "heuristic:threshold",
+        "heuristic:confidence",
+        None,
+        None,
+        16,
+        8,
+        0.0,
+        2**64,
+        str(tiny_model_dir),
+    )
     assert "seed" in message and "Overflow" not in message
 
 
@@ -254,12 +305,27 @@ def test_d9_policy_errors_never_show_server_paths(tmp_path):
 
 # ---- D10: exports are cached by content, bounded, and share the compute budget --------------------
 
+
 @pytest.fixture(scope="module")
 def finished(tiny_model_dir):
     os.environ[runtime.ALLOW_ENV] = str(tiny_model_dir)
     try:
-        frames = list(run_compare(str(tiny_model_dir), "one plus two is", 16, 4, False, 0.0, 0,
-                                  "heuristic:confidence", *HEUR, "heuristic:threshold", *HEUR, "full speed"))
+        frames = list(
+            run_compare(
+                str(tiny_model_dir),
+                "one plus two is",
+                16,
+                4,
+                False,
+                0.0,
+                0,
+                "heuristic:confidence",
+                *HEUR,
+                "heuristic:threshold",
+                *HEUR,
+                "full speed",
+            )
+        )
     finally:
         os.environ.pop(runtime.ALLOW_ENV)
     return frames[-1][10]
@@ -304,15 +370,44 @@ def test_d10_gif_frames_shrink_with_length():
 # ---- property-based fuzzing -----------------------------------------------------------------------
 
 JSON = st.recursive(
-    st.none() | st.booleans() | st.integers(-2**70, 2**70) | st.floats(allow_nan=True) | st.text(max_size=20)
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**70), 2**70)
+    | st.floats(allow_nan=True)
+    | st.text(max_size=20)
     | st.sampled_from([PAYLOAD, "/tmp/secret/x", "\udce9"]),
     lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4),
     max_leaves=12,
 )
-FIELDS = ["version", "model", "prompt", "prompt_ids", "gen_length", "block_length", "mask_id", "eos_id", "strategy",
-          "engine", "steps", "vocab", "text", "meta"]
-STEP_FIELDS = ["step", "nfe", "block", "committed", "confidence", "proposed", "topk_ids", "topk_probs", "probs",
-               "model_ms", "step_ms"]
+FIELDS = [
+    "version",
+    "model",
+    "prompt",
+    "prompt_ids",
+    "gen_length",
+    "block_length",
+    "mask_id",
+    "eos_id",
+    "strategy",
+    "engine",
+    "steps",
+    "vocab",
+    "text",
+    "meta",
+]
+STEP_FIELDS = [
+    "step",
+    "nfe",
+    "block",
+    "committed",
+    "confidence",
+    "proposed",
+    "topk_ids",
+    "topk_probs",
+    "probs",
+    "model_ms",
+    "step_ms",
+]
 
 
 @st.composite
@@ -326,8 +421,14 @@ def mutated_traces(draw, base: str):
             if isinstance(step, dict):
                 step[draw(st.sampled_from(STEP_FIELDS))] = draw(JSON)
     if draw(st.booleans()):
-        data = {"format": "dllm-viz-comparison", "version": 1, "labels": draw(JSON), "expected": draw(JSON),
-                "a": data, "b": draw(st.none() | st.just(data))}
+        data = {
+            "format": "dllm-viz-comparison",
+            "version": 1,
+            "labels": draw(JSON),
+            "expected": draw(JSON),
+            "a": data,
+            "b": draw(st.none() | st.just(data)),
+        }
     return data
 
 
@@ -360,21 +461,36 @@ def test_fuzz_trace_bytes(tmp_path, raw):
     _check_upload(str(path))
 
 
-POLICY_KEYS = ["hidden_size", "num_heads", "ffn_size", "num_blocks", "time_embed_dim", "top_p", "smart_init",
-               "time_period", "bogus"]
+POLICY_KEYS = [
+    "hidden_size",
+    "num_heads",
+    "ffn_size",
+    "num_blocks",
+    "time_embed_dim",
+    "top_p",
+    "smart_init",
+    "time_period",
+    "bogus",
+]
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(config=st.dictionaries(st.sampled_from(POLICY_KEYS), JSON | st.integers(0, 10**9), max_size=5) | JSON,
-       weights=st.sampled_from(["valid", "empty", "pickle", "random"]), rnd=st.binary(min_size=8, max_size=64))
+@given(
+    config=st.dictionaries(st.sampled_from(POLICY_KEYS), JSON | st.integers(0, 10**9), max_size=5) | JSON,
+    weights=st.sampled_from(["valid", "empty", "pickle", "random"]),
+    rnd=st.binary(min_size=8, max_size=64),
+)
 def test_fuzz_policy_uploads(tmp_path, config, weights, rnd):
     folder = tmp_path / "upload"
     folder.mkdir(exist_ok=True)
     valid_weights, _ = _policy(tmp_path)
     path = folder / "model.safetensors"
-    path.write_bytes({"valid": open(valid_weights, "rb").read(), "empty": b"", "pickle": b"\x80\x04" + rnd,
-                      "random": rnd}[weights])
-    (folder / "config.json").write_text(json.dumps(config, ensure_ascii=False), encoding="utf-8", errors="surrogatepass")
+    path.write_bytes(
+        {"valid": open(valid_weights, "rb").read(), "empty": b"", "pickle": b"\x80\x04" + rnd, "random": rnd}[weights]
+    )
+    (folder / "config.json").write_text(
+        json.dumps(config, ensure_ascii=False), encoding="utf-8", errors="surrogatepass"
+    )
     try:
         with user_errors("Policy upload"):
             prepare_uploaded_policy([str(path), str(folder / "config.json")], "A")

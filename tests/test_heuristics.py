@@ -21,13 +21,20 @@ def state(token_prob=None, entropy=None, margin=None, eligible=None, block_step=
         confidence=torch.tensor([token_prob]) if token_prob else zeros,
         margin=torch.tensor([margin]) if margin else zeros,
         entropy=torch.tensor([entropy]) if entropy else zeros,
-        topk_ids=torch.zeros(1, L, 2, dtype=torch.long), topk_probs=torch.zeros(1, L, 2),
+        topk_ids=torch.zeros(1, L, 2, dtype=torch.long),
+        topk_probs=torch.zeros(1, L, 2),
     )
     elig = torch.ones(1, L, dtype=torch.bool) if eligible is None else torch.tensor([eligible])
     return DecodeState(
-        features=feats, tokens=torch.zeros(1, L, dtype=torch.long),
-        token_prob=feats.confidence, masked=elig.clone(), eligible=elig,
-        block_step=torch.tensor([block_step]), nfe=torch.tensor([0]), gen_length=L, block_length=BL or L,
+        features=feats,
+        tokens=torch.zeros(1, L, dtype=torch.long),
+        token_prob=feats.confidence,
+        masked=elig.clone(),
+        eligible=elig,
+        block_step=torch.tensor([block_step]),
+        nfe=torch.tensor([0]),
+        gen_length=L,
+        block_length=BL or L,
         generator=torch.Generator().manual_seed(0),
     )
 
@@ -89,8 +96,9 @@ def test_factor_upstream_equals_the_reference_loop_on_random_confidences():
         n = 1 + trial % 9
         conf = (1 - torch.rand(n, generator=g) ** 3).tolist()  # mostly high, as late in a block
         factor = [0.5, 1.0, 1.9][trial % 3]
-        assert picks(build_strategy("factor", factor=factor, variant="upstream"), state(token_prob=conf)) == \
-            transcribe_factor_upstream(conf, factor), (conf, factor)
+        assert picks(
+            build_strategy("factor", factor=factor, variant="upstream"), state(token_prob=conf)
+        ) == transcribe_factor_upstream(conf, factor), (conf, factor)
 
 
 def test_dream_schedule_counts():
@@ -163,18 +171,24 @@ def test_features_from_logits():
 def test_confidence_one_per_step_is_llada_greedy_order(tiny_backend):
     """High-Confidence-K with steps = L reproduces a direct transcription of LLaDA's loop."""
     L, BL = 8, 4
-    result = run(tiny_backend, ["one plus two"], build_strategy("confidence"), EngineConfig(gen_length=L, block_length=BL), keep_records=True)
+    result = run(
+        tiny_backend,
+        ["one plus two"],
+        build_strategy("confidence"),
+        EngineConfig(gen_length=L, block_length=BL),
+        keep_records=True,
+    )
     prompt = tiny_backend.encode_prompt("one plus two")
     x = torch.tensor([prompt + [tiny_backend.mask_id] * L])
     order = []
     for block in range(L // BL):
         for _ in range(BL):
-            logits = tiny_backend.model(input_ids=x).logits[0, len(prompt):].float()
+            logits = tiny_backend.model(input_ids=x).logits[0, len(prompt) :].float()
             logits[:, tiny_backend.mask_id] = float("-inf")  # the engine never predicts [MASK]
             probs = torch.softmax(logits, -1)
             conf, tok = probs.max(-1)
             lo, hi = block * BL, (block + 1) * BL
-            masked = x[0, len(prompt):] == tiny_backend.mask_id
+            masked = x[0, len(prompt) :] == tiny_backend.mask_id
             conf[~masked] = -1
             conf[:lo] = -1
             conf[hi:] = -1
@@ -183,7 +197,7 @@ def test_confidence_one_per_step_is_llada_greedy_order(tiny_backend):
             order.append(pos)
     engine_order = [r.committed[0].nonzero().item() for r in result.records]
     assert engine_order == order
-    assert result.tokens[0].tolist() == x[0, len(prompt):].tolist()
+    assert result.tokens[0].tolist() == x[0, len(prompt) :].tolist()
 
 
 @pytest.mark.parametrize(
@@ -193,7 +207,11 @@ def test_confidence_one_per_step_is_llada_greedy_order(tiny_backend):
         ("threshold", dict(threshold=1.5), "threshold (1.5) must be in (0, 1]"),
         ("factor", dict(factor=-1), "factor (-1) must be > 0"),
         ("eb", dict(gamma=-0.1), "gamma (-0.1) must be a finite number"),
-        ("confidence", dict(steps=100), "steps (100) must be an integer between the number of blocks (8) and gen_length (64)"),
+        (
+            "confidence",
+            dict(steps=100),
+            "steps (100) must be an integer between the number of blocks (8) and gen_length (64)",
+        ),
         ("confidence", dict(steps=4), "steps (4) must be an integer between the number of blocks (8)"),
         ("random", dict(steps=12), "steps (12) must be a multiple of the number of blocks (8"),
         ("entropy", dict(schedule="cosine"), "schedule ('cosine') must be one of llada, dream"),
@@ -208,7 +226,9 @@ def test_bad_strategy_parameters(name, params, message):
 
 
 def test_unknown_strategy_lists_known_names():
-    with pytest.raises(ValueError, match="unknown strategy 'topp'; known: confidence, eb, entropy, factor, margin, random, threshold"):
+    with pytest.raises(
+        ValueError, match="unknown strategy 'topp'; known: confidence, eb, entropy, factor, margin, random, threshold"
+    ):
         build_strategy("topp")
     with pytest.raises(ValueError, match=r"has no parameter\(s\) \['lam'\]"):
         build_strategy("threshold", lam=0.3)

@@ -51,13 +51,19 @@ class TimeOnly(OwnConfidence):
 @pytest.fixture(scope="module")
 def trace(tiny_backend):
     """A decode whose steps have several eligible positions and a time input above 0."""
-    return record_run(tiny_backend, "one plus two", LearnedPolicy(_dit(), mode="bernoulli-argmax"),
-                      EngineConfig(gen_length=16, block_length=8))
+    return record_run(
+        tiny_backend,
+        "one plus two",
+        LearnedPolicy(_dit(), mode="bernoulli-argmax"),
+        EngineConfig(gen_length=16, block_length=8),
+    )
 
 
 def _dit(zero_confidence: bool = False) -> DiTConfidencePolicy:
     torch.manual_seed(0)
-    policy = DiTConfidencePolicy(PolicyConfig(hidden_size=16, num_heads=2, ffn_size=32, time_embed_dim=8, smart_init=0.0))
+    policy = DiTConfidencePolicy(
+        PolicyConfig(hidden_size=16, num_heads=2, ffn_size=32, time_embed_dim=8, smart_init=0.0)
+    )
     for block in policy.blocks:  # smart init zeroes adaLN: give time and mask a path to the logits
         nn.init.normal_(block.ada_ln.weight, std=0.5)
     if zero_confidence:
@@ -124,11 +130,15 @@ def test_recomputed_inputs_are_what_the_policy_saw(trace):
 
 
 def test_top_p_policy_reads_the_top_probabilities(trace):
-    policy = DiTConfidencePolicy(PolicyConfig(hidden_size=16, num_heads=2, ffn_size=32, time_embed_dim=8, top_p=3)).eval()
+    policy = DiTConfidencePolicy(
+        PolicyConfig(hidden_size=16, num_heads=2, ffn_size=32, time_embed_dim=8, top_p=3)
+    ).eval()
     result = inspect_step(policy, trace, 1)
     assert result.confidence.shape[1:] == (16, 3)
-    assert all(name.startswith(("confidence 1 @", "confidence 2 @", "confidence 3 @", "time"))
-               for name, _ in result.top_inputs(result.positions[0], 10))
+    assert all(
+        name.startswith(("confidence 1 @", "confidence 2 @", "confidence 3 @", "time"))
+        for name, _ in result.top_inputs(result.positions[0], 10)
+    )
     with pytest.raises(ValueError, match="reads the top 9 probabilities, but the trace keeps 5"):
         step_inputs(trace, 1, top_p=9)
 

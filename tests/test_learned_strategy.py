@@ -18,16 +18,22 @@ def make_state(batch=64, length=16, block=(4, 8), seed=0, generator_seed=0):
     g = torch.Generator().manual_seed(seed)
     logits = torch.randn(batch, length, 10, generator=g) * 3
     masked = torch.rand(batch, length, generator=g) < 0.7
-    masked[:, block[0]:block[1]] = True  # the current block is fully masked
+    masked[:, block[0] : block[1]] = True  # the current block is fully masked
     masked[0] = False  # row 0: a row without eligible positions
     eligible = masked.clone()
     eligible[:, : block[0]] = False
-    eligible[:, block[1]:] = False
+    eligible[:, block[1] :] = False
     feats = compute_features(logits)
     return DecodeState(
-        features=feats, tokens=feats.topk_ids[..., 0], token_prob=feats.confidence, masked=masked,
-        eligible=eligible, block_step=torch.zeros(batch, dtype=torch.long),
-        nfe=torch.randint(0, length, (batch,), generator=g), gen_length=length, block_length=4,
+        features=feats,
+        tokens=feats.topk_ids[..., 0],
+        token_prob=feats.confidence,
+        masked=masked,
+        eligible=eligible,
+        block_step=torch.zeros(batch, dtype=torch.long),
+        nfe=torch.randint(0, length, (batch,), generator=g),
+        gen_length=length,
+        block_length=4,
         generator=torch.Generator().manual_seed(generator_seed),
     )
 
@@ -41,8 +47,13 @@ def policy():
 def test_satisfies_the_strategy_protocol(policy):
     strategy = LearnedPolicy(policy)
     assert isinstance(strategy, Strategy) and strategy.name == "learned"
-    assert strategy.params() == {"mode": "bernoulli-argmax", "temperature": 1.0, "beta": 1.0,
-                                 "dpls_stop_logit": 0.0, "policy": SMALL.to_dict()}
+    assert strategy.params() == {
+        "mode": "bernoulli-argmax",
+        "temperature": 1.0,
+        "beta": 1.0,
+        "dpls_stop_logit": 0.0,
+        "policy": SMALL.to_dict(),
+    }
 
 
 @pytest.mark.parametrize("mode", ["bernoulli", "bernoulli-argmax", "dpls"])
@@ -145,8 +156,9 @@ def test_from_pretrained_wraps_a_saved_policy(policy, tmp_path):
     strategy = LearnedPolicy.from_pretrained(tmp_path / "p", mode="bernoulli", temperature=0.5)
     assert strategy.config == LearnedPolicyConfig(mode="bernoulli", temperature=0.5)
     state = make_state()
-    assert torch.allclose(strategy.decide(state).probs,
-                          LearnedPolicy(policy, mode="bernoulli", temperature=0.5).decide(state).probs)
+    assert torch.allclose(
+        strategy.decide(state).probs, LearnedPolicy(policy, mode="bernoulli", temperature=0.5).decide(state).probs
+    )
 
 
 def test_docstring_example():

@@ -25,8 +25,10 @@ from dllm_viz.models import DreamForMaskedDiffusion, LLaDAForMaskedDiffusion
 from dllm_viz.strategies import build_strategy
 
 UPSTREAM = os.environ.get("DLLM_VIZ_UPSTREAM_CODE")
-UPSTREAM_FILES = {"llada": ["configuration_llada.py", "modeling_llada.py"],
-                  "dream": ["configuration_dream.py", "modeling_dream.py", "generation_utils.py"]}
+UPSTREAM_FILES = {
+    "llada": ["configuration_llada.py", "modeling_llada.py"],
+    "dream": ["configuration_dream.py", "modeling_dream.py", "generation_utils.py"],
+}
 CLASSES = {"llada": LLaDAForMaskedDiffusion, "dream": DreamForMaskedDiffusion}
 
 
@@ -115,18 +117,24 @@ def test_bf16_tracks_fp32(replica_dirs, native, name):
     x = canvas()
     with torch.no_grad():
         full, low = native[name](x).logits, half(x).logits.float()
-    assert low.dtype == torch.float32 and half.model.layers[0].mlp.up_proj.weight.dtype == torch.bfloat16 \
-        if name == "dream" else half.model.transformer.blocks[0].ff_proj.weight.dtype == torch.bfloat16
+    assert (
+        low.dtype == torch.float32 and half.model.layers[0].mlp.up_proj.weight.dtype == torch.bfloat16
+        if name == "dream"
+        else half.model.transformer.blocks[0].ff_proj.weight.dtype == torch.bfloat16
+    )
     # The replicas' weights are scaled up (logits reach ±50), which magnifies bf16 rounding.
     corr = torch.corrcoef(torch.stack([full.flatten(), low.flatten()]))[0, 1]
     assert corr > 0.99
     assert (full.argmax(-1) == low.argmax(-1)).float().mean() >= 0.75
 
 
-@pytest.mark.parametrize("field, value, message", [
-    ("block_type", "sequential", "native LLaDA supports block_type='llama' only"),
-    ("layer_norm_type", "gemma_rms", "native LLaDA supports layer_norm_type 'rms' or 'default'"),
-])
+@pytest.mark.parametrize(
+    "field, value, message",
+    [
+        ("block_type", "sequential", "native LLaDA supports block_type='llama' only"),
+        ("layer_norm_type", "gemma_rms", "native LLaDA supports layer_norm_type 'rms' or 'default'"),
+    ],
+)
 def test_unsupported_llada_config_is_refused_by_name(replica_dirs, tmp_path, field, value, message):
     path = tmp_path / "odd"
     shutil.copytree(replica_dirs["llada"], path)
@@ -143,11 +151,14 @@ def test_model_code_native_refuses_other_models(tiny_model_dir):
 
 def test_native_decode_runs_end_to_end(replica_dirs):
     backend = load_backend(str(replica_dirs["dream"]))
-    result = run(backend, ["one plus two", "two"], build_strategy("threshold"), EngineConfig(gen_length=16, block_length=8))
+    result = run(
+        backend, ["one plus two", "two"], build_strategy("threshold"), EngineConfig(gen_length=16, block_length=8)
+    )
     assert result.tokens.shape == (2, 16) and (result.tokens != backend.mask_id).all()
 
 
 # ---- against the upstream modelling code -------------------------------------------------------
+
 
 @pytest.fixture(autouse=True)
 def _forget_upstream_registrations(monkeypatch):
@@ -195,7 +206,9 @@ def test_dream_padded_batch_equals_the_upstream_code(replica_dirs, tmp_path):
     from transformers import AutoModel
 
     path = _upstream_copy(replica_dirs["dream"], "dream", tmp_path)
-    reference = AutoModel.from_pretrained(path, trust_remote_code=True, local_files_only=True, dtype=torch.float32).eval()
+    reference = AutoModel.from_pretrained(
+        path, trust_remote_code=True, local_files_only=True, dtype=torch.float32
+    ).eval()
     backend = load_backend(str(replica_dirs["dream"]))
     x = canvas(length=20)
     mask = torch.ones_like(x)

@@ -12,8 +12,21 @@ from dllm_viz.outputs import DestinationError, check_destination
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED_POLICY = ROOT / "assets" / "policies" / "semi-ar-alpha1"
-RL_ARGS = ["--iterations", "1", "--prompts", "1", "--group-size", "2", "--gen-length", "16", "--warmup", "1",
-           "--no-progress", "--alpha", "1"]
+RL_ARGS = [
+    "--iterations",
+    "1",
+    "--prompts",
+    "1",
+    "--group-size",
+    "2",
+    "--gen-length",
+    "16",
+    "--warmup",
+    "1",
+    "--no-progress",
+    "--alpha",
+    "1",
+]
 
 
 def digest(folder: Path) -> dict[str, str]:
@@ -54,8 +67,10 @@ def test_policy_card_refuses_a_shipped_policy_and_a_missing_report_before_writin
     report = tmp_path / "results.md"
     report.write_text("| policy | 1.0 |")
     # the README's old command: a shipped destination and a report no command had written
-    for argv, message in [([str(policy_run), str(shipped), "--eval", str(tmp_path / "missing.md")], "is not an existing file"),
-                          ([str(policy_run), str(shipped), "--eval", str(report)], "not empty; pass --force")]:
+    for argv, message in [
+        ([str(policy_run), str(shipped), "--eval", str(tmp_path / "missing.md")], "is not an existing file"),
+        ([str(policy_run), str(shipped), "--eval", str(report)], "not empty; pass --force"),
+    ]:
         with pytest.raises(SystemExit) as exc:
             main(argv)
         err = capsys.readouterr().err
@@ -78,7 +93,9 @@ def test_rl_train_refuses_a_used_out_dir_unless_resuming(tiny_model_dir, policy_
     shipped = shutil.copytree(SHIPPED_POLICY, tmp_path / "shipped")
     with pytest.raises(SystemExit):  # --resume of a folder that holds no run
         main(["--model", str(tiny_model_dir), "--out-dir", str(shipped), *RL_ARGS, "--resume"])
-    assert "no checkpoint-last/" in capsys.readouterr().err and sorted(digest(shipped)) == sorted(digest(SHIPPED_POLICY))
+    assert "no checkpoint-last/" in capsys.readouterr().err and sorted(digest(shipped)) == sorted(
+        digest(SHIPPED_POLICY)
+    )
     with pytest.raises(SystemExit):  # a bad setting is reported before the folder is created
         main(["--model", str(tiny_model_dir), "--out-dir", str(tmp_path / "new"), *RL_ARGS, "--levels", "9"])
     assert not (tmp_path / "new").exists()
@@ -119,8 +136,20 @@ def test_eval_refuses_a_used_out_folder_before_loading_the_model(tmp_path, capsy
         main(["--model", str(tmp_path / "no-model"), "--level", "1", "--n", "1", "--out", str(tmp_path)])
     assert exc.value.code == 2 and "not empty; pass --force" in capsys.readouterr().err
     with pytest.raises(SystemExit) as exc:  # a policy folder is loaded before the sweep, not halfway through it
-        main(["--model", str(tmp_path / "no-model"), "--level", "1", "--n", "1", "--out", str(tmp_path / "new"),
-              "--policy", str(tmp_path / "no-policy")])
+        main(
+            [
+                "--model",
+                str(tmp_path / "no-model"),
+                "--level",
+                "1",
+                "--n",
+                "1",
+                "--out",
+                str(tmp_path / "new"),
+                "--policy",
+                str(tmp_path / "no-policy"),
+            ]
+        )
     assert exc.value.code == 2 and "no-policy" in capsys.readouterr().err
     assert (tmp_path / "results.md").read_text() == "earlier report"
 

@@ -45,8 +45,9 @@ def test_every_shipped_asset_is_in_the_wheel():
     patterns = pyproject()["tool"]["setuptools"]["package-data"]["dllm_viz._assets"]
     files = [p.relative_to(ROOT / "assets").as_posix() for p in (ROOT / "assets").rglob("*") if p.is_file()]
     assert files
-    missing = [f for f in files if not any(fnmatch(f, pattern) and f.count("/") == pattern.count("/")
-                                           for pattern in patterns)]
+    missing = [
+        f for f in files if not any(fnmatch(f, pattern) and f.count("/") == pattern.count("/") for pattern in patterns)
+    ]
     assert not missing, f"package-data in pyproject.toml misses these files under assets/: {missing}"
 
 

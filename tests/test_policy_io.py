@@ -54,7 +54,9 @@ def test_directory_with_only_a_pickle_is_refused_by_name(saved, name):
 def test_missing_config_assumes_the_default_architecture(saved, tmp_path):
     _, path = saved  # saved with a non-default config
     (path / "config.json").unlink()
-    with pytest.raises(ValueError, match=r"do not fit PolicyConfig.*\(no config.json, so the default config was assumed\)"):
+    with pytest.raises(
+        ValueError, match=r"do not fit PolicyConfig.*\(no config.json, so the default config was assumed\)"
+    ):
         DiTConfidencePolicy.from_pretrained(path)
     default = DiTConfidencePolicy(PolicyConfig())
     default.save_pretrained(tmp_path / "default")

@@ -26,8 +26,14 @@ def test_default_config_has_exactly_the_released_parameter_count():
     assert sum(p.numel() for p in policy.parameters()) == 331_265
     # Breakdown from the spec: time MLP, confidence projection, mask embedding, block, head.
     sizes = {name: sum(p.numel() for p in m.parameters()) for name, m in policy.named_children()}
-    assert sizes == {"conf_proj": 256, "mask_embed": 256, "time_mlp": 33_024, "blocks": 297_344,
-                     "final_norm": 256, "head": 129}
+    assert sizes == {
+        "conf_proj": 256,
+        "mask_embed": 256,
+        "time_mlp": 33_024,
+        "blocks": 297_344,
+        "final_norm": 256,
+        "head": 129,
+    }
 
 
 def test_smart_init_zeroes_adaln_and_sets_output_bias():
@@ -80,8 +86,8 @@ def test_rope_scores_depend_only_on_relative_position():
     cos, sin = rope_tables(20, 8, torch.device("cpu"))
 
     def score(i, j):
-        qi = apply_rope(q, cos[i:i + 1], sin[i:i + 1])
-        kj = apply_rope(k, cos[j:j + 1], sin[j:j + 1])
+        qi = apply_rope(q, cos[i : i + 1], sin[i : i + 1])
+        kj = apply_rope(k, cos[j : j + 1], sin[j : j + 1])
         return (qi * kj).sum().item()
 
     assert math.isclose(score(3, 1), score(13, 11), rel_tol=1e-5)

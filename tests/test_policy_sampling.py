@@ -31,7 +31,9 @@ def test_bernoulli_log_prob_matches_hand_computation():
 def test_bernoulli_log_prob_is_finite_at_saturated_probabilities():
     probs = torch.tensor([[1.0, 0.0]])
     out = bernoulli_log_prob(probs, torch.tensor([[False, True]]), torch.tensor([[True, True]]))
-    assert torch.isfinite(out).all() and out.item() == pytest.approx(2 * math.log(1e-6), rel=1e-2)  # fp32 rounding of 1 - eps
+    assert torch.isfinite(out).all() and out.item() == pytest.approx(
+        2 * math.log(1e-6), rel=1e-2
+    )  # fp32 rounding of 1 - eps
 
 
 def test_unmask_probs_temperature_and_beta():
@@ -96,7 +98,9 @@ def test_dpls_likelihood_is_a_distribution_and_matches_the_sampler():
     log_p = dpls_log_prob(logits.expand(n, 5), orders, eligible.expand(n, 5), stop_logit=0.3, temperature=0.7)
     assert log_p.exp().sum().item() == pytest.approx(1.0, abs=1e-5)
 
-    draws = sample_dpls(logits.expand(40_000, 5), eligible.expand(40_000, 5), 0.3, 0.7, torch.Generator().manual_seed(0))
+    draws = sample_dpls(
+        logits.expand(40_000, 5), eligible.expand(40_000, 5), 0.3, 0.7, torch.Generator().manual_seed(0)
+    )
     assert ((draws >= 0) <= eligible).all() and ((draws == 0).sum(1) == 1).all()
     table = {tuple(o): p for o, p in zip(orders.tolist(), log_p.exp().tolist(), strict=True)}
     counts = {}

@@ -16,7 +16,9 @@ PROMPTS = ["one plus two", "two plus one"]  # the same length, so no padding
 
 
 def backend_named(request, name):
-    return request.getfixturevalue("tiny_backend") if name == "tiny" else request.getfixturevalue("replica_backends")[name]
+    return (
+        request.getfixturevalue("tiny_backend") if name == "tiny" else request.getfixturevalue("replica_backends")[name]
+    )
 
 
 def _canvas(backend, L=16, pad_first=0):
@@ -48,7 +50,7 @@ def test_a_cached_pass_on_an_unchanged_canvas_is_exact(request, model):
     block = torch.tensor([0, 1])
     cache.plan(slice(None), block)
     backend.logits(x, mask, kv_cache=cache)  # refresh
-    x[1, P:P + 8] = x[1, P - 1]  # row 1 has finished block 0 (any tokens will do) …
+    x[1, P : P + 8] = x[1, P - 1]  # row 1 has finished block 0 (any tokens will do) …
     cache.plan(slice(None), block)  # … but both rows stay in their block: no refresh
     assert cache.start == P - backend.logit_shift  # row 0's window starts at its block
     # Row 1's prefix now covers block 0, whose tokens changed since the refresh: recompute its
@@ -58,7 +60,7 @@ def test_a_cached_pass_on_an_unchanged_canvas_is_exact(request, model):
     backend.logits(x, mask, kv_cache=fresh)
     fresh.plan(slice(None), block)
     window = backend.logits(x, mask, kv_cache=fresh)
-    full = backend.logits(x, mask)[:, fresh.start:]
+    full = backend.logits(x, mask)[:, fresh.start :]
     for row, first in enumerate((fresh.fresh_from - fresh.start).tolist()):
         assert torch.allclose(window[row, first:], full[row, first:], atol=1e-4)
 
@@ -69,16 +71,29 @@ def test_block_length_one_decodes_exactly_as_without_cache(request, model):
     backend = backend_named(request, model)
     config = EngineConfig(gen_length=8, block_length=1)
     plain = run(backend, PROMPTS, build_strategy("confidence"), config)
-    cached = run(backend, PROMPTS, build_strategy("confidence"), EngineConfig(gen_length=8, block_length=1, cache="prefix"))
+    cached = run(
+        backend, PROMPTS, build_strategy("confidence"), EngineConfig(gen_length=8, block_length=1, cache="prefix")
+    )
     assert torch.equal(plain.tokens, cached.tokens) and torch.equal(plain.nfe, cached.nfe)
 
 
 @pytest.mark.parametrize("model", ["tiny", "llada", "dream"])
 def test_each_block_starts_with_the_exact_features(request, model):
     backend = backend_named(request, model)
-    plain = run(backend, PROMPTS[:1], build_strategy("confidence"), EngineConfig(gen_length=16, block_length=8), keep_records=True)
-    cached = run(backend, PROMPTS[:1], build_strategy("confidence"), EngineConfig(gen_length=16, block_length=8, cache="prefix"),
-                 keep_records=True)
+    plain = run(
+        backend,
+        PROMPTS[:1],
+        build_strategy("confidence"),
+        EngineConfig(gen_length=16, block_length=8),
+        keep_records=True,
+    )
+    cached = run(
+        backend,
+        PROMPTS[:1],
+        build_strategy("confidence"),
+        EngineConfig(gen_length=16, block_length=8, cache="prefix"),
+        keep_records=True,
+    )
     assert torch.allclose(plain.records[0].features.confidence, cached.records[0].features.confidence, atol=1e-5)
     if torch.equal(plain.records[7].tokens, cached.records[7].tokens):  # same first block: block 2 starts alike
         assert torch.allclose(plain.records[8].features.confidence, cached.records[8].features.confidence, atol=1e-5)
@@ -118,6 +133,7 @@ def test_unknown_cache_name():
 
 
 # ---- against Fast-dLLM's own prefix cache ------------------------------------------------------
+
 
 def fast_dllm_prefix_cache(model, mask_id, prompt_ids, gen_length, block_length, threshold):
     """Fast-dLLM's ``generate_with_prefix_cache`` (threshold, greedy, [MASK] never proposed)."""
@@ -159,7 +175,9 @@ def test_prefix_cache_decodes_equal_fast_dllms(replica_dirs, replica_backends, t
     from transformers import AutoModel
 
     path = _upstream_copy(replica_dirs["llada"], "llada", tmp_path)
-    reference = AutoModel.from_pretrained(path, trust_remote_code=True, local_files_only=True, dtype=torch.float32).eval()
+    reference = AutoModel.from_pretrained(
+        path, trust_remote_code=True, local_files_only=True, dtype=torch.float32
+    ).eval()
     backend = replica_backends["llada"]
     ids = backend.encode_prompt(PROMPTS[0])
     try:
@@ -167,8 +185,12 @@ def test_prefix_cache_decodes_equal_fast_dllms(replica_dirs, replica_backends, t
             expected, nfe = fast_dllm_prefix_cache(reference, backend.mask_id, ids, 16, 8, threshold)
     except AssertionError:
         pytest.skip("this upstream LLaDA code has no KV cache (only Fast-dLLM's copy does)")
-    result = run(backend, [ids], build_strategy("threshold", threshold=threshold),
-                 EngineConfig(gen_length=16, block_length=8, cache="prefix"))
+    result = run(
+        backend,
+        [ids],
+        build_strategy("threshold", threshold=threshold),
+        EngineConfig(gen_length=16, block_length=8, cache="prefix"),
+    )
     assert result.tokens[0].tolist() == expected and int(result.nfe[0]) == nfe
 
 
@@ -180,8 +202,25 @@ def test_the_benchmark_runs_at_a_tiny_shape():
     spec = importlib.util.spec_from_file_location("bench_prefix_cache", path)
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
-    report = bench.main(["--skip", "builtin", "replicas", "--speed-d-model", "32", "--speed-layers", "1",
-                         "--speed-prompt", "8", "--gen-length", "16", "--block-length", "8", "--repeats", "1"])
+    report = bench.main(
+        [
+            "--skip",
+            "builtin",
+            "replicas",
+            "--speed-d-model",
+            "32",
+            "--speed-layers",
+            "1",
+            "--speed-prompt",
+            "8",
+            "--gen-length",
+            "16",
+            "--block-length",
+            "8",
+            "--repeats",
+            "1",
+        ]
+    )
     speed = report["speed"]
     assert speed["none"]["nfe"] == speed["prefix"]["nfe"] == 16  # NFE-equal by construction
     assert speed["speedup_model"] > 0

@@ -35,8 +35,10 @@ SHORT: dict[str, tuple[list[str], str]] = {
     "python -m dllm_viz.tiny.train": (["--steps", "2", "--eval-every", "0"], "ok"),
     "python -m dllm_viz.tiny.evaluate": (["--n", "1", "--speed-prompts", "1", "--gen-length", "16"], "ok"),
     # one rollout batch; --warmup 1 because the schedule needs total steps (iterations x 2) > warmup
-    "python -m dllm_viz.rl.train": (["--iterations", "1", "--warmup", "1", "--prompts", "1", "--group-size", "2",
-                                     "--eval-problems", "2"], "ok"),
+    "python -m dllm_viz.rl.train": (
+        ["--iterations", "1", "--warmup", "1", "--prompts", "1", "--group-size", "2", "--eval-problems", "2"],
+        "ok",
+    ),
     "python -m dllm_viz.rl.card": ([], "ok"),
     "python -m dllm_viz.eval": (["--n", "1", "--seeds", "0", "--strategies", "threshold"], "ok"),
     "python bench/engine_overhead.py": (["--repeats", "1", "--gen-length", "16", "--block-length", "8"], "ok"),
@@ -88,8 +90,16 @@ def fresh_copy(dest: Path) -> Path:
     """The files a clone would have (tracked and not-ignored files of this checkout, so uncommitted
     work is tested too); a plain copy without caches where git is unavailable."""
     try:
-        names = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
-                               capture_output=True, check=True).stdout.decode().split("\0")
+        names = (
+            subprocess.run(
+                ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+                cwd=ROOT,
+                capture_output=True,
+                check=True,
+            )
+            .stdout.decode()
+            .split("\0")
+        )
     except (OSError, subprocess.CalledProcessError):
         shutil.copytree(ROOT, dest, ignore=shutil.ignore_patterns(".git", ".venv", "outputs", "__pycache__", "*.pyc"))
         return dest
@@ -101,16 +111,26 @@ def fresh_copy(dest: Path) -> Path:
 
 
 def digests(folder: Path) -> dict[str, str]:
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
 
 
 def test_readme_commands_run_as_written_and_leave_shipped_files_alone(tmp_path):
     repo = fresh_copy(tmp_path / "clone")
     shipped = digests(repo / "assets")
     assert shipped, "the copy has no assets/"
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1",
-           "TRANSFORMERS_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False", "PYTHONDONTWRITEBYTECODE": "1"}
+    env = {
+        **os.environ,
+        "OMP_NUM_THREADS": "1",
+        "MKL_NUM_THREADS": "1",
+        "HF_HUB_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+        "GRADIO_ANALYTICS_ENABLED": "False",
+        "PYTHONDONTWRITEBYTECODE": "1",
+    }
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"  # `python` is this venv's
     env.pop("PYTHONPATH", None)  # the commands must find dllm_viz from the project root on their own
     ran = []

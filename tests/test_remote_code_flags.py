@@ -18,10 +18,13 @@ def test_every_cli_has_the_flag_the_hint_names(module, capsys):
     assert "--trust-remote-code" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("module, argv", [
-    ("dllm_viz.eval.__main__", ["--n", "1", "--seeds", "0"]),
-    ("dllm_viz.rl.train", ["--iterations", "1", "--warmup", "0", "--no-progress"]),
-])
+@pytest.mark.parametrize(
+    "module, argv",
+    [
+        ("dllm_viz.eval.__main__", ["--n", "1", "--seeds", "0"]),
+        ("dllm_viz.rl.train", ["--iterations", "1", "--warmup", "0", "--no-progress"]),
+    ],
+)
 def test_the_flag_reaches_load_backend(module, argv, monkeypatch, tmp_path):
     mod = importlib.import_module(module)
     seen = {}
@@ -53,7 +56,11 @@ def test_app_trust_covers_the_operators_models_only(monkeypatch, tmp_path):
 
 def test_base_ids_are_gpu_only_like_instruct(monkeypatch):
     monkeypatch.setattr(runtime.torch.cuda, "is_available", lambda: False)
-    for model in ("GSAI-ML/LLaDA-8B-Base", "GSAI-ML/LLaDA-8B-Instruct", "Dream-org/Dream-v0-Base-7B",
-                  "Dream-org/Dream-v0-Instruct-7B"):
+    for model in (
+        "GSAI-ML/LLaDA-8B-Base",
+        "GSAI-ML/LLaDA-8B-Instruct",
+        "Dream-org/Dream-v0-Base-7B",
+        "Dream-org/Dream-v0-Instruct-7B",
+    ):
         with pytest.raises(ModelLoadError, match="needs a CUDA GPU"):
             runtime.check_model_runnable(model)

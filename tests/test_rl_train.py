@@ -10,8 +10,27 @@ import torch
 from dllm_viz.policy import DiTConfidencePolicy
 from dllm_viz.rl.train import main
 
-ARGS = ["--iterations", "3", "--prompts", "2", "--group-size", "4", "--gen-length", "16", "--warmup", "1",
-        "--no-progress", "--save-every", "1", "--lr", "1e-3", "--reward", "additive", "--alpha", "1"]
+ARGS = [
+    "--iterations",
+    "3",
+    "--prompts",
+    "2",
+    "--group-size",
+    "4",
+    "--gen-length",
+    "16",
+    "--warmup",
+    "1",
+    "--no-progress",
+    "--save-every",
+    "1",
+    "--lr",
+    "1e-3",
+    "--reward",
+    "additive",
+    "--alpha",
+    "1",
+]
 
 
 def _weights(path):
@@ -34,8 +53,12 @@ def test_three_steps_change_every_weight_and_log_metrics(tiny_model_dir, tmp_pat
 
 def test_checkpoint_best_is_chosen_by_held_out_reward(tiny_model_dir, tmp_path):
     out = tmp_path / "sel"
-    assert main(["--model", str(tiny_model_dir), "--out-dir", str(out), *ARGS, "--eval-every", "1",
-                 "--eval-problems", "3"]) == 0
+    assert (
+        main(
+            ["--model", str(tiny_model_dir), "--out-dir", str(out), *ARGS, "--eval-every", "1", "--eval-problems", "3"]
+        )
+        == 0
+    )
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert all(0 <= r["heldout_correct"] <= 1 and 1 <= r["heldout_nfe"] <= 16 for r in rows)
     selection = json.loads((out / "checkpoint-best" / "selection.json").read_text())
@@ -56,8 +79,21 @@ def test_resume_continues_exactly(tiny_model_dir, tmp_path):
 
 
 def test_expert_steering_groups_include_expert_rows(tiny_model_dir, tmp_path):
-    args = ["--model", str(tiny_model_dir), "--out-dir", str(tmp_path / "es"), *ARGS, "--block-length", "16",
-            "--es-thresholds", "0.9", "--es-block-length", "4", "--iterations", "1"]
+    args = [
+        "--model",
+        str(tiny_model_dir),
+        "--out-dir",
+        str(tmp_path / "es"),
+        *ARGS,
+        "--block-length",
+        "16",
+        "--es-thresholds",
+        "0.9",
+        "--es-block-length",
+        "4",
+        "--iterations",
+        "1",
+    ]
     assert main(args) == 0
     row = json.loads((tmp_path / "es" / "metrics.jsonl").read_text())
     assert "loss" in row
@@ -97,7 +133,12 @@ def test_policy_card_from_a_run(tiny_model_dir, tmp_path):
     assert "3 rollout batches of 2 prompts × 4 rollouts" in card
     assert "- held-out evaluations: " in card and "![training curves" in card
     assert sorted(p.name for p in (tmp_path / "shipped").iterdir()) == [
-        "README.md", "config.json", "model.safetensors", "training_curves.png", "training_metrics.jsonl"]
+        "README.md",
+        "config.json",
+        "model.safetensors",
+        "training_curves.png",
+        "training_metrics.jsonl",
+    ]
     from PIL import Image
 
     with Image.open(tmp_path / "shipped" / "training_curves.png") as img:
@@ -110,12 +151,37 @@ def test_two_cpu_processes_train_one_policy_through_torchrun(tiny_model_dir, tmp
     import sys
 
     out = tmp_path / "ddp"
-    args = ["--model", str(tiny_model_dir), "--out-dir", str(out), *ARGS, "--prompts", "4", "--iterations", "2",
-            "--eval-every", "1", "--eval-problems", "2", "--threads", "1"]
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-           "-m", "dllm_viz.rl.train", *args]
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=240, env={**__import__("os").environ,
-                                                                               "OMP_NUM_THREADS": "1"})
+    args = [
+        "--model",
+        str(tiny_model_dir),
+        "--out-dir",
+        str(out),
+        *ARGS,
+        "--prompts",
+        "4",
+        "--iterations",
+        "2",
+        "--eval-every",
+        "1",
+        "--eval-problems",
+        "2",
+        "--threads",
+        "1",
+    ]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        "-m",
+        "dllm_viz.rl.train",
+        *args,
+    ]
+    done = subprocess.run(
+        cmd, capture_output=True, text=True, timeout=240, env={**__import__("os").environ, "OMP_NUM_THREADS": "1"}
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     assert json.loads((out / "run_config.json").read_text())["processes"] == 2
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
@@ -126,7 +192,7 @@ def test_two_cpu_processes_train_one_policy_through_torchrun(tiny_model_dir, tmp
     assert not any(torch.equal(fresh[k], trained[k]) for k in fresh)
     bad_args = [str(tmp_path / "ddp-bad") if a == str(out) else a for a in args[:-6]]  # a fresh folder: `out` is
     # not empty now, and the destination is refused before the prompt count is checked
-    bad = subprocess.run([*cmd[:-len(args)], *bad_args, "--prompts", "3"], capture_output=True, text=True, timeout=240)
+    bad = subprocess.run([*cmd[: -len(args)], *bad_args, "--prompts", "3"], capture_output=True, text=True, timeout=240)
     assert bad.returncode != 0 and "must be a multiple of the number of processes (2)" in bad.stderr
 
 
@@ -136,8 +202,18 @@ def test_compare_runs_tables_the_shared_heldout_evaluations_and_draws_curves(tmp
     for name, rewards in (("fast", [0.2, 0.5, 0.7]), ("slow", [0.1, 0.15])):
         run = tmp_path / name
         run.mkdir()
-        rows = [{"iteration": i, "reward": r, "nfe": 10.0 - i, "mean_unmask_prob": 0.1 * i, "heldout_reward": r,
-                 "heldout_correct": 0.9, "heldout_nfe": 5.0} for i, r in enumerate(rewards)]
+        rows = [
+            {
+                "iteration": i,
+                "reward": r,
+                "nfe": 10.0 - i,
+                "mean_unmask_prob": 0.1 * i,
+                "heldout_reward": r,
+                "heldout_correct": 0.9,
+                "heldout_nfe": 5.0,
+            }
+            for i, r in enumerate(rewards)
+        ]
         (run / "metrics.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
     out = tmp_path / "cmp.png"
     assert compare_main([str(tmp_path / "fast"), str(tmp_path / "slow"), "--labels", "A", "B", "--out", str(out)]) == 0

@@ -94,14 +94,47 @@ HEURISTIC_PANE = [0, 0.9, 1.0, 0.01, 1.0, 1.0, None]
 
 def _submit(client, endpoint: str):
     if endpoint == "/compare_trace":
-        return client.submit(SHORT, "heuristic:confidence", "heuristic:confidence", None, None, LONG["gen_length"],
-                             LONG["block_length"], 0.0, 0, api_name="/compare_trace")
+        return client.submit(
+            SHORT,
+            "heuristic:confidence",
+            "heuristic:confidence",
+            None,
+            None,
+            LONG["gen_length"],
+            LONG["block_length"],
+            0.0,
+            0,
+            api_name="/compare_trace",
+        )
     if endpoint == "/compare":
-        return client.submit("", SHORT, LONG["gen_length"], LONG["block_length"], False, 0.0, 0,
-                             "heuristic:confidence", *HEURISTIC_PANE, "heuristic:confidence", *HEURISTIC_PANE,
-                             "full speed", api_name="/compare")
-    return client.submit("", ["heuristic:confidence", "heuristic:threshold"], True, ["semi-AR (BL = L/8)"], [1, 2, 3],
-                         200, 64, 1, "1.0", "1.0", api_name="/benchmark")
+        return client.submit(
+            "",
+            SHORT,
+            LONG["gen_length"],
+            LONG["block_length"],
+            False,
+            0.0,
+            0,
+            "heuristic:confidence",
+            *HEURISTIC_PANE,
+            "heuristic:confidence",
+            *HEURISTIC_PANE,
+            "full speed",
+            api_name="/compare",
+        )
+    return client.submit(
+        "",
+        ["heuristic:confidence", "heuristic:threshold"],
+        True,
+        ["semi-AR (BL = L/8)"],
+        [1, 2, 3],
+        200,
+        64,
+        1,
+        "1.0",
+        "1.0",
+        api_name="/benchmark",
+    )
 
 
 @pytest.mark.parametrize("endpoint", ["/compare", "/compare_trace", "/benchmark"])
@@ -171,7 +204,9 @@ def _policy_files(tmp_path):
     from dllm_viz.policy import DiTConfidencePolicy, PolicyConfig
 
     folder = tmp_path / "policy"
-    DiTConfidencePolicy(PolicyConfig(hidden_size=16, num_heads=2, ffn_size=32, time_embed_dim=8)).save_pretrained(folder)
+    DiTConfidencePolicy(PolicyConfig(hidden_size=16, num_heads=2, ffn_size=32, time_embed_dim=8)).save_pretrained(
+        folder
+    )
     return [str(folder / "model.safetensors"), str(folder / "config.json")]
 
 
@@ -188,9 +223,22 @@ def soak(app, tmp_path, runs: int, warmup: int) -> dict:
             rss["warm"] = rss_mb(app.pid)
         client.predict(f"What is {i % 7} plus 2?", gen_length=16, block_length=8, seed=i, api_name="/compare_trace")
         if i % 5 == 0:
-            client.predict("", f"What is {i % 3} plus 4?", 16, 8, False, 0.0, 0, "policy:(uploaded)",
-                           *HEURISTIC_PANE[:-1], policy, "heuristic:threshold", *HEURISTIC_PANE, "full speed",
-                           api_name="/compare")
+            client.predict(
+                "",
+                f"What is {i % 3} plus 4?",
+                16,
+                8,
+                False,
+                0.0,
+                0,
+                "policy:(uploaded)",
+                *HEURISTIC_PANE[:-1],
+                policy,
+                "heuristic:threshold",
+                *HEURISTIC_PANE,
+                "full speed",
+                api_name="/compare",
+            )
             exported, _ = client.predict(api_name="/export")
             path = exported["value"] if isinstance(exported, dict) else exported
             client.predict(handle_file(path), api_name="/load_trace")
@@ -222,9 +270,22 @@ def test_concurrent_soak_stays_consistent(app, tmp_path):
     def upload_run():
         try:
             c = _client(app)
-            c.predict("", PROMPT, 16, 8, False, 0.0, 0, "policy:(uploaded)", *HEURISTIC_PANE[:-1],
-                      [handle_file(p) for p in files], "heuristic:threshold", *HEURISTIC_PANE, "full speed",
-                           api_name="/compare")
+            c.predict(
+                "",
+                PROMPT,
+                16,
+                8,
+                False,
+                0.0,
+                0,
+                "policy:(uploaded)",
+                *HEURISTIC_PANE[:-1],
+                [handle_file(p) for p in files],
+                "heuristic:threshold",
+                *HEURISTIC_PANE,
+                "full speed",
+                api_name="/compare",
+            )
         except Exception as err:  # noqa: BLE001 - reported below
             errors.append(err)
 

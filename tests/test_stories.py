@@ -28,7 +28,13 @@ def test_story_panes_part_ways_and_a_is_right_where_b_is_wrong(story):
 def test_apply_story_fills_settings_both_panes_and_caption():
     story = default_story()
     values = compare.apply_story(0)
-    assert values[:5] == (story.prompt, story.gen_length, story.effective_block_length, story.full_diffusion, story.seed)
+    assert values[:5] == (
+        story.prompt,
+        story.gen_length,
+        story.effective_block_length,
+        story.full_diffusion,
+        story.seed,
+    )
     assert values[5] == story.a.choice and values[12] == story.b.choice
     assert story.title in values[-1] and story.caption in values[-1]
 

@@ -33,9 +33,13 @@ EQUATION = re.compile(r"(\d+) ([-+*/]) (\d+) = (\d+)")
 
 # --- generator -------------------------------------------------------------------------------
 
+
 @settings(max_examples=200, deadline=None)
-@given(seed=st.integers(min_value=-(2**40), max_value=2**40), level=st.sampled_from(LEVELS),
-       split=st.sampled_from(["train", "test"]))
+@given(
+    seed=st.integers(min_value=-(2**40), max_value=2**40),
+    level=st.sampled_from(LEVELS),
+    split=st.sampled_from(["train", "test"]),
+)
 def test_generator_is_deterministic_and_every_step_checks(seed, level, split):
     problem = generate(seed, level, split)
     assert generate(seed, level, split) == problem
@@ -72,6 +76,7 @@ def test_held_out_set_is_fixed_distinct_and_never_trained_on():
 
 # --- free-choice problems (the default world) ------------------------------------------------
 
+
 def _other_valid_solutions(problem):
     """Every solution text with a different choice of the open amounts (small search)."""
     texts = []
@@ -81,7 +86,7 @@ def _other_valid_solutions(problem):
             texts.append(" ".join(steps) + f" #### {x}")
             return
         op, fixed = problem.chain[i]
-        for b in ([fixed] if fixed is not None else range(1, 10)):
+        for b in [fixed] if fixed is not None else range(1, 10):
             y = {"+": x + b, "-": x - b, "*": x * b, "/": x // b if x % b == 0 else None}[op]
             if y is not None and y >= 1:
                 extend(i + 1, y, steps + [f"has {x} {op} {b} = {y} things."])
@@ -91,8 +96,11 @@ def _other_valid_solutions(problem):
 
 
 @settings(max_examples=150, deadline=None)
-@given(seed=st.integers(min_value=0, max_value=2**40), level=st.sampled_from(LEVELS),
-       split=st.sampled_from(["train", "test"]))
+@given(
+    seed=st.integers(min_value=0, max_value=2**40),
+    level=st.sampled_from(LEVELS),
+    split=st.sampled_from(["train", "test"]),
+)
 def test_free_problems_are_deterministic_and_every_consistent_choice_checks(seed, level, split):
     problem = generate(seed, level, split, DEFAULT_FREE)
     assert generate(seed, level, split, DEFAULT_FREE) == problem
@@ -106,7 +114,9 @@ def test_free_problems_are_deterministic_and_every_consistent_choice_checks(seed
     assert len(others) > 1 or not problem.free  # a free problem has several right answers
     # Breaking the arithmetic, the start or the final answer is caught.
     x, op, b, y = EQUATION.findall(problem.solution)[-1]
-    assert not problem.check(problem.solution.replace(f"= {y}", f"= {int(y) + 1}", 1).replace(f"#### {y}", f"#### {int(y) + 1}"))
+    assert not problem.check(
+        problem.solution.replace(f"= {y}", f"= {int(y) + 1}", 1).replace(f"#### {y}", f"#### {int(y) + 1}")
+    )
     assert not problem.check(problem.solution.rsplit("####", 1)[0] + f"#### {int(y) + 1}")
     if problem.free:  # a fixed problem checks its final number only, as GSM8K graders do
         assert not problem.check(f"has {problem.start + 1}" + problem.solution.split(str(problem.start), 1)[1])
@@ -146,13 +156,16 @@ def test_verifier_rejects_inconsistent_chains_and_accepts_any_valid_choice():
         check_answer("#### 3", "9 ? ?")
 
 
-@pytest.mark.parametrize("call, message", [
-    (lambda: generate(0, 1, "train", 1.5), r"free \(1.5\) must be a probability"),
-    (lambda: generate(0, 4), r"level \(4\) must be one of \(1, 2, 3\)"),
-    (lambda: generate(0, 1, "validation"), r"split \('validation'\) must be one of"),
-    (lambda: test_set(0, 5), r"level \(0\)"),
-    (lambda: test_set(1, 0), r"n \(0\) must be ≥ 1"),
-])
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (lambda: generate(0, 1, "train", 1.5), r"free \(1.5\) must be a probability"),
+        (lambda: generate(0, 4), r"level \(4\) must be one of \(1, 2, 3\)"),
+        (lambda: generate(0, 1, "validation"), r"split \('validation'\) must be one of"),
+        (lambda: test_set(0, 5), r"level \(0\)"),
+        (lambda: test_set(1, 0), r"n \(0\) must be ≥ 1"),
+    ],
+)
 def test_bad_generator_arguments_are_named(call, message):
     with pytest.raises(ValueError, match=message):
         call()
@@ -160,37 +173,44 @@ def test_bad_generator_arguments_are_named(call, message):
 
 # --- answers ---------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("text, expected", [
-    ("She makes 9 * 2 = 18 dollars.\n#### 18", "18"),
-    ("#### 1,234", "1234"),
-    ("#### -5", "-5"),
-    ("#### $18.50", "18.50"),
-    ("#### 18.", "18"),
-    ("The answer is \\boxed{42}.", "42"),
-    ("\\boxed{18 \\text{ dollars}}", "18"),
-    ("\\boxed{\\frac{3}{4}}", "\\frac{3}{4}"),
-    ("#### 3 wait, no: \\boxed{4}", "4"),
-    ("\\boxed{4} then #### 5", "5"),
-    ("#### 7 ... #### 8", "8"),
-    ("Tom has 12 + 5 = 17 apples.", None),
-    ("#### seven", None),
-    ("\\boxed{x}", None),
-    ("\\boxed{12", None),
-])
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("She makes 9 * 2 = 18 dollars.\n#### 18", "18"),
+        ("#### 1,234", "1234"),
+        ("#### -5", "-5"),
+        ("#### $18.50", "18.50"),
+        ("#### 18.", "18"),
+        ("The answer is \\boxed{42}.", "42"),
+        ("\\boxed{18 \\text{ dollars}}", "18"),
+        ("\\boxed{\\frac{3}{4}}", "\\frac{3}{4}"),
+        ("#### 3 wait, no: \\boxed{4}", "4"),
+        ("\\boxed{4} then #### 5", "5"),
+        ("#### 7 ... #### 8", "8"),
+        ("Tom has 12 + 5 = 17 apples.", None),
+        ("#### seven", None),
+        ("\\boxed{x}", None),
+        ("\\boxed{12", None),
+    ],
+)
 def test_extract_answer(text, expected):
     assert extract_answer(text) == expected
 
 
-@pytest.mark.parametrize("completion, gold, expected", [
-    ("#### 18", "18", True),
-    ("#### 18.0", "18", True),
-    ("#### 1,000", "1000", True),
-    ("\\boxed{\\frac{1}{2}}", "0.5", True),
-    ("#### 17", "18", False),
-    ("no final answer", "18", False),
-    ("#### 18", "Janet sells 16 - 3 - 4 = 9 eggs.\n#### 18", True),
-    ("#### 19", "Janet sells 16 - 3 - 4 = 9 eggs.\n#### 18", False),
-])
+@pytest.mark.parametrize(
+    "completion, gold, expected",
+    [
+        ("#### 18", "18", True),
+        ("#### 18.0", "18", True),
+        ("#### 1,000", "1000", True),
+        ("\\boxed{\\frac{1}{2}}", "0.5", True),
+        ("#### 17", "18", False),
+        ("no final answer", "18", False),
+        ("#### 18", "Janet sells 16 - 3 - 4 = 9 eggs.\n#### 18", True),
+        ("#### 19", "Janet sells 16 - 3 - 4 = 9 eggs.\n#### 18", False),
+    ],
+)
 def test_is_correct_compares_numbers(completion, gold, expected):
     assert is_correct(completion, gold) is expected
 
@@ -209,9 +229,23 @@ def test_parse_number():
 
 # --- GSM8K -----------------------------------------------------------------------------------
 
+
 def test_real_gsm8k_lines_load_and_check():
     problems = load_jsonl(FIXTURE)
-    assert [p.answer for p in problems] == ["18", "3", "70000", "540", "20", "64", "260", "160", "45", "460", "366", "694"]
+    assert [p.answer for p in problems] == [
+        "18",
+        "3",
+        "70000",
+        "540",
+        "20",
+        "64",
+        "260",
+        "160",
+        "45",
+        "460",
+        "366",
+        "694",
+    ]
     raw = [json.loads(line) for line in FIXTURE.read_text().splitlines()]
     for problem, record in zip(problems, raw, strict=True):
         assert is_correct(record["answer"], problem.answer)  # the checker reads GSM8K's own solutions
@@ -241,8 +275,13 @@ def test_malformed_lines_are_reported_with_line_numbers_and_skipped(tmp_path, ca
     assert problems[0].solution == "2 + 2 = 4\n#### 4"
     messages = [r.getMessage() for r in caplog.records]
     assert len(messages) == 5
-    for lineno, reason in [(2, "invalid JSON"), (3, "no 'question'"), (4, "no final number"),
-                           (5, "expected a JSON object"), (7, "no 'answer'")]:
+    for lineno, reason in [
+        (2, "invalid JSON"),
+        (3, "no 'question'"),
+        (4, "no final number"),
+        (5, "expected a JSON object"),
+        (7, "no 'answer'"),
+    ]:
         assert any(m.startswith(f"bad.jsonl:{lineno}: skipped") and reason in m for m in messages), (lineno, messages)
 
 

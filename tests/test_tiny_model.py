@@ -71,11 +71,14 @@ def test_default_size_is_small_enough_to_ship(tok):
     assert 3_000_000 < params < 6_000_000  # < 25 MB in fp32
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    ({"hidden_size": 30, "num_heads": 4}, r"hidden_size \(30\) / num_heads \(4\) must be an even integer"),
-    ({"num_layers": 0}, r"num_layers \(0\) must be a positive integer"),
-    ({"rope_theta": 0}, r"rope_theta \(0\) must be > 0"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"hidden_size": 30, "num_heads": 4}, r"hidden_size \(30\) / num_heads \(4\) must be an even integer"),
+        ({"num_layers": 0}, r"num_layers \(0\) must be a positive integer"),
+        ({"rope_theta": 0}, r"rope_theta \(0\) must be > 0"),
+    ],
+)
 def test_bad_model_config_is_named(kwargs, message):
     with pytest.raises(ValueError, match=message):
         TinyModelConfig(**kwargs)

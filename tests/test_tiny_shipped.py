@@ -42,6 +42,9 @@ def test_shipped_model_solves_a_free_choice_problem_one_token_at_a_time(backend)
 
 def test_shipped_model_is_a_stock_masked_lm(backend):
     assert type(backend.model).__name__ == "ModernBertForMaskedLM"
-    assert backend.tokenizer.apply_chat_template(
-        [{"role": "user", "content": QUESTION}], add_generation_prompt=True, tokenize=False
-    ) == f"Q: {QUESTION} A:"
+    assert (
+        backend.tokenizer.apply_chat_template(
+            [{"role": "user", "content": QUESTION}], add_generation_prompt=True, tokenize=False
+        )
+        == f"Q: {QUESTION} A:"
+    )

@@ -35,8 +35,19 @@ def test_generated_text_round_trips_without_unknown_words(tok):
 
 def test_numbers_are_split_into_digits(tok):
     tokens = tok.convert_ids_to_tokens(ids(tok, "Tom has 120 apples. #### 120"))
-    assert tokens == [f"{SPACE}Tom", f"{SPACE}has", f"{SPACE}1", "2", "0", f"{SPACE}apples", ".",
-                      f"{SPACE}####", f"{SPACE}1", "2", "0"]
+    assert tokens == [
+        f"{SPACE}Tom",
+        f"{SPACE}has",
+        f"{SPACE}1",
+        "2",
+        "0",
+        f"{SPACE}apples",
+        ".",
+        f"{SPACE}####",
+        f"{SPACE}1",
+        "2",
+        "0",
+    ]
     # every token decodes on its own to readable text (for the app's token grid)
     assert [tok.decode([i]) for i in ids(tok, "has 12.")] == ["has", "1", "2", "."]
 
@@ -48,14 +59,17 @@ def test_special_tokens_and_small_vocabulary(tok):
     assert tok.padding_side == "left" and tok.model_max_length == 256
     # no post-processor: special tokens are never added behind the engine's back
     assert ids(tok, "Tom has 3 apples.") == tok("Tom has 3 apples.")["input_ids"]
-    assert tok.decode([tok.eos_token_id, *ids(tok, "3 apples"), tok.eos_token_id], skip_special_tokens=True) == "3 apples"
+    assert (
+        tok.decode([tok.eos_token_id, *ids(tok, "3 apples"), tok.eos_token_id], skip_special_tokens=True) == "3 apples"
+    )
 
 
 def test_prompt_and_response_encode_like_their_concatenation(tok):
     problem = generate(7, 3)
     prompt = encode_prompt(tok, problem.question)
-    text = tok.apply_chat_template([{"role": "user", "content": problem.question}], add_generation_prompt=True,
-                                   tokenize=False)
+    text = tok.apply_chat_template(
+        [{"role": "user", "content": problem.question}], add_generation_prompt=True, tokenize=False
+    )
     assert text == f"Q: {problem.question} A:"
     assert prompt + ids(tok, problem.solution) == ids(tok, f"{text} {problem.solution}")
 

@@ -32,12 +32,21 @@ def tok():
 
 
 def tiny_run(out_dir, **overrides) -> TrainConfig:
-    kwargs = dict(out_dir=str(out_dir), model=TINY, batch_size=4, steps=2, warmup_steps=1, eval_every=0,
-                  checkpoint_every=1, log_every=1)
+    kwargs = dict(
+        out_dir=str(out_dir),
+        model=TINY,
+        batch_size=4,
+        steps=2,
+        warmup_steps=1,
+        eval_every=0,
+        checkpoint_every=1,
+        log_every=1,
+    )
     return TrainConfig(**{**kwargs, **overrides})
 
 
 # --- data and objective ----------------------------------------------------------------------
+
 
 def test_batches_follow_the_engine_layout(tok):
     problems = [generate(0, 1), generate(0, 3)]
@@ -93,6 +102,7 @@ def test_loss_counts_only_masked_positions():
 
 # --- schedule and config ---------------------------------------------------------------------
 
+
 def test_schedule_and_curriculum():
     config = TrainConfig(steps=1000, warmup_steps=100, lr=1e-3, min_lr_ratio=0.1)
     assert learning_rate(config, 0) == pytest.approx(1e-5)
@@ -119,18 +129,57 @@ def test_config_round_trip_and_named_errors():
 
 
 def test_cli_flags_reach_the_config():
-    config, resume, progress = parse_args(["--steps", "7", "--layers", "2", "--hidden-size", "64", "--heads", "2",
-                                           "--level-weights-start", "1,0,0", "--resume", "--no-progress"])
+    config, resume, progress = parse_args(
+        [
+            "--steps",
+            "7",
+            "--layers",
+            "2",
+            "--hidden-size",
+            "64",
+            "--heads",
+            "2",
+            "--level-weights-start",
+            "1,0,0",
+            "--resume",
+            "--no-progress",
+        ]
+    )
     assert (config.steps, config.model.num_layers, config.model.hidden_size) == (7, 2, 64)
     assert config.level_weights_start == (1.0, 0.0, 0.0) and resume and not progress
 
 
 # --- training runs ---------------------------------------------------------------------------
 
+
 def test_two_step_smoke_run_trains_saves_and_evaluates(tmp_path, tok):
-    summary = main(["--out-dir", str(tmp_path), "--steps", "2", "--batch-size", "4", "--warmup-steps", "1",
-                    "--hidden-size", "32", "--layers", "2", "--heads", "2", "--intermediate-size", "64",
-                    "--eval-every", "2", "--eval-problems", "1", "--log-every", "1", "--no-progress"])
+    summary = main(
+        [
+            "--out-dir",
+            str(tmp_path),
+            "--steps",
+            "2",
+            "--batch-size",
+            "4",
+            "--warmup-steps",
+            "1",
+            "--hidden-size",
+            "32",
+            "--layers",
+            "2",
+            "--heads",
+            "2",
+            "--intermediate-size",
+            "64",
+            "--eval-every",
+            "2",
+            "--eval-problems",
+            "1",
+            "--log-every",
+            "1",
+            "--no-progress",
+        ]
+    )
     assert summary["finished"] and summary["steps"] == 2
     assert set(summary["last_eval"]) >= {"acc_l1", "acc_l2", "acc_l3", "loss_l1_t1.0"}
     final = tmp_path / "final"
@@ -182,18 +231,47 @@ def test_model_card_lists_each_stage_command_and_the_measured_tables(tmp_path):
 
     train(tiny_run(tmp_path / "s1", steps=2), progress=False)
     train(tiny_run(tmp_path / "s2", steps=3, lr=3e-4, init_from=str(tmp_path / "s1" / "final")), progress=False)
-    evaluation = {"levels": [{"setting": "semi-AR", "block_length": 8, "level": 1, "n": 200, "accuracy": 0.9,
-                              "mean_nfe": 64.0, "no_answer": 0.0}],
-                  "speed": {"median_steps_per_s": 80.0, "min_steps_per_s": 70.0, "prompts": 20, "threads": 1}}
+    evaluation = {
+        "levels": [
+            {
+                "setting": "semi-AR",
+                "block_length": 8,
+                "level": 1,
+                "n": 200,
+                "accuracy": 0.9,
+                "mean_nfe": 64.0,
+                "no_answer": 0.0,
+            }
+        ],
+        "speed": {"median_steps_per_s": 80.0, "min_steps_per_s": 70.0, "prompts": 20, "threads": 1},
+    }
     (tmp_path / "eval.json").write_text(json.dumps(evaluation))
-    (tmp_path / "results.md").write_text("# m: 200 problems\n\n### semi-AR BL=8\n\n| strategy |\n|---|\n| confidence |\n")
+    (tmp_path / "results.md").write_text(
+        "# m: 200 problems\n\n### semi-AR BL=8\n\n| strategy |\n|---|\n| confidence |\n"
+    )
     dest = tmp_path / "shipped"
-    assert card_main([str(tmp_path / "s1"), str(tmp_path / "s2"), "--dest", str(dest), "--evaluate",
-                      str(tmp_path / "eval.json"), "--baselines", str(tmp_path / "results.md")]) == 0
+    assert (
+        card_main(
+            [
+                str(tmp_path / "s1"),
+                str(tmp_path / "s2"),
+                "--dest",
+                str(dest),
+                "--evaluate",
+                str(tmp_path / "eval.json"),
+                "--baselines",
+                str(tmp_path / "results.md"),
+            ]
+        )
+        == 0
+    )
     card = (dest / "README.md").read_text()
     assert f"--out-dir {tmp_path / 's1'} --batch-size 4 --steps 2" in card and "--lr 0.0003" in card
     assert f"--init-from {tmp_path / 's1' / 'final'}" in card and "--level-weights" not in card
-    assert "--hidden-size 32 --layers 2 --heads 2" in card and "| semi-AR (BL=8) | fixed answer | 1 | 200 | 90.0 % | 64.0 |" in card
+    assert (
+        "--hidden-size 32 --layers 2 --heads 2" in card
+        and "| semi-AR (BL=8) | fixed answer | 1 | 200 | 90.0 % | 64.0 |" in card
+    )
     assert "80 steps/s" in card and "| confidence |" in card and "Held-out problems: 200 problems." in card
     assert {"config.json", "model.safetensors", "tokenizer.json"} <= {p.name for p in dest.iterdir()}
     assert not (dest / "optimizer.safetensors").exists()

@@ -98,8 +98,22 @@ def test_oversized_trace_is_refused_before_reading(tmp_path, monkeypatch):
 
 def test_generate_cli_prints_text_nfe_and_saves_trace(tiny_model_dir, tmp_path, capsys):
     out = tmp_path / "cli.json"
-    code = generate_main(["--model", str(tiny_model_dir), "--prompt", "one plus two", "--gen-length", "16",
-                          "--strategy", "confidence", "--param", "steps=8", "--save-trace", str(out)])
+    code = generate_main(
+        [
+            "--model",
+            str(tiny_model_dir),
+            "--prompt",
+            "one plus two",
+            "--gen-length",
+            "16",
+            "--strategy",
+            "confidence",
+            "--param",
+            "steps=8",
+            "--save-trace",
+            str(out),
+        ]
+    )
     assert code == 0
     printed = capsys.readouterr().out
     assert "NFE 8  tokens/step 2.00" in printed

@@ -23,8 +23,9 @@ def pane(choice, **over):
     return [choice] + [values[f] for f in PANE_FIELDS[1:]]
 
 
-def run_args(model, prompt="one plus two is", L=16, BL=4, full=False, a=None, b=None, temperature=0.0, seed=0,
-             speed="full speed"):
+def run_args(
+    model, prompt="one plus two is", L=16, BL=4, full=False, a=None, b=None, temperature=0.0, seed=0, speed="full speed"
+):
     a = a or pane("heuristic:confidence")
     b = b or pane("heuristic:threshold")
     return [model, prompt, L, BL, full, temperature, seed, *a, *b, speed]
@@ -57,19 +58,23 @@ def error_of(gen) -> str:
 
 # ---- settings → config ---------------------------------------------------------------------------
 
+
 def test_engine_config_from_ui_values():
     cfg = engine_config(64.0, 8.0, False, 0.5, 3.0)
     assert (cfg.gen_length, cfg.block_length, cfg.temperature, cfg.seed) == (64, 8, 0.5, 3)
     assert engine_config(64, 5, True, 0, 0).block_length == 64  # full diffusion ignores BL
 
 
-@pytest.mark.parametrize("L, BL, message", [
-    (60, 8, "block length (8) must divide gen length (60)"),
-    (0, 1, "gen length (0) must be between 1"),
-    (64, 128, "block length (128) must be between 1 and gen length (64)"),
-    (64.5, 8, "gen length (64.5) must be a whole number"),
-    (None, 8, "gen length is empty"),
-])
+@pytest.mark.parametrize(
+    "L, BL, message",
+    [
+        (60, 8, "block length (8) must divide gen length (60)"),
+        (0, 1, "gen length (0) must be between 1"),
+        (64, 128, "block length (128) must be between 1 and gen length (64)"),
+        (64.5, 8, "gen length (64.5) must be a whole number"),
+        (None, 8, "gen length is empty"),
+    ],
+)
 def test_engine_config_rejects_bad_lengths(L, BL, message):
     with pytest.raises(ValueError, match=re.escape(message)):
         engine_config(L, BL, False, 0, 0)
@@ -94,6 +99,7 @@ def test_strategy_choices_cover_heuristics_and_defaults():
 
 
 # ---- bad input: a specific message, and the handler can run again -------------------------------
+
 
 def test_empty_prompt(tiny_model_dir):
     assert "the prompt is empty" in error_of(run_compare(*run_args(str(tiny_model_dir), prompt="   ")))
@@ -178,6 +184,7 @@ def test_bad_trace_files(tmp_path, monkeypatch):
 
 # ---- a real run on a tiny random model ------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def finished_run(tiny_model_dir):
     frames = drain(run_compare(*run_args(str(tiny_model_dir), L=16, BL=4)))
@@ -256,8 +263,18 @@ def test_policy_pane_shows_unmask_probabilities(tiny_model_dir, tmp_path):
 
 
 def test_compare_trace_api_function(tiny_model_dir):
-    out = last(compare.compare_trace("one plus two is", "heuristic:eb", "heuristic:threshold", {"gamma": 0.5},
-                                     {"threshold": 0.5}, gen_length=16, block_length=8, model=str(tiny_model_dir)))
+    out = last(
+        compare.compare_trace(
+            "one plus two is",
+            "heuristic:eb",
+            "heuristic:threshold",
+            {"gamma": 0.5},
+            {"threshold": 0.5},
+            gen_length=16,
+            block_length=8,
+            model=str(tiny_model_dir),
+        )
+    )
     assert out["format"] == session.FORMAT
     a, b = Trace.from_dict(out["a"]), Trace.from_dict(out["b"])
     assert a.strategy == {"name": "eb", "gamma": 0.5} and b.strategy["threshold"] == 0.5
@@ -292,8 +309,19 @@ def test_stop_ends_the_run_early_and_keeps_it_exportable(tiny_model_dir):
 
 def test_slow_motion_paces_the_steps(tiny_model_dir):
     t0 = time.monotonic()
-    comp = drain(run_compare(*run_args(str(tiny_model_dir), L=8, BL=8, full=True, speed="5 steps/s",
-                                       a=pane("heuristic:confidence", steps=4), b=pane("heuristic:confidence", steps=4))))[-1][10]
+    comp = drain(
+        run_compare(
+            *run_args(
+                str(tiny_model_dir),
+                L=8,
+                BL=8,
+                full=True,
+                speed="5 steps/s",
+                a=pane("heuristic:confidence", steps=4),
+                b=pane("heuristic:confidence", steps=4),
+            )
+        )
+    )[-1][10]
     assert comp.num_steps == 4 and time.monotonic() - t0 >= 3 / 5  # 3 pauses of 0.2 s between 4 steps
 
 
@@ -317,26 +345,57 @@ def test_live_frames_follow_the_run_until_the_user_scrubs(tiny_model_dir):
 def test_benchmark_handler(tiny_model_dir):
     from dllm_viz.ui.benchmark import run_benchmark
 
-    fig, table, md, csv = last(run_benchmark(str(tiny_model_dir), ["heuristic:threshold", "heuristic:confidence"], False,
-                                             ["semi-AR (BL = L/8)"], [1], 2, 16, 1, "1.0", "1.0",
-                                             progress=lambda *a, **k: None))
+    fig, table, md, csv = last(
+        run_benchmark(
+            str(tiny_model_dir),
+            ["heuristic:threshold", "heuristic:confidence"],
+            False,
+            ["semi-AR (BL = L/8)"],
+            [1],
+            2,
+            16,
+            1,
+            "1.0",
+            "1.0",
+            progress=lambda *a, **k: None,
+        )
+    )
     assert len(table) == 2 and {row[1] for row in table} == {"threshold", "confidence"}
     assert "mean NFE" in md and len(fig.data) >= 2
     assert fig.layout.xaxis.type == "linear" and fig.layout.width is None  # log only when asked; fills the tab
     with pytest.raises(gr.Error, match="pick at least one strategy"):
         last(run_benchmark(str(tiny_model_dir), [], False, ["semi-AR (BL = L/8)"], [1], 2, 16, 1, "1", "1"))
     with pytest.raises(gr.Error, match=r"gen length \(20\) must be a multiple of 8"):
-        last(run_benchmark(str(tiny_model_dir), ["heuristic:eb"], False, ["semi-AR (BL = L/8)"], [1], 2, 20, 1, "1", "1"))
+        last(
+            run_benchmark(str(tiny_model_dir), ["heuristic:eb"], False, ["semi-AR (BL = L/8)"], [1], 2, 20, 1, "1", "1")
+        )
 
 
 def test_benchmark_front_spans_all_strategies_and_policies_fit_their_setting():
     from dllm_viz.ui.benchmark import policy_fits, summary_table
 
-    rows = [dict(setting="s", strategy=name, params="", seeds=1, n=4, accuracy=acc, accuracy_std=0.0, mean_nfe=nfe,
-                 tokens_per_step=1.0, no_answer=0.0) for name, acc, nfe in (("a", 50.0, 8.0), ("b", 40.0, 10.0), ("c", 70.0, 16.0))]
+    rows = [
+        dict(
+            setting="s",
+            strategy=name,
+            params="",
+            seeds=1,
+            n=4,
+            accuracy=acc,
+            accuracy_std=0.0,
+            mean_nfe=nfe,
+            tokens_per_step=1.0,
+            no_answer=0.0,
+        )
+        for name, acc, nfe in (("a", 50.0, 8.0), ("b", 40.0, 10.0), ("c", 70.0, 16.0))
+    ]
     assert [row[-1] for row in summary_table(rows)] == ["★", "", "★"]  # b is dominated by a
-    assert policy_fits("semi-ar-alpha1", "semi-AR (BL = L/8)") and not policy_fits("semi-ar-alpha1", "full diffusion (BL = L)")
-    assert policy_fits("full-diffusion-es", "full diffusion (BL = L)") and policy_fits("my-policy", "semi-AR (BL = L/8)")
+    assert policy_fits("semi-ar-alpha1", "semi-AR (BL = L/8)") and not policy_fits(
+        "semi-ar-alpha1", "full diffusion (BL = L)"
+    )
+    assert policy_fits("full-diffusion-es", "full diffusion (BL = L)") and policy_fits(
+        "my-policy", "semi-AR (BL = L/8)"
+    )
 
 
 def test_app_module_imports_without_side_effects():
@@ -344,8 +403,13 @@ def test_app_module_imports_without_side_effects():
     import sys
 
     code = "import sys, app; assert 'gradio' not in sys.modules and 'torch' not in sys.modules; print('ok')"
-    out = subprocess.run([sys.executable, "-c", code], cwd=str(__import__("pathlib").Path(__file__).parents[1]),
-                         capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=str(__import__("pathlib").Path(__file__).parents[1]),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert out.stdout.strip() == "ok", out.stderr
 
 
@@ -374,6 +438,15 @@ def test_shipped_policy_is_pane_a_default(tiny_model_dir, tmp_path, monkeypatch)
     comp = drain(run_compare(*run_args(str(tiny_model_dir), L=16, BL=8, a=pane(a, tau=0.5))))[-1][10]
     assert comp.a.strategy["name"] == "learned" and comp.a.strategy["temperature"] == 0.5
     assert comp.labels[0].startswith("A · policy semi-ar-demo")
-    out = last(compare.compare_trace("one plus two", a, "heuristic:confidence", {"temperature": 1.0, "beta": 2.0},
-                                     gen_length=16, block_length=16, model=str(tiny_model_dir)))
+    out = last(
+        compare.compare_trace(
+            "one plus two",
+            a,
+            "heuristic:confidence",
+            {"temperature": 1.0, "beta": 2.0},
+            gen_length=16,
+            block_length=16,
+            model=str(tiny_model_dir),
+        )
+    )
     assert Trace.from_dict(out["a"]).strategy["beta"] == 2.0

@@ -28,41 +28,74 @@ from dllm_viz.views.diagram import about_figure
 from dllm_viz.views.palette import text_colour, viridis_hex
 
 MASK, EOS = 0, 1
-VOCAB = {"0": "[MASK]", "1": "[EOS]", "2": "<script>alert(1)</script>", "3": 'say "hi" & bye', "4": "cat",
-         "5": " ", "6": "\n"}
+VOCAB = {
+    "0": "[MASK]",
+    "1": "[EOS]",
+    "2": "<script>alert(1)</script>",
+    "3": 'say "hi" & bye',
+    "4": "cat",
+    "5": " ",
+    "6": "\n",
+}
 
 
 def step(i, committed, proposed, conf, probs=None, nfe=None):
     topk_ids = [[p, 4 if p != 4 else 3] for p in proposed]
     topk_probs = [[c, round(1 - c, 4)] for c in conf]
-    return TraceStep(step=i, nfe=nfe if nfe is not None else i + 1, block=0, committed=committed,
-                     confidence=list(conf), proposed=list(proposed), topk_ids=topk_ids, topk_probs=topk_probs,
-                     probs=probs, model_ms=10.0 + i, step_ms=12.0 + i)
+    return TraceStep(
+        step=i,
+        nfe=nfe if nfe is not None else i + 1,
+        block=0,
+        committed=committed,
+        confidence=list(conf),
+        proposed=list(proposed),
+        topk_ids=topk_ids,
+        topk_probs=topk_probs,
+        probs=probs,
+        model_ms=10.0 + i,
+        step_ms=12.0 + i,
+    )
 
 
 def make_trace(steps, L=4, BL=2, text="<b>7</b>") -> Trace:
-    return Trace(model="handmade", prompt="q", prompt_ids=[5, 6], gen_length=L, block_length=BL, mask_id=MASK,
-                 eos_id=EOS, strategy={"name": "test"}, engine={}, steps=steps, vocab=dict(VOCAB), text=text)
+    return Trace(
+        model="handmade",
+        prompt="q",
+        prompt_ids=[5, 6],
+        gen_length=L,
+        block_length=BL,
+        mask_id=MASK,
+        eos_id=EOS,
+        strategy={"name": "test"},
+        engine={},
+        steps=steps,
+        vocab=dict(VOCAB),
+        text=text,
+    )
 
 
 @pytest.fixture
 def trace_a():
     # step 1 commits 0 (the <script> token), step 2 commits 1, step 3 commits 2 and 3
-    return make_trace([
-        step(0, [0], [2, 3, 4, 1], [0.9, 0.4, 0.3, 0.2]),
-        step(1, [1], [2, 3, 4, 1], [0.9, 0.8, 0.5, 0.6]),
-        step(2, [2, 3], [2, 3, 4, 1], [0.9, 0.8, 0.7, 0.95]),
-    ])
+    return make_trace(
+        [
+            step(0, [0], [2, 3, 4, 1], [0.9, 0.4, 0.3, 0.2]),
+            step(1, [1], [2, 3, 4, 1], [0.9, 0.8, 0.5, 0.6]),
+            step(2, [2, 3], [2, 3, 4, 1], [0.9, 0.8, 0.7, 0.95]),
+        ]
+    )
 
 
 @pytest.fixture
 def trace_b():
     # same first step as A, then commits both positions of block 0 ... diverges at step 2
-    return make_trace([
-        step(0, [0], [2, 3, 4, 1], [0.9, 0.4, 0.3, 0.2], probs=[0.8, 0.3, 0.0, 0.0]),
-        step(1, [1, 2], [2, 3, 4, 1], [0.9, 0.8, 0.5, 0.6], probs=[0.0, 0.9, 0.6, 0.0]),
-        step(2, [3], [2, 3, 4, 1], [0.9, 0.8, 0.7, 0.95], probs=[0.0, 0.0, 0.0, 0.99]),
-    ])
+    return make_trace(
+        [
+            step(0, [0], [2, 3, 4, 1], [0.9, 0.4, 0.3, 0.2], probs=[0.8, 0.3, 0.0, 0.0]),
+            step(1, [1, 2], [2, 3, 4, 1], [0.9, 0.8, 0.5, 0.6], probs=[0.0, 0.9, 0.6, 0.0]),
+            step(2, [3], [2, 3, 4, 1], [0.9, 0.8, 0.7, 0.95], probs=[0.0, 0.0, 0.0, 0.99]),
+        ]
+    )
 
 
 class _Collect(HTMLParser):
@@ -97,7 +130,7 @@ def test_grid_escapes_token_text_and_tooltips(trace_a):
     assert "<script>alert(1)</script>" in "".join(parsed.text)  # shown as text
     titles = [a["title"] for t, a in parsed.tags if "title" in a]
     assert any("<script>alert(1)</script>" in t for t in titles)  # tooltip text survives, escaped in the attribute
-    assert 'say &quot;hi&quot; &amp; bye' in html
+    assert "say &quot;hi&quot; &amp; bye" in html
 
 
 def test_grid_states_over_steps(trace_a):

@@ -36,7 +36,14 @@ logger = logging.getLogger(__name__)
 BUILTIN_MODEL = str(BUILTIN_MODEL_DIR)
 
 # Hub ids whose remote code we have read and allow without an explicit opt-in.
-TRUSTED_REMOTE_CODE = frozenset({"GSAI-ML/LLaDA-8B-Instruct", "GSAI-ML/LLaDA-8B-Base", "Dream-org/Dream-v0-Instruct-7B", "Dream-org/Dream-v0-Base-7B"})
+TRUSTED_REMOTE_CODE = frozenset(
+    {
+        "GSAI-ML/LLaDA-8B-Instruct",
+        "GSAI-ML/LLaDA-8B-Base",
+        "Dream-org/Dream-v0-Instruct-7B",
+        "Dream-org/Dream-v0-Base-7B",
+    }
+)
 
 KNOWN_MODELS = {
     "built-in tiny dLLM": BUILTIN_MODEL,
@@ -90,8 +97,9 @@ class KVCacheDLLM(DLLM, Protocol):
     logit_shift: int
     supports_kv_cache: bool
 
-    def logits(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None,
-               kv_cache: PrefixKVCache | None = None) -> torch.Tensor: ...
+    def logits(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None, kv_cache: PrefixKVCache | None = None
+    ) -> torch.Tensor: ...
 
 
 def has_kv_cache(backend: DLLM) -> TypeGuard[KVCacheDLLM]:
@@ -110,8 +118,12 @@ def mask_token_id(tokenizer: PreTrainedTokenizerBase, config: PretrainedConfig, 
     from_tokenizer = tokenizer.mask_token_id
     from_config = getattr(config, "mask_token_id", None)
     if from_tokenizer is not None and from_config is not None and int(from_tokenizer) != int(from_config):
-        logger.warning("model %r: tokenizer mask id %s differs from config mask_token_id %s; using the tokenizer's",
-                       name, from_tokenizer, from_config)
+        logger.warning(
+            "model %r: tokenizer mask id %s differs from config mask_token_id %s; using the tokenizer's",
+            name,
+            from_tokenizer,
+            from_config,
+        )
     mask = from_tokenizer if from_tokenizer is not None else from_config
     if mask is None:
         raise ModelLoadError(
@@ -143,8 +155,9 @@ class MaskedLMBackend:
         # The native classes take a 2-D padding mask and a prefix KV cache (dllm_viz.models); the
         # built-in ModernBERT gets the cache through a forward pass over its own modules.
         self.native = hasattr(model, "forward") and "kv_cache" in inspect.signature(model.forward).parameters
-        self._window_logits: Callable[[nn.Module, torch.Tensor, torch.Tensor | None, PrefixKVCache],
-                                      torch.Tensor] | None = None
+        self._window_logits: (
+            Callable[[nn.Module, torch.Tensor, torch.Tensor | None, PrefixKVCache], torch.Tensor] | None
+        ) = None
         if not self.native:
             from ..models import modernbert
 
@@ -176,8 +189,9 @@ class MaskedLMBackend:
         return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
 
     @torch.inference_mode()
-    def logits(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None,
-               kv_cache: PrefixKVCache | None = None) -> torch.Tensor:
+    def logits(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None, kv_cache: PrefixKVCache | None = None
+    ) -> torch.Tensor:
         """(B, T, V) logits where position i scores the token at position i.
 
         With ``kv_cache`` (a planned :class:`~dllm_viz.models.cache.PrefixKVCache`), only the window
@@ -187,12 +201,13 @@ class MaskedLMBackend:
         if attention_mask is not None and bool(attention_mask.all()):
             attention_mask = None  # lets SDPA take its fast unmasked path
         if kv_cache is not None and self.native:
-            out = self.model(input_ids=input_ids[:, kv_cache.start:], attention_mask=attention_mask,
-                             kv_cache=kv_cache).logits
+            out = self.model(
+                input_ids=input_ids[:, kv_cache.start :], attention_mask=attention_mask, kv_cache=kv_cache
+            ).logits
         elif kv_cache is not None:
             if self._window_logits is None:
                 raise ValueError(f"model {self.name!r} has no KV cache (supports_kv_cache is false)")
-            out = self._window_logits(self.model, input_ids[:, kv_cache.start:], attention_mask, kv_cache)
+            out = self._window_logits(self.model, input_ids[:, kv_cache.start :], attention_mask, kv_cache)
         else:
             out = self._forward(input_ids, attention_mask)
         if self.logit_shift:
@@ -295,8 +310,10 @@ def load_backend(
     model_type = _model_type(model, local_only)
     native = None if model_code == "remote" else _native_classes(model_type)
     if model_code == "native" and native is None:
-        raise ModelLoadError(f"model {model!r} has model_type {model_type!r}, which has no native class "
-                             "(native: llada, Dream); use model_code='auto'")
+        raise ModelLoadError(
+            f"model {model!r} has model_type {model_type!r}, which has no native class "
+            "(native: llada, Dream); use model_code='auto'"
+        )
     backend_cls = _BACKENDS_BY_MODEL_TYPE.get(model_type.lower(), MaskedLMBackend)
     if native is not None:
         try:
@@ -309,8 +326,14 @@ def load_backend(
             native = None
     if native is None:
         net, tokenizer = _load_with_transformers(model, backend_cls, dtype, local_only, trusted)
-    logger.info("loaded %s (%s, %s code) on %s as %s", model, backend_cls.__name__,
-                "native" if native else "transformers", device, dtype)
+    logger.info(
+        "loaded %s (%s, %s code) on %s as %s",
+        model,
+        backend_cls.__name__,
+        "native" if native else "transformers",
+        device,
+        dtype,
+    )
     # PreTrainedModel.to is wrapped with functools.wraps, whose typeshed type does not bind self;
     # typed as nn.Module.to it is the same call, and it returns the model itself.
     net = cast("PreTrainedModel", cast("nn.Module", net).to(device))
@@ -343,8 +366,9 @@ def _native_classes(model_type: str) -> NativeClasses | None:
     return NATIVE_MODELS.get(model_type.lower())
 
 
-def _load_native(model: str, classes: NativeClasses, model_type: str, dtype: torch.dtype,
-                 local_only: bool) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+def _load_native(
+    model: str, classes: NativeClasses, model_type: str, dtype: torch.dtype, local_only: bool
+) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     """The project's own model class and a tokenizer that needs no remote code."""
     config_cls, model_cls = classes
     try:
@@ -384,8 +408,9 @@ def _native_tokenizer(model: str, model_type: str, local_only: bool) -> PreTrain
         transformers_logging.set_verbosity(verbosity)
 
 
-def _load_with_transformers(model: str, backend_cls: type[MaskedLMBackend], dtype: torch.dtype, local_only: bool,
-                            trusted: bool) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+def _load_with_transformers(
+    model: str, backend_cls: type[MaskedLMBackend], dtype: torch.dtype, local_only: bool, trusted: bool
+) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     import transformers
     from transformers import AutoConfig, AutoTokenizer
 

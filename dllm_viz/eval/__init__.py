@@ -3,5 +3,14 @@
 from .report import markdown_table, pareto_figure, write_report
 from .sweep import StrategySpec, heuristic_grid, pareto_front, policy_grid, summarize, sweep
 
-__all__ = ["StrategySpec", "heuristic_grid", "markdown_table", "pareto_figure", "pareto_front", "policy_grid",
-           "summarize", "sweep", "write_report"]
+__all__ = [
+    "StrategySpec",
+    "heuristic_grid",
+    "markdown_table",
+    "pareto_figure",
+    "pareto_front",
+    "policy_grid",
+    "summarize",
+    "sweep",
+    "write_report",
+]

@@ -31,10 +31,16 @@ from .sweep import heuristic_grid, policy_grid, summarize, sweep
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m dllm_viz.eval", description=__doc__.splitlines()[0])
     parser.add_argument("--model", default=BUILTIN_MODEL)
-    parser.add_argument("--trust-remote-code", action="store_true", help="allow remote code for models off the allow-list")
+    parser.add_argument(
+        "--trust-remote-code", action="store_true", help="allow remote code for models off the allow-list"
+    )
     parser.add_argument("--level", type=int, nargs="+", default=[DEFAULT_LEVEL], help="word-problem levels to pool")
-    parser.add_argument("--free", type=float, default=DEFAULT_FREE,
-                        help="probability that an amount is left open (several valid answers); 0: every amount stated")
+    parser.add_argument(
+        "--free",
+        type=float,
+        default=DEFAULT_FREE,
+        help="probability that an amount is left open (several valid answers); 0: every amount stated",
+    )
     parser.add_argument("--n", type=int, default=200, help="held-out problems per level")
     parser.add_argument("--gen-length", type=int, default=64)
     parser.add_argument("--settings", default="semi-ar,full", help="comma list of semi-ar (BL = L/8) and full (BL = L)")
@@ -43,15 +49,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--policy", action="append", default=[], help="policy folder (repeatable)")
     parser.add_argument("--temperatures", type=float, nargs="+", default=[1.0], help="policy τ_π grid")
     parser.add_argument("--betas", type=float, nargs="+", default=[1.0], help="policy β grid")
-    parser.add_argument("--policy-label", default=None,
-                        help="one family name for all --policy folders (e.g. one front across α); default: policy:<folder>")
+    parser.add_argument(
+        "--policy-label",
+        default=None,
+        help="one family name for all --policy folders (e.g. one front across α); default: policy:<folder>",
+    )
     parser.add_argument("--no-heuristics", action="store_true")
     parser.add_argument("--compact", action="store_true", help="fewer heuristic points per family (CPU budgets)")
     parser.add_argument("--strategies", default=None, help="comma list restricting the heuristic families")
     parser.add_argument("--out", default="outputs/eval")
-    parser.add_argument("--force", action="store_true", help="write into a non-empty --out folder, replacing its report")
-    parser.add_argument("--include", type=Path, action="append", default=[],
-                        help="runs.csv of an earlier sweep on the same problems to report alongside (repeatable)")
+    parser.add_argument(
+        "--force", action="store_true", help="write into a non-empty --out folder, replacing its report"
+    )
+    parser.add_argument(
+        "--include",
+        type=Path,
+        action="append",
+        default=[],
+        help="runs.csv of an earlier sweep on the same problems to report alongside (repeatable)",
+    )
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
@@ -68,13 +84,21 @@ def main(argv: list[str] | None = None) -> int:
         problems = [p for level in args.level for p in test_set(level, args.n, args.free)]
         if args.threads is not None and args.threads < 1:
             raise ValueError(f"--threads ({args.threads}) must be ≥ 1")
-        check_destination(args.out, kind="folder", force=args.force,
-                          hint="pass --force to replace its report, or choose another --out")
+        check_destination(
+            args.out,
+            kind="folder",
+            force=args.force,
+            hint="pass --force to replace its report, or choose another --out",
+        )
         for path in args.include:
-            earlier += [r for r in read_runs(path, expect_n=len(problems), gen_length=L)
-                        if r["block_length"] in block_lengths]  # only this sweep's settings
-        policies = [s for path in args.policy
-                    for s in policy_grid(path, args.policy_label or f"policy:{Path(path).name}", args.temperatures, args.betas)]
+            earlier += [
+                r for r in read_runs(path, expect_n=len(problems), gen_length=L) if r["block_length"] in block_lengths
+            ]  # only this sweep's settings
+        policies = [
+            s
+            for path in args.policy
+            for s in policy_grid(path, args.policy_label or f"policy:{Path(path).name}", args.temperatures, args.betas)
+        ]
         for spec in policies:
             spec.build()  # loads and validates the policy folder now, not halfway through the sweep
         if args.threads:
@@ -98,14 +122,18 @@ def main(argv: list[str] | None = None) -> int:
         bar.set_postfix_str(what[:60])
         bar.update(done - bar.n)
 
-    rows = sweep(backend, problems, [], block_lengths, L, args.seeds, args.batch_size, specs_for=specs_for, progress=progress)
+    rows = sweep(
+        backend, problems, [], block_lengths, L, args.seeds, args.batch_size, specs_for=specs_for, progress=progress
+    )
     bar.close()
     rows = earlier + rows
     summary = summarize(rows)
     command = "python -m dllm_viz.eval " + " ".join(map(shlex.quote, argv if argv is not None else sys.argv[1:]))
     kind = "free-choice" if args.free else "fixed-answer"
-    title = (f"{Path(args.model).name}: {len(problems)} held-out {kind} problems (levels {args.level}, free={args.free:g}), "
-             f"L={L}, seeds {args.seeds}")
+    title = (
+        f"{Path(args.model).name}: {len(problems)} held-out {kind} problems (levels {args.level}, free={args.free:g}), "
+        f"L={L}, seeds {args.seeds}"
+    )
     paths = write_report(rows, summary, args.out, title, command)
     print(Path(paths["md"]).read_text())
     print("wrote", ", ".join(str(p) for p in paths.values()))

@@ -29,8 +29,16 @@ def write_csv(rows: Sequence[dict], path: str | Path) -> Path:
     return path
 
 
-NUMERIC = {"block_length": int, "seed": int, "n": int, "accuracy": float, "mean_nfe": float,
-           "tokens_per_step": float, "no_answer": float, "seconds": float}  # "correct" stays a 0/1 string
+NUMERIC = {
+    "block_length": int,
+    "seed": int,
+    "n": int,
+    "accuracy": float,
+    "mean_nfe": float,
+    "tokens_per_step": float,
+    "no_answer": float,
+    "seconds": float,
+}  # "correct" stays a 0/1 string
 
 
 def read_runs(path: str | Path, expect_n: int, gen_length: int) -> list[dict]:
@@ -41,8 +49,10 @@ def read_runs(path: str | Path, expect_n: int, gen_length: int) -> list[dict]:
         raise ValueError(f"{path} has no runs")
     bad = {(r["n"], round(r["tokens_per_step"] * r["mean_nfe"])) for r in rows} - {(expect_n, gen_length)}
     if bad:
-        raise ValueError(f"{path} was measured on other problems or L (n, L = {sorted(bad)}); "
-                         f"this sweep uses n={expect_n}, L={gen_length}")
+        raise ValueError(
+            f"{path} was measured on other problems or L (n, L = {sorted(bad)}); "
+            f"this sweep uses n={expect_n}, L={gen_length}"
+        )
     return rows
 
 
@@ -62,13 +72,18 @@ def markdown_table(summary: Sequence[dict]) -> str:
     out = []
     for setting in dict.fromkeys(r["setting"] for r in summary):
         rows = sorted((r for r in summary if r["setting"] == setting), key=lambda r: (r["strategy"], r["mean_nfe"]))
-        out += [f"### {setting}", "",
-                "| strategy | parameters | accuracy % (± std over seeds) | mean NFE | tokens/step | no answer % | front |",
-                "|---|---|---|---|---|---|---|"]
+        out += [
+            f"### {setting}",
+            "",
+            "| strategy | parameters | accuracy % (± std over seeds) | mean NFE | tokens/step | no answer % | front |",
+            "|---|---|---|---|---|---|---|",
+        ]
         for r in rows:
             star = "★" if (r["setting"], r["strategy"], r["params"]) in front else ""
-            out.append(f"| {r['strategy']} | {r['params']} | {r['accuracy']:.1f} ± {r['accuracy_std']:.1f} | "
-                       f"{r['mean_nfe']:.1f} | {r['tokens_per_step']:.2f} | {r['no_answer']:.1f} | {star} |")
+            out.append(
+                f"| {r['strategy']} | {r['params']} | {r['accuracy']:.1f} ± {r['accuracy_std']:.1f} | "
+                f"{r['mean_nfe']:.1f} | {r['tokens_per_step']:.2f} | {r['no_answer']:.1f} | {star} |"
+            )
         out.append("")
     return "\n".join(out)
 
@@ -84,17 +99,35 @@ def pareto_figure(summary: Sequence[dict], title: str = "Accuracy vs NFE") -> go
             if not pts:
                 continue
             color, front = PALETTE[i % len(PALETTE)], pareto_front(pts)
-            fig.add_trace(go.Scatter(
-                x=[p["mean_nfe"] for p in pts], y=[p["accuracy"] for p in pts], mode="markers",
-                marker=dict(color=color, size=8, symbol="star" if strategy.startswith("policy") else "circle"),
-                error_y=dict(type="data", array=[p["accuracy_std"] for p in pts], visible=True, thickness=1),
-                name=strategy, legendgroup=strategy, showlegend=col == 1,
-                text=[p["params"] for p in pts], hovertemplate="%{text}<br>NFE %{x:.1f}<br>acc %{y:.1f}%<extra>" + strategy + "</extra>",
-            ), row=1, col=col)
-            fig.add_trace(go.Scatter(
-                x=[p["mean_nfe"] for p in front], y=[p["accuracy"] for p in front], mode="lines",
-                line=dict(color=color, width=2), legendgroup=strategy, showlegend=False, hoverinfo="skip",
-            ), row=1, col=col)
+            fig.add_trace(
+                go.Scatter(
+                    x=[p["mean_nfe"] for p in pts],
+                    y=[p["accuracy"] for p in pts],
+                    mode="markers",
+                    marker=dict(color=color, size=8, symbol="star" if strategy.startswith("policy") else "circle"),
+                    error_y=dict(type="data", array=[p["accuracy_std"] for p in pts], visible=True, thickness=1),
+                    name=strategy,
+                    legendgroup=strategy,
+                    showlegend=col == 1,
+                    text=[p["params"] for p in pts],
+                    hovertemplate="%{text}<br>NFE %{x:.1f}<br>acc %{y:.1f}%<extra>" + strategy + "</extra>",
+                ),
+                row=1,
+                col=col,
+            )
+            fig.add_trace(
+                go.Scatter(
+                    x=[p["mean_nfe"] for p in front],
+                    y=[p["accuracy"] for p in front],
+                    mode="lines",
+                    line=dict(color=color, width=2),
+                    legendgroup=strategy,
+                    showlegend=False,
+                    hoverinfo="skip",
+                ),
+                row=1,
+                col=col,
+            )
         fig.update_xaxes(title_text="mean NFE", type="log", row=1, col=col)
     fig.update_yaxes(title_text="accuracy %", row=1, col=1)
     fig.update_layout(title=title, template="plotly_white", height=480, width=560 * len(settings))
@@ -113,14 +146,17 @@ def write_png(fig: go.Figure, path: str | Path) -> Path:
     try:
         fig.write_image(path, scale=1.5)
     except Exception as err:  # kaleido drives an external browser: whatever fails there, name it plainly
-        raise RuntimeError(f"{Path(path).name} not written: kaleido could not render it ({type(err).__name__}: "
-                           f"{str(err).strip().splitlines()[0] if str(err).strip() else 'no message'}). It needs "
-                           "Chrome or Chromium: apt-get install chromium, or set BROWSER_PATH") from err
+        raise RuntimeError(
+            f"{Path(path).name} not written: kaleido could not render it ({type(err).__name__}: "
+            f"{str(err).strip().splitlines()[0] if str(err).strip() else 'no message'}). It needs "
+            "Chrome or Chromium: apt-get install chromium, or set BROWSER_PATH"
+        ) from err
     return Path(path)
 
 
-def write_report(rows: Sequence[dict], summary: Sequence[dict], out_dir: str | Path, title: str, command: str,
-                 png: bool = True) -> dict[str, Path]:
+def write_report(
+    rows: Sequence[dict], summary: Sequence[dict], out_dir: str | Path, title: str, command: str, png: bool = True
+) -> dict[str, Path]:
     """CSV of every run, markdown table, a self-contained interactive HTML and (with ``png``) a PNG.
 
     A PNG that cannot be rendered (no Chrome/Chromium) is logged as a warning and left out of the
@@ -131,8 +167,10 @@ def write_report(rows: Sequence[dict], summary: Sequence[dict], out_dir: str | P
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {"csv": write_csv(rows, out_dir / "runs.csv")}
     gen_length = round(rows[0]["tokens_per_step"] * rows[0]["mean_nfe"])
-    md = (f"# {title}\n\nProduced by:\n\n```\n{command}\n```\n\n{markdown_table(summary)}\n"
-          f"{world_markdown(summary, gen_length)}\n{targets_markdown(summary)}")
+    md = (
+        f"# {title}\n\nProduced by:\n\n```\n{command}\n```\n\n{markdown_table(summary)}\n"
+        f"{world_markdown(summary, gen_length)}\n{targets_markdown(summary)}"
+    )
     (out_dir / "results.md").write_text(md)
     paths["md"] = out_dir / "results.md"
     fig = pareto_figure(summary, title)

@@ -75,18 +75,25 @@ def heuristic_grid(gen_length: int, block_length: int, compact: bool = False) ->
     grid = [StrategySpec("random", {"steps": s}) for s in steps_for(few, one_step_per_block=False)]
     grid += [StrategySpec("confidence", {"steps": s}) for s in steps_for(every)]
     grid += [StrategySpec(name, {"steps": s}) for name in ("margin", "entropy") for s in steps_for(few)]
-    grid += [StrategySpec("threshold", {"threshold": t})
-             for t in ((0.99, 0.9, 0.7, 0.5, 0.3) if compact else (0.99, 0.95, 0.9, 0.8, 0.7, 0.5, 0.3, 0.1))]
+    grid += [
+        StrategySpec("threshold", {"threshold": t})
+        for t in ((0.99, 0.9, 0.7, 0.5, 0.3) if compact else (0.99, 0.95, 0.9, 0.8, 0.7, 0.5, 0.3, 0.1))
+    ]
     grid += [StrategySpec("factor", {"factor": f}) for f in ((1.0, 4.0) if compact else (0.5, 1.0, 2.0, 4.0))]
-    grid += [StrategySpec("eb", {"gamma": g}) for g in ((0.01, 0.1, 1.0) if compact else (0.001, 0.01, 0.1, 0.5, 1.0, 2.0))]
+    grid += [
+        StrategySpec("eb", {"gamma": g}) for g in ((0.01, 0.1, 1.0) if compact else (0.001, 0.01, 0.1, 0.5, 1.0, 2.0))
+    ]
     return grid
 
 
-def policy_grid(path: str, label: str, temperatures: Iterable[float] = (1.0,), betas: Iterable[float] = (1.0,)) -> list[StrategySpec]:
+def policy_grid(
+    path: str, label: str, temperatures: Iterable[float] = (1.0,), betas: Iterable[float] = (1.0,)
+) -> list[StrategySpec]:
     """A shipped policy at several test-time knobs (τ_π, β), evaluated with argmax fallback."""
     return [
         StrategySpec("policy", {"path": path, "mode": "bernoulli-argmax", "temperature": t, "beta": b}, label=label)
-        for t in temperatures for b in betas
+        for t in temperatures
+        for b in betas
     ]
 
 
@@ -111,20 +118,32 @@ def sweep(
             (fixed-k step counts do); otherwise ``specs`` is used for every setting.
         progress: called as ``progress(done, total, description)`` after each run.
     """
-    jobs = [(bl, spec, seed) for bl in block_lengths for spec in (specs_for(bl) if specs_for else specs)
-            for seed in (seeds if spec.stochastic else seeds[:1])]
+    jobs = [
+        (bl, spec, seed)
+        for bl in block_lengths
+        for spec in (specs_for(bl) if specs_for else specs)
+        for seed in (seeds if spec.stochastic else seeds[:1])
+    ]
     rows = []
     for i, (bl, spec, seed) in enumerate(jobs):
         config = EngineConfig(gen_length=gen_length, block_length=bl, seed=seed)
         report = solve(backend, problems, spec.build(), config, batch_size=batch_size)
-        rows.append({
-            "setting": "full diffusion" if bl == gen_length else f"semi-AR BL={bl}",
-            "block_length": bl, "strategy": spec.family, "params": spec.describe(), "seed": seed,
-            "n": report.n, "accuracy": report.accuracy, "mean_nfe": report.mean_nfe,
-            "tokens_per_step": gen_length / report.mean_nfe, "no_answer": report.no_answer,
-            "seconds": report.seconds,
-            "correct": "".join("1" if c else "0" for c in report.correct),  # per problem, for paired CIs
-        })
+        rows.append(
+            {
+                "setting": "full diffusion" if bl == gen_length else f"semi-AR BL={bl}",
+                "block_length": bl,
+                "strategy": spec.family,
+                "params": spec.describe(),
+                "seed": seed,
+                "n": report.n,
+                "accuracy": report.accuracy,
+                "mean_nfe": report.mean_nfe,
+                "tokens_per_step": gen_length / report.mean_nfe,
+                "no_answer": report.no_answer,
+                "seconds": report.seconds,
+                "correct": "".join("1" if c else "0" for c in report.correct),  # per problem, for paired CIs
+            }
+        )
         if progress:
             progress(i + 1, len(jobs), f"{rows[-1]['setting']} {spec.family} {spec.describe()} seed {seed}")
     return rows
@@ -144,14 +163,21 @@ def summarize(rows: Sequence[dict]) -> list[dict]:
     out = []
     for (setting, strategy, params), rs in groups.items():
         accs = [100 * r["accuracy"] for r in rs]
-        out.append({
-            "setting": setting, "strategy": strategy, "params": params, "seeds": len(rs), "n": rs[0]["n"],
-            "accuracy": statistics.fmean(accs), "accuracy_std": statistics.pstdev(accs) if len(accs) > 1 else 0.0,
-            "mean_nfe": statistics.fmean(r["mean_nfe"] for r in rs),
-            "tokens_per_step": statistics.fmean(r["tokens_per_step"] for r in rs),
-            "no_answer": 100 * statistics.fmean(r["no_answer"] for r in rs),
-            "per_problem": per_problem([r["correct"] for r in rs]) if all(r.get("correct") for r in rs) else None,
-        })
+        out.append(
+            {
+                "setting": setting,
+                "strategy": strategy,
+                "params": params,
+                "seeds": len(rs),
+                "n": rs[0]["n"],
+                "accuracy": statistics.fmean(accs),
+                "accuracy_std": statistics.pstdev(accs) if len(accs) > 1 else 0.0,
+                "mean_nfe": statistics.fmean(r["mean_nfe"] for r in rs),
+                "tokens_per_step": statistics.fmean(r["tokens_per_step"] for r in rs),
+                "no_answer": 100 * statistics.fmean(r["no_answer"] for r in rs),
+                "per_problem": per_problem([r["correct"] for r in rs]) if all(r.get("correct") for r in rs) else None,
+            }
+        )
     return out
 
 

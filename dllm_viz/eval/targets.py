@@ -76,7 +76,12 @@ def check_semi_ar(policy: Sequence[dict], heuristics: Sequence[dict]) -> dict:
     h_low = best_heuristic_at(lowest["mean_nfe"], heuristics)
     within = bool(gaps) and min(gaps) >= -SEMI_AR_TOLERANCE
     better_low = wins_by(lowest, h_low, SEMI_AR_MARGIN)
-    return {"met": within and better_low, "within_tolerance": within, "better_at_lowest_nfe": better_low, "lines": lines}
+    return {
+        "met": within and better_low,
+        "within_tolerance": within,
+        "better_at_lowest_nfe": better_low,
+        "lines": lines,
+    }
 
 
 def check_full(policy: Sequence[dict], heuristics: Sequence[dict]) -> dict:
@@ -90,10 +95,17 @@ def check_full(policy: Sequence[dict], heuristics: Sequence[dict]) -> dict:
     ratio = min((p["mean_nfe"] for p in cheap), default=None)
     ratio = None if ratio is None else ratio / best["mean_nfe"]
     efficiency_met = ratio is not None and ratio <= FULL_NFE_RATIO
-    lines.append(f"- best heuristic overall: {_fmt(best)}; the policy matches it (within {MATCH_TOLERANCE:g} point) "
-                 + ("nowhere" if ratio is None else f"with {100 * ratio:.0f} % of its NFE"))
-    return {"met": margin_met or efficiency_met, "margin_met": margin_met, "efficiency_met": efficiency_met,
-            "nfe_ratio": ratio, "lines": lines}
+    lines.append(
+        f"- best heuristic overall: {_fmt(best)}; the policy matches it (within {MATCH_TOLERANCE:g} point) "
+        + ("nowhere" if ratio is None else f"with {100 * ratio:.0f} % of its NFE")
+    )
+    return {
+        "met": margin_met or efficiency_met,
+        "margin_met": margin_met,
+        "efficiency_met": efficiency_met,
+        "nfe_ratio": ratio,
+        "lines": lines,
+    }
 
 
 STEERED_SUFFIX = "-es"  # a policy family "<name>-es" is the expert-steered twin of "<name>"
@@ -129,8 +141,9 @@ def check_targets(summary: Sequence[dict]) -> list[dict]:
         for family in families if full else []:
             plain = family[: -len(STEERED_SUFFIX)]
             if family.endswith(STEERED_SUFFIX) and plain in families:
-                verdict = check_steering([r for r in rows if r["strategy"] == family],
-                                         [r for r in rows if r["strategy"] == plain])
+                verdict = check_steering(
+                    [r for r in rows if r["strategy"] == family], [r for r in rows if r["strategy"] == plain]
+                )
                 verdicts.append({"setting": setting, "policy": f"{family} vs {plain}", **verdict})
     return verdicts
 
@@ -140,14 +153,18 @@ def targets_markdown(summary: Sequence[dict]) -> str:
     verdicts = check_targets(summary)
     if not verdicts:
         return ""
-    out = ["## Paper targets", "",
-           f"Best heuristic at NFE x = the most accurate heuristic run with mean NFE ≤ x·{1 + NFE_SLACK:g}. "
-           f"Semi-AR: the policy's front within {SEMI_AR_TOLERANCE:g} point everywhere and ≥ {SEMI_AR_MARGIN:g} points "
-           f"better at its lowest NFE. Full diffusion: ≥ {FULL_MARGIN:g} points better at matched NFE, or the best "
-           f"heuristic's accuracy (within {MATCH_TOLERANCE:g} point) with ≤ {100 * FULL_NFE_RATIO:.0f} % of its NFE. "
-           f"Expert steering: the `…{STEERED_SUFFIX}` policy's front beats the plain policy's at matched NFE somewhere "
-           "and is significantly worse nowhere. "
-           "Differences carry paired-bootstrap 95 % intervals over problems; a win needs one that excludes 0.", ""]
+    out = [
+        "## Paper targets",
+        "",
+        f"Best heuristic at NFE x = the most accurate heuristic run with mean NFE ≤ x·{1 + NFE_SLACK:g}. "
+        f"Semi-AR: the policy's front within {SEMI_AR_TOLERANCE:g} point everywhere and ≥ {SEMI_AR_MARGIN:g} points "
+        f"better at its lowest NFE. Full diffusion: ≥ {FULL_MARGIN:g} points better at matched NFE, or the best "
+        f"heuristic's accuracy (within {MATCH_TOLERANCE:g} point) with ≤ {100 * FULL_NFE_RATIO:.0f} % of its NFE. "
+        f"Expert steering: the `…{STEERED_SUFFIX}` policy's front beats the plain policy's at matched NFE somewhere "
+        "and is significantly worse nowhere. "
+        "Differences carry paired-bootstrap 95 % intervals over problems; a win needs one that excludes 0.",
+        "",
+    ]
     for v in verdicts:
         out += [f"### {v['policy']} — {v['setting']}: {'met' if v['met'] else 'not met'}", "", *v["lines"], ""]
     return "\n".join(out)

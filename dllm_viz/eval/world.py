@@ -25,8 +25,14 @@ FRONT_SPAN = 20.0
 
 
 def _confidence(rows: Sequence[dict], setting: str, steps: int) -> dict | None:
-    return next((r for r in rows if r["setting"] == setting and r["strategy"] == "confidence"
-                 and r["params"] == f"steps={steps}"), None)
+    return next(
+        (
+            r
+            for r in rows
+            if r["setting"] == setting and r["strategy"] == "confidence" and r["params"] == f"steps={steps}"
+        ),
+        None,
+    )
 
 
 def heuristic_front(rows: Sequence[dict], setting: str) -> list[dict]:
@@ -51,10 +57,15 @@ def check_world(summary: Sequence[dict], gen_length: int) -> dict:
         return {"met": False, "lines": ["- no semi-AR High-Confidence-K run at one token per step in this sweep"]}
     ok = careful["accuracy"] >= CAREFUL_MIN
     met &= ok
-    lines.append(f"- careful decoding (High-Confidence-K, 1 token/step, {semi}): {careful['accuracy']:.1f} % "
-                 f"(≥ {CAREFUL_MIN:g} %: {'yes' if ok else 'no'})")
+    lines.append(
+        f"- careful decoding (High-Confidence-K, 1 token/step, {semi}): {careful['accuracy']:.1f} % "
+        f"(≥ {CAREFUL_MIN:g} %: {'yes' if ok else 'no'})"
+    )
     block = int(semi.split("=")[1])
-    for setting, steps, what in ((semi, gen_length // block, "one step per block"), (full, 1, "everything in one step")):
+    for setting, steps, what in (
+        (semi, gen_length // block, "one step per block"),
+        (full, 1, "everything in one step"),
+    ):
         fast = _confidence(summary, setting, steps)
         if fast is None:
             lines.append(f"- {what} ({setting}): not in this sweep")
@@ -66,16 +77,20 @@ def check_world(summary: Sequence[dict], gen_length: int) -> dict:
             ci = f", paired difference {paired_difference(careful['per_problem'], fast['per_problem'])}"
         ok = gap >= PARALLEL_GAP
         met &= ok
-        lines.append(f"- {what} ({setting}, NFE {fast['mean_nfe']:.1f}): {fast['accuracy']:.1f} %, "
-                     f"{gap:.1f} points below careful decoding{ci} (≥ {PARALLEL_GAP:g}: {'yes' if ok else 'no'})")
+        lines.append(
+            f"- {what} ({setting}, NFE {fast['mean_nfe']:.1f}): {fast['accuracy']:.1f} %, "
+            f"{gap:.1f} points below careful decoding{ci} (≥ {PARALLEL_GAP:g}: {'yes' if ok else 'no'})"
+        )
     for setting in (semi, full):
         front = heuristic_front(summary, setting)
         span = front[-1]["accuracy"] - front[0]["accuracy"] if front else 0.0
         ok = len(front) >= FRONT_POINTS and span >= FRONT_SPAN
         met &= ok
         points = ", ".join(f"{p['strategy']} {p['params']} {p['accuracy']:.1f} % @ {p['mean_nfe']:.1f}" for p in front)
-        lines.append(f"- heuristic front, {setting}: {len(front)} distinct points spanning {span:.1f} points "
-                     f"(≥ {FRONT_POINTS} over ≥ {FRONT_SPAN:g}: {'yes' if ok else 'no'}): {points}")
+        lines.append(
+            f"- heuristic front, {setting}: {len(front)} distinct points spanning {span:.1f} points "
+            f"(≥ {FRONT_POINTS} over ≥ {FRONT_SPAN:g}: {'yes' if ok else 'no'}): {points}"
+        )
     return {"met": met, "lines": lines}
 
 
@@ -85,5 +100,13 @@ def world_markdown(summary: Sequence[dict], gen_length: int) -> str:
     if "full diffusion" not in settings or not any(s.startswith("semi-AR") for s in settings):
         return ""
     verdict = check_world(summary, gen_length)
-    return "\n".join(["## Does the unmasking decision matter here?", "",
-                      f"World checks: {'all met' if verdict['met'] else 'not all met'}.", "", *verdict["lines"], ""])
+    return "\n".join(
+        [
+            "## Does the unmasking decision matter here?",
+            "",
+            f"World checks: {'all met' if verdict['met'] else 'not all met'}.",
+            "",
+            *verdict["lines"],
+            "",
+        ]
+    )

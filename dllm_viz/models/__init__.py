@@ -9,12 +9,21 @@ from .dream import DreamConfig, DreamForMaskedDiffusion
 from .llada import LLaDAConfig, LLaDAForMaskedDiffusion
 
 # (config class, model class) of one native model.
-NativeClasses = tuple[type[LLaDAConfig] | type[DreamConfig], type[LLaDAForMaskedDiffusion] | type[DreamForMaskedDiffusion]]
+NativeClasses = tuple[
+    type[LLaDAConfig] | type[DreamConfig], type[LLaDAForMaskedDiffusion] | type[DreamForMaskedDiffusion]
+]
 
 NATIVE_MODELS: dict[str, NativeClasses] = {
     "llada": (LLaDAConfig, LLaDAForMaskedDiffusion),
     "dream": (DreamConfig, DreamForMaskedDiffusion),
 }
 
-__all__ = ["NATIVE_MODELS", "NativeClasses", "DreamConfig", "DreamForMaskedDiffusion", "LLaDAConfig", "LLaDAForMaskedDiffusion",
-           "PrefixKVCache"]
+__all__ = [
+    "NATIVE_MODELS",
+    "NativeClasses",
+    "DreamConfig",
+    "DreamForMaskedDiffusion",
+    "LLaDAConfig",
+    "LLaDAForMaskedDiffusion",
+    "PrefixKVCache",
+]

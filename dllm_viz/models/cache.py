@@ -74,8 +74,9 @@ class PrefixKVCache:
         self.cached_block[rows] = block
         self.prefix_end[rows] = torch.where(refresh, block_start.clamp_min(0), self.prefix_end[rows])
 
-    def assemble(self, feats: Features, tokens: torch.Tensor,
-                 token_prob: torch.Tensor) -> tuple[Features, torch.Tensor, torch.Tensor]:
+    def assemble(
+        self, feats: Features, tokens: torch.Tensor, token_prob: torch.Tensor
+    ) -> tuple[Features, torch.Tensor, torch.Tensor]:
         """Full-length (b, L) features, proposals and their probabilities for this pass's rows.
 
         ``feats``, ``tokens`` and ``token_prob`` cover generation positions ``[g0, L)`` with
@@ -113,7 +114,7 @@ class PrefixKVCache:
         """
         if self.reuse is None:
             raise RuntimeError("prefix cache: merge() needs a plan() first")
-        reuse = self.reuse[:, None, self.start:, None]
+        reuse = self.reuse[:, None, self.start :, None]
         if layer not in self.keys:
             if self.start:
                 raise RuntimeError("prefix cache: the first pass must start at position 0")
@@ -122,10 +123,10 @@ class PrefixKVCache:
         out = []
         for store, fresh in ((self.keys[layer], k), (self.values[layer], v)):
             stored = store[self.rows]
-            window = torch.where(reuse, stored[:, :, self.start:], fresh)
+            window = torch.where(reuse, stored[:, :, self.start :], fresh)
             if isinstance(self.rows, slice):
-                store[:, :, self.start:] = window
+                store[:, :, self.start :] = window
             else:
-                store[self.rows, :, self.start:] = window
-            out.append(torch.cat([stored[:, :, :self.start], window], dim=2) if self.start else window)
+                store[self.rows, :, self.start :] = window
+            out.append(torch.cat([stored[:, :, : self.start], window], dim=2) if self.start else window)
         return out[0], out[1]

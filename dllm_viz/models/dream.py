@@ -41,13 +41,27 @@ class DreamConfig(PretrainedConfig):
 
     model_type = "Dream"
 
-    def __init__(self, vocab_size: int = 151936, hidden_size: int = 4096, intermediate_size: int = 22016,
-                 num_hidden_layers: int = 32, num_attention_heads: int = 32, num_key_value_heads: int | None = 32,
-                 hidden_act: str = "silu", max_position_embeddings: int = 32768, initializer_range: float = 0.02,
-                 rms_norm_eps: float = 1e-6, tie_word_embeddings: bool = False, rope_theta: float = 10000.0,
-                 rope_scaling: dict[str, Any] | None = None, use_sliding_window: bool = False,
-                 sliding_window: int = 4096, mask_token_id: int = 151666, pad_token_id: int = 151643,
-                 **kwargs: Any) -> None:
+    def __init__(
+        self,
+        vocab_size: int = 151936,
+        hidden_size: int = 4096,
+        intermediate_size: int = 22016,
+        num_hidden_layers: int = 32,
+        num_attention_heads: int = 32,
+        num_key_value_heads: int | None = 32,
+        hidden_act: str = "silu",
+        max_position_embeddings: int = 32768,
+        initializer_range: float = 0.02,
+        rms_norm_eps: float = 1e-6,
+        tie_word_embeddings: bool = False,
+        rope_theta: float = 10000.0,
+        rope_scaling: dict[str, Any] | None = None,
+        use_sliding_window: bool = False,
+        sliding_window: int = 4096,
+        mask_token_id: int = 151666,
+        pad_token_id: int = 151643,
+        **kwargs: Any,
+    ) -> None:
         self.vocab_size, self.hidden_size, self.intermediate_size = vocab_size, hidden_size, intermediate_size
         self.num_hidden_layers, self.num_attention_heads = num_hidden_layers, num_attention_heads
         self.num_key_value_heads = num_key_value_heads if num_key_value_heads is not None else num_attention_heads
@@ -67,15 +81,19 @@ class DreamConfig(PretrainedConfig):
 
     def check_supported(self) -> None:
         if self.rope_type != "default":
-            raise ValueError(f"native Dream supports the default RoPE only (rope_scaling type {self.rope_type!r}); "
-                             "load it with its own code instead (trust_remote_code)")
+            raise ValueError(
+                f"native Dream supports the default RoPE only (rope_scaling type {self.rope_type!r}); "
+                "load it with its own code instead (trust_remote_code)"
+            )
         if self.use_sliding_window:
             raise ValueError("native Dream does not implement sliding-window attention (use_sliding_window true)")
         if self.hidden_act != "silu":
             raise ValueError(f"native Dream supports hidden_act 'silu' only, not {self.hidden_act!r}")
         if self.hidden_size % self.num_attention_heads or self.num_attention_heads % self.num_key_value_heads:
-            raise ValueError(f"hidden_size ({self.hidden_size}) must divide into num_attention_heads "
-                             f"({self.num_attention_heads}), and those into num_key_value_heads ({self.num_key_value_heads})")
+            raise ValueError(
+                f"hidden_size ({self.hidden_size}) must divide into num_attention_heads "
+                f"({self.num_attention_heads}), and those into num_key_value_heads ({self.num_key_value_heads})"
+            )
 
 
 class DreamRMSNorm(nn.Module):
@@ -102,8 +120,14 @@ class DreamAttention(nn.Module):
         self.v_proj = nn.Linear(d, config.num_key_value_heads * hd, bias=True)
         self.o_proj = nn.Linear(config.num_attention_heads * hd, d, bias=False)
 
-    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, mask: torch.Tensor | None,
-                kv_cache: PrefixKVCache | None = None) -> torch.Tensor:
+    def forward(
+        self,
+        x: torch.Tensor,
+        cos: torch.Tensor,
+        sin: torch.Tensor,
+        mask: torch.Tensor | None,
+        kv_cache: PrefixKVCache | None = None,
+    ) -> torch.Tensor:
         cfg = self.config
         B, T, _ = x.shape
         q = self.q_proj(x).view(B, T, cfg.num_attention_heads, cfg.head_dim).transpose(1, 2)
@@ -135,8 +159,14 @@ class DreamLayer(nn.Module):
         self.input_layernorm = DreamRMSNorm(config.hidden_size, config.rms_norm_eps)
         self.post_attention_layernorm = DreamRMSNorm(config.hidden_size, config.rms_norm_eps)
 
-    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, mask: torch.Tensor | None,
-                kv_cache: PrefixKVCache | None = None) -> torch.Tensor:
+    def forward(
+        self,
+        x: torch.Tensor,
+        cos: torch.Tensor,
+        sin: torch.Tensor,
+        mask: torch.Tensor | None,
+        kv_cache: PrefixKVCache | None = None,
+    ) -> torch.Tensor:
         x = x + self.self_attn(self.input_layernorm(x), cos, sin, mask, kv_cache)
         return x + self.mlp(self.post_attention_layernorm(x))
 
@@ -167,7 +197,9 @@ class DreamForMaskedDiffusion(PreTrainedModel):
         super().__init__(config)
         self.model = DreamBody(config)
         # The 7B checkpoints are untied; a tied config reads the embedding instead of an lm_head.
-        self.lm_head = None if config.tie_word_embeddings else nn.Linear(config.hidden_size, config.vocab_size, bias=False)
+        self.lm_head = (
+            None if config.tie_word_embeddings else nn.Linear(config.hidden_size, config.vocab_size, bias=False)
+        )
         self.post_init()
 
     def _init_weights(self, module: nn.Module) -> None:
@@ -186,8 +218,13 @@ class DreamForMaskedDiffusion(PreTrainedModel):
     def get_output_embeddings(self) -> nn.Linear | None:
         return self.lm_head
 
-    def forward(self, input_ids: torch.LongTensor, attention_mask: torch.Tensor | None = None,
-                kv_cache: PrefixKVCache | None = None, **kwargs: Any) -> MaskedLMOutput:
+    def forward(
+        self,
+        input_ids: torch.LongTensor,
+        attention_mask: torch.Tensor | None = None,
+        kv_cache: PrefixKVCache | None = None,
+        **kwargs: Any,
+    ) -> MaskedLMOutput:
         """Logits for every position of ``input_ids`` (unshifted: position i scores token i + 1).
 
         Args:

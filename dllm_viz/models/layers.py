@@ -14,7 +14,7 @@ import torch.nn.functional as F
 def rope_inverse_frequencies(head_dim: int, theta: float, device: torch.device) -> torch.Tensor:
     """(head_dim / 2,) float32 ``1 / θ^(2i / d)``, the standard ("default") RoPE frequencies."""
     exponents = torch.arange(0, head_dim, 2, dtype=torch.int64, device=device).float() / head_dim
-    return 1.0 / (theta ** exponents)
+    return 1.0 / (theta**exponents)
 
 
 def rope_cos_sin(positions: torch.Tensor, head_dim: int, theta: float) -> tuple[torch.Tensor, torch.Tensor]:
@@ -38,7 +38,9 @@ def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.T
     return x * cos + rotate_half(x) * sin
 
 
-def positions_from_mask(attention_mask: torch.Tensor | None, batch: int, length: int, device: torch.device) -> torch.Tensor:
+def positions_from_mask(
+    attention_mask: torch.Tensor | None, batch: int, length: int, device: torch.device
+) -> torch.Tensor:
     """(B, T) int64 positions: 0, 1, … from each row's first real token (padding gets 0).
 
     RoPE is relative, so counting from the first real token rather than from the padding only

@@ -45,17 +45,41 @@ class LLaDAConfig(PretrainedConfig):
 
     model_type = "llada"
 
-    def __init__(self, d_model: int = 768, n_heads: int = 12, n_kv_heads: int | None = None,
-                 multi_query_attention: bool | None = None, n_layers: int = 12, mlp_ratio: int = 4,
-                 mlp_hidden_size: int | None = None, activation_type: str = "swiglu", block_type: str = "sequential",
-                 block_group_size: int = 1, alibi: bool = False, rope: bool = False, rope_theta: float = 10000.0,
-                 rope_full_precision: bool = True, attention_layer_norm: bool = False, input_emb_norm: bool = False,
-                 layer_norm_type: str = "default", layer_norm_with_affine: bool = True,
-                 bias_for_layer_norm: bool | None = None, rms_norm_eps: float = 1e-5, include_bias: bool = False,
-                 include_qkv_bias: bool = False, scale_logits: bool = False, vocab_size: int = 50257,
-                 embedding_size: int | None = 50304, weight_tying: bool = True, max_sequence_length: int = 1024,
-                 mask_token_id: int = 50256, eos_token_id: int = 50256, pad_token_id: int = 50256,
-                 init_std: float = 0.02, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        d_model: int = 768,
+        n_heads: int = 12,
+        n_kv_heads: int | None = None,
+        multi_query_attention: bool | None = None,
+        n_layers: int = 12,
+        mlp_ratio: int = 4,
+        mlp_hidden_size: int | None = None,
+        activation_type: str = "swiglu",
+        block_type: str = "sequential",
+        block_group_size: int = 1,
+        alibi: bool = False,
+        rope: bool = False,
+        rope_theta: float = 10000.0,
+        rope_full_precision: bool = True,
+        attention_layer_norm: bool = False,
+        input_emb_norm: bool = False,
+        layer_norm_type: str = "default",
+        layer_norm_with_affine: bool = True,
+        bias_for_layer_norm: bool | None = None,
+        rms_norm_eps: float = 1e-5,
+        include_bias: bool = False,
+        include_qkv_bias: bool = False,
+        scale_logits: bool = False,
+        vocab_size: int = 50257,
+        embedding_size: int | None = 50304,
+        weight_tying: bool = True,
+        max_sequence_length: int = 1024,
+        mask_token_id: int = 50256,
+        eos_token_id: int = 50256,
+        pad_token_id: int = 50256,
+        init_std: float = 0.02,
+        **kwargs: Any,
+    ) -> None:
         self.d_model, self.n_heads, self.n_kv_heads, self.n_layers = d_model, n_heads, n_kv_heads, n_layers
         self.multi_query_attention = multi_query_attention
         self.mlp_ratio, self.mlp_hidden_size, self.activation_type = mlp_ratio, mlp_hidden_size, activation_type
@@ -98,15 +122,21 @@ class LLaDAConfig(PretrainedConfig):
         wanted = dict(block_type="llama", rope=True, alibi=False, attention_layer_norm=False, block_group_size=1)
         for name, value in wanted.items():
             if getattr(self, name) != value:
-                raise ValueError(f"native LLaDA supports {name}={value!r} only (this config has {getattr(self, name)!r}); "
-                                 "load it with its own code instead (trust_remote_code)")
+                raise ValueError(
+                    f"native LLaDA supports {name}={value!r} only (this config has {getattr(self, name)!r}); "
+                    "load it with its own code instead (trust_remote_code)"
+                )
         if self.layer_norm_type not in ("rms", "default"):
             raise ValueError(f"native LLaDA supports layer_norm_type 'rms' or 'default', not {self.layer_norm_type!r}")
         if self.activation_type not in _ACTIVATIONS:
-            raise ValueError(f"native LLaDA supports activation_type {sorted(_ACTIVATIONS)}, not {self.activation_type!r}")
+            raise ValueError(
+                f"native LLaDA supports activation_type {sorted(_ACTIVATIONS)}, not {self.activation_type!r}"
+            )
         if self.d_model % self.n_heads or self.n_heads % self.kv_heads:
-            raise ValueError(f"d_model ({self.d_model}) must divide into n_heads ({self.n_heads}) heads, "
-                             f"and n_heads into n_kv_heads ({self.kv_heads}) groups")
+            raise ValueError(
+                f"d_model ({self.d_model}) must divide into n_heads ({self.n_heads}) heads, "
+                f"and n_heads into n_kv_heads ({self.kv_heads}) groups"
+            )
 
 
 _ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {"silu": F.silu, "gelu": F.gelu, "relu": F.relu}
@@ -153,8 +183,14 @@ class LLaDALayer(nn.Module):
         self.ff_out = nn.Linear(hidden, d, bias=config.include_bias)
         self.act = _ACTIVATIONS[config.activation_type]
 
-    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, mask: torch.Tensor | None,
-                kv_cache: PrefixKVCache | None = None) -> torch.Tensor:
+    def forward(
+        self,
+        x: torch.Tensor,
+        cos: torch.Tensor,
+        sin: torch.Tensor,
+        mask: torch.Tensor | None,
+        kv_cache: PrefixKVCache | None = None,
+    ) -> torch.Tensor:
         cfg = self.config
         B, T, _ = x.shape
         h = self.attn_norm(x)
@@ -182,8 +218,9 @@ class LLaDABody(nn.Module):
             ln_f=LLaDANorm(config),
         )
         if not config.weight_tying:
-            modules["ff_out"] = nn.Linear(config.d_model, config.embedding_size or config.vocab_size,
-                                          bias=config.include_bias)
+            modules["ff_out"] = nn.Linear(
+                config.d_model, config.embedding_size or config.vocab_size, bias=config.include_bias
+            )
         self.transformer = nn.ModuleDict(modules)
 
 
@@ -222,8 +259,13 @@ class LLaDAForMaskedDiffusion(PreTrainedModel):
     def get_input_embeddings(self) -> nn.Module:
         return self.model.transformer.wte
 
-    def forward(self, input_ids: torch.LongTensor, attention_mask: torch.Tensor | None = None,
-                kv_cache: PrefixKVCache | None = None, **kwargs: Any) -> MaskedLMOutput:
+    def forward(
+        self,
+        input_ids: torch.LongTensor,
+        attention_mask: torch.Tensor | None = None,
+        kv_cache: PrefixKVCache | None = None,
+        **kwargs: Any,
+    ) -> MaskedLMOutput:
         """Logits for every position of ``input_ids``.
 
         Args:
@@ -242,7 +284,7 @@ class LLaDAForMaskedDiffusion(PreTrainedModel):
         mask = key_padding_mask(attention_mask)
         x = t.wte(input_ids)
         if cfg.input_emb_norm:
-            x = x * cfg.d_model ** 0.5
+            x = x * cfg.d_model**0.5
         for block in t.blocks:
             x = block(x, cos, sin, mask, kv_cache)
         x = t.ln_f(x)

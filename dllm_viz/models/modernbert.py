@@ -42,8 +42,9 @@ def supports_cache(model: nn.Module) -> bool:
     return all(hasattr(a, "rotary_emb") and getattr(a, "local_attention", None) == (-1, -1) for a in attns)
 
 
-def window_logits(model: nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor | None,
-                  kv_cache: PrefixKVCache) -> torch.Tensor:
+def window_logits(
+    model: nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor | None, kv_cache: PrefixKVCache
+) -> torch.Tensor:
     """(B, W, V) logits for the window ``input_ids`` (canvas positions ``kv_cache.start…``).
 
     ``attention_mask`` is the (B, T) padding mask of the whole canvas or None. Positions count

@@ -90,8 +90,7 @@ def check_safetensors_header(path: str | os.PathLike, max_bytes: int) -> None:
     size = path.stat().st_size
     if size > max_bytes:
         raise ValueError(
-            f"{str(path)!r} is {size} bytes, more than the {max_bytes} this policy config can need; "
-            "refusing to load it"
+            f"{str(path)!r} is {size} bytes, more than the {max_bytes} this policy config can need; refusing to load it"
         )
     with path.open("rb") as handle:
         head = handle.read(8)

@@ -12,8 +12,14 @@ from dataclasses import asdict, dataclass, fields
 
 # Upper bounds, checked before any model is built: far above any policy in the paper
 # (d = 128, ffn 512, one block: 331k parameters), far below what would hurt a server.
-MAX_SIZES = {"hidden_size": 1024, "num_heads": 64, "ffn_size": 8192, "num_blocks": 16, "time_embed_dim": 1024,
-             "top_p": 256}
+MAX_SIZES = {
+    "hidden_size": 1024,
+    "num_heads": 64,
+    "ffn_size": 8192,
+    "num_blocks": 16,
+    "time_embed_dim": 1024,
+    "top_p": 256,
+}
 MAX_PARAMETERS = 50_000_000  # 200 MB of float32
 
 
@@ -63,24 +69,22 @@ class PolicyConfig:
             if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= limit:
                 raise ValueError(f"`{name}` ({_short(value)}) must be an integer between 1 and {limit}")
         if self.hidden_size % self.num_heads:
-            raise ValueError(
-                f"`num_heads` ({self.num_heads}) must divide `hidden_size` ({self.hidden_size})"
-            )
+            raise ValueError(f"`num_heads` ({self.num_heads}) must divide `hidden_size` ({self.hidden_size})")
         if (self.hidden_size // self.num_heads) % 2:
             raise ValueError(
                 f"head dim `hidden_size / num_heads` ({self.hidden_size}/{self.num_heads}) must be "
                 "even: RoPE rotates pairs of channels"
             )
         if self.time_embed_dim % 2:
-            raise ValueError(
-                f"`time_embed_dim` ({self.time_embed_dim}) must be even (cos and sin halves)"
-            )
+            raise ValueError(f"`time_embed_dim` ({self.time_embed_dim}) must be even (cos and sin halves)")
         if self.smart_init is not None and not _finite(self.smart_init):
             raise ValueError(f"`smart_init` ({_short(self.smart_init)}) must be a finite number or None")
         if not (_finite(self.time_period) and self.time_period > 0):
             raise ValueError(f"`time_period` ({_short(self.time_period)}) must be a finite number > 0")
         if self.num_parameters() > MAX_PARAMETERS:
-            raise ValueError(f"this policy config has {self.num_parameters():,} parameters; the limit is {MAX_PARAMETERS:,}")
+            raise ValueError(
+                f"this policy config has {self.num_parameters():,} parameters; the limit is {MAX_PARAMETERS:,}"
+            )
 
     def num_parameters(self) -> int:
         """Parameter count of the network this config builds, computed without building it

@@ -68,14 +68,10 @@ class DiTBlock(nn.Module):
         self.v_proj = nn.Linear(hidden_size, hidden_size)
         self.o_proj = nn.Linear(hidden_size, hidden_size)
         self.norm2 = nn.LayerNorm(hidden_size)
-        self.ffn = nn.Sequential(
-            nn.Linear(hidden_size, ffn_size), nn.GELU(), nn.Linear(ffn_size, hidden_size)
-        )
+        self.ffn = nn.Sequential(nn.Linear(hidden_size, ffn_size), nn.GELU(), nn.Linear(ffn_size, hidden_size))
         self.ada_ln = nn.Linear(hidden_size, 6 * hidden_size)
 
-    def forward(
-        self, x: torch.Tensor, cond: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor
-    ) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, cond: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
         """x, cond: (B, L, d); cos, sin: (L, D). Returns (B, L, d)."""
         g1, b1, a1, g2, b2, a2 = self.ada_ln(cond).chunk(6, dim=-1)
         h = self.norm1(x) * (1 + g1) + b1

@@ -73,9 +73,7 @@ class DiTConfidencePolicy(
         self.conf_proj = nn.Linear(config.top_p, d)
         self.mask_embed = nn.Embedding(2, d)
         self.time_mlp = nn.Sequential(nn.Linear(config.time_embed_dim, d), nn.SiLU(), nn.Linear(d, d))
-        self.blocks = nn.ModuleList(
-            DiTBlock(d, config.num_heads, config.ffn_size) for _ in range(config.num_blocks)
-        )
+        self.blocks = nn.ModuleList(DiTBlock(d, config.num_heads, config.ffn_size) for _ in range(config.num_blocks))
         self.final_norm = nn.LayerNorm(d)
         self.head = nn.Linear(d, 1)
         self._smart_init()

@@ -8,7 +8,18 @@ from .rewards import REWARD_FUNCTIONS, additive_reward, get_reward_function, mul
 from .steps import PolicySteps, replay_log_probs
 
 __all__ = [
-    "GRPOConfig", "GRPOLossOutput", "PolicySteps", "REWARD_FUNCTIONS", "additive_reward",
-    "build_optimizer", "expert_mixture_log_prob", "get_reward_function", "group_advantages",
-    "grpo_loss", "multiplicative_reward", "replay_log_probs", "should_skip_update", "warmup_cosine",
+    "GRPOConfig",
+    "GRPOLossOutput",
+    "PolicySteps",
+    "REWARD_FUNCTIONS",
+    "additive_reward",
+    "build_optimizer",
+    "expert_mixture_log_prob",
+    "get_reward_function",
+    "group_advantages",
+    "grpo_loss",
+    "multiplicative_reward",
+    "replay_log_probs",
+    "should_skip_update",
+    "warmup_cosine",
 ]

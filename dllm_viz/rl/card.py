@@ -33,16 +33,23 @@ def _machine() -> str:
 def _selection_text(selection: dict) -> str:
     """How checkpoint-best was chosen, from its ``selection.json``."""
     if "heldout_reward" in selection:
-        return (f"iteration {selection['iteration']}, best held-out reward {selection['heldout_reward']:.3f} on "
-                f"{selection['heldout_problems']} test-split problems (correct {selection['heldout_correct']:.2f}, "
-                f"NFE {selection['heldout_nfe']:.1f})")
+        return (
+            f"iteration {selection['iteration']}, best held-out reward {selection['heldout_reward']:.3f} on "
+            f"{selection['heldout_problems']} test-split problems (correct {selection['heldout_correct']:.2f}, "
+            f"NFE {selection['heldout_nfe']:.1f})"
+        )
     ma = selection.get("reward_ma")  # runs before held-out selection chose by the training reward
     return f"iteration {selection['iteration']} (best 10-iteration moving-average training reward" + (
-        f" {ma:.3f})" if ma is not None else ")")
+        f" {ma:.3f})" if ma is not None else ")"
+    )
 
 
-CURVES = (("reward", "heldout_reward", "reward"), ("correct", "heldout_correct", "correct"),
-          ("nfe", "heldout_nfe", "NFE"), ("mean_unmask_prob", None, "mean unmask probability"))
+CURVES = (
+    ("reward", "heldout_reward", "reward"),
+    ("correct", "heldout_correct", "correct"),
+    ("nfe", "heldout_nfe", "NFE"),
+    ("mean_unmask_prob", None, "mean unmask probability"),
+)
 
 
 def training_curves(rows: list[dict], selected: int | None = None):
@@ -55,18 +62,43 @@ def training_curves(rows: list[dict], selected: int | None = None):
     fig = make_subplots(rows=1, cols=len(CURVES), subplot_titles=[t for *_, t in CURVES], horizontal_spacing=0.06)
     its = [r["iteration"] for r in rows]
     for col, (train_key, held_key, _) in enumerate(CURVES, start=1):
-        fig.add_trace(go.Scatter(x=its, y=[r[train_key] for r in rows], mode="lines", name="training rollouts",
-                                 line=dict(color="#0072B2", width=1.5), showlegend=col == 1), row=1, col=col)
+        fig.add_trace(
+            go.Scatter(
+                x=its,
+                y=[r[train_key] for r in rows],
+                mode="lines",
+                name="training rollouts",
+                line=dict(color="#0072B2", width=1.5),
+                showlegend=col == 1,
+            ),
+            row=1,
+            col=col,
+        )
         held = [r for r in rows if held_key and held_key in r]
         if held:
-            fig.add_trace(go.Scatter(x=[r["iteration"] for r in held], y=[r[held_key] for r in held],
-                                     mode="markers+lines", name="held-out", line=dict(color="#D55E00", dash="dot"),
-                                     marker=dict(size=6), showlegend=col == 1), row=1, col=col)
+            fig.add_trace(
+                go.Scatter(
+                    x=[r["iteration"] for r in held],
+                    y=[r[held_key] for r in held],
+                    mode="markers+lines",
+                    name="held-out",
+                    line=dict(color="#D55E00", dash="dot"),
+                    marker=dict(size=6),
+                    showlegend=col == 1,
+                ),
+                row=1,
+                col=col,
+            )
         if selected is not None:
             fig.add_vline(x=selected, line=dict(color="#555", dash="dash", width=1), row=1, col=col)
     fig.update_xaxes(title_text="rollout batch")
-    fig.update_layout(template="plotly_white", height=300, width=1250, margin=dict(l=40, r=20, t=40, b=40),
-                      legend=dict(orientation="h", y=-0.25))
+    fig.update_layout(
+        template="plotly_white",
+        height=300,
+        width=1250,
+        margin=dict(l=40, r=20, t=40, b=40),
+        legend=dict(orientation="h", y=-0.25),
+    )
     return fig
 
 
@@ -77,8 +109,14 @@ def held_out_summary(rows: list[dict]) -> str:
     return ", ".join(f"{it}: {value:.3f}" for it, value in held) or "none"
 
 
-def write_card(run_dir: Path, dest: Path, eval_report: Path | None, hardware: str | None = None,
-               force: bool = False, curves: bool = True) -> Path:
+def write_card(
+    run_dir: Path,
+    dest: Path,
+    eval_report: Path | None,
+    hardware: str | None = None,
+    force: bool = False,
+    curves: bool = True,
+) -> Path:
     """Copy ``run_dir``'s selected checkpoint to ``dest`` and write ``dest/README.md``; returns its path.
 
     Raises:
@@ -92,13 +130,19 @@ def write_card(run_dir: Path, dest: Path, eval_report: Path | None, hardware: st
             raise ValueError(f"{run_dir} holds no {name} {not_a_run}")
     if eval_report is not None:
         check_input(eval_report, "--eval report (a results.md written by python -m dllm_viz.eval)")
-    check_destination(dest, kind="folder", force=force, hint="pass --force to replace the policy there, or choose a new folder")
+    check_destination(
+        dest, kind="folder", force=force, hint="pass --force to replace the policy there, or choose a new folder"
+    )
     run_config = json.loads((run_dir / "run_config.json").read_text())
     rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
     if not rows:
         raise ValueError(f"{run_dir}/metrics.jsonl has no iterations")
     selection_path = run_dir / "checkpoint-best" / "selection.json"
-    selection = json.loads(selection_path.read_text()) if selection_path.exists() else {"iteration": rows[-1]["iteration"], "reward_ma": None}
+    selection = (
+        json.loads(selection_path.read_text())
+        if selection_path.exists()
+        else {"iteration": rows[-1]["iteration"], "reward_ma": None}
+    )
     policy = DiTConfidencePolicy.from_pretrained(run_dir / "checkpoint-best")  # validates, safetensors only
     evaluation = eval_report.read_text().strip() if eval_report is not None else None
     try:
@@ -113,19 +157,28 @@ def write_card(run_dir: Path, dest: Path, eval_report: Path | None, hardware: st
         flags += [flag] if value is True else [flag, *map(str, value if isinstance(value, list) else [value])]
     command = "python -m dllm_viz.rl.train " + " ".join(map(shlex.quote, flags))
     minutes = sum(r["seconds"] for r in rows) / 60
-    first, last = rows[: min(10, len(rows))], rows[-min(10, len(rows)):]
+    first, last = rows[: min(10, len(rows))], rows[-min(10, len(rows)) :]
 
     def mean(rs, key):
         return sum(r[key] for r in rs) / len(rs)
 
-    setting = "full diffusion" if engine["block_length"] == engine["gen_length"] else f"semi-AR BL={engine['block_length']}"
+    setting = (
+        "full diffusion" if engine["block_length"] == engine["gen_length"] else f"semi-AR BL={engine['block_length']}"
+    )
     es = f", expert steering λ={grpo['es_thresholds']}" if grpo["es_thresholds"] else ""
     lines = [
-        f"# Unmasking policy `{dest.name}`", "",
+        f"# Unmasking policy `{dest.name}`",
+        "",
         f"A {sum(p.numel() for p in policy.parameters()):,}-parameter DiT confidence policy "
         f"(Jazbec, Olausson et al., arXiv 2512.09106) trained with GRPO on the built-in tiny dLLM's word problems, "
-        f"{setting}, L={engine['gen_length']}, {grpo['reward']} reward α={grpo['alpha']}{es}.", "",
-        "## Training", "", "```", command, "```", "",
+        f"{setting}, L={engine['gen_length']}, {grpo['reward']} reward α={grpo['alpha']}{es}.",
+        "",
+        "## Training",
+        "",
+        "```",
+        command,
+        "```",
+        "",
         f"- {len(rows)} rollout batches of {grpo['prompts_per_batch']} prompts × {grpo['num_generations']} rollouts, "
         f"{grpo['num_iterations']} optimiser steps each, lr {grpo['learning_rate']}, ε {grpo['epsilon']}, "
         f"warmup {grpo['warmup_steps']}, seed {grpo['seed']}",
@@ -136,11 +189,15 @@ def write_card(run_dir: Path, dest: Path, eval_report: Path | None, hardware: st
         f"- first 10 iterations: reward {mean(first, 'reward'):.3f}, correct {mean(first, 'correct'):.2f}, "
         f"NFE {mean(first, 'nfe'):.1f}, mean unmask prob {mean(first, 'mean_unmask_prob'):.3f}",
         f"- last 10 iterations: reward {mean(last, 'reward'):.3f}, correct {mean(last, 'correct'):.2f}, "
-        f"NFE {mean(last, 'nfe'):.1f}, mean unmask prob {mean(last, 'mean_unmask_prob'):.3f}", "",
+        f"NFE {mean(last, 'nfe'):.1f}, mean unmask prob {mean(last, 'mean_unmask_prob'):.3f}",
+        "",
     ]
     if curves:
-        lines += ["![training curves: training rollouts and held-out evaluations per rollout batch; dashed: the "
-                  "selected checkpoint](training_curves.png)", ""]
+        lines += [
+            "![training curves: training rollouts and held-out evaluations per rollout batch; dashed: the "
+            "selected checkpoint](training_curves.png)",
+            "",
+        ]
     if evaluation is not None:
         lines += ["## Evaluation", "", evaluation, ""]
     # 2. Write.
@@ -161,11 +218,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("dest", type=Path)
     parser.add_argument("--eval", type=Path, default=None, help="results.md written by python -m dllm_viz.eval")
     parser.add_argument("--hardware", default=None, help="describe the training machine (default: this one)")
-    parser.add_argument("--force", action="store_true", help="replace the files of a non-empty dest (e.g. a shipped policy)")
-    parser.add_argument("--no-curves", action="store_true", help="skip training_curves.png (it needs Chromium for kaleido)")
+    parser.add_argument(
+        "--force", action="store_true", help="replace the files of a non-empty dest (e.g. a shipped policy)"
+    )
+    parser.add_argument(
+        "--no-curves", action="store_true", help="skip training_curves.png (it needs Chromium for kaleido)"
+    )
     args = parser.parse_args(argv)
     try:
-        print(write_card(args.run_dir, args.dest, args.eval, args.hardware, force=args.force, curves=not args.no_curves))
+        print(
+            write_card(args.run_dir, args.dest, args.eval, args.hardware, force=args.force, curves=not args.no_curves)
+        )
     except (OSError, ValueError, RuntimeError) as err:
         parser.exit(2, f"error: {err}\n")
     except KeyError as err:  # written by an older or interrupted run

@@ -16,8 +16,12 @@ from pathlib import Path
 from ..outputs import check_destination, check_input
 
 COLOURS = ("#0072B2", "#D55E00", "#009E73", "#CC79A7")
-CURVES = (("reward", "training reward"), ("nfe", "training NFE"), ("mean_unmask_prob", "mean unmask probability"),
-          ("heldout_reward", "held-out reward"))
+CURVES = (
+    ("reward", "training reward"),
+    ("nfe", "training NFE"),
+    ("mean_unmask_prob", "mean unmask probability"),
+    ("heldout_reward", "held-out reward"),
+)
 
 
 def read_metrics(run_dir: Path) -> list[dict]:
@@ -37,11 +41,16 @@ def heldout_table(runs: dict[str, list[dict]]) -> str:
     held = {label: {r["iteration"]: r for r in rows if "heldout_reward" in r} for label, rows in runs.items()}
     iterations = sorted(set.intersection(*(set(h) for h in held.values())))
     iterations = [i for i in iterations if i <= last]
-    out = ["| rollout batch | " + " | ".join(f"{label}: held-out reward (correct, NFE)" for label in runs) + " |",
-           "|---" * (len(runs) + 1) + "|"]
+    out = [
+        "| rollout batch | " + " | ".join(f"{label}: held-out reward (correct, NFE)" for label in runs) + " |",
+        "|---" * (len(runs) + 1) + "|",
+    ]
     for i in iterations:
-        cells = [f"{held[label][i]['heldout_reward']:.3f} ({held[label][i]['heldout_correct']:.2f}, "
-                 f"{held[label][i]['heldout_nfe']:.1f})" for label in runs]
+        cells = [
+            f"{held[label][i]['heldout_reward']:.3f} ({held[label][i]['heldout_correct']:.2f}, "
+            f"{held[label][i]['heldout_nfe']:.1f})"
+            for label in runs
+        ]
         out.append(f"| {i + 1} | " + " | ".join(cells) + " |")
     return "\n".join(out)
 
@@ -54,12 +63,26 @@ def curves_figure(runs: dict[str, list[dict]]):
     for (label, rows), colour in zip(runs.items(), COLOURS, strict=False):
         for col, (key, _) in enumerate(CURVES, start=1):
             pts = [r for r in rows if key in r]
-            fig.add_trace(go.Scatter(x=[r["iteration"] + 1 for r in pts], y=[r[key] for r in pts], name=label,
-                                     mode="lines+markers" if key.startswith("heldout") else "lines",
-                                     line=dict(color=colour, width=1.5), showlegend=col == 1), row=1, col=col)
+            fig.add_trace(
+                go.Scatter(
+                    x=[r["iteration"] + 1 for r in pts],
+                    y=[r[key] for r in pts],
+                    name=label,
+                    mode="lines+markers" if key.startswith("heldout") else "lines",
+                    line=dict(color=colour, width=1.5),
+                    showlegend=col == 1,
+                ),
+                row=1,
+                col=col,
+            )
     fig.update_xaxes(title_text="rollout batch")
-    fig.update_layout(template="plotly_white", height=300, width=1250, margin=dict(l=40, r=20, t=40, b=40),
-                      legend=dict(orientation="h", y=-0.25))
+    fig.update_layout(
+        template="plotly_white",
+        height=300,
+        width=1250,
+        margin=dict(l=40, r=20, t=40, b=40),
+        legend=dict(orientation="h", y=-0.25),
+    )
     return fig
 
 

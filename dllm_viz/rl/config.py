@@ -115,9 +115,7 @@ class GRPOConfig:
                 f"`gen_length` ({gen_length}), or set es_thresholds=()"
             )
         if gen_length % self.es_block_length:
-            raise ValueError(
-                f"`es_block_length` ({self.es_block_length}) must divide `gen_length` ({gen_length})"
-            )
+            raise ValueError(f"`es_block_length` ({self.es_block_length}) must divide `gen_length` ({gen_length})")
 
     def to_dict(self) -> dict:
         """JSON-ready dict (tuples become lists)."""

@@ -42,12 +42,14 @@ class Processes:
 
     def check_prompts(self, prompts: int) -> None:
         if prompts % self.world:
-            raise ValueError(f"--prompts ({prompts}) must be a multiple of the number of processes ({self.world}), "
-                             "so every process decodes whole groups")
+            raise ValueError(
+                f"--prompts ({prompts}) must be a multiple of the number of processes ({self.world}), "
+                "so every process decodes whole groups"
+            )
 
     def shard(self, items: Sequence) -> list:
         """This rank's share of ``items``."""
-        return list(items[self.rank::self.world])
+        return list(items[self.rank :: self.world])
 
     def mean(self, values: dict[str, float]) -> dict[str, float]:
         """Each value averaged over ranks (identity for one process)."""

@@ -89,7 +89,11 @@ def grpo_loss(
     if advantages.shape != new_log_prob.shape[:1]:
         raise ValueError(f"`advantages` {tuple(advantages.shape)} must be (N,) = ({new_log_prob.shape[0]},)")
     active = active.bool()
-    diff = torch.where(active, new_log_prob.float() - old_log_prob.float().detach(), torch.zeros_like(new_log_prob, dtype=torch.float32))
+    diff = torch.where(
+        active,
+        new_log_prob.float() - old_log_prob.float().detach(),
+        torch.zeros_like(new_log_prob, dtype=torch.float32),
+    )
     ratio = torch.exp(diff)  # (N, T), exactly 1 on inactive entries
     adv = advantages.float().detach().unsqueeze(1)  # (N, 1)
     unclipped = ratio * adv
@@ -120,9 +124,7 @@ def expert_mixture_log_prob(log_prob: torch.Tensor, num_generations: int, num_ex
         num_experts: E ≥ 1 expert rollouts per group.
     """
     if num_generations < 1 or num_experts < 1:
-        raise ValueError(
-            f"`num_generations` ({num_generations}) and `num_experts` ({num_experts}) must be ≥ 1"
-        )
+        raise ValueError(f"`num_generations` ({num_generations}) and `num_experts` ({num_experts}) must be ≥ 1")
     total = num_generations + num_experts
     policy_part = log_prob.float() + math.log(num_generations / total)
     return torch.logaddexp(policy_part, torch.full_like(policy_part, -math.log(total)))

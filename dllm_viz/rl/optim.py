@@ -33,9 +33,7 @@ def build_optimizer(
     """
     total = total_steps if total_steps is not None else config.total_steps
     if total is None or total <= config.warmup_steps:
-        raise ValueError(
-            f"total_steps ({total}) must be set and exceed warmup_steps ({config.warmup_steps})"
-        )
+        raise ValueError(f"total_steps ({total}) must be set and exceed warmup_steps ({config.warmup_steps})")
     decay, no_decay = [], []
     for module in policy.modules():
         for name, param in module.named_parameters(recurse=False):

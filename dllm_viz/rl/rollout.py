@@ -54,13 +54,24 @@ def _decode(backend, prompts: list[str], strategy, config: EngineConfig):
 def _decode_policy(backend, policy, prompts: list[str], engine: EngineConfig, seed: int):
     """Policy rollouts as the paper defines them: Bernoulli unmasking and no fallback (an empty
     step still costs an NFE); token sampling as ``engine`` says."""
-    config = EngineConfig(gen_length=engine.gen_length, block_length=engine.block_length,
-                          temperature=engine.temperature, fallback=False, seed=seed, top_k=engine.top_k)
+    config = EngineConfig(
+        gen_length=engine.gen_length,
+        block_length=engine.block_length,
+        temperature=engine.temperature,
+        fallback=False,
+        seed=seed,
+        top_k=engine.top_k,
+    )
     return _decode(backend, prompts, LearnedPolicy(policy, mode="bernoulli"), config)
 
 
 def collect_rollouts(
-    backend, policy, problems: Sequence[Problem], grpo: GRPOConfig, engine: EngineConfig, seed: int,
+    backend,
+    policy,
+    problems: Sequence[Problem],
+    grpo: GRPOConfig,
+    engine: EngineConfig,
+    seed: int,
 ) -> RolloutBatch:
     """Decode every problem G times with the policy (and E times with the experts), score them."""
     G, E, L = grpo.num_generations, grpo.num_experts, engine.gen_length
@@ -77,8 +88,12 @@ def collect_rollouts(
         parts, order = [steps], []
         expert_texts, expert_nfe, expert_golds = [], [], []
         for threshold in grpo.es_thresholds:
-            cfg = EngineConfig(gen_length=L, block_length=grpo.es_block_length, fallback=True, seed=seed, top_k=engine.top_k)
-            recs, t, n = _decode(backend, [p.question for p in problems], build_strategy("threshold", threshold=threshold), cfg)
+            cfg = EngineConfig(
+                gen_length=L, block_length=grpo.es_block_length, fallback=True, seed=seed, top_k=engine.top_k
+            )
+            recs, t, n = _decode(
+                backend, [p.question for p in problems], build_strategy("threshold", threshold=threshold), cfg
+            )
             part = PolicySteps.from_records(recs, L, policy.config.top_p, expert=True)
             with torch.no_grad():
                 part.old_log_prob = replay_log_probs(policy, part).detach()
@@ -101,12 +116,19 @@ def collect_rollouts(
 
     correct = torch.tensor([check_answer(t, g) for t, g in zip(texts, golds, strict=True)])
     reward_fn = get_reward_function(grpo.reward)
-    rewards = torch.tensor(reward_fn(correct.float().tolist(), nfe.tolist(), gen_length=L, alpha=grpo.alpha), dtype=torch.float32)
+    rewards = torch.tensor(
+        reward_fn(correct.float().tolist(), nfe.tolist(), gen_length=L, alpha=grpo.alpha), dtype=torch.float32
+    )
     return RolloutBatch(steps, rewards, correct, nfe, expert, mean_prob, texts)
 
 
 def heldout_reward(
-    backend, policy, problems: Sequence[Problem], grpo: GRPOConfig, engine: EngineConfig, seed: int = 0,
+    backend,
+    policy,
+    problems: Sequence[Problem],
+    grpo: GRPOConfig,
+    engine: EngineConfig,
+    seed: int = 0,
 ) -> dict[str, float]:
     """Mean reward, correctness and NFE of one policy rollout per held-out problem.
 
@@ -117,8 +139,12 @@ def heldout_reward(
     """
     _, texts, nfe = _decode_policy(backend, policy, [p.question for p in problems], engine, seed)
     correct = [p.check(t) for t, p in zip(texts, problems, strict=True)]
-    rewards = get_reward_function(grpo.reward)([float(c) for c in correct], nfe.tolist(),
-                                               gen_length=engine.gen_length, alpha=grpo.alpha)
+    rewards = get_reward_function(grpo.reward)(
+        [float(c) for c in correct], nfe.tolist(), gen_length=engine.gen_length, alpha=grpo.alpha
+    )
     n = len(problems)
-    return {"heldout_reward": sum(rewards) / n, "heldout_correct": sum(correct) / n,
-            "heldout_nfe": float(nfe.float().mean())}
+    return {
+        "heldout_reward": sum(rewards) / n,
+        "heldout_correct": sum(correct) / n,
+        "heldout_nfe": float(nfe.float().mean()),
+    }

@@ -59,15 +59,17 @@ class PolicySteps:
             eligible = (rec.masked if expert else rec.eligible).bool() & active_row.unsqueeze(1)
             action = (rec.committed if expert else rec.action).bool() & eligible
             log_prob = None if (expert or rec.log_prob is None) else rec.log_prob.float()
-            per_step.append(dict(
-                confidence=confidence_input(rec.features, top_p).float(),
-                masked=rec.masked.bool(),
-                time=(rec.nfe - active_row.long()).float() / gen_length,
-                eligible=eligible,
-                action=action,
-                active=active_row & eligible.any(1),
-                old_log_prob=log_prob,
-            ))
+            per_step.append(
+                dict(
+                    confidence=confidence_input(rec.features, top_p).float(),
+                    masked=rec.masked.bool(),
+                    time=(rec.nfe - active_row.long()).float() / gen_length,
+                    eligible=eligible,
+                    action=action,
+                    active=active_row & eligible.any(1),
+                    old_log_prob=log_prob,
+                )
+            )
         stacked = {}
         for name in (f.name for f in fields(cls)):
             values = [step[name] for step in per_step]
@@ -79,8 +81,9 @@ class PolicySteps:
 
     def index(self, rows: torch.Tensor) -> PolicySteps:
         """Rows in a new order (e.g. to interleave expert rollouts into their groups)."""
-        return PolicySteps(**{f.name: None if getattr(self, f.name) is None else getattr(self, f.name)[rows]
-                              for f in fields(self)})
+        return PolicySteps(
+            **{f.name: None if getattr(self, f.name) is None else getattr(self, f.name)[rows] for f in fields(self)}
+        )
 
     @classmethod
     def cat(cls, parts: Sequence[PolicySteps]) -> PolicySteps:
@@ -128,7 +131,7 @@ def replay_log_probs(
     flat = [getattr(steps, name).to(device)[idx] for name in ("confidence", "masked", "time", "action", "eligible")]
     pieces = []
     for start in range(0, flat[0].shape[0], chunk_size):
-        conf, masked, time, action, eligible = (t[start:start + chunk_size] for t in flat)
+        conf, masked, time, action, eligible = (t[start : start + chunk_size] for t in flat)
         probs = unmask_probs(policy(conf, masked, time), temperature)
         pieces.append(bernoulli_log_prob(probs, action, eligible))
     out = torch.zeros(active.shape, dtype=torch.float32, device=device)

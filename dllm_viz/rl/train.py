@@ -109,11 +109,13 @@ def train(args: argparse.Namespace, procs: Processes = Processes()) -> Path:
     out = Path(args.out_dir)
     last = out / "checkpoint-last"
     if not args.resume:
-        check_destination(out, kind="folder", force=False,
-                          hint="pass --resume to continue the run there, or choose a new --out-dir")
+        check_destination(
+            out, kind="folder", force=False, hint="pass --resume to continue the run there, or choose a new --out-dir"
+        )
     elif not (last / "trainer_state.json").exists():
-        check_destination(out, kind="folder", force=False,
-                          hint="it holds no checkpoint-last/ to --resume, so choose a new --out-dir")
+        check_destination(
+            out, kind="folder", force=False, hint="it holds no checkpoint-last/ to --resume, so choose a new --out-dir"
+        )
     if args.threads is not None and args.threads < 1:
         raise ValueError(f"--threads ({args.threads}) must be ≥ 1")
     if not args.levels or set(args.levels) - set(LEVELS):
@@ -124,19 +126,29 @@ def train(args: argparse.Namespace, procs: Processes = Processes()) -> Path:
     if args.threads:
         torch.set_num_threads(args.threads)
     grpo = GRPOConfig(
-        num_generations=args.group_size, prompts_per_batch=args.prompts, reward=args.reward, alpha=args.alpha,
-        learning_rate=args.lr, warmup_steps=args.warmup, epsilon=args.epsilon, num_iterations=args.num_iterations,
-        es_thresholds=tuple(args.es_thresholds), es_block_length=args.es_block_length or args.gen_length // 8,
-        seed=args.seed, total_steps=args.iterations * args.num_iterations,
+        num_generations=args.group_size,
+        prompts_per_batch=args.prompts,
+        reward=args.reward,
+        alpha=args.alpha,
+        learning_rate=args.lr,
+        warmup_steps=args.warmup,
+        epsilon=args.epsilon,
+        num_iterations=args.num_iterations,
+        es_thresholds=tuple(args.es_thresholds),
+        es_block_length=args.es_block_length or args.gen_length // 8,
+        seed=args.seed,
+        total_steps=args.iterations * args.num_iterations,
     )
     engine = EngineConfig(gen_length=args.gen_length, block_length=args.block_length or args.gen_length // 8)
     if not 1 <= args.top_p <= engine.top_k:
         raise ValueError(f"--top-p ({args.top_p}) must be between 1 and the engine's top_k ({engine.top_k})")
     grpo.check_engine(engine.gen_length, engine.block_length)
-    backend = load_backend(args.model, device=procs.device(args.device),
-                           trust_remote_code=getattr(args, "trust_remote_code", False))
-    policy = DiTConfidencePolicy(PolicyConfig(hidden_size=args.hidden, ffn_size=4 * args.hidden,
-                                              top_p=args.top_p)).to(backend.device)
+    backend = load_backend(
+        args.model, device=procs.device(args.device), trust_remote_code=getattr(args, "trust_remote_code", False)
+    )
+    policy = DiTConfidencePolicy(PolicyConfig(hidden_size=args.hidden, ffn_size=4 * args.hidden, top_p=args.top_p)).to(
+        backend.device
+    )
     learner = procs.wrap(policy)  # DDP under torchrun: its backward averages gradients over processes
     optimizer, schedule = build_optimizer(policy, grpo)
     start, history, best = 0, deque(maxlen=MOVING_AVERAGE), float("-inf")
@@ -150,27 +162,53 @@ def train(args: argparse.Namespace, procs: Processes = Processes()) -> Path:
         history.extend(meta["history"])
         logger.info("resumed from %s at iteration %d", last, start)
     if procs.main:
-        (out / "run_config.json").write_text(json.dumps({"grpo": grpo.to_dict(), "engine": engine.to_dict(),
-                                                          "model": str(args.model), "args": vars(args),
-                                                          "processes": procs.world}, indent=1, default=str))
+        (out / "run_config.json").write_text(
+            json.dumps(
+                {
+                    "grpo": grpo.to_dict(),
+                    "engine": engine.to_dict(),
+                    "model": str(args.model),
+                    "args": vars(args),
+                    "processes": procs.world,
+                },
+                indent=1,
+                default=str,
+            )
+        )
     metrics = (out / "metrics.jsonl").open("a") if procs.main else None
-    bar = tqdm(range(start, args.iterations), initial=start, total=args.iterations, desc="GRPO",
-               disable=args.no_progress or not procs.main)
+    bar = tqdm(
+        range(start, args.iterations),
+        initial=start,
+        total=args.iterations,
+        desc="GRPO",
+        disable=args.no_progress or not procs.main,
+    )
     for it in bar:
         if args.stop_after is not None and it >= start + args.stop_after:
             if procs.main:
-                save_checkpoint(last, policy, optimizer, schedule, {"iteration": it - 1, "best": best, "history": list(history)})
+                save_checkpoint(
+                    last, policy, optimizer, schedule, {"iteration": it - 1, "best": best, "history": list(history)}
+                )
             break
         t0 = time.perf_counter()
         problems = procs.shard(training_problems(it, grpo.prompts_per_batch, args.seed, args.levels, args.free))
-        batch = collect_rollouts(backend, policy, problems, grpo, engine,
-                                 seed=args.seed * 100_003 + it + 7_919 * procs.rank)
+        batch = collect_rollouts(
+            backend, policy, problems, grpo, engine, seed=args.seed * 100_003 + it + 7_919 * procs.rank
+        )
         advantages = group_advantages(batch.rewards, grpo.group_size).to(backend.device)
-        row = {"iteration": it, **procs.mean({
-            "reward": float(batch.rewards.mean()), "correct": float(batch.correct[~batch.expert].float().mean()),
-            "nfe": float(batch.nfe[~batch.expert].float().mean()), "mean_unmask_prob": batch.mean_unmask_prob}),
+        row = {
+            "iteration": it,
+            **procs.mean(
+                {
+                    "reward": float(batch.rewards.mean()),
+                    "correct": float(batch.correct[~batch.expert].float().mean()),
+                    "nfe": float(batch.nfe[~batch.expert].float().mean()),
+                    "mean_unmask_prob": batch.mean_unmask_prob,
+                }
+            ),
             "lr": schedule.get_last_lr()[0],
-            "skipped": procs.all(should_skip_update(advantages, grpo.skip_advantage_tol))}
+            "skipped": procs.all(should_skip_update(advantages, grpo.skip_advantage_tol)),
+        }
         if not row["skipped"]:
             row.update(procs.mean(grpo_update(learner, batch, advantages, grpo, optimizer, schedule)))
         history.append(row["reward"])
@@ -183,14 +221,28 @@ def train(args: argparse.Namespace, procs: Processes = Processes()) -> Path:
                 row.update(heldout_reward(backend, policy, selection, grpo, engine, seed=args.seed))
         metrics.write(json.dumps(row) + "\n")
         metrics.flush()
-        bar.set_postfix(reward=f"{row['reward']:.3f}", correct=f"{row['correct']:.2f}", nfe=f"{row['nfe']:.1f}", p=f"{row['mean_unmask_prob']:.2f}")
+        bar.set_postfix(
+            reward=f"{row['reward']:.3f}",
+            correct=f"{row['correct']:.2f}",
+            nfe=f"{row['nfe']:.1f}",
+            p=f"{row['mean_unmask_prob']:.2f}",
+        )
         state = {"iteration": it, "best": best, "history": list(history)}
         if "heldout_reward" in row and row["heldout_reward"] > best:
             best = state["best"] = row["heldout_reward"]
             policy.save_pretrained(out / "checkpoint-best")
-            (out / "checkpoint-best" / "selection.json").write_text(json.dumps(
-                {"iteration": it, "heldout_reward": best, "heldout_correct": row["heldout_correct"],
-                 "heldout_nfe": row["heldout_nfe"], "heldout_problems": len(selection), "reward_ma": row["reward_ma"]}))
+            (out / "checkpoint-best" / "selection.json").write_text(
+                json.dumps(
+                    {
+                        "iteration": it,
+                        "heldout_reward": best,
+                        "heldout_correct": row["heldout_correct"],
+                        "heldout_nfe": row["heldout_nfe"],
+                        "heldout_problems": len(selection),
+                        "reward_ma": row["reward_ma"],
+                    }
+                )
+            )
         if (it + 1) % args.save_every == 0 or it + 1 == args.iterations:
             save_checkpoint(last, policy, optimizer, schedule, state)
     if procs.main:
@@ -203,7 +255,9 @@ def train(args: argparse.Namespace, procs: Processes = Processes()) -> Path:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m dllm_viz.rl.train", description=__doc__.splitlines()[0])
     parser.add_argument("--model", default=BUILTIN_MODEL)
-    parser.add_argument("--trust-remote-code", action="store_true", help="allow remote code for models off the allow-list")
+    parser.add_argument(
+        "--trust-remote-code", action="store_true", help="allow remote code for models off the allow-list"
+    )
     parser.add_argument("--out-dir", required=True)
     parser.add_argument("--iterations", type=int, default=150, help="rollout batches")
     parser.add_argument("--prompts", type=int, default=16, help="prompt groups per rollout batch")
@@ -216,17 +270,33 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--num-iterations", type=int, default=2, help="optimiser steps per rollout batch")
     parser.add_argument("--gen-length", type=int, default=64)
     parser.add_argument("--block-length", type=int, default=None, help="default L/8; L for full diffusion")
-    parser.add_argument("--es-thresholds", type=float, nargs="*", default=[], help="expert steering λ per expert rollout")
+    parser.add_argument(
+        "--es-thresholds", type=float, nargs="*", default=[], help="expert steering λ per expert rollout"
+    )
     parser.add_argument("--es-block-length", type=int, default=None)
     parser.add_argument("--hidden", type=int, default=128, help="policy width (paper: 128)")
-    parser.add_argument("--top-p", type=int, default=1,
-                        help="largest token probabilities per position the policy sees (paper: 1, the max-prob "
-                             "confidence; its ablation: 50; here at most the engine's top_k, 5)")
-    parser.add_argument("--levels", type=int, nargs="+", default=[DEFAULT_LEVEL], help="word-problem levels to train on")
-    parser.add_argument("--free", type=float, default=DEFAULT_FREE,
-                        help="probability that a problem's amount is left open (several valid answers); 0: all stated")
-    parser.add_argument("--eval-every", type=int, default=10,
-                        help="iterations between held-out evaluations, which select checkpoint-best (0: never)")
+    parser.add_argument(
+        "--top-p",
+        type=int,
+        default=1,
+        help="largest token probabilities per position the policy sees (paper: 1, the max-prob "
+        "confidence; its ablation: 50; here at most the engine's top_k, 5)",
+    )
+    parser.add_argument(
+        "--levels", type=int, nargs="+", default=[DEFAULT_LEVEL], help="word-problem levels to train on"
+    )
+    parser.add_argument(
+        "--free",
+        type=float,
+        default=DEFAULT_FREE,
+        help="probability that a problem's amount is left open (several valid answers); 0: all stated",
+    )
+    parser.add_argument(
+        "--eval-every",
+        type=int,
+        default=10,
+        help="iterations between held-out evaluations, which select checkpoint-best (0: never)",
+    )
     parser.add_argument("--eval-problems", type=int, default=64, help="held-out problems per evaluation")
     parser.add_argument("--seed", type=int, default=123)
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")

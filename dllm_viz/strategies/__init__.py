@@ -17,8 +17,7 @@ from .heuristics import (
 )
 
 HEURISTICS: dict[str, type[Strategy]] = {
-    cls.name: cls
-    for cls in (RandomK, HighConfidenceK, FastDLLMThreshold, FastDLLMFactor, MarginK, EntropyK, EBSampler)
+    cls.name: cls for cls in (RandomK, HighConfidenceK, FastDLLMThreshold, FastDLLMFactor, MarginK, EntropyK, EBSampler)
 }
 
 
@@ -35,9 +34,7 @@ def build_strategy(name: str, **params: Any) -> Strategy:
     fields = set(inspect.signature(cls).parameters)  # the dataclass fields
     unknown = set(params) - fields
     if unknown:
-        raise ValueError(
-            f"strategy {name!r} has no parameter(s) {sorted(unknown)}; it takes {sorted(fields)}"
-        )
+        raise ValueError(f"strategy {name!r} has no parameter(s) {sorted(unknown)}; it takes {sorted(fields)}")
     return cls(**params)
 
 

@@ -131,9 +131,7 @@ class RandomK(_TopKSchedule):
     name = "random"
 
     def score(self, state: DecodeState) -> torch.Tensor:
-        return torch.rand(
-            state.eligible.shape, device=state.eligible.device, generator=state.generator
-        )
+        return torch.rand(state.eligible.shape, device=state.eligible.device, generator=state.generator)
 
 
 @dataclass(frozen=True)

@@ -116,7 +116,9 @@ class LearnedPolicy:
 
     name = "learned"
 
-    def __init__(self, policy: DiTConfidencePolicy, config: LearnedPolicyConfig | None = None, **overrides: Any) -> None:
+    def __init__(
+        self, policy: DiTConfidencePolicy, config: LearnedPolicyConfig | None = None, **overrides: Any
+    ) -> None:
         if config is not None and overrides:
             raise ValueError(f"pass either `config` or keyword overrides {sorted(overrides)}, not both")
         self.policy = policy

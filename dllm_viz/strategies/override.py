@@ -99,6 +99,8 @@ class OverrideStrategy:
         decision = self.inner.decide(dataclasses.replace(state, eligible=state.eligible & ~hold) if held else state)
         tokens = torch.where(force, self._tokens.to(device), torch.full_like(state.tokens, -1))
         return dataclasses.replace(
-            decision, unmask=(decision.unmask & ~hold) | force,
-            tokens=tokens if bool((tokens >= 0).any()) else None, hold=hold if held else None,
+            decision,
+            unmask=(decision.unmask & ~hold) | force,
+            tokens=tokens if bool((tokens >= 0).any()) else None,
+            hold=hold if held else None,
         )

@@ -109,8 +109,12 @@ def is_correct(completion: str, gold: str) -> bool:
 
 
 _EQUATION_RE = re.compile(r"(\d+)\s*([-+*/])\s*(\d+)\s*=\s*(\d+)")
-_OPS = {"+": lambda x, b: x + b, "-": lambda x, b: x - b, "*": lambda x, b: x * b,
-        "/": lambda x, b: x // b if b and x % b == 0 else None}
+_OPS = {
+    "+": lambda x, b: x + b,
+    "-": lambda x, b: x - b,
+    "*": lambda x, b: x * b,
+    "/": lambda x, b: x // b if b and x % b == 0 else None,
+}
 
 
 def apply_op(op: str, x: int, b: int) -> int | None:

@@ -44,8 +44,7 @@ def _problem(record, where: str) -> Problem | None:
     if answer is None:
         logger.warning("%s: skipped, the answer states no final number after '####': %r", where, solution[-60:])
         return None
-    return Problem(question=question.strip(), solution=strip_calculator(solution).strip(), answer=answer,
-                   source=where)
+    return Problem(question=question.strip(), solution=strip_calculator(solution).strip(), answer=answer, source=where)
 
 
 def parse_jsonl(lines: Iterable[str], name: str = "<jsonl>") -> list[Problem]:

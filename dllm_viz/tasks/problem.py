@@ -50,6 +50,12 @@ class Problem:
 
     def to_dict(self) -> dict:
         """GSM8K-compatible dict (``question``/``answer`` = full solution) plus our fields."""
-        return {"question": self.question, "answer": self.solution, "final": self.answer,
-                "level": self.level, "source": self.source, "start": self.start,
-                "chain": [list(step) for step in self.chain]}
+        return {
+            "question": self.question,
+            "answer": self.solution,
+            "final": self.answer,
+            "level": self.level,
+            "source": self.source,
+            "start": self.start,
+            "chain": [list(step) for step in self.chain],
+        }

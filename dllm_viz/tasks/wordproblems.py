@@ -63,9 +63,22 @@ PRODUCT_RANGE = ((2, 12), (2, 6))  # "a items for k dollars each"
 FREE_PRODUCT_RANGE = ((2, 6), (2, 3))
 
 PEOPLE = (
-    ("Tom", "m"), ("Anna", "f"), ("Ben", "m"), ("Lily", "f"), ("Omar", "m"), ("Sara", "f"),
-    ("Leo", "m"), ("Nina", "f"), ("Sam", "m"), ("Maria", "f"), ("Jack", "m"), ("Emma", "f"),
-    ("Ravi", "m"), ("Mei", "f"), ("Carlos", "m"), ("Zoe", "f"),
+    ("Tom", "m"),
+    ("Anna", "f"),
+    ("Ben", "m"),
+    ("Lily", "f"),
+    ("Omar", "m"),
+    ("Sara", "f"),
+    ("Leo", "m"),
+    ("Nina", "f"),
+    ("Sam", "m"),
+    ("Maria", "f"),
+    ("Jack", "m"),
+    ("Emma", "f"),
+    ("Ravi", "m"),
+    ("Mei", "f"),
+    ("Carlos", "m"),
+    ("Zoe", "f"),
 )
 PRONOUNS = {
     "m": {"he": "he", "He": "He", "him": "him", "his": "his"},
@@ -117,9 +130,27 @@ STORIES = (
         },
         step="{name} has {x} {op} {b} = {y} {unit}.",
         questions=("How many {unit} does {name} have now?", "How many {unit} does {name} have in the end?"),
-        slots=(_choices("unit", "apples", "pencils", "stickers", "marbles", "cookies", "books", "cards",
-                        "eggs", "shells", "stamps", "toys", "flowers", "candies", "balloons", "beads",
-                        "crayons"),),
+        slots=(
+            _choices(
+                "unit",
+                "apples",
+                "pencils",
+                "stickers",
+                "marbles",
+                "cookies",
+                "books",
+                "cards",
+                "eggs",
+                "shells",
+                "stamps",
+                "toys",
+                "flowers",
+                "candies",
+                "balloons",
+                "beads",
+                "crayons",
+            ),
+        ),
     ),
     Story(
         name="money",
@@ -132,8 +163,10 @@ STORIES = (
         },
         step="{name} has {x} {op} {b} = {y} dollars.",
         questions=("How many dollars does {name} have now?", "How many dollars does {name} have left?"),
-        slots=(_choices("chore", "washing cars", "walking dogs", "mowing lawns", "cleaning rooms"),
-               _choices("thing", "a book", "a toy", "lunch", "a ticket", "a gift", "a hat")),
+        slots=(
+            _choices("chore", "washing cars", "walking dogs", "mowing lawns", "cleaning rooms"),
+            _choices("thing", "a book", "a toy", "lunch", "a ticket", "a gift", "a hat"),
+        ),
     ),
     Story(
         name="farm",
@@ -157,11 +190,15 @@ STORIES = (
         },
         step="{name} {verb} {x} {op} {b} = {y} {unit}.",
         questions=("How many {unit} does {name} {base} in all?",),
-        slots=(({"verb": "reads", "base": "read", "unit": "pages"},
+        slots=(
+            (
+                {"verb": "reads", "base": "read", "unit": "pages"},
                 {"verb": "runs", "base": "run", "unit": "miles"},
                 {"verb": "swims", "base": "swim", "unit": "laps"},
                 {"verb": "writes", "base": "write", "unit": "letters"},
-                {"verb": "bakes", "base": "bake", "unit": "cakes"}),),
+                {"verb": "bakes", "base": "bake", "unit": "cakes"},
+            ),
+        ),
         product_start=True,
     ),
     Story(
@@ -173,8 +210,10 @@ STORIES = (
         },
         step="{name} pays {x} {op} {b} = {y} dollars.",
         questions=("How many dollars does {name} pay in total?",),
-        slots=(_choices("good", "pens", "notebooks", "tickets", "cups", "shirts", "plants"),
-               _choices("thing", "a bag", "a card", "a box", "a ribbon")),
+        slots=(
+            _choices("good", "pens", "notebooks", "tickets", "cups", "shirts", "plants"),
+            _choices("thing", "a bag", "a card", "a box", "a ribbon"),
+        ),
         product_start=True,
     ),
 )
@@ -204,9 +243,11 @@ def _operand(rng: random.Random, op: str, x: int) -> int | None:
 def _free_templates(story: Story, op: str) -> tuple[str, ...]:
     """The operation sentences that still read as English with ``{b}`` dropped
     ("{He} sells {b} {unit}." → "She sells shells."; not "{b} {unit} run away.")."""
-    return tuple(t for t in story.ops[op]
-                 if not t.startswith("{b}") and "{b} of" not in t and "{b} dollars off" not in t
-                 and "{b} extra" not in t)
+    return tuple(
+        t
+        for t in story.ops[op]
+        if not t.startswith("{b}") and "{b} of" not in t and "{b} dollars off" not in t and "{b} extra" not in t
+    )
 
 
 def _sentence(rng: random.Random, story: Story, op: str, b: int, free: bool, fill: dict) -> str:
@@ -249,8 +290,15 @@ def _draw(rng: random.Random, level: int, free: float = 0.0) -> Problem:
         chain.append((op, None if is_free else b))
         x = y
     sentences.append(rng.choice(story.questions).format(**fill))
-    return Problem(question=" ".join(sentences), solution=" ".join(steps) + f" #### {x}", answer=str(x),
-                   level=level, source=f"wordproblem:{story.name}", start=start, chain=tuple(chain))
+    return Problem(
+        question=" ".join(sentences),
+        solution=" ".join(steps) + f" #### {x}",
+        answer=str(x),
+        level=level,
+        source=f"wordproblem:{story.name}",
+        start=start,
+        chain=tuple(chain),
+    )
 
 
 def _check_level(level: int) -> None:

@@ -25,8 +25,14 @@ from ..outputs import check_destination, check_input
 from .train import CHECKPOINT, TrainConfig
 
 REQUIRED = ("config.json", "model.safetensors", "tokenizer.json")
-SHIPPED = ("config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json",
-           "special_tokens_map.json", "chat_template.jinja")
+SHIPPED = (
+    "config.json",
+    "model.safetensors",
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "chat_template.jinja",
+)
 NOT_FLAGS = {"model", "device"}
 
 
@@ -43,8 +49,12 @@ def stage_command(config: dict) -> str:
         value = ",".join(map(str, value)) if isinstance(value, (list, tuple)) else value
         flags += [flag, str(value)]
     model, default_model = config.get("model", {}), defaults["model"]
-    names = {"hidden_size": "--hidden-size", "num_layers": "--layers", "num_heads": "--heads",
-             "intermediate_size": "--intermediate-size"}
+    names = {
+        "hidden_size": "--hidden-size",
+        "num_layers": "--layers",
+        "num_heads": "--heads",
+        "intermediate_size": "--intermediate-size",
+    }
     for key, flag in names.items():
         if model.get(key, default_model[key]) != default_model[key]:
             flags += [flag, str(model[key])]
@@ -56,21 +66,36 @@ def stage_lines(run_dir: Path) -> list[str]:
     config = state["config"]
     reached, planned = state["step"], config["steps"]
     stop = "" if reached >= planned else f", stopped at step {reached:,} of {planned:,} (schedule not finished)"
-    return ["```", stage_command(config), "```", "",
-            f"- {reached:,} steps of batch {config['batch_size']} in {state['elapsed_seconds'] / 60:.0f} min{stop}", ""]
+    return [
+        "```",
+        stage_command(config),
+        "```",
+        "",
+        f"- {reached:,} steps of batch {config['batch_size']} in {state['elapsed_seconds'] / 60:.0f} min{stop}",
+        "",
+    ]
 
 
 def level_table(evaluation: dict) -> list[str]:
     lines = ["| setting | problems | level | n | accuracy | mean NFE | no answer |", "|---|---|---|---|---|---|---|"]
     for r in evaluation["levels"]:
         kind = f"free choice (free={r['free']:g})" if r.get("free") else "fixed answer"
-        lines.append(f"| {r['setting']} (BL={r['block_length']}) | {kind} | {r['level']} | {r['n']} | "
-                     f"{100 * r['accuracy']:.1f} % | {r['mean_nfe']:.1f} | {100 * r['no_answer']:.1f} % |")
+        lines.append(
+            f"| {r['setting']} (BL={r['block_length']}) | {kind} | {r['level']} | {r['n']} | "
+            f"{100 * r['accuracy']:.1f} % | {r['mean_nfe']:.1f} | {100 * r['no_answer']:.1f} % |"
+        )
     return lines
 
 
-def write_card(stages: list[Path], dest: Path, evaluation: Path, baselines: list[Path], notes: Path | None,
-               hardware: str | None, force: bool = False) -> Path:
+def write_card(
+    stages: list[Path],
+    dest: Path,
+    evaluation: Path,
+    baselines: list[Path],
+    notes: Path | None,
+    hardware: str | None,
+    force: bool = False,
+) -> Path:
     """Copy the last stage's model to ``dest`` and write ``dest/README.md``; returns its path.
 
     Raises:
@@ -79,7 +104,9 @@ def write_card(stages: list[Path], dest: Path, evaluation: Path, baselines: list
     # 1. Read and check every input, and the destination; nothing is written until all pass.
     for stage in stages:
         if not (stage / CHECKPOINT / "trainer_state.json").is_file():
-            raise ValueError(f"{stage} holds no {CHECKPOINT}/trainer_state.json (not a python -m dllm_viz.tiny.train run)")
+            raise ValueError(
+                f"{stage} holds no {CHECKPOINT}/trainer_state.json (not a python -m dllm_viz.tiny.train run)"
+            )
     final = stages[-1] / CHECKPOINT
     for name in REQUIRED:
         check_input(final / name, "the model file")
@@ -88,38 +115,67 @@ def write_card(stages: list[Path], dest: Path, evaluation: Path, baselines: list
         check_input(path, "--baselines (results.md of python -m dllm_viz.eval)")
     if notes is not None:
         check_input(notes, "--notes")
-    check_destination(dest, kind="folder", force=force, hint="pass --force to replace the model there, or choose a new folder")
+    check_destination(
+        dest, kind="folder", force=force, hint="pass --force to replace the model there, or choose a new folder"
+    )
     config = json.loads((final / "config.json").read_text())
     result = json.loads(evaluation.read_text())
     if not isinstance(result, dict) or not {"levels", "speed"} <= set(result):
-        raise ValueError(f"--evaluate {evaluation} has no 'levels' and 'speed' "
-                         "(write it with python -m dllm_viz.tiny.evaluate --json)")
+        raise ValueError(
+            f"--evaluate {evaluation} has no 'levels' and 'speed' "
+            "(write it with python -m dllm_viz.tiny.evaluate --json)"
+        )
     speed = result["speed"]
     size_mb = sum((final / n).stat().st_size for n in SHIPPED if (final / n).exists()) / 1e6
     stage_blocks = [stage_lines(stage) for stage in stages]
     notes_text = notes.read_text().strip() if notes else None
     reports = [report.read_text() for report in baselines]
     lines = [
-        "---", "license: mit", "library_name: transformers", "pipeline_tag: fill-mask", "tags: [diffusion, dllm-viz]", "---", "",
-        "# tiny-dllm: the built-in masked-diffusion LM of dllm-viz", "",
+        "---",
+        "license: mit",
+        "library_name: transformers",
+        "pipeline_tag: fill-mask",
+        "tags: [diffusion, dllm-viz]",
+        "---",
+        "",
+        "# tiny-dllm: the built-in masked-diffusion LM of dllm-viz",
+        "",
         f"A `{config['architectures'][0]}` (RoPE, bidirectional; d={config['hidden_size']}, "
         f"{config['num_hidden_layers']} layers, {config['num_attention_heads']} heads, "
         f"vocabulary {config['vocab_size']}, {size_mb:.1f} MB) trained by the project "
         "with the LLaDA-SFT / MDLM objective on its procedural word problems (`dllm_viz.tasks.wordproblems`). "
-        "It answers in GSM8K's format (`... #### N`) and decodes at interactive speed on a laptop CPU.", "",
-        "```python", "from dllm_viz.backends import load_backend", "backend = load_backend('assets/tiny-dllm')  # or AutoModelForMaskedLM / AutoTokenizer", "```", "",
-        "## Training", "", f"Hardware: {hardware or platform.machine() + ' CPU'}.", "",
+        "It answers in GSM8K's format (`... #### N`) and decodes at interactive speed on a laptop CPU.",
+        "",
+        "```python",
+        "from dllm_viz.backends import load_backend",
+        "backend = load_backend('assets/tiny-dllm')  # or AutoModelForMaskedLM / AutoTokenizer",
+        "```",
+        "",
+        "## Training",
+        "",
+        f"Hardware: {hardware or platform.machine() + ' CPU'}.",
+        "",
     ]
     for i, block in enumerate(stage_blocks, 1):
         lines += [f"Stage {i}{' (from the previous stage, --init-from)' if i > 1 else ''}:", "", *block]
     if notes_text:
         lines += [notes_text, ""]
-    lines += ["## Held-out accuracy", "",
-              "High-Confidence-K at one token per step (greedy tokens), L = 64, held-out problems that training never sees:", "",
-              "```", result.get("command", "python -m dllm_viz.tiny.evaluate --n 200"), "```", "", *level_table(result), "",
-              f"Decoding speed, batch 1, L = 64, {speed['threads']} CPU threads: "
-              f"median **{speed['median_steps_per_s']:.0f} steps/s** "
-              f"(min {speed['min_steps_per_s']:.0f}) over {speed['prompts']} decodes.", ""]
+    lines += [
+        "## Held-out accuracy",
+        "",
+        "High-Confidence-K at one token per step (greedy tokens), L = 64, held-out problems that training never sees:",
+        "",
+        "```",
+        result.get("command", "python -m dllm_viz.tiny.evaluate --n 200"),
+        "```",
+        "",
+        *level_table(result),
+        "",
+        f"Decoding speed, batch 1, L = 64, {speed['threads']} CPU threads: "
+        f"median **{speed['median_steps_per_s']:.0f} steps/s** "
+        f"(min {speed['min_steps_per_s']:.0f}) over {speed['prompts']} decodes.",
+        "",
+    ]
     if baselines:
         lines += ["## Heuristic baselines", ""]
     for text in reports:
@@ -138,15 +194,28 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m dllm_viz.tiny.card", description=__doc__.splitlines()[0])
     parser.add_argument("stages", type=Path, nargs="+", help="training run folders, oldest stage first")
     parser.add_argument("--dest", type=Path, required=True)
-    parser.add_argument("--evaluate", type=Path, required=True, help="JSON from python -m dllm_viz.tiny.evaluate --json")
-    parser.add_argument("--baselines", type=Path, action="append", default=[],
-                        help="results.md from python -m dllm_viz.eval (repeatable)")
+    parser.add_argument(
+        "--evaluate", type=Path, required=True, help="JSON from python -m dllm_viz.tiny.evaluate --json"
+    )
+    parser.add_argument(
+        "--baselines",
+        type=Path,
+        action="append",
+        default=[],
+        help="results.md from python -m dllm_viz.eval (repeatable)",
+    )
     parser.add_argument("--notes", type=Path, default=None, help="markdown added after the training commands")
     parser.add_argument("--hardware", default=None)
-    parser.add_argument("--force", action="store_true", help="replace the files of a non-empty --dest (e.g. the shipped model)")
+    parser.add_argument(
+        "--force", action="store_true", help="replace the files of a non-empty --dest (e.g. the shipped model)"
+    )
     args = parser.parse_args(argv)
     try:
-        print(write_card(args.stages, args.dest, args.evaluate, args.baselines, args.notes, args.hardware, force=args.force))
+        print(
+            write_card(
+                args.stages, args.dest, args.evaluate, args.baselines, args.notes, args.hardware, force=args.force
+            )
+        )
     except (OSError, ValueError) as err:
         parser.exit(2, f"error: {err}\n")
     except KeyError as err:  # a run or evaluation file from an older version

@@ -81,7 +81,10 @@ def collate(tokenizer, problems: Sequence[Problem], gen_length: int) -> Batch:
 
 
 def mask_responses(
-    batch: Batch, mask_id: int, generator: torch.Generator, min_ratio: float = 1e-3,
+    batch: Batch,
+    mask_id: int,
+    generator: torch.Generator,
+    min_ratio: float = 1e-3,
     ratio: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The forward process: mask each response token with probability ``t``.
@@ -116,7 +119,10 @@ def mask_responses(
 
 
 def diffusion_loss(
-    logits: torch.Tensor, targets: torch.Tensor, masked: torch.Tensor, t: torch.Tensor,
+    logits: torch.Tensor,
+    targets: torch.Tensor,
+    masked: torch.Tensor,
+    t: torch.Tensor,
     weighting: str = "masked_mean",
 ) -> torch.Tensor:
     """Cross-entropy on masked positions of the response region.

@@ -63,12 +63,21 @@ class SolveReport:
         return sum(extract_answer(t) is None for t in self.texts) / self.n
 
     def summary(self) -> dict:
-        return {"n": self.n, "accuracy": self.accuracy, "mean_nfe": self.mean_nfe,
-                "no_answer": self.no_answer, "seconds": self.seconds}
+        return {
+            "n": self.n,
+            "accuracy": self.accuracy,
+            "mean_nfe": self.mean_nfe,
+            "no_answer": self.no_answer,
+            "seconds": self.seconds,
+        }
 
 
 def solve(
-    backend, problems: Sequence[Problem], strategy: Strategy, config: EngineConfig, batch_size: int = 64,
+    backend,
+    problems: Sequence[Problem],
+    strategy: Strategy,
+    config: EngineConfig,
+    batch_size: int = 64,
 ) -> SolveReport:
     """Decode every problem's question with ``strategy`` and check the answers.
 
@@ -119,8 +128,9 @@ def level_table(backend, n: int, gen_length: int = 64, batch_size: int = 100, fr
         config = EngineConfig(gen_length=gen_length, block_length=block_length)
         for level in LEVELS:
             report = solve(backend, test_set(level, n, free), build_strategy("confidence"), config, batch_size)
-            rows.append({"setting": setting, "block_length": block_length, "level": level, "free": free,
-                         **report.summary()})
+            rows.append(
+                {"setting": setting, "block_length": block_length, "level": level, "free": free, **report.summary()}
+            )
     return rows
 
 
@@ -132,8 +142,13 @@ def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(prog="python -m dllm_viz.tiny.evaluate", description=__doc__.splitlines()[0])
     parser.add_argument("--model", default=BUILTIN_MODEL)
     parser.add_argument("--n", type=int, default=200, help="held-out problems per level")
-    parser.add_argument("--free", type=float, nargs="+", default=[DEFAULT_FREE, 0.0],
-                        help="problem kinds: probability that an amount is left open (1: the default world, 0: fixed answers)")
+    parser.add_argument(
+        "--free",
+        type=float,
+        nargs="+",
+        default=[DEFAULT_FREE, 0.0],
+        help="problem kinds: probability that an amount is left open (1: the default world, 0: fixed answers)",
+    )
     parser.add_argument("--gen-length", type=int, default=64)
     parser.add_argument("--batch-size", type=int, default=100)
     parser.add_argument("--speed-prompts", type=int, default=20, help="batch-1 decodes timed for steps/s")
@@ -153,8 +168,9 @@ def main(argv: list[str] | None = None) -> dict:
         if args.gen_length % 8:
             raise ValueError(f"--gen-length ({args.gen_length}) must be a multiple of 8 (semi-AR uses BL = L/8)")
         if args.json:
-            check_destination(args.json, kind="file", force=args.force,
-                              hint="pass --force to overwrite it, or choose another --json")
+            check_destination(
+                args.json, kind="file", force=args.force, hint="pass --force to overwrite it, or choose another --json"
+            )
         torch.set_num_threads(args.threads)
         backend = load_backend(args.model, device="cpu")
     except (ValueError, ModelLoadError) as err:
@@ -164,18 +180,29 @@ def main(argv: list[str] | None = None) -> dict:
     print("| setting | problems | level | n | accuracy | mean NFE | no answer |\n|---|---|---|---|---|---|---|")
     for r in rows:
         kind = f"free={r['free']:g}" if r["free"] else "fixed"
-        print(f"| {r['setting']} (BL={r['block_length']}) | {kind} | {r['level']} | {r['n']} "
-              f"| {100 * r['accuracy']:.1f} % | {r['mean_nfe']:.1f} | {100 * r['no_answer']:.1f} % |")
+        print(
+            f"| {r['setting']} (BL={r['block_length']}) | {kind} | {r['level']} | {r['n']} "
+            f"| {100 * r['accuracy']:.1f} % | {r['mean_nfe']:.1f} | {100 * r['no_answer']:.1f} % |"
+        )
     prompts = [p.question for p in test_set(2, args.speed_prompts + 1, DEFAULT_FREE)]
     config = EngineConfig(gen_length=args.gen_length, block_length=args.gen_length // 8)
     rates = steps_per_second(backend, prompts, build_strategy("confidence"), config)[1:]  # drop warm-up
-    speed = {"median_steps_per_s": statistics.median(rates), "min_steps_per_s": min(rates),
-             "prompts": len(rates), "threads": torch.get_num_threads()}
-    print(f"decoding speed, batch 1, L={args.gen_length}, {speed['threads']} CPU threads: "
-          f"median {speed['median_steps_per_s']:.1f} steps/s (min {speed['min_steps_per_s']:.1f}) "
-          f"over {len(rates)} decodes")
-    result = {"levels": rows, "speed": speed,
-              "command": "python -m dllm_viz.tiny.evaluate " + shlex.join(argv if argv is not None else sys.argv[1:])}
+    speed = {
+        "median_steps_per_s": statistics.median(rates),
+        "min_steps_per_s": min(rates),
+        "prompts": len(rates),
+        "threads": torch.get_num_threads(),
+    }
+    print(
+        f"decoding speed, batch 1, L={args.gen_length}, {speed['threads']} CPU threads: "
+        f"median {speed['median_steps_per_s']:.1f} steps/s (min {speed['min_steps_per_s']:.1f}) "
+        f"over {len(rates)} decodes"
+    )
+    result = {
+        "levels": rows,
+        "speed": speed,
+        "command": "python -m dllm_viz.tiny.evaluate " + shlex.join(argv if argv is not None else sys.argv[1:]),
+    }
     if args.json:
         with open(args.json, "w") as f:
             json.dump(result, f, indent=1)

@@ -38,10 +38,12 @@ PROMPT_WORDS = ("Q:", "A:")  # the words CHAT_TEMPLATE adds around a question
 def _pipeline(vocab: dict[str, int]) -> Tokenizer:
     tok = Tokenizer(models.WordLevel(vocab, unk_token=UNK))
     tok.normalizer = normalizers.Sequence([normalizers.Replace(Regex(r"\s+"), " "), normalizers.Strip()])
-    tok.pre_tokenizer = pre_tokenizers.Sequence([
-        pre_tokenizers.Metaspace(replacement=SPACE, prepend_scheme="always", split=True),
-        pre_tokenizers.Split(Regex(PIECE_PATTERN), behavior="isolated"),
-    ])
+    tok.pre_tokenizer = pre_tokenizers.Sequence(
+        [
+            pre_tokenizers.Metaspace(replacement=SPACE, prepend_scheme="always", split=True),
+            pre_tokenizers.Split(Regex(PIECE_PATTERN), behavior="isolated"),
+        ]
+    )
     tok.decoder = decoders.Metaspace(replacement=SPACE, prepend_scheme="always", split=True)
     return tok
 
@@ -79,8 +81,12 @@ def build_tokenizer(texts: list[str] | None = None, model_max_length: int = 256)
     vocab = {token: i for i, token in enumerate([*SPECIAL_TOKENS, *words])}
     fast = PreTrainedTokenizerFast(
         tokenizer_object=_pipeline(vocab),
-        pad_token=PAD, unk_token=UNK, mask_token=MASK, eos_token=EOS,
-        model_max_length=model_max_length, padding_side="left",
+        pad_token=PAD,
+        unk_token=UNK,
+        mask_token=MASK,
+        eos_token=EOS,
+        model_max_length=model_max_length,
+        padding_side="left",
         clean_up_tokenization_spaces=False,
     )
     fast.chat_template = CHAT_TEMPLATE

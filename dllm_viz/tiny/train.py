@@ -40,8 +40,16 @@ logger = logging.getLogger(__name__)
 CHECKPOINT, FINAL = "checkpoint", "final"
 EVAL_RATIOS = (0.3, 0.7, 1.0)  # held-out masked loss is reported at these fixed mask ratios
 # Fields that may differ when resuming; any other difference would change the run.
-RESUMABLE_CHANGES = {"out_dir", "device", "threads", "time_limit_minutes", "eval_every", "eval_problems",
-                     "checkpoint_every", "log_every"}
+RESUMABLE_CHANGES = {
+    "out_dir",
+    "device",
+    "threads",
+    "time_limit_minutes",
+    "eval_every",
+    "eval_problems",
+    "checkpoint_every",
+    "log_every",
+}
 
 
 @dataclass(frozen=True)
@@ -211,8 +219,9 @@ def heldout_loss(model, tokenizer, config: TrainConfig, device, n: int = 64) -> 
             P = batch.prompt_length
             for ratio in EVAL_RATIOS:
                 generator = torch.Generator(device=device).manual_seed(level)
-                noisy, masked, t = mask_responses(batch, tokenizer.mask_token_id, generator,
-                                                  ratio=torch.full((n,), ratio))
+                noisy, masked, t = mask_responses(
+                    batch, tokenizer.mask_token_id, generator, ratio=torch.full((n,), ratio)
+                )
                 logits = model(input_ids=noisy, attention_mask=batch.attention_mask).logits
                 loss = diffusion_loss(logits[:, P:], batch.input_ids[:, P:], masked[:, P:], t)
                 out[f"loss_l{level}_t{ratio}"] = float(loss)
@@ -236,9 +245,12 @@ def heldout_accuracy(model, tokenizer, config: TrainConfig, n: int) -> dict[str,
     backend = MaskedLMBackend(model, tokenizer, name="training")  # sets eval + no grad
     try:
         engine = EngineConfig(gen_length=config.gen_length, block_length=config.gen_length // 8)
-        return {f"acc_l{level}": solve(backend, test_set(level, n, DEFAULT_FREE), build_strategy("confidence"),
-                                            engine).accuracy
-                for level in LEVELS}
+        return {
+            f"acc_l{level}": solve(
+                backend, test_set(level, n, DEFAULT_FREE), build_strategy("confidence"), engine
+            ).accuracy
+            for level in LEVELS
+        }
     finally:
         model.train().requires_grad_(True)
 
@@ -250,8 +262,12 @@ def save_checkpoint(out_dir: Path, model, tokenizer, optimizer, state: dict) -> 
     model.save_pretrained(tmp)
     tokenizer.save_pretrained(tmp)
     opt = optimizer.state_dict()
-    tensors = {f"{i}.{k}": v.detach().cpu().contiguous() for i, s in opt["state"].items() for k, v in s.items()
-               if torch.is_tensor(v)}
+    tensors = {
+        f"{i}.{k}": v.detach().cpu().contiguous()
+        for i, s in opt["state"].items()
+        for k, v in s.items()
+        if torch.is_tensor(v)
+    }
     save_file(tensors, str(tmp / "optimizer.safetensors"))
     (tmp / "optimizer.json").write_text(json.dumps({"param_groups": opt["param_groups"]}, indent=1))
     (tmp / "trainer_state.json").write_text(json.dumps(state, indent=1))
@@ -265,8 +281,7 @@ def load_checkpoint(directory: Path, config: TrainConfig, device):
     """(model, tokenizer, optimizer, state) from a checkpoint, refusing a different run's config."""
     state = json.loads((directory / "trainer_state.json").read_text())
     saved = TrainConfig.from_dict(state["config"])
-    diff = sorted(k for k, v in config.to_dict().items()
-                  if k not in RESUMABLE_CHANGES and v != saved.to_dict()[k])
+    diff = sorted(k for k, v in config.to_dict().items() if k not in RESUMABLE_CHANGES and v != saved.to_dict()[k])
     if diff:
         raise ValueError(
             f"cannot resume {directory}: the checkpoint was made with different {diff} "
@@ -296,10 +311,16 @@ def initial_model(config: TrainConfig):
     model = AutoModelForMaskedLM.from_pretrained(config.init_from, local_files_only=True)
     expected = modernbert_config(config.model, tokenizer)
     keys = ("hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size", "max_position_embeddings")
-    diff = {k: (getattr(model.config, k), getattr(expected, k)) for k in keys if getattr(model.config, k) != getattr(expected, k)}
+    diff = {
+        k: (getattr(model.config, k), getattr(expected, k))
+        for k in keys
+        if getattr(model.config, k) != getattr(expected, k)
+    }
     if diff:
-        raise ValueError(f"init_from ({config.init_from!r}) holds a different network than --hidden-size/--layers/...: "
-                         f"{ {k: f'{a} saved vs {b} configured' for k, (a, b) in diff.items()} }")
+        raise ValueError(
+            f"init_from ({config.init_from!r}) holds a different network than --hidden-size/--layers/...: "
+            f"{ {k: f'{a} saved vs {b} configured' for k, (a, b) in diff.items()} }"
+        )
     return tokenizer, model
 
 
@@ -309,7 +330,8 @@ def make_optimizer(model, config: TrainConfig) -> torch.optim.AdamW:
     no_decay = [p for p in model.parameters() if p.dim() < 2]
     return torch.optim.AdamW(
         [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-        lr=config.lr, betas=(0.9, 0.98),
+        lr=config.lr,
+        betas=(0.9, 0.98),
     )
 
 
@@ -328,11 +350,17 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> d
     checkpoint = out_dir / CHECKPOINT
     # Never write into another run's folder (or a shipped model): only --resume may reuse one.
     if checkpoint.exists() and not resume:
-        raise ValueError(f"{out_dir} already holds a training run ({checkpoint}); pass --resume to continue it, "
-                         "or choose a new --out-dir")
+        raise ValueError(
+            f"{out_dir} already holds a training run ({checkpoint}); pass --resume to continue it, "
+            "or choose a new --out-dir"
+        )
     if not checkpoint.exists():
-        check_destination(out_dir, kind="folder", force=False,
-                          hint=f"it holds no {CHECKPOINT}/ to --resume, so choose a new --out-dir")
+        check_destination(
+            out_dir,
+            kind="folder",
+            force=False,
+            hint=f"it holds no {CHECKPOINT}/ to --resume, so choose a new --out-dir",
+        )
     if resume and checkpoint.exists():
         model, tokenizer, optimizer, state = load_checkpoint(checkpoint, config, device)
         logger.info("resuming %s at step %d", checkpoint, state["step"])
@@ -348,8 +376,14 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> d
     start_step, started, earlier = state["step"], time.perf_counter(), state["elapsed_seconds"]
     elapsed = lambda: earlier + time.perf_counter() - started  # noqa: E731 (wall time over all sessions)
     ema = None
-    bar = tqdm(range(start_step, config.steps), initial=start_step, total=config.steps, disable=not progress,
-               desc="train", dynamic_ncols=True)
+    bar = tqdm(
+        range(start_step, config.steps),
+        initial=start_step,
+        total=config.steps,
+        disable=not progress,
+        desc="train",
+        dynamic_ncols=True,
+    )
     with (out_dir / "metrics.jsonl").open("a") as metrics:
         for step in bar:
             loss = train_step(model, tokenizer, config, step, optimizer, device)
@@ -357,8 +391,18 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> d
             done = step + 1
             if config.log_every and done % config.log_every == 0:
                 bar.set_postfix(loss=f"{ema:.3f}", lr=f"{learning_rate(config, step):.1e}")
-                metrics.write(json.dumps({"step": done, "loss": loss, "loss_ema": ema,
-                                          "lr": learning_rate(config, step), "seconds": elapsed()}) + "\n")
+                metrics.write(
+                    json.dumps(
+                        {
+                            "step": done,
+                            "loss": loss,
+                            "loss_ema": ema,
+                            "lr": learning_rate(config, step),
+                            "seconds": elapsed(),
+                        }
+                    )
+                    + "\n"
+                )
                 metrics.flush()
             if config.eval_every and (done % config.eval_every == 0 or done == config.steps):
                 record = {"step": done, "seconds": elapsed(), **heldout_loss(model, tokenizer, config, device)}
@@ -373,13 +417,21 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> d
                 state.update(step=done, elapsed_seconds=elapsed(), config=config.to_dict())
                 save_checkpoint(out_dir, model, tokenizer, optimizer, state)
             if out_of_time:
-                logger.warning("time limit of %s min reached at step %d; rerun with --resume", config.time_limit_minutes, done)
+                logger.warning(
+                    "time limit of %s min reached at step %d; rerun with --resume", config.time_limit_minutes, done
+                )
                 break
     bar.close()
-    summary = {"steps": state["step"], "finished": state["step"] >= config.steps, "parameters": params,
-               "train_seconds": state["elapsed_seconds"], "device": str(device),
-               "threads": torch.get_num_threads(), "config": config.to_dict(),
-               "last_eval": state["history"][-1] if state["history"] else None}
+    summary = {
+        "steps": state["step"],
+        "finished": state["step"] >= config.steps,
+        "parameters": params,
+        "train_seconds": state["elapsed_seconds"],
+        "device": str(device),
+        "threads": torch.get_num_threads(),
+        "config": config.to_dict(),
+        "last_eval": state["history"][-1] if state["history"] else None,
+    }
     if summary["finished"]:
         final = out_dir / FINAL
         model.save_pretrained(final)
@@ -405,8 +457,12 @@ def parse_args(argv: list[str] | None = None) -> tuple[TrainConfig, bool, bool]:
     p.add_argument("--gen-length", type=int, default=d.gen_length)
     p.add_argument("--level-weights-start", type=_floats, default=d.level_weights_start, help="e.g. 0.6,0.3,0.1")
     p.add_argument("--level-weights-end", type=_floats, default=d.level_weights_end)
-    p.add_argument("--free-fraction", type=float, default=d.free_fraction,
-                   help="share of steps that train on free-choice problems (several valid answers)")
+    p.add_argument(
+        "--free-fraction",
+        type=float,
+        default=d.free_fraction,
+        help="share of steps that train on free-choice problems (several valid answers)",
+    )
     p.add_argument("--loss-weighting", choices=LOSS_WEIGHTINGS, default=d.loss_weighting)
     p.add_argument("--eval-every", type=int, default=d.eval_every)
     p.add_argument("--eval-problems", type=int, default=d.eval_problems)
@@ -423,16 +479,29 @@ def parse_args(argv: list[str] | None = None) -> tuple[TrainConfig, bool, bool]:
     p.add_argument("--init-from", default=None, help="continue from a saved model folder (weights only)")
     p.add_argument("--no-progress", action="store_true")
     a = p.parse_args(argv)
-    model = TinyModelConfig(hidden_size=a.hidden_size, num_layers=a.layers, num_heads=a.heads,
-                            intermediate_size=a.intermediate_size)
+    model = TinyModelConfig(
+        hidden_size=a.hidden_size, num_layers=a.layers, num_heads=a.heads, intermediate_size=a.intermediate_size
+    )
     config = TrainConfig(
-        out_dir=a.out_dir, model=model, gen_length=a.gen_length, batch_size=a.batch_size,
-        level_weights_start=a.level_weights_start, level_weights_end=a.level_weights_end,
+        out_dir=a.out_dir,
+        model=model,
+        gen_length=a.gen_length,
+        batch_size=a.batch_size,
+        level_weights_start=a.level_weights_start,
+        level_weights_end=a.level_weights_end,
         free_fraction=a.free_fraction,
-        loss_weighting=a.loss_weighting, steps=a.steps, lr=a.lr, warmup_steps=a.warmup_steps,
-        eval_every=a.eval_every, eval_problems=a.eval_problems, checkpoint_every=a.checkpoint_every,
+        loss_weighting=a.loss_weighting,
+        steps=a.steps,
+        lr=a.lr,
+        warmup_steps=a.warmup_steps,
+        eval_every=a.eval_every,
+        eval_problems=a.eval_problems,
+        checkpoint_every=a.checkpoint_every,
         log_every=a.log_every,
-        time_limit_minutes=a.time_limit_minutes, seed=a.seed, device=a.device, threads=a.threads,
+        time_limit_minutes=a.time_limit_minutes,
+        seed=a.seed,
+        device=a.device,
+        threads=a.threads,
         init_from=a.init_from,
     )
     return config, a.resume, not a.no_progress

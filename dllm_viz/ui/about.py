@@ -63,6 +63,8 @@ probabilities, **β** scales them (u ~ Ber(min(1, β·s))), trading accuracy for
 
 def build_about_tab() -> None:
     gr.HTML(about_figure(), elem_id="about-figure")
-    gr.Markdown("Left: a toy answer revealed over four steps in two blocks (outlined = committed at that step). "
-                "Right: one decoding step as an MDP transition.")
+    gr.Markdown(
+        "Left: a toy answer revealed over four steps in two blocks (outlined = committed at that step). "
+        "Right: one decoding step as an MDP transition."
+    )
     gr.Markdown(ABOUT_MD, elem_id="about-text")

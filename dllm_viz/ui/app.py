@@ -18,7 +18,11 @@ from .compare import build_compare_tab, compare_trace  # noqa: E402
 from .explore import build_explore_tab  # noqa: E402
 
 TITLE = "dllm-viz: watch a learned unmasking policy and a heuristic decode side by side"
-APP_CSS = GRID_CSS + STATS_CSS + EXPLORE_CSS + """
+APP_CSS = (
+    GRID_CSS
+    + STATS_CSS
+    + EXPLORE_CSS
+    + """
 #notes { font-size: 13px; }
 #status textarea { font-family: ui-monospace, monospace; font-size: 12px; }
 .dv-example { justify-content: flex-start !important; text-align: left; overflow: hidden; text-overflow: ellipsis;
@@ -27,6 +31,7 @@ APP_CSS = GRID_CSS + STATS_CSS + EXPLORE_CSS + """
 #stop-btn, #run-btn, #prev-step, #next-step, #play-btn { white-space: nowrap; }
 .toast-wrap { top: auto !important; bottom: 16px !important; }  /* toasts never cover the title */
 """
+)
 
 # Step-through from the keyboard: ← / → press the step buttons unless the user is typing.
 STEP_KEYS_JS = """<script>
@@ -56,13 +61,15 @@ def build_demo() -> gr.Blocks:
                 build_benchmark_tab()
             with gr.Tab("About", id="about"):
                 build_about_tab()
-        gr.api(compare_trace, api_name="compare_trace", concurrency_limit=runtime.MODEL_CONCURRENCY,
-               concurrency_id="model")
+        gr.api(
+            compare_trace, api_name="compare_trace", concurrency_limit=runtime.MODEL_CONCURRENCY, concurrency_id="model"
+        )
     demo.queue(default_concurrency_limit=4)
     return demo
 
 
 def launch_kwargs() -> dict:
     """Arguments for ``demo.launch`` shared by ``app.py`` and the tests."""
-    return dict(css=APP_CSS, head=STEP_KEYS_JS, max_file_size=MAX_TRACE_BYTES, footer_links=["api", "gradio"],
-                show_error=False)
+    return dict(
+        css=APP_CSS, head=STEP_KEYS_JS, max_file_size=MAX_TRACE_BYTES, footer_links=["api", "gradio"], show_error=False
+    )

@@ -32,10 +32,31 @@ MAX_PROBLEMS = 200  # per level; the CLI handles bigger sweeps
 POLL_S = 0.25  # the handler yields this often while the sweep runs, so a cancel lands quickly
 SETTINGS = {"semi-AR (BL = L/8)": 8, "full diffusion (BL = L)": 1}  # value: number of blocks
 POLICY_PREFIX = {"semi-AR (BL = L/8)": "semi-ar", "full diffusion (BL = L)": "full-diffusion"}  # trained for it
-TABLE_COLUMNS = ["setting", "strategy", "params", "seeds", "n", "accuracy", "accuracy_std", "mean_nfe",
-                 "tokens_per_step", "no_answer"]
-TABLE_HEADERS = ["setting", "strategy", "parameters", "seeds", "n", "accuracy %", "± std", "mean NFE",
-                 "tokens/step", "no answer %", "front"]
+TABLE_COLUMNS = [
+    "setting",
+    "strategy",
+    "params",
+    "seeds",
+    "n",
+    "accuracy",
+    "accuracy_std",
+    "mean_nfe",
+    "tokens_per_step",
+    "no_answer",
+]
+TABLE_HEADERS = [
+    "setting",
+    "strategy",
+    "parameters",
+    "seeds",
+    "n",
+    "accuracy %",
+    "± std",
+    "mean NFE",
+    "tokens/step",
+    "no answer %",
+    "front",
+]
 
 
 def policy_fits(policy: str, setting: str) -> bool:
@@ -51,14 +72,18 @@ def summary_table(summary: list[dict]) -> list[list]:
     front = set()
     for setting in dict.fromkeys(r["setting"] for r in summary):
         front |= {id(r) for r in pareto_front([r for r in summary if r["setting"] == setting])}
-    return [[round(r[c], 2) if isinstance(r[c], float) else r[c] for c in TABLE_COLUMNS] + ["★" if id(r) in front else ""]
-            for r in summary]
+    return [
+        [round(r[c], 2) if isinstance(r[c], float) else r[c] for c in TABLE_COLUMNS] + ["★" if id(r) in front else ""]
+        for r in summary
+    ]
 
 
 def family_choices() -> list[tuple[str, str]]:
     """Strategy families: shipped policies, then the heuristics."""
     choices = [(f"learned policy: {name}", f"policy:{name}") for name in runtime.shipped_policies()]
-    choices += [(runtime.HEURISTIC_LABELS.get(n, n), f"heuristic:{n}") for n in runtime.HEURISTIC_LABELS if n in HEURISTICS]
+    choices += [
+        (runtime.HEURISTIC_LABELS.get(n, n), f"heuristic:{n}") for n in runtime.HEURISTIC_LABELS if n in HEURISTICS
+    ]
     return choices
 
 
@@ -71,8 +96,15 @@ def _floats(name: str, text: str) -> list[float]:
     return values
 
 
-def benchmark_specs(families: list[str], grid: bool, gen_length: int, block_length: int, temperatures: list[float],
-                    betas: list[float], setting: str | None = None) -> list[StrategySpec]:
+def benchmark_specs(
+    families: list[str],
+    grid: bool,
+    gen_length: int,
+    block_length: int,
+    temperatures: list[float],
+    betas: list[float],
+    setting: str | None = None,
+) -> list[StrategySpec]:
     """Strategy specs for one setting: each heuristic at its defaults (or its sweep grid), and each
     selected policy trained for ``setting`` (see :func:`policy_fits`) at every (τ_π, β)."""
     specs = []
@@ -96,17 +128,39 @@ def benchmark_specs(families: list[str], grid: bool, gen_length: int, block_leng
 
 
 @runtime.gpu_task(300)  # ZeroGPU's cap for one call; bigger sweeps belong to the CLI
-def _sweep(model: str, problems, specs_by_bl: dict, gen_length: int, seeds: list[int], progress=None,
-           cancel=None) -> list[dict]:
+def _sweep(
+    model: str, problems, specs_by_bl: dict, gen_length: int, seeds: list[int], progress=None, cancel=None
+) -> list[dict]:
     backend = runtime.get_backend(model)
     if cancel is not None:
         backend = CancellableBackend(backend, cancel)
-    return sweep(backend, problems, [], list(specs_by_bl), gen_length, seeds, batch_size=50,
-                 specs_for=lambda bl: specs_by_bl[bl], progress=progress)
+    return sweep(
+        backend,
+        problems,
+        [],
+        list(specs_by_bl),
+        gen_length,
+        seeds,
+        batch_size=50,
+        specs_for=lambda bl: specs_by_bl[bl],
+        progress=progress,
+    )
 
 
-def run_benchmark(model, families, grid, settings, levels, n, gen_length, seeds, temperatures, betas,
-                  log_nfe=False, progress=gr.Progress()):
+def run_benchmark(
+    model,
+    families,
+    grid,
+    settings,
+    levels,
+    n,
+    gen_length,
+    seeds,
+    temperatures,
+    betas,
+    log_nfe=False,
+    progress=gr.Progress(),
+):
     """Run the sweep; yield (Pareto figure, summary table, markdown table, CSV file) at the end.
 
     A generator: the sweep runs in a :class:`~.budget.BackgroundJob` and this handler yields
@@ -131,8 +185,10 @@ def run_benchmark(model, families, grid, settings, levels, n, gen_length, seeds,
             kind, _, name = family.partition(":")
             if kind == "policy" and not any(policy_fits(name, s) for s in settings):
                 raise ValueError(f"policy {name} was trained for another setting; tick that setting or untick it")
-        specs_by_bl = {L // SETTINGS[s]: benchmark_specs(families, bool(grid), L, L // SETTINGS[s], taus, betas_, s)
-                       for s in settings}
+        specs_by_bl = {
+            L // SETTINGS[s]: benchmark_specs(families, bool(grid), L, L // SETTINGS[s], taus, betas_, s)
+            for s in settings
+        }
         problems = [p for level in levels for p in test_set(int(level), n, DEFAULT_FREE)]
     progress(0, desc="loading model")
     done = [0, 1, "loading model"]
@@ -142,8 +198,17 @@ def run_benchmark(model, families, grid, settings, levels, n, gen_length, seeds,
 
     # On ZeroGPU the sweep runs in a forked worker: neither a callback nor an event can cross over.
     zero = runtime.on_zero_gpu()
-    job = BackgroundJob(lambda cancel: _sweep(model, problems, specs_by_bl, L, list(range(seeds)),
-                                              progress=None if zero else report, cancel=None if zero else cancel))
+    job = BackgroundJob(
+        lambda cancel: _sweep(
+            model,
+            problems,
+            specs_by_bl,
+            L,
+            list(range(seeds)),
+            progress=None if zero else report,
+            cancel=None if zero else cancel,
+        )
+    )
     try:
         while not job.wait(POLL_S):
             progress(done[0] / done[1], desc=f"{done[0]}/{done[1]} {done[2]}")
@@ -163,39 +228,64 @@ def run_benchmark(model, families, grid, settings, levels, n, gen_length, seeds,
 
 
 def build_benchmark_tab() -> None:
-    gr.Markdown("Run strategies on held-out word problems (answers checked automatically) and compare "
-                "accuracy against NFE. ★ marks the Pareto front of each setting, over all its strategies. "
-                "Each learned policy runs in the setting it was trained for.")
+    gr.Markdown(
+        "Run strategies on held-out word problems (answers checked automatically) and compare "
+        "accuracy against NFE. ★ marks the Pareto front of each setting, over all its strategies. "
+        "Each learned policy runs in the setting it was trained for."
+    )
     with gr.Row():
         with gr.Column(scale=2):
             choices = family_choices()
             first = list(SETTINGS)[0]
             fitting = [v for _, v in choices if v.startswith("policy:") and policy_fits(v[7:], first)]
             preferred = f"policy:{runtime.DEFAULT_POLICY}"
-            default = ([preferred] if preferred in fitting else fitting[:1]) + ["heuristic:threshold", "heuristic:confidence"]
+            default = ([preferred] if preferred in fitting else fitting[:1]) + [
+                "heuristic:threshold",
+                "heuristic:confidence",
+            ]
             families = gr.CheckboxGroup(choices, value=default, label="Strategies", elem_id="bench-strategies")
             grid = gr.Checkbox(False, label="sweep each heuristic's parameter grid (slower)", elem_id="bench-grid")
             with gr.Row():
                 temperatures = gr.Textbox("1.0", label="policy τ_π values", elem_id="bench-tau")
                 betas = gr.Textbox("1.0", label="policy β values", elem_id="bench-beta")
         with gr.Column(scale=2):
-            model = gr.Dropdown(runtime.model_choices(), value=runtime.default_model(), label="Model",
-                                allow_custom_value=True, elem_id="bench-model")
-            settings = gr.CheckboxGroup(list(SETTINGS), value=list(SETTINGS)[:1], label="Settings", elem_id="bench-settings")
+            model = gr.Dropdown(
+                runtime.model_choices(),
+                value=runtime.default_model(),
+                label="Model",
+                allow_custom_value=True,
+                elem_id="bench-model",
+            )
+            settings = gr.CheckboxGroup(
+                list(SETTINGS), value=list(SETTINGS)[:1], label="Settings", elem_id="bench-settings"
+            )
             with gr.Row():
                 levels = gr.CheckboxGroup([1, 2, 3], value=[1, 2], label="levels (operations)", elem_id="bench-levels")
-                n = gr.Number(10, precision=0, label="problems per level", minimum=1, maximum=MAX_PROBLEMS, elem_id="bench-n")
+                n = gr.Number(
+                    10, precision=0, label="problems per level", minimum=1, maximum=MAX_PROBLEMS, elem_id="bench-n"
+                )
             with gr.Row():
                 gen_length = gr.Number(64, precision=0, label="gen length L", elem_id="bench-gen-length")
                 seeds = gr.Number(1, precision=0, label="seeds", minimum=1, maximum=5, elem_id="bench-seeds")
                 log_nfe = gr.Checkbox(False, label="log NFE axis", elem_id="bench-log")
     run = gr.Button("Run benchmark", variant="primary", elem_id="bench-run")
     plot = gr.Plot(label="Accuracy vs NFE", elem_id="bench-plot")
-    table = gr.Dataframe(headers=TABLE_HEADERS, label="Summary (mean over seeds)", elem_id="bench-table",
-                         interactive=False, wrap=True,  # widths that fit 1024 px without cutting columns off
-                         column_widths=["12%", "15%", "21%", "6%", "5%", "9%", "6%", "7%", "7%", "7%", "5%"])
+    table = gr.Dataframe(
+        headers=TABLE_HEADERS,
+        label="Summary (mean over seeds)",
+        elem_id="bench-table",
+        interactive=False,
+        wrap=True,  # widths that fit 1024 px without cutting columns off
+        column_widths=["12%", "15%", "21%", "6%", "5%", "9%", "6%", "7%", "7%", "7%", "5%"],
+    )
     md = gr.Markdown(elem_id="bench-md")
     csv_file = gr.File(label="All runs (CSV)", visible=False, elem_id="bench-csv")
-    run.click(run_benchmark, [model, families, grid, settings, levels, n, gen_length, seeds, temperatures, betas, log_nfe],
-              [plot, table, md, csv_file], api_name="benchmark", concurrency_limit=runtime.MODEL_CONCURRENCY,
-              concurrency_id="model", show_progress_on=[plot])  # one progress bar, not one per output
+    run.click(
+        run_benchmark,
+        [model, families, grid, settings, levels, n, gen_length, seeds, temperatures, betas, log_nfe],
+        [plot, table, md, csv_file],
+        api_name="benchmark",
+        concurrency_limit=runtime.MODEL_CONCURRENCY,
+        concurrency_id="model",
+        show_progress_on=[plot],
+    )  # one progress bar, not one per output

@@ -71,10 +71,16 @@ HEARTBEAT_S = 0.25  # /compare_trace yields at least this often, so a cancel lan
 
 # ---- rendering ----------------------------------------------------------------------------------
 
+
 def render_panes(comp: Comparison | None, k: int) -> tuple[str, str, str, str]:
     """Grid and stats HTML of both panes after ``k`` steps."""
     if comp is None:
-        return render_grid(None, 0, pane="a"), render_grid(None, 0, pane="b"), stats_html(None, 0), stats_html(None, 0, pane="b")
+        return (
+            render_grid(None, 0, pane="a"),
+            render_grid(None, 0, pane="b"),
+            stats_html(None, 0),
+            stats_html(None, 0, pane="b"),
+        )
     render_ms = comp.render_ms if comp.source == "run" else None
     d = divergence_detail(comp.a, comp.b)
     return (
@@ -135,15 +141,38 @@ def _slider(n: int, value: int | None = None):
 
 # ---- handlers -----------------------------------------------------------------------------------
 
+
 def _pane_inputs(args) -> tuple[PaneInputs, PaneInputs]:
     n = len(PANE_FIELDS)
-    return PaneInputs(*args[:n]), PaneInputs(*args[n:2 * n])
+    return PaneInputs(*args[:n]), PaneInputs(*args[n : 2 * n])
 
 
-def run_compare(model, prompt, gen_length, block_length, full_diffusion, temperature, seed,
-                strategy_a, steps_a, threshold_a, factor_a, gamma_a, tau_a, beta_a, policy_files_a,
-                strategy_b, steps_b, threshold_b, factor_b, gamma_b, tau_b, beta_b, policy_files_b,
-                speed=DEFAULT_SPEED):
+def run_compare(
+    model,
+    prompt,
+    gen_length,
+    block_length,
+    full_diffusion,
+    temperature,
+    seed,
+    strategy_a,
+    steps_a,
+    threshold_a,
+    factor_a,
+    gamma_a,
+    tau_a,
+    beta_a,
+    policy_files_a,
+    strategy_b,
+    steps_b,
+    threshold_b,
+    factor_b,
+    gamma_b,
+    tau_b,
+    beta_b,
+    policy_files_b,
+    speed=DEFAULT_SPEED,
+):
     """Run a lockstep comparison (generator; the Run button and the ``/compare`` endpoint).
 
     Yields (grid A, grid B, stats A, stats B, heatmap A, heatmap B, curves, status, slider,
@@ -152,8 +181,26 @@ def run_compare(model, prompt, gen_length, block_length, full_diffusion, tempera
     lines every ``STATUS_INTERVAL_S``, and the full final frame, which stops the timer.
     ``speed`` (a :data:`LIVE_SPEEDS` label) paces the steps for a class to follow.
     """
-    pane_a, pane_b = _pane_inputs((strategy_a, steps_a, threshold_a, factor_a, gamma_a, tau_a, beta_a, policy_files_a,
-                                   strategy_b, steps_b, threshold_b, factor_b, gamma_b, tau_b, beta_b, policy_files_b))
+    pane_a, pane_b = _pane_inputs(
+        (
+            strategy_a,
+            steps_a,
+            threshold_a,
+            factor_a,
+            gamma_a,
+            tau_a,
+            beta_a,
+            policy_files_a,
+            strategy_b,
+            steps_b,
+            threshold_b,
+            factor_b,
+            gamma_b,
+            tau_b,
+            beta_b,
+            policy_files_b,
+        )
+    )
     model = model or runtime.default_model()
     try:
         with user_errors("Cannot start the comparison"):
@@ -167,13 +214,25 @@ def run_compare(model, prompt, gen_length, block_length, full_diffusion, tempera
     except gr.Error as err:
         yield _failed(err)
         raise
-    comp = Comparison(new_run_id(), None, None, labels=(f"A · {specs[0].label}", f"B · {specs[1].label}"),
-                      expected=known_answer(prompt))
+    comp = Comparison(
+        new_run_id(),
+        None,
+        None,
+        labels=(f"A · {specs[0].label}", f"B · {specs[1].label}"),
+        expected=known_answer(prompt),
+    )
     _LIVE[comp.run_id] = LiveControl()
     skip = gr.skip()
     off = gr.DownloadButton(interactive=False)
-    yield (skip,) * 7 + (f"loading model and strategies… #{comp.run_id}", skip, gr.Checkbox(value=True), comp, off, off,
-                         gr.Timer(LIVE_TICK_S, active=True))
+    yield (skip,) * 7 + (
+        f"loading model and strategies… #{comp.run_id}",
+        skip,
+        gr.Checkbox(value=True),
+        comp,
+        off,
+        off,
+        gr.Timer(LIVE_TICK_S, active=True),
+    )
     try:
         with user_errors("The comparison failed"):
             yield from _stream(comp, model, prompt, specs, config, LIVE_SPEEDS[speed])
@@ -203,12 +262,23 @@ def _collect_steps(comp: Comparison, steps, prompt: str, config: EngineConfig):
     """The body of :func:`_collect`: lockstep items → the two traces."""
     try:
         header = next(steps)
-        comp.a, comp.b = (Trace(model=header.model, prompt=prompt, prompt_ids=header.prompt_ids,
-                                gen_length=config.gen_length, block_length=config.block_length,
-                                mask_id=header.mask_id, eos_id=header.eos_id, strategy=strategy,
-                                engine=header.engine, steps=[], vocab={},
-                                meta={"pane": pane, "app": "dllm-viz", "load_ms": round(header.load_ms, 1)})
-                          for pane, strategy in zip("ab", header.strategies, strict=True))
+        comp.a, comp.b = (
+            Trace(
+                model=header.model,
+                prompt=prompt,
+                prompt_ids=header.prompt_ids,
+                gen_length=config.gen_length,
+                block_length=config.block_length,
+                mask_id=header.mask_id,
+                eos_id=header.eos_id,
+                strategy=strategy,
+                engine=header.engine,
+                steps=[],
+                vocab={},
+                meta={"pane": pane, "app": "dllm-viz", "load_ms": round(header.load_ms, 1)},
+            )
+            for pane, strategy in zip("ab", header.strategies, strict=True)
+        )
         for frame in steps:
             for trace, part in zip((comp.a, comp.b), frame, strict=True):
                 if part is not None:
@@ -282,8 +352,10 @@ def export_files(comp: Comparison | None):
         return gr.DownloadButton(interactive=False), gr.DownloadButton(interactive=False)
     with user_errors("Cannot export the run"), compute_slot():
         json_path, gif_path = export_comparison(comp)  # written once per content, in a bounded folder
-    return (gr.DownloadButton(value=str(json_path), interactive=True),
-            gr.DownloadButton(value=str(gif_path), interactive=True))
+    return (
+        gr.DownloadButton(value=str(json_path), interactive=True),
+        gr.DownloadButton(value=str(gif_path), interactive=True),
+    )
 
 
 def replay(k, comp: Comparison | None):
@@ -375,8 +447,15 @@ def _shown_params(choice: str) -> tuple:
     mounted in the browser, so a later ``visible=True`` update did not show them (issue 10, item 1)."""
     kind, _, name = (choice or "").partition(":")
     policy = kind == "policy"
-    used = (kind == "heuristic" and name in TOPK_FAMILY, name == "threshold", name == "factor", name == "eb",
-            policy, policy, choice == runtime.UPLOADED)
+    used = (
+        kind == "heuristic" and name in TOPK_FAMILY,
+        name == "threshold",
+        name == "factor",
+        name == "eb",
+        policy,
+        policy,
+        choice == runtime.UPLOADED,
+    )
     return tuple(True if u else "hidden" for u in used)
 
 
@@ -403,9 +482,19 @@ def step_by(delta: int, k, comp: Comparison | None):
 
 # ---- API endpoint for scripts ----------------------------------------------------------------
 
-def compare_trace(prompt: str, strategy_a: str = "heuristic:confidence", strategy_b: str = "heuristic:threshold",
-                  params_a: dict | None = None, params_b: dict | None = None, gen_length: int = 64,
-                  block_length: int = 8, temperature: float = 0.0, seed: int = 0, model: str = "") -> dict:
+
+def compare_trace(
+    prompt: str,
+    strategy_a: str = "heuristic:confidence",
+    strategy_b: str = "heuristic:threshold",
+    params_a: dict | None = None,
+    params_b: dict | None = None,
+    gen_length: int = 64,
+    block_length: int = 8,
+    temperature: float = 0.0,
+    seed: int = 0,
+    model: str = "",
+) -> dict:
     """Run a lockstep comparison to the end and yield it as a comparison dict (for gradio_client).
 
     A generator, so that a client's cancel stops the run: while it runs it yields a small
@@ -426,8 +515,13 @@ def compare_trace(prompt: str, strategy_a: str = "heuristic:confidence", strateg
             if not choice.startswith(("heuristic:", "policy:")) or choice == runtime.UPLOADED:
                 raise ValueError(f"strategy {pane} ({choice!r}) must be 'heuristic:<name>' or 'policy:<shipped name>'")
             specs.append(runtime.PaneSpec(choice, api_params(pane, params)))
-        comp = Comparison(new_run_id(), None, None, labels=(f"A · {specs[0].label}", f"B · {specs[1].label}"),
-                          expected=known_answer(prompt))
+        comp = Comparison(
+            new_run_id(),
+            None,
+            None,
+            labels=(f"A · {specs[0].label}", f"B · {specs[1].label}"),
+            expected=known_answer(prompt),
+        )
         last = time.monotonic()
         for _ in _collect(comp, model, prompt, tuple(specs), config):
             if time.monotonic() - last >= HEARTBEAT_S:
@@ -452,8 +546,16 @@ def pane_values(spec: runtime.PaneSpec | None, fallback: str) -> tuple:
 def apply_story(index: int):
     """Load curated story ``index`` into the settings, both panes and the caption."""
     story = stories()[index]
-    return (story.prompt, story.gen_length, story.effective_block_length, story.full_diffusion, story.seed,
-            *pane_values(story.a, ""), *pane_values(story.b, ""), story_caption(story))
+    return (
+        story.prompt,
+        story.gen_length,
+        story.effective_block_length,
+        story.full_diffusion,
+        story.seed,
+        *pane_values(story.a, ""),
+        *pane_values(story.b, ""),
+        story_caption(story),
+    )
 
 
 def story_caption(story: Story | None) -> str:
@@ -468,25 +570,69 @@ def _pane_controls(pane: str, values: tuple) -> list:
     show = _shown_params(default)
     # allow_custom_value: Gradio's own "not in the list of choices" error echoes the value unescaped
     # into the toast; pane_spec refuses unknown strategies with an escaped message instead
-    strategy = gr.Dropdown(runtime.strategy_choices(), value=default, label=f"Strategy {pane}", elem_id=f"strategy-{p}",
-                           allow_custom_value=True)
+    strategy = gr.Dropdown(
+        runtime.strategy_choices(),
+        value=default,
+        label=f"Strategy {pane}",
+        elem_id=f"strategy-{p}",
+        allow_custom_value=True,
+    )
     caption = gr.Markdown(strategy_caption(default), elem_id=f"caption-{p}", elem_classes="dv-caption")
     strategy.change(strategy_caption, strategy, caption, api_visibility="private", queue=False)
     with gr.Row():
-        steps = gr.Number(steps_v, precision=0, label="steps (0 = one token per step)", minimum=0,
-                          visible=show[0], elem_id=f"steps-{p}")
-        threshold = gr.Slider(0.05, 1.0, value=threshold_v, step=0.01, label="λ (confidence threshold)",
-                              visible=show[1], elem_id=f"threshold-{p}")
+        steps = gr.Number(
+            steps_v,
+            precision=0,
+            label="steps (0 = one token per step)",
+            minimum=0,
+            visible=show[0],
+            elem_id=f"steps-{p}",
+        )
+        threshold = gr.Slider(
+            0.05,
+            1.0,
+            value=threshold_v,
+            step=0.01,
+            label="λ (confidence threshold)",
+            visible=show[1],
+            elem_id=f"threshold-{p}",
+        )
         factor = gr.Number(factor_v, label="f (factor)", minimum=0.01, visible=show[2], elem_id=f"factor-{p}")
         gamma = gr.Number(gamma_v, label="γ (entropy budget)", minimum=0, visible=show[3], elem_id=f"gamma-{p}")
-        tau = gr.Slider(0.1, 3.0, value=tau_v, step=0.05, label="τ_π (policy temperature)", visible=show[4],
-                        info="paper: 0.5 semi-AR, 1.0 full diffusion", elem_id=f"tau-{p}")
-        beta = gr.Slider(0.1, 4.0, value=beta_v, step=0.05, label="β (probability scaling)", visible=show[5],
-                         info="u ~ Ber(min(1, β·s)); > 1 unmasks more per step", elem_id=f"beta-{p}")
-    files = gr.File(file_count="multiple", file_types=[".safetensors", ".json"], label="policy model.safetensors (+ config.json)",
-                    visible=show[6], elem_id=f"policy-{p}")
-    strategy.change(param_visibility, strategy, [steps, threshold, factor, gamma, tau, beta, files],
-                    api_visibility="private", queue=False)
+        tau = gr.Slider(
+            0.1,
+            3.0,
+            value=tau_v,
+            step=0.05,
+            label="τ_π (policy temperature)",
+            visible=show[4],
+            info="paper: 0.5 semi-AR, 1.0 full diffusion",
+            elem_id=f"tau-{p}",
+        )
+        beta = gr.Slider(
+            0.1,
+            4.0,
+            value=beta_v,
+            step=0.05,
+            label="β (probability scaling)",
+            visible=show[5],
+            info="u ~ Ber(min(1, β·s)); > 1 unmasks more per step",
+            elem_id=f"beta-{p}",
+        )
+    files = gr.File(
+        file_count="multiple",
+        file_types=[".safetensors", ".json"],
+        label="policy model.safetensors (+ config.json)",
+        visible=show[6],
+        elem_id=f"policy-{p}",
+    )
+    strategy.change(
+        param_visibility,
+        strategy,
+        [steps, threshold, factor, gamma, tau, beta, files],
+        api_visibility="private",
+        queue=False,
+    )
     files.upload(lambda f: check_policy_upload(f, pane), files, None, api_visibility="private")
     return [strategy, steps, threshold, factor, gamma, tau, beta, files]
 
@@ -499,7 +645,8 @@ def _story_buttons(story_outputs: list) -> None:
     with gr.Row(elem_id="stories"):
         for i, story in enumerate(stories()):
             gr.Button(story.title, size="sm", variant="secondary", elem_classes="dv-story").click(
-                lambda i=i: apply_story(i), None, story_outputs, queue=False, api_visibility="private")
+                lambda i=i: apply_story(i), None, story_outputs, queue=False, api_visibility="private"
+            )
 
 
 def _example_buttons(prompt, caption) -> None:
@@ -513,8 +660,12 @@ def _example_buttons(prompt, caption) -> None:
     with gr.Column(elem_id="examples", variant="compact"):
         for problem in problems:
             gr.Button(problem.question, size="sm", variant="secondary", elem_classes="dv-example").click(
-                None, None, [prompt, caption], js=f"() => [{json.dumps(problem.question)}, '']",
-                api_visibility="private")
+                None,
+                None,
+                [prompt, caption],
+                js=f"() => [{json.dumps(problem.question)}, '']",
+                api_visibility="private",
+            )
 
 
 def build_compare_tab() -> None:
@@ -525,24 +676,49 @@ def build_compare_tab() -> None:
     playing = gr.State(False)
     with gr.Row():
         with gr.Column(scale=3):
-            prompt = gr.Textbox(story.prompt if story else "", label="Prompt", lines=3, elem_id="prompt",
-                                placeholder="A question for the model, e.g. one of the examples below")
+            prompt = gr.Textbox(
+                story.prompt if story else "",
+                label="Prompt",
+                lines=3,
+                elem_id="prompt",
+                placeholder="A question for the model, e.g. one of the examples below",
+            )
             caption = gr.Markdown(story_caption(story), elem_id="story-caption")
             story_slot = gr.Column()
             _example_buttons(prompt, caption)
         with gr.Column(scale=2):
             choices = runtime.model_choices()
-            model = gr.Dropdown(choices, value=runtime.default_model(), label="Model", allow_custom_value=True,
-                                info="a folder or Hub id also works; Hub models load on demand (GPU)", elem_id="model")
+            model = gr.Dropdown(
+                choices,
+                value=runtime.default_model(),
+                label="Model",
+                allow_custom_value=True,
+                info="a folder or Hub id also works; Hub models load on demand (GPU)",
+                elem_id="model",
+            )
             with gr.Row():
-                gen_length = gr.Number(story.gen_length if story else 64, precision=0, label="gen length L", minimum=1,
-                                       elem_id="gen-length")
-                block_length = gr.Number(story.effective_block_length if story else 8, precision=0,
-                                         label="block length BL", minimum=1, elem_id="block-length",
-                                         interactive=not (story and story.full_diffusion))
-            full = gr.Checkbox(bool(story and story.full_diffusion), label="full diffusion (BL = L)", elem_id="full-diffusion")
+                gen_length = gr.Number(
+                    story.gen_length if story else 64,
+                    precision=0,
+                    label="gen length L",
+                    minimum=1,
+                    elem_id="gen-length",
+                )
+                block_length = gr.Number(
+                    story.effective_block_length if story else 8,
+                    precision=0,
+                    label="block length BL",
+                    minimum=1,
+                    elem_id="block-length",
+                    interactive=not (story and story.full_diffusion),
+                )
+            full = gr.Checkbox(
+                bool(story and story.full_diffusion), label="full diffusion (BL = L)", elem_id="full-diffusion"
+            )
             with gr.Row():
-                temperature = gr.Slider(0.0, 2.0, value=0.0, step=0.05, label="token temperature", elem_id="temperature")
+                temperature = gr.Slider(
+                    0.0, 2.0, value=0.0, step=0.05, label="token temperature", elem_id="temperature"
+                )
                 seed = gr.Number(story.seed if story else 0, precision=0, label="seed", elem_id="seed")
     with gr.Row(equal_height=False):
         with gr.Column():
@@ -566,8 +742,9 @@ def build_compare_tab() -> None:
             stats_b = gr.HTML(stats_html(None, 0, pane="b"), elem_id="stats-b")
     gr.HTML(legend_html(), elem_id="legend")
     with gr.Row(equal_height=True):
-        slider = gr.Slider(0, 1, value=0, step=1, label="Replay: step (both panes)", elem_id="step-slider",
-                           buttons=[], scale=5)
+        slider = gr.Slider(
+            0, 1, value=0, step=1, label="Replay: step (both panes)", elem_id="step-slider", buttons=[], scale=5
+        )
         prev_btn = gr.Button("◀ step", elem_id="prev-step", scale=0, min_width=90)
         play_btn = gr.Button("▶ Play", elem_id="play-btn", scale=0, min_width=100)
         next_btn = gr.Button("step ▶", elem_id="next-step", scale=0, min_width=90)
@@ -575,44 +752,99 @@ def build_compare_tab() -> None:
         follow = gr.Checkbox(True, label="follow live run", elem_id="follow", scale=1)
     timer = gr.Timer(0.25, active=False)
     with gr.Row():
-        heat_a = gr.Plot(heatmap_figure(None, title="A"), label="A: step × position", show_label=False, elem_id="heat-a")
-        heat_b = gr.Plot(heatmap_figure(None, title="B"), label="B: step × position", show_label=False, elem_id="heat-b")
+        heat_a = gr.Plot(
+            heatmap_figure(None, title="A"), label="A: step × position", show_label=False, elem_id="heat-a"
+        )
+        heat_b = gr.Plot(
+            heatmap_figure(None, title="B"), label="B: step × position", show_label=False, elem_id="heat-b"
+        )
     curves = gr.Plot(curves_figure({}), label="Per-step curves", show_label=False, elem_id="curves")
     with gr.Accordion("Export / import", open=True):
         with gr.Row():
             dl_json = gr.DownloadButton("⬇ Trace (JSON)", interactive=False, elem_id="dl-json")
             dl_gif = gr.DownloadButton("⬇ Animation (GIF)", interactive=False, elem_id="dl-gif")
-            upload = gr.File(file_types=[".json"], type="filepath", label="Replay a trace file (no model needed)",
-                             elem_id="trace-upload")
+            upload = gr.File(
+                file_types=[".json"],
+                type="filepath",
+                label="Replay a trace file (no model needed)",
+                elem_id="trace-upload",
+            )
 
     panes = [grid_a, grid_b, stats_a, stats_b, heat_a, heat_b, curves]
     run_inputs = [model, prompt, gen_length, block_length, full, temperature, seed, *pane_a, *pane_b, live_speed]
     run_event = run_btn.click(
-        run_compare, run_inputs, [*panes, status, slider, follow, session, dl_json, dl_gif, live_timer], api_name="compare",
-        show_progress="hidden", concurrency_limit=runtime.MODEL_CONCURRENCY, concurrency_id="model",
+        run_compare,
+        run_inputs,
+        [*panes, status, slider, follow, session, dl_json, dl_gif, live_timer],
+        api_name="compare",
+        show_progress="hidden",
+        concurrency_limit=runtime.MODEL_CONCURRENCY,
+        concurrency_id="model",
     )
-    run_event.success(export_files, session, [dl_json, dl_gif], api_name="export", show_progress="hidden",
-                      concurrency_limit=runtime.MODEL_CONCURRENCY, concurrency_id="model")
+    run_event.success(
+        export_files,
+        session,
+        [dl_json, dl_gif],
+        api_name="export",
+        show_progress="hidden",
+        concurrency_limit=runtime.MODEL_CONCURRENCY,
+        concurrency_id="model",
+    )
     stop_btn.click(stop_run, session, None, queue=False, api_visibility="private")
-    live_timer.tick(live_frame, session, [*panes, slider], trigger_mode="once", show_progress="hidden",
-                    api_visibility="private")
+    live_timer.tick(
+        live_frame, session, [*panes, slider], trigger_mode="once", show_progress="hidden", api_visibility="private"
+    )
     full.change(full_diffusion_toggle, [full, gen_length], block_length, queue=False, api_visibility="private")
-    gen_length.change(lambda full_, L: full_diffusion_toggle(True, L) if full_ else gr.skip(), [full, gen_length],
-                      block_length, queue=False, api_visibility="private")
+    gen_length.change(
+        lambda full_, L: full_diffusion_toggle(True, L) if full_ else gr.skip(),
+        [full, gen_length],
+        block_length,
+        queue=False,
+        api_visibility="private",
+    )
 
     replay_outputs = [*panes, follow]
-    slider.input(replay, [slider, session], replay_outputs, api_name="replay", trigger_mode="always_last",
-                 show_progress="hidden")
-    slider.release(replay, [slider, session], replay_outputs, trigger_mode="always_last", show_progress="hidden",
-                   api_visibility="private")
+    slider.input(
+        replay, [slider, session], replay_outputs, api_name="replay", trigger_mode="always_last", show_progress="hidden"
+    )
+    slider.release(
+        replay,
+        [slider, session],
+        replay_outputs,
+        trigger_mode="always_last",
+        show_progress="hidden",
+        api_visibility="private",
+    )
     for btn, delta in ((prev_btn, -1), (next_btn, 1)):
-        btn.click(lambda k, comp, d=delta: step_by(d, k, comp), [slider, session], [*replay_outputs, slider],
-                  show_progress="hidden", api_visibility="private", trigger_mode="always_last")
+        btn.click(
+            lambda k, comp, d=delta: step_by(d, k, comp),
+            [slider, session],
+            [*replay_outputs, slider],
+            show_progress="hidden",
+            api_visibility="private",
+            trigger_mode="always_last",
+        )
     follow.input(set_follow, [follow, session], None, queue=False, api_visibility="private")
-    play_btn.click(toggle_play, [playing, slider, session], [timer, play_btn, playing, slider], queue=False,
-                   api_visibility="private")
-    timer.tick(play_tick, [slider, session], [*panes, slider, timer, play_btn, playing], show_progress="hidden",
-               api_visibility="private", trigger_mode="always_last")
+    play_btn.click(
+        toggle_play,
+        [playing, slider, session],
+        [timer, play_btn, playing, slider],
+        queue=False,
+        api_visibility="private",
+    )
+    timer.tick(
+        play_tick,
+        [slider, session],
+        [*panes, slider, timer, play_btn, playing],
+        show_progress="hidden",
+        api_visibility="private",
+        trigger_mode="always_last",
+    )
     speed.change(set_speed, speed, timer, queue=False, api_visibility="private")
-    upload.upload(load_trace, upload, [*panes, status, slider, session, dl_json, dl_gif], api_name="load_trace",
-                  show_progress="hidden")
+    upload.upload(
+        load_trace,
+        upload,
+        [*panes, status, slider, session, dl_json, dl_gif],
+        api_name="load_trace",
+        show_progress="hidden",
+    )

@@ -61,5 +61,6 @@ def user_errors(action: str):
         raise gr.Error(f"{action}: out of GPU memory; try a shorter generation", duration=12) from None
     except Exception:
         logger.exception("unexpected error while trying to %s", action)
-        raise gr.Error(public_message(f"{action}: unexpected internal error (details are in the server log)"),
-                       duration=12) from None
+        raise gr.Error(
+            public_message(f"{action}: unexpected internal error (details are in the server log)"), duration=12
+        ) from None

@@ -16,7 +16,7 @@ def example_problems(per_level: int = 2) -> tuple:
         from ..tasks import DEFAULT_FREE, DEFAULT_LEVEL, LEVELS, test_set
     except ImportError:
         return ()
-    opened = [p for p in test_set(DEFAULT_LEVEL, 10 * per_level, DEFAULT_FREE) if p.free][:2 * per_level]
+    opened = [p for p in test_set(DEFAULT_LEVEL, 10 * per_level, DEFAULT_FREE) if p.free][: 2 * per_level]
     others = [p for level in LEVELS if level != DEFAULT_LEVEL for p in test_set(level, per_level, DEFAULT_FREE)]
     return tuple(opened + others + [p for level in LEVELS for p in test_set(level, per_level)])
 
@@ -27,8 +27,12 @@ def _answers() -> dict[str, str]:
         from ..tasks import DEFAULT_FREE, LEVELS, test_set
     except ImportError:
         return {}
-    return {p.question.strip(): p.expected for level in LEVELS for free in (0.0, DEFAULT_FREE)
-            for p in test_set(level, KNOWN_ANSWER_POOL, free)}
+    return {
+        p.question.strip(): p.expected
+        for level in LEVELS
+        for free in (0.0, DEFAULT_FREE)
+        for p in test_set(level, KNOWN_ANSWER_POOL, free)
+    }
 
 
 def known_answer(prompt: str) -> str | None:

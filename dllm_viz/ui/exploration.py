@@ -70,8 +70,15 @@ class Exploration:
         """The pair as a finished :class:`Comparison`, for the Compare tab's views and answer checks."""
         left, right = self.pair()
         labels = tuple(f"node {n.id} · {n.label}" if n else "" for n in (left, right))
-        return Comparison(self.run_id, left.trace, right.trace if right else None, labels, self.tree.expected,
-                          finished=True, source="explore")
+        return Comparison(
+            self.run_id,
+            left.trace,
+            right.trace if right else None,
+            labels,
+            self.tree.expected,
+            finished=True,
+            source="explore",
+        )
 
 
 def spec_of(exp: Exploration, node: TreeNode) -> runtime.PaneSpec | None:
@@ -90,6 +97,7 @@ def spec_of(exp: Exploration, node: TreeNode) -> runtime.PaneSpec | None:
 
 
 # ---- decode jobs ---------------------------------------------------------------------------------------
+
 
 @dataclass
 class Job:
@@ -129,9 +137,16 @@ def decode_job(model: str, job: Job):
     if job.parent is None:
         yield root_trace(backend, job.prompt, prompt_ids, strategy, job.config, recorder, meta)
     else:
-        yield branch_trace(job.parent, job.k, job.overrides, strategy, recorder.steps,
-                           vocab_of(backend, recorder.steps, job.parent.vocab),
-                           decode_generation(backend, recorder.tokens), meta)
+        yield branch_trace(
+            job.parent,
+            job.k,
+            job.overrides,
+            strategy,
+            recorder.steps,
+            vocab_of(backend, recorder.steps, job.parent.vocab),
+            decode_generation(backend, recorder.tokens),
+            meta,
+        )
 
 
 def decode(model: str, job: Job):
@@ -148,8 +163,10 @@ def check_branch(exp: Exploration, model: str, node_id: int, k, overrides, spec:
     """Everything a branch needs, checked before any forward pass (ValueError naming the problem)."""
     node = exp.tree.node(node_id)
     if spec is None:
-        raise ValueError(f"node {node.id} ran {node.label or node.trace.strategy.get('name')!r}, which cannot be rebuilt "
-                         "here (an uploaded policy?); choose another strategy for the branch")
+        raise ValueError(
+            f"node {node.id} ran {node.label or node.trace.strategy.get('name')!r}, which cannot be rebuilt "
+            "here (an uploaded policy?); choose another strategy for the branch"
+        )
     exp.tree.check_room(node.trace.gen_length)
     backend = runtime.get_backend(model)
     check_backend(node.trace, backend)
@@ -158,6 +175,7 @@ def check_branch(exp: Exploration, model: str, node_id: int, k, overrides, spec:
 
 
 # ---- files ---------------------------------------------------------------------------------------------
+
 
 def load_tree(path: str | os.PathLike) -> DecodeTree:
     """A tree file, or a trace / comparison file whose runs become the tree's roots."""
@@ -177,6 +195,7 @@ def load_tree(path: str | os.PathLike) -> DecodeTree:
 
 # ---- API endpoint ----------------------------------------------------------------------------------------
 
+
 def _api_spec(name: str, choice, params) -> runtime.PaneSpec:
     choice = text(name, choice, 100)
     if not choice.startswith(("heuristic:", "policy:")) or choice == runtime.UPLOADED:
@@ -184,10 +203,22 @@ def _api_spec(name: str, choice, params) -> runtime.PaneSpec:
     return runtime.PaneSpec(choice, api_params(name, params))
 
 
-def branch_api(prompt: str = "", overrides: list | None = None, step: int = 0, node: int = 0, tree: dict | None = None,
-               strategy: str = "", params: dict | None = None, run_strategy: str = "heuristic:threshold",
-               run_params: dict | None = None, gen_length: int = 32, block_length: int = 8, temperature: float = 0.0,
-               seed: int = 0, model: str = "") -> dict:
+def branch_api(
+    prompt: str = "",
+    overrides: list | None = None,
+    step: int = 0,
+    node: int = 0,
+    tree: dict | None = None,
+    strategy: str = "",
+    params: dict | None = None,
+    run_strategy: str = "heuristic:threshold",
+    run_params: dict | None = None,
+    gen_length: int = 32,
+    block_length: int = 8,
+    temperature: float = 0.0,
+    seed: int = 0,
+    model: str = "",
+) -> dict:
     """Branch a decode and return the tree (the ``/branch`` endpoint, for gradio_client).
 
     Without ``tree``, first decodes ``prompt`` with ``run_strategy`` and its ``run_params`` (node 0);
@@ -219,7 +250,9 @@ def branch_api(prompt: str = "", overrides: list | None = None, step: int = 0, n
         backend = runtime.get_backend(model)
         for o in parse_overrides(overrides, L):
             if o.token is not None and not 0 <= o.token < vocab_size(backend):
-                raise ValueError(f"token id {o.token} is unknown: the model's vocabulary has ids 0–{vocab_size(backend) - 1}")
+                raise ValueError(
+                    f"token id {o.token} is unknown: the model's vocabulary has ids 0–{vocab_size(backend) - 1}"
+                )
         last = time.monotonic()
         if tree is None:
             if node != 0:
@@ -243,8 +276,16 @@ def branch_api(prompt: str = "", overrides: list | None = None, step: int = 0, n
     exp.selected = child.id
     comp = exp.comparison()
     verdict = comp.verdict(child.trace)
-    yield {**exp.tree.to_dict(), "branch": {
-        "node": child.id, "parent": parent.id, "at_step": job.k, "divergence": comp.divergence,
-        "nfe": [parent.trace.nfe, child.trace.nfe], "answer": child.trace.text,
-        "correct": None if verdict is None else verdict.correct,
-        "fresh_random_stream": lacks_random_state(parent.trace)}}
+    yield {
+        **exp.tree.to_dict(),
+        "branch": {
+            "node": child.id,
+            "parent": parent.id,
+            "at_step": job.k,
+            "divergence": comp.divergence,
+            "nfe": [parent.trace.nfe, child.trace.nfe],
+            "answer": child.trace.text,
+            "correct": None if verdict is None else verdict.correct,
+            "fresh_random_stream": lacks_random_state(parent.trace),
+        },
+    }

@@ -51,11 +51,17 @@ PICK_JS = """element.addEventListener('click', (e) => {
 
 # ---- rendering -----------------------------------------------------------------------------------------
 
+
 def render_panes(exp: Exploration | None, k: int) -> tuple:
     """Grids, stats, heatmaps and curves of the shown pair at step ``k``; each grid knows its node."""
     if exp is None:
-        return (render_grid(None, 0), empty_branch_html(), stats_html(None, 0), stats_html(None, 0, pane="b"),
-                *render_plots(None, 0))
+        return (
+            render_grid(None, 0),
+            empty_branch_html(),
+            stats_html(None, 0),
+            stats_html(None, 0, pane="b"),
+            *render_plots(None, 0),
+        )
     comp = exp.comparison()
     left, right = exp.pair()
     grid_a, grid_b, stats_a, stats_b = compare_panes(comp, k)
@@ -74,16 +80,24 @@ def inspector(exp: Exploration | None, k: int) -> str:
     inputs = step_inputs(node.trace, k - 1)
     spec = spec_of(exp, node)
     if spec is None or not spec.choice.startswith("policy:"):
-        return inspector_html(node.trace, k, node.id, inputs, position=exp.position,
-                              note=f"Node {node.id} ran a heuristic rule over these inputs; attributions are for "
-                                   "learned policies (run or branch with one).")
+        return inspector_html(
+            node.trace,
+            k,
+            node.id,
+            inputs,
+            position=exp.position,
+            note=f"Node {node.id} ran a heuristic rule over these inputs; attributions are for "
+            "learned policies (run or branch with one).",
+        )
     try:
         name = spec.choice.partition(":")[2]
         path = spec.policy_dir if spec.choice == runtime.UPLOADED else runtime.shipped_policies().get(name)
         if path is None:
             raise ValueError(f"policy {name!r} is not installed here")
         net = runtime.get_policy_net(path, "cpu")
-        attribution = inspect_step(net, node.trace, k - 1, spec.params.get("temperature", 1.0), spec.params.get("beta", 1.0))
+        attribution = inspect_step(
+            net, node.trace, k - 1, spec.params.get("temperature", 1.0), spec.params.get("beta", 1.0)
+        )
     except (ValueError, OSError) as err:
         return inspector_html(node.trace, k, node.id, inputs, position=exp.position, note=f"No attributions: {err}")
     return inspector_html(node.trace, k, node.id, inputs, attribution, exp.position)
@@ -101,8 +115,12 @@ def pick_outputs(exp: Exploration | None, k: int) -> tuple:
     """(branch point, token choices, inspector, position box) for the current pick at step ``k``."""
     node = exp.tree.node(exp.source) if exp else None
     position = exp.position if exp else None
-    return (branch_point_html(node, k, position), gr.Dropdown(choices=token_choices(node, k, position), value="", allow_custom_value=True),
-            inspector(exp, k), gr.Number(value=position))
+    return (
+        branch_point_html(node, k, position),
+        gr.Dropdown(choices=token_choices(node, k, position), value="", allow_custom_value=True),
+        inspector(exp, k),
+        gr.Number(value=position),
+    )
 
 
 def _steps(exp: Exploration | None) -> int:
@@ -116,15 +134,20 @@ def view(exp: Exploration | None, k: int) -> tuple:
     n = _steps(exp)
     k = max(0, min(int(k), n))
     pending = pending_html(exp.pending, exp.tree.node(exp.source).trace) if exp else pending_html([], None)
-    return (*render_panes(exp, k), _tree_radio(exp), gr.Slider(minimum=0, maximum=max(n, 1), value=k), pending,
-            *pick_outputs(exp, k))
+    return (
+        *render_panes(exp, k),
+        _tree_radio(exp),
+        gr.Slider(minimum=0, maximum=max(n, 1), value=k),
+        pending,
+        *pick_outputs(exp, k),
+    )
 
 
 VIEW_SIZE = 14  # outputs of view()
 
 
 def status_of(exp: Exploration, what: str) -> str:
-    """"<what> · diverge at step d · original ✓ NFE 9 · branch ✗ NFE 8 #run"."""
+    """ "<what> · diverge at step d · original ✓ NFE 9 · branch ✗ NFE 8 #run"."""
     comp = exp.comparison()
     parts = []
     for name, trace in (("original" if comp.b else "run", comp.a), ("branch", comp.b)):
@@ -140,6 +163,7 @@ def status_of(exp: Exploration, what: str) -> str:
 
 
 # ---- handlers ----------------------------------------------------------------------------------------------
+
 
 def _frame(exp: Exploration, k: int, status: str) -> tuple:
     return (*view(exp, k), status, exp, export_tree(exp))
@@ -326,6 +350,7 @@ def load_explore(path: str | None):
 
 # ---- layout and wiring -------------------------------------------------------------------------------------
 
+
 def build_explore_tab() -> None:
     """Components and events of the Explore tab (call inside ``gr.Blocks`` / ``gr.Tab``)."""
     state = gr.State(None, time_to_live=SESSION_TTL_S)
@@ -337,14 +362,21 @@ def build_explore_tab() -> None:
             pane_r = _pane_controls("R", pane_values(None, default_run))
             pane_r[0].label = "Strategy of the run"
         with gr.Column(scale=2):
-            model = gr.Dropdown(runtime.model_choices(), value=runtime.default_model(), label="Model",
-                                allow_custom_value=True, elem_id="ex-model")
+            model = gr.Dropdown(
+                runtime.model_choices(),
+                value=runtime.default_model(),
+                label="Model",
+                allow_custom_value=True,
+                elem_id="ex-model",
+            )
             with gr.Row():
                 gen_length = gr.Number(32, precision=0, label="gen length L", minimum=1, elem_id="ex-gen-length")
                 block_length = gr.Number(8, precision=0, label="block length BL", minimum=1, elem_id="ex-block-length")
             with gr.Row():
                 full = gr.Checkbox(False, label="full diffusion (BL = L)", elem_id="ex-full")
-                temperature = gr.Slider(0.0, 2.0, value=0.0, step=0.05, label="token temperature", elem_id="ex-temperature")
+                temperature = gr.Slider(
+                    0.0, 2.0, value=0.0, step=0.05, label="token temperature", elem_id="ex-temperature"
+                )
                 seed = gr.Number(0, precision=0, label="seed", elem_id="ex-seed")
     with gr.Row():
         run_btn = gr.Button("▶ Run", variant="primary", elem_id="ex-run", scale=1)
@@ -352,17 +384,24 @@ def build_explore_tab() -> None:
         status = gr.Textbox("idle", label="Status", interactive=False, elem_id="ex-status", scale=5)
     with gr.Row(equal_height=False):
         with gr.Column(scale=2):
-            tree = gr.Radio([], label="Decodes (a run and its branches; pick one to show it beside its parent)",
-                            elem_id="ex-tree")
-            slider = gr.Slider(0, 1, value=0, step=1, label="Step (both panes; the branch point)", elem_id="ex-step",
-                               buttons=[])
+            tree = gr.Radio(
+                [], label="Decodes (a run and its branches; pick one to show it beside its parent)", elem_id="ex-tree"
+            )
+            slider = gr.Slider(
+                0, 1, value=0, step=1, label="Step (both panes; the branch point)", elem_id="ex-step", buttons=[]
+            )
         with gr.Column(scale=3):
             point = gr.HTML(branch_point_html(None, 0, None), elem_id="ex-point")
             with gr.Row():
                 position = gr.Number(None, precision=0, label="position (click a token)", minimum=0, elem_id="ex-pos")
                 action = gr.Radio(list(ACTION_LABELS), value="force-commit it", label="do", elem_id="ex-action")
-                token = gr.Dropdown([], value="", label="token to force (empty: the model's choice; or type id:N)",
-                                    allow_custom_value=True, elem_id="ex-token")
+                token = gr.Dropdown(
+                    [],
+                    value="",
+                    label="token to force (empty: the model's choice; or type id:N)",
+                    allow_custom_value=True,
+                    elem_id="ex-token",
+                )
             with gr.Row():
                 add_btn = gr.Button("+ Add", elem_id="ex-add", scale=0, min_width=90)
                 clear_btn = gr.Button("Clear", elem_id="ex-clear", scale=0, min_width=90)
@@ -388,32 +427,66 @@ def build_explore_tab() -> None:
     curves = gr.Plot(show_label=False, elem_id="ex-curves")
     with gr.Row():
         download = gr.DownloadButton("⬇ Tree (JSON)", interactive=False, elem_id="ex-dl-tree")
-        upload = gr.File(file_types=[".json"], type="filepath", label="Explore a tree, trace or comparison file",
-                         elem_id="ex-upload")
+        upload = gr.File(
+            file_types=[".json"], type="filepath", label="Explore a tree, trace or comparison file", elem_id="ex-upload"
+        )
 
     panes = [grid_a, grid_b, stats_a, stats_b, heat_a, heat_b, curves]
     picks = [point, token, inspect, position]
     VIEW = [*panes, tree, slider, pending, *picks]
     assert len(VIEW) == VIEW_SIZE
     model_event = dict(concurrency_limit=runtime.MODEL_CONCURRENCY, concurrency_id="model", show_progress="hidden")
-    run_event = run_btn.click(run_explore, [model, prompt, gen_length, block_length, full, temperature, seed, *pane_r],
-                              [*VIEW, status, state, download], api_name="explore", **model_event)
-    branch_event = branch_btn.click(branch_explore, [state, model, slider, mode, *pane_c], [*VIEW, status, state, download],
-                                    api_visibility="private", **model_event)
+    run_event = run_btn.click(
+        run_explore,
+        [model, prompt, gen_length, block_length, full, temperature, seed, *pane_r],
+        [*VIEW, status, state, download],
+        api_name="explore",
+        **model_event,
+    )
+    branch_event = branch_btn.click(
+        branch_explore,
+        [state, model, slider, mode, *pane_c],
+        [*VIEW, status, state, download],
+        api_visibility="private",
+        **model_event,
+    )
     stop_btn.click(None, None, None, cancels=[run_event, branch_event], queue=False, api_visibility="private")
     tree.input(select_node, [tree, slider, state], [*VIEW, state], api_visibility="private", show_progress="hidden")
-    slider.release(replay, [slider, state], [*panes, *picks[:3]], api_visibility="private", show_progress="hidden",
-                   trigger_mode="always_last")
-    slider.input(replay, [slider, state], [*panes, *picks[:3]], api_visibility="private", show_progress="hidden",
-                 trigger_mode="always_last")
+    slider.release(
+        replay,
+        [slider, state],
+        [*panes, *picks[:3]],
+        api_visibility="private",
+        show_progress="hidden",
+        trigger_mode="always_last",
+    )
+    slider.input(
+        replay,
+        [slider, state],
+        [*panes, *picks[:3]],
+        api_visibility="private",
+        show_progress="hidden",
+        trigger_mode="always_last",
+    )
     for grid in (grid_a, grid_b):
         grid.pick(on_grid_click, [state, slider], [*picks, state], api_visibility="private", show_progress="hidden")
-    position.submit(lambda exp, k, p: pick(exp, k, None, p), [state, slider, position], [*picks, state],
-                    api_visibility="private", show_progress="hidden")
+    position.submit(
+        lambda exp, k, p: pick(exp, k, None, p),
+        [state, slider, position],
+        [*picks, state],
+        api_visibility="private",
+        show_progress="hidden",
+    )
     add_btn.click(add_override, [state, position, action, token], [pending, state], api_visibility="private")
     clear_btn.click(clear_overrides, state, [pending, state], api_visibility="private")
-    full.change(lambda f, L: gr.Number(value=L, interactive=False) if f else gr.Number(interactive=True),
-                [full, gen_length], block_length, queue=False, api_visibility="private")
-    upload.upload(load_explore, upload, [*VIEW, status, state, download], api_visibility="private",
-                  show_progress="hidden")
+    full.change(
+        lambda f, L: gr.Number(value=L, interactive=False) if f else gr.Number(interactive=True),
+        [full, gen_length],
+        block_length,
+        queue=False,
+        api_visibility="private",
+    )
+    upload.upload(
+        load_explore, upload, [*VIEW, status, state, download], api_visibility="private", show_progress="hidden"
+    )
     gr.api(branch_api, api_name="branch", **{k: v for k, v in model_event.items() if k != "show_progress"})

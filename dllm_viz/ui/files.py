@@ -80,8 +80,11 @@ def export_comparison(comp) -> tuple[Path, Path]:
 
     def fill(folder: Path) -> None:
         (folder / f"trace-{key[:8]}.json").write_bytes(data)
-        render_gif([(comp.labels[0], comp.a), (comp.labels[1], comp.b)], folder / f"run-{key[:8]}.gif",
-                   max_frames=max(2, min(64, GIF_CELL_BUDGET // length)))
+        render_gif(
+            [(comp.labels[0], comp.a), (comp.labels[1], comp.b)],
+            folder / f"run-{key[:8]}.gif",
+            max_frames=max(2, min(64, GIF_CELL_BUDGET // length)),
+        )
 
     folder = content_folder("run", key, fill)
     return folder / f"trace-{key[:8]}.json", folder / f"run-{key[:8]}.gif"

@@ -33,11 +33,13 @@ MODEL_ENV = "DLLM_VIZ_MODEL"
 DEFAULT_POLICY = "semi-ar-alpha1"
 POLICY_ENV = "DLLM_VIZ_POLICY_DIR"  # a folder of policy folders; default assets/policies
 GPU_MODELS = {  # GB of bf16 weights; Base and Instruct share a shape
-    "GSAI-ML/LLaDA-8B-Instruct": 16, "GSAI-ML/LLaDA-8B-Base": 16, "GSAI-ML/LLaDA-1.5": 16,
-    "Dream-org/Dream-v0-Instruct-7B": 15, "Dream-org/Dream-v0-Base-7B": 15,
+    "GSAI-ML/LLaDA-8B-Instruct": 16,
+    "GSAI-ML/LLaDA-8B-Base": 16,
+    "GSAI-ML/LLaDA-1.5": 16,
+    "Dream-org/Dream-v0-Instruct-7B": 15,
+    "Dream-org/Dream-v0-Base-7B": 15,
 }
 TRUST_ENV = "DLLM_VIZ_TRUST_REMOTE_CODE"  # app.py --trust-remote-code
-
 
 
 def gpu_seconds(*args, **kwargs) -> int:
@@ -69,6 +71,7 @@ def on_zero_gpu() -> bool:
 
 
 # ---- what is installed ------------------------------------------------------------------------
+
 
 def builtin_model_installed() -> bool:
     return (Path(BUILTIN_MODEL) / "config.json").is_file()
@@ -102,22 +105,31 @@ def shipped_policies() -> dict[str, Path]:
     folder = policy_dir()
     if not folder.is_dir():
         return {}
-    return {p.name: p for p in sorted(folder.iterdir())
-            if (p / "config.json").is_file() and (p / "model.safetensors").is_file()}
+    return {
+        p.name: p
+        for p in sorted(folder.iterdir())
+        if (p / "config.json").is_file() and (p / "model.safetensors").is_file()
+    }
 
 
 def availability_notes() -> list[str]:
     """Plain-language notes about missing pieces, shown at the top of the app."""
     notes = []
     if builtin_model_installed() and not os.environ.get(MODEL_ENV):
-        notes.append("The built-in tiny model only knows short English arithmetic word problems like the examples "
-                     "below; other prompts give nonsense. Larger models (LLaDA, Dream) need a GPU.")
+        notes.append(
+            "The built-in tiny model only knows short English arithmetic word problems like the examples "
+            "below; other prompts give nonsense. Larger models (LLaDA, Dream) need a GPU."
+        )
     if not builtin_model_installed() and not os.environ.get(MODEL_ENV):
-        notes.append("The built-in tiny model (assets/tiny-dllm) is not installed in this copy, so there is "
-                     "no model to run offline: pick a Hub model on a GPU machine, or upload a trace to replay it.")
+        notes.append(
+            "The built-in tiny model (assets/tiny-dllm) is not installed in this copy, so there is "
+            "no model to run offline: pick a Hub model on a GPU machine, or upload a trace to replay it."
+        )
     if not shipped_policies():
-        notes.append("No trained policy is shipped in assets/policies/ yet: pane A defaults to a heuristic. "
-                     "You can still upload a policy (model.safetensors, optional config.json).")
+        notes.append(
+            "No trained policy is shipped in assets/policies/ yet: pane A defaults to a heuristic. "
+            "You can still upload a policy (model.safetensors, optional config.json)."
+        )
     if not torch.cuda.is_available():
         notes.append("No GPU here: LLaDA-8B and Dream-7B cannot run; the built-in tiny model runs on CPU.")
     return notes
@@ -245,8 +257,12 @@ def get_policy_net(path: str | os.PathLike, device):
     """A policy network loaded (safetensors only) and cached per resolved folder and device."""
     from ..policy import DiTConfidencePolicy
 
-    return _cached(_POLICIES, f"{Path(path).resolve()}@{device}", MAX_POLICIES,
-                   lambda: DiTConfidencePolicy.from_pretrained(str(path)).to(device).eval())
+    return _cached(
+        _POLICIES,
+        f"{Path(path).resolve()}@{device}",
+        MAX_POLICIES,
+        lambda: DiTConfidencePolicy.from_pretrained(str(path)).to(device).eval(),
+    )
 
 
 # ---- pane strategies ---------------------------------------------------------------------------
@@ -336,6 +352,7 @@ def build_pane_strategy(spec: PaneSpec, device: torch.device):
 
 # ---- the lockstep run -------------------------------------------------------------------------
 
+
 class _TokenStrings:
     """The parts of a backend :meth:`Trace.from_records` reads, with token strings cached."""
 
@@ -386,9 +403,15 @@ def lockstep(model: str, prompt: str, specs: tuple[PaneSpec, PaneSpec], config: 
     for strategy in strategies:
         strategy.validate(config.gen_length, config.block_length)
     prompt_ids = encode_prompts(backend, [prompt], config.gen_length)[0]
-    yield RunHeader(model=backend.name, prompt_ids=prompt_ids, mask_id=backend.mask_id, eos_id=backend.eos_id,
-                    strategies=[{"name": s.name, **s.params()} for s in strategies], engine=config.to_dict(),
-                    load_ms=(time.perf_counter() - t0) * 1e3)
+    yield RunHeader(
+        model=backend.name,
+        prompt_ids=prompt_ids,
+        mask_id=backend.mask_id,
+        eos_id=backend.eos_id,
+        strategies=[{"name": s.name, **s.params()} for s in strategies],
+        engine=config.to_dict(),
+        load_ms=(time.perf_counter() - t0) * 1e3,
+    )
     tokens = _TokenStrings(backend)
     runs = [generate(backend, [prompt_ids], s, config) for s in strategies]
     counts = [0, 0]

@@ -25,17 +25,33 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"))
     parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", "7860")))
     parser.add_argument("--model", default=None, help="default model folder or Hub id (env DLLM_VIZ_MODEL)")
-    parser.add_argument("--allow-model-dir", action="append", default=[], metavar="DIR",
-                        help="a folder whose model subfolders users may pick (repeatable; assets/ always is; "
-                             "env DLLM_VIZ_ALLOW_MODEL_DIRS, os.pathsep-separated)")
-    parser.add_argument("--trust-remote-code", action="store_true",
-                        help="run the modelling code shipped with the default model and with folders under "
-                             "--allow-model-dir (never with a Hub id a user types); env DLLM_VIZ_TRUST_REMOTE_CODE=1")
-    parser.add_argument("--threads", type=int, default=int(os.environ.get("DLLM_VIZ_THREADS", "1")),
-                        help="CPU threads for torch (default 1: the built-in model's steps are too small to gain "
-                             "from more, and on shared cores extra threads spin; measured 80x slower with 2)")
-    parser.add_argument("--preload", action=argparse.BooleanOptionalAction, default=True,
-                        help="load the default model at start so the first run streams at once")
+    parser.add_argument(
+        "--allow-model-dir",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="a folder whose model subfolders users may pick (repeatable; assets/ always is; "
+        "env DLLM_VIZ_ALLOW_MODEL_DIRS, os.pathsep-separated)",
+    )
+    parser.add_argument(
+        "--trust-remote-code",
+        action="store_true",
+        help="run the modelling code shipped with the default model and with folders under "
+        "--allow-model-dir (never with a Hub id a user types); env DLLM_VIZ_TRUST_REMOTE_CODE=1",
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=int(os.environ.get("DLLM_VIZ_THREADS", "1")),
+        help="CPU threads for torch (default 1: the built-in model's steps are too small to gain "
+        "from more, and on shared cores extra threads spin; measured 80x slower with 2)",
+    )
+    parser.add_argument(
+        "--preload",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="load the default model at start so the first run streams at once",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     if args.model:

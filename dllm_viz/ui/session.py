@@ -69,13 +69,22 @@ class Comparison:
             return Verdict(answer=trace.text)
         from ..tasks import check_answer, extract_answer
 
-        return Verdict(answer=extract_answer(trace.text) or trace.text, expected=self.expected,
-                       correct=check_answer(trace.text, self.expected))
+        return Verdict(
+            answer=extract_answer(trace.text) or trace.text,
+            expected=self.expected,
+            correct=check_answer(trace.text, self.expected),
+        )
 
     # ---- export / import ------------------------------------------------------------------
     def to_dict(self) -> dict:
-        return {"format": FORMAT, "version": VERSION, "labels": list(self.labels), "expected": self.expected,
-                "a": None if self.a is None else asdict(self.a), "b": None if self.b is None else asdict(self.b)}
+        return {
+            "format": FORMAT,
+            "version": VERSION,
+            "labels": list(self.labels),
+            "expected": self.expected,
+            "a": None if self.a is None else asdict(self.a),
+            "b": None if self.b is None else asdict(self.b),
+        }
 
     def save(self, directory: str | os.PathLike) -> Path:
         path = Path(directory) / f"trace-{self.run_id}.json"
@@ -95,17 +104,25 @@ def load_comparison(path: str | os.PathLike) -> Comparison:
     data = parse_json(Path(path).read_bytes())
     if isinstance(data, dict) and data.get("format") == FORMAT:
         if data.get("version") != VERSION:
-            raise TraceError(f"unsupported comparison version {short_repr(data.get('version'))}; this app reads {VERSION}")
+            raise TraceError(
+                f"unsupported comparison version {short_repr(data.get('version'))}; this app reads {VERSION}"
+            )
         if not isinstance(data.get("a"), dict):
             raise TraceError("not a comparison: pane 'a' must hold a trace")
         a = _trace(data["a"], "a")
         b = _trace(data["b"], "b") if data.get("b") is not None else None
         labels = data.get("labels")
-        labels = tuple(str(x)[:MAX_LABEL_CHARS] for x in labels) if isinstance(labels, list) and len(labels) == 2 else ("A", "B")
+        labels = (
+            tuple(str(x)[:MAX_LABEL_CHARS] for x in labels)
+            if isinstance(labels, list) and len(labels) == 2
+            else ("A", "B")
+        )
         return Comparison(new_run_id(), a, b, labels, _expected(data.get("expected")), finished=True, source="upload")
     if not isinstance(data, dict) or not {"version", "steps"} <= data.keys():
-        raise TraceError("this JSON file is not a dllm-viz trace (no 'format', 'version' or 'steps' field); "
-                         "load a file saved with ⬇ Trace (JSON) or Trace.save")
+        raise TraceError(
+            "this JSON file is not a dllm-viz trace (no 'format', 'version' or 'steps' field); "
+            "load a file saved with ⬇ Trace (JSON) or Trace.save"
+        )
     trace = Trace.from_dict(data)
     label = "A · " + str(trace.strategy.get("name", "trace"))[:MAX_LABEL_CHARS]
     return Comparison(new_run_id(), trace, None, (label, "B"), finished=True, source="upload")
@@ -123,8 +140,10 @@ def _expected(value) -> str | None:
     try:
         check_answer("", str(value))
     except ValueError:
-        raise TraceError(f"expected ({short_repr(value)}) is not an answer this app can check (a number, text "
-                         "ending in '#### N', or a chain like '5 - ? + ?')") from None
+        raise TraceError(
+            f"expected ({short_repr(value)}) is not an answer this app can check (a number, text "
+            "ending in '#### N', or a chain like '5 - ? + ?')"
+        ) from None
     return str(value)
 
 

@@ -104,8 +104,12 @@ def engine_config(gen_length, block_length, full_diffusion: bool, temperature, s
         raise ValueError(f"block length ({BL}) must be between 1 and gen length ({L})")
     if L % BL:
         raise ValueError(f"block length ({BL}) must divide gen length ({L}); e.g. {_divisors_hint(L)}")
-    return EngineConfig(gen_length=L, block_length=BL, temperature=_float("temperature", temperature or 0.0, 0.0, 10.0),
-                        seed=_int("seed", seed if seed is not None else 0, 0, MAX_SEED))
+    return EngineConfig(
+        gen_length=L,
+        block_length=BL,
+        temperature=_float("temperature", temperature or 0.0, 0.0, 10.0),
+        seed=_int("seed", seed if seed is not None else 0, 0, MAX_SEED),
+    )
 
 
 def _divisors_hint(n: int) -> str:
@@ -139,7 +143,9 @@ def pane_spec(values: PaneInputs, pane: str) -> runtime.PaneSpec:
     kind, _, name = values.choice.partition(":")
     if kind == "heuristic":
         if name in TOPK_FAMILY:
-            steps = None if values.steps in (None, "", 0) else _int(f"pane {pane} steps", values.steps, 0, MAX_GEN_LENGTH)
+            steps = (
+                None if values.steps in (None, "", 0) else _int(f"pane {pane} steps", values.steps, 0, MAX_GEN_LENGTH)
+            )
             return runtime.PaneSpec(values.choice, {"steps": steps})
         key = {"threshold": "threshold", "factor": "factor", "eb": "gamma"}.get(name)
         params = {} if key is None else {key: _float(f"pane {pane} {key}", getattr(values, key))}
@@ -172,7 +178,9 @@ def prepare_uploaded_policy(files: list[str] | str | None, pane: str = "A") -> s
     if len(weights) != 1 or len(configs) > 1:
         raise ValueError(f"pane {pane}: upload exactly one .safetensors weights file and at most one config.json")
     if configs and os.path.getsize(configs[0]) > MAX_CONFIG_BYTES:
-        raise ValueError(f"pane {pane}: the config.json is larger than {MAX_CONFIG_BYTES} bytes; a policy config is tiny")
+        raise ValueError(
+            f"pane {pane}: the config.json is larger than {MAX_CONFIG_BYTES} bytes; a policy config is tiny"
+        )
     config = Path(configs[0]).read_bytes() if configs else json.dumps(PolicyConfig().to_dict()).encode()
 
     def fill(folder: Path) -> None:

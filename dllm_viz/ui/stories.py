@@ -90,14 +90,16 @@ def default_story() -> Story | None:
 
 # ---- finding candidates -----------------------------------------------------------------------
 
+
 def run_pair(prompt: str, a: PaneSpec, b: PaneSpec, config, model: str | None = None):
     """Both panes on ``prompt`` through the app's lockstep path; the finished Comparison."""
     from ..ui.compare import _collect
     from .examples import known_answer
     from .session import Comparison, new_run_id
 
-    comp = Comparison(new_run_id(), None, None, labels=(f"A · {a.label}", f"B · {b.label}"),
-                      expected=known_answer(prompt))
+    comp = Comparison(
+        new_run_id(), None, None, labels=(f"A · {a.label}", f"B · {b.label}"), expected=known_answer(prompt)
+    )
     for _ in _collect(comp, model or default_model(), prompt, (a, b), config):
         pass
     return comp
@@ -110,8 +112,16 @@ def candidates(a: PaneSpec, b: PaneSpec, config, problems, model: str | None = N
         comp = run_pair(problem.question, a, b, config, model)
         va, vb = comp.verdict(comp.a), comp.verdict(comp.b)
         if va.correct and not vb.correct:
-            found.append({"prompt": problem.question, "divergence": comp.divergence, "nfe_a": comp.a.nfe,
-                          "nfe_b": comp.b.nfe, "text_a": comp.a.text, "text_b": comp.b.text})
+            found.append(
+                {
+                    "prompt": problem.question,
+                    "divergence": comp.divergence,
+                    "nfe_a": comp.a.nfe,
+                    "nfe_b": comp.b.nfe,
+                    "text_a": comp.a.text,
+                    "text_b": comp.b.text,
+                }
+            )
     return sorted(found, key=lambda c: (c["nfe_a"], c["divergence"] or 0))
 
 
@@ -129,8 +139,10 @@ def main(argv: list[str] | None = None) -> int:
     from ..engine import EngineConfig
     from ..tasks import DEFAULT_FREE, DEFAULT_LEVEL, test_set
 
-    parser = argparse.ArgumentParser(prog="python -m dllm_viz.ui.stories",
-                                     description="List held-out problems where pane A is right and pane B wrong.")
+    parser = argparse.ArgumentParser(
+        prog="python -m dllm_viz.ui.stories",
+        description="List held-out problems where pane A is right and pane B wrong.",
+    )
     parser.add_argument("--a", required=True, type=_spec, help="e.g. policy:full-diffusion-es")
     parser.add_argument("--b", required=True, type=_spec, help="e.g. heuristic:threshold,threshold=0.7")
     parser.add_argument("--full", action="store_true", help="full diffusion (BL = L)")
@@ -142,9 +154,11 @@ def main(argv: list[str] | None = None) -> int:
     config = EngineConfig(gen_length=args.gen_length, block_length=args.gen_length if args.full else args.block_length)
     found = candidates(args.a, args.b, config, test_set(DEFAULT_LEVEL, args.n, DEFAULT_FREE))
     print(f"{len(found)} of {args.n} problems: A right, B wrong")
-    for c in found[:args.show]:
-        print(f"- diverge at step {c['divergence']}, NFE A {c['nfe_a']} vs B {c['nfe_b']}: {c['prompt']}\n"
-              f"    A: {c['text_a']!r}\n    B: {c['text_b']!r}")
+    for c in found[: args.show]:
+        print(
+            f"- diverge at step {c['divergence']}, NFE A {c['nfe_a']} vs B {c['nfe_b']}: {c['prompt']}\n"
+            f"    A: {c['text_a']!r}\n    B: {c['text_b']!r}"
+        )
     return 0
 
 

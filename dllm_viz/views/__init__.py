@@ -11,7 +11,22 @@ from .grid import GRID_CSS, legend_html, render_grid
 from .stats import STATS_CSS, Verdict, pane_numbers, stats_html
 
 __all__ = [
-    "Cell", "Divergence", "GRID_CSS", "STATS_CSS", "Verdict", "clamp_step", "curves_figure", "divergence_detail", "first_divergence", "frame_cells",
-    "has_policy_probs", "heatmap_figure", "legend_html", "pane_numbers", "render_frames", "render_gif",
-    "render_grid", "stats_html",
+    "Cell",
+    "Divergence",
+    "GRID_CSS",
+    "STATS_CSS",
+    "Verdict",
+    "clamp_step",
+    "curves_figure",
+    "divergence_detail",
+    "first_divergence",
+    "frame_cells",
+    "has_policy_probs",
+    "heatmap_figure",
+    "legend_html",
+    "pane_numbers",
+    "render_frames",
+    "render_gif",
+    "render_grid",
+    "stats_html",
 ]

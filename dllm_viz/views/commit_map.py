@@ -44,8 +44,13 @@ def _pane(trace: Trace, title: str, font, ascii_for: dict) -> Image.Image:
     img = Image.new("RGB", (width, HEAD_H + rows * CELL_H + PAD), WHITE)
     draw = ImageDraw.Draw(img)
     draw.text((PAD, 2), title, fill=DARK, font=font)
-    draw.text((PAD, 18), f"NFE {trace.steps[-1].nfe if trace.steps else 0} · rows: steps · columns: positions"
-              + (f" (+{folded} trailing EOS folded)" if folded else ""), fill=GREY, font=font)
+    draw.text(
+        (PAD, 18),
+        f"NFE {trace.steps[-1].nfe if trace.steps else 0} · rows: steps · columns: positions"
+        + (f" (+{folded} trailing EOS folded)" if folded else ""),
+        fill=GREY,
+        font=font,
+    )
     final = {c.pos: c for c in frame_cells(trace, trace.num_steps)}
     for step in range(rows):
         y = HEAD_H + step * CELL_H

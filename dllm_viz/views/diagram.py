@@ -27,25 +27,34 @@ def _canvas_rows(x0: int, y0: int) -> list[str]:
                 fill, ink, text = MASK_FILL, "#999", "[M]"
             stroke = f' stroke="{NEW_OUTLINE}" stroke-width="2.5"' if i in new else ' stroke="#bbb"'
             out.append(f'<rect x="{x}" y="{y}" width="{cw}" height="{ch}" rx="4" fill="{fill}"{stroke}/>')
-            out.append(f'<text x="{x + cw / 2}" y="{y + 16}" text-anchor="middle" fill="{ink}" class="tok">'
-                       f'{escape(text)}</text>')
+            out.append(
+                f'<text x="{x + cw / 2}" y="{y + 16}" text-anchor="middle" fill="{ink}" class="tok">'
+                f"{escape(text)}</text>"
+            )
     bx = x0 + 4 * (cw + 4) + 3
-    out.append(f'<line x1="{bx}" y1="{y0 - 6}" x2="{bx}" y2="{y0 + 5 * (ch + 10) - 6}" stroke="#777" '
-               'stroke-dasharray="4 3"/>')
-    out.append(f'<text x="{x0}" y="{y0 - 12}" class="lbl">block 1</text>'
-               f'<text x="{bx + 8}" y="{y0 - 12}" class="lbl">block 2 (starts once block 1 is full)</text>')
+    out.append(
+        f'<line x1="{bx}" y1="{y0 - 6}" x2="{bx}" y2="{y0 + 5 * (ch + 10) - 6}" stroke="#777" stroke-dasharray="4 3"/>'
+    )
+    out.append(
+        f'<text x="{x0}" y="{y0 - 12}" class="lbl">block 1</text>'
+        f'<text x="{bx + 8}" y="{y0 - 12}" class="lbl">block 2 (starts once block 1 is full)</text>'
+    )
     return out
 
 
 def _box(x: int, y: int, w: int, h: int, title: str, sub: str, fill: str) -> str:
-    return (f'<rect x="{x}" y="{y}" width="{w}" height="{h}" rx="8" fill="{fill}" stroke="#555"/>'
-            f'<text x="{x + w / 2}" y="{y + 20}" text-anchor="middle" class="hd">{escape(title)}</text>'
-            f'<text x="{x + w / 2}" y="{y + 38}" text-anchor="middle" class="lbl">{escape(sub)}</text>')
+    return (
+        f'<rect x="{x}" y="{y}" width="{w}" height="{h}" rx="8" fill="{fill}" stroke="#555"/>'
+        f'<text x="{x + w / 2}" y="{y + 20}" text-anchor="middle" class="hd">{escape(title)}</text>'
+        f'<text x="{x + w / 2}" y="{y + 38}" text-anchor="middle" class="lbl">{escape(sub)}</text>'
+    )
 
 
 def _arrow(x1: int, y1: int, x2: int, y2: int, label: str = "") -> str:
     mid = f'<text x="{(x1 + x2) / 2}" y="{(y1 + y2) / 2 - 6}" text-anchor="middle" class="lbl">{escape(label)}</text>'
-    return f'<line x1="{x1}" y1="{y1}" x2="{x2}" y2="{y2}" stroke="#333" stroke-width="1.6" marker-end="url(#arr)"/>' + mid
+    return (
+        f'<line x1="{x1}" y1="{y1}" x2="{x2}" y2="{y2}" stroke="#333" stroke-width="1.6" marker-end="url(#arr)"/>' + mid
+    )
 
 
 def about_figure() -> str:
@@ -55,8 +64,8 @@ def about_figure() -> str:
         'aria-label="Masked diffusion decoding as a sequence of unmasking decisions">',
         '<defs><marker id="arr" markerWidth="8" markerHeight="8" refX="7" refY="4" orient="auto">'
         '<path d="M0,0 L8,4 L0,8 z" fill="#333"/></marker>'
-        '<style>.tok{font:12px ui-monospace,monospace}.lbl{font:11px system-ui,sans-serif;fill:#444}'
-        '.hd{font:600 13px system-ui,sans-serif;fill:#222}</style></defs>',
+        "<style>.tok{font:12px ui-monospace,monospace}.lbl{font:11px system-ui,sans-serif;fill:#444}"
+        ".hd{font:600 13px system-ui,sans-serif;fill:#222}</style></defs>",
         *_canvas_rows(60, 34),
         _box(580, 20, 200, 50, "state s_t", "prompt + partly masked y_t", "#f4f4f4"),
         _box(900, 20, 200, 50, "frozen dLLM", "one forward pass = 1 NFE", "#e8f1fa"),

@@ -41,16 +41,23 @@ def node_label(tree: DecodeTree, node: TreeNode, verdict: Verdict | None = None)
 def pending_html(overrides: list[dict], trace: Trace | None) -> str:
     """The overrides waiting for ↳ Branch, with data attributes for scripts and tests."""
     if not overrides:
-        return ('<div class="ex-pending" data-count="0">No overrides yet: click a position in a grid, choose what to '
-                'do with it, then + Add. ↳ Branch with none continues the run (with another strategy, if chosen).</div>')
+        return (
+            '<div class="ex-pending" data-count="0">No overrides yet: click a position in a grid, choose what to '
+            "do with it, then + Add. ↳ Branch with none continues the run (with another strategy, if chosen).</div>"
+        )
     items = []
     for o in overrides:
         token = "" if o.get("token") is None else f' data-token="{int(o["token"])}"'
-        token_text = "" if o.get("token") is None or trace is None else (
-            f' data-token-text="{escape(trace.token_text(o["token"]), quote=True)}"')
+        token_text = (
+            ""
+            if o.get("token") is None or trace is None
+            else (f' data-token-text="{escape(trace.token_text(o["token"]), quote=True)}"')
+        )
         label = override_text(o, trace) if trace is not None else f"{o['action']} {o['position']}"
-        items.append(f'<li data-position="{int(o["position"])}" data-action="{escape(o["action"])}"{token}'
-                     f'{token_text}>{escape(label)}</li>')
+        items.append(
+            f'<li data-position="{int(o["position"])}" data-action="{escape(o["action"])}"{token}'
+            f"{token_text}>{escape(label)}</li>"
+        )
     return f'<div class="ex-pending" data-count="{len(overrides)}"><ol>{"".join(items)}</ol></div>'
 
 
@@ -69,8 +76,10 @@ def branch_point_html(node: TreeNode | None, k: int, position: int | None) -> st
         else:
             what = "masked"
         text += f" · position {position}, block {cell.block}: {escape(what)}"
-    return (f'<div class="ex-point" data-node="{node.id}" data-step="{k}" '
-            f'data-position="{"" if position is None else int(position)}">{text}</div>')
+    return (
+        f'<div class="ex-point" data-node="{node.id}" data-step="{k}" '
+        f'data-position="{"" if position is None else int(position)}">{text}</div>'
+    )
 
 
 def token_choices(node: TreeNode | None, k: int, position: int | None) -> list[tuple[str, str]]:
@@ -81,17 +90,28 @@ def token_choices(node: TreeNode | None, k: int, position: int | None) -> list[t
     step = node.trace.steps[k - 1]
     if not 0 <= position < len(step.topk_ids):
         return []
-    return [(f"{display_text(node.trace.token_text(t))!r} · p {p:.3f} · id {t}", f"id:{t}")
-            for t, p in zip(step.topk_ids[position], step.topk_probs[position], strict=True)]
+    return [
+        (f"{display_text(node.trace.token_text(t))!r} · p {p:.3f} · id {t}", f"id:{t}")
+        for t, p in zip(step.topk_ids[position], step.topk_probs[position], strict=True)
+    ]
 
 
 def empty_branch_html() -> str:
-    return ('<div class="dv-grid dv-empty" data-pane="b" data-step="0">The other future appears here: pick a step, '
-            'click a position on the left, add an override and press ↳ Branch.</div>')
+    return (
+        '<div class="dv-grid dv-empty" data-pane="b" data-step="0">The other future appears here: pick a step, '
+        "click a position on the left, add an override and press ↳ Branch.</div>"
+    )
 
 
-def inspector_html(trace: Trace | None, k: int, node_id: int = 0, inputs=None, attribution=None,
-                   position: int | None = None, note: str = "") -> str:
+def inspector_html(
+    trace: Trace | None,
+    k: int,
+    node_id: int = 0,
+    inputs=None,
+    attribution=None,
+    position: int | None = None,
+    note: str = "",
+) -> str:
     """The step inspector for the decision of step ``k`` (1-based: the one that produced the canvas
     shown at ``k``): per eligible position its inputs (confidence, the masked canvas, time), the
     recorded and recomputed unmask probabilities and the input that moved its logit most; for
@@ -102,10 +122,13 @@ def inspector_html(trace: Trace | None, k: int, node_id: int = 0, inputs=None, a
         attribution: :class:`~dllm_viz.inspector.Attribution`, or None for a heuristic's step.
     """
     if trace is None or inputs is None or not 1 <= k <= trace.num_steps:
-        return f'<div class="ex-inspector" data-step="{int(k)}">{escape(note or "Pick a step ≥ 1 to inspect its decision.")}</div>'
+        text = escape(note or "Pick a step ≥ 1 to inspect its decision.")
+        return f'<div class="ex-inspector" data-step="{int(k)}">{text}</div>'
     step = trace.steps[k - 1]
-    head = (f"<b>Step {k}</b> of node {int(node_id)} · decided by {escape(str(trace.strategy.get('name', '?')))} · "
-            f"time input t = NFE before the step / L = {inputs.time:.3f}")
+    head = (
+        f"<b>Step {k}</b> of node {int(node_id)} · decided by {escape(str(trace.strategy.get('name', '?')))} · "
+        f"time input t = NFE before the step / L = {inputs.time:.3f}"
+    )
     rows = []
     for p in (p for p in range(trace.gen_length) if bool(inputs.eligible[p])):
         recorded = "—" if step.probs is None else f"{step.probs[p]:.3f}"
@@ -115,26 +138,40 @@ def inspector_html(trace: Trace | None, k: int, node_id: int = 0, inputs=None, a
             name, value = attribution.top_inputs(p, 1)[0]
             top = f"{escape(name)} ({value:+.3g})"
         picked = ' class="ex-picked"' if p == position else ""
-        rows.append(f'<tr data-position="{p}"{picked}><td>{p}</td>'
-                    f'<td>{escape(display_text(trace.token_text(step.proposed[p])))}</td><td>{step.confidence[p]:.3f}</td>'
-                    f'<td>{recorded}</td><td>{again}</td><td>{"✓" if p in step.committed else ""}</td>'
-                    f'<td data-top-input="{escape(top, quote=True)}">{top}</td></tr>')
-    table = ('<table class="ex-table"><tr><th>pos</th><th>token</th><th>confidence</th><th>P(unmask) recorded</th>'
-             '<th>recomputed</th><th>committed</th><th>input that moved its logit most (gradient × input)</th></tr>'
-             + "".join(rows) + "</table>") if rows else "<p>No eligible position at this step.</p>"
+        rows.append(
+            f'<tr data-position="{p}"{picked}><td>{p}</td>'
+            f"<td>{escape(display_text(trace.token_text(step.proposed[p])))}</td><td>{step.confidence[p]:.3f}</td>"
+            f"<td>{recorded}</td><td>{again}</td><td>{'✓' if p in step.committed else ''}</td>"
+            f'<td data-top-input="{escape(top, quote=True)}">{top}</td></tr>'
+        )
+    table = (
+        (
+            '<table class="ex-table"><tr><th>pos</th><th>token</th><th>confidence</th><th>P(unmask) recorded</th>'
+            "<th>recomputed</th><th>committed</th><th>input that moved its logit most (gradient × input)</th></tr>"
+            + "".join(rows)
+            + "</table>"
+        )
+        if rows
+        else "<p>No eligible position at this step.</p>"
+    )
     detail = ""
     if attribution is not None and position is not None and position in attribution.positions:
         items = attribution.top_inputs(position, TOP_INPUTS)
         scale = max((abs(v) for _, v in items), default=0.0) or 1.0
         bars = "".join(
-            f'<div class="ex-attr" data-input="{escape(name, quote=True)}" data-value="{value:.6g}"><span>{escape(name)}</span>'
+            f'<div class="ex-attr" data-input="{escape(name, quote=True)}" data-value="{value:.6g}">'
+            f"<span>{escape(name)}</span>"
             f'<span class="ex-bar" style="width:{60 * abs(value) / scale:.0f}px;background:'
-            f'{PANE_COLOURS["a"] if value >= 0 else PANE_COLOURS["b"]}"></span> {value:+.4g}</div>' for name, value in items)
+            f'{PANE_COLOURS["a"] if value >= 0 else PANE_COLOURS["b"]}"></span> {value:+.4g}</div>'
+            for name, value in items
+        )
         r = attribution.row(position)
-        detail = (f'<div class="ex-detail" data-position="{position}"><b>Position {position}</b>: P(unmask) '
-                  f'{float(attribution.probs[position]):.4f}, logit {float(attribution.logits[position]):+.3f}. The '
-                  f'inputs that moved its logit most (× {float(attribution.ds_db[r]):.3g} for the probability; blue '
-                  f'raised it, orange lowered it):{bars}</div>')
+        detail = (
+            f'<div class="ex-detail" data-position="{position}"><b>Position {position}</b>: P(unmask) '
+            f"{float(attribution.probs[position]):.4f}, logit {float(attribution.logits[position]):+.3f}. The "
+            f"inputs that moved its logit most (× {float(attribution.ds_db[r]):.3g} for the probability; blue "
+            f"raised it, orange lowered it):{bars}</div>"
+        )
     foot = f'<p class="ex-note">{escape(note)}</p>' if note else ""
     return f'<div class="ex-inspector" data-step="{k}">{head}{table}{detail}{foot}</div>'
 

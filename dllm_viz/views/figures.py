@@ -89,15 +89,40 @@ def step_ticks(n: int) -> dict:
 def placeholder_figure(text: str, height: int) -> go.Figure:
     """An empty figure that says what will appear, instead of meaningless axes."""
     hidden = dict(visible=False)
-    return go.Figure(layout=dict(
-        template="none", height=height, xaxis=hidden, yaxis=hidden, margin=dict(l=10, r=10, t=10, b=10),
-        annotations=[dict(text=text, x=0.5, y=0.5, xref="paper", yref="paper", showarrow=False,
-                          font=dict(size=13, color="#777"))]))
+    return go.Figure(
+        layout=dict(
+            template="none",
+            height=height,
+            xaxis=hidden,
+            yaxis=hidden,
+            margin=dict(l=10, r=10, t=10, b=10),
+            annotations=[
+                dict(
+                    text=text,
+                    x=0.5,
+                    y=0.5,
+                    xref="paper",
+                    yref="paper",
+                    showarrow=False,
+                    font=dict(size=13, color="#777"),
+                )
+            ],
+        )
+    )
 
 
 def _title_annotation(text: str, domain: list[float]) -> dict:
-    return dict(text=text, x=(domain[0] + domain[1]) / 2, y=1.0, xref="paper", yref="paper", yanchor="bottom",
-                xanchor="center", showarrow=False, font=dict(size=11))
+    return dict(
+        text=text,
+        x=(domain[0] + domain[1]) / 2,
+        y=1.0,
+        xref="paper",
+        yref="paper",
+        yanchor="bottom",
+        xanchor="center",
+        showarrow=False,
+        font=dict(size=11),
+    )
 
 
 def heatmap_figure(
@@ -123,8 +148,12 @@ def heatmap_figure(
     which matters when frames stream).
     """
     if trace is None:
-        return placeholder_figure(f"{title}: step × position heatmaps appear here once a run starts" if title
-                                  else "step × position heatmaps appear here once a run starts", HEATMAP_HEIGHT)
+        return placeholder_figure(
+            f"{title}: step × position heatmaps appear here once a run starts"
+            if title
+            else "step × position heatmaps appear here once a run starts",
+            HEATMAP_HEIGHT,
+        )
     k = trace.num_steps if step is None else clamp_step(trace, step)
     n = max(max_steps or 0, trace.num_steps, 1)
     panels = [("confidence %", trace.matrix("confidence"))]
@@ -138,44 +167,109 @@ def heatmap_figure(
     data, shapes, annotations, layout = [], [], [], {}
     for i, (name, matrix) in enumerate(panels):
         xname, xkey = _axis_names(i)
-        data.append(go.Heatmap(
-            z=_percent(matrix[:k]), x=positions, y=steps_axis, xaxis=xname, yaxis="y", coloraxis="coloraxis",
-            hovertemplate=f"position %{{x}}<br>step %{{y}}<br>{name} %{{z}}%<extra></extra>",
-        ))
-        data.append(go.Scatter(
-            x=positions[shown], y=(commit[shown] + 1).astype(np.int32), xaxis=xname, yaxis="y", mode="markers",
-            name="commit (unmask order)", showlegend=False,
-            marker=dict(symbol="square-open", size=6, color=NEW_OUTLINE, line=dict(width=1.5)),
-            hovertemplate="committed position %{x} at step %{y}<extra></extra>",
-        ))
-        layout[xkey] = dict(domain=domains[i], range=[-0.5, trace.gen_length - 0.5], title=dict(text="position"),
-                            anchor="y")
+        data.append(
+            go.Heatmap(
+                z=_percent(matrix[:k]),
+                x=positions,
+                y=steps_axis,
+                xaxis=xname,
+                yaxis="y",
+                coloraxis="coloraxis",
+                hovertemplate=f"position %{{x}}<br>step %{{y}}<br>{name} %{{z}}%<extra></extra>",
+            )
+        )
+        data.append(
+            go.Scatter(
+                x=positions[shown],
+                y=(commit[shown] + 1).astype(np.int32),
+                xaxis=xname,
+                yaxis="y",
+                mode="markers",
+                name="commit (unmask order)",
+                showlegend=False,
+                marker=dict(symbol="square-open", size=6, color=NEW_OUTLINE, line=dict(width=1.5)),
+                hovertemplate="committed position %{x} at step %{y}<extra></extra>",
+            )
+        )
+        layout[xkey] = dict(
+            domain=domains[i], range=[-0.5, trace.gen_length - 0.5], title=dict(text="position"), anchor="y"
+        )
         annotations.append(_title_annotation(name, domains[i]))
         if trace.block_length < trace.gen_length:
-            shapes += [dict(type="line", xref=xname, yref="paper", x0=b * trace.block_length - 0.5,
-                            x1=b * trace.block_length - 0.5, y0=0, y1=1, line=dict(color="#888", width=1, dash="dot"))
-                       for b in range(1, trace.gen_length // trace.block_length)]
+            shapes += [
+                dict(
+                    type="line",
+                    xref=xname,
+                    yref="paper",
+                    x0=b * trace.block_length - 0.5,
+                    x1=b * trace.block_length - 0.5,
+                    y0=0,
+                    y1=1,
+                    line=dict(color="#888", width=1, dash="dot"),
+                )
+                for b in range(1, trace.gen_length // trace.block_length)
+            ]
         if divergence is not None and divergence <= n:
-            shapes.append(dict(type="line", xref=f"{xname} domain", yref="y", x0=0, x1=1, y0=divergence,
-                               y1=divergence, line=dict(color=DIVERGENCE, width=2, dash="dash")))
+            shapes.append(
+                dict(
+                    type="line",
+                    xref=f"{xname} domain",
+                    yref="y",
+                    x0=0,
+                    x1=1,
+                    y0=divergence,
+                    y1=divergence,
+                    line=dict(color=DIVERGENCE, width=2, dash="dash"),
+                )
+            )
     if divergence is not None and divergence <= n:
-        annotations.append(dict(x=0, y=divergence, xref="x", yref="y", text=f"A/B diverge at step {divergence}",
-                                showarrow=False, yshift=-9, xanchor="left", font=dict(color=DIVERGENCE, size=10),
-                                bgcolor="rgba(255,255,255,0.8)"))
-    return go.Figure(data=data, layout=dict(
-        layout, template="none", height=HEATMAP_HEIGHT, font=_FONT, margin=dict(l=50, r=60, t=52, b=40),
-        title=dict(text=f"{title} · □ = committed" if title else "□ = committed", font=dict(size=12), x=0,
-                   xanchor="left", y=0.98),
-        modebar=dict(orientation="v"),  # a vertical toolbar on the right never covers the title
-        yaxis=dict(range=[n + 0.5, 0.5], title=dict(text="step"), **step_ticks(n)),
-        coloraxis=dict(colorscale=plotly_colorscale(), cmin=0, cmax=100,
-                       colorbar=dict(title=dict(text="%", side="right"), thickness=10, len=0.9)),
-        legend=dict(orientation="h", x=1, xanchor="right", y=1.2, yanchor="bottom", font=dict(size=10)),
-        shapes=shapes, annotations=annotations,
-    ))
+        annotations.append(
+            dict(
+                x=0,
+                y=divergence,
+                xref="x",
+                yref="y",
+                text=f"A/B diverge at step {divergence}",
+                showarrow=False,
+                yshift=-9,
+                xanchor="left",
+                font=dict(color=DIVERGENCE, size=10),
+                bgcolor="rgba(255,255,255,0.8)",
+            )
+        )
+    return go.Figure(
+        data=data,
+        layout=dict(
+            layout,
+            template="none",
+            height=HEATMAP_HEIGHT,
+            font=_FONT,
+            margin=dict(l=50, r=60, t=52, b=40),
+            title=dict(
+                text=f"{title} · □ = committed" if title else "□ = committed",
+                font=dict(size=12),
+                x=0,
+                xanchor="left",
+                y=0.98,
+            ),
+            modebar=dict(orientation="v"),  # a vertical toolbar on the right never covers the title
+            yaxis=dict(range=[n + 0.5, 0.5], title=dict(text="step"), **step_ticks(n)),
+            coloraxis=dict(
+                colorscale=plotly_colorscale(),
+                cmin=0,
+                cmax=100,
+                colorbar=dict(title=dict(text="%", side="right"), thickness=10, len=0.9),
+            ),
+            legend=dict(orientation="h", x=1, xanchor="right", y=1.2, yanchor="bottom", font=dict(size=10)),
+            shapes=shapes,
+            annotations=annotations,
+        ),
+    )
 
 
-def curves_figure(panes: dict[str, Trace | None], step: int | None = None, *, divergence: int | None = None) -> go.Figure:
+def curves_figure(
+    panes: dict[str, Trace | None], step: int | None = None, *, divergence: int | None = None
+) -> go.Figure:
     """Per-step curves for each pane: masks remaining, tokens committed per step, model ms.
 
     Args:
@@ -184,7 +278,9 @@ def curves_figure(panes: dict[str, Trace | None], step: int | None = None, *, di
         step: a vertical marker at the shown step. divergence: a dashed marker at that step.
     """
     if not any(t is not None and t.num_steps for t in panes.values()):
-        return placeholder_figure("per-step curves (masks left, tokens per step, model time) appear here", CURVES_HEIGHT)
+        return placeholder_figure(
+            "per-step curves (masks left, tokens per step, model time) appear here", CURVES_HEIGHT
+        )
     titles = ("masks remaining", "tokens committed per step", "model ms per step")
     domains = _domains(3, 0.08)
     data, longest = [], 1
@@ -202,22 +298,50 @@ def curves_figure(panes: dict[str, Trace | None], step: int | None = None, *, di
         style = dict(color=PANE_COLOURS.get(label.lower()[:1]), width=2)
         for i, y in enumerate(series):
             xname, _ = _axis_names(i)
-            data.append(go.Scatter(x=x, y=y, name=label, legendgroup=label, showlegend=i == 0, mode="lines",
-                                   line=dict(style, shape="hv" if i == 1 else "linear"), xaxis=xname,
-                                   yaxis=xname.replace("x", "y")))
+            data.append(
+                go.Scatter(
+                    x=x,
+                    y=y,
+                    name=label,
+                    legendgroup=label,
+                    showlegend=i == 0,
+                    mode="lines",
+                    line=dict(style, shape="hv" if i == 1 else "linear"),
+                    xaxis=xname,
+                    yaxis=xname.replace("x", "y"),
+                )
+            )
     layout, shapes = {}, []
     for i, domain in enumerate(domains):
         xname, xkey = _axis_names(i)
         yname = xname.replace("x", "y")
-        layout[xkey] = dict(domain=domain, anchor=yname, range=[0.5, longest + 0.5], title=dict(text="step (= NFE)"),
-                            **step_ticks(longest))
+        layout[xkey] = dict(
+            domain=domain,
+            anchor=yname,
+            range=[0.5, longest + 0.5],
+            title=dict(text="step (= NFE)"),
+            **step_ticks(longest),
+        )
         layout["y" + xkey[1:]] = dict(anchor=xname, rangemode="tozero")
-        for at, line in ((step, dict(color="#555", width=1)), (divergence, dict(color=DIVERGENCE, width=1.5, dash="dash"))):
+        for at, line in (
+            (step, dict(color="#555", width=1)),
+            (divergence, dict(color=DIVERGENCE, width=1.5, dash="dash")),
+        ):
             if at:
-                shapes.append(dict(type="line", xref=xname, yref=f"{yname} domain", x0=at, x1=at, y0=0, y1=1, line=line))
-    return go.Figure(data=data, layout=dict(
-        layout, template="none", height=CURVES_HEIGHT, font=_FONT, margin=dict(l=45, r=40, t=40, b=40), shapes=shapes,
-        modebar=dict(orientation="v"),
-        annotations=[_title_annotation(t, d) for t, d in zip(titles, domains, strict=True)],
-        legend=dict(orientation="h", x=1, xanchor="right", y=1.18, yanchor="bottom"),
-    ))
+                shapes.append(
+                    dict(type="line", xref=xname, yref=f"{yname} domain", x0=at, x1=at, y0=0, y1=1, line=line)
+                )
+    return go.Figure(
+        data=data,
+        layout=dict(
+            layout,
+            template="none",
+            height=CURVES_HEIGHT,
+            font=_FONT,
+            margin=dict(l=45, r=40, t=40, b=40),
+            shapes=shapes,
+            modebar=dict(orientation="v"),
+            annotations=[_title_annotation(t, d) for t, d in zip(titles, domains, strict=True)],
+            legend=dict(orientation="h", x=1, xanchor="right", y=1.18, yanchor="bottom"),
+        ),
+    )

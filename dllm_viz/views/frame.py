@@ -72,12 +72,35 @@ def frame_cells(trace: Trace, k: int) -> list[Cell]:
             s = trace.steps[cs]
             tid = int(s.proposed[pos])
             prob, approx = token_prob(trace, cs, pos)
-            cells.append(Cell(pos, block, "committed", tid, trace.token_text(tid), prob, approx, cs + 1,
-                              cs == k - 1, _topk(trace, s, pos), tid == trace.eos_id))
+            cells.append(
+                Cell(
+                    pos,
+                    block,
+                    "committed",
+                    tid,
+                    trace.token_text(tid),
+                    prob,
+                    approx,
+                    cs + 1,
+                    cs == k - 1,
+                    _topk(trace, s, pos),
+                    tid == trace.eos_id,
+                )
+            )
         elif current is not None:
             tid = int(current.topk_ids[pos][0]) if current.topk_ids[pos] else int(current.proposed[pos])
-            cells.append(Cell(pos, block, "masked", tid, trace.token_text(tid), float(current.confidence[pos]),
-                              topk=_topk(trace, current, pos), eos=tid == trace.eos_id))
+            cells.append(
+                Cell(
+                    pos,
+                    block,
+                    "masked",
+                    tid,
+                    trace.token_text(tid),
+                    float(current.confidence[pos]),
+                    topk=_topk(trace, current, pos),
+                    eos=tid == trace.eos_id,
+                )
+            )
         else:
             cells.append(Cell(pos, block, "blank"))
     return cells

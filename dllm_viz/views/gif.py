@@ -22,8 +22,10 @@ _SHADES = 200  # palette indices 0..199: viridis(i / 199)
 WHITE, BLACK, GREY, LIGHT, OUTLINE, DARK = 200, 201, 202, 203, 204, 205
 
 
-FONT_CANDIDATES = ("/usr/share/fonts/truetype/dejavu/DejaVuSansCondensed.ttf",
-                   "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")  # Debian fonts-dejavu-core
+FONT_CANDIDATES = (
+    "/usr/share/fonts/truetype/dejavu/DejaVuSansCondensed.ttf",
+    "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
+)  # Debian fonts-dejavu-core
 
 
 def _font():
@@ -88,7 +90,7 @@ def render_frames(panes: list[tuple[str, Trace | None]], max_frames: int = 64) -
     n = max(t.num_steps for _, t in live)
     palette_img = Image.new("P", (1, 1))
     palette_img.putpalette(_palette())
-    colours = [tuple(_palette()[3 * i: 3 * i + 3]) for i in range(256)]
+    colours = [tuple(_palette()[3 * i : 3 * i + 3]) for i in range(256)]
     stamps = _TextStamps(font, CELL_W - 6)
     frames = []
     for k in frame_steps(n, max_frames):
@@ -109,8 +111,9 @@ def render_frames(panes: list[tuple[str, Trace | None]], max_frames: int = 64) -
                 else:
                     draw.rectangle(box, fill=colours[LIGHT])
                     if cell.state == "masked":
-                        draw.rectangle((x0, y0 + CELL_H - 3, x0 + CELL_W - 1, y0 + CELL_H - 1),
-                                       fill=colours[_shade(cell.prob)])
+                        draw.rectangle(
+                            (x0, y0 + CELL_H - 3, x0 + CELL_W - 1, y0 + CELL_H - 1), fill=colours[_shade(cell.prob)]
+                        )
                     ink = GREY
                 if cell.new:
                     draw.rectangle(box, outline=colours[OUTLINE], width=2)
@@ -132,8 +135,14 @@ def _legend(draw, font, colours, top: int, width: int) -> None:
     draw.text((PAD + bar_w + 8, top + 5), _fit(LEGEND, font, width - bar_w - 3 * PAD), fill=colours[DARK], font=font)
 
 
-def render_gif(panes: list[tuple[str, Trace | None]], path: str | os.PathLike, *, max_frames: int = 64,
-               frame_ms: int = 150, hold_ms: int = 1500) -> Path:
+def render_gif(
+    panes: list[tuple[str, Trace | None]],
+    path: str | os.PathLike,
+    *,
+    max_frames: int = 64,
+    frame_ms: int = 150,
+    hold_ms: int = 1500,
+) -> Path:
     """Write the animated GIF of ``panes`` to ``path`` (the last frame is held ``hold_ms``)."""
     frames = render_frames(panes, max_frames)
     durations = [frame_ms] * (len(frames) - 1) + [hold_ms]

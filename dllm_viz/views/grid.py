@@ -30,7 +30,7 @@ GRID_CSS = f"""
 .dv-legend {{ font-family: system-ui, sans-serif; font-size: 12px; color: #333; display: flex; gap: 14px;
   flex-wrap: wrap; align-items: center; }}
 .dv-legend .dv-bar {{ display: inline-block; width: 140px; height: 12px; vertical-align: middle;
-  background: linear-gradient(to right, {', '.join(VIRIDIS)}); border: 1px solid #999; }}
+  background: linear-gradient(to right, {", ".join(VIRIDIS)}); border: 1px solid #999; }}
 .dv-empty {{ color: #777; font-family: system-ui, sans-serif; }}
 """
 
@@ -56,7 +56,7 @@ def render_grid(trace: Trace | None, step: int, *, pane: str = "a", title: str =
         f'<div class="dv-grid" data-pane="{escape(pane)}" data-step="{k}" data-committed="{committed}" '
         f'data-masked="{len(cells) - committed}" data-new="{new}">',
         f'<div class="dv-head">{escape(head)}step {k}/{trace.num_steps} · NFE {nfe} · '
-        f'{committed}/{len(cells)} committed · +{new} this step</div>',
+        f"{committed}/{len(cells)} committed · +{new} this step</div>",
     ]
     for cell in cells:
         if cell.pos and trace.block_length < trace.gen_length and cell.pos % trace.block_length == 0:
@@ -77,8 +77,10 @@ def _cell_html(cell: Cell) -> str:
         style = f"background:{colour};color:{text_colour(cell.prob)}"
     else:
         style = f"border-bottom-color:{colour}"
-    return (f'<span class="{" ".join(classes)}" data-pos="{cell.pos}" data-p="{cell.prob:.3f}" '
-            f'style="{style}" title="{tip}">{text}</span>')
+    return (
+        f'<span class="{" ".join(classes)}" data-pos="{cell.pos}" data-p="{cell.prob:.3f}" '
+        f'style="{style}" title="{tip}">{text}</span>'
+    )
 
 
 def tooltip(cell: Cell) -> str:
@@ -103,10 +105,10 @@ def legend_html() -> str:
         '<span>confidence 0 <span class="dv-bar"></span> 1 (viridis, colour-blind safe)</span>'
         '<span><span class="dv-tok" style="background:#35b779">tok</span> committed, filled by p at commit</span>'
         '<span><span class="dv-tok dv-masked" style="border-bottom-color:#31688e">tok</span> still masked: '
-        'current argmax, bar = its p</span>'
+        "current argmax, bar = its p</span>"
         f'<span><span class="dv-tok dv-new" style="background:#b5de2b">tok</span> committed this step</span>'
         f'<span><span class="dv-tok dv-committed" style="background:#fde725">{EOS_GLYPH}</span> end of sequence</span>'
         '<span><span class="dv-bsep"></span> block boundary</span>'
-        '<span>hover a token for top-k alternatives</span>'
+        "<span>hover a token for top-k alternatives</span>"
         "</div>"
     )

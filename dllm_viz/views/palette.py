@@ -7,8 +7,7 @@ the heatmaps agree. Accents come from the Okabe–Ito palette.
 
 from __future__ import annotations
 
-VIRIDIS = ("#440154", "#482878", "#3e4989", "#31688e", "#26828e",
-           "#1f9e89", "#35b779", "#6ece58", "#b5de2b", "#fde725")
+VIRIDIS = ("#440154", "#482878", "#3e4989", "#31688e", "#26828e", "#1f9e89", "#35b779", "#6ece58", "#b5de2b", "#fde725")
 NEW_OUTLINE = "#D55E00"  # Okabe–Ito vermillion: tokens committed at the shown step
 DIVERGENCE = "#CC79A7"  # Okabe–Ito reddish purple: first step where A and B differ
 PANE_COLOURS = {"a": "#0072B2", "b": "#E69F00"}  # Okabe–Ito blue / orange for curves

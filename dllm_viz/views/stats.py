@@ -49,13 +49,22 @@ def divergence_line(divergence: Divergence, pane: str) -> str:
     """The step where this pane and the other first committed different positions, and what each
     committed there (token text @ position): the moment the two futures split."""
     other = "b" if pane == "a" else "a"
-    return (f'<div class="dv-diverge" data-divergence="{divergence.step}"><b>⚑ first divergence: step '
-            f'{divergence.step}</b> this pane committed {_commits(divergence.committed(pane))}; '
-            f'{other.upper()} committed {_commits(divergence.committed(other))}</div>')
+    return (
+        f'<div class="dv-diverge" data-divergence="{divergence.step}"><b>⚑ first divergence: step '
+        f"{divergence.step}</b> this pane committed {_commits(divergence.committed(pane))}; "
+        f"{other.upper()} committed {_commits(divergence.committed(other))}</div>"
+    )
 
 
-def stats_html(trace: Trace | None, step: int, *, pane: str = "a", render_ms: float | None = None,
-               verdict: Verdict | None = None, divergence: Divergence | None = None) -> str:
+def stats_html(
+    trace: Trace | None,
+    step: int,
+    *,
+    pane: str = "a",
+    render_ms: float | None = None,
+    verdict: Verdict | None = None,
+    divergence: Divergence | None = None,
+) -> str:
     """A compact table of :func:`pane_numbers`, timings, the first divergence from the other pane
     once the replay has reached it, and, once finished, the answer check."""
     if trace is None:
@@ -78,15 +87,20 @@ def stats_html(trace: Trace | None, step: int, *, pane: str = "a", render_ms: fl
         text = verdict.answer if verdict else trace.text
         check = ""
         if verdict is not None and verdict.correct is not None:
-            check = (' <span class="dv-ok">✓ correct</span>' if verdict.correct
-                     else f' <span class="dv-bad">✗ wrong (expected {escape(str(verdict.expected))})</span>')
+            check = (
+                ' <span class="dv-ok">✓ correct</span>'
+                if verdict.correct
+                else f' <span class="dv-bad">✗ wrong (expected {escape(str(verdict.expected))})</span>'
+            )
         elif verdict is not None:
             check = ' <span class="dv-na">(no known answer for this prompt)</span>'
         answer = f'<div class="dv-answer"><b>final answer</b> {escape(text or "∅")}{check}</div>'
     diverged = divergence_line(divergence, pane) if divergence is not None and n["step"] >= divergence.step else ""
     correct = "" if verdict is None or verdict.correct is None else f' data-correct="{str(verdict.correct).lower()}"'
-    return (f'<div class="dv-stats" data-pane="{escape(pane)}" data-nfe="{n["nfe"]}" '
-            f'data-step="{n["step"]}"{correct}>{chips}{diverged}{answer}</div>')
+    return (
+        f'<div class="dv-stats" data-pane="{escape(pane)}" data-nfe="{n["nfe"]}" '
+        f'data-step="{n["step"]}"{correct}>{chips}{diverged}{answer}</div>'
+    )
 
 
 STATS_CSS = """
