@@ -29,7 +29,7 @@ import torch
 
 from .engine import DecodeStart, EngineConfig, StepRecord, decode_generation, encode_prompts, generate
 from .strategies.override import ACTIONS, Override, OverrideStrategy
-from .trace import Trace, TraceStep, short_repr
+from .trace import Trace, TraceStep, short_repr, vocab_of
 
 MAX_OVERRIDES = 64  # per branch; a person clicks a handful, a script has no reason for more
 
@@ -337,34 +337,13 @@ def root_trace(
     backend, prompt: str, prompt_ids, strategy, config: EngineConfig, recorder: StepRecorder, meta: dict | None = None
 ) -> Trace:
     """The trace of a run from scratch whose steps ``recorder`` collected."""
-    return Trace(
-        model=backend.name,
-        prompt=prompt,
-        prompt_ids=list(map(int, prompt_ids)),
-        gen_length=config.gen_length,
-        block_length=config.block_length,
-        mask_id=backend.mask_id,
-        eos_id=backend.eos_id,
-        strategy={"name": strategy.name, **strategy.params()},
-        engine=config.to_dict(),
-        steps=recorder.steps,
-        vocab=vocab_of(backend, recorder.steps),
-        text=decode_generation(backend, recorder.tokens or []),
-        meta=dict(meta or {}),
-    )
+    text = decode_generation(backend, recorder.tokens or [])
+    return Trace.from_steps(recorder.steps, backend, prompt, prompt_ids, strategy, config, text, meta)
 
 
 def initial_rng(config: EngineConfig, device) -> torch.Tensor:
     """The generator state a fresh decode with ``config.seed`` starts from."""
     return torch.Generator(device=device).manual_seed(config.seed).get_state()
-
-
-def vocab_of(backend, steps: Iterable[TraceStep], known: dict[str, str] | None = None) -> dict[str, str]:
-    """Token strings for every id the steps mention (ids in ``known`` are not looked up again)."""
-    known = dict(known or {})
-    ids = sorted(set().union(set(), *(s.token_ids() for s in steps)) - {int(i) for i in known})
-    known.update(zip(map(str, ids), backend.token_strings(ids), strict=True))
-    return known
 
 
 def branch_trace(

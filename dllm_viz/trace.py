@@ -46,6 +46,14 @@ class TokenSource(Protocol):
     def token_strings(self, ids: Sequence[int]) -> list[str]: ...
 
 
+def vocab_of(backend: TokenSource, steps: Iterable[TraceStep], known: dict[str, str] | None = None) -> dict[str, str]:
+    """Token strings for every id the steps mention (ids in ``known`` are not looked up again)."""
+    known = dict(known or {})
+    ids = sorted(set().union(set(), *(s.token_ids() for s in steps)) - {int(i) for i in known})
+    known.update(zip(map(str, ids), backend.token_strings(ids), strict=True))
+    return known
+
+
 @dataclass
 class TraceStep:
     """One denoising step of one row.
@@ -151,8 +159,21 @@ class Trace:
         Only the steps where that row was active are kept. Moves O(L·k) numbers per step.
         """
         steps = [TraceStep.from_record(rec, row, i) for i, rec in enumerate(r for r in records if bool(r.active[row]))]
-        ids = set().union(*(s.token_ids() for s in steps))
-        vocab = dict(zip(map(str, sorted(ids)), backend.token_strings(sorted(ids)), strict=True))
+        return cls.from_steps(steps, backend, prompt, prompt_ids, strategy, config, text, meta)
+
+    @classmethod
+    def from_steps(
+        cls,
+        steps: list[TraceStep],
+        backend: TokenSource,
+        prompt: str,
+        prompt_ids: Sequence[int],
+        strategy: Strategy,
+        config: EngineConfig,
+        text: str = "",
+        meta: Mapping[str, object] | None = None,
+    ) -> Trace:
+        """A trace of ``steps`` with its header (model, ids, strategy, engine) and vocabulary."""
         return cls(
             model=backend.name,
             prompt=prompt,
@@ -164,7 +185,7 @@ class Trace:
             strategy={"name": strategy.name, **strategy.params()},
             engine=config.to_dict(),
             steps=steps,
-            vocab=vocab,
+            vocab=vocab_of(backend, steps),
             text=text,
             meta=dict(meta or {}),
         )

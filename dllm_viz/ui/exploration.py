@@ -22,12 +22,11 @@ from ..branch import (
     parse_overrides,
     root_trace,
     start_rng,
-    vocab_of,
     vocab_size,
 )
 from ..engine import EngineConfig, decode_generation, encode_prompts, generate
 from ..strategies import HEURISTICS
-from ..trace import MAX_TRACE_BYTES, Trace, TraceError, parse_json
+from ..trace import MAX_TRACE_BYTES, Trace, TraceError, parse_json, vocab_of
 from ..tree import FORMAT as TREE_FORMAT
 from ..tree import DecodeTree, TreeNode
 from . import runtime
