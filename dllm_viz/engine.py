@@ -49,6 +49,18 @@ if TYPE_CHECKING:
 
 
 CACHES = ("none", "prefix")
+BLOCKS_PER_SEMI_AR = 8  # the paper's semi-AR setting: BL = L/8 (32 of 256)
+
+
+def default_block_length(gen_length: int) -> int:
+    """The semi-AR block length for L: L/8 when 8 divides L, else the largest divisor of L not above L/8."""
+    target = max(1, gen_length // BLOCKS_PER_SEMI_AR)
+    return next(b for b in range(target, 0, -1) if gen_length % b == 0)
+
+
+def setting_label(gen_length: int, block_length: int) -> str:
+    """``"full diffusion"`` when BL = L, else ``"semi-AR BL=<BL>"``."""
+    return "full diffusion" if block_length == gen_length else f"semi-AR BL={block_length}"
 
 
 @dataclass(frozen=True)
@@ -112,9 +124,28 @@ class EngineConfig:
         if self.cache not in CACHES:
             raise ValueError(f"cache ({self.cache!r}) must be one of {', '.join(CACHES)}")
 
+    @classmethod
+    def semi_ar(cls, gen_length: int = 64, block_length: int | None = None, **kwargs) -> EngineConfig:
+        """Semi-autoregressive blocks; ``block_length`` defaults to L/8, the paper's ratio (32 for 256)."""
+        return cls(gen_length=gen_length, block_length=block_length or default_block_length(gen_length), **kwargs)
+
+    @classmethod
+    def full(cls, gen_length: int = 64, **kwargs) -> EngineConfig:
+        """Full diffusion: one block of L, any masked position may be committed at any step."""
+        return cls(gen_length=gen_length, block_length=gen_length, **kwargs)
+
     @property
     def num_blocks(self) -> int:
         return self.gen_length // self.block_length
+
+    @property
+    def full_diffusion(self) -> bool:
+        return self.block_length == self.gen_length
+
+    @property
+    def setting(self) -> str:
+        """``"full diffusion"`` or ``"semi-AR BL=8"``: how plots, cards and reports name the setting."""
+        return setting_label(self.gen_length, self.block_length)
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -101,10 +101,9 @@ def main(argv: list[str] | None = None) -> int:
                 force=args.force,
                 hint="pass --force to overwrite it, or choose another --save-trace",
             )
-        block = args.block_length or max(1, args.gen_length // 8)
-        config = EngineConfig(
-            gen_length=args.gen_length,
-            block_length=block,
+        config = EngineConfig.semi_ar(
+            args.gen_length,
+            args.block_length,
             temperature=args.temperature,
             seed=args.seed,
             cache=args.cache,

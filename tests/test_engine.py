@@ -180,3 +180,16 @@ def test_bad_prompts(tiny_backend):
         r"with gen_length 8 that exceeds the model's context of 128",
     ):
         run(tiny_backend, [long_prompt], s, EngineConfig(gen_length=8))
+
+
+def test_setting_presets_name_the_setting_in_one_place():
+    from dllm_viz.engine import default_block_length, setting_label
+
+    semi, full = EngineConfig.semi_ar(64, temperature=0.5), EngineConfig.full(64)
+    assert (semi.block_length, semi.temperature, semi.setting) == (8, 0.5, "semi-AR BL=8")
+    assert (full.block_length, full.full_diffusion, full.setting) == (64, True, "full diffusion")
+    assert EngineConfig.semi_ar(256).block_length == 32 and EngineConfig.semi_ar(64, 16).block_length == 16
+    # L/8 whenever it divides L (the old default); otherwise the nearest divisor below, never an error
+    assert all(default_block_length(L) == L // 8 for L in range(8, 300) if L % (L // 8) == 0)
+    assert all(L % default_block_length(L) == 0 for L in range(1, 300))
+    assert setting_label(32, 4) == "semi-AR BL=4"

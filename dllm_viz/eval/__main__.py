@@ -22,6 +22,7 @@ import torch
 from tqdm import tqdm
 
 from ..backends import BUILTIN_MODEL, ModelLoadError, load_backend
+from ..engine import default_block_length
 from ..outputs import check_destination
 from ..tasks.wordproblems import DEFAULT_FREE, DEFAULT_LEVEL, test_set
 from .report import read_runs, write_report
@@ -74,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
 
     # 1. Check every input and the destination before any decoding, so a mistake costs nothing.
     L = args.gen_length
-    names = {"semi-ar": L // 8, "full": L}
+    names = {"semi-ar": default_block_length(L), "full": L}
     try:
         block_lengths = [names[s.strip()] for s in args.settings.split(",")]
     except KeyError as err:

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..engine import EngineConfig
+from ..engine import EngineConfig, setting_label
 from ..strategies import build_strategy
 from ..tasks.problem import Problem
 from ..tiny.evaluate import solve
@@ -130,7 +130,7 @@ def sweep(
         report = solve(backend, problems, spec.build(), config, batch_size=batch_size)
         rows.append(
             {
-                "setting": "full diffusion" if bl == gen_length else f"semi-AR BL={bl}",
+                "setting": setting_label(gen_length, bl),
                 "block_length": bl,
                 "strategy": spec.family,
                 "params": spec.describe(),

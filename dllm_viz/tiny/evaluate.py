@@ -124,8 +124,8 @@ def level_table(backend, n: int, gen_length: int = 64, batch_size: int = 100, fr
     from ..strategies import build_strategy
 
     rows = []
-    for block_length, setting in ((gen_length // 8, "semi-AR"), (gen_length, "full diffusion")):
-        config = EngineConfig(gen_length=gen_length, block_length=block_length)
+    for config in (EngineConfig.semi_ar(gen_length), EngineConfig.full(gen_length)):
+        block_length, setting = config.block_length, config.setting.partition(" BL=")[0]
         for level in LEVELS:
             report = solve(backend, test_set(level, n, free), build_strategy("confidence"), config, batch_size)
             rows.append(
@@ -185,7 +185,7 @@ def main(argv: list[str] | None = None) -> dict:
             f"| {100 * r['accuracy']:.1f} % | {r['mean_nfe']:.1f} | {100 * r['no_answer']:.1f} % |"
         )
     prompts = [p.question for p in test_set(2, args.speed_prompts + 1, DEFAULT_FREE)]
-    config = EngineConfig(gen_length=args.gen_length, block_length=args.gen_length // 8)
+    config = EngineConfig.semi_ar(args.gen_length)
     rates = steps_per_second(backend, prompts, build_strategy("confidence"), config)[1:]  # drop warm-up
     speed = {
         "median_steps_per_s": statistics.median(rates),

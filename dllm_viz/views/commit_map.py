@@ -20,6 +20,7 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw
 
+from ..engine import setting_label
 from ..trace import Trace
 from .frame import display_text, frame_cells
 from .gif import _font
@@ -101,7 +102,7 @@ def trace_title(trace: Trace) -> str:
     strategy = dict(trace.strategy)
     name = strategy.pop("name", "strategy")
     params = ", ".join(f"{k}={v}" for k, v in strategy.items() if not isinstance(v, (dict, list)))
-    setting = "full diffusion" if trace.block_length == trace.gen_length else f"semi-AR BL={trace.block_length}"
+    setting = setting_label(trace.gen_length, trace.block_length)
     text = trace.text if len(trace.text) <= 90 else trace.text[:89] + "…"
     return f"{name}{f' ({params})' if params else ''} · {setting} → {text}"
 
