@@ -8,6 +8,7 @@ so the default model is found from any working directory either way.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 _PACKAGE = Path(__file__).resolve().parent
@@ -21,3 +22,21 @@ def _locate() -> Path:
 ASSETS: Path = _locate()
 BUILTIN_MODEL_DIR: Path = ASSETS / "tiny-dllm"
 POLICIES_DIR: Path = ASSETS / "policies"
+POLICY_ENV = "DLLM_VIZ_POLICY_DIR"  # a folder of policy folders that replaces the shipped one
+
+
+def policy_dir() -> Path:
+    return Path(os.environ.get(POLICY_ENV) or POLICIES_DIR)
+
+
+def shipped_policies() -> dict[str, Path]:
+    """Name → directory of every policy in ``assets/policies/`` (or ``$DLLM_VIZ_POLICY_DIR``)
+    that has a config.json and a model.safetensors."""
+    folder = policy_dir()
+    if not folder.is_dir():
+        return {}
+    return {
+        p.name: p
+        for p in sorted(folder.iterdir())
+        if (p / "config.json").is_file() and (p / "model.safetensors").is_file()
+    }

@@ -36,7 +36,7 @@ import math
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -125,12 +125,12 @@ class EngineConfig:
             raise ValueError(f"cache ({self.cache!r}) must be one of {', '.join(CACHES)}")
 
     @classmethod
-    def semi_ar(cls, gen_length: int = 64, block_length: int | None = None, **kwargs) -> EngineConfig:
+    def semi_ar(cls, gen_length: int = 64, block_length: int | None = None, **kwargs: Any) -> EngineConfig:
         """Semi-autoregressive blocks; ``block_length`` defaults to L/8, the paper's ratio (32 for 256)."""
         return cls(gen_length=gen_length, block_length=block_length or default_block_length(gen_length), **kwargs)
 
     @classmethod
-    def full(cls, gen_length: int = 64, **kwargs) -> EngineConfig:
+    def full(cls, gen_length: int = 64, **kwargs: Any) -> EngineConfig:
         """Full diffusion: one block of L, any masked position may be committed at any step."""
         return cls(gen_length=gen_length, block_length=gen_length, **kwargs)
 
@@ -175,6 +175,8 @@ class StepRecord:
         model_ms: wall time of the forward pass; step_ms: of the whole step.
         rng_state: (CPU uint8) state of the engine's generator after the step; a
             :class:`DecodeStart` with it continues the same random stream.
+        prompt_ids: every row's prompt token ids, as the engine encoded them (one list shared
+            by all records of a run), so a trace never encodes the prompt again.
     """
 
     step: int
@@ -194,6 +196,7 @@ class StepRecord:
     model_ms: float = 0.0
     step_ms: float = 0.0
     rng_state: torch.Tensor | None = None
+    prompt_ids: Sequence[Sequence[int]] = ()
 
 
 @dataclass
@@ -436,6 +439,7 @@ def generate(
             model_ms=model_ms,
             step_ms=(time.perf_counter() - t0) * 1e3,
             rng_state=generator.get_state(),
+            prompt_ids=prompt_ids,
         )
     if bool((x[:, P:] == backend.mask_id).any()):
         raise RuntimeError("engine invariant broken: masks left after L steps")

@@ -12,7 +12,7 @@ import json
 import math
 import os
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import MISSING, asdict, dataclass, field
+from dataclasses import MISSING, asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -148,18 +148,18 @@ class Trace:
         row: int,
         backend: TokenSource,
         prompt: str,
-        prompt_ids: Sequence[int],
+        prompt_ids: Sequence[int] | None,
         strategy: Strategy,
         config: EngineConfig,
         text: str = "",
         meta: Mapping[str, object] | None = None,
     ) -> Trace:
-        """Extract row ``row`` of engine :class:`~dllm_viz.engine.StepRecord` s into a trace.
-
-        Only the steps where that row was active are kept. Moves O(L·k) numbers per step.
-        """
-        steps = [TraceStep.from_record(rec, row, i) for i, rec in enumerate(r for r in records if bool(r.active[row]))]
-        return cls.from_steps(steps, backend, prompt, prompt_ids, strategy, config, text, meta)
+        """Row ``row`` of a finished run's :class:`~dllm_viz.engine.StepRecord` s as a trace
+        (a :class:`TraceBuilder` fed every record; ``prompt_ids`` None: the records' own)."""
+        builder = TraceBuilder(backend, prompt, strategy, config, row, prompt_ids=prompt_ids, meta=meta)
+        for rec in records:
+            builder.add(rec)
+        return builder.trace(text)
 
     @classmethod
     def from_steps(
@@ -174,21 +174,9 @@ class Trace:
         meta: Mapping[str, object] | None = None,
     ) -> Trace:
         """A trace of ``steps`` with its header (model, ids, strategy, engine) and vocabulary."""
-        return cls(
-            model=backend.name,
-            prompt=prompt,
-            prompt_ids=list(map(int, prompt_ids)),
-            gen_length=config.gen_length,
-            block_length=config.block_length,
-            mask_id=backend.mask_id,
-            eos_id=backend.eos_id,
-            strategy={"name": strategy.name, **strategy.params()},
-            engine=config.to_dict(),
-            steps=steps,
-            vocab=vocab_of(backend, steps),
-            text=text,
-            meta=dict(meta or {}),
-        )
+        builder = TraceBuilder(backend, prompt, strategy, config, prompt_ids=prompt_ids, meta=meta)
+        builder.extend(steps)
+        return builder.trace(text)
 
     # ---- views of the data ---------------------------------------------------------------
     @property
@@ -331,6 +319,81 @@ class Trace:
             or not all(isinstance(v, str) and len(v) <= 200 for v in self.vocab.values())
         ):
             raise TraceError(f"vocab must map at most {MAX_VOCAB:,} token ids to strings of at most 200 characters")
+
+
+class TraceBuilder:
+    """One row's trace, built as the engine's records arrive: the header once, then each step.
+
+    Live views call :meth:`add` per streamed record and :meth:`trace` for the trace so far (token
+    strings are looked up only for ids not seen before); finished runs use it through
+    :meth:`Trace.from_records`. Steps where the row was inactive (already finished) are skipped.
+
+    Example:
+        >>> builder = TraceBuilder(backend, "Tom has …", strategy, config, row=0)  # doctest: +SKIP
+        >>> for rec in generate(backend, ["Tom has …"], strategy, config):  # doctest: +SKIP
+        ...     builder.add(rec)
+        >>> builder.trace(text).save("trace.json")  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        backend: TokenSource,
+        prompt: str,
+        strategy: Strategy,
+        config: EngineConfig,
+        row: int = 0,
+        *,
+        prompt_ids: Sequence[int] | None = None,
+        meta: Mapping[str, object] | None = None,
+    ) -> None:
+        self.backend, self.row = backend, row
+        self.prompt_ids = None if prompt_ids is None else list(map(int, prompt_ids))
+        self.header = Trace(
+            model=backend.name,
+            prompt=prompt,
+            prompt_ids=[],
+            gen_length=config.gen_length,
+            block_length=config.block_length,
+            mask_id=backend.mask_id,
+            eos_id=backend.eos_id,
+            strategy={"name": strategy.name, **strategy.params()},
+            engine=config.to_dict(),
+            steps=[],
+            vocab={},
+            meta=dict(meta or {}),
+        )
+        self.steps: list[TraceStep] = []
+        self.vocab: dict[str, str] = {}
+
+    def extend(self, steps: Iterable[TraceStep]) -> None:
+        """Append already-built steps (a branch's parent's), looking up their token strings."""
+        steps = list(steps)
+        self.steps += steps
+        self.vocab = vocab_of(self.backend, steps, self.vocab)
+
+    def add(self, record: StepRecord) -> TraceStep | None:
+        """Append this row's step of ``record`` (None when the row was already finished)."""
+        if not bool(record.active[self.row]):
+            return None
+        if self.prompt_ids is None:
+            if not record.prompt_ids:
+                raise ValueError("pass prompt_ids: this record does not carry them")
+            self.prompt_ids = list(map(int, record.prompt_ids[self.row]))
+        step = TraceStep.from_record(record, self.row, len(self.steps))
+        self.steps.append(step)
+        self.vocab = vocab_of(self.backend, [step], self.vocab)
+        return step
+
+    def trace(self, text: str = "") -> Trace:
+        """The trace so far (a new object; later steps do not change it)."""
+        return replace(
+            self.header,
+            prompt_ids=list(self.prompt_ids or []),
+            steps=list(self.steps),
+            vocab=dict(self.vocab),
+            text=text,
+            meta=dict(self.header.meta),
+        )
 
 
 MAX_TOKEN_ID = 2**31  # token ids become int32/int64 arrays in the views

@@ -8,51 +8,12 @@ from __future__ import annotations
 
 import statistics
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
 
 from ..engine import EngineConfig, setting_label
-from ..strategies import build_strategy
+from ..strategies import StrategySpec
 from ..tasks.problem import Problem
 from ..tiny.evaluate import solve
 from .stats import per_problem
-
-
-@dataclass(frozen=True)
-class StrategySpec:
-    """A strategy to evaluate: registry ``name`` (or ``"policy"`` with ``path``) and parameters."""
-
-    name: str
-    params: dict = field(default_factory=dict)
-    label: str = ""
-
-    @property
-    def family(self) -> str:
-        """Pareto fronts are computed per family: the heuristic, or the policy's folder name."""
-        return self.label or self.name
-
-    @property
-    def stochastic(self) -> bool:
-        """Whether the strategy draws random numbers (Random-K; a policy's Bernoulli samples).
-
-        At token temperature 0 every other strategy decodes identically for every seed, so a
-        sweep runs it once instead of repeating the same numbers.
-        """
-        return self.name in ("random", "policy")
-
-    def describe(self) -> str:
-        """Parameters as text; a policy's folder name comes first, so policies sharing a label stay apart."""
-        parts = [Path(self.params["path"]).name] if "path" in self.params else []
-        parts += [f"{k}={v}" for k, v in self.params.items() if k not in ("path", "mode")]
-        return ", ".join(parts) or "default"
-
-    def build(self):
-        if self.name == "policy":
-            from ..strategies.learned import LearnedPolicy
-
-            params = dict(self.params)
-            return LearnedPolicy.from_pretrained(params.pop("path"), **params)
-        return build_strategy(self.name, **self.params)
 
 
 def heuristic_grid(gen_length: int, block_length: int, compact: bool = False) -> list[StrategySpec]:
@@ -91,7 +52,7 @@ def policy_grid(
 ) -> list[StrategySpec]:
     """A shipped policy at several test-time knobs (τ_π, β), evaluated with argmax fallback."""
     return [
-        StrategySpec("policy", {"path": path, "mode": "bernoulli-argmax", "temperature": t, "beta": b}, label=label)
+        StrategySpec("policy", {"mode": "bernoulli-argmax", "temperature": t, "beta": b}, policy=path, label=label)
         for t in temperatures
         for b in betas
     ]

@@ -1,41 +1,38 @@
-"""Unmasking strategies: heuristics and (in ``learned``) the RL policy, one interface."""
+"""Unmasking strategies: heuristics and (in ``learned``) the RL policy, one interface, one registry."""
 
 from __future__ import annotations
 
-import inspect
 from typing import Any
 
 from .base import Decision, DecodeState, Strategy
-from .heuristics import (
-    EBSampler,
-    EntropyK,
-    FastDLLMFactor,
-    FastDLLMThreshold,
-    HighConfidenceK,
-    MarginK,
-    RandomK,
-)
-
-HEURISTICS: dict[str, type[Strategy]] = {
-    cls.name: cls for cls in (RandomK, HighConfidenceK, FastDLLMThreshold, FastDLLMFactor, MarginK, EntropyK, EBSampler)
-}
+from .registry import HEURISTICS, POLICY, REGISTRY, StrategyInfo, StrategySpec, control_params, resolve_policy
+from .schema import Param, schema
 
 
 def build_strategy(name: str, **params: Any) -> Strategy:
     """A heuristic strategy by registry name, e.g. ``build_strategy("threshold", threshold=0.8)``.
 
+    Shorthand for ``StrategySpec(name, params).build()``; a policy needs
+    ``StrategySpec("policy", params, policy=<folder>)``.
+
     Raises:
         ValueError: unknown name (the message lists the known ones) or unknown parameter.
     """
-    try:
-        cls = HEURISTICS[name]
-    except KeyError:
-        raise ValueError(f"unknown strategy {name!r}; known: {', '.join(sorted(HEURISTICS))}") from None
-    fields = set(inspect.signature(cls).parameters)  # the dataclass fields
-    unknown = set(params) - fields
-    if unknown:
-        raise ValueError(f"strategy {name!r} has no parameter(s) {sorted(unknown)}; it takes {sorted(fields)}")
-    return cls(**params)
+    return StrategySpec(name, params).build()
 
 
-__all__ = ["Decision", "DecodeState", "Strategy", "HEURISTICS", "build_strategy"]
+__all__ = [
+    "Decision",
+    "DecodeState",
+    "Strategy",
+    "HEURISTICS",
+    "POLICY",
+    "REGISTRY",
+    "Param",
+    "StrategyInfo",
+    "StrategySpec",
+    "build_strategy",
+    "control_params",
+    "resolve_policy",
+    "schema",
+]

@@ -9,11 +9,12 @@ positions, but each rule here already reveals at least one token where its paper
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import torch
 
 from .base import Decision, DecodeState, rank_desc, top_k_mask
+from .schema import param
 
 
 def linear_schedule(block_length: int, steps_per_block: int) -> torch.Tensor:
@@ -76,9 +77,18 @@ class _TopKSchedule:
         eps: Dream's final time ``eps`` (its default 1e-3); used by ``schedule="dream"`` only.
     """
 
-    steps: int | None = None
-    schedule: str = "llada"
-    eps: float = 1e-3
+    steps: int | None = field(
+        default=None,
+        metadata=param("denoising steps over the whole generation (empty: L, one token per step)", low=1),
+    )
+    schedule: str = field(
+        default="llada",
+        metadata=param("tokens per step: LLaDA's linear split or Dream's schedule", choices=SCHEDULES, advanced=True),
+    )
+    eps: float = field(
+        default=1e-3, metadata=param("Dream's final time (schedule=dream)", low=0, high=1, advanced=True)
+    )
+    stochastic = False
 
     def validate(self, gen_length: int, block_length: int) -> None:
         if self.schedule not in SCHEDULES:
@@ -129,6 +139,9 @@ class RandomK(_TopKSchedule):
     """Random-K (LLaDA ``remasking='random'``): uniform random scores, top-``k_t`` revealed."""
 
     name = "random"
+    label = "Random-K"
+    caption = "commits k random masked positions per step (a floor for comparison)"
+    stochastic = True
 
     def score(self, state: DecodeState) -> torch.Tensor:
         return torch.rand(state.eligible.shape, device=state.eligible.device, generator=state.generator)
@@ -140,6 +153,8 @@ class HighConfidenceK(_TopKSchedule):
     whose candidate token is most probable, ``p_i(x̂_i)``."""
 
     name = "confidence"
+    label = "High-Confidence-K (LLaDA low_confidence)"
+    caption = "commits the k most confident positions per step (k from the steps schedule)"
 
     def score(self, state: DecodeState) -> torch.Tensor:
         return state.token_prob
@@ -151,6 +166,8 @@ class MarginK(_TopKSchedule):
     ``p(top1) − p(top2)``."""
 
     name = "margin"
+    label = "Margin-K"
+    caption = "commits the k positions with the largest top-1 − top-2 probability gap"
 
     def score(self, state: DecodeState) -> torch.Tensor:
         return state.features.margin
@@ -161,6 +178,8 @@ class EntropyK(_TopKSchedule):
     """Entropy-K (Dream ``entropy``): reveal the ``k_t`` lowest-entropy positions."""
 
     name = "entropy"
+    label = "Entropy-K"
+    caption = "commits the k positions with the lowest entropy"
 
     def score(self, state: DecodeState) -> torch.Tensor:
         return -state.features.entropy
@@ -181,8 +200,13 @@ class FastDLLMThreshold:
         threshold: λ in (0, 1]; 0.9 is Fast-dLLM's default (≈3.25 tokens/step on LLaDA GSM8K).
     """
 
-    threshold: float = 0.9
+    threshold: float = field(
+        default=0.9, metadata=param("commit every position at least this confident", low=0, high=1, symbol="λ")
+    )
     name = "threshold"
+    label = "Fast-dLLM threshold λ"
+    caption = "commits every masked position whose confidence ≥ λ (at least one per step)"
+    stochastic = False
 
     def validate(self, gen_length: int, block_length: int) -> None:
         _check_unit_interval("threshold", self.threshold)
@@ -220,9 +244,17 @@ class FastDLLMFactor:
         variant: ``"paper"`` or ``"upstream"``, see above.
     """
 
-    factor: float = 1.0
-    variant: str = "paper"
+    factor: float = field(
+        default=1.0, metadata=param("larger commits more per step (ParallelBench: 0.7–1.9)", low=0, symbol="f")
+    )
+    variant: str = field(
+        default="paper",
+        metadata=param("the paper's rule or the reference code's", choices=FACTOR_VARIANTS, advanced=True),
+    )
     name = "factor"
+    label = "Fast-dLLM factor f"
+    caption = "commits the most confident positions while (n + 1)(1 − confidence of the n-th) < f"
+    stochastic = False
 
     def validate(self, gen_length: int, block_length: int) -> None:
         if not isinstance(self.factor, (int, float)) or not self.factor > 0:
@@ -255,8 +287,11 @@ class EBSampler:
             (the paper sweeps about 1e-3 … 1).
     """
 
-    gamma: float = 0.01
+    gamma: float = field(default=0.01, metadata=param("entropy budget per step; 0 is one at a time", low=0, symbol="γ"))
     name = "eb"
+    label = "EB-Sampler γ"
+    caption = "commits low-entropy positions while their summed entropy stays within γ"
+    stochastic = False
 
     def validate(self, gen_length: int, block_length: int) -> None:
         if not isinstance(self.gamma, (int, float)) or not (self.gamma >= 0 and math.isfinite(self.gamma)):

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import torch
@@ -34,6 +34,7 @@ from ..policy.sampling import (
     unmask_probs,
 )
 from .base import Decision, DecodeState
+from .schema import param
 
 SAMPLING_MODES = ("bernoulli", "bernoulli-argmax", "dpls")
 
@@ -54,10 +55,21 @@ class LearnedPolicyConfig:
         dpls_stop_logit: utility of DPLS's STOP item (code default 0.0).
     """
 
-    mode: str = "bernoulli-argmax"
-    temperature: float = 1.0
-    beta: float = 1.0
-    dpls_stop_logit: float = 0.0
+    mode: str = field(
+        default="bernoulli-argmax",
+        metadata=param("how probabilities become commits", choices=SAMPLING_MODES, advanced=True),
+    )
+    temperature: float = field(
+        default=1.0,
+        metadata=param(
+            "policy temperature; the paper: 0.5 semi-AR, 1.0 full diffusion", low=0.05, high=5, symbol="τ_π"
+        ),
+    )
+    beta: float = field(
+        default=1.0,
+        metadata=param("scales the unmask probabilities: larger commits more per step", low=0.05, high=10, symbol="β"),
+    )
+    dpls_stop_logit: float = field(default=0.0, metadata=param("utility of DPLS's STOP item", advanced=True))
 
     def __post_init__(self) -> None:
         if self.mode not in SAMPLING_MODES:
@@ -112,22 +124,30 @@ class LearnedPolicy:
     Args:
         policy: the network (kept in eval mode; decisions run without gradients).
         config: sampling settings; keyword overrides (``mode=...``) build one instead.
+        source: the folder or hub id it was loaded from; recorded in :meth:`params` (as ``path``)
+            so a trace can rebuild it.
     """
 
     name = "learned"
+    caption = "a small trained network reads every position's confidence and decides which to unmask"
 
     def __init__(
-        self, policy: DiTConfidencePolicy, config: LearnedPolicyConfig | None = None, **overrides: Any
+        self,
+        policy: DiTConfidencePolicy,
+        config: LearnedPolicyConfig | None = None,
+        source: str | os.PathLike | None = None,
+        **overrides: Any,
     ) -> None:
         if config is not None and overrides:
             raise ValueError(f"pass either `config` or keyword overrides {sorted(overrides)}, not both")
         self.policy = policy
         self.config = config if config is not None else LearnedPolicyConfig(**overrides)
+        self.source = None if source is None else str(source)
 
     @classmethod
     def from_pretrained(cls, path: str | os.PathLike, **overrides: Any) -> LearnedPolicy:
         """Load a saved policy (safetensors only) and wrap it; overrides go to the config."""
-        return cls(DiTConfidencePolicy.from_pretrained(path), **overrides)
+        return cls(DiTConfidencePolicy.from_pretrained(path), source=path, **overrides)
 
     def validate(self, gen_length: int, block_length: int) -> None:
         """Check L and BL. The policy itself fits any length (RoPE, no learned positions);
@@ -139,7 +159,8 @@ class LearnedPolicy:
             raise ValueError(f"`block_length` ({block_length}) must divide `gen_length` ({gen_length})")
 
     def params(self) -> dict:
-        return {**asdict(self.config), "policy": self.policy.config.to_dict()}
+        where = {"path": self.source} if self.source is not None else {}
+        return {**asdict(self.config), **where, "policy": self.policy.config.to_dict()}
 
     def decide(self, state: DecodeState) -> LearnedDecision:
         """Sample this step's action on the eligible positions of every row."""

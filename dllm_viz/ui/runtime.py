@@ -20,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-from ..assets import ASSETS, POLICIES_DIR
+from ..assets import ASSETS, POLICY_ENV, policy_dir, shipped_policies  # noqa: F401  (re-exported for the tabs)
 from ..backends import BUILTIN_MODEL, KNOWN_MODELS, ModelLoadError, load_backend
 from ..engine import EngineConfig, decode_generation, encode_prompts, generate
 from ..strategies import HEURISTICS, build_strategy
@@ -31,7 +31,6 @@ logger = logging.getLogger(__name__)
 
 MODEL_ENV = "DLLM_VIZ_MODEL"
 DEFAULT_POLICY = "semi-ar-alpha1"
-POLICY_ENV = "DLLM_VIZ_POLICY_DIR"  # a folder of policy folders; default assets/policies
 GPU_MODELS = {  # GB of bf16 weights; Base and Instruct share a shape
     "GSAI-ML/LLaDA-8B-Instruct": 16,
     "GSAI-ML/LLaDA-8B-Base": 16,
@@ -93,23 +92,6 @@ def model_choices() -> list[tuple[str, str]]:
     choices.append((label, BUILTIN_MODEL))
     choices += [(f"{name} (GPU, Hub)", mid) for name, mid in KNOWN_MODELS.items() if mid != BUILTIN_MODEL]
     return choices
-
-
-def policy_dir() -> Path:
-    return Path(os.environ.get(POLICY_ENV) or POLICIES_DIR)
-
-
-def shipped_policies() -> dict[str, Path]:
-    """Name → directory of every policy in ``assets/policies/`` (or ``$DLLM_VIZ_POLICY_DIR``)
-    that has a config.json and a model.safetensors."""
-    folder = policy_dir()
-    if not folder.is_dir():
-        return {}
-    return {
-        p.name: p
-        for p in sorted(folder.iterdir())
-        if (p / "config.json").is_file() and (p / "model.safetensors").is_file()
-    }
 
 
 def availability_notes() -> list[str]:
