@@ -166,7 +166,7 @@ def stream(
     strategy = _strategy(strategy, params)
     strategy.validate(config.gen_length, config.block_length)
     backend = model if isinstance(model, DLLM) else load_model(model)
-    texts = [prompts] if isinstance(prompts, str) else list(prompts)
+    texts: list[str | Sequence[int]] = [prompts] if isinstance(prompts, str) else list(prompts)
     prompt_ids = encode_prompts(backend, texts, config.gen_length)  # once: the traces reuse these ids
     shown = [p if isinstance(p, str) else backend.decode(ids) for p, ids in zip(texts, prompt_ids, strict=True)]
     return DecodeStream(backend, shown, prompt_ids, strategy, config, trace)
@@ -201,8 +201,10 @@ def decode(
         **params: the strategy's parameters, e.g. ``threshold=0.8``, ``steps=16``, or a policy's
             ``temperature`` (τ_π) and ``beta``.
     """
-    kwargs = dict(gen_length=gen_length, block_length=block_length, seed=seed, config=config, trace=trace)
-    return stream(model, prompts, strategy, **kwargs, **params).result()
+    return stream(
+        model, prompts, strategy, gen_length=gen_length, block_length=block_length, seed=seed, config=config,
+        trace=trace, **params,
+    ).result()  # fmt: skip
 
 
 def _strategy(strategy: str | StrategySpec | Strategy, params: Mapping[str, Any]) -> Strategy:

@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -295,7 +295,7 @@ def generate(
     config: EngineConfig = EngineConfig(),
     *,
     start: DecodeStart | None = None,
-) -> Iterator[StepRecord]:
+) -> Generator[StepRecord, None, None]:
     """Decode a batch of prompts, yielding one :class:`StepRecord` per step.
 
     Stop iterating at any time to cancel; nothing is left running.

@@ -227,7 +227,8 @@ def test_bad_strategy_parameters(name, params, message):
 
 def test_unknown_strategy_lists_known_names():
     with pytest.raises(
-        ValueError, match="unknown strategy 'topp'; known: confidence, eb, entropy, factor, margin, policy, random, threshold"
+        ValueError,
+        match="unknown strategy 'topp'; known: confidence, eb, entropy, factor, margin, policy, random, threshold",
     ):
         build_strategy("topp")
     with pytest.raises(ValueError, match=r"has no parameter\(s\) \['lam'\]"):

@@ -68,13 +68,15 @@ class DLLM(Protocol):
     """What the engine needs from a diffusion LM."""
 
     name: str
-    tokenizer: object
     mask_id: int
     eos_id: int
     pad_id: int
     stop_ids: frozenset[int]
     device: torch.device
     max_length: int
+
+    @property
+    def tokenizer(self) -> object: ...  # read-only here, so any tokenizer type satisfies it
 
     def encode_prompt(self, prompt: str) -> list[int]: ...
 
