@@ -1,6 +1,7 @@
 """Decode one prompt from the command line and print the text, NFE and tokens per step.
 
-    python -m dllm_viz.generate --prompt "Tom has 3 apples ..." --strategy threshold --param threshold=0.8
+    python -m dllm_viz.generate --prompt "Tom has 3 apples ..." --strategy threshold --threshold 0.8
+    python -m dllm_viz.generate --prompt "Tom has 3 apples ..." --strategy policy:full-diffusion --block-length 64
     python -m dllm_viz.generate --model GSAI-ML/LLaDA-8B-Instruct --gen-length 256 --block-length 32 \\
         --strategy confidence --param steps=128 --save-trace trace.json
 """
@@ -14,11 +15,11 @@ import sys
 
 import torch
 
+from .api import decode
 from .backends import BUILTIN_MODEL, ModelLoadError, load_backend
-from .engine import EngineConfig, decode_generation, generate
+from .engine import EngineConfig
 from .outputs import check_destination
-from .strategies import HEURISTICS, build_strategy
-from .trace import Trace
+from .strategies import POLICY, REGISTRY, Param, StrategySpec
 
 
 def parse_params(pairs: list[str]) -> dict:
@@ -35,20 +36,49 @@ def parse_params(pairs: list[str]) -> dict:
     return params
 
 
-def build_any_strategy(name: str, params: dict):
-    """A heuristic by name, or ``policy`` (learned; ``path=<folder>`` plus sampling options)."""
-    if name == "policy":
-        from .strategies.learned import LearnedPolicy
+def add_strategy_flags(parser: argparse.ArgumentParser) -> dict[str, str]:
+    """One flag per strategy parameter of the registry's schema; returns ``dest → parameter name``.
 
-        return LearnedPolicy.from_pretrained(**params)
-    return build_strategy(name, **params)
+    A parameter is ``--<name>``, or ``--<strategy>-<name>`` where the parser already has ``--<name>``
+    (the policy's τ_π is ``--policy-temperature``; ``--temperature`` is the token temperature).
+    """
+    group = parser.add_argument_group("strategy parameters (each applies to the strategies named)")
+    taken = {opt for action in parser._actions for opt in action.option_strings}
+    flags: dict[str, tuple[Param, list[str]]] = {}
+    for info in REGISTRY.values():
+        for p in info.params:
+            flag = f"--{p.name.replace('_', '-')}"
+            if flag in taken:
+                flag = f"--{info.name}-{p.name.replace('_', '-')}"
+            flags.setdefault(flag, (p, []))[1].append(info.name)
+    dests = {}
+    for flag, (p, names) in flags.items():
+        kind = str if p.type is str else (int if p.type is int else float)
+        default = "none" if p.default is None else p.default
+        action = group.add_argument(
+            flag, type=kind, default=None, choices=p.choices, help=f"{p.help} [{', '.join(names)}; default {default}]"
+        )
+        dests[action.dest] = p.name
+    return dests
+
+
+def strategy_spec(name: str, params: dict) -> StrategySpec:
+    """``--strategy`` and its parameters as a spec; ``policy`` with ``path=<folder>`` is ``policy:<folder>``."""
+    if name == POLICY and "path" in params:
+        params = dict(params)
+        name = f"{POLICY}:{params.pop('path')}"
+    return StrategySpec.parse(name, **params)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m dllm_viz.generate", description=__doc__.splitlines()[0])
     parser.add_argument("--model", default=BUILTIN_MODEL, help="local folder or Hub id (default: built-in tiny dLLM)")
     parser.add_argument("--prompt", required=True)
-    parser.add_argument("--strategy", default="threshold", help=f"one of {', '.join(sorted(HEURISTICS))}, or policy")
+    parser.add_argument(
+        "--strategy",
+        default="threshold",
+        help=f"one of {', '.join(n for n in REGISTRY if n != POLICY)}, or policy:<folder | shipped name | hub id>",
+    )
     parser.add_argument(
         "--param", action="append", default=[], metavar="NAME=VALUE", help="strategy parameter (repeatable)"
     )
@@ -56,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--block-length", type=int, default=None, help="default: gen-length / 8; equal to gen-length for full diffusion"
     )
-    parser.add_argument("--temperature", type=float, default=0.0)
+    parser.add_argument("--temperature", type=float, default=0.0, help="token temperature (0: greedy)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default=None)
     parser.add_argument(
@@ -87,6 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--threads", type=int, default=1, help="torch CPU threads (default 1; raise it for a large model on CPU)"
     )
+    strategy_flags = add_strategy_flags(parser)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
 
@@ -109,25 +140,29 @@ def main(argv: list[str] | None = None) -> int:
             cache=args.cache,
             candidate_top_k=args.candidate_top_k,
         )
-        strategy = build_any_strategy(args.strategy, parse_params(args.param))
+        params = parse_params(args.param)
+        for dest, name in strategy_flags.items():
+            if getattr(args, dest) is not None:
+                if name in params:
+                    raise ValueError(f"{name} is given twice (a flag and --param); keep one")
+                params[name] = getattr(args, dest)
+        strategy = strategy_spec(args.strategy, params).build()
+        strategy.validate(config.gen_length, config.block_length)  # before the model loads
         backend = load_backend(
             args.model, device=args.device, trust_remote_code=args.trust_remote_code, model_code=args.model_code
         )
-        records = list(generate(backend, [args.prompt], strategy, config))
+        out = decode(backend, [args.prompt], strategy, config=config)
     except (ValueError, OSError, ModelLoadError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    last = records[-1]
-    text = decode_generation(backend, last.tokens[0].tolist())
-    nfe = int(last.nfe[0])
-    print(text)
+    assert out.traces is not None  # decode records traces by default
+    trace = out.traces[0]
+    print(out.texts[0])
     print(
-        f"NFE {nfe}  tokens/step {config.gen_length / nfe:.2f}  model {sum(r.model_ms for r in records):.0f} ms  "
-        f"total {sum(r.step_ms for r in records):.0f} ms"
+        f"NFE {out.nfe[0]}  tokens/step {config.gen_length / out.nfe[0]:.2f}  "
+        f"model {sum(s.model_ms for s in trace.steps):.0f} ms  total {sum(s.step_ms for s in trace.steps):.0f} ms"
     )
     if args.save_trace:
-        prompt_ids = backend.encode_prompt(args.prompt)
-        trace = Trace.from_records(records, 0, backend, args.prompt, prompt_ids, strategy, config, text=text)
         try:
             print(f"trace saved to {trace.save(args.save_trace)}")
         except OSError as err:  # e.g. no permission (the path itself was checked up front)

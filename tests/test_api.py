@@ -136,3 +136,36 @@ def test_generate_records_carry_the_prompt_ids(tiny_backend):
     ids = [tiny_backend.encode_prompt(p) for p in PROMPTS]
     first = next(generate(tiny_backend, PROMPTS, build_strategy("threshold"), EngineConfig(gen_length=16)))
     assert [list(r) for r in first.prompt_ids] == ids
+
+
+def test_generate_cli_flags_come_from_the_schema(tiny_model_dir, capsys):
+    from dllm_viz.generate import main as generate_main
+
+    base = ["--model", str(tiny_model_dir), "--prompt", "Ann has 5 apples.", "--gen-length", "16"]
+    outputs = []
+    for extra in (["--threshold", "0.5"], ["--param", "threshold=0.5"]):
+        assert generate_main(base + ["--strategy", "threshold", *extra]) == 0
+        outputs.append(capsys.readouterr().out.splitlines()[0])
+    assert outputs[0] == outputs[1]
+    assert generate_main(base + ["--strategy", "threshold", "--threshold", "0.5", "--param", "threshold=0.6"]) == 2
+    assert "threshold is given twice" in capsys.readouterr().err
+    policy = ["--strategy", "policy:full-diffusion", "--block-length", "16", "--policy-temperature", "0.5"]
+    assert generate_main(base + policy) == 0
+    assert generate_main(base + ["--strategy", "eb", "--threshold", "0.5"]) == 2  # not a parameter of eb
+    assert "has no parameter(s) ['threshold']" in capsys.readouterr().err
+    help_text = _help_text()
+    for info in REGISTRY.values():
+        for p in info.params:
+            assert p.help.split(";")[0][:20] in " ".join(help_text.split())
+
+
+def _help_text() -> str:
+    import contextlib
+    import io
+
+    from dllm_viz.generate import main as generate_main
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.suppress(SystemExit):
+        generate_main(["--help"])
+    return out.getvalue()

@@ -79,7 +79,7 @@ class _TopKSchedule:
 
     steps: int | None = field(
         default=None,
-        metadata=param("denoising steps over the whole generation (empty: L, one token per step)", low=1),
+        metadata=param("denoising steps over the whole generation (none: L, one token per step)", low=1),
     )
     schedule: str = field(
         default="llada",
