@@ -23,13 +23,14 @@ from __future__ import annotations
 import base64
 import copy
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 
 import torch
 
 from .engine import DecodeStart, EngineConfig, StepRecord, decode_generation, encode_prompts, generate
 from .strategies.override import ACTIONS, Override, OverrideStrategy
-from .trace import Trace, TraceStep, short_repr, vocab_of
+from .strategies.registry import is_stochastic
+from .trace import Trace, TraceStep, short_repr, strategy_header, vocab_of
 
 MAX_OVERRIDES = 64  # per branch; a person clicks a handful, a script has no reason for more
 
@@ -105,14 +106,12 @@ def rng_after(trace: Trace, k: int) -> torch.Tensor | None:
     return None if encoded is None else torch.frombuffer(bytearray(base64.b64decode(encoded)), dtype=torch.uint8)
 
 
-STOCHASTIC = ("random", "learned")  # strategies that draw from the generator (a policy samples its actions)
-
-
 def lacks_random_state(trace: Trace) -> bool:
     """True when ``trace`` drew random numbers (sampled tokens, a stochastic strategy) but kept no
     RNG state (e.g. a Compare export): a branch of it then starts a fresh stream from the seed, so
     even without overrides its future may differ from the recorded one."""
-    sampled = trace.engine.get("temperature", 0) not in (0, 0.0, None) or trace.strategy.get("name") in STOCHASTIC
+    stochastic = is_stochastic(str(trace.strategy.get("name")))
+    sampled = trace.engine.get("temperature", 0) not in (0, 0.0, None) or stochastic
     return sampled and all(s.rng is None for s in trace.steps)
 
 
@@ -357,16 +356,12 @@ def branch_trace(
     meta: dict | None = None,
 ) -> Trace:
     """The branch's trace: ``parent``'s first ``k`` steps, then ``steps`` (its own, from a
-    :class:`StepRecorder`), under the branch's strategy; ``meta`` records ``at_step``."""
-    return Trace(
-        model=parent.model,
-        prompt=parent.prompt,
+    :class:`StepRecorder`), under the branch's strategy; ``meta`` records ``at_step``. The header
+    is the parent's (same prompt, model and engine) with the branch's strategy."""
+    return replace(
+        parent,
         prompt_ids=list(parent.prompt_ids),
-        gen_length=parent.gen_length,
-        block_length=parent.block_length,
-        mask_id=parent.mask_id,
-        eos_id=parent.eos_id,
-        strategy={"name": strategy.name, **strategy.params()},
+        strategy=strategy_header(strategy),
         engine=dict(parent.engine),
         steps=[copy.deepcopy(s) for s in parent.steps[:k]] + steps,
         vocab={**parent.vocab, **vocab},

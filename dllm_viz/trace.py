@@ -321,6 +321,11 @@ class Trace:
             raise TraceError(f"vocab must map at most {MAX_VOCAB:,} token ids to strings of at most 200 characters")
 
 
+def strategy_header(strategy: Strategy) -> dict:
+    """A trace's ``strategy`` field: the name and ``params()`` (``StrategySpec.from_dict`` reads it back)."""
+    return {"name": strategy.name, **strategy.params()}
+
+
 class TraceBuilder:
     """One row's trace, built as the engine's records arrive: the header once, then each step.
 
@@ -356,7 +361,7 @@ class TraceBuilder:
             block_length=config.block_length,
             mask_id=backend.mask_id,
             eos_id=backend.eos_id,
-            strategy={"name": strategy.name, **strategy.params()},
+            strategy=strategy_header(strategy),
             engine=config.to_dict(),
             steps=[],
             vocab={},

@@ -102,6 +102,12 @@ def info(name: str) -> StrategyInfo:
         raise ValueError(f"unknown strategy {name!r}; known: {', '.join(sorted(REGISTRY))}") from None
 
 
+def is_stochastic(name: str) -> bool:
+    """Whether the strategy a trace names draws random numbers (False for names not in the registry)."""
+    entry = REGISTRY.get(_TRACE_NAMES.get(name, name))
+    return entry is not None and entry.stochastic
+
+
 def resolve_policy(source: str | os.PathLike) -> str:
     """A policy folder, a shipped policy's name (``assets/policies/<name>``) or a hub id, as something
     ``from_pretrained`` loads (FileNotFoundError naming the shipped ones when it is none of them)."""
