@@ -180,3 +180,19 @@ def test_rerunning_a_writing_command_is_refused_and_changes_nothing(tmp_path):
     proc = subprocess.run(argv, cwd=repo, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 2 and "already exists" in proc.stderr and "--force" in proc.stderr, proc.stderr
     assert "Traceback" not in proc.stderr and target.read_text() == "earlier work"
+
+
+def test_readme_python_examples_run_as_written(tmp_path):
+    """Every ```python block of the README that uses the library (``import dllm_viz``) runs, as
+    written, in a fresh interpreter from another directory (the gradio_client example needs a
+    served app: tests/test_explore_app.py runs that path)."""
+    text = (ROOT / "README.md").read_text()
+    blocks = [b for b in re.findall(r"```python\n(.*?)```", text, re.S) if "import dllm_viz" in b]
+    assert blocks, "the README lost its Python example"
+    for block in blocks:
+        proc = subprocess.run(
+            [sys.executable, "-c", block], cwd=tmp_path, capture_output=True, text=True, timeout=300,
+            env={**os.environ, "OMP_NUM_THREADS": "1"},
+        )  # fmt: skip
+        assert proc.returncode == 0, proc.stderr[-2000:]
+    assert (tmp_path / "trace.json").is_file()
