@@ -150,13 +150,9 @@ class LearnedPolicy:
         return cls(DiTConfidencePolicy.from_pretrained(path), source=path, **overrides)
 
     def validate(self, gen_length: int, block_length: int) -> None:
-        """Check L and BL. The policy itself fits any length (RoPE, no learned positions);
-        whether the features keep ``top_p`` probabilities is checked at the first step."""
-        for name, value in (("gen_length", gen_length), ("block_length", block_length)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"`{name}` ({value!r}) must be a positive integer")
-        if gen_length % block_length:
-            raise ValueError(f"`block_length` ({block_length}) must divide `gen_length` ({gen_length})")
+        """Nothing to check: the policy fits any L and BL (RoPE, no learned positions; the
+        :class:`~dllm_viz.engine.EngineConfig` checks them), and whether the features keep
+        ``top_p`` probabilities is checked at the first step."""
 
     def params(self) -> dict:
         where = {"path": self.source} if self.source is not None else {}
