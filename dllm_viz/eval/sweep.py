@@ -14,7 +14,7 @@ from pathlib import Path
 from ..engine import EngineConfig, setting_label
 from ..strategies import build_strategy
 from ..tasks.problem import Problem
-from ..tiny.evaluate import solve
+from .solve import solve
 from .stats import per_problem
 
 
