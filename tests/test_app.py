@@ -160,6 +160,7 @@ def _run_and_wait(page, expect):
     expect(_status(page)).to_have_value(re.compile(r"^done · .* #\w{6}$"))
 
 
+@pytest.mark.browser
 def test_browser_compare_replay_download(page, tmp_path):
     from playwright.sync_api import expect
 
@@ -257,6 +258,7 @@ def _toast(page, text):
     page.locator('[data-testid="toast-close"]').first.click()
 
 
+@pytest.mark.browser
 def test_browser_bad_input_shows_message_and_app_keeps_serving(page, tmp_path):
     from playwright.sync_api import expect
 
@@ -298,6 +300,7 @@ def test_browser_bad_input_shows_message_and_app_keeps_serving(page, tmp_path):
     expect(page.locator("#grid-a .dv-grid")).to_have_attribute("data-masked", "0")
 
 
+@pytest.mark.browser
 def test_browser_toast_shows_html_in_a_trace_as_text(page, tmp_path):
     """Issue 11 D2: a trace's ``version`` once rendered a live link, form and password field."""
     from playwright.sync_api import expect
@@ -362,6 +365,7 @@ def errors(page):
     return _console_errors(page)
 
 
+@pytest.mark.browser
 def test_browser_every_strategy_shows_its_controls_and_they_change_the_run(page, errors, tmp_path):
     """Each strategy in each pane, picked after another one: its controls show and reach the run."""
     from playwright.sync_api import expect
@@ -430,6 +434,7 @@ def _fits(tab) -> bool:
     return tab.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
 
 
+@pytest.mark.browser
 def test_browser_clean_console_layout_and_screenshots(server, fresh_page, tmp_path):
     """No JS errors on load or on a run; the page fits 1024, 1440 and 1920 px; screenshots of the
     first page, a finished run and the Benchmark tab (refreshed in docs/ with DLLM_VIZ_SCREENSHOT=1)."""
@@ -477,6 +482,7 @@ def test_browser_clean_console_layout_and_screenshots(server, fresh_page, tmp_pa
         assert errors == [], errors
 
 
+@pytest.mark.browser
 def test_browser_default_story_panes_commit_differently(server, fresh_page):
     """The app opens on a curated story; Run shows the panes parting ways: at the divergence step
     named in the stats the two grids' new commits differ, and the status says what it led to."""
@@ -519,6 +525,7 @@ _FRAME_LOG = """() => { window.__frames = []; const tick = () => {
     requestAnimationFrame(tick); }; tick(); }"""
 
 
+@pytest.mark.browser
 def test_browser_streaming_long_run_never_backlogs(server, fresh_page, long_context_model):
     """L = 256, one token per step at full speed: painted steps ≤ 1 s apart, Stop effective < 2 s."""
     from playwright.sync_api import expect

@@ -72,6 +72,7 @@ def test_report_files_are_self_contained(tmp_path):
     assert len(html) > 1_000_000 and "Plotly.newPlot" in html
 
 
+@pytest.mark.browser
 def test_report_png_is_a_real_image_rendered_by_kaleido(tmp_path):
     if not (shutil.which("chromium") or shutil.which("chromium-browser") or os.environ.get("BROWSER_PATH")):
         message = "chromium is not installed (apt-get install -y chromium); kaleido needs it for the PNG"

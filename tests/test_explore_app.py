@@ -186,6 +186,7 @@ def _status(page):
     return page.locator("#ex-status textarea")
 
 
+@pytest.mark.browser
 def test_browser_run_force_branch_export_reload(tab, tmp_path):
     from playwright.sync_api import expect
 

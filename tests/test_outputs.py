@@ -59,6 +59,7 @@ def policy_run(tiny_model_dir, tmp_path_factory):
     return run
 
 
+@pytest.mark.browser
 def test_policy_card_refuses_a_shipped_policy_and_a_missing_report_before_writing(policy_run, tmp_path, capsys):
     from dllm_viz.rl.card import main
 

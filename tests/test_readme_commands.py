@@ -25,6 +25,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 # README command prefix -> (extra flags that shrink it, expected outcome). Longest prefix wins.
@@ -118,6 +120,7 @@ def digests(folder: Path) -> dict[str, str]:
     }
 
 
+@pytest.mark.browser
 def test_readme_commands_run_as_written_and_leave_shipped_files_alone(tmp_path):
     repo = fresh_copy(tmp_path / "clone")
     shipped = digests(repo / "assets")

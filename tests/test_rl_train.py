@@ -121,6 +121,7 @@ def test_training_problems_come_from_the_chosen_levels():
     assert not held_out & {p.question for p in easy}
 
 
+@pytest.mark.browser
 def test_policy_card_from_a_run(tiny_model_dir, tmp_path):
     from dllm_viz.rl.card import main as card_main
 
@@ -196,6 +197,7 @@ def test_two_cpu_processes_train_one_policy_through_torchrun(tiny_model_dir, tmp
     assert bad.returncode != 0 and "must be a multiple of the number of processes (2)" in bad.stderr
 
 
+@pytest.mark.browser
 def test_compare_runs_tables_the_shared_heldout_evaluations_and_draws_curves(tmp_path, capsys):
     from dllm_viz.rl.compare_runs import main as compare_main
 

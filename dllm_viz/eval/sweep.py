@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable, Sequence
 from ..engine import EngineConfig, setting_label
 from ..strategies import StrategySpec
 from ..tasks.problem import Problem
-from ..tiny.evaluate import solve
+from .solve import solve
 from .stats import per_problem
 
 

@@ -1,0 +1,91 @@
+"""Held-out accuracy of a dLLM on verifiable problems, decoded by the project's engine.
+
+A thin composition of :func:`dllm_viz.engine.run` (decoding) and
+:meth:`dllm_viz.tasks.Problem.check` (checking); it is what training's periodic eval,
+``dllm_viz.eval`` sweeps and the model card's evaluation all call, so they measure the same
+thing.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from ..engine import EngineConfig, run
+from ..strategies.base import Strategy
+from ..tasks.answers import extract_answer
+from ..tasks.problem import Problem
+
+
+@dataclass
+class SolveReport:
+    """Outcome of decoding a list of problems.
+
+    Attributes:
+        n: number of problems.
+        correct: per problem, whether the final answer matched.
+        nfe: per problem, forward passes used.
+        texts: per problem, the decoded generation (cut at the first EOS).
+        seconds: wall time of the decoding.
+    """
+
+    n: int
+    correct: list[bool] = field(default_factory=list)
+    nfe: list[int] = field(default_factory=list)
+    texts: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def accuracy(self) -> float:
+        return sum(self.correct) / self.n
+
+    @property
+    def mean_nfe(self) -> float:
+        return sum(self.nfe) / self.n
+
+    @property
+    def no_answer(self) -> float:
+        """Fraction of generations that never state a ``#### N`` (e.g. cut short by an early EOS)."""
+        return sum(extract_answer(t) is None for t in self.texts) / self.n
+
+    def summary(self) -> dict:
+        return {
+            "n": self.n,
+            "accuracy": self.accuracy,
+            "mean_nfe": self.mean_nfe,
+            "no_answer": self.no_answer,
+            "seconds": self.seconds,
+        }
+
+
+def solve(
+    backend,
+    problems: Sequence[Problem],
+    strategy: Strategy,
+    config: EngineConfig,
+    batch_size: int = 64,
+) -> SolveReport:
+    """Decode every problem's question with ``strategy`` and check the answers.
+
+    Args:
+        backend: a loaded backend (``dllm_viz.backends.load_backend`` or ``MaskedLMBackend``).
+        problems: the problems; ``question`` is the prompt, ``answer`` the gold number.
+        strategy: the unmasking strategy.
+        config: engine settings (L, BL, temperature, seed).
+        batch_size: prompts decoded together (rows finish independently; NFE is per row).
+    """
+    if not problems:
+        raise ValueError("problems must not be empty")
+    if batch_size < 1:
+        raise ValueError(f"batch_size ({batch_size}) must be ≥ 1")
+    report = SolveReport(n=len(problems))
+    start = time.perf_counter()
+    for i in range(0, len(problems), batch_size):
+        chunk = problems[i : i + batch_size]
+        result = run(backend, [p.question for p in chunk], strategy, config)
+        report.texts += result.texts
+        report.nfe += result.nfe.tolist()
+        report.correct += [p.check(text) for text, p in zip(result.texts, chunk, strict=True)]
+    report.seconds = time.perf_counter() - start
+    return report
