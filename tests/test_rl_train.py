@@ -111,7 +111,7 @@ def test_bad_settings_exit_with_a_message(tiny_model_dir, tmp_path, capsys):
 
 
 def test_training_problems_come_from_the_chosen_levels():
-    from dllm_viz.rl.train import training_problems
+    from dllm_viz.rl.trainer import training_problems
     from dllm_viz.tasks.wordproblems import test_set
 
     easy = training_problems(0, 16, seed=1, levels=[1])
