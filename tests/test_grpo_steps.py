@@ -88,3 +88,11 @@ def test_one_grpo_iteration_moves_every_parameter(scripted):
     assert set(stats) == {"loss", "clip_fraction", "grad_norm"} and sched.last_epoch == cfg.num_iterations
     unchanged = [k for k, v in policy.state_dict().items() if torch.equal(v, before[k])]
     assert unchanged == []
+
+
+def test_dpls_rollouts_are_refused_by_replay(scripted):
+    torch.manual_seed(0)
+    strategy = LearnedPolicy(DiTConfidencePolicy(SMALL), mode="dpls")
+    steps = PolicySteps.from_records(rollout(scripted, strategy, [[2, 3]]), L, strategy)
+    with pytest.raises(ValueError, match="DPLS rollouts cannot be replayed"):
+        replay_log_probs(strategy.policy, steps)
