@@ -22,12 +22,13 @@ from dllm_viz.rl import (
     build_optimizer,
     get_reward_function,
     group_advantages,
-    grpo_loss,
-    replay_log_probs,
+    grpo_update,
     should_skip_update,
 )
+from dllm_viz.strategies.learned import LearnedPolicyConfig
 
 L, RHO, GROUPS, UPDATES = 8, 0.5, 16, 40
+SAMPLING = LearnedPolicyConfig(mode="bernoulli")  # what unmask_probs' defaults draw with
 TINY = PolicyConfig(hidden_size=16, num_heads=2, ffn_size=32, time_embed_dim=8, smart_init=0.0)
 
 
@@ -44,9 +45,16 @@ def toy_rollouts(policy, n, generator):
             probs = unmask_probs(policy(conf, masked, time))
         eligible = masked & active.unsqueeze(1)
         action = sample_bernoulli(probs, eligible, generator)
+        log_prob = bernoulli_log_prob(probs, action, eligible)
         steps.append(
-            PolicySteps(
-                conf, masked.clone(), time, eligible, action, active, bernoulli_log_prob(probs, action, eligible)
+            dict(
+                confidence=conf,
+                masked=masked.clone(),
+                time=time,
+                eligible=eligible,
+                action=action,
+                active=active,
+                old_log_prob=log_prob,
             )
         )
         prob_sum += float(probs[eligible].sum())
@@ -56,7 +64,7 @@ def toy_rollouts(policy, n, generator):
         nfe += active.long()
         masked &= ~commit
     correct = (torch.rand(n, generator=generator) < RHO**excess).float()
-    stacked = PolicySteps(**{k: torch.stack([getattr(s, k) for s in steps], 1) for k in vars(steps[0])})
+    stacked = PolicySteps(SAMPLING, **{k: torch.stack([s[k] for s in steps], 1) for k in steps[0]})
     return stacked, nfe, correct, prob_sum / prob_count
 
 
@@ -78,13 +86,7 @@ def train(reward_name, seed=0):
         adv = group_advantages(rewards, cfg.group_size)
         if should_skip_update(adv, cfg.skip_advantage_tol):
             continue
-        for _ in range(cfg.num_iterations):
-            out = grpo_loss(replay_log_probs(policy, steps), steps.old_log_prob, adv, steps.active, cfg.epsilon)
-            opt.zero_grad()
-            out.loss.backward()
-            torch.nn.utils.clip_grad_norm_(policy.parameters(), cfg.max_grad_norm)
-            opt.step()
-            sched.step()
+        grpo_update(policy, steps, adv, cfg, opt, sched)
     return history
 
 

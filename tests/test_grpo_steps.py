@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from dllm_viz.engine import EngineConfig, generate
 from dllm_viz.policy import DiTConfidencePolicy, PolicyConfig
-from dllm_viz.rl import GRPOConfig, PolicySteps, build_optimizer, group_advantages, grpo_loss, replay_log_probs
+from dllm_viz.rl import GRPOConfig, PolicySteps, build_optimizer, group_advantages, grpo_update, replay_log_probs
 from dllm_viz.strategies import build_strategy
-from dllm_viz.strategies.learned import LearnedPolicy
+from dllm_viz.strategies.learned import LearnedPolicy, LearnedPolicyConfig
 
 SMALL = PolicyConfig(hidden_size=16, num_heads=2, ffn_size=32, time_embed_dim=8, smart_init=-1.0)
 L = 8
@@ -18,17 +19,22 @@ def confidence_by_position(pos, canvas):
     return 2 + pos % 5, 0.3 + 0.08 * (pos % 8)
 
 
-def rollout(scripted, policy, prompts, block_length=L, seed=0):
-    strategy = LearnedPolicy(policy, mode="bernoulli")
+def rollout(scripted, strategy, prompts, block_length=L, seed=0):
     config = EngineConfig(gen_length=L, block_length=block_length, fallback=False, seed=seed)
     return list(generate(scripted(fn=confidence_by_position), prompts, strategy, config))
 
 
-def test_replayed_log_probs_equal_those_recorded_at_rollout(scripted):
+@pytest.mark.parametrize(
+    "sampling",
+    [LearnedPolicyConfig(mode="bernoulli"), LearnedPolicyConfig(mode="bernoulli", temperature=0.5, beta=1.5)],
+)
+def test_replayed_log_probs_equal_those_recorded_at_rollout(scripted, sampling):
     torch.manual_seed(0)
-    policy = DiTConfidencePolicy(SMALL)
-    records = rollout(scripted, policy, [[2, 3], [4], [3, 3, 3]], block_length=4)
-    steps = PolicySteps.from_records(records, gen_length=L)
+    strategy = LearnedPolicy(DiTConfidencePolicy(SMALL), sampling)
+    policy = strategy.policy
+    records = rollout(scripted, strategy, [[2, 3], [4], [3, 3, 3]], block_length=4)
+    steps = PolicySteps.from_records(records, L, strategy)
+    assert steps.sampling == sampling  # replay reads τ_π and β from the rollout, not from a default
     n, t = len(records[0].active), len(records)
     assert steps.confidence.shape == (n, t, L, 1) and steps.action.shape == (n, t, L)
     assert (steps.time[:, 0] == 0).all()
@@ -48,7 +54,8 @@ def test_expert_records_use_every_masked_position_and_need_replay(scripted):
             EngineConfig(gen_length=L, block_length=4),
         )
     )
-    steps = PolicySteps.from_records(records, gen_length=L, expert=True)
+    strategy = LearnedPolicy(DiTConfidencePolicy(SMALL), mode="bernoulli")
+    steps = PolicySteps.from_records(records, L, strategy, expert=True)
     assert steps.old_log_prob is None
     assert torch.equal(steps.eligible[0, 0], torch.ones(L, dtype=torch.bool))  # not just block 0
     assert torch.equal(steps.action[0], torch.stack([r.committed[0] for r in records]))
@@ -57,8 +64,9 @@ def test_expert_records_use_every_masked_position_and_need_replay(scripted):
 def test_cat_pads_shorter_rollouts_with_inactive_steps(scripted):
     torch.manual_seed(0)
     policy = DiTConfidencePolicy(SMALL)
-    a = PolicySteps.from_records(rollout(scripted, policy, [[2, 3]]), gen_length=L)
-    b = PolicySteps.from_records(rollout(scripted, policy, [[3]], seed=1), gen_length=L)
+    strategy = LearnedPolicy(policy, mode="bernoulli")
+    a = PolicySteps.from_records(rollout(scripted, strategy, [[2, 3]]), L, strategy)
+    b = PolicySteps.from_records(rollout(scripted, strategy, [[3]], seed=1), L, strategy)
     both = PolicySteps.cat([a, b])
     horizon = max(a.active.shape[1], b.active.shape[1])
     assert both.active.shape == (2, horizon)
@@ -71,16 +79,20 @@ def test_one_grpo_iteration_moves_every_parameter(scripted):
     torch.manual_seed(0)
     policy = DiTConfidencePolicy(SMALL)
     cfg = GRPOConfig(num_generations=4, learning_rate=1e-2, warmup_steps=0, total_steps=10)
-    steps = PolicySteps.from_records(rollout(scripted, policy, [[2, 3]] * 4), gen_length=L)
+    strategy = LearnedPolicy(policy, mode="bernoulli")
+    steps = PolicySteps.from_records(rollout(scripted, strategy, [[2, 3]] * 4), L, strategy)
     adv = group_advantages(torch.tensor([1.0, 0.0, 0.5, 0.0]), cfg.num_generations)
     opt, sched = build_optimizer(policy, cfg)
     before = {k: v.clone() for k, v in policy.state_dict().items()}
-    for _ in range(cfg.num_iterations):  # 2 passes: adaLN-gated parameters move on the second
-        out = grpo_loss(replay_log_probs(policy, steps), steps.old_log_prob, adv, steps.active, cfg.epsilon)
-        opt.zero_grad()
-        out.loss.backward()
-        torch.nn.utils.clip_grad_norm_(policy.parameters(), cfg.max_grad_norm)
-        opt.step()
-        sched.step()
+    stats = grpo_update(policy, steps, adv, cfg, opt, sched)  # 2 passes: adaLN-gated parameters move on the second
+    assert set(stats) == {"loss", "clip_fraction", "grad_norm"} and sched.last_epoch == cfg.num_iterations
     unchanged = [k for k, v in policy.state_dict().items() if torch.equal(v, before[k])]
     assert unchanged == []
+
+
+def test_dpls_rollouts_are_refused_by_replay(scripted):
+    torch.manual_seed(0)
+    strategy = LearnedPolicy(DiTConfidencePolicy(SMALL), mode="dpls")
+    steps = PolicySteps.from_records(rollout(scripted, strategy, [[2, 3]]), L, strategy)
+    with pytest.raises(ValueError, match="DPLS rollouts cannot be replayed"):
+        replay_log_probs(strategy.policy, steps)

@@ -111,7 +111,7 @@ def test_bad_settings_exit_with_a_message(tiny_model_dir, tmp_path, capsys):
 
 
 def test_training_problems_come_from_the_chosen_levels():
-    from dllm_viz.rl.train import training_problems
+    from dllm_viz.rl.trainer import training_problems
     from dllm_viz.tasks.wordproblems import test_set
 
     easy = training_problems(0, 16, seed=1, levels=[1])
@@ -228,3 +228,34 @@ def test_compare_runs_tables_the_shared_heldout_evaluations_and_draws_curves(tmp
     with pytest.raises(SystemExit):
         compare_main([str(tmp_path / "fast"), str(tmp_path / "nowhere")])
     assert "is not an existing folder" in capsys.readouterr().err
+
+
+def test_flags_are_generated_from_the_config_and_keep_their_old_names():
+    import argparse
+
+    from dllm_viz.rl.flags import add_arguments, from_args, to_args
+    from dllm_viz.rl.trainer import GRPOTrainConfig
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser, GRPOTrainConfig)
+    argv = [
+        "--out-dir", "o", "--group-size", "4", "--prompts", "2", "--lr", "1e-3", "--warmup", "1",
+        "--es-thresholds", "0.9", "0.8", "--levels", "1", "2", "--no-progress", "--resume", "--top-p", "3",
+        "--block-length", "64",
+    ]  # fmt: skip
+    config = from_args(GRPOTrainConfig, parser.parse_args(argv))
+    grpo = config.grpo
+    assert (grpo.num_generations, grpo.prompts_per_batch, grpo.learning_rate, grpo.warmup_steps) == (4, 2, 1e-3, 1)
+    assert grpo.es_thresholds == (0.9, 0.8) and config.levels == (1, 2) and config.top_p == 3
+    assert config.resume and not config.progress and config.block_length == 64 and grpo.es_block_length is None
+    defaults = from_args(GRPOTrainConfig, parser.parse_args(["--out-dir", "o"]))
+    assert defaults == GRPOTrainConfig(out_dir="o")  # every flag's default is the field's
+    flags = to_args(config)  # what run_config.json records and the policy card turns back into a command
+    assert flags["lr"] == 1e-3 and flags["no_progress"] is True and flags["group_size"] == 4
+    rebuilt = []
+    for key, value in flags.items():
+        if value in (None, False, ()):
+            continue
+        values = [] if value is True else list(value) if isinstance(value, tuple) else [value]
+        rebuilt += [f"--{key.replace('_', '-')}", *map(str, values)]
+    assert from_args(GRPOTrainConfig, parser.parse_args(rebuilt)) == config

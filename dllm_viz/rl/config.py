@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 
+from ..engine import default_block_length
 from .rewards import REWARD_FUNCTIONS
 
 
@@ -41,28 +42,37 @@ class GRPOConfig:
     Expert steering (appendix F; full diffusion only):
         es_thresholds: one Fast-dLLM threshold λ per expert rollout added to every group
             (E = len). Empty = no ES. Each λ in (0, 1]. The paper's λ is not reported.
-        es_block_length: the experts decode semi-AR with this block length (code: 32 = L/8 for
-            L = 256). Must divide the generation length (checked by :meth:`check_engine`).
+        es_block_length: the experts decode semi-AR with this block length; ``None`` = the
+            semi-AR default for L (:func:`~dllm_viz.engine.default_block_length`, L/8: the code's 32
+            for L = 256). Must divide the generation length (checked by :meth:`check_engine`).
 
         seed: seeds policy init and rollout RNG (released configs: 123).
     """
 
-    num_generations: int = 8
-    prompts_per_batch: int = 16
-    reward: str = "multiplicative"
-    alpha: float = 0.0
-    learning_rate: float = 3e-5
-    adam_betas: tuple[float, float] = (0.9, 0.99)
-    weight_decay: float = 0.1
-    max_grad_norm: float = 0.2
-    warmup_steps: int = 100
-    total_steps: int | None = None
-    epsilon: float = 0.5
-    num_iterations: int = 2
-    skip_advantage_tol: float = 1e-6
-    es_thresholds: tuple[float, ...] = ()
-    es_block_length: int = 32
-    seed: int = 123
+    num_generations: int = field(default=8, metadata={"flag": "--group-size", "help": "G, policy rollouts per prompt"})
+    prompts_per_batch: int = field(
+        default=16, metadata={"flag": "--prompts", "help": "prompt groups per rollout batch"}
+    )
+    reward: str = field(
+        default="multiplicative", metadata={"choices": tuple(REWARD_FUNCTIONS), "help": "reward of a rollout"}
+    )
+    alpha: float = field(default=0.0, metadata={"help": "α, the price of speed"})
+    learning_rate: float = field(default=3e-5, metadata={"flag": "--lr", "help": "peak learning rate"})
+    adam_betas: tuple[float, float] = field(default=(0.9, 0.99), metadata={"help": "AdamW betas"})
+    weight_decay: float = field(default=0.1, metadata={"help": "AdamW weight decay (not on biases and norms)"})
+    max_grad_norm: float = field(default=0.2, metadata={"help": "global gradient-norm clip"})
+    warmup_steps: int = field(default=100, metadata={"flag": "--warmup", "help": "linear warmup optimiser steps"})
+    total_steps: int | None = field(
+        default=None, metadata={"help": "optimiser steps of the schedule (default: iterations × num-iterations)"}
+    )
+    epsilon: float = field(default=0.5, metadata={"help": "ε of the PPO clip"})
+    num_iterations: int = field(default=2, metadata={"help": "optimiser steps per rollout batch"})
+    skip_advantage_tol: float = field(default=1e-6, metadata={"help": "skip the update when every |A| is below this"})
+    es_thresholds: tuple[float, ...] = field(
+        default=(), metadata={"nargs": "*", "help": "expert steering λ per expert rollout"}
+    )
+    es_block_length: int | None = field(default=None, metadata={"help": "the experts' block length (default: L/8)"})
+    seed: int = field(default=123, metadata={"help": "seeds policy init, prompts and rollouts"})
 
     def __post_init__(self) -> None:
         # JSON hands tuples back as lists; freeze them again.
@@ -72,7 +82,8 @@ class GRPOConfig:
         _int_at_least("prompts_per_batch", self.prompts_per_batch, 1)
         _int_at_least("warmup_steps", self.warmup_steps, 0)
         _int_at_least("num_iterations", self.num_iterations, 1)
-        _int_at_least("es_block_length", self.es_block_length, 1)
+        if self.es_block_length is not None:
+            _int_at_least("es_block_length", self.es_block_length, 1)
         _int_at_least("seed", self.seed, 0)
         if self.reward not in REWARD_FUNCTIONS:
             raise ValueError(f"unknown reward {self.reward!r}; known: {', '.join(REWARD_FUNCTIONS)}")
@@ -95,6 +106,12 @@ class GRPOConfig:
                     "otherwise the learning rate never leaves warmup; lower warmup_steps or raise total_steps"
                 )
 
+    def resolved(self, gen_length: int, total_steps: int) -> GRPOConfig:
+        """The same settings with every default that depends on the run filled in (what a run records)."""
+        return replace(
+            self, es_block_length=self.expert_block_length(gen_length), total_steps=self.total_steps or total_steps
+        )
+
     @property
     def num_experts(self) -> int:
         """E, expert rollouts per group (0 without expert steering)."""
@@ -114,8 +131,12 @@ class GRPOConfig:
                 f"expert steering is for full diffusion: `block_length` ({block_length}) must equal "
                 f"`gen_length` ({gen_length}), or set es_thresholds=()"
             )
-        if gen_length % self.es_block_length:
+        if gen_length % self.expert_block_length(gen_length):
             raise ValueError(f"`es_block_length` ({self.es_block_length}) must divide `gen_length` ({gen_length})")
+
+    def expert_block_length(self, gen_length: int) -> int:
+        """The experts' block length for L: ``es_block_length``, or L's semi-AR default."""
+        return self.es_block_length or default_block_length(gen_length)
 
     def to_dict(self) -> dict:
         """JSON-ready dict (tuples become lists)."""

@@ -1,4 +1,5 @@
-"""GRPO pieces as pure tensor functions: group advantages, the clipped loss, expert steering.
+"""GRPO pieces: group advantages, the clipped loss and expert steering as pure tensor functions,
+and the optimiser and update step built from them (the one update the trainer and the tests run).
 
 The GRPO unit is a denoising *step*, not a token: rollout g has steps t ∈ 𝒯_g (steps with at
 least one eligible position) and each step has one joint action likelihood π(u_t | s_t).
@@ -11,6 +12,10 @@ import math
 from dataclasses import dataclass
 
 import torch
+
+from ..training import adamw, warmup_cosine
+from .config import GRPOConfig
+from .steps import PolicySteps, replay_log_probs
 
 
 def group_advantages(rewards: torch.Tensor, group_size: int) -> torch.Tensor:
@@ -128,3 +133,57 @@ def expert_mixture_log_prob(log_prob: torch.Tensor, num_generations: int, num_ex
     total = num_generations + num_experts
     policy_part = log_prob.float() + math.log(num_generations / total)
     return torch.logaddexp(policy_part, torch.full_like(policy_part, -math.log(total)))
+
+
+def build_optimizer(
+    policy: torch.nn.Module, config: GRPOConfig, total_steps: int | None = None
+) -> tuple[torch.optim.AdamW, torch.optim.lr_scheduler.LambdaLR]:
+    """AdamW (no decay on biases and LayerNorms) + warmup then cosine to 0, as the released configs.
+
+    ``total_steps`` overrides ``config.total_steps``; one of them must be set.
+    """
+    total = total_steps if total_steps is not None else config.total_steps
+    if total is None or total <= config.warmup_steps:
+        raise ValueError(f"total_steps ({total}) must be set and exceed warmup_steps ({config.warmup_steps})")
+    optimizer = adamw(policy, config.learning_rate, config.adam_betas, config.weight_decay)
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: warmup_cosine(step, config.warmup_steps, total)
+    )
+    return optimizer, schedule
+
+
+def grpo_update(
+    policy: torch.nn.Module,
+    steps: PolicySteps,
+    advantages: torch.Tensor,
+    config: GRPOConfig,
+    optimizer: torch.optim.Optimizer,
+    schedule: torch.optim.lr_scheduler.LRScheduler,
+    expert: torch.Tensor | None = None,
+) -> dict[str, float]:
+    """The GRPO update of one rollout batch: ``num_iterations`` clipped-ratio optimiser steps,
+    ratios always against the log-probs stored at rollout time (``steps.old_log_prob``).
+
+    ``expert``, (N,) bool, marks expert-steering rows: their old and new log-probs both become
+    the G : E mixture likelihood (:func:`expert_mixture_log_prob`). Returns the last step's
+    loss, clip fraction and gradient norm (before clipping).
+    """
+    if steps.old_log_prob is None:
+        raise ValueError("steps.old_log_prob is None; fill it with replay_log_probs(...).detach() first")
+    old = steps.old_log_prob
+    rows = None if expert is None or not config.num_experts else expert.unsqueeze(1).to(old.device)
+    if rows is not None:
+        old = torch.where(rows, expert_mixture_log_prob(old, config.num_generations, config.num_experts), old)
+    stats: dict[str, float] = {}
+    for _ in range(config.num_iterations):
+        new = replay_log_probs(policy, steps)
+        if rows is not None:
+            new = torch.where(rows, expert_mixture_log_prob(new, config.num_generations, config.num_experts), new)
+        out = grpo_loss(new, old, advantages, steps.active, config.epsilon)
+        optimizer.zero_grad(set_to_none=True)
+        out.loss.backward()
+        grad_norm = torch.nn.utils.clip_grad_norm_(policy.parameters(), config.max_grad_norm)
+        optimizer.step()
+        schedule.step()
+        stats = {"loss": out.loss.item(), "clip_fraction": float(out.clip_fraction), "grad_norm": float(grad_norm)}
+    return stats

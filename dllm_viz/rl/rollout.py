@@ -51,9 +51,14 @@ def _decode(backend, prompts: list[str], strategy, config: EngineConfig):
     return records, texts, records[-1].nfe.cpu()
 
 
-def _decode_policy(backend, policy, prompts: list[str], engine: EngineConfig, seed: int):
-    """Policy rollouts as the paper defines them: Bernoulli unmasking and no fallback (an empty
-    step still costs an NFE); token sampling as ``engine`` says."""
+def rollout_strategy(policy) -> LearnedPolicy:
+    """The policy as it acts in training rollouts: independent Bernoulli draws, τ_π = β = 1."""
+    return LearnedPolicy(policy, mode="bernoulli")
+
+
+def _decode_policy(backend, strategy: LearnedPolicy, prompts: list[str], engine: EngineConfig, seed: int):
+    """Policy rollouts as the paper defines them: no fallback (an empty step still costs an
+    NFE); token sampling as ``engine`` says."""
     config = EngineConfig(
         gen_length=engine.gen_length,
         block_length=engine.block_length,
@@ -62,7 +67,7 @@ def _decode_policy(backend, policy, prompts: list[str], engine: EngineConfig, se
         seed=seed,
         top_k=engine.top_k,
     )
-    return _decode(backend, prompts, LearnedPolicy(policy, mode="bernoulli"), config)
+    return _decode(backend, prompts, strategy, config)
 
 
 def collect_rollouts(
@@ -76,8 +81,9 @@ def collect_rollouts(
     """Decode every problem G times with the policy (and E times with the experts), score them."""
     G, E, L = grpo.num_generations, grpo.num_experts, engine.gen_length
     prompts = [p.question for p in problems for _ in range(G)]
-    records, texts, nfe = _decode_policy(backend, policy, prompts, engine, seed)
-    steps = PolicySteps.from_records(records, L, policy.config.top_p)
+    strategy = rollout_strategy(policy)
+    records, texts, nfe = _decode_policy(backend, strategy, prompts, engine, seed)
+    steps = PolicySteps.from_records(records, L, strategy)
     probs = torch.stack([r.probs for r in records])  # (T, N, L)
     eligible = torch.stack([r.eligible & r.active.unsqueeze(1) for r in records])
     mean_prob = float(probs[eligible].mean()) if bool(eligible.any()) else 0.0
@@ -89,12 +95,12 @@ def collect_rollouts(
         expert_texts, expert_nfe, expert_golds = [], [], []
         for threshold in grpo.es_thresholds:
             cfg = EngineConfig(
-                gen_length=L, block_length=grpo.es_block_length, fallback=True, seed=seed, top_k=engine.top_k
+                gen_length=L, block_length=grpo.expert_block_length(L), fallback=True, seed=seed, top_k=engine.top_k
             )
             recs, t, n = _decode(
                 backend, [p.question for p in problems], build_strategy("threshold", threshold=threshold), cfg
             )
-            part = PolicySteps.from_records(recs, L, policy.config.top_p, expert=True)
+            part = PolicySteps.from_records(recs, L, strategy, expert=True)
             with torch.no_grad():
                 part.old_log_prob = replay_log_probs(policy, part).detach()
             parts.append(part)
@@ -137,7 +143,7 @@ def heldout_reward(
     random numbers: the quantity that picks the checkpoint to ship (the training reward is
     measured on the very batches the policy is being fitted to).
     """
-    _, texts, nfe = _decode_policy(backend, policy, [p.question for p in problems], engine, seed)
+    _, texts, nfe = _decode_policy(backend, rollout_strategy(policy), [p.question for p in problems], engine, seed)
     correct = [p.check(t) for t, p in zip(texts, problems, strict=True)]
     rewards = get_reward_function(grpo.reward)(
         [float(c) for c in correct], nfe.tolist(), gen_length=engine.gen_length, alpha=grpo.alpha

@@ -102,7 +102,15 @@ def policy_inputs(state: DecodeState, top_p: int) -> tuple[torch.Tensor, torch.T
     ``masked`` covers the whole generation buffer, not only the current block: the released
     policies are full-context (``policy_full_context: true``).
     """
-    return confidence_input(state.features, top_p), state.masked, state.time
+    return policy_inputs_from(state.features, state.masked, state.nfe, state.gen_length, top_p)
+
+
+def policy_inputs_from(
+    features: Features, masked: torch.Tensor, nfe_used: torch.Tensor, gen_length: int, top_p: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """:func:`policy_inputs` from its parts, so GRPO rebuilds them from stored steps the same way:
+    the time input is the NFE used before the step / L."""
+    return confidence_input(features, top_p), masked, nfe_used.float() / gen_length
 
 
 def confidence_input(features: Features, top_p: int) -> torch.Tensor:

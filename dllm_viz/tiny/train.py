@@ -16,21 +16,19 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import math
 import random
-import shutil
 import sys
 import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 from transformers import AutoModelForMaskedLM, AutoTokenizer
 
 from ..outputs import check_destination
 from ..tasks.wordproblems import DEFAULT_FREE, LEVELS, generate, test_set
+from ..training import adamw, load_optimizer, read_state, save_checkpoint, warmup_cosine
 from .data import LOSS_WEIGHTINGS, collate, diffusion_loss, mask_responses
 from .model import TinyModelConfig, build_model, count_parameters, modernbert_config
 from .tokenizer import build_tokenizer
@@ -174,12 +172,11 @@ def training_problems(config: TrainConfig, step: int) -> list:
 
 
 def learning_rate(config: TrainConfig, step: int) -> float:
-    """Linear warmup to ``lr``, then cosine decay to ``lr * min_lr_ratio``."""
-    if step < config.warmup_steps:
-        return config.lr * (step + 1) / config.warmup_steps
-    progress = (step - config.warmup_steps) / max(config.steps - config.warmup_steps, 1)
-    cosine = 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
-    return config.lr * (config.min_lr_ratio + (1 - config.min_lr_ratio) * cosine)
+    """Linear warmup to ``lr`` (the first step already at ``lr / warmup_steps``), then cosine decay
+    to ``lr * min_lr_ratio``."""
+    return warmup_cosine(
+        step, config.warmup_steps, config.steps, config.min_lr_ratio, peak=config.lr, warm_first_step=True
+    )
 
 
 def resolve_device(name: str) -> torch.device:
@@ -244,7 +241,7 @@ def heldout_accuracy(model, tokenizer, config: TrainConfig, n: int) -> dict[str,
 
     backend = MaskedLMBackend(model, tokenizer, name="training")  # sets eval + no grad
     try:
-        engine = EngineConfig(gen_length=config.gen_length, block_length=config.gen_length // 8)
+        engine = EngineConfig.semi_ar(config.gen_length)
         return {
             f"acc_l{level}": solve(
                 backend, test_set(level, n, DEFAULT_FREE), build_strategy("confidence"), engine
@@ -255,31 +252,9 @@ def heldout_accuracy(model, tokenizer, config: TrainConfig, n: int) -> dict[str,
         model.train().requires_grad_(True)
 
 
-def save_checkpoint(out_dir: Path, model, tokenizer, optimizer, state: dict) -> None:
-    """Atomically replace ``out_dir/checkpoint`` (a crash mid-save keeps the previous one)."""
-    tmp, final, old = out_dir / f"{CHECKPOINT}.tmp", out_dir / CHECKPOINT, out_dir / f"{CHECKPOINT}.old"
-    shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp)
-    tokenizer.save_pretrained(tmp)
-    opt = optimizer.state_dict()
-    tensors = {
-        f"{i}.{k}": v.detach().cpu().contiguous()
-        for i, s in opt["state"].items()
-        for k, v in s.items()
-        if torch.is_tensor(v)
-    }
-    save_file(tensors, str(tmp / "optimizer.safetensors"))
-    (tmp / "optimizer.json").write_text(json.dumps({"param_groups": opt["param_groups"]}, indent=1))
-    (tmp / "trainer_state.json").write_text(json.dumps(state, indent=1))
-    if final.exists():
-        final.rename(old)
-    tmp.rename(final)
-    shutil.rmtree(old, ignore_errors=True)
-
-
 def load_checkpoint(directory: Path, config: TrainConfig, device):
     """(model, tokenizer, optimizer, state) from a checkpoint, refusing a different run's config."""
-    state = json.loads((directory / "trainer_state.json").read_text())
+    state = read_state(directory)
     saved = TrainConfig.from_dict(state["config"])
     diff = sorted(k for k, v in config.to_dict().items() if k not in RESUMABLE_CHANGES and v != saved.to_dict()[k])
     if diff:
@@ -290,13 +265,7 @@ def load_checkpoint(directory: Path, config: TrainConfig, device):
     tokenizer = AutoTokenizer.from_pretrained(directory, local_files_only=True)
     model = AutoModelForMaskedLM.from_pretrained(directory, local_files_only=True).to(device).train()
     optimizer = make_optimizer(model, config)
-    tensors = load_file(str(directory / "optimizer.safetensors"), device=str(device))
-    opt_state: dict[int, dict] = {}
-    for key, value in tensors.items():
-        index, name = key.split(".", 1)
-        opt_state.setdefault(int(index), {})[name] = value
-    groups = json.loads((directory / "optimizer.json").read_text())["param_groups"]
-    optimizer.load_state_dict({"state": opt_state, "param_groups": groups})
+    load_optimizer(directory, optimizer, device=str(device))
     return model, tokenizer, optimizer, state
 
 
@@ -326,13 +295,7 @@ def initial_model(config: TrainConfig):
 
 def make_optimizer(model, config: TrainConfig) -> torch.optim.AdamW:
     """AdamW; no weight decay on norms and biases (the usual transformer recipe)."""
-    decay = [p for p in model.parameters() if p.dim() >= 2]
-    no_decay = [p for p in model.parameters() if p.dim() < 2]
-    return torch.optim.AdamW(
-        [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-        lr=config.lr,
-        betas=(0.9, 0.98),
-    )
+    return adamw(model, config.lr, (0.9, 0.98), config.weight_decay)
 
 
 def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> dict:
@@ -415,7 +378,7 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> d
             out_of_time = config.time_limit_minutes is not None and elapsed() > 60 * config.time_limit_minutes
             if done == config.steps or out_of_time or (config.checkpoint_every and done % config.checkpoint_every == 0):
                 state.update(step=done, elapsed_seconds=elapsed(), config=config.to_dict())
-                save_checkpoint(out_dir, model, tokenizer, optimizer, state)
+                save_checkpoint(checkpoint, model, optimizer, state, tokenizer)
             if out_of_time:
                 logger.warning(
                     "time limit of %s min reached at step %d; rerun with --resume", config.time_limit_minutes, done

@@ -1,0 +1,274 @@
+"""GRPO as a trainer object over one complete config (TRL-style): ``GRPOTrainer(config).train()``.
+
+Each iteration collects one rollout batch (prompts × G rollouts), computes group advantages and
+runs :func:`~.grpo.grpo_update`. Metrics go to ``metrics.jsonl`` every iteration;
+``checkpoint-last`` (policy + optimiser + schedule, resumable) every ``save_every`` iterations;
+``checkpoint-best`` whenever the held-out reward improves: every ``eval_every`` iterations the
+policy decodes ``eval_problems`` test-split problems once each at a fixed seed
+(:func:`.rollout.heldout_reward`); the training reward is watched too (10-iteration moving
+average) but never picks a checkpoint, since it is measured on the batches the policy is fitted to.
+The loop is plain PyTorch; under ``torchrun`` each process takes its share of the prompts.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from ..backends import BUILTIN_MODEL, load_backend
+from ..engine import EngineConfig
+from ..outputs import check_destination
+from ..policy import DiTConfidencePolicy, PolicyConfig
+from ..tasks.wordproblems import DEFAULT_FREE, DEFAULT_LEVEL, LEVELS, test_set
+from ..tasks.wordproblems import generate as generate_problem
+from ..training import atomic_dir, load_optimizer, read_state, save_checkpoint
+from .config import GRPOConfig
+from .distributed import Processes
+from .flags import to_args
+from .grpo import build_optimizer, group_advantages, grpo_update, should_skip_update
+from .rollout import RolloutBatch, collect_rollouts, heldout_reward
+
+logger = logging.getLogger(__name__)
+MOVING_AVERAGE = 10
+
+
+@dataclass(frozen=True)
+class GRPOTrainConfig:
+    """A whole GRPO run: the GRPO settings plus where, on what and for how long (the
+    ``TrainingArguments`` of :class:`GRPOTrainer`; every field is a command-line flag)."""
+
+    out_dir: str = field(metadata={"help": "run folder (metrics, checkpoints)"})
+    model: str = field(default=BUILTIN_MODEL, metadata={"help": "the frozen dLLM"})
+    trust_remote_code: bool = field(default=False, metadata={"help": "allow remote code for models off the allow-list"})
+    iterations: int = field(default=150, metadata={"help": "rollout batches"})
+    grpo: GRPOConfig = field(default_factory=GRPOConfig)
+    gen_length: int = field(default=64, metadata={"help": "L, generation length"})
+    block_length: int | None = field(default=None, metadata={"help": "default L/8; L for full diffusion"})
+    hidden: int = field(default=128, metadata={"help": "policy width (paper: 128)"})
+    top_p: int = field(
+        default=1,
+        metadata={
+            "help": "largest token probabilities per position the policy sees (paper: 1, the max-prob "
+            "confidence; its ablation: 50; here at most the engine's top_k, 5)"
+        },
+    )
+    levels: tuple[int, ...] = field(
+        default=(DEFAULT_LEVEL,), metadata={"nargs": "+", "help": "word-problem levels to train on"}
+    )
+    free: float = field(
+        default=DEFAULT_FREE,
+        metadata={"help": "probability that a problem's amount is left open (several valid answers); 0: all stated"},
+    )
+    eval_every: int = field(
+        default=10,
+        metadata={"help": "iterations between held-out evaluations, which select checkpoint-best (0: never)"},
+    )
+    eval_problems: int = field(default=64, metadata={"help": "held-out problems per evaluation"})
+    save_every: int = field(default=10, metadata={"help": "iterations between checkpoint-last saves"})
+    threads: int | None = field(default=None, metadata={"help": "torch CPU threads (default: torch's)"})
+    device: str | None = field(default=None, metadata={"help": "torch device (default: the backend's choice)"})
+    resume: bool = field(default=False, metadata={"help": "continue the run in --out-dir from checkpoint-last"})
+    stop_after: int | None = field(default=None, metadata={"help": "stop after this many iterations (resume later)"})
+    progress: bool = field(default=True, metadata={"help": "hide the progress bar"})
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "levels", tuple(self.levels))  # the CLI and JSON hand back lists
+        if self.threads is not None and self.threads < 1:
+            raise ValueError(f"--threads ({self.threads}) must be ≥ 1")
+        if not self.levels or set(self.levels) - set(LEVELS):
+            raise ValueError(f"levels must be among {list(LEVELS)}, got {list(self.levels)}")
+
+
+def training_problems(iteration: int, count: int, seed: int, levels=LEVELS, free: float = 0.0):
+    """The prompts of one iteration: deterministic in (seed, iteration), train split only."""
+    rng = random.Random(f"grpo/{seed}/{iteration}")
+    return [generate_problem(rng.randrange(2**31), rng.choice(levels), "train", free) for _ in range(count)]
+
+
+def heldout_problems(count: int, levels, free: float) -> list:
+    """The fixed held-out problems that select the checkpoint: the first of each level's test set."""
+    per_level = -(-count // len(levels))
+    return [p for level in levels for p in test_set(level, per_level, free)][:count]
+
+
+class GRPOTrainer:
+    """Trains an unmasking policy against a frozen dLLM.
+
+    Args:
+        config: the run; every setting and the output folder are checked here, before the
+            model is loaded or anything written.
+        backend: the dLLM (default: ``load_backend(config.model)``).
+        policy: the network to train (default: a fresh seeded ``DiTConfidencePolicy``).
+        procs: this process's place under ``torchrun`` (default: a single process).
+    """
+
+    def __init__(
+        self,
+        config: GRPOTrainConfig,
+        backend=None,
+        policy: DiTConfidencePolicy | None = None,
+        procs: Processes = Processes(),
+    ) -> None:
+        self.config, self.procs = config, procs
+        self.out = Path(config.out_dir)
+        self.last = self.out / "checkpoint-last"
+        if not config.resume:
+            check_destination(
+                self.out,
+                kind="folder",
+                force=False,
+                hint="pass --resume to continue the run there, or choose a new --out-dir",
+            )
+        elif not (self.last / "trainer_state.json").exists():
+            check_destination(
+                self.out,
+                kind="folder",
+                force=False,
+                hint="it holds no checkpoint-last/ to --resume, so choose a new --out-dir",
+            )
+        procs.check_prompts(config.grpo.prompts_per_batch)
+        procs.barrier()  # every process has checked the folder before rank 0 writes to it
+        torch.manual_seed(config.grpo.seed)
+        if config.threads:
+            torch.set_num_threads(config.threads)
+        self.grpo = config.grpo.resolved(config.gen_length, config.iterations * config.grpo.num_iterations)
+        self.engine = EngineConfig.semi_ar(config.gen_length, config.block_length)
+        if not 1 <= config.top_p <= self.engine.top_k:
+            raise ValueError(f"--top-p ({config.top_p}) must be between 1 and the engine's top_k ({self.engine.top_k})")
+        self.grpo.check_engine(self.engine.gen_length, self.engine.block_length)
+        if backend is None:
+            backend = load_backend(
+                config.model, device=procs.device(config.device), trust_remote_code=config.trust_remote_code
+            )
+        if policy is None:
+            policy = DiTConfidencePolicy(
+                PolicyConfig(hidden_size=config.hidden, ffn_size=4 * config.hidden, top_p=config.top_p)
+            )
+        self.backend, self.policy = backend, policy
+        self.policy.to(self.backend.device)
+        self.learner = procs.wrap(self.policy)  # DDP under torchrun: its backward averages gradients
+        self.optimizer, self.schedule = build_optimizer(self.policy, self.grpo)
+
+    def update(self, batch: RolloutBatch, advantages: torch.Tensor) -> dict[str, float]:
+        """One GRPO update on a rollout batch (:func:`~.grpo.grpo_update`)."""
+        return grpo_update(
+            self.learner, batch.steps, advantages, self.grpo, self.optimizer, self.schedule, expert=batch.expert
+        )
+
+    def save(self, state: dict) -> None:
+        """Atomically replace ``checkpoint-last`` (policy, optimiser, schedule, loop state)."""
+        save_checkpoint(self.last, self.policy, self.optimizer, {**state, "schedule": self.schedule.state_dict()})
+
+    def load(self) -> dict:
+        """Restore ``checkpoint-last``; returns the loop state saved with it."""
+        state = read_state(self.last)
+        self.policy.load_state_dict(DiTConfidencePolicy.from_pretrained(self.last).state_dict())
+        load_optimizer(self.last, self.optimizer)
+        self.schedule.load_state_dict(state.pop("schedule"))
+        return state
+
+    def train(self) -> Path:
+        """Run (or, with ``config.resume``, continue) the iterations; returns the run folder."""
+        cfg, procs, grpo, engine, out = self.config, self.procs, self.grpo, self.engine, self.out
+        seed = grpo.seed
+        start, history, best = 0, deque(maxlen=MOVING_AVERAGE), float("-inf")
+        selection = heldout_problems(cfg.eval_problems, cfg.levels, cfg.free) if cfg.eval_every else []
+        if procs.main:
+            out.mkdir(parents=True, exist_ok=True)
+        if cfg.resume and (self.last / "trainer_state.json").exists():
+            meta = self.load()
+            start, best = meta["iteration"] + 1, meta["best"]
+            history.extend(meta["history"])
+            logger.info("resumed from %s at iteration %d", self.last, start)
+        if procs.main:
+            run = {
+                "grpo": grpo.to_dict(),
+                "engine": engine.to_dict(),
+                "model": str(cfg.model),
+                "args": to_args(cfg),
+                "processes": procs.world,
+            }
+            (out / "run_config.json").write_text(json.dumps(run, indent=1, default=str))
+        metrics = (out / "metrics.jsonl").open("a") if procs.main else None
+        bar = tqdm(
+            range(start, cfg.iterations),
+            initial=start,
+            total=cfg.iterations,
+            desc="GRPO",
+            disable=not cfg.progress or not procs.main,
+        )
+        for it in bar:
+            if cfg.stop_after is not None and it >= start + cfg.stop_after:
+                if procs.main:
+                    self.save({"iteration": it - 1, "best": best, "history": list(history)})
+                break
+            t0 = time.perf_counter()
+            problems = procs.shard(training_problems(it, grpo.prompts_per_batch, seed, cfg.levels, cfg.free))
+            batch = collect_rollouts(
+                self.backend, self.policy, problems, grpo, engine, seed=seed * 100_003 + it + 7_919 * procs.rank
+            )
+            advantages = group_advantages(batch.rewards, grpo.group_size).to(self.backend.device)
+            row = {
+                "iteration": it,
+                **procs.mean(
+                    {
+                        "reward": float(batch.rewards.mean()),
+                        "correct": float(batch.correct[~batch.expert].float().mean()),
+                        "nfe": float(batch.nfe[~batch.expert].float().mean()),
+                        "mean_unmask_prob": batch.mean_unmask_prob,
+                    }
+                ),
+                "lr": self.schedule.get_last_lr()[0],
+                "skipped": procs.all(should_skip_update(advantages, grpo.skip_advantage_tol)),
+            }
+            if not row["skipped"]:
+                row.update(procs.mean(self.update(batch, advantages)))
+            history.append(row["reward"])
+            row["reward_ma"] = sum(history) / len(history)
+            row["seconds"] = time.perf_counter() - t0
+            if metrics is None:
+                continue  # rank 0 evaluates, logs and saves; the others go on to the next rollouts
+            if selection and ((it + 1) % cfg.eval_every == 0 or it + 1 == cfg.iterations):
+                with torch.no_grad():
+                    row.update(heldout_reward(self.backend, self.policy, selection, grpo, engine, seed=seed))
+            metrics.write(json.dumps(row) + "\n")
+            metrics.flush()
+            bar.set_postfix(
+                reward=f"{row['reward']:.3f}",
+                correct=f"{row['correct']:.2f}",
+                nfe=f"{row['nfe']:.1f}",
+                p=f"{row['mean_unmask_prob']:.2f}",
+            )
+            state = {"iteration": it, "best": best, "history": list(history)}
+            if "heldout_reward" in row and row["heldout_reward"] > best:
+                best = state["best"] = row["heldout_reward"]
+                self._save_best(it, row, len(selection))
+            if (it + 1) % cfg.save_every == 0 or it + 1 == cfg.iterations:
+                self.save(state)
+        if metrics is not None:
+            metrics.close()
+            if not (out / "checkpoint-best").exists():
+                self.policy.save_pretrained(out / "checkpoint-best")
+        return out
+
+    def _save_best(self, iteration: int, row: dict, problems: int) -> None:
+        """Atomically replace ``checkpoint-best`` with the policy and why it was selected."""
+        selection = {
+            "iteration": iteration,
+            "heldout_reward": row["heldout_reward"],
+            "heldout_correct": row["heldout_correct"],
+            "heldout_nfe": row["heldout_nfe"],
+            "heldout_problems": problems,
+            "reward_ma": row["reward_ma"],
+        }
+        with atomic_dir(self.out / "checkpoint-best") as tmp:
+            self.policy.save_pretrained(tmp)
+            (tmp / "selection.json").write_text(json.dumps(selection))
