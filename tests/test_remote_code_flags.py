@@ -19,13 +19,13 @@ def test_every_cli_has_the_flag_the_hint_names(module, capsys):
 
 
 @pytest.mark.parametrize(
-    "module, argv",
+    "module, loader, argv",
     [
-        ("dllm_viz.eval.__main__", ["--n", "1", "--seeds", "0"]),
-        ("dllm_viz.rl.train", ["--iterations", "1", "--warmup", "0", "--no-progress"]),
+        ("dllm_viz.eval.__main__", "dllm_viz.eval.__main__", ["--n", "1", "--seeds", "0"]),
+        ("dllm_viz.rl.train", "dllm_viz.rl.trainer", ["--iterations", "1", "--warmup", "0", "--no-progress"]),
     ],
 )
-def test_the_flag_reaches_load_backend(module, argv, monkeypatch, tmp_path):
+def test_the_flag_reaches_load_backend(module, loader, argv, monkeypatch, tmp_path):
     mod = importlib.import_module(module)
     seen = {}
 
@@ -33,7 +33,7 @@ def test_the_flag_reaches_load_backend(module, argv, monkeypatch, tmp_path):
         seen.update(kwargs)
         raise ModelLoadError("stop here")
 
-    monkeypatch.setattr(mod, "load_backend", fake_load)
+    monkeypatch.setattr(importlib.import_module(loader), "load_backend", fake_load)
     out = ["--out", str(tmp_path / "out")] if "eval" in module else ["--out-dir", str(tmp_path / "out")]
     with pytest.raises(SystemExit) as code:
         mod.main(argv + out + ["--trust-remote-code"])

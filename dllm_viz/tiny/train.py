@@ -236,8 +236,8 @@ def heldout_accuracy(model, tokenizer, config: TrainConfig, n: int) -> dict[str,
     """
     from ..backends.hf import MaskedLMBackend
     from ..engine import EngineConfig
+    from ..eval.solve import solve
     from ..strategies import build_strategy
-    from .evaluate import solve
 
     backend = MaskedLMBackend(model, tokenizer, name="training")  # sets eval + no grad
     try:
