@@ -19,7 +19,7 @@ from dllm_viz.ui.explore import OTHER, SAME, VIEW_SIZE
 pytestmark = pytest.mark.skipif(not runtime.builtin_model_installed(), reason="the built-in model is not installed")
 
 PROBLEM = example_problems()[0]
-HEUR = dict(steps=0, threshold=0.9, factor=1.0, gamma=0.01, temperature=0.5, beta=1.0, policy_files=None)
+HEUR = dict(steps=0, threshold=0.9, factor=1.0, gamma=0.01, tau=0.5, beta=1.0, policy_files=None)
 GRID_A, GRID_B, STATS_A, STATS_B = range(4)
 TREE, SLIDER, PENDING, POINT, TOKEN, INSPECT, POS = range(7, 14)
 

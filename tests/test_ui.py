@@ -15,7 +15,7 @@ from dllm_viz.trace import Trace
 from dllm_viz.ui import compare, runtime, session
 from dllm_viz.ui.compare import PANE_FIELDS, engine_config, export_files, load_trace, replay, run_compare
 
-HEUR = dict(steps=0, threshold=0.9, factor=1.0, gamma=0.01, temperature=1.0, beta=1.0, policy_files=None)
+HEUR = dict(steps=0, threshold=0.9, factor=1.0, gamma=0.01, tau=1.0, beta=1.0, policy_files=None)
 
 
 def pane(choice, **over):
@@ -254,7 +254,7 @@ def test_policy_pane_shows_unmask_probabilities(tiny_model_dir, tmp_path):
 
     DiTConfidencePolicy().save_pretrained(tmp_path / "pol")
     files = [str(tmp_path / "pol" / "model.safetensors"), str(tmp_path / "pol" / "config.json")]
-    a = pane(runtime.UPLOADED, policy_files=files, temperature=0.5, beta=2.0)
+    a = pane(runtime.UPLOADED, policy_files=files, tau=0.5, beta=2.0)
     comp = drain(run_compare(*run_args(str(tiny_model_dir), L=16, BL=16, full=True, a=a)))[-1][10]
     assert comp.a.strategy["name"] == "learned" and comp.a.strategy["beta"] == 2.0
     assert all(s.probs is not None for s in comp.a.steps)
@@ -435,7 +435,7 @@ def test_shipped_policy_is_pane_a_default(tiny_model_dir, tmp_path, monkeypatch)
     (tmp_path / runtime.DEFAULT_POLICY / "model.safetensors").unlink()
     assert runtime.default_strategies()[0].key == "policy:semi-ar-demo"
     assert ("learned policy: semi-ar-demo", a) in runtime.strategy_choices()
-    comp = drain(run_compare(*run_args(str(tiny_model_dir), L=16, BL=8, a=pane(a, temperature=0.5))))[-1][10]
+    comp = drain(run_compare(*run_args(str(tiny_model_dir), L=16, BL=8, a=pane(a, tau=0.5))))[-1][10]
     assert comp.a.strategy["name"] == "learned" and comp.a.strategy["temperature"] == 0.5
     assert comp.labels[0].startswith("A · policy semi-ar-demo")
     out = last(

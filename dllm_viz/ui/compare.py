@@ -28,6 +28,7 @@ from .settings import (  # noqa: F401  (engine_config, PANE_FIELDS: part of this
     PaneInputs,
     api_params,
     api_spec,
+    control_name,
     engine_config,
     pane_spec,
     prepare_uploaded_policy,
@@ -143,14 +144,6 @@ def _slider(n: int, value: int | None = None):
 
 # ---- handlers -----------------------------------------------------------------------------------
 
-# Elem ids (and ``/compare`` argument names) that predate the registry; browser tests and users' scripts use them.
-_ELEM_NAMES = {"temperature": "tau"}
-
-
-def control_name(param: Param) -> str:
-    """A control's name in elem ids (``tau-a``) and ``/compare`` arguments (``tau_a``)."""
-    return _ELEM_NAMES.get(param.name, param.name)
-
 
 def run_compare(model, prompt, gen_length, block_length, full_diffusion, temperature, seed, *panes_and_speed):
     """Run a lockstep comparison (generator; the Run button and the ``/compare`` endpoint).
@@ -212,9 +205,8 @@ def _compare_signature() -> inspect.Signature:
     """``/compare``'s argument names for gradio_client, as before the controls came from the registry:
     the settings, each pane's controls (``strategy_a``, ``steps_a``, …, ``tau_a``, ``policy_files_a``) and ``speed``."""
     settings = list(inspect.signature(run_compare).parameters.values())[:-1]
-    fields = ("strategy", *map(control_name, CONTROLS), "policy_files")
     kind = inspect.Parameter.POSITIONAL_OR_KEYWORD
-    panes = [inspect.Parameter(f"{f}_{pane}", kind) for pane in "ab" for f in fields]
+    panes = [inspect.Parameter(f"{f}_{pane}", kind) for pane in "ab" for f in PANE_FIELDS]
     return inspect.Signature([*settings, *panes, inspect.Parameter("speed", kind, default=DEFAULT_SPEED)])
 
 
@@ -483,8 +475,9 @@ def compare_trace(
 
 # ---- layout and wiring -----------------------------------------------------------------------
 
-def _control_value(param: Param, spec: StrategySpec | None):
-    value = spec.params.get(param.name, param.default) if spec else param.default
+
+def _control_value(param: Param, spec: StrategySpec):
+    value = spec.params.get(param.name, param.default)
     return 0 if value is None and param.optional else value  # an optional number box shows 0 for None
 
 

@@ -119,7 +119,17 @@ def _divisors_hint(n: int) -> str:
 
 
 CONTROLS = control_params()  # one control per parameter in a pane, after the strategy picker
-PANE_FIELDS = ("strategy", *(p.name for p in CONTROLS), "policy_files")
+# Names that predate the registry, in elem ids (``tau-a``) and ``/compare`` arguments (``tau_a``):
+# browser tests and users' scripts use them.
+_CONTROL_NAMES = {"temperature": "tau"}
+
+
+def control_name(param: Param) -> str:
+    """A control's name in elem ids, :data:`PANE_FIELDS` and ``/compare`` arguments."""
+    return _CONTROL_NAMES.get(param.name, param.name)
+
+
+PANE_FIELDS = ("strategy", *map(control_name, CONTROLS), "policy_files")  # a pane's controls, in order
 
 
 @dataclass(frozen=True)
