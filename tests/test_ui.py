@@ -3,6 +3,7 @@ lockstep run on a tiny random model, export → import round trip, replay and th
 
 from __future__ import annotations
 
+import inspect
 import json
 import re
 import time
@@ -280,6 +281,20 @@ def test_compare_trace_api_function(tiny_model_dir):
     assert a.strategy == {"name": "eb", "gamma": 0.5} and b.strategy["threshold"] == 0.5
     with pytest.raises(gr.Error, match="must be 'heuristic:&lt;name&gt;'"):  # escaped for the toast
         last(compare.compare_trace("x", "magic", model=str(tiny_model_dir)))
+
+
+def test_compare_endpoint_keeps_its_argument_names():
+    """gradio_client scripts call /compare by these names; the controls now come from the registry."""
+    names = list(inspect.signature(run_compare).parameters)
+    pane = ["strategy", "steps", "threshold", "factor", "gamma", "tau", "beta", "policy_files"]
+    assert names[7:] == [f"{f}_{p}" for p in "ab" for f in pane] + ["speed"]
+
+
+def test_api_loads_only_shipped_policies(tiny_model_dir, tmp_path):
+    """A client names a policy by its shipped name; a folder or hub id it names is never loaded."""
+    for choice in (f"policy:{tmp_path}", "policy:someone/policy", runtime.UPLOADED):
+        with pytest.raises(gr.Error, match="no shipped policy|must be 'heuristic"):
+            last(compare.compare_trace("x", choice, model=str(tiny_model_dir)))
 
 
 def test_known_answer_marks_correctness(tiny_model_dir):
