@@ -292,7 +292,7 @@ def pane_strategy(choice: str, params: Mapping[str, object], upload: str | None 
         if not upload:
             raise ValueError("upload a policy file (model.safetensors) for this pane, or pick another strategy")
         return StrategySpec(POLICY, params, policy=upload)
-    spec = StrategySpec.parse(choice, **params)
+    spec = replace(StrategySpec.parse(choice), params=dict(params))  # not **params: a client names the keys
     if spec.name == POLICY and spec.policy not in shipped_policies():
         raise ValueError(f"no shipped policy named {spec.policy!r}; shipped: {sorted(shipped_policies()) or 'none'}")
     return spec
@@ -318,10 +318,9 @@ def pane_title(spec: StrategySpec) -> str:
 
 @dataclass
 class RunHeader:
-    """First item of :func:`lockstep`: both panes' traces before their first step, and the load time."""
+    """First item of :func:`lockstep`: both panes' traces before their first step (the load time in meta)."""
 
     traces: list[Trace]
-    load_ms: float
 
 
 @dataclass
@@ -348,13 +347,12 @@ def lockstep(model: str, prompt: str, specs: tuple[StrategySpec, StrategySpec], 
     for strategy in strategies:
         strategy.validate(config.gen_length, config.block_length)
     prompt_ids = encode_prompts(backend, [prompt], config.gen_length)[0]
-    load_ms = (time.perf_counter() - t0) * 1e3
-    meta = {"app": "dllm-viz", "load_ms": round(load_ms, 1)}
+    meta = {"app": "dllm-viz", "load_ms": round((time.perf_counter() - t0) * 1e3, 1)}
     builders = [
         TraceBuilder(backend, prompt, s, config, prompt_ids=prompt_ids, meta={"pane": pane, **meta})
         for pane, s in zip("ab", strategies, strict=True)
     ]
-    yield RunHeader([b.trace() for b in builders], load_ms)
+    yield RunHeader([b.trace() for b in builders])
     runs = [generate(backend, [prompt_ids], s, config) for s in strategies]
     alive = [True, True]
     try:
