@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from dllm_viz.strategies import REGISTRY
 from dllm_viz.trace import Trace
 from dllm_viz.ui import runtime
 from dllm_viz.ui.examples import example_problems
@@ -169,9 +170,8 @@ def test_browser_compare_replay_download(page, tmp_path):
     _run_and_wait(page, expect)
     # a learned-policy pane adds the unmask-probability heatmap under the confidence one
     story = default_story()  # the panes open on the first curated story, else on the default strategies
-    pane_a = story.a.choice if story else runtime.default_strategies()[0]
-    pane_b = story.b.choice if story else runtime.default_strategies()[1]
-    layers = {"a": 2 if pane_a.startswith("policy:") else 1, "b": 2 if pane_b.startswith("policy:") else 1}
+    pane_a, pane_b = (story.a, story.b) if story else runtime.default_strategies()
+    layers = {"a": 2 if pane_a.name == "policy" else 1, "b": 2 if pane_b.name == "policy" else 1}
     for p in ("a", "b"):
         grid = page.locator(f"#grid-{p} .dv-grid")
         expect(grid).to_have_attribute("data-masked", "0")
@@ -538,7 +538,7 @@ def test_browser_streaming_long_run_never_backlogs(server, fresh_page, long_cont
     tab.locator("#gen-length input").fill("256")
     tab.get_by_label("full diffusion").check()
     for pane in "ab":
-        _pick(tab, pane, runtime.HEURISTIC_LABELS["confidence"])
+        _pick(tab, pane, REGISTRY["confidence"].label)
         _fill(tab, f"#steps-{pane} input", 0)
     tab.get_by_label("full speed").check()
     for attempt in range(2):

@@ -264,3 +264,22 @@ def test_fuzz_tree_uploads(tmp_path, tree_json, data):
         for k in (0, 1, node.trace.num_steps):
             explore.replay(k, exp)
             explore.pick(exp, k, node.id, 0)
+
+
+def test_a_loaded_node_rebuilds_a_shipped_policy_by_name_never_a_folder_it_names():
+    from types import SimpleNamespace
+
+    from dllm_viz.ui.exploration import Exploration, spec_of
+
+    exp = Exploration("r", DecodeTree())
+    shipped = next(iter(runtime.shipped_policies()))
+    strategy = {"name": "learned", "mode": "bernoulli-argmax", "temperature": 0.5, "beta": 1.0, "path": "/elsewhere"}
+
+    def node(choice, strategy=strategy):
+        return SimpleNamespace(id=1, trace=SimpleNamespace(strategy=strategy, meta={"choice": choice}))
+
+    spec = spec_of(exp, node(f"policy:{shipped}"))
+    assert (spec.policy, spec.params) == (shipped, {"temperature": 0.5, "beta": 1.0})
+    for choice in ("policy:/elsewhere", runtime.UPLOADED, None):
+        assert spec_of(exp, node(choice)) is None
+    assert spec_of(exp, node(None, {"name": "eb", "gamma": 0.5})).key == "heuristic:eb"

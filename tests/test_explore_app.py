@@ -11,8 +11,8 @@ import shutil
 import pytest
 
 from dllm_viz.branch import state_after
+from dllm_viz.strategies import REGISTRY
 from dllm_viz.tree import DecodeTree
-from dllm_viz.ui import runtime
 from dllm_viz.ui.examples import example_problems
 from dllm_viz.views.frame import display_text
 
@@ -194,7 +194,7 @@ def test_browser_run_force_branch_export_reload(tab, tmp_path):
     page.locator("#ex-prompt textarea").fill(EXAMPLE)
     page.locator("#ex-gen-length input").fill("16")
     page.locator("#strategy-r input").click()
-    page.locator("#strategy-r").get_by_role("option", name=runtime.HEURISTIC_LABELS["confidence"], exact=True).click()
+    page.locator("#strategy-r").get_by_role("option", name=REGISTRY["confidence"].label, exact=True).click()
     page.click("#ex-run")
     expect(_status(page)).to_have_value(re.compile(r"^done · node 0: 16 steps · run .*#\w{6}$"))
     expect(page.locator("#ex-tree input[type=radio]")).to_have_count(1)

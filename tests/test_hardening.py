@@ -147,7 +147,11 @@ def test_d4_rejected_policy_leaves_no_folder(tmp_path, private_files):
         config.write_text(bad)
         message = error_of(compare.check_policy_upload, [weights, str(config)], "A")
         assert "the uploaded policy cannot be used" in message
-    assert not [p for p in private_files.iterdir()]
+    assert not private_files.exists()  # a bad config is refused before anything is written
+    # weights that do not fit the (default) config: the folder is written, the load fails, it goes
+    message = error_of(compare.check_policy_upload, [weights], "A")
+    assert "the uploaded policy cannot be used" in message
+    assert not list(private_files.iterdir())
 
 
 # ---- D5: models by canonical path, allow-listed, bounded --------------------------------------

@@ -69,12 +69,7 @@ CORE = ("engine", "strategies", "trace", "backends", "features")
 RULES = [
     pytest.param(("eval",), ("tiny",), id="eval-not-tiny"),
     pytest.param(("eval",), ("ui",), id="eval-not-ui"),
-    pytest.param(
-        ("ui",),
-        ("policy", "rl"),
-        id="ui-not-policy-rl",
-        marks=pytest.mark.xfail(strict=True, reason="ui still imports policy: issue 13"),
-    ),
+    pytest.param(("ui",), ("policy", "rl"), id="ui-not-policy-rl"),  # policies reach the app through strategies
     pytest.param(CORE, ("ui", "eval", "rl", "tiny", "views"), id="core-not-consumers"),
 ]
 

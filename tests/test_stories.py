@@ -35,13 +35,13 @@ def test_apply_story_fills_settings_both_panes_and_caption():
         story.full_diffusion,
         story.seed,
     )
-    assert values[5] == story.a.choice and values[12] == story.b.choice
+    assert values[5] == story.a.key and values[12] == story.b.key
     assert story.title in values[-1] and story.caption in values[-1]
 
 
 def test_pane_values_map_parameters_to_controls():
     spec = _spec("heuristic:threshold,threshold=0.7")
-    assert compare.pane_values(spec, "") == ("heuristic:threshold", 0, 0.7, 1.0, 0.01, 1.0, 1.0)
-    policy = _spec("policy:x,temperature=0.5,beta=2.0")
-    assert compare.pane_values(policy, "")[5:] == (0.5, 2.0)
-    assert compare.pane_values(None, "heuristic:eb")[0] == "heuristic:eb"
+    assert compare.pane_values(spec) == ("heuristic:threshold", 0, 0.7, 1.0, 0.01, 1.0, 1.0)
+    policy = _spec(f"policy:{STORIES[0].a.policy},temperature=0.5,beta=2.0")
+    assert compare.pane_values(policy) == (policy.key, 0, 0.9, 1.0, 0.01, 0.5, 2.0)
+    assert compare.pane_values(_spec("confidence,steps=8"))[:2] == ("heuristic:confidence", 8)

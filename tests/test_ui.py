@@ -3,6 +3,7 @@ lockstep run on a tiny random model, export → import round trip, replay and th
 
 from __future__ import annotations
 
+import inspect
 import json
 import re
 import time
@@ -95,7 +96,7 @@ def test_strategy_choices_cover_heuristics_and_defaults():
 
     assert {f"heuristic:{n}" for n in HEURISTICS} <= set(values)
     a, b = runtime.default_strategies()
-    assert a in values and b == "heuristic:threshold"
+    assert a.key in values and b.key == "heuristic:threshold"
 
 
 # ---- bad input: a specific message, and the handler can run again -------------------------------
@@ -282,6 +283,20 @@ def test_compare_trace_api_function(tiny_model_dir):
         last(compare.compare_trace("x", "magic", model=str(tiny_model_dir)))
 
 
+def test_compare_endpoint_keeps_its_argument_names():
+    """gradio_client scripts call /compare by these names; the controls now come from the registry."""
+    names = list(inspect.signature(run_compare).parameters)
+    pane = ["strategy", "steps", "threshold", "factor", "gamma", "tau", "beta", "policy_files"]
+    assert names[7:] == [f"{f}_{p}" for p in "ab" for f in pane] + ["speed"]
+
+
+def test_api_loads_only_shipped_policies(tiny_model_dir, tmp_path):
+    """A client names a policy by its shipped name; a folder or hub id it names is never loaded."""
+    for choice in (f"policy:{tmp_path}", "policy:someone/policy", runtime.UPLOADED):
+        with pytest.raises(gr.Error, match="no shipped policy|must be 'heuristic"):
+            last(compare.compare_trace("x", choice, model=str(tiny_model_dir)))
+
+
 def test_known_answer_marks_correctness(tiny_model_dir):
     from dllm_viz.ui.examples import example_problems
 
@@ -428,12 +443,12 @@ def test_shipped_policy_is_pane_a_default(tiny_model_dir, tmp_path, monkeypatch)
 
     DiTConfidencePolicy().save_pretrained(tmp_path / "semi-ar-demo")
     monkeypatch.setenv(runtime.POLICY_ENV, str(tmp_path))
-    a, b = runtime.default_strategies()
+    a, b = (spec.key for spec in runtime.default_strategies())
     assert a == "policy:semi-ar-demo" and b == "heuristic:threshold"
     DiTConfidencePolicy().save_pretrained(tmp_path / runtime.DEFAULT_POLICY)  # preferred over the first by name
-    assert runtime.default_strategies()[0] == f"policy:{runtime.DEFAULT_POLICY}"
+    assert runtime.default_strategies()[0].key == f"policy:{runtime.DEFAULT_POLICY}"
     (tmp_path / runtime.DEFAULT_POLICY / "model.safetensors").unlink()
-    assert runtime.default_strategies()[0] == "policy:semi-ar-demo"
+    assert runtime.default_strategies()[0].key == "policy:semi-ar-demo"
     assert ("learned policy: semi-ar-demo", a) in runtime.strategy_choices()
     comp = drain(run_compare(*run_args(str(tiny_model_dir), L=16, BL=8, a=pane(a, tau=0.5))))[-1][10]
     assert comp.a.strategy["name"] == "learned" and comp.a.strategy["temperature"] == 0.5

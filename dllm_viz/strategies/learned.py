@@ -188,3 +188,30 @@ class LearnedPolicy:
             # log_prob stays the Bernoulli likelihood of what is committed (fallback is eval-only).
             unmask = argmax_fallback(unmask, probs, eligible)
         return LearnedDecision(unmask=unmask, probs=probs, log_prob=bernoulli_log_prob(probs, unmask, eligible))
+
+
+def load_policy_network(source: str | os.PathLike, device: torch.device | str = "cpu") -> DiTConfidencePolicy:
+    """A policy network from a folder or hub id (safetensors only, checked), on ``device`` in eval
+    mode: what a caller that caches networks (the app, per device) hands to ``StrategySpec.build``."""
+    return DiTConfidencePolicy.from_pretrained(str(source)).to(device).eval()
+
+
+def policy_config_bytes(path: str | os.PathLike | None = None) -> bytes:
+    """The config.json of a policy assembled from uploaded files: ``path``'s bytes once
+    :func:`~dllm_viz.policy.checkpoint.read_policy_config` accepts them (size first, then JSON, keys
+    and bounds, before anything is built), or without one the default architecture's, which the
+    released policies use.
+
+    Raises:
+        ValueError / TypeError: what is wrong with the file.
+    """
+    import json
+
+    from ..policy.checkpoint import read_policy_config
+    from ..policy.config import PolicyConfig
+
+    if path is None:
+        return json.dumps(PolicyConfig().to_dict()).encode()
+    read_policy_config(path)
+    with open(path, "rb") as handle:
+        return handle.read()

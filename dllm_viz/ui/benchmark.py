@@ -12,7 +12,6 @@ from pathlib import Path
 import gradio as gr
 
 from ..eval import (
-    StrategySpec,
     heuristic_grid,
     markdown_table,
     pareto_figure,
@@ -22,11 +21,11 @@ from ..eval import (
     sweep,
 )
 from ..eval.report import write_csv
-from ..strategies import HEURISTICS
+from ..strategies import POLICY, StrategySpec
 from . import runtime
 from .budget import BackgroundJob, CancellableBackend
 from .errors import user_errors
-from .settings import MAX_GEN_LENGTH, _float, _int
+from .settings import MAX_GEN_LENGTH, _float, _int, text
 
 MAX_PROBLEMS = 200  # per level; the CLI handles bigger sweeps
 POLL_S = 0.25  # the handler yields this often while the sweep runs, so a cancel lands quickly
@@ -79,12 +78,13 @@ def summary_table(summary: list[dict]) -> list[list]:
 
 
 def family_choices() -> list[tuple[str, str]]:
-    """Strategy families: shipped policies, then the heuristics."""
-    choices = [(f"learned policy: {name}", f"policy:{name}") for name in runtime.shipped_policies()]
-    choices += [
-        (runtime.HEURISTIC_LABELS.get(n, n), f"heuristic:{n}") for n in runtime.HEURISTIC_LABELS if n in HEURISTICS
-    ]
-    return choices
+    """Strategy families: shipped policies, then the heuristics (the Compare tab's picker, without the upload)."""
+    return [(label, value) for label, value in runtime.strategy_choices() if value != runtime.UPLOADED]
+
+
+def family_spec(family) -> StrategySpec:
+    """A picked family (a :func:`family_choices` value) at its default parameters."""
+    return runtime.pane_strategy(text("a strategy", family, 100), {})
 
 
 def _floats(name: str, text: str) -> list[float]:
@@ -110,20 +110,11 @@ def benchmark_specs(
     specs = []
     policies = runtime.shipped_policies()
     for family in families:
-        kind, _, name = family.partition(":")
-        if kind == "heuristic":
-            if grid:
-                specs += [s for s in heuristic_grid(gen_length, block_length) if s.name == name]
-            else:
-                specs.append(StrategySpec(name, {}))
-        elif kind == "policy":
-            if name not in policies:
-                raise ValueError(f"no shipped policy named {name!r}")
-            if setting is not None and not policy_fits(name, setting):
-                continue
-            specs += policy_grid(str(policies[name]), family, temperatures, betas)
-        else:
-            raise ValueError(f"unknown strategy family {family!r}")
+        spec = family_spec(family)
+        if spec.name != POLICY:
+            specs += [s for s in heuristic_grid(gen_length, block_length) if s.name == spec.name] if grid else [spec]
+        elif setting is None or policy_fits(str(spec.policy), setting):
+            specs += policy_grid(str(policies[str(spec.policy)]), spec.key, temperatures, betas)
     return specs
 
 
@@ -181,10 +172,11 @@ def run_benchmark(
             raise ValueError(f"gen length ({L}) must be a multiple of 8 (semi-AR uses BL = L/8)")
         taus, betas_ = _floats("τ_π values", temperatures), _floats("β values", betas)
         model = runtime.check_model_runnable(model or runtime.default_model())
-        for family in families:
-            kind, _, name = family.partition(":")
-            if kind == "policy" and not any(policy_fits(name, s) for s in settings):
-                raise ValueError(f"policy {name} was trained for another setting; tick that setting or untick it")
+        for spec in map(family_spec, families):
+            if spec.name == POLICY and not any(policy_fits(str(spec.policy), s) for s in settings):
+                raise ValueError(
+                    f"policy {spec.policy} was trained for another setting; tick that setting or untick it"
+                )
         specs_by_bl = {
             L // SETTINGS[s]: benchmark_specs(families, bool(grid), L, L // SETTINGS[s], taus, betas_, s)
             for s in settings
@@ -237,12 +229,10 @@ def build_benchmark_tab() -> None:
         with gr.Column(scale=2):
             choices = family_choices()
             first = list(SETTINGS)[0]
-            fitting = [v for _, v in choices if v.startswith("policy:") and policy_fits(v[7:], first)]
-            preferred = f"policy:{runtime.DEFAULT_POLICY}"
-            default = ([preferred] if preferred in fitting else fitting[:1]) + [
-                "heuristic:threshold",
-                "heuristic:confidence",
-            ]
+            fitting = [StrategySpec(POLICY, policy=p).key for p in runtime.shipped_policies() if policy_fits(p, first)]
+            preferred = StrategySpec(POLICY, policy=runtime.DEFAULT_POLICY).key
+            heuristics = [StrategySpec(name).key for name in ("threshold", "confidence")]
+            default = ([preferred] if preferred in fitting else fitting[:1]) + heuristics
             families = gr.CheckboxGroup(choices, value=default, label="Strategies", elem_id="bench-strategies")
             grid = gr.Checkbox(False, label="sweep each heuristic's parameter grid (slower)", elem_id="bench-grid")
             with gr.Row():

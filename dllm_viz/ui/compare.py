@@ -5,6 +5,7 @@ and export. Functions first (rendering, handlers; UI values → engine settings 
 
 from __future__ import annotations
 
+import inspect
 import json
 import threading
 import time
@@ -13,7 +14,7 @@ from dataclasses import dataclass, field
 import gradio as gr
 
 from ..engine import EngineConfig
-from ..trace import Trace
+from ..strategies import Param, StrategySpec
 from ..views import curves_figure, divergence_detail, heatmap_figure, legend_html, render_grid, stats_html
 from . import runtime
 from .budget import compute_slot
@@ -22,10 +23,12 @@ from .examples import example_problems, known_answer
 from .files import export_comparison
 from .session import Comparison, load_comparison, new_run_id
 from .settings import (  # noqa: F401  (engine_config, PANE_FIELDS: part of this tab's API)
+    CONTROLS,
     PANE_FIELDS,
-    TOPK_FAMILY,
     PaneInputs,
     api_params,
+    api_spec,
+    control_name,
     engine_config,
     pane_spec,
     prepare_uploaded_policy,
@@ -142,71 +145,26 @@ def _slider(n: int, value: int | None = None):
 # ---- handlers -----------------------------------------------------------------------------------
 
 
-def _pane_inputs(args) -> tuple[PaneInputs, PaneInputs]:
-    n = len(PANE_FIELDS)
-    return PaneInputs(*args[:n]), PaneInputs(*args[n : 2 * n])
-
-
-def run_compare(
-    model,
-    prompt,
-    gen_length,
-    block_length,
-    full_diffusion,
-    temperature,
-    seed,
-    strategy_a,
-    steps_a,
-    threshold_a,
-    factor_a,
-    gamma_a,
-    tau_a,
-    beta_a,
-    policy_files_a,
-    strategy_b,
-    steps_b,
-    threshold_b,
-    factor_b,
-    gamma_b,
-    tau_b,
-    beta_b,
-    policy_files_b,
-    speed=DEFAULT_SPEED,
-):
+def run_compare(model, prompt, gen_length, block_length, full_diffusion, temperature, seed, *panes_and_speed):
     """Run a lockstep comparison (generator; the Run button and the ``/compare`` endpoint).
 
+    After the settings come pane A's controls, pane B's (each in :data:`PANE_FIELDS` order) and
+    the live speed (a :data:`LIVE_SPEEDS` label; optional), which paces the steps for a class to follow.
     Yields (grid A, grid B, stats A, stats B, heatmap A, heatmap B, curves, status, slider,
     follow-live, session state, JSON download, GIF download, live timer): first a "loading"
     frame that starts the live timer (the panes then come from :func:`live_frame`), status
     lines every ``STATUS_INTERVAL_S``, and the full final frame, which stops the timer.
-    ``speed`` (a :data:`LIVE_SPEEDS` label) paces the steps for a class to follow.
     """
-    pane_a, pane_b = _pane_inputs(
-        (
-            strategy_a,
-            steps_a,
-            threshold_a,
-            factor_a,
-            gamma_a,
-            tau_a,
-            beta_a,
-            policy_files_a,
-            strategy_b,
-            steps_b,
-            threshold_b,
-            factor_b,
-            gamma_b,
-            tau_b,
-            beta_b,
-            policy_files_b,
-        )
-    )
+    n = len(PANE_FIELDS)
+    speed = panes_and_speed[2 * n] if len(panes_and_speed) > 2 * n else DEFAULT_SPEED
     model = model or runtime.default_model()
     try:
         with user_errors("Cannot start the comparison"):
             prompt = prompt_text(prompt)
             config = engine_config(gen_length, block_length, full_diffusion, temperature, seed)
-            specs = (pane_spec(pane_a, "A"), pane_spec(pane_b, "B"))
+            if len(panes_and_speed) not in (2 * n, 2 * n + 1):
+                raise TypeError(f"expected two panes of {n} values ({', '.join(PANE_FIELDS)}) and the speed")
+            specs = tuple(pane_spec(PaneInputs.of(panes_and_speed[i * n : (i + 1) * n]), p) for i, p in enumerate("AB"))
             speed = text("live speed", DEFAULT_SPEED if speed is None else speed, 40)
             if speed not in LIVE_SPEEDS:
                 raise ValueError(f"live speed {shown(speed)} must be one of {', '.join(LIVE_SPEEDS)}")
@@ -218,7 +176,7 @@ def run_compare(
         new_run_id(),
         None,
         None,
-        labels=(f"A · {specs[0].label}", f"B · {specs[1].label}"),
+        labels=(f"A · {runtime.pane_title(specs[0])}", f"B · {runtime.pane_title(specs[1])}"),
         expected=known_answer(prompt),
     )
     _LIVE[comp.run_id] = LiveControl()
@@ -243,6 +201,18 @@ def run_compare(
         _LIVE.pop(comp.run_id, None)
 
 
+def _compare_signature() -> inspect.Signature:
+    """``/compare``'s argument names for gradio_client, as before the controls came from the registry:
+    the settings, each pane's controls (``strategy_a``, ``steps_a``, …, ``tau_a``, ``policy_files_a``) and ``speed``."""
+    settings = list(inspect.signature(run_compare).parameters.values())[:-1]
+    kind = inspect.Parameter.POSITIONAL_OR_KEYWORD
+    panes = [inspect.Parameter(f"{f}_{pane}", kind) for pane in "ab" for f in PANE_FIELDS]
+    return inspect.Signature([*settings, *panes, inspect.Parameter("speed", kind, default=DEFAULT_SPEED)])
+
+
+run_compare.__signature__ = _compare_signature()  # type: ignore[attr-defined]  # read by Gradio's API info
+
+
 def _failed(err: gr.Error, comp: Comparison | None = None) -> tuple:
     """A frame that only puts the error in the status line (the toast shows it too)."""
     skip = gr.skip()
@@ -255,30 +225,13 @@ def _collect(comp: Comparison, model: str, prompt: str, specs, config: EngineCon
 
     Holds a compute slot until the run ends or the generator is closed (a cancel)."""
     with compute_slot():
-        yield from _collect_steps(comp, runtime.lockstep(model, prompt, specs, config), prompt, config)
+        yield from _collect_steps(comp, runtime.lockstep(model, prompt, specs, config))
 
 
-def _collect_steps(comp: Comparison, steps, prompt: str, config: EngineConfig):
-    """The body of :func:`_collect`: lockstep items → the two traces."""
+def _collect_steps(comp: Comparison, steps):
+    """The body of :func:`_collect`: lockstep items → the two traces (header first, then each step)."""
     try:
-        header = next(steps)
-        comp.a, comp.b = (
-            Trace(
-                model=header.model,
-                prompt=prompt,
-                prompt_ids=header.prompt_ids,
-                gen_length=config.gen_length,
-                block_length=config.block_length,
-                mask_id=header.mask_id,
-                eos_id=header.eos_id,
-                strategy=strategy,
-                engine=header.engine,
-                steps=[],
-                vocab={},
-                meta={"pane": pane, "app": "dllm-viz", "load_ms": round(header.load_ms, 1)},
-            )
-            for pane, strategy in zip("ab", header.strategies, strict=True)
-        )
+        comp.a, comp.b = next(steps).traces
         for frame in steps:
             for trace, part in zip((comp.a, comp.b), frame, strict=True):
                 if part is not None:
@@ -437,26 +390,18 @@ def check_policy_upload(files, pane: str):
 
 
 def param_visibility(choice: str):
-    """Show only the controls the chosen strategy uses (steps, λ, f, γ, τ_π, β, policy file)."""
+    """Show only the controls the chosen strategy uses (its parameters' controls, the policy file)."""
     return tuple(gr.update(visible=shown) for shown in _shown_params(choice))
 
 
 def _shown_params(choice: str) -> tuple:
-    """Per control of a pane (steps, λ, f, γ, τ_π, β, policy file): True when ``choice`` uses it,
+    """Per control of a pane (:data:`CONTROLS`, then the policy file): True when ``choice`` uses it,
     else "hidden" — mounted but not displayed. Components created with ``visible=False`` are never
     mounted in the browser, so a later ``visible=True`` update did not show them (issue 10, item 1)."""
-    kind, _, name = (choice or "").partition(":")
-    policy = kind == "policy"
-    used = (
-        kind == "heuristic" and name in TOPK_FAMILY,
-        name == "threshold",
-        name == "factor",
-        name == "eb",
-        policy,
-        policy,
-        choice == runtime.UPLOADED,
-    )
-    return tuple(True if u else "hidden" for u in used)
+    info = runtime.strategy_info(choice)
+    used = {p.name for p in info.params} if info else set()
+    flags = [p.name in used for p in CONTROLS] + [choice == runtime.UPLOADED]
+    return tuple(True if u else "hidden" for u in flags)
 
 
 def full_diffusion_toggle(full: bool, gen_length):
@@ -468,8 +413,8 @@ def full_diffusion_toggle(full: bool, gen_length):
 
 def strategy_caption(choice: str) -> str:
     """One line saying what the pane's strategy does, for a class following along."""
-    kind, _, name = (choice or "").partition(":")
-    return f"*{runtime.CAPTIONS.get('policy' if kind == 'policy' else name, '')}*"
+    info = runtime.strategy_info(choice)
+    return f"*{info.caption if info else ''}*"
 
 
 def step_by(delta: int, k, comp: Comparison | None):
@@ -509,17 +454,15 @@ def compare_trace(
         model = runtime.check_model_runnable(model or runtime.default_model())
         prompt = prompt_text(prompt)
         config = engine_config(gen_length, block_length, False, temperature, seed)
-        specs = []
-        for pane, choice, params in (("A", strategy_a, params_a), ("B", strategy_b, params_b)):
-            choice = text(f"strategy {pane}", choice, 100)
-            if not choice.startswith(("heuristic:", "policy:")) or choice == runtime.UPLOADED:
-                raise ValueError(f"strategy {pane} ({choice!r}) must be 'heuristic:<name>' or 'policy:<shipped name>'")
-            specs.append(runtime.PaneSpec(choice, api_params(pane, params)))
+        specs = [
+            api_spec(f"strategy {pane}", choice, api_params(pane, params))
+            for pane, choice, params in (("A", strategy_a, params_a), ("B", strategy_b, params_b))
+        ]
         comp = Comparison(
             new_run_id(),
             None,
             None,
-            labels=(f"A · {specs[0].label}", f"B · {specs[1].label}"),
+            labels=(f"A · {runtime.pane_title(specs[0])}", f"B · {runtime.pane_title(specs[1])}"),
             expected=known_answer(prompt),
         )
         last = time.monotonic()
@@ -532,15 +475,15 @@ def compare_trace(
 
 # ---- layout and wiring -----------------------------------------------------------------------
 
-# A pane's strategy parameters → its controls (in PANE_FIELDS order after the strategy picker).
-PARAM_CONTROLS = ("steps", "threshold", "factor", "gamma", "temperature", "beta")
-CONTROL_DEFAULTS = {"steps": 0, "threshold": 0.9, "factor": 1.0, "gamma": 0.01, "temperature": 1.0, "beta": 1.0}
+
+def _control_value(param: Param, spec: StrategySpec):
+    value = spec.params.get(param.name, param.default)
+    return 0 if value is None and param.optional else value  # an optional number box shows 0 for None
 
 
-def pane_values(spec: runtime.PaneSpec | None, fallback: str) -> tuple:
-    """(strategy, steps, λ, f, γ, τ_π, β) control values showing ``spec`` (defaults for the rest)."""
-    params = {**CONTROL_DEFAULTS, **(spec.params if spec else {})}
-    return (spec.choice if spec else fallback, *(params[k] for k in PARAM_CONTROLS))
+def pane_values(spec: StrategySpec) -> tuple:
+    """(strategy, *controls) values showing ``spec``; controls it does not use show their defaults."""
+    return (runtime.choice_of(spec), *(_control_value(p, spec) for p in CONTROLS))
 
 
 def apply_story(index: int):
@@ -552,8 +495,8 @@ def apply_story(index: int):
         story.effective_block_length,
         story.full_diffusion,
         story.seed,
-        *pane_values(story.a, ""),
-        *pane_values(story.b, ""),
+        *pane_values(story.a),
+        *pane_values(story.b),
         story_caption(story),
     )
 
@@ -562,79 +505,59 @@ def story_caption(story: Story | None) -> str:
     return f"**{story.title}.** {story.caption}" if story else ""
 
 
+def _control(param: Param, value, elem_id: str, visible):
+    """A parameter's control: a slider over [low, high] when both are set, else a number box
+    (an optional one takes 0 for "not set")."""
+    label = f"{param.symbol} ({param.name})" if param.symbol else param.name
+    info = f"{param.help}; 0 leaves it unset" if param.optional else param.help
+    if param.low is not None and param.high is not None:
+        step = 1 if param.type is int else 0.01
+        return gr.Slider(
+            param.low, param.high, value=value, step=step, label=label, info=info, visible=visible, elem_id=elem_id
+        )
+    return gr.Number(
+        value,
+        precision=0 if param.type is int else None,
+        label=label,
+        info=info,
+        minimum=0 if param.optional else param.low,
+        visible=visible,
+        elem_id=elem_id,
+    )
+
+
 def _pane_controls(pane: str, values: tuple) -> list:
-    """The strategy picker and its parameter controls for one pane, in :data:`PANE_FIELDS` order,
-    showing ``values`` (see :func:`pane_values`)."""
+    """The strategy picker, one control per :data:`CONTROLS` entry and the policy upload for one
+    pane (:data:`PANE_FIELDS` order), showing ``values`` (see :func:`pane_values`)."""
     p = pane.lower()
-    default, steps_v, threshold_v, factor_v, gamma_v, tau_v, beta_v = values
-    show = _shown_params(default)
+    choice, *params = values
+    show = _shown_params(choice)
     # allow_custom_value: Gradio's own "not in the list of choices" error echoes the value unescaped
     # into the toast; pane_spec refuses unknown strategies with an escaped message instead
     strategy = gr.Dropdown(
         runtime.strategy_choices(),
-        value=default,
+        value=choice,
         label=f"Strategy {pane}",
         elem_id=f"strategy-{p}",
         allow_custom_value=True,
     )
-    caption = gr.Markdown(strategy_caption(default), elem_id=f"caption-{p}", elem_classes="dv-caption")
+    caption = gr.Markdown(strategy_caption(choice), elem_id=f"caption-{p}", elem_classes="dv-caption")
     strategy.change(strategy_caption, strategy, caption, api_visibility="private", queue=False)
     with gr.Row():
-        steps = gr.Number(
-            steps_v,
-            precision=0,
-            label="steps (0 = one token per step)",
-            minimum=0,
-            visible=show[0],
-            elem_id=f"steps-{p}",
-        )
-        threshold = gr.Slider(
-            0.05,
-            1.0,
-            value=threshold_v,
-            step=0.01,
-            label="λ (confidence threshold)",
-            visible=show[1],
-            elem_id=f"threshold-{p}",
-        )
-        factor = gr.Number(factor_v, label="f (factor)", minimum=0.01, visible=show[2], elem_id=f"factor-{p}")
-        gamma = gr.Number(gamma_v, label="γ (entropy budget)", minimum=0, visible=show[3], elem_id=f"gamma-{p}")
-        tau = gr.Slider(
-            0.1,
-            3.0,
-            value=tau_v,
-            step=0.05,
-            label="τ_π (policy temperature)",
-            visible=show[4],
-            info="paper: 0.5 semi-AR, 1.0 full diffusion",
-            elem_id=f"tau-{p}",
-        )
-        beta = gr.Slider(
-            0.1,
-            4.0,
-            value=beta_v,
-            step=0.05,
-            label="β (probability scaling)",
-            visible=show[5],
-            info="u ~ Ber(min(1, β·s)); > 1 unmasks more per step",
-            elem_id=f"beta-{p}",
-        )
+        controls = [
+            _control(param, value, f"{control_name(param)}-{p}", visible)
+            for param, value, visible in zip(CONTROLS, params, show[:-1], strict=True)
+        ]
     files = gr.File(
         file_count="multiple",
         file_types=[".safetensors", ".json"],
         label="policy model.safetensors (+ config.json)",
-        visible=show[6],
+        visible=show[-1],
         elem_id=f"policy-{p}",
     )
-    strategy.change(
-        param_visibility,
-        strategy,
-        [steps, threshold, factor, gamma, tau, beta, files],
-        api_visibility="private",
-        queue=False,
-    )
+    strategy.change(param_visibility, strategy, [*controls, files], api_visibility="private", queue=False)
     files.upload(lambda f: check_policy_upload(f, pane), files, None, api_visibility="private")
-    return [strategy, steps, threshold, factor, gamma, tau, beta, files]
+    return [strategy, *controls, files]
 
 
 def _story_buttons(story_outputs: list) -> None:
@@ -671,7 +594,7 @@ def _example_buttons(prompt, caption) -> None:
 def build_compare_tab() -> None:
     """Components and events of the Compare tab (call inside ``gr.Blocks`` / ``gr.Tab``)."""
     story = default_story()  # the app opens on the first curated comparison: press Run and they part ways
-    default_a, default_b = runtime.default_strategies()
+    default_a, default_b = (story.a, story.b) if story else runtime.default_strategies()
     session = gr.State(None, time_to_live=SESSION_TTL_S)
     playing = gr.State(False)
     with gr.Row():
@@ -722,11 +645,11 @@ def build_compare_tab() -> None:
                 seed = gr.Number(story.seed if story else 0, precision=0, label="seed", elem_id="seed")
     with gr.Row(equal_height=False):
         with gr.Column():
-            pane_a = _pane_controls("A", pane_values(story and story.a, default_a))
+            pane_a = _pane_controls("A", pane_values(default_a))
         with gr.Column():
-            pane_b = _pane_controls("B", pane_values(story and story.b, default_b))
+            pane_b = _pane_controls("B", pane_values(default_b))
     with story_slot:
-        _story_buttons([prompt, gen_length, block_length, full, seed, *pane_a[:7], *pane_b[:7], caption])
+        _story_buttons([prompt, gen_length, block_length, full, seed, *pane_a[:-1], *pane_b[:-1], caption])
     with gr.Row():
         run_btn = gr.Button("▶ Run both", variant="primary", elem_id="run-btn", scale=1)
         stop_btn = gr.Button("■ Stop", variant="stop", elem_id="stop-btn", scale=0, min_width=110)

@@ -25,7 +25,8 @@ from ..branch import (
     vocab_size,
 )
 from ..engine import EngineConfig, decode_generation, encode_prompts, generate
-from ..strategies import HEURISTICS
+from ..strategies import POLICY, REGISTRY, StrategySpec
+from ..strategies.registry import info as registry_entry
 from ..trace import MAX_TRACE_BYTES, Trace, TraceError, parse_json, vocab_of
 from ..tree import FORMAT as TREE_FORMAT
 from ..tree import DecodeTree, TreeNode
@@ -34,7 +35,7 @@ from .budget import compute_slot
 from .errors import user_errors
 from .examples import known_answer
 from .session import Comparison, load_comparison, new_run_id
-from .settings import api_params, engine_config, prompt_text, text
+from .settings import api_params, api_spec, engine_config, prompt_text
 
 HEARTBEAT_S = 0.25  # /branch yields at least this often while decoding, so a client's cancel lands quickly
 
@@ -58,7 +59,7 @@ class Exploration:
     source: int = 0
     position: int | None = None
     pending: list[dict] = field(default_factory=list)
-    specs: dict[int, runtime.PaneSpec] = field(default_factory=dict)
+    specs: dict[int, StrategySpec] = field(default_factory=dict)
 
     def pair(self) -> tuple[TreeNode, TreeNode | None]:
         """(left, right): the selected branch beside the decode it came from; a run alone on the left."""
@@ -80,19 +81,20 @@ class Exploration:
         )
 
 
-def spec_of(exp: Exploration, node: TreeNode) -> runtime.PaneSpec | None:
+def spec_of(exp: Exploration, node: TreeNode) -> StrategySpec | None:
     """The strategy a node ran with: from this session, or rebuilt from its trace (a heuristic
-    by name, a shipped policy by the ``choice`` its trace records); None when it cannot be."""
+    from its ``strategy`` header, a shipped policy by the ``choice`` its trace records, never by a
+    folder a file names); None when it cannot be."""
     if node.id in exp.specs:
         return exp.specs[node.id]
-    strategy = dict(node.trace.strategy)
-    name = strategy.pop("name", None)
-    choice = node.trace.meta.get("choice")
-    if isinstance(choice, str) and choice.startswith("policy:") and choice != runtime.UPLOADED:
-        return runtime.PaneSpec(choice, {k: strategy[k] for k in ("temperature", "beta") if k in strategy})
-    if name in HEURISTICS:
-        return runtime.PaneSpec(f"heuristic:{name}", strategy)
-    return None
+    strategy = {k: v for k, v in node.trace.strategy.items() if k != "path"}  # a file's folder is never loaded
+    try:
+        if registry_entry(str(strategy.get("name"))).name != POLICY:
+            return StrategySpec.from_dict(strategy)
+        params = {p.name: strategy[p.name] for p in REGISTRY[POLICY].params if not p.advanced and p.name in strategy}
+        return runtime.pane_strategy(str(node.trace.meta.get("choice")), params)
+    except (ValueError, TypeError):
+        return None
 
 
 # ---- decode jobs ---------------------------------------------------------------------------------------
@@ -103,7 +105,7 @@ class Job:
     """One decode for :func:`decode_job`: a run (``prompt``, ``config``) or a branch (``parent``,
     ``k``, checked ``overrides``)."""
 
-    spec: runtime.PaneSpec
+    spec: StrategySpec
     prompt: str = ""
     config: EngineConfig | None = None
     parent: Trace | None = None
@@ -118,7 +120,7 @@ def decode_job(model: str, job: Job):
     Plain, picklable items (ZeroGPU runs this in a worker); closing the generator stops the decode.
     """
     backend = runtime.get_backend(model)
-    strategy = runtime.build_pane_strategy(job.spec, backend.device)
+    strategy = job.spec.build(load_policy=runtime.policy_loader(backend.device))
     if job.parent is None:
         prompt_ids = encode_prompts(backend, [job.prompt], job.config.gen_length)[0]
         recorder = StepRecorder(0, initial_rng(job.config, backend.device))
@@ -132,7 +134,7 @@ def decode_job(model: str, job: Job):
             yield len(recorder.steps)
     finally:
         records.close()
-    meta = {"choice": job.spec.choice, "app": "dllm-viz"}
+    meta = {"choice": runtime.choice_of(job.spec), "app": "dllm-viz"}
     if job.parent is None:
         yield root_trace(backend, job.prompt, prompt_ids, strategy, job.config, recorder, meta)
     else:
@@ -158,7 +160,7 @@ def decode(model: str, job: Job):
             steps.close()
 
 
-def check_branch(exp: Exploration, model: str, node_id: int, k, overrides, spec: runtime.PaneSpec | None) -> Job:
+def check_branch(exp: Exploration, model: str, node_id: int, k, overrides, spec: StrategySpec | None) -> Job:
     """Everything a branch needs, checked before any forward pass (ValueError naming the problem)."""
     node = exp.tree.node(node_id)
     if spec is None:
@@ -195,13 +197,6 @@ def load_tree(path: str | os.PathLike) -> DecodeTree:
 # ---- API endpoint ----------------------------------------------------------------------------------------
 
 
-def _api_spec(name: str, choice, params) -> runtime.PaneSpec:
-    choice = text(name, choice, 100)
-    if not choice.startswith(("heuristic:", "policy:")) or choice == runtime.UPLOADED:
-        raise ValueError(f"{name} ({choice!r}) must be 'heuristic:<name>' or 'policy:<shipped name>'")
-    return runtime.PaneSpec(choice, api_params(name, params))
-
-
 def branch_api(
     prompt: str = "",
     overrides: list | None = None,
@@ -233,11 +228,11 @@ def branch_api(
     """
     with user_errors("Cannot branch"):
         model = runtime.check_model_runnable(model or runtime.default_model())
-        spec = _api_spec("strategy", strategy, params) if strategy else None
+        spec = api_spec("strategy", strategy, api_params("strategy", params)) if strategy else None
         if tree is None:
             prompt = prompt_text(prompt)
             config = engine_config(gen_length, block_length, False, temperature, seed)
-            run_spec = _api_spec("run_strategy", run_strategy, run_params)
+            run_spec = api_spec("run_strategy", run_strategy, api_params("run_strategy", run_params))
             exp = Exploration(new_run_id(), DecodeTree(expected=known_answer(prompt)))
             L = config.gen_length
         elif isinstance(tree, dict):
@@ -258,7 +253,7 @@ def branch_api(
                 raise ValueError(f"node ({node!r}) must be 0 (the run) when no tree is given")
             for item in decode(model, Job(run_spec, prompt=prompt, config=config)):
                 if isinstance(item, Trace):
-                    exp.tree.add(item, label=run_spec.label)
+                    exp.tree.add(item, label=runtime.pane_title(run_spec))
                     exp.specs[0] = run_spec
                 elif time.monotonic() - last >= HEARTBEAT_S:
                     last = time.monotonic()
@@ -268,7 +263,7 @@ def branch_api(
         job = check_branch(exp, model, parent.id, step, overrides, spec)
         for item in decode(model, job):
             if isinstance(item, Trace):
-                child = exp.tree.add(item, parent=parent.id, label=spec.label)
+                child = exp.tree.add(item, parent=parent.id, label=runtime.pane_title(spec))
             elif time.monotonic() - last >= HEARTBEAT_S:
                 last = time.monotonic()
                 yield {"format": "dllm-viz-progress", "steps": job.k + item}

@@ -17,6 +17,7 @@ import gradio as gr
 
 from ..branch import MAX_OVERRIDES, lacks_random_state, parse_overrides
 from ..inspector import inspect_step, step_inputs
+from ..strategies import POLICY, StrategySpec, resolve_policy
 from ..trace import Trace
 from ..tree import DecodeTree
 from ..views import legend_html, render_grid, stats_html
@@ -79,7 +80,7 @@ def inspector(exp: Exploration | None, k: int) -> str:
         return inspector_html(None, k, note="Pick a step ≥ 1: the inspector explains the decision that produced it.")
     inputs = step_inputs(node.trace, k - 1)
     spec = spec_of(exp, node)
-    if spec is None or not spec.choice.startswith("policy:"):
+    if spec is None or spec.name != POLICY:
         return inspector_html(
             node.trace,
             k,
@@ -90,11 +91,7 @@ def inspector(exp: Exploration | None, k: int) -> str:
             "learned policies (run or branch with one).",
         )
     try:
-        name = spec.choice.partition(":")[2]
-        path = spec.policy_dir if spec.choice == runtime.UPLOADED else runtime.shipped_policies().get(name)
-        if path is None:
-            raise ValueError(f"policy {name!r} is not installed here")
-        net = runtime.get_policy_net(path, "cpu")
+        net = runtime.get_policy_net(resolve_policy(str(spec.policy)), "cpu")
         attribution = inspect_step(
             net, node.trace, k - 1, spec.params.get("temperature", 1.0), spec.params.get("beta", 1.0)
         )
@@ -194,7 +191,7 @@ def run_explore(model, prompt, gen_length, block_length, full_diffusion, tempera
             model = runtime.check_model_runnable(model or runtime.default_model())
             prompt = prompt_text(prompt)
             config = engine_config(gen_length, block_length, full_diffusion, temperature, seed)
-            spec = pane_spec(PaneInputs(*pane), "R")
+            spec = pane_spec(PaneInputs.of(pane), "R")
     except gr.Error as err:
         yield _status_only(f"error: {err.message}")
         raise
@@ -203,7 +200,7 @@ def run_explore(model, prompt, gen_length, block_length, full_diffusion, tempera
     try:
         with user_errors("The decode failed"):
             trace = yield from _stream(model, Job(spec, prompt=prompt, config=config), "decoding", exp.run_id)
-            exp.tree.add(trace, label=spec.label)
+            exp.tree.add(trace, label=runtime.pane_title(spec))
             exp.specs[0] = spec
     except gr.Error as err:
         yield _status_only(f"error: {err.message} #{exp.run_id}")
@@ -219,7 +216,7 @@ def branch_explore(exp: Exploration | None, model, k, mode, *pane):
                 raise ValueError("run a decode (or load one) first")
             model = runtime.check_model_runnable(model or runtime.default_model())
             source = exp.tree.node(exp.source)
-            spec = pane_spec(PaneInputs(*pane), "C") if mode == OTHER else spec_of(exp, source)
+            spec = pane_spec(PaneInputs.of(pane), "C") if mode == OTHER else spec_of(exp, source)
             job = check_branch(exp, model, source.id, k, exp.pending, spec)
     except gr.Error as err:
         yield _status_only(f"error: {err.message}")
@@ -229,7 +226,7 @@ def branch_explore(exp: Exploration | None, model, k, mode, *pane):
     try:
         with user_errors("The branch failed"):
             trace = yield from _stream(model, job, what, exp.run_id)
-            node = exp.tree.add(trace, parent=source.id, label=spec.label)
+            node = exp.tree.add(trace, parent=source.id, label=runtime.pane_title(spec))
     except gr.Error as err:
         yield _status_only(f"error: {err.message} #{exp.run_id}")
         raise
@@ -359,7 +356,7 @@ def build_explore_tab() -> None:
     with gr.Row():
         with gr.Column(scale=3):
             prompt = gr.Textbox(problems[0].question if problems else "", label="Prompt", lines=2, elem_id="ex-prompt")
-            pane_r = _pane_controls("R", pane_values(None, default_run))
+            pane_r = _pane_controls("R", pane_values(default_run))
             pane_r[0].label = "Strategy of the run"
         with gr.Column(scale=2):
             model = gr.Dropdown(
@@ -409,7 +406,7 @@ def build_explore_tab() -> None:
                 branch_btn = gr.Button("↳ Branch", variant="primary", elem_id="ex-branch", scale=1)
             pending = gr.HTML(pending_html([], None), elem_id="ex-pending")
     with gr.Accordion("Another strategy for the branch", open=False):
-        pane_c = _pane_controls("C", pane_values(None, "heuristic:confidence"))
+        pane_c = _pane_controls("C", pane_values(StrategySpec("confidence")))
         pane_c[0].label = "Strategy of the branch (with 'continue with: another strategy')"
     with gr.Row(equal_height=False):
         with gr.Column():

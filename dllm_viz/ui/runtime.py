@@ -9,13 +9,15 @@ yield. Rendering, throttling and file writing happen in the caller.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import re
 import threading
 import time
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -23,8 +25,9 @@ import torch
 from ..assets import ASSETS, POLICY_ENV, policy_dir, shipped_policies  # noqa: F401  (re-exported for the tabs)
 from ..backends import BUILTIN_MODEL, KNOWN_MODELS, ModelLoadError, load_backend
 from ..engine import EngineConfig, decode_generation, encode_prompts, generate
-from ..strategies import HEURISTICS, build_strategy
-from ..trace import Trace, TraceStep
+from ..strategies import POLICY, REGISTRY, StrategyInfo, StrategySpec
+from ..strategies.learned import load_policy_network
+from ..trace import Trace, TraceBuilder, TraceStep
 from .budget import MODEL_CONCURRENCY  # noqa: F401  (the queue's limit for model events)
 
 logger = logging.getLogger(__name__)
@@ -237,129 +240,87 @@ def _warm_up(backend) -> None:
 
 def get_policy_net(path: str | os.PathLike, device):
     """A policy network loaded (safetensors only) and cached per resolved folder and device."""
-    from ..policy import DiTConfidencePolicy
-
     return _cached(
-        _POLICIES,
-        f"{Path(path).resolve()}@{device}",
-        MAX_POLICIES,
-        lambda: DiTConfidencePolicy.from_pretrained(str(path)).to(device).eval(),
+        _POLICIES, f"{Path(path).resolve()}@{device}", MAX_POLICIES, lambda: load_policy_network(path, device)
     )
+
+
+def policy_loader(device) -> Callable[[str], object]:
+    """``load_policy`` for :meth:`StrategySpec.build`: networks come from the per-device cache."""
+    return lambda source: get_policy_net(source, device)
 
 
 # ---- pane strategies ---------------------------------------------------------------------------
 
-HEURISTIC_LABELS = {
-    "threshold": "Fast-dLLM threshold λ",
-    "factor": "Fast-dLLM factor f",
-    "confidence": "High-Confidence-K (LLaDA low_confidence)",
-    "margin": "Margin-K",
-    "entropy": "Entropy-K",
-    "eb": "EB-Sampler γ",
-    "random": "Random-K",
-}
-CAPTIONS = {  # one line per strategy: what it commits at each step
-    "threshold": "commits every masked position whose confidence ≥ λ (at least one per step)",
-    "factor": "commits the most confident positions while (n + 1)(1 − confidence of the n-th) < f",
-    "confidence": "commits the k most confident positions per step (k from the steps schedule)",
-    "margin": "commits the k positions with the largest top-1 − top-2 probability gap",
-    "entropy": "commits the k positions with the lowest entropy",
-    "eb": "commits low-entropy positions while their summed entropy stays within γ",
-    "random": "commits k random masked positions per step (a floor for comparison)",
-    "policy": "a small trained network reads every position's confidence and decides which to unmask",
-}
-BEST_HEURISTIC = "heuristic:threshold"  # Fast-dLLM λ = 0.9: the paper's strongest heuristic baseline
-UPLOADED = "policy:(uploaded)"
+BEST_HEURISTIC = StrategySpec("threshold")  # Fast-dLLM λ = 0.9: the paper's strongest heuristic baseline
+UPLOAD_NAME = "(uploaded)"
+UPLOADED = StrategySpec(POLICY, policy=UPLOAD_NAME).key  # the picker's upload entry; a run's spec holds the folder
 
 
 def strategy_choices() -> list[tuple[str, str]]:
     """(label, value) pairs: shipped policies first, an uploaded policy, then every heuristic."""
-    choices = [(f"learned policy: {name}", f"policy:{name}") for name in shipped_policies()]
-    choices.append(("learned policy: upload your own", UPLOADED))
-    names = list(HEURISTIC_LABELS) + sorted(set(HEURISTICS) - set(HEURISTIC_LABELS))
-    choices += [(HEURISTIC_LABELS.get(n, n), f"heuristic:{n}") for n in names if n in HEURISTICS]
+    learned = REGISTRY[POLICY].label
+    choices = [(f"{learned}: {name}", StrategySpec(POLICY, policy=name).key) for name in shipped_policies()]
+    choices.append((f"{learned}: upload your own", UPLOADED))
+    choices += [(info.label, StrategySpec(name).key) for name, info in REGISTRY.items() if name != POLICY]
     return choices
 
 
-def default_strategies() -> tuple[str, str]:
+def default_strategies() -> tuple[StrategySpec, StrategySpec]:
     """(A, B): A = the shipped semi-AR α=1 policy (the app opens in semi-AR), else the first shipped
     policy, else High-Confidence-K; B = the best heuristic."""
     policies = shipped_policies()
     name = DEFAULT_POLICY if DEFAULT_POLICY in policies else next(iter(policies), None)
-    a = f"policy:{name}" if name else "heuristic:confidence"
-    return a, BEST_HEURISTIC
+    return (StrategySpec(POLICY, policy=name) if name else StrategySpec("confidence")), BEST_HEURISTIC
 
 
-@dataclass(frozen=True)
-class PaneSpec:
-    """What one pane runs: ``choice`` from :func:`strategy_choices` plus its parameters.
+def strategy_info(choice) -> StrategyInfo | None:
+    """The registry entry a picker value names (None for an empty or unknown one)."""
+    try:
+        return StrategySpec.parse(choice).info
+    except ValueError:
+        return None
 
-    Attributes:
-        choice: ``"heuristic:<name>"``, ``"policy:<shipped name>"`` or :data:`UPLOADED`.
-        params: heuristic parameters, or ``temperature`` (τ_π) and ``beta`` (β) for a policy.
-        policy_dir: for an uploaded policy, the folder holding its safetensors + config.json.
+
+def pane_strategy(choice: str, params: Mapping[str, object], upload: str | None = None) -> StrategySpec:
+    """The spec of a picker value (or an API client's strategy) and its parameters.
+
+    A learned policy is only a shipped one, by name, or the pane's own checked upload (``upload``,
+    for :data:`UPLOADED`): a browser or client never makes the server load a folder or hub id it names.
     """
-
-    choice: str
-    params: dict = field(default_factory=dict)
-    policy_dir: str | None = None
-
-    @property
-    def label(self) -> str:
-        kind, _, name = self.choice.partition(":")
-        base = HEURISTIC_LABELS.get(name, name) if kind == "heuristic" else f"policy {name}"
-        shown = {k: v for k, v in self.params.items() if v is not None}
-        return base + (" (" + ", ".join(f"{k}={v}" for k, v in shown.items()) + ")" if shown else "")
-
-
-def build_pane_strategy(spec: PaneSpec, device: torch.device):
-    """The strategy object for a pane (ValueError with the reason when it cannot be built)."""
-    kind, _, name = spec.choice.partition(":")
-    if kind == "heuristic":
-        return build_strategy(name, **spec.params)
-    if kind != "policy":
-        raise ValueError(f"unknown strategy {spec.choice!r}")
-    from ..strategies.learned import LearnedPolicy
-
-    if spec.choice == UPLOADED:
-        if not spec.policy_dir:
+    if choice == UPLOADED:
+        if not upload:
             raise ValueError("upload a policy file (model.safetensors) for this pane, or pick another strategy")
-        path = spec.policy_dir
-    else:
-        path = shipped_policies().get(name)
-        if path is None:
-            raise ValueError(f"no shipped policy named {name!r}; shipped: {sorted(shipped_policies()) or 'none'}")
-    return LearnedPolicy(get_policy_net(path, device), mode="bernoulli-argmax", **spec.params)
+        return StrategySpec(POLICY, params, policy=upload)
+    spec = replace(StrategySpec.parse(choice), params=dict(params))  # not **params: a client names the keys
+    if spec.name == POLICY and spec.policy not in shipped_policies():
+        raise ValueError(f"no shipped policy named {spec.policy!r}; shipped: {sorted(shipped_policies()) or 'none'}")
+    return spec
+
+
+def uploaded(spec: StrategySpec) -> bool:
+    """Whether ``spec`` runs a policy uploaded in this session (not a shipped one)."""
+    return spec.name == POLICY and spec.policy not in shipped_policies()
+
+
+def choice_of(spec: StrategySpec) -> str:
+    """The picker value showing ``spec``: its key, or :data:`UPLOADED` for an uploaded policy."""
+    return UPLOADED if uploaded(spec) else spec.key
+
+
+def pane_title(spec: StrategySpec) -> str:
+    """A pane's heading; an uploaded policy is "(uploaded)", not its content-hash folder."""
+    return replace(spec, policy=UPLOAD_NAME).title if uploaded(spec) else spec.title
 
 
 # ---- the lockstep run -------------------------------------------------------------------------
 
 
-class _TokenStrings:
-    """The parts of a backend :meth:`Trace.from_records` reads, with token strings cached."""
-
-    def __init__(self, backend):
-        self.name, self.mask_id, self.eos_id = backend.name, backend.mask_id, backend.eos_id
-        self._backend, self._cache = backend, {}
-
-    def token_strings(self, ids) -> list[str]:
-        missing = [int(i) for i in ids if int(i) not in self._cache]
-        if missing:
-            self._cache.update(zip(missing, self._backend.token_strings(missing), strict=True))
-        return [self._cache[int(i)] for i in ids]
-
-
 @dataclass
 class RunHeader:
-    """First item of :func:`lockstep`: everything a :class:`Trace` needs besides its steps."""
+    """First item of :func:`lockstep`: both panes' traces before their first step (the load time in meta)."""
 
-    model: str
-    prompt_ids: list[int]
-    mask_id: int
-    eos_id: int
-    strategies: list[dict]
-    engine: dict
-    load_ms: float
+    traces: list[Trace]
 
 
 @dataclass
@@ -373,50 +334,45 @@ class PaneStep:
 
 
 @gpu
-def lockstep(model: str, prompt: str, specs: tuple[PaneSpec, PaneSpec], config: EngineConfig):
+def lockstep(model: str, prompt: str, specs: tuple[StrategySpec, StrategySpec], config: EngineConfig):
     """Run both panes' strategies on the same model, prompt and seed, one step each per item.
 
     Yields a :class:`RunHeader`, then per step a list of two :class:`PaneStep` (``None`` for a pane
-    that has already finished). Closing the generator stops both runs.
+    that has already finished). Each pane's :class:`TraceBuilder` is fed its records as they arrive;
+    the prompt is encoded once, for both runs. Closing the generator stops both runs.
     """
     t0 = time.perf_counter()
     backend = get_backend(model)
-    strategies = [build_pane_strategy(spec, backend.device) for spec in specs]
+    strategies = [spec.build(load_policy=policy_loader(backend.device)) for spec in specs]
     for strategy in strategies:
         strategy.validate(config.gen_length, config.block_length)
     prompt_ids = encode_prompts(backend, [prompt], config.gen_length)[0]
-    yield RunHeader(
-        model=backend.name,
-        prompt_ids=prompt_ids,
-        mask_id=backend.mask_id,
-        eos_id=backend.eos_id,
-        strategies=[{"name": s.name, **s.params()} for s in strategies],
-        engine=config.to_dict(),
-        load_ms=(time.perf_counter() - t0) * 1e3,
-    )
-    tokens = _TokenStrings(backend)
+    meta = {"app": "dllm-viz", "load_ms": round((time.perf_counter() - t0) * 1e3, 1)}
+    builders = [
+        TraceBuilder(backend, prompt, s, config, prompt_ids=prompt_ids, meta={"pane": pane, **meta})
+        for pane, s in zip("ab", strategies, strict=True)
+    ]
+    yield RunHeader([b.trace() for b in builders])
     runs = [generate(backend, [prompt_ids], s, config) for s in strategies]
-    counts = [0, 0]
     alive = [True, True]
     try:
         while any(alive):
-            frame = []
-            for i, run in enumerate(runs):
+            frame: list[PaneStep | None] = []
+            for i, (run, builder) in enumerate(zip(runs, builders, strict=True)):
                 rec = next(run, None) if alive[i] else None
-                if rec is None:
+                known = len(builder.vocab)
+                step = None if rec is None else builder.add(rec)
+                if step is None:
                     alive[i] = False
                     frame.append(None)
                     continue
-                part = Trace.from_records([rec], 0, tokens, prompt, prompt_ids, strategies[i], config)
-                step = part.steps[0]
-                step.step = counts[i]
-                counts[i] += 1
                 finished = not bool((rec.tokens[0] == backend.mask_id).any())
                 text = decode_generation(backend, rec.tokens[0].tolist()) if finished else None
                 if finished:
                     alive[i] = False
                     run.close()
-                frame.append(PaneStep(step, part.vocab, finished, text))
+                new = dict(itertools.islice(builder.vocab.items(), known, None))  # vocab_of appends
+                frame.append(PaneStep(step, new, finished, text))
             if any(f is not None for f in frame):
                 yield frame
     finally:
@@ -428,10 +384,8 @@ def _load_defaults(model: str) -> None:
     """The model, the default panes' policies and the known-answer table: everything the first Run
     click would otherwise load (3.3 s to the first frame before, issue 10 item 9a)."""
     backend = get_backend(model)
-    for choice in default_strategies():
-        kind, _, name = choice.partition(":")
-        if kind == "policy" and name in shipped_policies():
-            get_policy_net(shipped_policies()[name], backend.device)
+    for spec in default_strategies():
+        spec.build(load_policy=policy_loader(backend.device))  # a policy's network into the cache
     from .examples import known_answer
 
     known_answer("")

@@ -9,13 +9,13 @@ character model name, a lone surrogate). No Gradio here: the handlers call these
 
 from __future__ import annotations
 
-import json
 import math
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..engine import EngineConfig
+from ..strategies import Param, StrategySpec, control_params
+from ..strategies.learned import policy_config_bytes
 from . import runtime
 from .errors import shown
 from .files import content_folder, digest_of, file_digest
@@ -99,17 +99,18 @@ def engine_config(gen_length, block_length, full_diffusion: bool, temperature, s
     L = _int("gen length", gen_length)
     if not 1 <= L <= MAX_GEN_LENGTH:
         raise ValueError(f"gen length ({L}) must be between 1 and {MAX_GEN_LENGTH}")
-    BL = L if full_diffusion is True else _int("block length", block_length)
+    sampling = dict(
+        temperature=_float("temperature", temperature or 0.0, 0.0, 10.0),
+        seed=_int("seed", seed if seed is not None else 0, 0, MAX_SEED),
+    )
+    if full_diffusion is True:
+        return EngineConfig.full(L, **sampling)
+    BL = _int("block length", block_length)
     if BL < 1 or BL > L:
         raise ValueError(f"block length ({BL}) must be between 1 and gen length ({L})")
     if L % BL:
         raise ValueError(f"block length ({BL}) must divide gen length ({L}); e.g. {_divisors_hint(L)}")
-    return EngineConfig(
-        gen_length=L,
-        block_length=BL,
-        temperature=_float("temperature", temperature or 0.0, 0.0, 10.0),
-        seed=_int("seed", seed if seed is not None else 0, 0, MAX_SEED),
-    )
+    return EngineConfig(gen_length=L, block_length=BL, **sampling)
 
 
 def _divisors_hint(n: int) -> str:
@@ -117,44 +118,82 @@ def _divisors_hint(n: int) -> str:
     return ", ".join(map(str, divisors[-6:])) + " (or tick full diffusion)"
 
 
+CONTROLS = control_params()  # one control per parameter in a pane, after the strategy picker
+# Names that predate the registry, in elem ids (``tau-a``) and ``/compare`` arguments (``tau_a``):
+# browser tests and users' scripts use them.
+_CONTROL_NAMES = {"temperature": "tau"}
+
+
+def control_name(param: Param) -> str:
+    """A control's name in elem ids, :data:`PANE_FIELDS` and ``/compare`` arguments."""
+    return _CONTROL_NAMES.get(param.name, param.name)
+
+
+PANE_FIELDS = ("strategy", *map(control_name, CONTROLS), "policy_files")  # a pane's controls, in order
+
+
 @dataclass(frozen=True)
 class PaneInputs:
-    """The raw values of one pane's controls, in :data:`PANE_FIELDS` order."""
+    """The raw values of one pane's controls, in :data:`PANE_FIELDS` order.
+
+    Attributes:
+        choice: the picker's value (see :func:`~.runtime.strategy_choices`).
+        params: each of :data:`CONTROLS` by name, as the browser sent it.
+        policy_files: the upload, for :data:`~.runtime.UPLOADED`.
+    """
 
     choice: str
-    steps: float | None
-    threshold: float
-    factor: float
-    gamma: float
-    tau: float
-    beta: float
+    params: dict
     policy_files: list[str] | None
 
+    @classmethod
+    def of(cls, values) -> PaneInputs:
+        """From the controls' values in :data:`PANE_FIELDS` order (how a handler receives them)."""
+        values = tuple(values)
+        if len(values) != len(PANE_FIELDS):
+            raise TypeError(f"a pane has {len(PANE_FIELDS)} controls ({', '.join(PANE_FIELDS)}), not {len(values)}")
+        choice, *params, files = values
+        return cls(choice, dict(zip((p.name for p in CONTROLS), params, strict=True)), files)
 
-PANE_FIELDS = ("strategy", "steps", "threshold", "factor", "gamma", "tau", "beta", "policy_files")
-TOPK_FAMILY = ("random", "confidence", "margin", "entropy")
+
+def control_value(param: Param, value, pane: str):
+    """One control's value as the parameter's type; an optional parameter's box shows 0 for None."""
+    if param.optional and value in (None, "", 0):
+        return None
+    name = f"pane {pane} {param.name}"
+    try:
+        return param.coerce(_number(name, value))
+    except ValueError as err:
+        raise ValueError(f"pane {pane} {err}") from None
 
 
-def pane_spec(values: PaneInputs, pane: str) -> runtime.PaneSpec:
-    """The :class:`~runtime.PaneSpec` of a pane's controls (ValueError naming the pane when invalid)."""
+def pane_spec(values: PaneInputs, pane: str) -> StrategySpec:
+    """The :class:`StrategySpec` of a pane's controls: the picked strategy with the values of the
+    controls it uses (ValueError naming the pane when invalid)."""
     if not values.choice:
         raise ValueError(f"pane {pane}: pick a strategy")
-    text(f"pane {pane} strategy", values.choice, 100)
-    kind, _, name = values.choice.partition(":")
-    if kind == "heuristic":
-        if name in TOPK_FAMILY:
-            steps = (
-                None if values.steps in (None, "", 0) else _int(f"pane {pane} steps", values.steps, 0, MAX_GEN_LENGTH)
-            )
-            return runtime.PaneSpec(values.choice, {"steps": steps})
-        key = {"threshold": "threshold", "factor": "factor", "eb": "gamma"}.get(name)
-        params = {} if key is None else {key: _float(f"pane {pane} {key}", getattr(values, key))}
-        return runtime.PaneSpec(values.choice, params)
-    if kind == "policy":
-        params = {"temperature": _float(f"pane {pane} τ_π", values.tau), "beta": _float(f"pane {pane} β", values.beta)}
-        policy_dir = prepare_uploaded_policy(values.policy_files, pane) if values.choice == runtime.UPLOADED else None
-        return runtime.PaneSpec(values.choice, params, policy_dir)
-    raise ValueError(f"pane {pane}: unknown strategy {shown(values.choice)}")
+    choice = text(f"pane {pane} strategy", values.choice, 100)
+    info = runtime.strategy_info(choice)
+    if info is None:
+        raise ValueError(f"pane {pane}: unknown strategy {shown(choice)}")
+    used = {p.name for p in info.params}
+    params = {
+        p.name: control_value(info.param(p.name), values.params[p.name], pane) for p in CONTROLS if p.name in used
+    }
+    upload = prepare_uploaded_policy(values.policy_files, pane) if choice == runtime.UPLOADED else None
+    try:
+        return runtime.pane_strategy(choice, params, upload)
+    except ValueError as err:
+        raise ValueError(f"pane {pane}: {err}") from None
+
+
+def api_spec(name: str, choice, params: dict) -> StrategySpec:
+    """An API client's strategy (``"heuristic:<name>"`` or ``"policy:<shipped name>"``) with its
+    parameters (from :func:`api_params`); ``name`` says which argument, for messages."""
+    choice = text(name, choice, 100)
+    if choice == runtime.UPLOADED or runtime.strategy_info(choice) is None:
+        raise ValueError(f"{name} ({choice!r}) must be 'heuristic:<name>' or 'policy:<shipped name>'")
+    return runtime.pane_strategy(choice, params)
 
 
 def prepare_uploaded_policy(files: list[str] | str | None, pane: str = "A") -> str:
@@ -162,12 +201,9 @@ def prepare_uploaded_policy(files: list[str] | str | None, pane: str = "A") -> s
 
     The folder and the loaded network are keyed by the files' content, so uploading the same
     policy again (or running with it many times) reuses both. Without an uploaded config.json the
-    paper's default architecture (``PolicyConfig()``) is assumed. Raises ValueError when the
-    weights are not safetensors or do not fit the config; a rejected folder is removed.
+    default architecture is assumed. Raises ValueError when the config or the weights cannot be
+    used (the config is checked before anything is written); a rejected folder is removed.
     """
-    from ..policy import PolicyConfig
-    from ..policy.checkpoint import MAX_CONFIG_BYTES
-
     paths = [files] if isinstance(files, str) else list(files or []) if isinstance(files, (list, tuple)) else None
     if paths is None or not all(isinstance(p, str) for p in paths):
         raise TypeError(f"pane {pane}: the policy upload must be a list of files")
@@ -177,11 +213,10 @@ def prepare_uploaded_policy(files: list[str] | str | None, pane: str = "A") -> s
     configs = [p for p in paths if p.lower().endswith(".json")]
     if len(weights) != 1 or len(configs) > 1:
         raise ValueError(f"pane {pane}: upload exactly one .safetensors weights file and at most one config.json")
-    if configs and os.path.getsize(configs[0]) > MAX_CONFIG_BYTES:
-        raise ValueError(
-            f"pane {pane}: the config.json is larger than {MAX_CONFIG_BYTES} bytes; a policy config is tiny"
-        )
-    config = Path(configs[0]).read_bytes() if configs else json.dumps(PolicyConfig().to_dict()).encode()
+    try:
+        config = policy_config_bytes(configs[0] if configs else None)
+    except (ValueError, TypeError) as err:
+        raise ValueError(f"pane {pane}: the uploaded policy cannot be used: {err}") from None
 
     def fill(folder: Path) -> None:
         (folder / "model.safetensors").write_bytes(Path(weights[0]).read_bytes())

@@ -14,7 +14,8 @@ from __future__ import annotations
 import argparse
 from dataclasses import dataclass
 
-from .runtime import PaneSpec, default_model, shipped_policies
+from ..strategies import POLICY, StrategySpec
+from .runtime import default_model, pane_title, shipped_policies
 
 
 @dataclass(frozen=True)
@@ -32,8 +33,8 @@ class Story:
     title: str
     prompt: str
     caption: str
-    a: PaneSpec
-    b: PaneSpec
+    a: StrategySpec
+    b: StrategySpec
     full_diffusion: bool = False
     gen_length: int = 64
     block_length: int = 8
@@ -45,11 +46,7 @@ class Story:
 
     def available(self) -> bool:
         """Whether this build can run both panes (shipped policies can be absent)."""
-        for spec in (self.a, self.b):
-            kind, _, name = spec.choice.partition(":")
-            if kind == "policy" and name not in shipped_policies():
-                return False
-        return True
+        return all(spec.name != POLICY or spec.policy in shipped_policies() for spec in (self.a, self.b))
 
 
 STORIES: tuple[Story, ...] = (
@@ -61,8 +58,8 @@ STORIES: tuple[Story, ...] = (
         "answer in the same step, drawn independently: they disagree. A (the learned policy) commits the padding "
         "and the sentence in two steps, then the final answer alone, then the amount and the result it pins down: "
         "right in half the forward passes.",
-        a=PaneSpec("policy:full-diffusion", {"temperature": 0.5, "beta": 1.0}),
-        b=PaneSpec("heuristic:confidence", {"steps": 8}),
+        a=StrategySpec(POLICY, {"temperature": 0.5, "beta": 1.0}, policy="full-diffusion"),
+        b=StrategySpec("confidence", {"steps": 8}),
         full_diffusion=True,
     ),
     Story(
@@ -72,8 +69,8 @@ STORIES: tuple[Story, ...] = (
         "open amount and the result are drawn in the same forward pass, so the equation breaks (6 - 3 = 2). "
         "A (the learned policy) commits the block's fixed words first, then the amount alone, then the result: "
         "two more forward passes, a correct chain.",
-        a=PaneSpec("policy:semi-ar-alpha1", {"temperature": 0.5, "beta": 1.0}),
-        b=PaneSpec("heuristic:confidence", {"steps": 8}),
+        a=StrategySpec(POLICY, {"temperature": 0.5, "beta": 1.0}, policy="semi-ar-alpha1"),
+        b=StrategySpec("confidence", {"steps": 8}),
     ),
 )
 
@@ -91,21 +88,21 @@ def default_story() -> Story | None:
 # ---- finding candidates -----------------------------------------------------------------------
 
 
-def run_pair(prompt: str, a: PaneSpec, b: PaneSpec, config, model: str | None = None):
+def run_pair(prompt: str, a: StrategySpec, b: StrategySpec, config, model: str | None = None):
     """Both panes on ``prompt`` through the app's lockstep path; the finished Comparison."""
     from ..ui.compare import _collect
     from .examples import known_answer
     from .session import Comparison, new_run_id
 
     comp = Comparison(
-        new_run_id(), None, None, labels=(f"A · {a.label}", f"B · {b.label}"), expected=known_answer(prompt)
+        new_run_id(), None, None, labels=(f"A · {pane_title(a)}", f"B · {pane_title(b)}"), expected=known_answer(prompt)
     )
     for _ in _collect(comp, model or default_model(), prompt, (a, b), config):
         pass
     return comp
 
 
-def candidates(a: PaneSpec, b: PaneSpec, config, problems, model: str | None = None) -> list[dict]:
+def candidates(a: StrategySpec, b: StrategySpec, config, problems, model: str | None = None) -> list[dict]:
     """Problems where A's answer is right and B's wrong, fewest A steps first."""
     found = []
     for problem in problems:
@@ -125,14 +122,15 @@ def candidates(a: PaneSpec, b: PaneSpec, config, problems, model: str | None = N
     return sorted(found, key=lambda c: (c["nfe_a"], c["divergence"] or 0))
 
 
-def _spec(text: str) -> PaneSpec:
-    """``policy:name`` or ``heuristic:name``, then ``key=value`` parameters: ``heuristic:threshold,threshold=0.7``."""
+def _spec(text: str) -> StrategySpec:
+    """A strategy as :meth:`StrategySpec.parse` reads it, then ``key=value`` parameters:
+    ``heuristic:threshold,threshold=0.7``."""
     choice, *pairs = text.split(",")
     params = {}
     for pair in pairs:
         key, _, value = pair.partition("=")
         params[key] = float(value) if "." in value else int(value)
-    return PaneSpec(choice, params)
+    return StrategySpec.parse(choice, **params)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -151,7 +149,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n", type=int, default=50, help="held-out problems to try")
     parser.add_argument("--show", type=int, default=8)
     args = parser.parse_args(argv)
-    config = EngineConfig(gen_length=args.gen_length, block_length=args.gen_length if args.full else args.block_length)
+    L = args.gen_length
+    config = EngineConfig.full(L) if args.full else EngineConfig(gen_length=L, block_length=args.block_length)
     found = candidates(args.a, args.b, config, test_set(DEFAULT_LEVEL, args.n, DEFAULT_FREE))
     print(f"{len(found)} of {args.n} problems: A right, B wrong")
     for c in found[: args.show]:
