@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..policy import DiTConfidencePolicy
 from .base import Strategy
 from .heuristics import (
     EBSampler,
@@ -224,11 +225,14 @@ class StrategySpec:
 
     def build(self, load_policy: Callable[[str], Any] | None = None) -> Strategy:
         """The strategy object. ``load_policy(source) -> network`` lets a caller cache networks
-        (the app keeps them per device); by default the policy loads with ``from_pretrained``."""
+        (the app keeps them per device); by default the policy loads with ``from_pretrained``.
+
+        A policy records ``self.policy`` as given (a shipped name stays a name), not the folder it
+        resolved to, so a trace names no server path and rebuilds on any machine that has it.
+        """
         if self.name != POLICY:
             return self.info.build(**self.params)
         assert self.policy is not None  # checked in __post_init__
         source = resolve_policy(self.policy)
-        if load_policy is None:
-            return LearnedPolicy.from_pretrained(source, **self.params)
-        return LearnedPolicy(load_policy(source), source=source, **self.params)
+        network = DiTConfidencePolicy.from_pretrained(source) if load_policy is None else load_policy(source)
+        return LearnedPolicy(network, source=self.policy, **self.params)
