@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from .backends.hf import has_kv_cache
+from .blocks import check_block_length, default_block_length, setting_label
 from .features import TOP_K, Features, compute_features, propose_tokens, restrict_top_k
 from .strategies.base import DecodeState, Strategy, top_k_mask
 
@@ -49,18 +50,6 @@ if TYPE_CHECKING:
 
 
 CACHES = ("none", "prefix")
-BLOCKS_PER_SEMI_AR = 8  # the paper's semi-AR setting: BL = L/8 (32 of 256)
-
-
-def default_block_length(gen_length: int) -> int:
-    """The semi-AR block length for L: L/8 when 8 divides L, else the largest divisor of L not above L/8."""
-    target = max(1, gen_length // BLOCKS_PER_SEMI_AR)
-    return next(b for b in range(target, 0, -1) if gen_length % b == 0)
-
-
-def setting_label(gen_length: int, block_length: int) -> str:
-    """``"full diffusion"`` when BL = L, else ``"semi-AR BL=<BL>"``."""
-    return "full diffusion" if block_length == gen_length else f"semi-AR BL={block_length}"
 
 
 @dataclass(frozen=True)
@@ -103,12 +92,7 @@ class EngineConfig:
     def __post_init__(self) -> None:
         if not isinstance(self.gen_length, int) or self.gen_length < 1:
             raise ValueError(f"gen_length ({self.gen_length!r}) must be a positive integer")
-        if not isinstance(self.block_length, int) or not 1 <= self.block_length <= self.gen_length:
-            raise ValueError(
-                f"block_length ({self.block_length!r}) must be an integer in [1, gen_length={self.gen_length}]"
-            )
-        if self.gen_length % self.block_length:
-            raise ValueError(f"block_length ({self.block_length}) must divide gen_length ({self.gen_length})")
+        check_block_length(self.gen_length, self.block_length)
         if not isinstance(self.temperature, (int, float)) or not (
             self.temperature >= 0 and math.isfinite(self.temperature)
         ):

@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
+from .blocks import check_block_length
+
 if TYPE_CHECKING:
     import torch
 
@@ -270,8 +272,10 @@ class Trace:
         L = self.gen_length
         if not _is_int(L) or not 1 <= L <= MAX_GEN_LENGTH:
             raise TraceError(f"gen_length ({short_repr(L)}) must be an integer in [1, {MAX_GEN_LENGTH}]")
-        if not _is_int(self.block_length) or self.block_length < 1 or L % self.block_length:
-            raise TraceError(f"block_length ({short_repr(self.block_length)}) must divide gen_length ({L})")
+        try:
+            check_block_length(L, self.block_length)
+        except ValueError as err:
+            raise TraceError(str(err)) from None
         for name in ("mask_id", "eos_id"):
             if not _is_int(getattr(self, name)) or not 0 <= getattr(self, name) < MAX_TOKEN_ID:
                 raise TraceError(f"{name} must be a token id (an integer in [0, {MAX_TOKEN_ID}))")

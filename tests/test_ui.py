@@ -71,7 +71,7 @@ def test_engine_config_from_ui_values():
     [
         (60, 8, "block length (8) must divide gen length (60)"),
         (0, 1, "gen length (0) must be between 1"),
-        (64, 128, "block length (128) must be between 1 and gen length (64)"),
+        (64, 128, "block length (128) must be an integer in [1, gen length=64]"),
         (64.5, 8, "gen length (64.5) must be a whole number"),
         (None, 8, "gen length is empty"),
     ],

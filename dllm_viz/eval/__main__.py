@@ -22,7 +22,7 @@ import torch
 from tqdm import tqdm
 
 from ..backends import BUILTIN_MODEL, ModelLoadError, load_backend
-from ..engine import default_block_length
+from ..blocks import default_block_length
 from ..outputs import check_destination
 from ..tasks.wordproblems import DEFAULT_FREE, DEFAULT_LEVEL, test_set
 from .report import read_runs, write_report

@@ -9,7 +9,8 @@ from __future__ import annotations
 import statistics
 from collections.abc import Callable, Iterable, Sequence
 
-from ..engine import EngineConfig, setting_label
+from ..blocks import setting_label
+from ..engine import EngineConfig
 from ..strategies import StrategySpec
 from ..tasks.problem import Problem
 from .solve import solve

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, field, fields, replace
 
-from ..engine import default_block_length
+from ..blocks import check_block_length, default_block_length
 from .rewards import REWARD_FUNCTIONS
 
 
@@ -131,8 +131,7 @@ class GRPOConfig:
                 f"expert steering is for full diffusion: `block_length` ({block_length}) must equal "
                 f"`gen_length` ({gen_length}), or set es_thresholds=()"
             )
-        if gen_length % self.expert_block_length(gen_length):
-            raise ValueError(f"`es_block_length` ({self.es_block_length}) must divide `gen_length` ({gen_length})")
+        check_block_length(gen_length, self.expert_block_length(gen_length), ("`es_block_length`", "`gen_length`"))
 
     def expert_block_length(self, gen_length: int) -> int:
         """The experts' block length for L: ``es_block_length``, or L's semi-AR default."""

@@ -13,6 +13,7 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..blocks import check_block_length
 from ..engine import EngineConfig
 from ..strategies import Param, StrategySpec, control_params
 from ..strategies.learned import policy_config_bytes
@@ -106,16 +107,11 @@ def engine_config(gen_length, block_length, full_diffusion: bool, temperature, s
     if full_diffusion is True:
         return EngineConfig.full(L, **sampling)
     BL = _int("block length", block_length)
-    if BL < 1 or BL > L:
-        raise ValueError(f"block length ({BL}) must be between 1 and gen length ({L})")
-    if L % BL:
-        raise ValueError(f"block length ({BL}) must divide gen length ({L}); e.g. {_divisors_hint(L)}")
+    try:
+        check_block_length(L, BL, ("block length", "gen length"))
+    except ValueError as err:
+        raise ValueError(f"{err} (or tick full diffusion)") from None
     return EngineConfig(gen_length=L, block_length=BL, **sampling)
-
-
-def _divisors_hint(n: int) -> str:
-    divisors = [d for d in range(1, n + 1) if n % d == 0]
-    return ", ".join(map(str, divisors[-6:])) + " (or tick full diffusion)"
 
 
 CONTROLS = control_params()  # one control per parameter in a pane, after the strategy picker

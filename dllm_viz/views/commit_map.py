@@ -20,7 +20,7 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw
 
-from ..engine import setting_label
+from ..blocks import setting_label
 from ..trace import Trace
 from .frame import display_text, frame_cells
 from .gif import _font
