@@ -11,6 +11,7 @@ from pathlib import Path
 
 import gradio as gr
 
+from ..engine import EngineConfig
 from ..eval import (
     heuristic_grid,
     markdown_table,
@@ -29,7 +30,7 @@ from .settings import MAX_GEN_LENGTH, _float, _int, text
 
 MAX_PROBLEMS = 200  # per level; the CLI handles bigger sweeps
 POLL_S = 0.25  # the handler yields this often while the sweep runs, so a cancel lands quickly
-SETTINGS = {"semi-AR (BL = L/8)": 8, "full diffusion (BL = L)": 1}  # value: number of blocks
+SETTINGS = {"semi-AR (BL = L/8)": EngineConfig.semi_ar, "full diffusion (BL = L)": EngineConfig.full}  # L → config
 POLICY_PREFIX = {"semi-AR (BL = L/8)": "semi-ar", "full diffusion (BL = L)": "full-diffusion"}  # trained for it
 TABLE_COLUMNS = [
     "setting",
@@ -177,9 +178,9 @@ def run_benchmark(
                 raise ValueError(
                     f"policy {spec.policy} was trained for another setting; tick that setting or untick it"
                 )
+        block_lengths = {s: SETTINGS[s](L).block_length for s in settings}
         specs_by_bl = {
-            L // SETTINGS[s]: benchmark_specs(families, bool(grid), L, L // SETTINGS[s], taus, betas_, s)
-            for s in settings
+            bl: benchmark_specs(families, bool(grid), L, bl, taus, betas_, s) for s, bl in block_lengths.items()
         }
         problems = [p for level in levels for p in test_set(int(level), n, DEFAULT_FREE)]
     progress(0, desc="loading model")
