@@ -24,18 +24,21 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from dllm_viz.strategies import StrategySpec
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 ROOT = Path(__file__).resolve().parents[1]  # where app.py is
 
 
-def handler_args(model: str, prompt: str, L: int, BL: int, a: str, b: str) -> list:
-    from dllm_viz.ui.compare import PANE_FIELDS
+def handler_args(model: str, prompt: str, L: int, BL: int, a: StrategySpec, b: StrategySpec) -> list:
+    """The Run button's inputs: settings, then each pane's picker and controls (no uploaded files)."""
+    from dllm_viz.ui.compare import pane_values
 
-    defaults = dict(steps=0, threshold=0.9, factor=1.0, gamma=0.01, tau=1.0, beta=1.0, policy_files=None)
-    pane = lambda choice: [choice] + [defaults[f] for f in PANE_FIELDS[1:]]  # noqa: E731
-    return [model, prompt, L, BL, False, 0.0, 0, *pane(a), *pane(b), "full speed"]
+    return [model, prompt, L, BL, False, 0.0, 0, *pane_values(a), None, *pane_values(b), None, "full speed"]
 
 
 def one_run(args: list) -> dict:
@@ -193,7 +196,7 @@ def main(argv: list[str] | None = None) -> None:
     prompt = problems[0].question if problems else "Tom has 3 apples and buys 4 more. How many apples does he have?"
     a, b = runtime.default_strategies()
     print(
-        f"model {args.model} | L={args.gen_length} BL={args.block_length} | A={a} B={b} | "
+        f"model {args.model} | L={args.gen_length} BL={args.block_length} | A={a.key} B={b.key} | "
         f"torch threads {torch.get_num_threads()} | device {'cuda' if torch.cuda.is_available() else 'cpu'}"
     )
     hargs = handler_args(args.model, prompt, args.gen_length, args.block_length, a, b)
