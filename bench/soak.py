@@ -1,7 +1,7 @@
 """Soak the served app: many API runs, uploaded-policy runs, exports and trace re-uploads through
 gradio_client against ``python app.py``, printing the server's RSS and file count as it goes.
 
-The test suite runs the same loop for 100 rounds (``tests/test_server_load.py``); this runs longer.
+The test suite runs the same loop for 100 rounds (``tests/ui/test_server_load.py``); this runs longer.
 
     python bench/soak.py                 # 1000 rounds, warm-up 100
     python bench/soak.py --rounds 300 --warmup 50
@@ -20,8 +20,8 @@ from pathlib import Path
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 ROOT = Path(__file__).resolve().parents[1]
-# The app server and the soak loop are the test suite's own (tests/conftest.py, tests/test_server_load.py).
-sys.path.insert(0, str(ROOT / "tests"))
+# The app server and the soak loop are the test suite's own (tests/conftest.py, tests/ui/test_server_load.py).
+sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "tests" / "ui")]
 
 
 class _Temp:

@@ -62,3 +62,10 @@ def test_an_installed_wheel_uses_the_copy_inside_the_package(tmp_path, monkeypat
     (package / "_assets" / "tiny-dllm").mkdir(parents=True)
     monkeypatch.setattr(assets, "_PACKAGE", package)
     assert assets._locate() == package / "_assets"
+
+
+def test_tests_mirror_the_package():
+    """A test folder is named after the subpackage it tests (tests/ui for dllm_viz/ui, …)."""
+    folders = {p.parent.name for p in (ROOT / "tests").glob("*/test_*.py")}
+    subpackages = {p.parent.name for p in (ROOT / "dllm_viz").glob("*/__init__.py")}
+    assert folders and folders <= subpackages, sorted(folders - subpackages)

@@ -10,7 +10,7 @@ have an entry there or in :data:`ELSEWHERE`, and an entry that no longer matches
 
 Covered elsewhere: the install, lint and test commands and ``python app.py`` are what ``.ci/run`` runs
 on a clean clone (venv, ``pip install -e .``, ``pip install -r requirements-dev.txt``, ruff, mypy, the
-test suite, which starts the app in ``tests/test_app.py``); ``.ci/run`` is CI itself.
+test suite, which starts the app in ``tests/ui/test_app.py``); ``.ci/run`` is CI itself.
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ SHORT: dict[str, tuple[list[str], str]] = {
     "dllm-viz --help": ([], "ok"),
 }
 ELSEWHERE = {
-    "python3 -m venv .venv": ".ci/run: install, then the test suite (tests/test_app.py serves app.py)",
+    "python3 -m venv .venv": ".ci/run: install, then the test suite (tests/ui/test_app.py serves app.py)",
     ". .venv/bin/activate": ".ci/run: the README's test command",
     "ruff check .": ".ci/run: lint and type check",
     ".ci/run": "CI itself",
@@ -188,7 +188,7 @@ def test_rerunning_a_writing_command_is_refused_and_changes_nothing(tmp_path):
 def test_readme_python_examples_run_as_written(tmp_path):
     """Every ```python block of the README that uses the library (``import dllm_viz``) runs, as
     written, in a fresh interpreter from another directory (the gradio_client example needs a
-    served app: tests/test_explore_app.py runs that path)."""
+    served app: tests/ui/test_explore_app.py runs that path)."""
     text = (ROOT / "README.md").read_text()
     blocks = [b for b in re.findall(r"```python\n(.*?)```", text, re.S) if "import dllm_viz" in b]
     assert blocks, "the README lost its Python example"

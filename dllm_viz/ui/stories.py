@@ -5,7 +5,7 @@ The Compare tab opens on the first story whose strategies this build has, so a v
 click on Run shows the two panes committing different tokens. Stories are chosen, not invented:
 ``python -m dllm_viz.ui.stories`` runs a pair of strategies through the app's own lockstep path on
 held-out problems and lists the problems where their answers differ; the captions below describe
-what those runs show (tests/test_stories.py re-runs every story and checks that the panes diverge
+what those runs show (tests/ui/test_stories.py re-runs every story and checks that the panes diverge
 and that pane A's answer is right and pane B's wrong).
 """
 

@@ -1,7 +1,7 @@
 """Pure views of traces: HTML token grids, plotly figures, stats tables and GIF frames.
 
 No model, no Gradio: every function takes traces (and a step) and returns a string, a figure
-or an image, so each is tested on small handmade traces (tests/test_views.py).
+or an image, so each is tested on small handmade traces (tests/views/test_views.py).
 """
 
 from .figures import Divergence, curves_figure, divergence_detail, first_divergence, has_policy_probs, heatmap_figure

@@ -27,7 +27,7 @@ from dllm_viz.tasks import (
     verify_chain,
 )
 
-FIXTURE = Path(__file__).parent / "fixtures" / "gsm8k_test_sample.jsonl"
+FIXTURE = Path(__file__).parents[1] / "fixtures" / "gsm8k_test_sample.jsonl"
 EQUATION = re.compile(r"(\d+) ([-+*/]) (\d+) = (\d+)")
 
 

@@ -420,7 +420,7 @@ def test_app_module_imports_without_side_effects():
     code = "import sys, app; assert 'gradio' not in sys.modules and 'torch' not in sys.modules; print('ok')"
     out = subprocess.run(
         [sys.executable, "-c", code],
-        cwd=str(__import__("pathlib").Path(__file__).parents[1]),
+        cwd=str(__import__("pathlib").Path(__file__).parents[2]),
         capture_output=True,
         text=True,
         timeout=120,

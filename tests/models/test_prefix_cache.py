@@ -198,7 +198,7 @@ def test_the_benchmark_runs_at_a_tiny_shape():
     import importlib.util
     from pathlib import Path
 
-    path = Path(__file__).resolve().parents[1] / "bench" / "prefix_cache.py"
+    path = Path(__file__).resolve().parents[2] / "bench" / "prefix_cache.py"
     spec = importlib.util.spec_from_file_location("bench_prefix_cache", path)
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)

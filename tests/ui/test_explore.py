@@ -159,7 +159,7 @@ def test_loaded_values_are_escaped(tmp_path):
     for part in html:
         assert "<img" not in part, part[:200]
     assert "&lt;img" in frame[GRID_A]
-    # gr.Radio shows labels as text (tests/test_explore_app.py checks the page): passed on verbatim, cut to 200
+    # gr.Radio shows labels as text (tests/ui/test_explore_app.py checks the page): passed on verbatim, cut to 200
     assert frame[TREE].choices[0][0].startswith(f"0 · run · {evil}")
 
 

@@ -11,7 +11,7 @@ from dllm_viz.engine import EngineConfig, run
 from dllm_viz.strategies import build_strategy
 from dllm_viz.tasks import verify_chain
 
-ASSET = Path(__file__).resolve().parents[1] / "assets" / "tiny-dllm"
+ASSET = Path(__file__).resolve().parents[2] / "assets" / "tiny-dllm"
 QUESTION = "Tom has 12 apples. He buys 5 more apples. How many apples does Tom have now?"
 
 

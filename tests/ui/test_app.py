@@ -26,7 +26,7 @@ from dllm_viz.ui.stories import default_story
 
 from conftest import serve_app
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = os.environ.get("DLLM_VIZ_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
 PROBLEM = example_problems()[0]  # the first held-out example the app lists
 EXAMPLE = PROBLEM.question
