@@ -23,6 +23,10 @@ MAX_SIZES = {
 MAX_PARAMETERS = 50_000_000  # 200 MB of float32
 
 
+MAX_LOGIT = 1e4
+MAX_TIME_PERIOD = 1e9
+
+
 def _finite(value: object) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
@@ -77,10 +81,14 @@ class PolicyConfig:
             )
         if self.time_embed_dim % 2:
             raise ValueError(f"`time_embed_dim` ({self.time_embed_dim}) must be even (cos and sin halves)")
-        if self.smart_init is not None and not _finite(self.smart_init):
-            raise ValueError(f"`smart_init` ({_short(self.smart_init)}) must be a finite number or None")
-        if not (_finite(self.time_period) and self.time_period > 0):
-            raise ValueError(f"`time_period` ({_short(self.time_period)}) must be a finite number > 0")
+        # Bounded, not only finite: the values become float32 tensors (3.4e38 overflows), and a bias
+        # beyond ±MAX_LOGIT saturates the sigmoid anyway.
+        if self.smart_init is not None and not (_finite(self.smart_init) and abs(self.smart_init) <= MAX_LOGIT):
+            raise ValueError(
+                f"`smart_init` ({_short(self.smart_init)}) must be a number in [-{MAX_LOGIT:g}, {MAX_LOGIT:g}] or None"
+            )
+        if not (_finite(self.time_period) and 0 < self.time_period <= MAX_TIME_PERIOD):
+            raise ValueError(f"`time_period` ({_short(self.time_period)}) must be a number in (0, {MAX_TIME_PERIOD:g}]")
         if self.num_parameters() > MAX_PARAMETERS:
             raise ValueError(
                 f"this policy config has {self.num_parameters():,} parameters; the limit is {MAX_PARAMETERS:,}"

@@ -115,7 +115,8 @@ def test_top_p_input_width_and_shape_errors():
         (dict(time_embed_dim=7), r"`time_embed_dim` \(7\) must be even"),
         (dict(top_p=0), r"`top_p` \(0\)"),
         (dict(smart_init=float("nan")), r"`smart_init` \(nan\)"),
-        (dict(time_period=0.0), r"`time_period` \(0.0\) must be a finite number > 0"),
+        (dict(time_period=0.0), r"`time_period` \(0.0\) must be a number in \(0, 1e\+09\]"),
+        (dict(smart_init=3.402823466385289e38), r"`smart_init` \(3.4\d*e\+38\) must be a number in \[-10000, 10000\]"),
         (dict(num_blocks=1.5), r"`num_blocks` \(1.5\)"),
     ],
 )
