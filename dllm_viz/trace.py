@@ -373,12 +373,21 @@ class TraceBuilder:
         )
         self.steps: list[TraceStep] = []
         self.vocab: dict[str, str] = {}
+        self.added: dict[str, str] = {}  # the vocabulary entries the last add/extend looked up
+        self._seen: set[int] = set()
 
     def extend(self, steps: Iterable[TraceStep]) -> None:
         """Append already-built steps (a branch's parent's), looking up their token strings."""
         steps = list(steps)
         self.steps += steps
-        self.vocab = vocab_of(self.backend, steps, self.vocab)
+        self._learn(set().union(set(), *(s.token_ids() for s in steps)))
+
+    def _learn(self, ids: set[int]) -> None:
+        """Look up only ids not seen before (no per-step copy of the vocabulary)."""
+        new = sorted(ids - self._seen)
+        self._seen.update(new)
+        self.added = dict(zip(map(str, new), self.backend.token_strings(new), strict=True))
+        self.vocab.update(self.added)
 
     def add(self, record: StepRecord) -> TraceStep | None:
         """Append this row's step of ``record`` (None when the row was already finished)."""
@@ -390,7 +399,7 @@ class TraceBuilder:
             self.prompt_ids = list(map(int, record.prompt_ids[self.row]))
         step = TraceStep.from_record(record, self.row, len(self.steps))
         self.steps.append(step)
-        self.vocab = vocab_of(self.backend, [step], self.vocab)
+        self._learn(step.token_ids())
         return step
 
     def trace(self, text: str = "") -> Trace:

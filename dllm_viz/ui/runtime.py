@@ -9,7 +9,6 @@ yield. Rendering, throttling and file writing happen in the caller.
 
 from __future__ import annotations
 
-import itertools
 import logging
 import os
 import re
@@ -360,7 +359,6 @@ def lockstep(model: str, prompt: str, specs: tuple[StrategySpec, StrategySpec], 
             frame: list[PaneStep | None] = []
             for i, (run, builder) in enumerate(zip(runs, builders, strict=True)):
                 rec = next(run, None) if alive[i] else None
-                known = len(builder.vocab)
                 step = None if rec is None else builder.add(rec)
                 if step is None:
                     alive[i] = False
@@ -371,8 +369,7 @@ def lockstep(model: str, prompt: str, specs: tuple[StrategySpec, StrategySpec], 
                 if finished:
                     alive[i] = False
                     run.close()
-                new = dict(itertools.islice(builder.vocab.items(), known, None))  # vocab_of appends
-                frame.append(PaneStep(step, new, finished, text))
+                frame.append(PaneStep(step, builder.added, finished, text))
             if any(f is not None for f in frame):
                 yield frame
     finally:
