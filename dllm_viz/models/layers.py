@@ -62,6 +62,18 @@ def key_padding_mask(attention_mask: torch.Tensor | None) -> torch.Tensor | None
     return keep[:, None, None, :]
 
 
+def rope_and_mask(
+    input_ids: torch.Tensor, attention_mask: torch.Tensor | None, start: int, head_dim: int, theta: float
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """What every layer of a forward pass shares: RoPE (cos, sin) for the window ``input_ids`` that
+    begins at canvas position ``start`` (0 without a KV cache), and the key padding mask over the
+    whole canvas (``attention_mask`` is the canvas's)."""
+    B, T = input_ids.shape
+    positions = positions_from_mask(attention_mask, B, start + T, input_ids.device)[:, start:]
+    cos, sin = rope_cos_sin(positions, head_dim, theta)
+    return cos, sin, key_padding_mask(attention_mask)
+
+
 def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
     """Bidirectional SDPA: q (B, H, Tq, d), k/v (B, H_kv, Tk, d) → (B, Tq, H·d).
 

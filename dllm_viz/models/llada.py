@@ -27,7 +27,7 @@ from torch import nn
 from transformers import PretrainedConfig, PreTrainedModel
 from transformers.modeling_outputs import MaskedLMOutput
 
-from .layers import apply_rope, attend, key_padding_mask, positions_from_mask, rope_cos_sin
+from .layers import apply_rope, attend, rope_and_mask
 
 if TYPE_CHECKING:
     from .cache import PrefixKVCache
@@ -278,10 +278,7 @@ class LLaDAForMaskedDiffusion(PreTrainedModel):
         """
         cfg, t = self.config, self.model.transformer
         start = kv_cache.start if kv_cache is not None else 0
-        B, T = input_ids.shape
-        positions = positions_from_mask(attention_mask, B, start + T, input_ids.device)[:, start:]
-        cos, sin = rope_cos_sin(positions, cfg.head_dim, cfg.rope_theta)
-        mask = key_padding_mask(attention_mask)
+        cos, sin, mask = rope_and_mask(input_ids, attention_mask, start, cfg.head_dim, cfg.rope_theta)
         x = t.wte(input_ids)
         if cfg.input_emb_norm:
             x = x * cfg.d_model**0.5
