@@ -25,6 +25,7 @@ from ..eval.report import write_csv
 from ..strategies import POLICY, StrategySpec
 from . import runtime
 from .budget import BackgroundJob, CancellableBackend
+from .compare import model_picker
 from .errors import user_errors
 from .settings import MAX_GEN_LENGTH, _float, _int, text
 
@@ -240,13 +241,7 @@ def build_benchmark_tab() -> None:
                 temperatures = gr.Textbox("1.0", label="policy τ_π values", elem_id="bench-tau")
                 betas = gr.Textbox("1.0", label="policy β values", elem_id="bench-beta")
         with gr.Column(scale=2):
-            model = gr.Dropdown(
-                runtime.model_choices(),
-                value=runtime.default_model(),
-                label="Model",
-                allow_custom_value=True,
-                elem_id="bench-model",
-            )
+            model = model_picker("bench-model")
             settings = gr.CheckboxGroup(
                 list(SETTINGS), value=list(SETTINGS)[:1], label="Settings", elem_id="bench-settings"
             )

@@ -172,13 +172,7 @@ def run_compare(model, prompt, gen_length, block_length, full_diffusion, tempera
     except gr.Error as err:
         yield _failed(err)
         raise
-    comp = Comparison(
-        new_run_id(),
-        None,
-        None,
-        labels=(f"A · {runtime.pane_title(specs[0])}", f"B · {runtime.pane_title(specs[1])}"),
-        expected=known_answer(prompt),
-    )
+    comp = _new_comparison(prompt, specs)
     _LIVE[comp.run_id] = LiveControl()
     skip = gr.skip()
     off = gr.DownloadButton(interactive=False)
@@ -211,6 +205,24 @@ def _compare_signature() -> inspect.Signature:
 
 
 run_compare.__signature__ = _compare_signature()  # type: ignore[attr-defined]  # read by Gradio's API info
+
+
+def _new_comparison(prompt: str, specs) -> Comparison:
+    """An empty comparison of the two panes' strategies on ``prompt`` (traces arrive as it runs)."""
+    labels = (f"A · {runtime.pane_title(specs[0])}", f"B · {runtime.pane_title(specs[1])}")
+    return Comparison(new_run_id(), None, None, labels=labels, expected=known_answer(prompt))
+
+
+def model_picker(elem_id: str, **kwargs) -> gr.Dropdown:
+    """The model dropdown every tab starts with: the installed and GPU models, a typed folder or id allowed."""
+    return gr.Dropdown(
+        runtime.model_choices(),
+        value=runtime.default_model(),
+        label="Model",
+        allow_custom_value=True,
+        elem_id=elem_id,
+        **kwargs,
+    )
 
 
 def _failed(err: gr.Error, comp: Comparison | None = None) -> tuple:
@@ -458,13 +470,7 @@ def compare_trace(
             api_spec(f"strategy {pane}", choice, api_params(pane, params))
             for pane, choice, params in (("A", strategy_a, params_a), ("B", strategy_b, params_b))
         ]
-        comp = Comparison(
-            new_run_id(),
-            None,
-            None,
-            labels=(f"A · {runtime.pane_title(specs[0])}", f"B · {runtime.pane_title(specs[1])}"),
-            expected=known_answer(prompt),
-        )
+        comp = _new_comparison(prompt, specs)
         last = time.monotonic()
         for _ in _collect(comp, model, prompt, tuple(specs), config):
             if time.monotonic() - last >= HEARTBEAT_S:
@@ -610,15 +616,7 @@ def build_compare_tab() -> None:
             story_slot = gr.Column()
             _example_buttons(prompt, caption)
         with gr.Column(scale=2):
-            choices = runtime.model_choices()
-            model = gr.Dropdown(
-                choices,
-                value=runtime.default_model(),
-                label="Model",
-                allow_custom_value=True,
-                info="a folder or Hub id also works; Hub models load on demand (GPU)",
-                elem_id="model",
-            )
+            model = model_picker("model", info="a folder or Hub id also works; Hub models load on demand (GPU)")
             with gr.Row():
                 gen_length = gr.Number(
                     story.gen_length if story else 64,

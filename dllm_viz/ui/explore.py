@@ -30,7 +30,7 @@ from ..views.explore import (
     token_choices,
 )
 from . import runtime
-from .compare import _pane_controls, pane_values, render_plots
+from .compare import _pane_controls, model_picker, pane_values, render_plots
 from .compare import render_panes as compare_panes
 from .errors import shown, user_errors
 from .examples import example_problems, known_answer
@@ -359,13 +359,7 @@ def build_explore_tab() -> None:
             pane_r = _pane_controls("R", pane_values(default_run))
             pane_r[0].label = "Strategy of the run"
         with gr.Column(scale=2):
-            model = gr.Dropdown(
-                runtime.model_choices(),
-                value=runtime.default_model(),
-                label="Model",
-                allow_custom_value=True,
-                elem_id="ex-model",
-            )
+            model = model_picker("ex-model")
             with gr.Row():
                 gen_length = gr.Number(32, precision=0, label="gen length L", minimum=1, elem_id="ex-gen-length")
                 block_length = gr.Number(8, precision=0, label="block length BL", minimum=1, elem_id="ex-block-length")
@@ -449,15 +443,8 @@ def build_explore_tab() -> None:
     )
     stop_btn.click(None, None, None, cancels=[run_event, branch_event], queue=False, api_visibility="private")
     tree.input(select_node, [tree, slider, state], [*VIEW, state], api_visibility="private", show_progress="hidden")
-    slider.release(
-        replay,
-        [slider, state],
-        [*panes, *picks[:3]],
-        api_visibility="private",
-        show_progress="hidden",
-        trigger_mode="always_last",
-    )
-    slider.input(
+    gr.on(
+        [slider.release, slider.input],
         replay,
         [slider, state],
         [*panes, *picks[:3]],
