@@ -4,7 +4,7 @@ the native path, and with ``--trust-remote-code`` for a LLaDA-typed folder only 
 from __future__ import annotations
 
 import pytest
-from test_backends import save_remote_code_model
+from remote_code import save_remote_code_model
 
 from dllm_viz.backends import ModelLoadError, load_backend
 from dllm_viz.trace import Trace
