@@ -22,6 +22,7 @@ import torch
 
 from ..outputs import check_destination, check_input
 from ..policy import DiTConfidencePolicy
+from .compare_runs import curves_layout
 
 
 def _machine() -> str:
@@ -91,15 +92,7 @@ def training_curves(rows: list[dict], selected: int | None = None):
             )
         if selected is not None:
             fig.add_vline(x=selected, line=dict(color="#555", dash="dash", width=1), row=1, col=col)
-    fig.update_xaxes(title_text="rollout batch")
-    fig.update_layout(
-        template="plotly_white",
-        height=300,
-        width=1250,
-        margin=dict(l=40, r=20, t=40, b=40),
-        legend=dict(orientation="h", y=-0.25),
-    )
-    return fig
+    return curves_layout(fig)
 
 
 def held_out_summary(rows: list[dict]) -> str:

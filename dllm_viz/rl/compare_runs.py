@@ -55,6 +55,19 @@ def heldout_table(runs: dict[str, list[dict]]) -> str:
     return "\n".join(out)
 
 
+def curves_layout(fig):
+    """The layout of a row of per-batch training curves (cards and run comparisons look alike)."""
+    fig.update_xaxes(title_text="rollout batch")
+    fig.update_layout(
+        template="plotly_white",
+        height=300,
+        width=1250,
+        margin=dict(l=40, r=20, t=40, b=40),
+        legend=dict(orientation="h", y=-0.25),
+    )
+    return fig
+
+
 def curves_figure(runs: dict[str, list[dict]]):
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
@@ -75,15 +88,7 @@ def curves_figure(runs: dict[str, list[dict]]):
                 row=1,
                 col=col,
             )
-    fig.update_xaxes(title_text="rollout batch")
-    fig.update_layout(
-        template="plotly_white",
-        height=300,
-        width=1250,
-        margin=dict(l=40, r=20, t=40, b=40),
-        legend=dict(orientation="h", y=-0.25),
-    )
-    return fig
+    return curves_layout(fig)
 
 
 def main(argv: list[str] | None = None) -> int:
