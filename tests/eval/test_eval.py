@@ -254,22 +254,25 @@ def test_policies_sharing_a_label_keep_distinct_parameter_names():
     assert {s.family for s in specs} == {"policy"}
 
 
+ONE_RUN = {  # a runs.csv row of a sweep on 2 problems at L = 8
+    "setting": "full diffusion",
+    "block_length": 8,
+    "strategy": "threshold",
+    "params": "threshold=0.9",
+    "seed": 0,
+    "n": 2,
+    "accuracy": 0.5,
+    "mean_nfe": 4.0,
+    "tokens_per_step": 2.0,
+    "no_answer": 0.0,
+    "seconds": 0.1,
+}
+
+
 def test_include_merges_an_earlier_sweep_and_refuses_a_different_one(tmp_path):
     from dllm_viz.eval.report import read_runs
 
-    row = {
-        "setting": "full diffusion",
-        "block_length": 8,
-        "strategy": "threshold",
-        "params": "threshold=0.9",
-        "seed": 0,
-        "n": 2,
-        "accuracy": 0.5,
-        "mean_nfe": 4.0,
-        "tokens_per_step": 2.0,
-        "no_answer": 0.0,
-        "seconds": 0.1,
-    }
+    row = dict(ONE_RUN)
     write_report([row], summarize([row]), tmp_path, "t", "cmd", png=False)
     assert read_runs(tmp_path / "runs.csv", expect_n=2, gen_length=8) == [row]
     with pytest.raises(ValueError, match=r"other problems or L .*n=3, L=8"):
@@ -288,19 +291,7 @@ def test_compact_grid_keeps_every_family_at_fewer_points():
 def test_cli_refuses_a_mismatched_include_before_loading_or_decoding(tmp_path, capsys):
     from dllm_viz.eval.__main__ import main
 
-    row = {
-        "setting": "full diffusion",
-        "block_length": 8,
-        "strategy": "threshold",
-        "params": "threshold=0.9",
-        "seed": 0,
-        "n": 2,
-        "accuracy": 0.5,
-        "mean_nfe": 4.0,
-        "tokens_per_step": 2.0,
-        "no_answer": 0.0,
-        "seconds": 0.1,
-    }
+    row = dict(ONE_RUN)
     write_report([row], summarize([row]), tmp_path, "t", "cmd", png=False)
     with pytest.raises(SystemExit) as exc:  # the model path does not exist: reaching it would fail differently
         main(
