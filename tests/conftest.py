@@ -4,6 +4,7 @@ scripted backend whose logits make every decision predictable."""
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -226,3 +227,32 @@ def serve_app(tmp_path_factory, tiny_model_dir, *args, **env_overrides):
             proc.wait(timeout=20)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+# ---- a browser -----------------------------------------------------------------------------------
+
+CHROMIUM = os.environ.get("DLLM_VIZ_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@contextmanager
+def chromium_page():
+    """A Playwright page in Debian's Chromium, 60 s timeouts (2 shared cores: tests only wait for
+    final states). Without Chromium the test is skipped, or fails where CI requires the browser."""
+    if not CHROMIUM:
+        message = "chromium is not installed (apt-get install -y chromium)"
+        if os.environ.get("DLLM_VIZ_REQUIRE_BROWSER") == "1":
+            pytest.fail(message)
+        pytest.skip(message)
+    from playwright.sync_api import expect, sync_playwright
+
+    expect.set_options(timeout=60_000)
+    with sync_playwright() as p:
+        args = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"]
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=[*args, "--disable-sync", "--no-first-run"])
+        try:
+            context = browser.new_context(accept_downloads=True, viewport={"width": 1400, "height": 1000})
+            page = context.new_page()
+            page.set_default_timeout(60_000)
+            yield page
+        finally:
+            browser.close()

@@ -11,7 +11,6 @@ import itertools
 import json
 import os
 import re
-import shutil
 import time
 from pathlib import Path
 
@@ -24,10 +23,9 @@ from dllm_viz.ui.examples import example_problems
 from dllm_viz.ui.session import FORMAT, MAX_UPLOAD_BYTES, load_comparison
 from dllm_viz.ui.stories import default_story
 
-from conftest import serve_app
+from conftest import chromium_page, serve_app
 
 ROOT = Path(__file__).resolve().parents[2]
-CHROMIUM = os.environ.get("DLLM_VIZ_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
 PROBLEM = example_problems()[0]  # the first held-out example the app lists
 EXAMPLE = PROBLEM.question
 
@@ -121,33 +119,10 @@ def test_client_gets_specific_errors(client):
 
 @pytest.fixture(scope="module")
 def page(server):
-    if not CHROMIUM:
-        message = "chromium is not installed (apt-get install -y chromium)"
-        if os.environ.get("DLLM_VIZ_REQUIRE_BROWSER") == "1":
-            pytest.fail(message)
-        pytest.skip(message)
-    from playwright.sync_api import expect, sync_playwright
-
-    expect.set_options(timeout=60_000)  # 2 shared cores: generous, tests only wait for final states
-    with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=CHROMIUM,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--no-first-run",
-            ],
-        )
-        context = browser.new_context(accept_downloads=True, viewport={"width": 1400, "height": 1000})
-        page = context.new_page()
-        page.set_default_timeout(60_000)
+    with chromium_page() as page:
         page.goto(server)  # never wait for "networkidle": the SSE stream keeps the network busy
         page.wait_for_selector("#run-btn")
         yield page
-        browser.close()
 
 
 def _status(page):

@@ -4,9 +4,7 @@ force a position, branch, export and reload the tree) in Debian's chromium via P
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
 
 import pytest
 
@@ -16,9 +14,8 @@ from dllm_viz.tree import DecodeTree
 from dllm_viz.ui.examples import example_problems
 from dllm_viz.views.frame import display_text
 
-from conftest import serve_app
+from conftest import chromium_page, serve_app
 
-CHROMIUM = os.environ.get("DLLM_VIZ_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
 EXAMPLE = example_problems()[0].question
 
 
@@ -140,30 +137,8 @@ def _message(client, kwargs) -> str:
 
 @pytest.fixture(scope="module")
 def tab(server):
-    if not CHROMIUM:
-        message = "chromium is not installed (apt-get install -y chromium)"
-        if os.environ.get("DLLM_VIZ_REQUIRE_BROWSER") == "1":
-            pytest.fail(message)
-        pytest.skip(message)
-    from playwright.sync_api import expect, sync_playwright
-
-    expect.set_options(timeout=60_000)
-    with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=CHROMIUM,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--no-first-run",
-            ],
-        )
-        context = browser.new_context(accept_downloads=True, viewport={"width": 1400, "height": 1000})
-        page = context.new_page()
-        page.set_default_timeout(60_000)
-        page.route(
+    with chromium_page() as page:
+        page.route(  # nothing leaves the machine
             "**/*",
             lambda route: (
                 route.continue_()
@@ -179,7 +154,6 @@ def tab(server):
         page.wait_for_selector("#ex-run")
         page.errors = errors
         yield page
-        browser.close()
 
 
 def _status(page):
