@@ -43,22 +43,22 @@ def add_strategy_flags(parser: argparse.ArgumentParser) -> dict[str, str]:
     (the policy's τ_π is ``--policy-temperature``; ``--temperature`` is the token temperature).
     """
     group = parser.add_argument_group("strategy parameters (each applies to the strategies named)")
-    taken = {opt for action in parser._actions for opt in action.option_strings}
-    flags: dict[str, tuple[Param, list[str]]] = {}
+    by_name: dict[str, tuple[Param, list[str]]] = {}
     for info in REGISTRY.values():
         for p in info.params:
-            flag = f"--{p.name.replace('_', '-')}"
-            if flag in taken:
-                flag = f"--{info.name}-{p.name.replace('_', '-')}"
-            flags.setdefault(flag, (p, []))[1].append(info.name)
+            by_name.setdefault(p.name, (p, []))[1].append(info.name)
     dests = {}
-    for flag, (p, names) in flags.items():
-        kind = str if p.type is str else (int if p.type is int else float)
+    for name, (p, names) in by_name.items():
         default = "none" if p.default is None else p.default
-        action = group.add_argument(
-            flag, type=kind, default=None, choices=p.choices, help=f"{p.help} [{', '.join(names)}; default {default}]"
+        kwargs = dict(
+            type=p.type, default=None, choices=p.choices, help=f"{p.help} [{', '.join(names)}; default {default}]"
         )
-        dests[action.dest] = p.name
+        dash = name.replace("_", "-")
+        try:
+            action = group.add_argument(f"--{dash}", **kwargs)
+        except argparse.ArgumentError:  # taken by the parser (``--temperature`` is the token temperature)
+            action = group.add_argument(f"--{names[0]}-{dash}", **kwargs)
+        dests[action.dest] = name
     return dests
 
 
