@@ -45,6 +45,9 @@ document.addEventListener('keydown', (e) => {
 </script>"""
 
 
+QUEUE_POLL_S = 0.005
+
+
 def build_demo() -> gr.Blocks:
     """The whole app as a ``gr.Blocks`` (not launched)."""
     with gr.Blocks(title="dllm-viz", analytics_enabled=False, delete_cache=(3600, 3600)) as demo:
@@ -65,6 +68,10 @@ def build_demo() -> gr.Blocks:
             compare_trace, api_name="compare_trace", concurrency_limit=runtime.MODEL_CONCURRENCY, concurrency_id="model"
         )
     demo.queue(default_concurrency_limit=4)
+    # Gradio's queue polls for work every 1 ms while idle on Linux: 0.05 of a core with nothing to do
+    # (2 shared cores), right at the 0.1 "idle" bar of tests/ui/test_server_load.py. Every 5 ms: 0.012,
+    # and no first-frame latency we could measure (bench/app_latency.py --served --browser).
+    demo._queue.sleep_when_free = QUEUE_POLL_S
     return demo
 
 
