@@ -34,10 +34,17 @@ def _machine() -> str:
 def _selection_text(selection: dict) -> str:
     """How checkpoint-best was chosen, from its ``selection.json``."""
     if "heldout_reward" in selection:
+        # runs before the validation split selected on the first test problems; say so
+        split = selection.get("heldout_split", "test")
+        knobs = (
+            f", τ_π {selection['heldout_temperature']:g}, β {selection['heldout_beta']:g}"
+            if "heldout_temperature" in selection
+            else ""
+        )
         return (
             f"iteration {selection['iteration']}, best held-out reward {selection['heldout_reward']:.3f} on "
-            f"{selection['heldout_problems']} test-split problems (correct {selection['heldout_correct']:.2f}, "
-            f"NFE {selection['heldout_nfe']:.1f})"
+            f"{selection['heldout_problems']} {split}-split problems{knobs} (correct "
+            f"{selection['heldout_correct']:.2f}, NFE {selection['heldout_nfe']:.1f})"
         )
     ma = selection.get("reward_ma")  # runs before held-out selection chose by the training reward
     return f"iteration {selection['iteration']} (best 10-iteration moving-average training reward" + (

@@ -135,15 +135,31 @@ def heldout_reward(
     grpo: GRPOConfig,
     engine: EngineConfig,
     seed: int = 0,
+    temperature: float = 1.0,
+    beta: float = 1.0,
 ) -> dict[str, float]:
-    """Mean reward, correctness and NFE of one policy rollout per held-out problem.
+    """Mean reward, correctness and NFE of one policy decode per held-out (validation) problem.
 
-    Decoded exactly like the training rollouts (Bernoulli sampling, no fallback, the same
-    reward), at a fixed seed, so successive checkpoints are compared on the same problems and
-    random numbers: the quantity that picks the checkpoint to ship (the training reward is
-    measured on the very batches the policy is being fitted to).
+    At τ_π = β = 1 decoded exactly like the training rollouts (Bernoulli sampling, no fallback);
+    otherwise as the reports decode (``bernoulli-argmax`` at that τ_π and β, with fallback), so
+    the checkpoint is chosen for the policy that ships. Always at a fixed seed, so successive
+    checkpoints are compared on the same problems and random numbers: the quantity that picks the
+    checkpoint to ship (the training reward is measured on the very batches the policy is being
+    fitted to).
     """
-    _, texts, nfe = _decode_policy(backend, rollout_strategy(policy), [p.question for p in problems], engine, seed)
+    prompts = [p.question for p in problems]
+    if temperature == 1.0 and beta == 1.0:
+        _, texts, nfe = _decode_policy(backend, rollout_strategy(policy), prompts, engine, seed)
+    else:
+        strategy = LearnedPolicy(policy, mode="bernoulli-argmax", temperature=temperature, beta=beta)
+        config = EngineConfig(
+            gen_length=engine.gen_length,
+            block_length=engine.block_length,
+            temperature=engine.temperature,
+            seed=seed,
+            top_k=engine.top_k,
+        )
+        _, texts, nfe = _decode(backend, prompts, strategy, config)
     correct = [p.check(t) for t, p in zip(texts, problems, strict=True)]
     rewards = get_reward_function(grpo.reward)(
         [float(c) for c in correct], nfe.tolist(), gen_length=engine.gen_length, alpha=grpo.alpha

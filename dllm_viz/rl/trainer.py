@@ -3,10 +3,12 @@
 Each iteration collects one rollout batch (prompts × G rollouts), computes group advantages and
 runs :func:`~.grpo.grpo_update`. Metrics go to ``metrics.jsonl`` every iteration;
 ``checkpoint-last`` (policy + optimiser + schedule, resumable) every ``save_every`` iterations;
-``checkpoint-best`` whenever the held-out reward improves: every ``eval_every`` iterations the
-policy decodes ``eval_problems`` test-split problems once each at a fixed seed
-(:func:`.rollout.heldout_reward`); the training reward is watched too (10-iteration moving
-average) but never picks a checkpoint, since it is measured on the batches the policy is fitted to.
+``checkpoint-best`` whenever the validation reward improves: every ``eval_every`` iterations the
+policy decodes ``eval_problems`` validation-split problems (never test problems) once each at a
+fixed seed, at the test-time knobs the reports use (``eval_temperature``, ``eval_beta``, argmax
+fallback; :func:`.rollout.heldout_reward`); the training reward is watched too (10-iteration
+moving average) but never picks a checkpoint, since it is measured on the batches the policy is
+fitted to.
 The loop is plain PyTorch; under ``torchrun`` each process takes its share of the prompts.
 """
 
@@ -27,7 +29,7 @@ from ..backends import BUILTIN_MODEL, load_backend
 from ..engine import EngineConfig
 from ..outputs import check_destination
 from ..policy import DiTConfidencePolicy, PolicyConfig
-from ..tasks.wordproblems import DEFAULT_FREE, DEFAULT_LEVEL, LEVELS, test_set
+from ..tasks.wordproblems import DEFAULT_FREE, DEFAULT_LEVEL, LEVELS, validation_set
 from ..tasks.wordproblems import generate as generate_problem
 from ..training import atomic_dir, load_optimizer, read_state, save_checkpoint
 from .config import GRPOConfig
@@ -71,7 +73,14 @@ class GRPOTrainConfig:
         default=10,
         metadata={"help": "iterations between held-out evaluations, which select checkpoint-best (0: never)"},
     )
-    eval_problems: int = field(default=64, metadata={"help": "held-out problems per evaluation"})
+    eval_problems: int = field(
+        default=256,
+        metadata={"help": "validation problems per evaluation (64 could not rank checkpoints: their reward sat flat)"},
+    )
+    eval_temperature: float = field(
+        default=1.0, metadata={"help": "τ_π of the validation decodes (select at the τ_π the reports use)"}
+    )
+    eval_beta: float = field(default=1.0, metadata={"help": "β of the validation decodes"})
     save_every: int = field(default=10, metadata={"help": "iterations between checkpoint-last saves"})
     threads: int | None = field(default=None, metadata={"help": "torch CPU threads (default: torch's)"})
     device: str | None = field(default=None, metadata={"help": "torch device (default: the backend's choice)"})
@@ -94,9 +103,10 @@ def training_problems(iteration: int, count: int, seed: int, levels=LEVELS, free
 
 
 def heldout_problems(count: int, levels, free: float) -> list:
-    """The fixed held-out problems that select the checkpoint: the first of each level's test set."""
+    """The fixed problems that select the checkpoint: the first of each level's validation set
+    (disjoint from the test set the reports read)."""
     per_level = -(-count // len(levels))
-    return [p for level in levels for p in test_set(level, per_level, free)][:count]
+    return [p for level in levels for p in validation_set(level, per_level, free)][:count]
 
 
 class GRPOTrainer:
@@ -238,7 +248,18 @@ class GRPOTrainer:
                 continue  # rank 0 evaluates, logs and saves; the others go on to the next rollouts
             if selection and ((it + 1) % cfg.eval_every == 0 or it + 1 == cfg.iterations):
                 with torch.no_grad():
-                    row.update(heldout_reward(self.backend, self.policy, selection, grpo, engine, seed=seed))
+                    row.update(
+                        heldout_reward(
+                            self.backend,
+                            self.policy,
+                            selection,
+                            grpo,
+                            engine,
+                            seed=seed,
+                            temperature=cfg.eval_temperature,
+                            beta=cfg.eval_beta,
+                        )
+                    )
             metrics.write(json.dumps(row) + "\n")
             metrics.flush()
             bar.set_postfix(
@@ -267,6 +288,9 @@ class GRPOTrainer:
             "heldout_correct": row["heldout_correct"],
             "heldout_nfe": row["heldout_nfe"],
             "heldout_problems": problems,
+            "heldout_split": "validation",
+            "heldout_temperature": self.config.eval_temperature,
+            "heldout_beta": self.config.eval_beta,
             "reward_ma": row["reward_ma"],
         }
         with atomic_dir(self.out / "checkpoint-best") as tmp:

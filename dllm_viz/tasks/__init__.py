@@ -9,7 +9,16 @@ True
 from .answers import check_answer, extract_answer, is_correct, parse_number, verify_chain
 from .gsm8k import load_gsm8k, load_jsonl, parse_jsonl, strip_calculator
 from .problem import Problem
-from .wordproblems import DEFAULT_FREE, DEFAULT_LEVEL, LEVELS, generate, lexicon, split_of, test_set
+from .wordproblems import (
+    DEFAULT_FREE,
+    DEFAULT_LEVEL,
+    LEVELS,
+    generate,
+    lexicon,
+    split_of,
+    test_set,
+    validation_set,
+)
 
 __all__ = [
     "DEFAULT_FREE",
@@ -28,5 +37,6 @@ __all__ = [
     "split_of",
     "strip_calculator",
     "test_set",
+    "validation_set",
     "verify_chain",
 ]

@@ -19,10 +19,13 @@ model's per-position distributions mix the valid solutions, so committing a chos
 and the result that depends on it in the same step draws them independently and usually
 breaks the arithmetic, while committing one and then the other is always consistent.
 
-Held-out split, by construction: a problem belongs to the test split iff a stable hash of its
-question text falls in the test bucket (1 in 10). The training stream rejects test-bucket
-questions, so no seed can ever show training a test question, and :func:`test_set` is a
-fixed list (seeds 0, 1, 2, ... of the test stream, deduplicated).
+Held-out splits, by construction: a problem is held out iff a stable hash of its question
+text falls in the held-out bucket (1 in 10). The training stream rejects held-out questions, so
+no seed can ever show training (of the dLLM or of a policy) a held-out question. Held-out
+questions serve two splits: :func:`test_set` is a fixed list (seeds 0, 1, 2, ... of the test
+stream, deduplicated, at most ``TEST_SET_MAX``), read only by reports; :func:`validation_set`
+draws held-out questions from its own stream and skips every question of the largest test set,
+so checkpoint selection and tuning never see a test problem.
 """
 
 from __future__ import annotations
@@ -42,8 +45,9 @@ DEFAULT_FREE = 1.0  # the default world: every addition and subtraction is a fre
 # solved 73 % of level-1 but 17 % of level-2 free problems (two open amounts left the 4M-parameter
 # model to infer amounts backwards from results it had committed first, e.g. "4 - 1 = 3, 3 + 2 = 6").
 DEFAULT_LEVEL = 1
-SPLITS = ("train", "test")
-TEST_BUCKETS = 10  # 1 in 10 question texts is held out
+SPLITS = ("train", "test", "validation")
+TEST_BUCKETS = 10  # 1 in 10 question texts is held out (test and validation)
+TEST_SET_MAX = 500  # the reports' test set; validation problems avoid all of its questions
 MAX_VALUE = 999  # every intermediate result stays ≤ 3 digits, so a response stays short
 
 # Operand ranges: one- and two-digit numbers, single-digit addends and small factors, as in
@@ -220,7 +224,8 @@ STORIES = (
 
 
 def split_of(question: str) -> str:
-    """``"test"`` or ``"train"``: a stable hash of the question text picks the bucket."""
+    """``"test"`` (held out: test or validation) or ``"train"``: a stable hash of the question
+    text picks the bucket."""
     digest = hashlib.blake2b(question.encode("utf-8"), digest_size=8).digest()
     return "test" if int.from_bytes(digest, "big") % TEST_BUCKETS == 0 else "train"
 
@@ -322,7 +327,8 @@ def generate(seed: int, level: int, split: str = "train", free: float = 0.0) -> 
     Args:
         seed: any integer; each split has its own stream, so seeds need not be disjoint.
         level: number of arithmetic operations, 1 to 3.
-        split: ``"train"`` or ``"test"``; the question's hash bucket always matches it.
+        split: ``"train"``, ``"test"`` or ``"validation"``; the question's hash bucket always
+            matches it (validation questions are held out too, from a stream of their own).
         free: probability that an addition or subtraction leaves its amount unstated
             (several valid answers; see the module docstring). 0 gives the fixed-answer problems.
 
@@ -334,28 +340,46 @@ def generate(seed: int, level: int, split: str = "train", free: float = 0.0) -> 
         raise ValueError(f"split ({split!r}) must be one of {SPLITS}")
     _check_free(free)
     rng = random.Random(f"{_stream_name(split, level, free)}/{seed}")
-    while True:  # rejection: ~1.1 draws for train, ~10 for test
+    bucket = "train" if split == "train" else "test"
+    while True:  # rejection: ~1.1 draws for train, ~10 for the held-out splits
         problem = _draw(rng, level, free)
-        if split_of(problem.question) == split:
+        if split_of(problem.question) == bucket:
             return problem
 
 
-def test_set(level: int, n: int = 500, free: float = 0.0) -> list[Problem]:
-    """The fixed held-out problems of one level: the first ``n`` distinct test-stream problems."""
+def _distinct(level: int, n: int, free: float, split: str, exclude: frozenset = frozenset()) -> list[Problem]:
+    """The first ``n`` distinct problems of a split's stream whose questions are not in ``exclude``."""
     _check_level(level)
     _check_free(free)
     if n < 1:
         raise ValueError(f"n ({n}) must be ≥ 1")
-    seen, out, seed = set(), [], 0
+    seen, out, seed = set(exclude), [], 0
     while len(out) < n:
-        problem = generate(seed, level, "test", free)
+        problem = generate(seed, level, split, free)
         seed += 1
         if problem.question not in seen:
             seen.add(problem.question)
             out.append(problem)
-        if seed > 100 * n:
-            raise RuntimeError(f"level {level} has fewer than {n} distinct test problems")
+        if seed > 100 * n + 10 * len(exclude):
+            raise RuntimeError(f"level {level} has fewer than {n} distinct {split} problems")
     return out
+
+
+def test_set(level: int, n: int = TEST_SET_MAX, free: float = 0.0) -> list[Problem]:
+    """The fixed test problems of one level: the first ``n`` (≤ ``TEST_SET_MAX``) distinct
+    test-stream problems. Only reports read them."""
+    if n > TEST_SET_MAX:
+        raise ValueError(f"n ({n}) must be ≤ {TEST_SET_MAX}, the test set's size (validation problems lie beyond it)")
+    return _distinct(level, n, free, "test")
+
+
+def validation_set(level: int, n: int = 256, free: float = 0.0) -> list[Problem]:
+    """Held-out problems for checkpoint selection and tuning: the first ``n`` distinct problems of
+    the validation stream, none of whose questions is in the test set (all ``TEST_SET_MAX``)."""
+    _check_level(level)
+    _check_free(free)
+    excluded = frozenset(p.question for p in test_set(level, TEST_SET_MAX, free))
+    return _distinct(level, n, free, "validation", excluded)
 
 
 test_set.__test__ = False  # not a pytest test, though test modules import it by this name

@@ -121,6 +121,16 @@ def test_training_problems_come_from_the_chosen_levels():
     assert not held_out & {p.question for p in easy}
 
 
+def test_checkpoints_are_selected_on_validation_problems_never_test_problems():
+    from dllm_viz.rl.trainer import heldout_problems
+    from dllm_viz.tasks.wordproblems import TEST_SET_MAX, test_set
+
+    selection = heldout_problems(96, (1, 2), 1.0)
+    assert len(selection) == 96 and {p.level for p in selection} == {1, 2}
+    tests = {p.question for level in (1, 2) for p in test_set(level, TEST_SET_MAX, 1.0)}
+    assert not tests & {p.question for p in selection}
+
+
 @pytest.mark.browser
 def test_policy_card_from_a_run(tiny_model_dir, tmp_path):
     from dllm_viz.rl.card import main as card_main

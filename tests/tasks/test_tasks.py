@@ -24,8 +24,10 @@ from dllm_viz.tasks import (
     parse_number,
     split_of,
     test_set,
+    validation_set,
     verify_chain,
 )
+from dllm_viz.tasks.wordproblems import TEST_SET_MAX
 
 FIXTURE = Path(__file__).parents[1] / "fixtures" / "gsm8k_test_sample.jsonl"
 EQUATION = re.compile(r"(\d+) ([-+*/]) (\d+) = (\d+)")
@@ -72,6 +74,21 @@ def test_held_out_set_is_fixed_distinct_and_never_trained_on():
     questions = {p.question for level in LEVELS for p in test_set(level, 60)}
     training = {generate(seed, level).question for level in LEVELS for seed in range(3000)}
     assert not questions & training
+
+
+@pytest.mark.parametrize("free", [0.0, DEFAULT_FREE])
+def test_validation_train_and_test_splits_are_disjoint(free):
+    """Checkpoints are chosen on validation problems: held out from training like the test set,
+    and never one of the reports' test problems (the whole test set, not just its start)."""
+    for level in LEVELS:
+        validation = validation_set(level, 200, free)
+        assert validation_set(level, 50, free) == validation[:50]
+        questions = {p.question for p in validation}
+        assert len(questions) == 200 and all(split_of(q) == "test" for q in questions)
+        assert not questions & {p.question for p in test_set(level, TEST_SET_MAX, free)}
+        assert not questions & {generate(seed, level, "train", free).question for seed in range(3000)}
+    with pytest.raises(ValueError, match=r"n \(501\) must be ≤ 500"):
+        test_set(1, TEST_SET_MAX + 1)
 
 
 # --- free-choice problems (the default world) ------------------------------------------------
@@ -161,7 +178,7 @@ def test_verifier_rejects_inconsistent_chains_and_accepts_any_valid_choice():
     [
         (lambda: generate(0, 1, "train", 1.5), r"free \(1.5\) must be a probability"),
         (lambda: generate(0, 4), r"level \(4\) must be one of \(1, 2, 3\)"),
-        (lambda: generate(0, 1, "validation"), r"split \('validation'\) must be one of"),
+        (lambda: generate(0, 1, "dev"), r"split \('dev'\) must be one of"),
         (lambda: test_set(0, 5), r"level \(0\)"),
         (lambda: test_set(1, 0), r"n \(0\) must be ≥ 1"),
     ],
