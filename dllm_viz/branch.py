@@ -28,6 +28,7 @@ from dataclasses import dataclass, fields, replace
 import torch
 
 from .engine import DecodeStart, EngineConfig, StepRecord, decode_generation, encode_prompts, generate
+from .rng import STATE_FIELDS, RowRNG
 from .strategies.override import ACTIONS, Override, OverrideStrategy
 from .strategies.registry import is_stochastic
 from .trace import Trace, TraceStep, short_repr, strategy_header, vocab_of
@@ -101,9 +102,15 @@ def state_after(trace: Trace, k: int, remask: Iterable[int] = ()) -> CanvasState
 
 
 def rng_after(trace: Trace, k: int) -> torch.Tensor | None:
-    """The engine's generator state after ``k`` steps (None: still the seed's initial state)."""
+    """The row's random state after ``k`` steps (None: still the seed's initial state, or a state
+    recorded by a version with one shared generator, which this engine cannot continue)."""
     encoded = next((s.rng for s in reversed(trace.steps[:k]) if s.rng is not None), None)
-    return None if encoded is None else torch.frombuffer(bytearray(base64.b64decode(encoded)), dtype=torch.uint8)
+    return None if encoded is None else _row_state(encoded)
+
+
+def _row_state(encoded: str) -> torch.Tensor | None:
+    state = torch.frombuffer(bytearray(base64.b64decode(encoded)), dtype=torch.uint8)
+    return state if state.numel() == ROW_STATE_BYTES else None
 
 
 def lacks_random_state(trace: Trace) -> bool:
@@ -112,11 +119,14 @@ def lacks_random_state(trace: Trace) -> bool:
     even without overrides its future may differ from the recorded one."""
     stochastic = is_stochastic(str(trace.strategy.get("name")))
     sampled = trace.engine.get("temperature", 0) not in (0, 0.0, None) or stochastic
-    return sampled and all(s.rng is None for s in trace.steps)
+    return sampled and all(s.rng is None or _row_state(s.rng) is None for s in trace.steps)
 
 
 def encode_rng(state: torch.Tensor) -> str:
     return base64.b64encode(state.cpu().numpy().tobytes()).decode("ascii")
+
+
+ROW_STATE_BYTES = STATE_FIELDS * 8  # one row's key and draw count (dllm_viz.rng)
 
 
 # ---- checking overrides ---------------------------------------------------------------------------
@@ -326,7 +336,7 @@ class StepRecorder:
 def record_run(backend, prompt: str, strategy, config: EngineConfig, meta: dict | None = None) -> Trace:
     """Decode ``prompt`` from scratch into a trace that branches exactly (RNG kept where it moved)."""
     prompt_ids = encode_prompts(backend, [prompt], config.gen_length)[0]
-    recorder = StepRecorder(0, initial_rng(config, backend.device))
+    recorder = StepRecorder(0, initial_rng(config, prompt_ids, backend.device))
     for rec in generate(backend, [prompt_ids], strategy, config):
         recorder.add(rec)
     return root_trace(backend, prompt, prompt_ids, strategy, config, recorder, meta)
@@ -340,9 +350,9 @@ def root_trace(
     return Trace.from_steps(recorder.steps, backend, prompt, prompt_ids, strategy, config, text, meta)
 
 
-def initial_rng(config: EngineConfig, device) -> torch.Tensor:
-    """The generator state a fresh decode with ``config.seed`` starts from."""
-    return torch.Generator(device=device).manual_seed(config.seed).get_state()
+def initial_rng(config: EngineConfig, prompt_ids: Sequence[int], device) -> torch.Tensor:
+    """The random state a fresh decode of ``prompt_ids`` with ``config.seed`` starts from."""
+    return RowRNG.for_prompts(config.seed, [prompt_ids], device, config.gen_length).get_state()
 
 
 def branch_trace(
@@ -386,7 +396,7 @@ def run_branch(backend, parent: Trace, k: int, overrides, strategy, meta: dict |
 def start_rng(trace: Trace, k: int, device) -> torch.Tensor:
     """The generator state a branch after ``k`` steps starts from (the seed's when no step drew)."""
     state = rng_after(trace, k)
-    return state if state is not None else initial_rng(engine_config_of(trace), device)
+    return state if state is not None else initial_rng(engine_config_of(trace), trace.prompt_ids, device)
 
 
 def replay(backend, trace: Trace, strategy) -> Trace:

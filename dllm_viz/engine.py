@@ -13,7 +13,8 @@ and the engine commits them. Invariants (tested with hypothesis in tests/test_en
   which still ends every block within its steps) or ``fallback=False`` (RL training), in which
   case a block's last allowed step (its BL-th) commits whatever is left, so every row
   terminates within L steps;
-* the same seed gives the same output.
+* the same seed gives the same output, and a row the same output whatever batch it runs in: each
+  row draws from its own stream, keyed by the seed and its prompt (:mod:`dllm_viz.rng`).
 
 Branching (``dllm_viz.branch``): ``generate(..., start=DecodeStart(...))`` continues from a
 given partially unmasked canvas, NFE count, block progress and RNG state instead of the fully
@@ -43,6 +44,7 @@ import torch
 from .backends.hf import has_kv_cache
 from .blocks import check_block_length, default_block_length, setting_label
 from .features import TOP_K, Features, compute_features, propose_tokens, restrict_top_k
+from .rng import RowRNG
 from .strategies.base import DecodeState, Strategy, top_k_mask
 
 if TYPE_CHECKING:
@@ -63,7 +65,8 @@ class EngineConfig:
         temperature: token temperature; 0 is greedy (the paper trains and evaluates at 0).
         fallback: commit the most confident eligible position when the strategy proposes
             none (evaluation); off for RL training, where an empty step still costs an NFE.
-        seed: seeds the RNG shared by token sampling and stochastic strategies.
+        seed: seeds the rows' random streams (token sampling and stochastic strategies); a
+            row's stream depends only on the seed and its prompt, never on its batch.
         top_k: alternatives per position kept in the step records.
         candidate_top_k: keep only each position's k most likely tokens (renormalised) before
             features and sampling; ``None`` = the whole vocabulary (LLaDA's ``generate`` and the
@@ -157,8 +160,8 @@ class StepRecord:
         probs, log_prob: the learned policy's (B, L) unmask probabilities and (B,) step
             log-likelihood, or None for heuristics.
         model_ms: wall time of the forward pass; step_ms: of the whole step.
-        rng_state: (CPU uint8) state of the engine's generator after the step; a
-            :class:`DecodeStart` with it continues the same random stream.
+        rng_state: (CPU uint8) the rows' random streams after the step (16 bytes a row); a
+            :class:`DecodeStart` with it continues the same streams.
         prompt_ids: every row's prompt token ids, as the engine encoded them (one list shared
             by all records of a run), so a trace never encodes the prompt again.
     """
@@ -197,7 +200,7 @@ class DecodeStart:
             schedules and the no-fallback block end read it).
         step: index of the first step to run; ``StepRecord.step`` continues from it.
         rng_state: generator state to continue from (a :attr:`StepRecord.rng_state`), or None to
-            seed a fresh generator with ``config.seed``.
+            start the rows' streams afresh from ``config.seed``.
     """
 
     tokens: torch.Tensor
@@ -226,7 +229,7 @@ class DecodeStart:
         if self.rng_state is not None and (
             not isinstance(self.rng_state, torch.Tensor) or self.rng_state.dtype != torch.uint8
         ):
-            raise ValueError("start.rng_state must be a uint8 tensor from Generator.get_state()")
+            raise ValueError("start.rng_state must be a uint8 tensor from a StepRecord.rng_state")
 
 
 @dataclass
@@ -316,7 +319,7 @@ def generate(
         x[b, pad:P] = torch.tensor(ids, device=device)
     # No padding: None lets the model take its unmasked attention path.
     attention = None if bool(padding.all()) else padding
-    generator = torch.Generator(device=device).manual_seed(config.seed)
+    rng = RowRNG.for_prompts(config.seed, prompt_ids, device, L)
     nfe = torch.zeros(B, dtype=torch.long, device=device)
     block_step = torch.zeros(B, dtype=torch.long, device=device)
     block_of_pos = torch.arange(L, device=device) // BL
@@ -332,12 +335,9 @@ def generate(
         nfe, block_step = start.nfe.to(device).clone(), start.block_step.to(device).clone()
         if start.rng_state is not None:
             try:
-                generator.set_state(start.rng_state.cpu())
-            except RuntimeError:
-                raise ValueError(
-                    "start.rng_state does not fit this device's generator (recorded on another "
-                    f"device type than {device.type}?)"
-                ) from None
+                rng.set_state(start.rng_state)
+            except ValueError as err:
+                raise ValueError(f"start.rng_state does not fit this batch: {err}") from None
         first, limit = start.step, L + 1
 
     # 3. Denoise. Every step commits ≥ 1 token or advances a block towards its forced end,
@@ -369,7 +369,8 @@ def generate(
         model_ms = (time.perf_counter() - t0) * 1e3
 
         feats = compute_features(logits, config.top_k)
-        tokens, token_prob = propose_tokens(logits, feats, config.temperature, generator)
+        draws = rng.rows(rows)
+        tokens, token_prob = propose_tokens(logits, feats, config.temperature, draws)
         del logits
         if cache is not None:
             feats, tokens, token_prob = cache.assemble(feats, tokens, token_prob)
@@ -383,7 +384,7 @@ def generate(
             nfe=nfe[rows],
             gen_length=L,
             block_length=BL,
-            generator=generator,
+            generator=draws,
         )
         decision = strategy.decide(state)
         # A held-back position is not committable this step, by anyone.
@@ -422,7 +423,7 @@ def generate(
             log_prob=None if decision.log_prob is None else _scatter(decision.log_prob, rows, B),
             model_ms=model_ms,
             step_ms=(time.perf_counter() - t0) * 1e3,
-            rng_state=generator.get_state(),
+            rng_state=rng.get_state(),
             prompt_ids=prompt_ids,
         )
     if bool((x[:, P:] == backend.mask_id).any()):

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 import torch
 
+from .rng import RowDraws, uniform
+
 TOP_K = 5  # alternatives kept per position for the trace and the UI tooltip
 
 
@@ -70,7 +72,7 @@ def propose_tokens(
     logits: torch.Tensor,
     features: Features,
     temperature: float,
-    generator: torch.Generator | None,
+    generator: torch.Generator | RowDraws | None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Candidate token per position and its (untempered) probability.
 
@@ -84,7 +86,7 @@ def propose_tokens(
     """
     if temperature == 0:
         return features.topk_ids[..., 0], features.confidence
-    u = torch.rand(logits.shape, dtype=torch.float64, device=logits.device, generator=generator)
+    u = uniform(logits.shape, logits.device, generator, torch.float64)
     gumbel = -torch.log(-torch.log(u.clamp_min(1e-300)))
     tokens = (logits.double() / temperature + gumbel).argmax(-1)
     logp = torch.log_softmax(logits.float(), dim=-1)

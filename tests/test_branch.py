@@ -92,7 +92,7 @@ def runs(draw):
 def _recorded(backend, prompt, strategy, config):
     """The original run: its engine records and its trace (RNG kept where it moved)."""
     prompt_ids = encode_prompts(backend, [prompt], config.gen_length)[0]
-    recorder = StepRecorder(0, initial_rng(config, backend.device))
+    recorder = StepRecorder(0, initial_rng(config, prompt_ids, backend.device))
     records = []
     for rec in generate(backend, [prompt_ids], strategy, config):
         recorder.add(rec)
@@ -352,7 +352,10 @@ def test_engine_checks_a_start_state(tiny_backend):
         (dict(nfe=torch.tensor([9])), "start.nfe ([9]) cannot exceed gen_length (4)"),
         (dict(block_step=torch.tensor([-1])), "start.block_step must be a (1,) tensor of counts ≥ 0"),
         (dict(step=-2), "start.step (-2) must be an integer ≥ 0"),
-        (dict(rng_state=torch.zeros(3, dtype=torch.uint8)), "does not fit this device's generator"),
+        (
+            dict(rng_state=torch.zeros(3, dtype=torch.uint8)),
+            "does not fit this batch: the random state must be 16 bytes",
+        ),
     ]:
         with pytest.raises(ValueError) as err:
             list(

@@ -11,6 +11,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from ..rng import RowDraws, uniform
+
 PROB_EPS = 1e-6  # clamp for log s and log(1 - s) in float32
 
 
@@ -30,11 +32,10 @@ def unmask_probs(logits: torch.Tensor, temperature: float = 1.0, beta: float = 1
 
 
 def sample_bernoulli(
-    probs: torch.Tensor, eligible: torch.Tensor, generator: torch.Generator | None = None
+    probs: torch.Tensor, eligible: torch.Tensor, generator: torch.Generator | RowDraws | None = None
 ) -> torch.Tensor:
     """Independent ``u_k ~ Bernoulli(s_k)`` on eligible positions; (B, L) bool, False elsewhere."""
-    uniform = torch.rand(probs.shape, device=probs.device, generator=generator)
-    return (uniform < probs) & eligible
+    return (uniform(probs.shape, probs.device, generator) < probs) & eligible
 
 
 def argmax_fallback(action: torch.Tensor, probs: torch.Tensor, eligible: torch.Tensor) -> torch.Tensor:
@@ -69,9 +70,9 @@ def bernoulli_log_prob(
     return torch.where(eligible, per_pos, torch.zeros_like(per_pos)).sum(1)
 
 
-def _gumbel(shape: torch.Size, device: torch.device, generator: torch.Generator | None) -> torch.Tensor:
-    uniform = torch.rand(shape, device=device, generator=generator).clamp(1e-20, 1.0 - 1e-7)
-    return -torch.log(-torch.log(uniform))
+def _gumbel(shape: torch.Size, device: torch.device, generator: torch.Generator | RowDraws | None) -> torch.Tensor:
+    u = uniform(shape, device, generator).clamp(1e-20, 1.0 - 1e-7)
+    return -torch.log(-torch.log(u))
 
 
 def sample_dpls(
@@ -79,7 +80,7 @@ def sample_dpls(
     eligible: torch.Tensor,
     stop_logit: float = 0.0,
     temperature: float = 1.0,
-    generator: torch.Generator | None = None,
+    generator: torch.Generator | RowDraws | None = None,
 ) -> torch.Tensor:
     """Dynamic Plackett–Luce sampling (paper App. E): an ordered set of positions to unmask.
 

@@ -222,9 +222,9 @@ class GRPOTrainer:
                 break
             t0 = time.perf_counter()
             problems = procs.shard(training_problems(it, grpo.prompts_per_batch, seed, cfg.levels, cfg.free))
-            batch = collect_rollouts(
-                self.backend, self.policy, problems, grpo, engine, seed=seed * 100_003 + it + 7_919 * procs.rank
-            )
+            # Rows draw from streams keyed by their prompt (dllm_viz.rng): no rank in the seed, so a
+            # group rolls out the same whichever process or batch position it lands on.
+            batch = collect_rollouts(self.backend, self.policy, problems, grpo, engine, seed=seed * 100_003 + it)
             advantages = group_advantages(batch.rewards, grpo.group_size).to(self.backend.device)
             row = {
                 "iteration": it,

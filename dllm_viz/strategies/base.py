@@ -13,6 +13,7 @@ from typing import Protocol, runtime_checkable
 import torch
 
 from ..features import Features
+from ..rng import RowDraws
 
 
 @dataclass
@@ -32,7 +33,8 @@ class DecodeState:
         nfe: (B,) int64, forward passes this row has used before this step.
         gen_length: L.
         block_length: BL (= L for full diffusion).
-        generator: RNG for stochastic strategies (on the logits' device).
+        generator: RNG for stochastic strategies: the engine passes its rows' own streams
+            (:class:`~dllm_viz.rng.RowDraws`; draw with :func:`~dllm_viz.rng.uniform`).
     """
 
     features: Features
@@ -44,7 +46,7 @@ class DecodeState:
     nfe: torch.Tensor
     gen_length: int
     block_length: int
-    generator: torch.Generator | None = None
+    generator: torch.Generator | RowDraws | None = None
 
     @property
     def time(self) -> torch.Tensor:

@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, field
 
 import torch
 
+from ..rng import uniform
 from .base import Decision, DecodeState, rank_desc, top_k_mask
 from .schema import param
 
@@ -144,7 +145,7 @@ class RandomK(_TopKSchedule):
     stochastic = True
 
     def score(self, state: DecodeState) -> torch.Tensor:
-        return torch.rand(state.eligible.shape, device=state.eligible.device, generator=state.generator)
+        return uniform(state.eligible.shape, state.eligible.device, state.generator)
 
 
 @dataclass(frozen=True)

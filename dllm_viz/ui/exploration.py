@@ -123,7 +123,7 @@ def decode_job(model: str, job: Job):
     strategy = job.spec.build(load_policy=runtime.policy_loader(backend.device))
     if job.parent is None:
         prompt_ids = encode_prompts(backend, [job.prompt], job.config.gen_length)[0]
-        recorder = StepRecorder(0, initial_rng(job.config, backend.device))
+        recorder = StepRecorder(0, initial_rng(job.config, prompt_ids, backend.device))
         records = generate(backend, [prompt_ids], strategy, job.config)
     else:
         recorder = StepRecorder(job.k, start_rng(job.parent, job.k, backend.device), job.overrides)

@@ -96,3 +96,19 @@ def test_dpls_rollouts_are_refused_by_replay(scripted):
     steps = PolicySteps.from_records(rollout(scripted, strategy, [[2, 3]]), L, strategy)
     with pytest.raises(ValueError, match="DPLS rollouts cannot be replayed"):
         replay_log_probs(strategy.policy, steps)
+
+
+def test_a_group_rolls_out_the_same_alone_or_beside_other_groups(tiny_backend):
+    """Training rollouts are batch-invariant: a prompt's G rollouts do not depend on which other
+    prompts share the rollout batch (or the process, under torchrun)."""
+    from dllm_viz.rl.rollout import collect_rollouts
+    from dllm_viz.tasks import generate as problem
+
+    policy = DiTConfidencePolicy(SMALL)
+    grpo = GRPOConfig(num_generations=3, prompts_per_batch=2)
+    engine = EngineConfig(gen_length=16, block_length=16)
+    first, second = problem(1, 1), problem(2, 1)
+    together = collect_rollouts(tiny_backend, policy, [first, second], grpo, engine, seed=5)
+    alone = collect_rollouts(tiny_backend, policy, [second], grpo, engine, seed=5)
+    assert together.texts[3:] == alone.texts and torch.equal(together.nfe[3:], alone.nfe)
+    assert len(set(together.texts[:3])) > 1 or len(set(together.nfe[:3].tolist())) > 1  # copies differ
