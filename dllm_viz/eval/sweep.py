@@ -51,9 +51,10 @@ def heuristic_grid(gen_length: int, block_length: int, compact: bool = False) ->
 def policy_grid(
     path: str, label: str, temperatures: Iterable[float] = (1.0,), betas: Iterable[float] = (1.0,)
 ) -> list[StrategySpec]:
-    """A shipped policy at several test-time knobs (τ_π, β), evaluated with argmax fallback."""
+    """A shipped policy at several test-time knobs (τ_π, β), in the test-time form of its trained
+    action (``mode="auto"``: Bernoulli with argmax fallback, or plus-one)."""
     return [
-        StrategySpec("policy", {"mode": "bernoulli-argmax", "temperature": t, "beta": b}, policy=path, label=label)
+        StrategySpec("policy", {"mode": "auto", "temperature": t, "beta": b}, policy=path, label=label)
         for t in temperatures
         for b in betas
     ]

@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, fields
 
 # Upper bounds, checked before any model is built: far above any policy in the paper
 # (d = 128, ffn 512, one block: 331k parameters), far below what would hurt a server.
+ACTIONS = ("bernoulli", "bernoulli-plus-one")  # action forms a policy can be trained with
 MAX_SIZES = {
     "hidden_size": 1024,
     "num_heads": 64,
@@ -51,6 +52,8 @@ class PolicyConfig:
         smart_init: output bias at init, so every eligible position starts with an unmask
             probability near ``sigmoid(smart_init)`` (paper: -2.0, ~0.12: a slow start yields
             more correct answers and hence non-zero rewards). ``None`` keeps PyTorch's init.
+        action: the action form the policy was trained with (``"bernoulli"``, the paper's, or
+            ``"bernoulli-plus-one"``); a learned strategy in mode ``"auto"`` acts the same way.
         time_period: ``max_period`` of the sinusoidal time embedding. The released code uses 1,
             which makes every frequency exactly 1: the embedding degenerates to cos(t) repeated
             ``time_embed_dim/2`` times followed by sin(t) repeated as often, i.e. time enters as
@@ -66,8 +69,11 @@ class PolicyConfig:
     top_p: int = 1
     smart_init: float | None = -2.0
     time_period: float = 1.0
+    action: str = "bernoulli"
 
     def __post_init__(self) -> None:
+        if self.action not in ACTIONS:
+            raise ValueError(f"`action` ({_short(self.action)}) must be one of {', '.join(ACTIONS)}")
         for name, limit in MAX_SIZES.items():
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= limit:

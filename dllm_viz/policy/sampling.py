@@ -153,3 +153,58 @@ def dpls_log_prob(
     pick_terms = torch.where(idx < n_picks.unsqueeze(1), zs - denom, torch.zeros_like(zs)).sum(1)
     stop_term = stop - denom.gather(1, n_picks.unsqueeze(1)).squeeze(1)
     return torch.where(has_any, first_term + pick_terms + stop_term, torch.zeros_like(first_term))
+
+
+def sample_plus_one(
+    probs: torch.Tensor,
+    scores: torch.Tensor,
+    eligible: torch.Tensor,
+    generator: torch.Generator | RowDraws | None = None,
+) -> torch.Tensor:
+    """Independent Bernoulli draws, then exactly one more position: drawn from
+    ``softmax(scores)`` over the eligible positions the draws left out (none if they took all).
+
+    The action EB-Sampler takes by rule (every near-certain token plus one uncertain one), which
+    independent draws can only express by saturating: with ``s ≈ 1`` on the certain positions
+    and ``s ≈ 0`` elsewhere, the step commits the certain ones plus the best-scored uncertain one.
+    A step is never empty, so no fallback is needed.
+
+    Args:
+        probs: (B, L) Bernoulli parameters s. scores: (B, L) pick logits (``b / τ_π``).
+        eligible: (B, L) bool.
+
+    Returns:
+        (B, L) bool action.
+    """
+    action = sample_bernoulli(probs, eligible, generator)
+    rest = eligible & ~action
+    keys = scores.float().masked_fill(~rest, float("-inf")) + _gumbel(scores.shape, scores.device, generator)
+    pick = F.one_hot(keys.argmax(1), scores.shape[1]).bool() & rest.any(1, keepdim=True)
+    return action | pick
+
+
+def plus_one_log_prob(
+    probs: torch.Tensor, scores: torch.Tensor, action: torch.Tensor, eligible: torch.Tensor, eps: float = PROB_EPS
+) -> torch.Tensor:
+    """Exact log-probability of the *set* :func:`sample_plus_one` commits, whichever member was the pick.
+
+    For a set S of the eligible positions E (O = E \\ S), summing over the member j that was picked:
+    ``P(S) = P_S · [Σ_{j∈S} (1−s_j)/s_j · e^{z_j} / (e^{z_j} + Σ_{l∈O} e^{z_l}) + 1{O = ∅}]`` with
+    ``P_S = Π_{i∈S} s_i Π_{i∈O} (1−s_i)`` (the last term: the draws took everything). Computed in
+    log space; ``s`` is clamped to ``[eps, 1 − eps]`` as in :func:`bernoulli_log_prob`.
+
+    Returns:
+        (B,) float32; 0 for rows with no eligible position, −inf for a set the form cannot
+        produce (an empty action where positions were eligible).
+    """
+    s = probs.float().clamp(eps, 1.0 - eps)
+    z = scores.float()
+    taken = action.bool() & eligible
+    left = eligible & ~taken
+    base = bernoulli_log_prob(probs, taken, eligible, eps)
+    log_left = z.masked_fill(~left, float("-inf")).logsumexp(1, keepdim=True)  # (B, 1), −inf if none left
+    per_pick = torch.log1p(-s) - torch.log(s) + z - torch.logaddexp(z, log_left)
+    per_pick = per_pick.masked_fill(~taken, float("-inf"))
+    all_taken = torch.where(~left.any(1, keepdim=True), 0.0, float("-inf"))
+    total = base + torch.cat([per_pick, all_taken], 1).logsumexp(1)
+    return torch.where(eligible.any(1), total, torch.zeros_like(total))

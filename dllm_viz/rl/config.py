@@ -6,6 +6,7 @@ import math
 from dataclasses import asdict, dataclass, field, fields, replace
 
 from ..blocks import check_block_length, default_block_length
+from ..policy.config import ACTIONS
 from .rewards import REWARD_FUNCTIONS
 
 
@@ -18,6 +19,9 @@ class GRPOConfig:
         prompts_per_batch: prompt groups per rollout batch (paper: 16, so 128 rollouts per
             optimiser step). Must be ≥ 1.
         reward: ``"multiplicative"`` (main, Eq. 3.1) or ``"additive"`` (ablation; hacks at α = 1).
+        action: how the policy acts: ``"bernoulli"`` (the paper: independent draws, an empty
+            step allowed) or ``"bernoulli-plus-one"`` (the draws plus exactly one more position,
+            :func:`~dllm_viz.policy.sampling.sample_plus_one`); log-probabilities exact for both.
         alpha: α ≥ 0, the price of speed (code default 0 = plain correctness; paper grid
             {0, 0.3, 1, 3, 10}, one policy per α).
 
@@ -56,6 +60,10 @@ class GRPOConfig:
     reward: str = field(
         default="multiplicative", metadata={"choices": tuple(REWARD_FUNCTIONS), "help": "reward of a rollout"}
     )
+    action: str = field(
+        default="bernoulli",
+        metadata={"choices": ACTIONS, "help": "the policy's action form (bernoulli: the paper's)"},
+    )
     alpha: float = field(default=0.0, metadata={"help": "α, the price of speed"})
     learning_rate: float = field(default=3e-5, metadata={"flag": "--lr", "help": "peak learning rate"})
     adam_betas: tuple[float, float] = field(default=(0.9, 0.99), metadata={"help": "AdamW betas"})
@@ -85,6 +93,8 @@ class GRPOConfig:
         if self.es_block_length is not None:
             _int_at_least("es_block_length", self.es_block_length, 1)
         _int_at_least("seed", self.seed, 0)
+        if self.action not in ACTIONS:
+            raise ValueError(f"unknown action {self.action!r}; known: {', '.join(ACTIONS)}")
         if self.reward not in REWARD_FUNCTIONS:
             raise ValueError(f"unknown reward {self.reward!r}; known: {', '.join(REWARD_FUNCTIONS)}")
         for name in ("alpha", "weight_decay", "skip_advantage_tol"):

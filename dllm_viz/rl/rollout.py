@@ -51,9 +51,16 @@ def _decode(backend, prompts: list[str], strategy, config: EngineConfig):
     return records, texts, records[-1].nfe.cpu()
 
 
-def rollout_strategy(policy) -> LearnedPolicy:
-    """The policy as it acts in training rollouts: independent Bernoulli draws, τ_π = β = 1."""
-    return LearnedPolicy(policy, mode="bernoulli")
+def rollout_strategy(policy, action: str = "bernoulli") -> LearnedPolicy:
+    """The policy as it acts in training rollouts: its action form (the paper's independent
+    Bernoulli draws by default), τ_π = β = 1."""
+    return LearnedPolicy(policy, mode=action)
+
+
+def evaluation_mode(action: str) -> str:
+    """The test-time mode of a policy trained with ``action``: Bernoulli policies get the argmax
+    fallback; the plus-one form never has an empty step and acts as it was trained."""
+    return "bernoulli-argmax" if action == "bernoulli" else action
 
 
 def _decode_policy(backend, strategy: LearnedPolicy, prompts: list[str], engine: EngineConfig, seed: int):
@@ -81,7 +88,7 @@ def collect_rollouts(
     """Decode every problem G times with the policy (and E times with the experts), score them."""
     G, E, L = grpo.num_generations, grpo.num_experts, engine.gen_length
     prompts = [p.question for p in problems for _ in range(G)]
-    strategy = rollout_strategy(policy)
+    strategy = rollout_strategy(policy, grpo.action)
     records, texts, nfe = _decode_policy(backend, strategy, prompts, engine, seed)
     steps = PolicySteps.from_records(records, L, strategy)
     probs = torch.stack([r.probs for r in records])  # (T, N, L)
@@ -141,7 +148,7 @@ def heldout_reward(
     """Mean reward, correctness and NFE of one policy decode per held-out (validation) problem.
 
     At τ_π = β = 1 decoded exactly like the training rollouts (Bernoulli sampling, no fallback);
-    otherwise as the reports decode (``bernoulli-argmax`` at that τ_π and β, with fallback), so
+    otherwise as the reports decode (:func:`evaluation_mode` at that τ_π and β, with fallback), so
     the checkpoint is chosen for the policy that ships. Always at a fixed seed, so successive
     checkpoints are compared on the same problems and random numbers: the quantity that picks the
     checkpoint to ship (the training reward is measured on the very batches the policy is being
@@ -149,9 +156,9 @@ def heldout_reward(
     """
     prompts = [p.question for p in problems]
     if temperature == 1.0 and beta == 1.0:
-        _, texts, nfe = _decode_policy(backend, rollout_strategy(policy), prompts, engine, seed)
+        _, texts, nfe = _decode_policy(backend, rollout_strategy(policy, grpo.action), prompts, engine, seed)
     else:
-        strategy = LearnedPolicy(policy, mode="bernoulli-argmax", temperature=temperature, beta=beta)
+        strategy = LearnedPolicy(policy, mode=evaluation_mode(grpo.action), temperature=temperature, beta=beta)
         config = EngineConfig(
             gen_length=engine.gen_length,
             block_length=engine.block_length,

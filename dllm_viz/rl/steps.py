@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import torch
 
 from ..policy.model import DiTConfidencePolicy
-from ..policy.sampling import bernoulli_log_prob, unmask_probs
+from ..policy.sampling import bernoulli_log_prob, plus_one_log_prob, unmask_probs
 from ..strategies.learned import LearnedPolicy, LearnedPolicyConfig, policy_inputs_from
 
 TENSORS = ("confidence", "masked", "time", "eligible", "action", "active", "old_log_prob")
@@ -128,8 +128,8 @@ def replay_log_probs(
     steps: PolicySteps,
     chunk_size: int = 512,
 ) -> torch.Tensor:
-    """Bernoulli step log-likelihoods of the stored actions under the policy's current weights,
-    with the rollout's own τ_π and β (``steps.sampling``).
+    """Step log-likelihoods of the stored actions under the policy's current weights, with the
+    rollout's own action form, τ_π and β (``steps.sampling``).
 
     Only active steps go through the network, ``chunk_size`` steps per forward pass (each step
     is one (L,) sequence); the result keeps the autograd graph for the GRPO loss.
@@ -149,8 +149,12 @@ def replay_log_probs(
     pieces = []
     for start in range(0, flat[0].shape[0], chunk_size):
         conf, masked, time, action, eligible = (t[start : start + chunk_size] for t in flat)
-        probs = unmask_probs(policy(conf, masked, time), sampling.temperature, sampling.beta)
-        pieces.append(bernoulli_log_prob(probs, action, eligible))
+        logits = policy(conf, masked, time)
+        probs = unmask_probs(logits, sampling.temperature, sampling.beta)
+        if sampling.mode == "bernoulli-plus-one":
+            pieces.append(plus_one_log_prob(probs, logits / sampling.temperature, action, eligible))
+        else:
+            pieces.append(bernoulli_log_prob(probs, action, eligible))
     out = torch.zeros(active.shape, dtype=torch.float32, device=device)
     if pieces:
         out = out.index_put(idx, torch.cat(pieces))

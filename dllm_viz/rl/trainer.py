@@ -160,7 +160,9 @@ class GRPOTrainer:
             )
         if policy is None:
             policy = DiTConfidencePolicy(
-                PolicyConfig(hidden_size=config.hidden, ffn_size=4 * config.hidden, top_p=config.top_p)
+                PolicyConfig(
+                    hidden_size=config.hidden, ffn_size=4 * config.hidden, top_p=config.top_p, action=config.grpo.action
+                )
             )
         self.backend, self.policy = backend, policy
         self.policy.to(self.backend.device)

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import torch
@@ -29,14 +29,16 @@ from ..policy.sampling import (
     argmax_fallback,
     bernoulli_log_prob,
     dpls_log_prob,
+    plus_one_log_prob,
     sample_bernoulli,
     sample_dpls,
+    sample_plus_one,
     unmask_probs,
 )
 from .base import Decision, DecodeState
 from .schema import param
 
-SAMPLING_MODES = ("bernoulli", "bernoulli-argmax", "dpls")
+SAMPLING_MODES = ("auto", "bernoulli", "bernoulli-argmax", "bernoulli-plus-one", "dpls")
 
 
 @dataclass(frozen=True)
@@ -44,10 +46,15 @@ class LearnedPolicyConfig:
     """How the policy's output becomes an action (paper §1.3, §1.4, §1.8).
 
     Attributes:
-        mode: ``"bernoulli"`` (training: independent draws, an empty step is allowed and
+        mode: ``"auto"`` (the test-time form of the action the policy was trained with:
+            ``bernoulli-argmax`` or ``bernoulli-plus-one``; resolved when the strategy is built),
+            ``"bernoulli"`` (training: independent draws, an empty step is allowed and
             still costs an NFE), ``"bernoulli-argmax"`` (evaluation: as bernoulli, but a row
-            that unmasks nothing unmasks its most probable eligible position) or ``"dpls"``
-            (Dynamic Plackett–Luce, appendix E; always unmasks ≥ 1).
+            that unmasks nothing unmasks its most probable eligible position),
+            ``"bernoulli-plus-one"`` (independent draws plus exactly one more position drawn from
+            ``softmax(b/τ_π)`` over the rest: "every certain token and one uncertain one", in
+            training and evaluation alike; :func:`~dllm_viz.policy.sampling.sample_plus_one`) or
+            ``"dpls"`` (Dynamic Plackett–Luce, appendix E; always unmasks ≥ 1).
         temperature: policy temperature τ_π, s = σ(b/τ_π). Training uses 1; the paper
             evaluates with 0.5 for semi-AR (BL = 32) and 1.0 for full diffusion.
         beta: probability scaling β, u ~ Ber(min(1, β·s)) (paper v4, Fig. 6), a test-time
@@ -56,8 +63,10 @@ class LearnedPolicyConfig:
     """
 
     mode: str = field(
-        default="bernoulli-argmax",
-        metadata=param("how probabilities become commits", choices=SAMPLING_MODES, advanced=True),
+        default="auto",
+        metadata=param(
+            "how probabilities become commits (auto: as the policy was trained)", choices=SAMPLING_MODES, advanced=True
+        ),
     )
     temperature: float = field(
         default=1.0,
@@ -149,7 +158,11 @@ class LearnedPolicy:
         if config is not None and overrides:
             raise ValueError(f"pass either `config` or keyword overrides {sorted(overrides)}, not both")
         self.policy = policy
-        self.config = config if config is not None else LearnedPolicyConfig(**overrides)
+        config = config if config is not None else LearnedPolicyConfig(**overrides)
+        if config.mode == "auto":
+            trained = getattr(policy.config, "action", "bernoulli")
+            config = replace(config, mode="bernoulli-argmax" if trained == "bernoulli" else trained)
+        self.config = config
         self.source = None if source is None else str(source)
 
     @classmethod
@@ -183,6 +196,12 @@ class LearnedPolicy:
             return LearnedDecision(unmask=order >= 0, probs=probs, log_prob=log_prob, pick_order=order)
         probs = unmask_probs(logits, cfg.temperature, cfg.beta)
         probs = torch.where(eligible, probs, torch.zeros_like(probs))  # (B, L), 0 off-block
+        if cfg.mode == "bernoulli-plus-one":
+            scores = logits / cfg.temperature
+            unmask = sample_plus_one(probs, scores, eligible, state.generator)
+            return LearnedDecision(
+                unmask=unmask, probs=probs, log_prob=plus_one_log_prob(probs, scores, unmask, eligible)
+            )
         unmask = sample_bernoulli(probs, eligible, state.generator)
         if cfg.mode == "bernoulli-argmax":
             # log_prob stays the Bernoulli likelihood of what is committed (fallback is eval-only).

@@ -7,6 +7,8 @@ import math
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from dllm_viz.policy.sampling import (
     argmax_fallback,
@@ -121,3 +123,70 @@ def test_dpls_rows_without_eligible_positions_and_gradients():
     assert log_p[1].item() == 0.0
     log_p.sum().backward()
     assert torch.isfinite(logits.grad).all() and logits.grad[0].abs().sum() > 0
+
+
+def _brute_force_plus_one(s: list[float], z: list[float]) -> dict[frozenset, float]:
+    """P(set) of sample_plus_one by enumerating its generative process: every Bernoulli outcome B,
+    then every pick j from the positions B left out."""
+    import itertools
+    import math
+
+    n, out = len(s), {}
+    for bits in itertools.product([0, 1], repeat=n):
+        p_b = math.prod(s[i] if b else 1 - s[i] for i, b in enumerate(bits))
+        taken = frozenset(i for i, b in enumerate(bits) if b)
+        rest = [i for i in range(n) if not bits[i]]
+        if not rest:
+            out[taken] = out.get(taken, 0.0) + p_b
+            continue
+        norm = sum(math.exp(z[i]) for i in rest)
+        for j in rest:
+            key = taken | {j}
+            out[key] = out.get(key, 0.0) + p_b * math.exp(z[j]) / norm
+    return out
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    s=st.lists(st.floats(0.02, 0.98), min_size=1, max_size=5),
+    z_seed=st.integers(0, 10_000),
+)
+def test_plus_one_log_prob_equals_enumeration_of_its_sampling_process(s, z_seed):
+    """The GRPO log-probability of the plus-one action is exact: it equals the probability of the
+    committed set summed over every way the sampler can produce it, and sums to 1 over sets."""
+    import itertools
+
+    from dllm_viz.policy.sampling import plus_one_log_prob
+
+    n = len(s)
+    z = (torch.randn(n, generator=torch.Generator().manual_seed(z_seed)) * 2).tolist()
+    truth = _brute_force_plus_one(s, z)
+    sets = [frozenset(c) for k in range(1, n + 1) for c in itertools.combinations(range(n), k)]
+    action = torch.tensor([[i in S for i in range(n)] for S in sets])
+    probs = torch.tensor([s] * len(sets))
+    scores = torch.tensor([z] * len(sets))
+    eligible = torch.ones_like(action)
+    got = plus_one_log_prob(probs, scores, action, eligible).exp()
+    expected = torch.tensor([truth.get(S, 0.0) for S in sets])
+    assert torch.allclose(got, expected.float(), rtol=1e-4, atol=1e-7)
+    assert abs(float(got.sum()) - 1.0) < 1e-4
+    # an empty step is impossible; ineligible positions take no part
+    assert plus_one_log_prob(probs[:1], scores[:1], torch.zeros_like(action[:1]), eligible[:1]).item() == float("-inf")
+
+
+def test_plus_one_sampler_draws_sets_with_the_probabilities_it_scores():
+    from dllm_viz.policy.sampling import plus_one_log_prob, sample_plus_one
+
+    s, z = [0.9, 0.1, 0.05, 0.6], [3.0, 1.0, -1.0, 0.0]
+    n_draws = 40_000
+    probs = torch.tensor([s] * n_draws)
+    scores = torch.tensor([z] * n_draws)
+    eligible = torch.tensor([[True, True, True, False]] * n_draws)  # the last position is off-block
+    action = sample_plus_one(probs, scores, eligible, torch.Generator().manual_seed(0))
+    assert not action[:, 3].any() and action.any(1).all()
+    counts: dict[tuple, int] = {}
+    for row in action.tolist():
+        counts[tuple(row)] = counts.get(tuple(row), 0) + 1
+    for row, count in counts.items():
+        p = plus_one_log_prob(probs[:1], scores[:1], torch.tensor([row]), eligible[:1]).exp().item()
+        assert abs(count / n_draws - p) < 4 * (p * (1 - p) / n_draws) ** 0.5 + 1e-3

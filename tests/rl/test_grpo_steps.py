@@ -26,7 +26,12 @@ def rollout(scripted, strategy, prompts, block_length=L, seed=0):
 
 @pytest.mark.parametrize(
     "sampling",
-    [LearnedPolicyConfig(mode="bernoulli"), LearnedPolicyConfig(mode="bernoulli", temperature=0.5, beta=1.5)],
+    [
+        LearnedPolicyConfig(mode="bernoulli"),
+        LearnedPolicyConfig(mode="bernoulli", temperature=0.5, beta=1.5),
+        LearnedPolicyConfig(mode="bernoulli-plus-one"),
+        LearnedPolicyConfig(mode="bernoulli-plus-one", temperature=0.5, beta=1.5),
+    ],
 )
 def test_replayed_log_probs_equal_those_recorded_at_rollout(scripted, sampling):
     torch.manual_seed(0)

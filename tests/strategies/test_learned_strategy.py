@@ -130,7 +130,10 @@ def test_top_p_inputs_come_from_topk_probs():
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        (dict(mode="greedy"), r"unknown sampling mode 'greedy'; known: bernoulli, bernoulli-argmax, dpls"),
+        (
+            dict(mode="greedy"),
+            r"unknown sampling mode 'greedy'; known: auto, bernoulli, bernoulli-argmax, bernoulli-plus-one, dpls",
+        ),
         (dict(temperature=0.0), r"`temperature` \(0.0\) must be a finite number > 0"),
         (dict(beta=-1.0), r"`beta` \(-1.0\)"),
         (dict(mode="dpls", beta=2.0), r"`beta` \(2.0\) only applies to Bernoulli modes"),
