@@ -25,7 +25,7 @@ def heuristic_grid(gen_length: int, block_length: int, compact: bool = False) ->
     the most parallel decode there is; thresholds and bounds span slow to fast. ``compact`` is
     for CPU budgets (about a third of the forward passes): High-Confidence-K keeps every k (the
     accuracy-vs-parallelism curve), the other fixed-k families run at 4 tokens per step and one
-    step per block (Random-K at 4 only), with five λ, two factors and three γ.
+    step per block (Random-K at 4 only), with five λ, two factors and three γ (for each EB uncertainty).
     """
     n_blocks = gen_length // block_length
 
@@ -42,8 +42,10 @@ def heuristic_grid(gen_length: int, block_length: int, compact: bool = False) ->
         for t in ((0.99, 0.9, 0.7, 0.5, 0.3) if compact else (0.99, 0.95, 0.9, 0.8, 0.7, 0.5, 0.3, 0.1))
     ]
     grid += [StrategySpec("factor", {"factor": f}) for f in ((1.0, 4.0) if compact else (0.5, 1.0, 2.0, 4.0))]
-    grid += [
-        StrategySpec("eb", {"gamma": g}) for g in ((0.01, 0.1, 1.0) if compact else (0.001, 0.01, 0.1, 0.5, 1.0, 2.0))
+    grid += [  # EB-Sampler on entropy and on −log max-prob (the policy's only input) share γ's grid
+        StrategySpec(name, {"gamma": g})
+        for name in ("eb", "eb-maxprob")
+        for g in ((0.01, 0.1, 1.0) if compact else (0.001, 0.01, 0.1, 0.5, 1.0, 2.0))
     ]
     return grid
 
