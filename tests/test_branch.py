@@ -59,11 +59,12 @@ def _strategy(name, L, BL, draw) -> Spec:
     if name in ("random", "confidence", "margin", "entropy"):
         n_blocks = L // BL
         return Spec(name, (("steps", draw(st.sampled_from([n_blocks * s for s in range(1, BL + 1)]))),))
-    if name in ("threshold", "factor", "eb"):
+    if name in ("threshold", "factor", "eb", "eb-maxprob"):
         key, lo, hi = {
             "threshold": ("threshold", 0.01, 1.0),
             "factor": ("factor", 0.1, 3.0),
             "eb": ("gamma", 0.0, 2.0),
+            "eb-maxprob": ("gamma", 0.0, 2.0),
         }[name]
         return Spec(name, ((key, draw(st.floats(lo, hi))),))
     if name.startswith("learned"):

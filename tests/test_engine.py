@@ -38,7 +38,7 @@ def _strategy(name, L, BL, draw):
         return build_strategy(name, threshold=draw(st.floats(0.01, 1.0)))
     if name == "factor":
         return build_strategy(name, factor=draw(st.floats(0.1, 3.0)))
-    if name == "eb":
+    if name in ("eb", "eb-maxprob"):
         return build_strategy(name, gamma=draw(st.floats(0.0, 2.0)))
     return NeverUnmask()
 

@@ -4,9 +4,10 @@
     python -m dllm_viz.eval --policy assets/policies/semi-ar-alpha1 --temperatures 0.5 1.0 --betas 1 2 4 \\
         --no-heuristics --out outputs/policy-eval
 
-Writes runs.csv (one row per run), results.md (accuracy ± std over seeds, mean NFE, tokens/step,
-Pareto-front markers), pareto.html (interactive, plotly.js inside) and pareto.png (kaleido, which
-needs Chrome/Chromium). Inputs and ``--out`` are checked before any decoding; a non-empty ``--out``
+Writes runs.csv (one row per run and problem subset: all problems, and those with an open amount),
+results.md (per setting and subset: accuracy ± std over seeds, mean NFE, tokens/step, Pareto-front
+markers; then the target verdicts), pareto.html (interactive, plotly.js inside) and pareto.png
+(kaleido, which needs Chrome/Chromium). Inputs and ``--out`` are checked before any decoding; a non-empty ``--out``
 is refused unless ``--force``.
 """
 
@@ -25,7 +26,7 @@ from ..backends import BUILTIN_MODEL, ModelLoadError, load_backend
 from ..blocks import default_block_length
 from ..outputs import check_destination
 from ..tasks.wordproblems import DEFAULT_FREE, DEFAULT_LEVEL, test_set
-from .report import read_runs, write_report
+from .report import has_free_rows, read_runs, write_report
 from .sweep import heuristic_grid, policy_grid, summarize, sweep
 
 
@@ -91,10 +92,16 @@ def main(argv: list[str] | None = None) -> int:
             force=args.force,
             hint="pass --force to replace its report, or choose another --out",
         )
+        open_bits = "".join("1" if p.free else "0" for p in problems)
         for path in args.include:
-            earlier += [
-                r for r in read_runs(path, expect_n=len(problems), gen_length=L) if r["block_length"] in block_lengths
-            ]  # only this sweep's settings
+            included = read_runs(path, expect_n=len(problems), gen_length=L, open_bits=open_bits)
+            if 0 < open_bits.count("1") < len(problems) and not has_free_rows(included):
+                logging.warning(
+                    "%s has no rows for the problems with an open amount (written before subsets, without "
+                    "per-problem NFE, so they cannot be derived): its runs appear in the all-problem tables only",
+                    path,
+                )
+            earlier += [r for r in included if r["block_length"] in block_lengths]  # only this sweep's settings
         policies = [
             s
             for path in args.policy

@@ -10,7 +10,7 @@ from pathlib import Path
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from .sweep import pareto_front
+from .sweep import SUBSETS, panels, pareto_front, subset_label, subset_of
 from .targets import targets_markdown
 from .world import world_markdown
 
@@ -21,9 +21,11 @@ PALETTE = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F
 
 
 def write_csv(rows: Sequence[dict], path: str | Path) -> Path:
+    """Every run as a CSV row; the columns are the union of the rows' keys (a merged older sweep
+    lacks ``subset`` and ``open``: those cells stay empty)."""
     path = Path(path)
     with path.open("w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer = csv.DictWriter(fh, fieldnames=list(dict.fromkeys(k for r in rows for k in r)))
         writer.writeheader()
         writer.writerows(rows)
     return path
@@ -38,48 +40,65 @@ NUMERIC = {
     "tokens_per_step": float,
     "no_answer": float,
     "seconds": float,
-}  # "correct" stays a 0/1 string
+}  # "correct" and "open" stay 0/1 strings
 
 
-def read_runs(path: str | Path, expect_n: int, gen_length: int) -> list[dict]:
-    """Rows of an earlier ``runs.csv``, refused unless they used as many problems and the same L."""
+def read_runs(path: str | Path, expect_n: int, gen_length: int, open_bits: str | None = None) -> list[dict]:
+    """Rows of an earlier ``runs.csv``, refused unless they used as many problems and the same L (and,
+    when both sides know it, the same problems with an open amount, ``open_bits``).
+
+    Files written before subsets existed have no ``subset`` column: their rows cover all problems
+    (``subset="all"``). They record per-problem correctness but not per-problem NFE, so their
+    ``free`` rows cannot be derived; they appear in the all-problem tables only (see :func:`has_free_rows`).
+    """
     with Path(path).open(newline="") as fh:
         rows = [{k: NUMERIC.get(k, str)(v) for k, v in row.items()} for row in csv.DictReader(fh)]
     if not rows:
         raise ValueError(f"{path} has no runs")
-    bad = {(r["n"], round(r["tokens_per_step"] * r["mean_nfe"])) for r in rows} - {(expect_n, gen_length)}
+    for row in rows:
+        row["subset"] = subset_of(row)
+        if row["subset"] not in SUBSETS:
+            raise ValueError(f"{path}: subset ({row['subset']!r}) must be one of {', '.join(SUBSETS)}")
+    whole = [r for r in rows if r["subset"] == "all"]
+    bad = {(r["n"], round(r["tokens_per_step"] * r["mean_nfe"])) for r in whole} - {(expect_n, gen_length)}
     if bad:
         raise ValueError(
             f"{path} was measured on other problems or L (n, L = {sorted(bad)}); "
             f"this sweep uses n={expect_n}, L={gen_length}"
         )
+    if open_bits is not None and any(r.get("open") and r["open"] != open_bits for r in rows):
+        raise ValueError(f"{path} was measured on other problems (not the same ones leave an amount open)")
     return rows
 
 
+def has_free_rows(rows: Sequence[dict]) -> bool:
+    return any(subset_of(r) == "free" for r in rows)
+
+
 def _front_keys(summary: Sequence[dict]) -> set[tuple]:
-    """The Pareto front of each setting over all its strategies (per strategy, every point of a
+    """The Pareto front of each (setting, subset) over all its strategies (per strategy, every point of a
     one-point strategy would be starred)."""
-    keys = set()
-    for setting in dict.fromkeys(r["setting"] for r in summary):
-        pts = [r for r in summary if r["setting"] == setting]
-        keys |= {(p["setting"], p["strategy"], p["params"]) for p in pareto_front(pts)}
-    return keys
+    return {
+        (p["setting"], subset_of(p), p["strategy"], p["params"])
+        for pts in panels(summary).values()
+        for p in pareto_front(pts)
+    }
 
 
 def markdown_table(summary: Sequence[dict]) -> str:
-    """One table per setting; ★ marks the setting's Pareto front over all strategies."""
+    """One table per setting and problem subset; ★ marks that table's Pareto front over all strategies."""
     front = _front_keys(summary)
     out = []
-    for setting in dict.fromkeys(r["setting"] for r in summary):
-        rows = sorted((r for r in summary if r["setting"] == setting), key=lambda r: (r["strategy"], r["mean_nfe"]))
+    for (setting, subset), rows in panels(summary).items():
+        rows = sorted(rows, key=lambda r: (r["strategy"], r["mean_nfe"]))
         out += [
-            f"### {setting}",
+            f"### {setting}, {subset_label(subset, rows[0]['n'])}",
             "",
             "| strategy | parameters | accuracy % (± std over seeds) | mean NFE | tokens/step | no answer % | front |",
             "|---|---|---|---|---|---|---|",
         ]
         for r in rows:
-            star = "★" if (r["setting"], r["strategy"], r["params"]) in front else ""
+            star = "★" if (r["setting"], subset, r["strategy"], r["params"]) in front else ""
             out.append(
                 f"| {r['strategy']} | {r['params']} | {r['accuracy']:.1f} ± {r['accuracy_std']:.1f} | "
                 f"{r['mean_nfe']:.1f} | {r['tokens_per_step']:.2f} | {r['no_answer']:.1f} | {star} |"
@@ -89,18 +108,28 @@ def markdown_table(summary: Sequence[dict]) -> str:
 
 
 def pareto_figure(summary: Sequence[dict], title: str = "Accuracy vs NFE") -> go.Figure:
-    """One panel per setting: every point as a marker, each strategy's Pareto front as a line."""
-    settings = list(dict.fromkeys(r["setting"] for r in summary))
+    """One panel per setting (columns) and problem subset (rows: all, then those with an open amount):
+    every point as a marker, each strategy's Pareto front as a line."""
+    groups = panels(summary)
+    settings = list(dict.fromkeys(s for s, _ in groups))
+    subsets = [s for s in SUBSETS if any(k[1] == s for k in groups)]
     strategies = list(dict.fromkeys(r["strategy"] for r in summary))
-    fig = make_subplots(rows=1, cols=len(settings), subplot_titles=settings, shared_yaxes=True)
-    for col, setting in enumerate(settings, 1):
+    titles = [
+        f"{setting}, {subset_label(subset, groups[setting, subset][0]['n'])}" if (setting, subset) in groups else ""
+        for subset in subsets
+        for setting in settings
+    ]
+    fig = make_subplots(rows=len(subsets), cols=len(settings), subplot_titles=titles, shared_yaxes=True)
+    shown: set[str] = set()
+    for (setting, subset), rows in groups.items():
+        row, col = subsets.index(subset) + 1, settings.index(setting) + 1
         for i, strategy in enumerate(strategies):
-            pts = [r for r in summary if r["setting"] == setting and r["strategy"] == strategy]
+            pts = [r for r in rows if r["strategy"] == strategy]
             if not pts:
                 continue
             color, front = PALETTE[i % len(PALETTE)], pareto_front(pts)
             fig.add_trace(
-                go.Scatter(
+                go.Scatter(  # one legend entry per strategy, from the first panel that has it
                     x=[p["mean_nfe"] for p in pts],
                     y=[p["accuracy"] for p in pts],
                     mode="markers",
@@ -108,13 +137,14 @@ def pareto_figure(summary: Sequence[dict], title: str = "Accuracy vs NFE") -> go
                     error_y=dict(type="data", array=[p["accuracy_std"] for p in pts], visible=True, thickness=1),
                     name=strategy,
                     legendgroup=strategy,
-                    showlegend=col == 1,
+                    showlegend=strategy not in shown,
                     text=[p["params"] for p in pts],
                     hovertemplate="%{text}<br>NFE %{x:.1f}<br>acc %{y:.1f}%<extra>" + strategy + "</extra>",
                 ),
-                row=1,
+                row=row,
                 col=col,
             )
+            shown.add(strategy)
             fig.add_trace(
                 go.Scatter(
                     x=[p["mean_nfe"] for p in front],
@@ -125,12 +155,13 @@ def pareto_figure(summary: Sequence[dict], title: str = "Accuracy vs NFE") -> go
                     showlegend=False,
                     hoverinfo="skip",
                 ),
-                row=1,
+                row=row,
                 col=col,
             )
-        fig.update_xaxes(title_text="mean NFE", type="log", row=1, col=col)
-    fig.update_yaxes(title_text="accuracy %", row=1, col=1)
-    fig.update_layout(title=title, template="plotly_white", height=480, width=560 * len(settings))
+        fig.update_xaxes(title_text="mean NFE", type="log", row=row, col=col)
+    for row in range(1, len(subsets) + 1):
+        fig.update_yaxes(title_text="accuracy %", row=row, col=1)
+    fig.update_layout(title=title, template="plotly_white", height=480 * len(subsets), width=560 * len(settings))
     return fig
 
 
@@ -169,7 +200,7 @@ def write_report(
     gen_length = round(rows[0]["tokens_per_step"] * rows[0]["mean_nfe"])
     md = (
         f"# {title}\n\nProduced by:\n\n```\n{command}\n```\n\n{markdown_table(summary)}\n"
-        f"{world_markdown(summary, gen_length)}\n{targets_markdown(summary)}"
+        f"{world_markdown([r for r in summary if subset_of(r) == 'all'], gen_length)}\n{targets_markdown(summary)}"
     )
     (out_dir / "results.md").write_text(md)
     paths["md"] = out_dir / "results.md"

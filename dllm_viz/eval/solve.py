@@ -49,6 +49,20 @@ class SolveReport:
         """Fraction of generations that never state a ``#### N`` (e.g. cut short by an early EOS)."""
         return sum(extract_answer(t) is None for t in self.texts) / self.n
 
+    def subset(self, keep: Sequence[bool]) -> SolveReport:
+        """The report of the problems where ``keep`` is true (``seconds`` stays the whole run's time:
+        the problems were decoded together, so their time cannot be split)."""
+        if len(keep) != self.n or not any(keep):
+            raise ValueError(f"keep must flag 1 … {self.n} of the {self.n} problems (got {sum(keep)} of {len(keep)})")
+        picked = [i for i, k in enumerate(keep) if k]
+        return SolveReport(
+            n=len(picked),
+            correct=[self.correct[i] for i in picked],
+            nfe=[self.nfe[i] for i in picked],
+            texts=[self.texts[i] for i in picked],
+            seconds=self.seconds,
+        )
+
     def summary(self) -> dict:
         return {
             "n": self.n,

@@ -7,13 +7,13 @@ the model cards all compute the same numbers; plotting and tables live in ``repo
 from __future__ import annotations
 
 import statistics
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from ..blocks import setting_label
 from ..engine import EngineConfig
 from ..strategies import StrategySpec
 from ..tasks.problem import Problem
-from .solve import solve
+from .solve import SolveReport, solve
 from .stats import per_problem
 
 
@@ -25,7 +25,7 @@ def heuristic_grid(gen_length: int, block_length: int, compact: bool = False) ->
     the most parallel decode there is; thresholds and bounds span slow to fast. ``compact`` is
     for CPU budgets (about a third of the forward passes): High-Confidence-K keeps every k (the
     accuracy-vs-parallelism curve), the other fixed-k families run at 4 tokens per step and one
-    step per block (Random-K at 4 only), with five λ, two factors and three γ.
+    step per block (Random-K at 4 only), with five λ, two factors and three γ (for each EB uncertainty).
     """
     n_blocks = gen_length // block_length
 
@@ -42,8 +42,10 @@ def heuristic_grid(gen_length: int, block_length: int, compact: bool = False) ->
         for t in ((0.99, 0.9, 0.7, 0.5, 0.3) if compact else (0.99, 0.95, 0.9, 0.8, 0.7, 0.5, 0.3, 0.1))
     ]
     grid += [StrategySpec("factor", {"factor": f}) for f in ((1.0, 4.0) if compact else (0.5, 1.0, 2.0, 4.0))]
-    grid += [
-        StrategySpec("eb", {"gamma": g}) for g in ((0.01, 0.1, 1.0) if compact else (0.001, 0.01, 0.1, 0.5, 1.0, 2.0))
+    grid += [  # EB-Sampler on entropy and on −log max-prob (the policy's only input) share γ's grid
+        StrategySpec(name, {"gamma": g})
+        for name in ("eb", "eb-maxprob")
+        for g in ((0.01, 0.1, 1.0) if compact else (0.001, 0.01, 0.1, 0.5, 1.0, 2.0))
     ]
     return grid
 
@@ -60,6 +62,45 @@ def policy_grid(
     ]
 
 
+SUBSETS = ("all", "free")  # every problem; the problems that leave an amount open (Problem.free)
+
+
+def subset_of(row: Mapping) -> str:
+    """A run's problem subset; rows written before subsets existed (no ``subset`` column) cover all."""
+    return row.get("subset") or "all"
+
+
+def subset_label(subset: str, n: int) -> str:
+    """How reports name a subset: ``"all 500 problems"``, ``"309 problems with an open amount"``."""
+    return f"all {n} problems" if subset == "all" else f"{n} problems with an open amount"
+
+
+def panels(summary: Iterable[dict]) -> dict[tuple[str, str], list[dict]]:
+    """Summary rows by (setting, subset), settings in order of appearance and ``all`` before ``free``:
+    each panel is one table, one plot panel, one front and one target check."""
+    rows = list(summary)
+    settings = list(dict.fromkeys(r["setting"] for r in rows))
+    keys = sorted(
+        dict.fromkeys((r["setting"], subset_of(r)) for r in rows),
+        key=lambda k: (settings.index(k[0]), SUBSETS.index(k[1])),
+    )
+    return {k: [r for r in rows if (r["setting"], subset_of(r)) == k] for k in keys}
+
+
+def _row(report: SolveReport, gen_length: int, subset: str, open_bits: str) -> dict:
+    return {
+        "subset": subset,
+        "n": report.n,
+        "accuracy": report.accuracy,
+        "mean_nfe": report.mean_nfe,
+        "tokens_per_step": gen_length / report.mean_nfe,
+        "no_answer": report.no_answer,
+        "seconds": report.seconds,
+        "correct": "".join("1" if c else "0" for c in report.correct),  # per problem, for paired CIs
+        "open": open_bits,  # per problem of the whole set: 1 where it leaves an amount open
+    }
+
+
 def sweep(
     backend,
     problems: Sequence[Problem],
@@ -71,7 +112,11 @@ def sweep(
     specs_for: Callable[[int], Sequence[StrategySpec]] | None = None,
     progress: Callable[[int, int, str], None] | None = None,
 ) -> list[dict]:
-    """One row per (setting, strategy, seed) with accuracy, mean NFE and tokens per step.
+    """Rows per (setting, strategy, seed) with accuracy, mean NFE and tokens per step: one over all
+    problems (``subset="all"``) and, when some but not all problems leave an amount open, one over
+    those (``subset="free"``). Problems with every amount stated are solved by nearly every
+    strategy, so they shrink every measured difference; the ``free`` rows show where the decision
+    matters. Both rows carry per-problem correctness and which problems are open (``open``).
 
     Deterministic strategies (see :attr:`StrategySpec.stochastic`) run for the first seed only:
     at temperature 0 the other seeds would repeat the same decode (their summary says 1 seed).
@@ -87,48 +132,46 @@ def sweep(
         for spec in (specs_for(bl) if specs_for else specs)
         for seed in (seeds if spec.stochastic else seeds[:1])
     ]
+    is_open = [p.free for p in problems]
+    open_bits = "".join("1" if f else "0" for f in is_open)
     rows = []
     for i, (bl, spec, seed) in enumerate(jobs):
         config = EngineConfig(gen_length=gen_length, block_length=bl, seed=seed)
         report = solve(backend, problems, spec.build(), config, batch_size=batch_size)
-        rows.append(
-            {
-                "setting": setting_label(gen_length, bl),
-                "block_length": bl,
-                "strategy": spec.family,
-                "params": spec.describe(),
-                "seed": seed,
-                "n": report.n,
-                "accuracy": report.accuracy,
-                "mean_nfe": report.mean_nfe,
-                "tokens_per_step": gen_length / report.mean_nfe,
-                "no_answer": report.no_answer,
-                "seconds": report.seconds,
-                "correct": "".join("1" if c else "0" for c in report.correct),  # per problem, for paired CIs
-            }
-        )
+        run = {
+            "setting": setting_label(gen_length, bl),
+            "block_length": bl,
+            "strategy": spec.family,
+            "params": spec.describe(),
+            "seed": seed,
+        }
+        rows.append({**run, **_row(report, gen_length, "all", open_bits)})
+        if 0 < sum(is_open) < len(problems):
+            rows.append({**run, **_row(report.subset(is_open), gen_length, "free", open_bits)})
         if progress:
-            progress(i + 1, len(jobs), f"{rows[-1]['setting']} {spec.family} {spec.describe()} seed {seed}")
+            progress(i + 1, len(jobs), f"{run['setting']} {spec.family} {spec.describe()} seed {seed}")
     return rows
 
 
 def summarize(rows: Sequence[dict]) -> list[dict]:
-    """Aggregate seeds (a run listed twice counts once): mean ± std accuracy (in %), mean NFE, tokens per
-    step, and per-problem correctness averaged over seeds (``per_problem``, None for runs recorded without it)."""
+    """Aggregate seeds per (setting, subset, strategy, parameters) (a run listed twice counts once):
+    mean ± std accuracy (in %), mean NFE, tokens per step, and per-problem correctness averaged over
+    seeds (``per_problem``, None for runs recorded without it)."""
     groups: dict[tuple, list[dict]] = {}
     seen = set()
     for row in rows:
-        run = (row["setting"], row["strategy"], row["params"], row["seed"])
+        run = (row["setting"], subset_of(row), row["strategy"], row["params"], row["seed"])
         if run in seen:  # the same run in two included sweeps counts once
             continue
         seen.add(run)
-        groups.setdefault(run[:3], []).append(row)
+        groups.setdefault(run[:4], []).append(row)
     out = []
-    for (setting, strategy, params), rs in groups.items():
+    for (setting, subset, strategy, params), rs in groups.items():
         accs = [100 * r["accuracy"] for r in rs]
         out.append(
             {
                 "setting": setting,
+                "subset": subset,
                 "strategy": strategy,
                 "params": params,
                 "seeds": len(rs),

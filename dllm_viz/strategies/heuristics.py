@@ -278,17 +278,42 @@ class FastDLLMFactor:
         return asdict(self)
 
 
+def eb_prefix(uncertainty: torch.Tensor, eligible: torch.Tensor, gamma: float) -> torch.Tensor:
+    """EB-Sampler's set rule (Ben-Hamu et al. 2025): bool (B, L), per row the largest prefix ``U`` of
+    the eligible positions sorted by ``uncertainty`` ascending with ``Σ_U u − max_U u ≤ γ``.
+
+    Sorted ascending, the prefix's maximum is its last entry, so an entry joins when the sum of the
+    entries before it is ≤ γ: the first eligible one always does (at least one token per step).
+    ``uncertainty`` must be finite and ≥ 0 (entropy, −log max-prob), so the sums only grow along the order.
+    Ties break towards the left position (stable sort).
+
+    >>> eb_prefix(torch.tensor([[0.3, 0.1, 0.2, 0.0]]), torch.tensor([[True, True, True, False]]), 0.15).tolist()
+    [[False, True, True, False]]
+    """
+    u = uncertainty.masked_fill(~eligible, float("inf"))  # (B, L) ineligible sort last
+    sorted_u, order = torch.sort(u, dim=1, stable=True)
+    sorted_eligible = eligible.gather(1, order)
+    sorted_u = sorted_u.masked_fill(~sorted_eligible, 0.0)
+    before = torch.cumsum(sorted_u, 1) - sorted_u  # Σ of the entries before each one
+    keep_sorted = (before <= gamma) & sorted_eligible
+    return torch.zeros_like(keep_sorted).scatter_(1, order, keep_sorted)
+
+
 @dataclass(frozen=True)
 class EBSampler:
     """EB-Sampler (Ben-Hamu et al. 2025): sort eligible positions by entropy ascending and
     reveal the largest prefix ``U`` with ``Σ_U H − max_U H ≤ γ`` (at least one token).
 
+    Subclasses change only :meth:`uncertainty`, the quantity the set rule (:func:`eb_prefix`) bounds.
+
     Args:
-        gamma: γ ≥ 0; 0 is one-at-a-time greedy-by-entropy, larger is more parallel
+        gamma: γ ≥ 0; 0 is one-at-a-time greedy-by-uncertainty, larger is more parallel
             (the paper sweeps about 1e-3 … 1).
     """
 
-    gamma: float = field(default=0.01, metadata=param("entropy budget per step; 0 is one at a time", low=0, symbol="γ"))
+    gamma: float = field(
+        default=0.01, metadata=param("uncertainty budget per step; 0 is one at a time", low=0, symbol="γ")
+    )
     name = "eb"
     label = "EB-Sampler γ"
     caption = "commits low-entropy positions while their summed entropy stays within γ"
@@ -298,17 +323,30 @@ class EBSampler:
         if not isinstance(self.gamma, (int, float)) or not (self.gamma >= 0 and math.isfinite(self.gamma)):
             raise ValueError(f"gamma ({self.gamma}) must be a finite number ≥ 0")
 
+    def uncertainty(self, state: DecodeState) -> torch.Tensor:
+        """(B, L) float32 ≥ 0 per position: the entropy in nats."""
+        return state.features.entropy
+
     def decide(self, state: DecodeState) -> Decision:
-        entropy = state.features.entropy.masked_fill(~state.eligible, float("inf"))
-        sorted_h, order = torch.sort(entropy, dim=1, stable=True)
-        sorted_h = torch.where(torch.isinf(sorted_h), torch.zeros_like(sorted_h), sorted_h)
-        # Sorted ascending, so max over the prefix is its last element: the bound is the sum
-        # of the entries before it.
-        before = torch.cumsum(sorted_h, 1) - sorted_h
-        keep_sorted = before <= self.gamma
-        keep_sorted[:, 0] = True
-        keep = torch.zeros_like(keep_sorted).scatter_(1, order, keep_sorted)
-        return Decision(keep & state.eligible)
+        return Decision(eb_prefix(self.uncertainty(state), state.eligible, self.gamma))
 
     def params(self) -> dict:
         return asdict(self)
+
+
+@dataclass(frozen=True)
+class EBMaxProb(EBSampler):
+    """EB-Sampler's set rule on ``u = −log max-prob`` instead of entropy.
+
+    Max-prob is all the learned policy sees of each position, so this is the baseline that isolates
+    what the policy learned from what more information (the entropy) buys (policy-gap-notes.md).
+    """
+
+    name = "eb-maxprob"
+    label = "EB-Sampler (max-prob)"
+    caption = "commits confident positions while their summed −log max-prob stays within γ"
+
+    def uncertainty(self, state: DecodeState) -> torch.Tensor:
+        """(B, L) float32 ≥ 0 per position: −log of the top-1 probability (finite: a max-prob is ≥ 1/V)."""
+        confidence = state.features.confidence
+        return -torch.log(confidence.clamp_min(torch.finfo(confidence.dtype).tiny))

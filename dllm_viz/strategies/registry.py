@@ -29,6 +29,7 @@ from typing import Any
 from ..policy import DiTConfidencePolicy
 from .base import Strategy
 from .heuristics import (
+    EBMaxProb,
     EBSampler,
     EntropyK,
     FastDLLMFactor,
@@ -67,7 +68,8 @@ def _heuristic(cls: Any) -> StrategyInfo:
 
 
 HEURISTICS: dict[str, type[Strategy]] = {
-    cls.name: cls for cls in (RandomK, HighConfidenceK, FastDLLMThreshold, FastDLLMFactor, MarginK, EntropyK, EBSampler)
+    cls.name: cls
+    for cls in (RandomK, HighConfidenceK, FastDLLMThreshold, FastDLLMFactor, MarginK, EntropyK, EBSampler, EBMaxProb)
 }
 REGISTRY: dict[str, StrategyInfo] = {
     info.name: info

@@ -22,6 +22,7 @@ from ..eval import (
     sweep,
 )
 from ..eval.report import write_csv
+from ..eval.sweep import panels, subset_of
 from ..strategies import POLICY, StrategySpec
 from . import runtime
 from .budget import BackgroundJob, CancellableBackend
@@ -39,6 +40,7 @@ TABLE_COLUMNS = [
     "params",
     "seeds",
     "n",
+    "subset",
     "accuracy",
     "accuracy_std",
     "mean_nfe",
@@ -51,6 +53,7 @@ TABLE_HEADERS = [
     "parameters",
     "seeds",
     "n",
+    "subset",
     "accuracy %",
     "± std",
     "mean NFE",
@@ -69,12 +72,11 @@ def policy_fits(policy: str, setting: str) -> bool:
 
 
 def summary_table(summary: list[dict]) -> list[list]:
-    """Rows for the table; "front" marks the Pareto front over all strategies of a setting."""
-    front = set()
-    for setting in dict.fromkeys(r["setting"] for r in summary):
-        front |= {id(r) for r in pareto_front([r for r in summary if r["setting"] == setting])}
+    """Rows for the table; "front" marks the Pareto front over all strategies of a setting and problem subset."""
+    front = {id(r) for rows in panels(summary).values() for r in pareto_front(rows)}
     return [
-        [round(r[c], 2) if isinstance(r[c], float) else r[c] for c in TABLE_COLUMNS] + ["★" if id(r) in front else ""]
+        [round(v, 2) if isinstance(v, float) else v for v in ({**r, "subset": subset_of(r)}[c] for c in TABLE_COLUMNS)]
+        + ["★" if id(r) in front else ""]
         for r in summary
     ]
 
@@ -262,7 +264,7 @@ def build_benchmark_tab() -> None:
         elem_id="bench-table",
         interactive=False,
         wrap=True,  # widths that fit 1024 px without cutting columns off
-        column_widths=["12%", "15%", "21%", "6%", "5%", "9%", "6%", "7%", "7%", "7%", "5%"],
+        column_widths=["11%", "14%", "19%", "5%", "5%", "6%", "9%", "6%", "7%", "7%", "6%", "5%"],
     )
     md = gr.Markdown(elem_id="bench-md")
     csv_file = gr.File(label="All runs (CSV)", visible=False, elem_id="bench-csv")

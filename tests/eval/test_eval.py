@@ -115,25 +115,61 @@ def test_deterministic_strategies_decode_identically_for_every_seed(tiny_backend
         assert torch.equal(a.tokens, b.tokens) and torch.equal(a.nfe, b.nfe), spec
 
 
-def _pt(setting, strategy, nfe, acc, params="p"):
-    return {"setting": setting, "strategy": strategy, "params": f"{params}{nfe}", "mean_nfe": nfe, "accuracy": acc}
+def _pt(setting, strategy, nfe, acc, params="p", subset="all", n=100):
+    """A summary point whose problems solved are the first ``acc`` % (so a more accurate point solves
+    a superset: its paired interval against a less accurate one lies above 0)."""
+    import numpy as np
+
+    solved = round(acc * n / 100)
+    return {
+        "setting": setting,
+        "subset": subset,
+        "strategy": strategy,
+        "params": f"{params}{nfe}",
+        "n": n,
+        "mean_nfe": nfe,
+        "accuracy": acc,
+        "per_problem": np.r_[np.ones(solved), np.zeros(n - solved)],
+    }
 
 
-def test_semi_ar_target_needs_the_whole_front_within_one_point_and_a_win_at_the_lowest_nfe():
-    from dllm_viz.eval.targets import check_targets
+def test_matched_nfe_is_the_policy_nfe_plus_a_tenth_absolute():
+    from dllm_viz.eval.targets import matched
 
-    s = "semi-AR BL=8"
-    heur = [_pt(s, "confidence", 64, 90), _pt(s, "confidence", 16, 70), _pt(s, "threshold", 20, 85)]
-    good = [_pt(s, "policy:a", 12, 60), _pt(s, "policy:a", 20, 84), _pt(s, "policy:a", 60, 89)]
-    [v] = check_targets(heur + good)
-    assert v["met"] and v["better_at_lowest_nfe"]  # no heuristic reaches NFE 12
-    bad = [_pt(s, "policy:b", 16, 74), _pt(s, "policy:b", 30, 80)]  # 80 vs threshold's 85 at NFE ≤ 30
-    [v] = check_targets(heur + bad)
-    assert not v["met"] and not v["within_tolerance"] and v["better_at_lowest_nfe"]  # +4 at NFE 16
-    assert any("-5.0 points" in line for line in v["lines"])
-    small = [_pt(s, "policy:c", 16, 72), _pt(s, "policy:c", 64, 90)]  # +2 at its lowest NFE: under 3 points
-    [v] = check_targets(heur + small)
-    assert v["within_tolerance"] and not v["better_at_lowest_nfe"] and not v["met"]
+    heur = [_pt("s", "eb", 2.15, 90), _pt("s", "eb", 2.2, 95), _pt("s", "threshold", 9.3, 99)]
+    assert [h["mean_nfe"] for h in matched(2.05, heur)] == [2.15]
+    assert matched(9.0, heur) == [heur[0], heur[1]]  # 9.3 is within 5 % of 9.0 but 0.3 NFE more: not matched
+
+
+SEMI = "semi-AR BL=8"
+SEMI_HEUR = [
+    _pt(SEMI, "confidence", 8.0, 60),
+    _pt(SEMI, "eb", 8.5, 80),
+    _pt(SEMI, "eb-maxprob", 8.6, 85),
+    _pt(SEMI, "threshold", 9.0, 90),
+]
+
+
+def test_semi_ar_target_needs_no_point_over_a_point_below_and_some_point_three_above():
+    from dllm_viz.eval.targets import check_targets, targets_markdown
+
+    good = [_pt(SEMI, "policy:a", 8.0, 70), _pt(SEMI, "policy:a", 8.6, 86), _pt(SEMI, "policy:a", 9.5, 90)]
+    [v] = check_targets(SEMI_HEUR + good)
+    assert v["met"] and v["within_tolerance"] and v["margin_met"] and v["judged"]  # +10 over confidence at 8.0
+    low = [_pt(SEMI, "policy:b", 8.0, 70), _pt(SEMI, "policy:b", 9.0, 88)]  # 88 vs threshold's 90 at NFE 9.0
+    [v] = check_targets(SEMI_HEUR + low)
+    assert not v["met"] and not v["within_tolerance"] and v["margin_met"]
+    assert any("-2.0 points" in line for line in v["lines"])
+    small = [_pt(SEMI, "policy:c", 8.0, 62), _pt(SEMI, "policy:c", 9.0, 90)]  # +2 at best: under 3 points
+    [v] = check_targets(SEMI_HEUR + small)
+    assert v["within_tolerance"] and not v["margin_met"] and not v["met"]
+    unmatched = [_pt(SEMI, "policy:d", 7.0, 99)]  # no heuristic at NFE ≤ 7.1: nothing was measured against
+    [v] = check_targets(SEMI_HEUR + unmatched)
+    assert not v["met"] and "nothing to compare" in v["lines"][0]
+    without_maxprob = [h for h in SEMI_HEUR if h["strategy"] != "eb-maxprob"]
+    [v] = check_targets(without_maxprob + good)
+    assert v["margin_met"] and v["missing"] == ["eb-maxprob"] and not v["met"]
+    assert "no eb-maxprob runs here" in targets_markdown(without_maxprob + good)
 
 
 def test_a_win_needs_a_paired_interval_that_excludes_zero():
@@ -141,22 +177,25 @@ def test_a_win_needs_a_paired_interval_that_excludes_zero():
 
     from dllm_viz.eval.targets import check_targets
 
-    s = "semi-AR BL=8"
     rng = np.random.default_rng(0)
     base = (rng.random(100) < 0.7).astype(float)
-    heur = {**_pt(s, "confidence", 16, 100 * base.mean()), "per_problem": base}
+    heur = [{**h, "per_problem": base, "accuracy": 100 * base.mean()} for h in SEMI_HEUR if h["mean_nfe"] == 8.0]
+    heur += [h for h in SEMI_HEUR if h["mean_nfe"] > 8.0]
     noisy = base.copy()  # +4 points from 10 swaps each way plus 4 net: not significant on 100 problems
     flips_up, flips_down = np.flatnonzero(base == 0)[:14], np.flatnonzero(base == 1)[:10]
     noisy[flips_up], noisy[flips_down] = 1, 0
-    policy = {**_pt(s, "policy:x", 16, 100 * noisy.mean()), "per_problem": noisy}
-    [v] = check_targets([heur, policy])
-    assert policy["accuracy"] - heur["accuracy"] == pytest.approx(4.0)
-    assert not v["better_at_lowest_nfe"] and "95 % CI" in "\n".join(v["lines"])
+    policy = {**_pt(SEMI, "policy:x", 8.0, 100 * noisy.mean()), "per_problem": noisy}
+    [v] = check_targets([*heur, policy])
+    assert policy["accuracy"] - heur[0]["accuracy"] == pytest.approx(4.0)
+    assert not v["margin_met"] and "95 % CI" in "\n".join(v["lines"])
     clean = base.copy()
     clean[np.flatnonzero(base == 0)[:20]] = 1  # +20 points, every change in the policy's favour
-    policy = {**_pt(s, "policy:y", 16, 100 * clean.mean()), "per_problem": clean}
-    [v] = check_targets([heur, policy])
-    assert v["better_at_lowest_nfe"]
+    policy = {**_pt(SEMI, "policy:y", 8.0, 100 * clean.mean()), "per_problem": clean}
+    [v] = check_targets([*heur, policy])
+    assert v["margin_met"]
+    unscored = {**policy, "per_problem": None}  # no per-problem results: no interval, so no win
+    [v] = check_targets([*heur, unscored])
+    assert not v["margin_met"] and "no interval" in v["lines"][0]
 
 
 def test_paired_bootstrap_interval_covers_the_difference_and_is_tighter_than_unpaired():
@@ -205,20 +244,46 @@ def test_world_checks_read_careful_parallel_and_the_front_from_a_summary():
     assert world_markdown([r for r in rows if r["setting"] == semi], 64) == ""
 
 
-def test_full_diffusion_target_margin_or_efficiency():
+FULL = "full diffusion"
+FULL_HEUR = [
+    _pt(FULL, "confidence", 1.0, 50),
+    _pt(FULL, "eb-maxprob", 1.9, 85),
+    _pt(FULL, "eb", 2.1, 90),
+    _pt(FULL, "threshold", 2.3, 88),
+]
+
+
+def test_full_diffusion_target_needs_five_points_over_every_matched_heuristic():
     from dllm_viz.eval.targets import check_targets, targets_markdown
 
-    s = "full diffusion"
-    heur = [_pt(s, "confidence", 64, 60), _pt(s, "threshold", 30, 40)]
-    margin = [_pt(s, "policy:m", 30, 46)]  # +6 over threshold at NFE 30
-    assert check_targets(heur + margin)[0]["margin_met"]
-    efficient = [_pt(s, "policy:e", 40, 59.5)]  # best heuristic's accuracy within a point at 62 % of its NFE
-    v = check_targets(heur + efficient)[0]
-    assert v["efficiency_met"] and v["nfe_ratio"] == pytest.approx(40 / 64)
-    neither = [_pt(s, "policy:n", 30, 42), _pt(s, "policy:n", 64, 59.5)]
-    v = check_targets(heur + neither)[0]
-    assert not v["met"]
-    assert "not met" in targets_markdown(heur + neither) and targets_markdown(heur) == ""
+    [v] = check_targets(FULL_HEUR + [_pt(FULL, "policy:m", 2.05, 96)])  # +6 over EB γ at 2.1 ≤ 2.15
+    assert v["met"] and not v["missing"]
+    [v] = check_targets(FULL_HEUR + [_pt(FULL, "policy:n", 2.05, 94)])  # +4 over EB: not enough
+    assert not v["met"] and any("eb (p2.1) 90.0 % at NFE 2.10" in line for line in v["lines"])
+    [v] = check_targets(FULL_HEUR + [_pt(FULL, "policy:c", 1.95, 94)])  # EB at 2.1 spends more: +9 over max-prob EB
+    assert v["met"]
+    assert "not met" in targets_markdown(FULL_HEUR + [_pt(FULL, "policy:n", 2.05, 94)])
+    assert targets_markdown(FULL_HEUR) == ""
+
+
+def test_targets_are_judged_on_the_problems_with_an_open_amount():
+    from dllm_viz.eval.targets import check_targets, targets_markdown
+
+    free = [{**_pt(FULL, h["strategy"], h["mean_nfe"] + 1, h["accuracy"] - 10, subset="free", n=60)} for h in FULL_HEUR]
+    summary = [
+        *FULL_HEUR,
+        _pt(FULL, "policy:f", 2.05, 93),  # +3 over EB on all problems: not met there
+        *free,
+        _pt(FULL, "policy:f", 3.05, 86, subset="free", n=60),  # +6 over EB (3.1, 80 %) on the open ones
+    ]
+    verdicts = check_targets(summary)
+    assert [(v["subset"], v["judged"], v["met"]) for v in verdicts] == [("all", False, False), ("free", True, True)]
+    md = targets_markdown(summary)
+    assert "policy:f — full diffusion, 60 problems with an open amount (judged): met" in md
+    assert "policy:f — full diffusion, all 100 problems: not met" in md
+    # without open-amount rows (a fixed-answer world, or a sweep written before subsets) all problems are judged
+    [v] = check_targets(summary[:5])
+    assert v["subset"] == "all" and v["judged"]
 
 
 def test_expert_steering_verdict_pairs_name_es_with_name_and_needs_a_significant_win():
@@ -226,20 +291,18 @@ def test_expert_steering_verdict_pairs_name_es_with_name_and_needs_a_significant
 
     from dllm_viz.eval.targets import check_targets
 
-    s = "full diffusion"
-    heur = [_pt(s, "threshold", 9, 50)]
     base = np.zeros(100)
     base[:60] = 1
     better = base.copy()
     better[60:80] = 1  # +20 points, all in the steered policy's favour
-    plain = {**_pt(s, "policy:full", 3, 60), "per_problem": base}
-    steered = {**_pt(s, "policy:full-es", 3, 80), "per_problem": better}
-    [*_, v] = check_targets([*heur, plain, steered])
+    plain = {**_pt(FULL, "policy:full", 3, 60), "per_problem": base}
+    steered = {**_pt(FULL, "policy:full-es", 3, 80), "per_problem": better}
+    [*_, v] = check_targets([*FULL_HEUR, plain, steered])
     assert v["policy"] == "policy:full-es vs policy:full" and v["met"]
-    worse = {**_pt(s, "policy:full-es", 3, 40), "per_problem": np.r_[np.ones(40), np.zeros(60)]}
-    [*_, v] = check_targets([*heur, plain, worse])
+    worse = {**_pt(FULL, "policy:full-es", 3, 40), "per_problem": np.r_[np.ones(40), np.zeros(60)]}
+    [*_, v] = check_targets([*FULL_HEUR, plain, worse])
     assert not v["met"]
-    assert [v["policy"] for v in check_targets([*heur, plain])] == ["policy:full"]  # no twin, no verdict
+    assert [v["policy"] for v in check_targets([*FULL_HEUR, plain])] == ["policy:full"]  # no twin, no verdict
 
 
 def test_policies_sharing_a_label_keep_distinct_parameter_names():
@@ -274,7 +337,7 @@ def test_include_merges_an_earlier_sweep_and_refuses_a_different_one(tmp_path):
 
     row = dict(ONE_RUN)
     write_report([row], summarize([row]), tmp_path, "t", "cmd", png=False)
-    assert read_runs(tmp_path / "runs.csv", expect_n=2, gen_length=8) == [row]
+    assert read_runs(tmp_path / "runs.csv", expect_n=2, gen_length=8) == [{**row, "subset": "all"}]
     with pytest.raises(ValueError, match=r"other problems or L .*n=3, L=8"):
         read_runs(tmp_path / "runs.csv", expect_n=3, gen_length=8)
 
@@ -320,3 +383,91 @@ def test_a_run_included_twice_counts_once():
     assert once["seeds"] == 1 and once["accuracy"] == 50.0
     [two] = summarize([row, {**row, "seed": 1, "accuracy": 1.0, "correct": "11"}])
     assert two["seeds"] == 2 and two["accuracy"] == 75.0 and two["per_problem"].tolist() == [1.0, 0.5]
+
+
+WORDS = ["[MASK]", "[EOS]", "####", "5", "-", "=", "1", "2", "3"]
+RIGHT, WRONG = "5 - 3 = 2 #### 2".split(), "5 - 3 = 1 #### 1".split()
+
+
+def _scripted_world(scripted):
+    """A backend whose answer and confidence depend on the one-word question's length: words of even
+    length are answered right, of length ≤ 3 confidently (p = 0.95: threshold 0.9 commits all 7 tokens
+    in one step), of length 4 unsure (p = 0.5: one token per step)."""
+
+    def fn(pos, canvas):
+        length = canvas[0] - 2  # encode_prompt: 2 + len(word) % (vocab - 2)
+        words = RIGHT if length % 2 == 0 else WRONG
+        j = min(max(pos - 1, 0), len(words) - 1)  # generation starts after the one prompt token
+        return WORDS.index(words[j]), (0.95 if length <= 3 else 0.5)
+
+    backend = scripted(vocab_size=len(WORDS), fn=fn)
+    backend.decode = lambda ids: " ".join(WORDS[i] for i in ids)
+    # open amount: "5 - ?"; fixed: "5 - 3". Lengths: 1 open wrong fast, 2 open right fast, 3 fixed wrong fast,
+    # 4 open right slow, 2 (again) fixed right fast.
+    free, fixed = (("-", None),), (("-", 3),)
+    problems = [
+        Problem(q, "", "2", level=1, start=5, chain=c)
+        for q, c in [("a", free), ("bb", free), ("ccc", fixed), ("dddd", free), ("ee", fixed)]
+    ]
+    return backend, problems
+
+
+def test_sweep_reports_the_open_amount_subset_beside_all_problems(scripted, tmp_path):
+    from dllm_viz.eval.report import read_runs
+    from dllm_viz.eval.stats import paired_difference
+
+    backend, problems = _scripted_world(scripted)
+    specs = [StrategySpec("threshold", {"threshold": 0.9}), StrategySpec("confidence")]
+    rows = sweep(backend, problems, specs, block_lengths=[7], gen_length=7, seeds=(0,))
+    by = {(r["strategy"], r["subset"]): r for r in rows}
+    assert len(rows) == 4 and all(r["open"] == "11010" for r in rows)
+    every, free = by["threshold", "all"], by["threshold", "free"]
+    assert (every["n"], every["correct"], every["mean_nfe"]) == (5, "01011", (1 + 1 + 1 + 7 + 1) / 5)
+    assert (free["n"], free["correct"], free["mean_nfe"], free["accuracy"]) == (3, "011", 3.0, 2 / 3)
+    assert by["confidence", "free"]["mean_nfe"] == 7 and by["confidence", "free"]["correct"] == "011"
+    summary = summarize(rows)
+    assert [(s["strategy"], s["subset"], s["n"]) for s in summary] == [
+        ("threshold", "all", 5),
+        ("threshold", "free", 3),
+        ("confidence", "all", 5),
+        ("confidence", "free", 3),
+    ]
+    pairs = {(s["strategy"], s["subset"]): s["per_problem"] for s in summary}
+    d = paired_difference(pairs["threshold", "free"], pairs["confidence", "free"])  # same tokens: no difference
+    assert (d.points, d.low, d.high) == (0.0, 0.0, 0.0)
+    table = markdown_table(summary)
+    assert (
+        "### full diffusion, all 5 problems" in table and "### full diffusion, 3 problems with an open amount" in table
+    )
+    assert table.count("★") == 2  # one front per subset: threshold is cheaper at equal accuracy in both
+    assert [a.text for a in pareto_figure(summary).layout.annotations] == [
+        "full diffusion, all 5 problems",
+        "full diffusion, 3 problems with an open amount",
+    ]
+    paths = write_report(rows, summary, tmp_path, "t", "cmd", png=False)
+    again = read_runs(paths["csv"], expect_n=5, gen_length=7, open_bits="11010")
+    assert [(s["subset"], s["accuracy"], s["mean_nfe"]) for s in summarize(again)] == [
+        (s["subset"], s["accuracy"], s["mean_nfe"]) for s in summary
+    ]
+    with pytest.raises(ValueError, match="not the same ones leave an amount open"):
+        read_runs(paths["csv"], expect_n=5, gen_length=7, open_bits="11100")
+
+
+def test_an_old_runs_csv_without_subsets_is_read_as_all_problems_and_merges_with_new_rows(scripted, tmp_path):
+    from dllm_viz.eval.report import has_free_rows, read_runs, write_csv
+
+    backend, problems = _scripted_world(scripted)
+    rows = sweep(backend, problems, [StrategySpec("threshold")], block_lengths=[7], gen_length=7, seeds=(0,))
+    old = [{k: v for k, v in rows[0].items() if k not in ("subset", "open")}]  # the columns runs.csv had before
+    write_csv(old, tmp_path / "old.csv")
+    assert "subset" not in (tmp_path / "old.csv").read_text().splitlines()[0]
+    earlier = read_runs(tmp_path / "old.csv", expect_n=5, gen_length=7, open_bits="11010")
+    assert earlier[0]["subset"] == "all" and not has_free_rows(earlier)
+    merged = earlier + sweep(backend, problems, [StrategySpec("confidence")], block_lengths=[7], gen_length=7)
+    write_csv(merged, tmp_path / "merged.csv")  # old rows get empty subset and open cells
+    back = read_runs(tmp_path / "merged.csv", expect_n=5, gen_length=7, open_bits="11010")
+    assert [(r["strategy"], r["subset"]) for r in back] == [
+        ("threshold", "all"),
+        ("confidence", "all"),
+        ("confidence", "free"),
+    ]

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 
 from dllm_viz.backends.hf import MaskedLMBackend
 from dllm_viz.engine import EngineConfig, run
@@ -133,6 +137,97 @@ def test_eb_sampler_entropy_budget():
     assert picks(build_strategy("eb", gamma=0.0), s) == [0]
 
 
+def _distributions_state(rows: list[list[float]]) -> DecodeState:
+    """A one-row state whose features come from real per-position distributions (so entropy and
+    max-prob agree with each other, as the engine computes them)."""
+    probs = torch.tensor([rows], dtype=torch.float32)  # (1, L, V)
+    feats = compute_features(probs.log(), k=2)
+    L = probs.shape[1]
+    elig = torch.ones(1, L, dtype=torch.bool)
+    return DecodeState(
+        features=feats,
+        tokens=torch.zeros(1, L, dtype=torch.long),
+        token_prob=feats.confidence,
+        masked=elig.clone(),
+        eligible=elig,
+        block_step=torch.tensor([0]),
+        nfe=torch.tensor([0]),
+        gen_length=L,
+        block_length=L,
+    )
+
+
+def test_eb_on_entropy_and_on_max_prob_choose_different_sets():
+    V = 22
+    certain = [0.999] + [0.001 / (V - 1)] * (V - 1)  # H ≈ 0.008, −log p ≈ 0.001
+    two_way = [0.6, 0.4] + [0.0] * (V - 2)  # H = 0.673, −log p = 0.511
+    spread = [0.8] + [0.2 / (V - 1)] * (V - 1)  # H ≈ 1.10, −log p = 0.223: confident but spread out
+    s = _distributions_state([two_way, spread, certain])
+    assert s.features.entropy[0, 0] < s.features.entropy[0, 1] and s.features.confidence[0, 1] > 0.79
+    # Order by entropy: certain, two_way, spread; by −log max-prob: certain, spread, two_way. γ = 0.05 admits
+    # the first two of each order (the second joins because only the first's u ≤ γ lies before it).
+    assert picks(build_strategy("eb", gamma=0.05), s) == [0, 2]
+    assert picks(build_strategy("eb-maxprob", gamma=0.05), s) == [1, 2]
+    # γ = 0.3 admits the third under max-prob (0.001 + 0.223 before it), not under entropy (0.008 + 0.673).
+    assert picks(build_strategy("eb", gamma=0.3), s) == [0, 2]
+    assert picks(build_strategy("eb-maxprob", gamma=0.3), s) == [0, 1, 2]
+    assert picks(build_strategy("eb-maxprob", gamma=0.0), s) == [2]  # γ = 0: one at a time, the most confident
+
+
+def reference_eb(uncertainty: list[float], eligible: list[bool], gamma: float) -> list[int]:
+    """EB-Sampler's rule as a plain loop: grow the set in ascending order while Σ_U u − max_U u ≤ γ."""
+    order = sorted((i for i in range(len(uncertainty)) if eligible[i]), key=lambda i: (uncertainty[i], i))
+    chosen: list[int] = []
+    for i in order:
+        candidate = chosen + [i]
+        values = [uncertainty[j] for j in candidate]
+        if chosen and sum(values) - max(values) > gamma:
+            break
+        chosen = candidate
+    return sorted(chosen)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    conf=st.lists(st.floats(0.02, 1.0), min_size=1, max_size=12),
+    eligible_bits=st.lists(st.booleans(), min_size=12, max_size=12),
+    gamma=st.floats(0.0, 3.0),
+)
+def test_eb_maxprob_equals_the_reference_loop(conf, eligible_bits, gamma):
+    eligible = eligible_bits[: len(conf)]
+    eligible[conf.index(min(conf))] = True  # at least one eligible position
+    u = [-math.log(c) for c in conf]
+    # Away from the boundary, float32 (the strategy) and float64 (the loop) must agree exactly.
+    order = sorted(u[i] for i in range(len(u)) if eligible[i])
+    assume(all(abs(sum(order[:k]) - gamma) > 1e-4 for k in range(1, len(order))))
+    s = state(token_prob=conf, eligible=eligible)
+    assert picks(build_strategy("eb-maxprob", gamma=gamma), s) == reference_eb(u, eligible, gamma)
+    # the same loop on entropies checks that eb's rule is the shared one
+    s.features.entropy = torch.tensor([u], dtype=torch.float32)
+    assert picks(build_strategy("eb", gamma=gamma), s) == reference_eb(u, eligible, gamma)
+
+
+def test_eb_maxprob_round_trips_through_the_registry_cli_and_trace(tiny_model_dir, tmp_path, capsys):
+    from dllm_viz.generate import main as generate_main
+    from dllm_viz.strategies import REGISTRY, StrategySpec
+    from dllm_viz.trace import Trace
+
+    info = REGISTRY["eb-maxprob"]
+    assert info.label == "EB-Sampler (max-prob)" and not info.stochastic
+    assert info.params == REGISTRY["eb"].params  # γ: the same range, default and help as eb
+    base = ["--model", str(tiny_model_dir), "--prompt", "Ann has 5 apples.", "--gen-length", "16"]
+    trace_path = tmp_path / "t.json"
+    assert generate_main([*base, "--strategy", "eb-maxprob", "--gamma", "0.5", "--save-trace", str(trace_path)]) == 0
+    by_flag = capsys.readouterr().out.splitlines()[0]
+    assert generate_main([*base, "--strategy", "eb-maxprob", "--param", "gamma=0.5"]) == 0
+    assert capsys.readouterr().out.splitlines()[0] == by_flag
+    trace = Trace.load(trace_path)
+    assert trace.strategy == {"name": "eb-maxprob", "gamma": 0.5}
+    assert StrategySpec.from_dict(trace.strategy) == StrategySpec("eb-maxprob", {"gamma": 0.5})
+    assert generate_main([*base, "--strategy", "eb-maxprob", "--gamma", "-1"]) == 2
+    assert "gamma (-1.0) must be a finite number ≥ 0" in capsys.readouterr().err
+
+
 def test_linear_schedule_matches_llada():
     assert linear_schedule(8, 3).tolist() == [3, 3, 2]
     assert linear_schedule(32, 32).tolist() == [1] * 32
@@ -228,7 +323,8 @@ def test_bad_strategy_parameters(name, params, message):
 def test_unknown_strategy_lists_known_names():
     with pytest.raises(
         ValueError,
-        match="unknown strategy 'topp'; known: confidence, eb, entropy, factor, margin, policy, random, threshold",
+        match="unknown strategy 'topp'; known: confidence, eb, eb-maxprob, entropy, factor, margin, policy, random, "
+        "threshold",
     ):
         build_strategy("topp")
     with pytest.raises(ValueError, match=r"has no parameter\(s\) \['lam'\]"):
