@@ -103,9 +103,8 @@ def main() -> None:
     for r in args.rollouts:
         if r % GROUP or (r // GROUP) % max(args.processes):
             parser.error(f"--rollouts {r} must be a multiple of {GROUP} × the largest process count")
-    print(
-        f"{platform.machine()}, {os.cpu_count()} cores, {args.threads} torch thread(s) per process, policy {args.policy}"
-    )
+    machine = f"{platform.machine()}, {os.cpu_count()} cores, {args.threads} torch thread(s) per process"
+    print(f"{machine}, starting from policy {args.policy}")
     print("| rollouts | processes | s / iteration | rollouts / s | mean NFE |")
     print("|---|---|---|---|---|")
     for processes in args.processes:
