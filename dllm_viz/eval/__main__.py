@@ -25,7 +25,7 @@ from tqdm import tqdm
 from ..backends import BUILTIN_MODEL, ModelLoadError, load_backend
 from ..blocks import default_block_length
 from ..outputs import check_destination
-from ..tasks.wordproblems import DEFAULT_FREE, DEFAULT_LEVEL, test_set
+from ..tasks.wordproblems import DEFAULT_FREE, DEFAULT_LEVEL, test_set, validation_set
 from .report import has_free_rows, read_runs, write_report
 from .sweep import heuristic_grid, policy_grid, summarize, sweep
 
@@ -44,6 +44,12 @@ def main(argv: list[str] | None = None) -> int:
         help="probability that an amount is left open (several valid answers); 0: every amount stated",
     )
     parser.add_argument("--n", type=int, default=200, help="held-out problems per level")
+    parser.add_argument(
+        "--split",
+        choices=("test", "validation"),
+        default="test",
+        help="validation: for tuning (τ_π, β, checkpoints); test: for reported numbers only",
+    )
     parser.add_argument("--gen-length", type=int, default=64)
     parser.add_argument("--settings", default="semi-ar,full", help="comma list of semi-ar (BL = L/8) and full (BL = L)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
@@ -83,7 +89,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown setting {err}; use semi-ar and/or full")
     earlier = []
     try:
-        problems = [p for level in args.level for p in test_set(level, args.n, args.free)]
+        held_out = test_set if args.split == "test" else validation_set
+        problems = [p for level in args.level for p in held_out(level, args.n, args.free)]
         if args.threads is not None and args.threads < 1:
             raise ValueError(f"--threads ({args.threads}) must be ≥ 1")
         check_destination(
@@ -139,8 +146,8 @@ def main(argv: list[str] | None = None) -> int:
     command = "python -m dllm_viz.eval " + " ".join(map(shlex.quote, argv if argv is not None else sys.argv[1:]))
     kind = "free-choice" if args.free else "fixed-answer"
     title = (
-        f"{Path(args.model).name}: {len(problems)} held-out {kind} problems (levels {args.level}, free={args.free:g}), "
-        f"L={L}, seeds {args.seeds}"
+        f"{Path(args.model).name}: {len(problems)} {args.split}-split {kind} problems (levels {args.level}, "
+        f"free={args.free:g}), L={L}, seeds {args.seeds}"
     )
     paths = write_report(rows, summary, args.out, title, command)
     print(Path(paths["md"]).read_text())

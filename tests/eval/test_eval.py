@@ -471,3 +471,29 @@ def test_an_old_runs_csv_without_subsets_is_read_as_all_problems_and_merges_with
         ("confidence", "all"),
         ("confidence", "free"),
     ]
+
+
+def test_cli_tunes_on_the_validation_split_and_says_so(tmp_path):
+    """``--split validation`` decodes validation problems (for tuning τ_π, β, checkpoints) and the
+    report names the split, so a tuning report is never mistaken for a test result."""
+    from dllm_viz.eval.__main__ import main
+
+    out = tmp_path / "val"
+    args = [
+        "--n",
+        "2",
+        "--settings",
+        "full",
+        "--strategies",
+        "threshold",
+        "--compact",
+        "--seeds",
+        "0",
+        "--threads",
+        "1",
+    ]
+    assert main([*args, "--split", "validation", "--out", str(out)]) == 0
+    report = (out / "results.md").read_text()
+    assert "2 validation-split free-choice problems" in report
+    with pytest.raises(SystemExit):
+        main([*args, "--split", "train", "--out", str(tmp_path / "x")])
