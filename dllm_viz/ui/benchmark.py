@@ -185,6 +185,7 @@ def run_benchmark(
         }
         problems = [p for level in levels for p in test_set(int(level), n, DEFAULT_FREE)]
     progress(0, desc="loading model")
+    yield (gr.skip(),) * 4  # before the job starts: from here on a cancel closes this generator
     done = [0, 1, "loading model"]
 
     def report(*state) -> None:  # called in the worker; read here between polls
@@ -201,7 +202,8 @@ def run_benchmark(
             list(range(seeds)),
             progress=None if zero else report,
             cancel=None if zero else cancel,
-        )
+        ),
+        owner="a benchmark",
     )
     try:
         while not job.wait(POLL_S):

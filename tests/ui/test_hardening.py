@@ -352,8 +352,7 @@ def test_d10_export_folder_is_bounded(finished, private_files, monkeypatch):
 
 
 def test_d10_export_waits_for_a_compute_slot(finished):
-    for _ in range(budget.MODEL_CONCURRENCY):
-        budget._SLOTS.acquire()
+    leases = [budget.acquire("a test") for _ in range(budget.MODEL_CONCURRENCY)]
     done = threading.Event()
     worker = threading.Thread(target=lambda: (export_files(finished), done.set()))
     try:
@@ -361,8 +360,8 @@ def test_d10_export_waits_for_a_compute_slot(finished):
         time.sleep(0.5)
         assert not done.is_set()
     finally:
-        for _ in range(budget.MODEL_CONCURRENCY):
-            budget._SLOTS.release()
+        for lease in leases:
+            lease.release()
     worker.join(30)
     assert done.is_set()
 
