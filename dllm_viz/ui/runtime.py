@@ -294,7 +294,26 @@ def pane_strategy(choice: str, params: Mapping[str, object], upload: str | None 
     spec = replace(StrategySpec.parse(choice), params=dict(params))  # not **params: a client names the keys
     if spec.name == POLICY and spec.policy not in shipped_policies():
         raise ValueError(f"no shipped policy named {spec.policy!r}; shipped: {sorted(shipped_policies()) or 'none'}")
+    check_param_ranges(spec)
     return spec
+
+
+MAX_PARAM_MAGNITUDE = 1e6  # a parameter whose schema has no upper bound (γ, a factor) still gets one here
+
+
+def check_param_ranges(spec: StrategySpec) -> None:
+    """Every numeric parameter within its schema's [low, high] (the range the app's controls
+    offer), else within ±``MAX_PARAM_MAGNITUDE``: a client's τ_π of 1e30 is refused, not run."""
+    info = REGISTRY.get(spec.name)
+    for name, value in spec.params.items() if info else ():
+        p = next((p for p in info.params if p.name == name), None)
+        if p is None or isinstance(value, (str, bool)) or not isinstance(value, (int, float)):
+            continue  # unknown names and types: the strategy's own checks name them
+        low = -MAX_PARAM_MAGNITUDE if p.low is None else p.low
+        high = MAX_PARAM_MAGNITUDE if p.high is None else p.high
+        if not low <= value <= high:
+            label = f"{p.symbol} ({name})" if p.symbol else name
+            raise ValueError(f"{label} ({value:g}) must be between {low:g} and {high:g}")
 
 
 def uploaded(spec: StrategySpec) -> bool:
