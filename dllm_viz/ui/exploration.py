@@ -87,7 +87,8 @@ def spec_of(exp: Exploration, node: TreeNode) -> StrategySpec | None:
     folder a file names); None when it cannot be."""
     if node.id in exp.specs:
         return exp.specs[node.id]
-    strategy = {k: v for k, v in node.trace.strategy.items() if k != "path"}  # a file's folder is never loaded
+    # a file's folder is never loaded
+    strategy = {k: v for k, v in node.trace.strategy.items() if k not in ("path", "policy_source")}
     try:
         if registry_entry(str(strategy.get("name"))).name != POLICY:
             return StrategySpec.from_dict(strategy)

@@ -30,6 +30,7 @@ from conftest import chromium_page, serve_app
 ROOT = Path(__file__).resolve().parents[2]
 PROBLEM = example_problems()[0]  # the first held-out example the app lists
 EXAMPLE = PROBLEM.question
+HEUR = [0, 0.9, 1.0, 0.01, 1.0, 1.0, None]  # a heuristic pane's controls after the picker (/compare, /explore)
 
 
 @pytest.fixture(scope="module")
@@ -114,6 +115,65 @@ def test_client_gets_specific_errors(client):
         client.predict(EXAMPLE, gen_length=20, block_length=8, api_name="/compare_trace")
     # and the app keeps serving
     assert client.predict("one plus two", gen_length=8, block_length=8, api_name="/compare_trace")["a"]
+
+
+def test_shipped_policy_runs_through_the_client(client):
+    """F4: a trace's policy source was recorded as "path", which gradio_client took for a file
+    and tried to download (403)."""
+    comp = client.predict(
+        EXAMPLE,
+        "policy:semi-ar-alpha1",
+        "heuristic:threshold",
+        gen_length=16,
+        block_length=8,
+        api_name="/compare_trace",
+    )
+    assert comp["a"]["strategy"]["policy_source"] == "semi-ar-alpha1"
+    tree = client.predict(
+        prompt=EXAMPLE,
+        step=1,
+        run_strategy="policy:semi-ar-alpha1",
+        strategy="policy:semi-ar-alpha1",
+        gen_length=16,
+        block_length=8,
+        api_name="/branch",
+    )
+    assert [n["trace"]["strategy"]["policy_source"] for n in tree["nodes"]] == ["semi-ar-alpha1"] * 2
+
+
+def test_no_response_names_a_server_path(client, server):
+    """F7: traces, trees, API defaults and the model picker carried the checkout's absolute path."""
+    import urllib.request
+
+    outputs = [
+        client.view_api(return_format="dict", print_info=False),
+        urllib.request.urlopen(server + "config").read().decode(),
+        client.predict(EXAMPLE, gen_length=16, block_length=8, api_name="/compare_trace"),
+        client.predict(prompt=EXAMPLE, step=1, gen_length=16, block_length=8, api_name="/branch"),
+        client.predict(
+            "",
+            EXAMPLE,
+            16,
+            8,
+            False,
+            0.0,
+            0,
+            "heuristic:confidence",
+            *HEUR,
+            "heuristic:threshold",
+            *HEUR,
+            "full speed",
+            api_name="/compare",
+        ),
+        client.predict("", EXAMPLE, 16, 8, False, 0.0, 0, "heuristic:confidence", *HEUR, api_name="/explore"),
+        client.predict(
+            "", ["heuristic:threshold"], False, ["semi-AR (BL = L/8)"], [1], 2, 16, 1, "1", "1", api_name="/benchmark"
+        )[1:3],
+    ]
+    for out in outputs:
+        text = out if isinstance(out, str) else json.dumps(out, default=str)
+        assert str(ROOT) not in text, text[max(0, text.find(str(ROOT)) - 200) :][:400]
+    assert client.view_api(return_format="dict", print_info=False)  # still serving
 
 
 XSS = "<img src=x onerror=alert(1)>"
