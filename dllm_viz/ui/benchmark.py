@@ -6,7 +6,7 @@ It reuses :mod:`dllm_viz.eval` (the same sweep, summary, Pareto plot and table a
 
 from __future__ import annotations
 
-import tempfile
+import json
 from pathlib import Path
 
 import gradio as gr
@@ -27,6 +27,7 @@ from . import runtime
 from .budget import BackgroundJob, CancellableBackend
 from .compare import model_picker
 from .errors import shown, user_errors
+from .files import content_folder, digest_of
 from .settings import MAX_GEN_LENGTH, _float, _int, text
 
 MAX_PROBLEMS = 200  # per level; the CLI handles bigger sweeps
@@ -152,6 +153,13 @@ def benchmark_specs(
     return specs
 
 
+def _runs_csv(rows: list[dict]) -> Path:
+    """The sweep's runs as CSV in the bounded export folder (one folder per distinct content)."""
+    key = digest_of(json.dumps(rows, sort_keys=True, default=str).encode())
+    folder = content_folder("bench", key, lambda f: write_csv(rows, f / "benchmark-runs.csv"))
+    return folder / "benchmark-runs.csv"
+
+
 @runtime.gpu_task(300)  # ZeroGPU's cap for one call; bigger sweeps belong to the CLI
 def _sweep(
     model: str, problems, specs_by_bl: dict, gen_length: int, seeds: list[int], progress=None, cancel=None
@@ -256,8 +264,7 @@ def run_benchmark(
         with user_errors("Cannot run the benchmark"):
             rows = job.result()
             summary = summarize(rows)
-            folder = Path(tempfile.mkdtemp(prefix="bench-"))
-            csv_path = write_csv(rows, folder / "benchmark-runs.csv")
+            csv_path = _runs_csv(rows)
     finally:
         job.cancel()
     title = f"{len(problems)} held-out problems, L = {L}, {seeds} seed(s)"
