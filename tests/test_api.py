@@ -102,7 +102,7 @@ def test_every_registry_entry_round_trips_through_params_and_the_trace(tiny_back
     out = dllm_viz.decode(tiny_backend, PROMPTS[:1], "policy:full-diffusion", gen_length=32, temperature=0.5)
     trace = Trace.from_json(out.traces[0].to_json())
     rebuilt = StrategySpec.from_dict(trace.strategy)
-    assert trace.strategy["path"] == "full-diffusion"  # as given: no server folder in the file
+    assert trace.strategy["policy_source"] == "full-diffusion"  # as given: no server folder in the file
     assert rebuilt.params["temperature"] == 0.5
     assert dllm_viz.decode(tiny_backend, PROMPTS[:1], rebuilt, config=EngineConfig(**trace.engine)).texts == out.texts
 

@@ -39,6 +39,7 @@ from .base import Decision, DecodeState
 from .schema import param
 
 SAMPLING_MODES = ("auto", "bernoulli", "bernoulli-argmax", "bernoulli-plus-one", "dpls")
+SOURCE_KEY = "policy_source"  # where a trace records the folder, shipped name or hub id a policy came from
 
 
 @dataclass(frozen=True)
@@ -176,7 +177,8 @@ class LearnedPolicy:
         ``top_p`` probabilities is checked at the first step."""
 
     def params(self) -> dict:
-        where = {"path": self.source} if self.source is not None else {}
+        # not "path": gradio_client takes any dict with a "path" for a file and fetches it
+        where = {SOURCE_KEY: str(self.source)} if self.source is not None else {}
         return {**asdict(self.config), **where, "policy": self.policy.config.to_dict()}
 
     def decide(self, state: DecodeState) -> LearnedDecision:

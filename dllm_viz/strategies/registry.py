@@ -184,11 +184,13 @@ class StrategySpec:
     def from_dict(cls, data: Mapping[str, Any]) -> StrategySpec:
         """The spec of a trace's ``strategy`` header (``{"name": …, **strategy.params()}``).
 
-        A policy rebuilds only when its trace records where it was loaded from (``path``).
+        A policy rebuilds only when its trace records where it was loaded from (``policy_source``;
+        ``path`` in traces written before 2026-12).
         """
         data = dict(data)
         entry = info(str(data.pop("name", "")))
-        policy = data.pop("path", None)
+        legacy = data.pop("path", None)
+        policy = data.pop("policy_source", legacy)
         names = {p.name for p in entry.params}
         if entry.name == POLICY and policy is None:
             raise ValueError("this policy was not loaded from a folder or hub id, so it cannot be rebuilt")

@@ -6,7 +6,7 @@ It reuses :mod:`dllm_viz.eval` (the same sweep, summary, Pareto plot and table a
 
 from __future__ import annotations
 
-import tempfile
+import json
 from pathlib import Path
 
 import gradio as gr
@@ -23,14 +23,19 @@ from ..eval import (
 )
 from ..eval.report import write_csv
 from ..eval.sweep import panels, subset_of
-from ..strategies import POLICY, StrategySpec
+from ..strategies import POLICY, REGISTRY, StrategySpec
 from . import runtime
 from .budget import BackgroundJob, CancellableBackend
 from .compare import model_picker
-from .errors import user_errors
+from .errors import shown, user_errors
+from .files import content_folder, digest_of
 from .settings import MAX_GEN_LENGTH, _float, _int, text
 
 MAX_PROBLEMS = 200  # per level; the CLI handles bigger sweeps
+LEVELS = (1, 2, 3)
+# decodes × L per request: the default run is ~4k, the biggest sensible one (600 problems, 5 seeds,
+# five stochastic strategies, L = 64) ~1M; about 2-5 minutes of the built-in model on one CPU core
+MAX_WORK = 1_000_000
 POLL_S = 0.25  # the handler yields this often while the sweep runs, so a cancel lands quickly
 SETTINGS = {"semi-AR (BL = L/8)": EngineConfig.semi_ar, "full diffusion (BL = L)": EngineConfig.full}  # L → config
 POLICY_PREFIX = {"semi-AR (BL = L/8)": "semi-ar", "full diffusion (BL = L)": "full-diffusion"}  # trained for it
@@ -91,13 +96,41 @@ def family_spec(family) -> StrategySpec:
     return runtime.pane_strategy(text("a strategy", family, 100), {})
 
 
-def _floats(name: str, text: str) -> list[float]:
+def _floats(name: str, text: str, param: str) -> list[float]:
+    """Distinct values of the policy's ``param`` (within its schema's range) from a comma- or
+    space-separated text, at most 20."""
+    p = REGISTRY[POLICY].param(param)
     if not isinstance(text, str) or len(text) > 200:
         raise ValueError(f"{name} must be a short text of numbers separated by commas")
-    values = [_float(name, v, 0.01, 100.0) for v in text.replace(",", " ").split()[:20]]
+    values = list(dict.fromkeys(_float(name, v, p.low, p.high) for v in text.replace(",", " ").split()[:20]))
     if not values:
         raise ValueError(f"{name} is empty")
     return values
+
+
+def _picks(name: str, values, allowed) -> list:
+    """The distinct ticked values of a checkbox group, each one of ``allowed`` (our own check:
+    Gradio's echoes the value unescaped)."""
+    if values is None:
+        return []
+    if not isinstance(values, (list, tuple)) or len(values) > 1000:
+        raise TypeError(f"{name} must be a list of at most 1,000 choices")
+    for value in values:
+        if isinstance(value, bool) or value not in allowed:
+            raise ValueError(f"{name}: {shown(value)} is not one of {', '.join(map(str, allowed))}")
+    return list(dict.fromkeys(values))
+
+
+def _flag(name: str, value) -> bool:
+    if value is not None and not isinstance(value, bool):
+        raise TypeError(f"{name} must be true or false, not {type(value).__name__}")
+    return bool(value)
+
+
+def sweep_work(specs_by_bl: dict, problems: int, seeds: int, gen_length: int) -> int:
+    """Decodes × L a sweep runs (a deterministic strategy runs for the first seed only)."""
+    decodes = sum(seeds if spec.stochastic else 1 for specs in specs_by_bl.values() for spec in specs)
+    return decodes * problems * gen_length
 
 
 def benchmark_specs(
@@ -120,6 +153,13 @@ def benchmark_specs(
         elif setting is None or policy_fits(str(spec.policy), setting):
             specs += policy_grid(str(policies[str(spec.policy)]), spec.key, temperatures, betas)
     return specs
+
+
+def _runs_csv(rows: list[dict]) -> Path:
+    """The sweep's runs as CSV in the bounded export folder (one folder per distinct content)."""
+    key = digest_of(json.dumps(rows, sort_keys=True, default=str).encode())
+    folder = content_folder("bench", key, lambda f: write_csv(rows, f / "benchmark-runs.csv"))
+    return folder / "benchmark-runs.csv"
 
 
 @runtime.gpu_task(300)  # ZeroGPU's cap for one call; bigger sweeps belong to the CLI
@@ -164,18 +204,23 @@ def run_benchmark(
     from ..tasks import DEFAULT_FREE, test_set
 
     with user_errors("Cannot run the benchmark"):
+        families = _picks("strategies", families, [value for _, value in family_choices()])
+        settings = _picks("settings", settings, list(SETTINGS))
+        levels = _picks("levels", levels, LEVELS)
         if not families:
             raise ValueError("pick at least one strategy")
         if not settings:
             raise ValueError("pick at least one setting (semi-AR or full diffusion)")
         if not levels:
             raise ValueError("pick at least one problem level")
+        grid, log_nfe = _flag("grid", grid), _flag("log NFE", log_nfe)
         n = _int("problems per level", n, 1, MAX_PROBLEMS)
         L, seeds = _int("gen length", gen_length, 1, MAX_GEN_LENGTH), _int("seeds", seeds, 1, 5)
         if L < 8 or L % 8:
             raise ValueError(f"gen length ({L}) must be a multiple of 8 (semi-AR uses BL = L/8)")
-        taus, betas_ = _floats("τ_π values", temperatures), _floats("β values", betas)
-        model = runtime.check_model_runnable(model or runtime.default_model())
+        taus, betas_ = _floats("τ_π values", temperatures, "temperature"), _floats("β values", betas, "beta")
+        model = text("the model", model or runtime.default_model(), 300)
+        model = runtime.check_model_runnable(model)
         for spec in map(family_spec, families):
             if spec.name == POLICY and not any(policy_fits(str(spec.policy), s) for s in settings):
                 raise ValueError(
@@ -185,8 +230,16 @@ def run_benchmark(
         specs_by_bl = {
             bl: benchmark_specs(families, bool(grid), L, bl, taus, betas_, s) for s, bl in block_lengths.items()
         }
+        work = sweep_work(specs_by_bl, n * len(levels), seeds, L)
+        if work > MAX_WORK:
+            raise ValueError(
+                f"this benchmark asks for {work // L:,} decodes of {L} tokens ({work:,} token positions); "
+                f"the limit is {MAX_WORK:,}: pick fewer problems, seeds, strategies or τ_π/β values, "
+                "or run the sweep with python -m dllm_viz.eval"
+            )
         problems = [p for level in levels for p in test_set(int(level), n, DEFAULT_FREE)]
     progress(0, desc="loading model")
+    yield (gr.skip(),) * 4  # before the job starts: from here on a cancel closes this generator
     done = [0, 1, "loading model"]
 
     def report(*state) -> None:  # called in the worker; read here between polls
@@ -203,7 +256,8 @@ def run_benchmark(
             list(range(seeds)),
             progress=None if zero else report,
             cancel=None if zero else cancel,
-        )
+        ),
+        owner="a benchmark",
     )
     try:
         while not job.wait(POLL_S):
@@ -212,8 +266,7 @@ def run_benchmark(
         with user_errors("Cannot run the benchmark"):
             rows = job.result()
             summary = summarize(rows)
-            folder = Path(tempfile.mkdtemp(prefix="bench-"))
-            csv_path = write_csv(rows, folder / "benchmark-runs.csv")
+            csv_path = _runs_csv(rows)
     finally:
         job.cancel()
     title = f"{len(problems)} held-out problems, L = {L}, {seeds} seed(s)"
@@ -273,6 +326,7 @@ def build_benchmark_tab() -> None:
         [model, families, grid, settings, levels, n, gen_length, seeds, temperatures, betas, log_nfe],
         [plot, table, md, csv_file],
         api_name="benchmark",
+        preprocess=False,  # run_benchmark checks every value itself (Gradio's checks echo them unescaped)
         concurrency_limit=runtime.MODEL_CONCURRENCY,
         concurrency_id="model",
         show_progress_on=[plot],

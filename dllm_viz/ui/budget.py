@@ -1,27 +1,42 @@
 """One compute budget for the whole app, and cancellation that really stops the work.
 
 Gradio's queue (``concurrency_id="model"``) limits how many model events it admits, but it frees
-a slot the moment a client cancels, while a worker thread may still be computing: a plain
-function keeps running to its end, invisibly. So:
+a place the moment a client cancels, while a worker thread may still be computing, and it closes
+a cancelled generator only if that generator has already yielded once (Gradio registers the
+iterator after its first yield). So:
 
-* every compute path (the lockstep run, the benchmark sweep, export rendering) also holds a
-  :func:`compute_slot` while it computes, released only when the work has really stopped;
-* every long handler is a generator that yields at least every few hundred milliseconds
-  (Gradio closes a cancelled generator at its next yield), and work that cannot yield runs in a
-  :class:`BackgroundJob` whose backend checks a cancel event before every forward pass.
+* every compute path holds a :class:`Lease` on one of ``MODEL_CONCURRENCY`` slots while it
+  computes; leases are taken and released only here;
+* a handler yields once *before* it takes a slot or starts a job, so any cancel closes it;
+* a generator holds its slot through :func:`hold_slot`, which marks the lease busy while a step
+  runs and touches it after each; work that cannot yield runs in a :class:`BackgroundJob` whose
+  backend checks a stop signal before every forward pass;
+* a waiter that finds every slot taken reclaims leases whose owner is gone: a job thread that
+  died, or a generator nobody has stepped for ``STALE_S`` (abandoned without being closed). It
+  also runs the garbage collector once, which closes (and so releases) unreachable generators.
 
 No Gradio here.
 """
 
 from __future__ import annotations
 
+import gc
+import logging
 import os
 import threading
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+logger = logging.getLogger(__name__)
 
 MODEL_CONCURRENCY = int(os.environ.get("DLLM_VIZ_CONCURRENCY", "2"))  # compute jobs at once
 SLOT_WAIT_S = 120  # a job that waits longer than this for a slot gives up with a message
+STALE_S = 60.0  # a generator's lease not stepped for this long (and not mid-step) is abandoned
+ORPHAN_S = 30.0  # a background job whose handler stopped polling this long stops itself
 
-_SLOTS = threading.BoundedSemaphore(MODEL_CONCURRENCY)
+_LOCK = threading.Condition()
+_LEASES: set[Lease] = set()
 
 
 class Busy(RuntimeError):
@@ -32,16 +47,112 @@ class Cancelled(Exception):
     """The client cancelled; raised inside the work to unwind it."""
 
 
-class compute_slot:
-    """Hold one of the ``MODEL_CONCURRENCY`` compute slots (a context manager)."""
+@dataclass(eq=False)
+class Lease:
+    """One held compute slot.
 
-    def __enter__(self):
-        if not _SLOTS.acquire(timeout=SLOT_WAIT_S):
-            raise Busy(f"the server is busy (all {MODEL_CONCURRENCY} compute slots in use); try again in a minute")
-        return self
+    Attributes:
+        owner: what holds it, for the log. thread: a background job's worker (the lease dies
+        with it), else None. busy: a step is running now (a long model load is not staleness).
+        touched: ``time.monotonic()`` of the last step.
+    """
 
-    def __exit__(self, *exc) -> None:
-        _SLOTS.release()
+    owner: str
+    thread: threading.Thread | None = None
+    busy: bool = False
+    touched: float = field(default_factory=time.monotonic)
+
+    def stale(self, now: float) -> bool:
+        if self.thread is not None:
+            return not self.thread.is_alive()
+        return not self.busy and now - self.touched > STALE_S
+
+    def release(self) -> None:
+        """Give the slot back; a no-op when it was already released or reclaimed."""
+        with _LOCK:
+            if self in _LEASES:
+                _LEASES.discard(self)
+                _LOCK.notify()
+
+
+def held() -> int:
+    """Slots held now (for tests and the log)."""
+    with _LOCK:
+        return len(_LEASES)
+
+
+def _reclaim(now: float) -> None:
+    for lease in [lease for lease in _LEASES if lease.stale(now)]:
+        logger.warning("reclaiming the compute slot of %s: its job is gone", lease.owner)
+        _LEASES.discard(lease)
+
+
+def acquire(owner: str, thread: threading.Thread | None = None, wait_s: float = SLOT_WAIT_S) -> Lease:
+    """A lease on a free slot, waiting up to ``wait_s`` (then :class:`Busy`)."""
+    deadline = time.monotonic() + wait_s
+    collect_at = time.monotonic() + 1.0  # a short wait is normal; a longer one may be a leak
+    while True:
+        with _LOCK:
+            _reclaim(time.monotonic())
+            if len(_LEASES) < MODEL_CONCURRENCY:
+                lease = Lease(owner, thread)
+                _LEASES.add(lease)
+                return lease
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise Busy(f"the server is busy (all {MODEL_CONCURRENCY} compute slots in use); try again in a minute")
+            _LOCK.wait(min(left, max(collect_at - time.monotonic(), 0.05), 1.0))
+        if time.monotonic() >= collect_at:  # outside the lock: finalizers release leases
+            gc.collect()
+            collect_at = time.monotonic() + 10.0
+
+
+@contextmanager
+def compute_slot(owner: str = "a computation"):
+    """Hold a slot for a block of plain (non-generator) code; busy throughout."""
+    lease = acquire(owner)
+    lease.busy = True
+    try:
+        yield lease
+    finally:
+        lease.release()
+
+
+def hold_slot(steps, owner: str):
+    """Iterate the generator ``steps`` while holding a slot, taken at the first ``next()``.
+
+    Closing this generator (Gradio's cancel, a client gone) closes ``steps`` and releases the
+    slot; the lease is busy while ``steps`` computes and touched after every step.
+    """
+    lease = acquire(owner)
+    try:
+        while True:
+            lease.busy = True
+            try:
+                item = next(steps)
+            except StopIteration as stop:
+                return stop.value
+            finally:
+                lease.busy, lease.touched = False, time.monotonic()
+            yield item
+    finally:
+        steps.close()
+        lease.release()
+
+
+class StopSignal:
+    """Set by :meth:`BackgroundJob.cancel`, or by itself once the handler has not polled for
+    ``ORPHAN_S`` (its generator was dropped without being closed). Quacks like an Event."""
+
+    def __init__(self):
+        self._event = threading.Event()
+        self.polled = time.monotonic()
+
+    def set(self) -> None:
+        self._event.set()
+
+    def is_set(self) -> bool:
+        return self._event.is_set() or time.monotonic() - self.polled > ORPHAN_S
 
 
 class CancellableBackend:
@@ -50,7 +161,7 @@ class CancellableBackend:
     Sweeps call the engine many times without returning to us; this stops them within one step.
     """
 
-    def __init__(self, backend, cancel: threading.Event):
+    def __init__(self, backend, cancel):
         self._backend, self._cancel = backend, cancel
 
     def __getattr__(self, name):
@@ -66,26 +177,33 @@ class BackgroundJob:
     """``fn(cancel, *args)`` in a worker thread that holds a compute slot while it runs.
 
     The handler polls :meth:`wait` and yields between polls; when Gradio closes the handler
-    (cancel), its ``finally`` calls :meth:`cancel`, and the worker stops at its next forward pass.
+    (cancel, disconnect), its ``finally`` calls :meth:`cancel`, and the worker stops at its next
+    forward pass; a handler that stops polling without closing stops it too (:class:`StopSignal`).
     """
 
-    def __init__(self, fn, *args, **kwargs):
-        self.cancel_event = threading.Event()
+    def __init__(self, fn, *args, owner: str = "a background job", **kwargs):
+        self.cancel_event = StopSignal()
         self._result = self._error = None
+        self._owner = owner
         self._thread = threading.Thread(target=self._run, args=(fn, args, kwargs), name="compute-job", daemon=True)
         self._thread.start()
 
     def _run(self, fn, args, kwargs) -> None:
+        lease = None
         try:
-            with compute_slot():
-                if self.cancel_event.is_set():
-                    raise Cancelled()
-                self._result = fn(self.cancel_event, *args, **kwargs)
+            lease = acquire(self._owner, thread=threading.current_thread())
+            if self.cancel_event.is_set():
+                raise Cancelled()
+            self._result = fn(self.cancel_event, *args, **kwargs)
         except BaseException as err:  # handed to the caller by result()
             self._error = err
+        finally:
+            if lease is not None:
+                lease.release()
 
     def wait(self, timeout: float) -> bool:
         """True once the job has ended."""
+        self.cancel_event.polled = time.monotonic()
         self._thread.join(timeout)
         return not self._thread.is_alive()
 

@@ -17,7 +17,7 @@ from ..engine import EngineConfig
 from ..strategies import Param, StrategySpec
 from ..views import curves_figure, divergence_detail, heatmap_figure, legend_html, render_grid, stats_html
 from . import runtime
-from .budget import compute_slot
+from .budget import compute_slot, hold_slot
 from .errors import shown, user_errors
 from .examples import example_problems, known_answer
 from .files import export_comparison
@@ -236,8 +236,7 @@ def _collect(comp: Comparison, model: str, prompt: str, specs, config: EngineCon
     """Fill ``comp.a``/``comp.b`` from :func:`runtime.lockstep`, yielding after every step.
 
     Holds a compute slot until the run ends or the generator is closed (a cancel)."""
-    with compute_slot():
-        yield from _collect_steps(comp, runtime.lockstep(model, prompt, specs, config))
+    yield from _collect_steps(comp, hold_slot(runtime.lockstep(model, prompt, specs, config), f"run #{comp.run_id}"))
 
 
 def _collect_steps(comp: Comparison, steps):
@@ -315,7 +314,7 @@ def export_files(comp: Comparison | None):
     """Write the comparison JSON and GIF; enable both download buttons (runs after a run ends)."""
     if comp is None or comp.a is None or not (comp.finished or comp.stopped) or not comp.num_steps:
         return gr.DownloadButton(interactive=False), gr.DownloadButton(interactive=False)
-    with user_errors("Cannot export the run"), compute_slot():
+    with user_errors("Cannot export the run"), compute_slot("an export"):
         json_path, gif_path = export_comparison(comp)  # written once per content, in a bounded folder
     return (
         gr.DownloadButton(value=str(json_path), interactive=True),
@@ -471,6 +470,7 @@ def compare_trace(
             for pane, choice, params in (("A", strategy_a, params_a), ("B", strategy_b, params_b))
         ]
         comp = _new_comparison(prompt, specs)
+        yield {"format": "dllm-viz-progress", "steps": 0}  # before the slot: from here on a cancel closes us
         last = time.monotonic()
         for _ in _collect(comp, model, prompt, tuple(specs), config):
             if time.monotonic() - last >= HEARTBEAT_S:

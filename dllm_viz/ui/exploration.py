@@ -31,7 +31,7 @@ from ..trace import MAX_TRACE_BYTES, Trace, TraceError, parse_json, vocab_of
 from ..tree import FORMAT as TREE_FORMAT
 from ..tree import DecodeTree, TreeNode
 from . import runtime
-from .budget import compute_slot
+from .budget import hold_slot
 from .errors import user_errors
 from .examples import known_answer
 from .session import Comparison, load_comparison, new_run_id
@@ -87,7 +87,8 @@ def spec_of(exp: Exploration, node: TreeNode) -> StrategySpec | None:
     folder a file names); None when it cannot be."""
     if node.id in exp.specs:
         return exp.specs[node.id]
-    strategy = {k: v for k, v in node.trace.strategy.items() if k != "path"}  # a file's folder is never loaded
+    # a file's folder is never loaded
+    strategy = {k: v for k, v in node.trace.strategy.items() if k not in ("path", "policy_source")}
     try:
         if registry_entry(str(strategy.get("name"))).name != POLICY:
             return StrategySpec.from_dict(strategy)
@@ -152,12 +153,7 @@ def decode_job(model: str, job: Job):
 
 def decode(model: str, job: Job):
     """:func:`decode_job` holding a compute slot until it ends or is closed (a cancel)."""
-    with compute_slot():
-        steps = decode_job(model, job)
-        try:
-            yield from steps
-        finally:
-            steps.close()
+    return hold_slot(decode_job(model, job), "a branch" if job.parent is not None else "a decode")
 
 
 def check_branch(exp: Exploration, model: str, node_id: int, k, overrides, spec: StrategySpec | None) -> Job:
@@ -247,6 +243,7 @@ def branch_api(
                 raise ValueError(
                     f"token id {o.token} is unknown: the model's vocabulary has ids 0–{vocab_size(backend) - 1}"
                 )
+        yield {"format": "dllm-viz-progress", "steps": 0}  # before the slot: from here on a cancel closes us
         last = time.monotonic()
         if tree is None:
             if node != 0:

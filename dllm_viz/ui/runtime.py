@@ -78,20 +78,47 @@ def builtin_model_installed() -> bool:
     return (Path(BUILTIN_MODEL) / "config.json").is_file()
 
 
+BUILTIN_NAME = "built-in tiny-dllm"  # what browsers, clients and traces see instead of the folder
+
+
+def _named_models() -> dict[str, str]:
+    """Public name → what the server loads, for the models the operator set up: the built-in
+    model and ``$DLLM_VIZ_MODEL`` (a folder by its folder name, a Hub id as itself)."""
+    named = {BUILTIN_NAME: BUILTIN_MODEL}
+    env = os.environ.get(MODEL_ENV)
+    if env:
+        named.setdefault(public_model_name(env), env)
+    return named
+
+
+def public_model_name(model: str) -> str:
+    """A model's name for responses: ``built-in tiny-dllm``, a Hub id, or a folder's own name,
+    never a server path."""
+    try:
+        if Path(model).expanduser().resolve() == Path(BUILTIN_MODEL).resolve():
+            return BUILTIN_NAME
+    except (OSError, RuntimeError, ValueError):
+        pass
+    if _HUB_ID.fullmatch(model) and not os.path.lexists(model):
+        return model
+    return Path(model).name or model
+
+
 def default_model() -> str:
-    """``$DLLM_VIZ_MODEL`` when set, else the built-in tiny model (even when it is not installed,
-    so the UI can say what is missing)."""
-    return os.environ.get(MODEL_ENV) or BUILTIN_MODEL
+    """The public name of ``$DLLM_VIZ_MODEL`` when set, else of the built-in tiny model (even when
+    it is not installed, so the UI can say what is missing)."""
+    env = os.environ.get(MODEL_ENV)
+    return public_model_name(env) if env else BUILTIN_NAME
 
 
 def model_choices() -> list[tuple[str, str]]:
-    """(label, model) pairs for the model picker: the default first, then the known Hub models."""
+    """(label, public name) pairs for the model picker: the default first, then the known Hub models."""
     choices = []
     env = os.environ.get(MODEL_ENV)
     if env:
-        choices.append((f"{Path(env).name} (${MODEL_ENV})", env))
+        choices.append((f"{public_model_name(env)} (${MODEL_ENV})", public_model_name(env)))
     label = "built-in tiny dLLM (assets/tiny-dllm)" + ("" if builtin_model_installed() else " — not installed")
-    choices.append((label, BUILTIN_MODEL))
+    choices.append((label, BUILTIN_NAME))
     choices += [(f"{name} (GPU, Hub)", mid) for name, mid in KNOWN_MODELS.items() if mid != BUILTIN_MODEL]
     return choices
 
@@ -127,6 +154,7 @@ _POLICIES: OrderedDict[str, object] = OrderedDict()  # canonical folder@device �
 MAX_BACKENDS = int(os.environ.get("DLLM_VIZ_MAX_MODELS", "2"))
 MAX_POLICIES = 8  # an uploaded policy's folder is named by its content hash, so re-uploads hit the cache
 ALLOW_ENV = "DLLM_VIZ_ALLOW_MODEL_DIRS"  # extra model folders (os.pathsep-separated; app.py --allow-model-dir)
+ALLOW_HUB_ENV = "DLLM_VIZ_ALLOW_HUB_MODELS"  # extra Hub ids users may pick (comma-separated; --allow-hub-model)
 MAX_MODEL_NAME = 200
 _HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]{0,95}/[A-Za-z0-9][\w.-]{0,95}")
 
@@ -152,6 +180,7 @@ def canonical_model(model) -> str:
     if len(model) > MAX_MODEL_NAME:
         raise ModelLoadError(f"the model name is {len(model):,} characters long; the limit is {MAX_MODEL_NAME}")
     model = model.strip()
+    model = _named_models().get(model, model)
     try:
         path = (Path.cwd() / Path(model).expanduser()).resolve()
     except (OSError, RuntimeError, ValueError):
@@ -159,11 +188,24 @@ def canonical_model(model) -> str:
     if path is not None and any(path == root or root in path.parents for root in model_roots()):
         return str(path)
     if _HUB_ID.fullmatch(model) and ".." not in model and not os.path.lexists(model):
-        return model
+        if model in allowed_hub_models():
+            return model
+        raise ModelLoadError(
+            f"Hub model {model[:60]!r} is not on this server's list; it downloads only "
+            f"{', '.join(sorted(allowed_hub_models()))} (the operator adds more with --allow-hub-model)"
+        )
     raise ModelLoadError(
-        f"model {model[:60]!r} is not available here: pick one from the list, a Hub id (org/name), or a folder "
+        f"model {model[:60]!r} is not available here: pick one from the list, a listed Hub id, or a folder "
         "inside assets/ or one the operator allowed with --allow-model-dir"
     )
+
+
+def allowed_hub_models() -> set[str]:
+    """Hub ids a browser or client may make the server download: the listed GPU models, the
+    operator's ``$DLLM_VIZ_MODEL`` and ``--allow-hub-model`` ids (``$DLLM_VIZ_ALLOW_HUB_MODELS``)."""
+    extra = {m for m in os.environ.get(ALLOW_HUB_ENV, "").split(",") if m}
+    env = os.environ.get(MODEL_ENV)
+    return set(GPU_MODELS) | extra | ({env} if env else set())
 
 
 def check_model_runnable(model: str) -> str:
@@ -222,6 +264,8 @@ def get_backend(model: str):
     def load():
         t0 = time.perf_counter()
         backend = load_backend(key, trust_remote_code=remote_code_trusted(key))
+        if hasattr(backend, "name"):
+            backend.name = public_model_name(key)  # what traces record: never the server's folder
         _warm_up(backend)
         logger.info("model %s ready in %.1f s", key, time.perf_counter() - t0)
         return backend
@@ -294,7 +338,26 @@ def pane_strategy(choice: str, params: Mapping[str, object], upload: str | None 
     spec = replace(StrategySpec.parse(choice), params=dict(params))  # not **params: a client names the keys
     if spec.name == POLICY and spec.policy not in shipped_policies():
         raise ValueError(f"no shipped policy named {spec.policy!r}; shipped: {sorted(shipped_policies()) or 'none'}")
+    check_param_ranges(spec)
     return spec
+
+
+MAX_PARAM_MAGNITUDE = 1e6  # a parameter whose schema has no upper bound (γ, a factor) still gets one here
+
+
+def check_param_ranges(spec: StrategySpec) -> None:
+    """Every numeric parameter within its schema's [low, high] (the range the app's controls
+    offer), else within ±``MAX_PARAM_MAGNITUDE``: a client's τ_π of 1e30 is refused, not run."""
+    info = REGISTRY.get(spec.name)
+    for name, value in spec.params.items() if info else ():
+        p = next((p for p in info.params if p.name == name), None)
+        if p is None or isinstance(value, (str, bool)) or not isinstance(value, (int, float)):
+            continue  # unknown names and types: the strategy's own checks name them
+        low = -MAX_PARAM_MAGNITUDE if p.low is None else p.low
+        high = MAX_PARAM_MAGNITUDE if p.high is None else p.high
+        if not low <= value <= high:
+            label = f"{p.symbol} ({name})" if p.symbol else name
+            raise ValueError(f"{label} ({value:g}) must be between {low:g} and {high:g}")
 
 
 def uploaded(spec: StrategySpec) -> bool:

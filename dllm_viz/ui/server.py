@@ -3,6 +3,7 @@
     python app.py                         # http://127.0.0.1:7860, built-in tiny model, offline
     dllm-viz app --host 0.0.0.0 --port 8080 --model path/to/model
     dllm-viz app --allow-model-dir /models   # users may also pick models in /models/*
+    dllm-viz app --allow-hub-model org/my-dllm   # users may also pick (and so download) this Hub model
     dllm-viz app --model /models/my-dllm --trust-remote-code   # a folder that ships its own modelling code
 
 ``app.py`` (Hugging Face Spaces' entry point), ``dllm-viz app`` and ``python -m dllm_viz.ui.server``
@@ -34,6 +35,14 @@ def main(argv: list[str] | None = None) -> None:
         "env DLLM_VIZ_ALLOW_MODEL_DIRS, os.pathsep-separated)",
     )
     parser.add_argument(
+        "--allow-hub-model",
+        action="append",
+        default=[],
+        metavar="ORG/NAME",
+        help="a Hub id users may pick, downloaded on demand (repeatable; the listed LLaDA and Dream "
+        "models always are; env DLLM_VIZ_ALLOW_HUB_MODELS, comma-separated)",
+    )
+    parser.add_argument(
         "--trust-remote-code",
         action="store_true",
         help="run the modelling code shipped with the default model and with folders under "
@@ -61,6 +70,10 @@ def main(argv: list[str] | None = None) -> None:
     if args.allow_model_dir:
         dirs = [d for d in os.environ.get("DLLM_VIZ_ALLOW_MODEL_DIRS", "").split(os.pathsep) if d]
         os.environ["DLLM_VIZ_ALLOW_MODEL_DIRS"] = os.pathsep.join(dirs + args.allow_model_dir)
+
+    if args.allow_hub_model:
+        ids = [m for m in os.environ.get("DLLM_VIZ_ALLOW_HUB_MODELS", "").split(",") if m]
+        os.environ["DLLM_VIZ_ALLOW_HUB_MODELS"] = ",".join(ids + args.allow_hub_model)
 
     import torch
 

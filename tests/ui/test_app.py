@@ -15,6 +15,8 @@ import time
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from dllm_viz.strategies import REGISTRY
 from dllm_viz.trace import Trace
@@ -28,6 +30,7 @@ from conftest import chromium_page, serve_app
 ROOT = Path(__file__).resolve().parents[2]
 PROBLEM = example_problems()[0]  # the first held-out example the app lists
 EXAMPLE = PROBLEM.question
+HEUR = [0, 0.9, 1.0, 0.01, 1.0, 1.0, None]  # a heuristic pane's controls after the picker (/compare, /explore)
 
 
 @pytest.fixture(scope="module")
@@ -112,6 +115,126 @@ def test_client_gets_specific_errors(client):
         client.predict(EXAMPLE, gen_length=20, block_length=8, api_name="/compare_trace")
     # and the app keeps serving
     assert client.predict("one plus two", gen_length=8, block_length=8, api_name="/compare_trace")["a"]
+
+
+def test_shipped_policy_runs_through_the_client(client):
+    """F4: a trace's policy source was recorded as "path", which gradio_client took for a file
+    and tried to download (403)."""
+    comp = client.predict(
+        EXAMPLE,
+        "policy:semi-ar-alpha1",
+        "heuristic:threshold",
+        gen_length=16,
+        block_length=8,
+        api_name="/compare_trace",
+    )
+    assert comp["a"]["strategy"]["policy_source"] == "semi-ar-alpha1"
+    tree = client.predict(
+        prompt=EXAMPLE,
+        step=1,
+        run_strategy="policy:semi-ar-alpha1",
+        strategy="policy:semi-ar-alpha1",
+        gen_length=16,
+        block_length=8,
+        api_name="/branch",
+    )
+    assert [n["trace"]["strategy"]["policy_source"] for n in tree["nodes"]] == ["semi-ar-alpha1"] * 2
+
+
+def test_no_response_names_a_server_path(client, server):
+    """F7: traces, trees, API defaults and the model picker carried the checkout's absolute path."""
+    import urllib.request
+
+    outputs = [
+        client.view_api(return_format="dict", print_info=False),
+        urllib.request.urlopen(server + "config").read().decode(),
+        client.predict(EXAMPLE, gen_length=16, block_length=8, api_name="/compare_trace"),
+        client.predict(prompt=EXAMPLE, step=1, gen_length=16, block_length=8, api_name="/branch"),
+        client.predict(
+            "",
+            EXAMPLE,
+            16,
+            8,
+            False,
+            0.0,
+            0,
+            "heuristic:confidence",
+            *HEUR,
+            "heuristic:threshold",
+            *HEUR,
+            "full speed",
+            api_name="/compare",
+        ),
+        client.predict("", EXAMPLE, 16, 8, False, 0.0, 0, "heuristic:confidence", *HEUR, api_name="/explore"),
+        client.predict(
+            "", ["heuristic:threshold"], False, ["semi-AR (BL = L/8)"], [1], 2, 16, 1, "1", "1", api_name="/benchmark"
+        )[1:3],
+    ]
+    for out in outputs:
+        text = out if isinstance(out, str) else json.dumps(out, default=str)
+        assert str(ROOT) not in text, text[max(0, text.find(str(ROOT)) - 200) :][:400]
+    assert client.view_api(return_format="dict", print_info=False)  # still serving
+
+
+XSS = "<img src=x onerror=alert(1)>"
+_odd = st.one_of(
+    st.none(), st.booleans(), st.integers(-3, 10**6), st.floats(allow_nan=True), st.text(max_size=12), st.just(XSS)
+)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
+@given(
+    families=st.one_of(
+        st.lists(st.sampled_from(["heuristic:threshold", "heuristic:confidence", XSS, "policy:../x"]), max_size=600),
+        _odd,
+    ),
+    settings_=st.one_of(st.lists(st.sampled_from(["semi-AR (BL = L/8)", XSS]), max_size=3), _odd),
+    levels=st.one_of(st.lists(st.sampled_from([1, 2, 3, 7, "1", XSS]), max_size=1000), _odd),
+    n=st.one_of(st.integers(-2, 3), _odd),
+    gen_length=st.one_of(st.sampled_from([8, 16, 12, 10**9]), _odd),
+    seeds=st.one_of(st.integers(0, 6), _odd),
+    taus=st.one_of(st.sampled_from(["1.0", "0.5, 0.5", "1e30", "x", ""]), _odd),
+    grid=st.one_of(st.booleans(), _odd),
+)
+def test_benchmark_arguments_get_only_our_own_escaped_errors(
+    client, families, settings_, levels, n, gen_length, seeds, taus, grid
+):
+    """F3, F5, F6: any value either runs (only small runs can be valid here) or fails with our
+    own message, escaped; never Gradio's unescaped choice error or its generic one."""
+    from gradio_client.exceptions import AppError
+
+    args = [families, grid, settings_, levels, n, gen_length, seeds, taus, "1.0"]
+    try:
+        client.predict("", *args, api_name="/benchmark")
+    except AppError as err:
+        message = str(err)
+        assert "Cannot run the benchmark" in message, message
+        assert "<" not in message and ">" not in message, message
+
+
+def test_benchmark_refuses_duplicates_and_oversized_sweeps(client):
+    from gradio_client.exceptions import AppError
+
+    many = ["heuristic:threshold"] * 500
+    with pytest.raises(AppError, match="the limit is 1,000,000"):
+        client.predict(
+            "",
+            ["heuristic:confidence"],
+            True,
+            ["semi-AR (BL = L/8)"],
+            [1, 2, 3],
+            200,
+            512,
+            5,
+            "1",
+            "1",
+            api_name="/benchmark",
+        )
+    # duplicates count once: 500 × the same strategy at 1000 × the same level is one small sweep
+    plot, table, md, csv = client.predict(
+        "", many, False, ["semi-AR (BL = L/8)"], [1] * 1000, 2, 16, 1, "1", "1", api_name="/benchmark"
+    )
+    assert len(table["data"]) == 1 and table["data"][0][4] == 2
 
 
 # ---- browser ---------------------------------------------------------------------------------------

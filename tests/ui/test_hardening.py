@@ -352,8 +352,7 @@ def test_d10_export_folder_is_bounded(finished, private_files, monkeypatch):
 
 
 def test_d10_export_waits_for_a_compute_slot(finished):
-    for _ in range(budget.MODEL_CONCURRENCY):
-        budget._SLOTS.acquire()
+    leases = [budget.acquire("a test") for _ in range(budget.MODEL_CONCURRENCY)]
     done = threading.Event()
     worker = threading.Thread(target=lambda: (export_files(finished), done.set()))
     try:
@@ -361,8 +360,8 @@ def test_d10_export_waits_for_a_compute_slot(finished):
         time.sleep(0.5)
         assert not done.is_set()
     finally:
-        for _ in range(budget.MODEL_CONCURRENCY):
-            budget._SLOTS.release()
+        for lease in leases:
+            lease.release()
     worker.join(30)
     assert done.is_set()
 
@@ -501,3 +500,14 @@ def test_fuzz_policy_uploads(tmp_path, config, weights, rnd):
     except gr.Error as err:
         assert_safe(err.message)
         assert "unexpected internal error" not in err.message
+
+
+def test_f6_messages_quote_the_users_input_and_cut_only_server_paths(tmp_path):
+    """Path-stripping once turned ``../../etc`` into ``..etc`` and a relative policy folder into
+    ``assetssemi-ar-alpha1``; only the server's own folders are cut now."""
+    from dllm_viz.ui.errors import public_message
+
+    assert public_message("model '../../etc' is not available") == "model '../../etc' is not available"
+    assert "assets/policies/semi-ar-alpha1" in public_message("no policy assets/policies/semi-ar-alpha1")
+    assert public_message(f"cannot read {tmp_path}/model/config.json") == "cannot read config.json"
+    assert public_message(f"bad {os.getcwd()}/assets/x and /proc/self/cwd") == "bad x and cwd"

@@ -11,6 +11,10 @@ from __future__ import annotations
 
 import json
 import os
+import random
+import signal
+import subprocess
+import sys
 import threading
 import time
 
@@ -122,6 +126,21 @@ def _submit(client, endpoint: str):
             "full speed",
             api_name="/compare",
         )
+    if endpoint == "/branch":
+        return client.submit(prompt=SHORT, run_strategy="heuristic:confidence", **LONG, api_name="/branch")
+    if endpoint == "/explore":
+        return client.submit(
+            "",
+            SHORT,
+            LONG["gen_length"],
+            LONG["block_length"],
+            False,
+            0.0,
+            0,
+            "heuristic:confidence",
+            *HEURISTIC_PANE,
+            api_name="/explore",
+        )
     return client.submit(
         "",
         ["heuristic:confidence", "heuristic:threshold"],
@@ -146,6 +165,63 @@ def test_cancel_frees_the_cpu_within_2_s(app, endpoint):
     job.cancel()
     assert_idle_after_cancel(app.pid)
     assert client.predict("one plus two", gen_length=8, block_length=8, api_name="/compare_trace")["a"]  # still serving
+
+
+ENDPOINTS = ["/compare", "/compare_trace", "/benchmark", "/branch", "/explore"]
+CYCLES = 20
+
+
+def assert_serving(client) -> None:
+    """A short request finishes within 5 s (a leaked slot made it wait 120 s and fail)."""
+    t0 = time.monotonic()
+    assert client.predict("one plus two", gen_length=8, block_length=8, api_name="/compare_trace")["a"]
+    assert time.monotonic() - t0 < 5, f"a short request took {time.monotonic() - t0:.1f} s"
+
+
+@pytest.mark.parametrize("endpoint", ENDPOINTS)
+def test_cancels_while_processing_never_leak_a_slot(app, endpoint):
+    """F1/F2: a cancel before the handler's first yield once kept its slot (and a benchmark's
+    sweep) forever; with one slot, a single leak fails the request at the end."""
+    from gradio_client.utils import Status
+
+    rng = random.Random(endpoint)
+    client = _client(app)
+    for _ in range(CYCLES):
+        job = _submit(client, endpoint)
+        while job.status().code not in (Status.PROCESSING, Status.ITERATING, Status.PROGRESS) and not job.done():
+            time.sleep(0.01)
+        time.sleep(rng.uniform(0, 0.6))  # before, during or after the first yield
+        job.cancel()
+    assert_serving(client)
+    assert_idle_after_cancel(app.pid)
+    assert "reclaiming the compute slot" not in app.log.read_text()  # closed by Gradio, not the backstop
+
+
+KILLED_CLIENT = """
+import sys, time
+from gradio_client import Client
+from gradio_client.utils import Status
+job = Client(sys.argv[1], verbose=False).submit(
+    "What is 2 plus 3?", gen_length=224, block_length=224, api_name="/compare_trace"
+)
+while job.status().code != Status.ITERATING:
+    time.sleep(0.05)
+print("computing", flush=True)
+time.sleep(600)
+"""
+
+
+def test_a_killed_client_frees_its_slot(app):
+    """A client killed mid-run (no cancel sent): its SSE stream closes and the run stops."""
+    proc = subprocess.Popen([sys.executable, "-c", KILLED_CLIENT, app.url], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "computing"
+        time.sleep(0.5)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    assert_idle_after_cancel(app.pid)
+    assert_serving(_client(app))
 
 
 def test_cancelled_jobs_never_compute_past_the_limit(app):

@@ -119,8 +119,15 @@ def test_known_hub_model_without_gpu(monkeypatch):
 
 def test_hub_model_while_offline(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv(runtime.ALLOW_HUB_ENV, "someone-offline/not-in-cache")  # app.py --allow-hub-model
     msg = error_of(run_compare(*run_args("someone-offline/not-in-cache")))
     assert "could not be loaded" in msg and "offline" in msg
+
+
+def test_unlisted_hub_model_is_never_downloaded():
+    """Online, any org/name once made the server fetch that repository."""
+    msg = error_of(run_compare(*run_args("someone/any-repository")))
+    assert "is not on this server's list" in msg and "--allow-hub-model" in msg
 
 
 def test_known_hub_model_with_gpu_but_offline(monkeypatch):
