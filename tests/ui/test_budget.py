@@ -79,9 +79,8 @@ def test_an_unreachable_holder_is_reclaimed_by_a_waiter():
             next(cycle["steps"])
             del cycle
         assert budget.held() == budget.MODEL_CONCURRENCY
-        t0 = time.monotonic()
-        budget.acquire("a waiter", wait_s=5).release()
-        assert time.monotonic() - t0 < 3
+        # without the waiter's collection the slots stay taken past the wait (stale only after 60 s): Busy
+        budget.acquire("a waiter", wait_s=30).release()
     finally:
         gc.enable()
 
