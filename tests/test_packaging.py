@@ -7,6 +7,7 @@ from the installed metadata, not from the source tree.
 from __future__ import annotations
 
 import importlib.metadata
+import subprocess
 import sys
 from fnmatch import fnmatch
 from pathlib import Path
@@ -69,3 +70,56 @@ def test_tests_mirror_the_package():
     folders = {p.parent.name for p in (ROOT / "tests").glob("*/test_*.py")}
     subpackages = {p.parent.name for p in (ROOT / "dllm_viz").glob("*/__init__.py")}
     assert folders and folders <= subpackages, sorted(folders - subpackages)
+
+
+# Hugging Face refuses a pushed file over 10 MB, or any binary, unless Git LFS stores it.
+SPACE_FILE_LIMIT = 10 * 1024 * 1024
+
+
+def is_binary(path: Path) -> bool:
+    """Git's own test: a NUL byte in the first 8000 bytes."""
+    with path.open("rb") as f:
+        return b"\0" in f.read(8000)
+
+
+def lfs_tracked(paths: list[str]) -> dict[str, bool]:
+    """Whether .gitattributes gives each path ``filter=lfs`` (asked of git, so git's pattern rules apply)."""
+    out = subprocess.run(
+        ["git", "check-attr", "-z", "filter", "--", *paths], cwd=ROOT, capture_output=True, check=True
+    ).stdout.split(b"\0")
+    return {out[i].decode(): out[i + 2] == b"lfs" for i in range(0, len(out) - 2, 3)}
+
+
+@pytest.mark.skipif(not (ROOT / ".git").exists(), reason="not a git checkout")
+def test_every_binary_and_large_file_is_lfs_tracked():
+    files = (
+        subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=True).stdout.decode().split("\0")
+    )
+    heavy = [
+        f
+        for f in files
+        if f and (ROOT / f).is_file() and (is_binary(ROOT / f) or (ROOT / f).stat().st_size > SPACE_FILE_LIMIT)
+    ]
+    assert "assets/tiny-dllm/model.safetensors" in heavy  # the check sees the files it must see
+    tracked = lfs_tracked(heavy)
+    missing = sorted(f for f in heavy if not tracked[f])
+    assert not missing, f"add an LFS pattern to .gitattributes for: {missing}"
+
+
+@pytest.mark.skipif(not (ROOT / ".git").exists(), reason="not a git checkout")
+def test_lfs_patterns_cover_new_artefacts_and_leave_text_alone():
+    tracked = lfs_tracked(
+        [
+            "outputs/run/checkpoint-best/model.safetensors",
+            "docs/results/x/pareto.png",
+            "x/anim.gif",
+            "README.md",
+            "assets/tiny-dllm/config.json",
+            "docs/results/x/runs.csv",
+        ]
+    )
+    assert [f for f, lfs in tracked.items() if lfs] == [
+        "outputs/run/checkpoint-best/model.safetensors",
+        "docs/results/x/pareto.png",
+        "x/anim.gif",
+    ]
