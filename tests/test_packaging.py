@@ -123,3 +123,38 @@ def test_lfs_patterns_cover_new_artefacts_and_leave_text_alone():
         "docs/results/x/pareto.png",
         "x/anim.gif",
     ]
+
+
+def front_matter() -> dict:
+    import yaml
+
+    text = (ROOT / "README.md").read_text()
+    assert text.startswith("---\n"), "README.md must start with the Space's front matter"
+    return yaml.safe_load(text.split("---\n", 2)[1])
+
+
+def test_the_space_front_matter_matches_the_lock():
+    meta = front_matter()
+    lock = dict(line.split("==") for line in (ROOT / "requirements.txt").read_text().splitlines() if "==" in line)
+    assert meta["sdk"] == "gradio" and meta["sdk_version"] == lock["gradio"]
+    assert meta["app_file"] == "app.py" and (ROOT / "app.py").is_file()
+    assert isinstance(meta["python_version"], str) and meta["python_version"].startswith("3.")
+    assert lock["torch"] == "2.13.0"  # the lock pins torch; the package's own range does not
+
+
+def test_the_package_declares_ranges_and_never_a_bare_torch_pin():
+    project = pyproject()["project"]
+    assert "dependencies" not in project.get("dynamic", []), "pyproject.toml lists its ranges itself"
+    torch_req = next(r for r in project["dependencies"] if r.startswith("torch"))
+    assert torch_req.startswith("torch>="), torch_req  # keeps a user's newer torch
+    assert set(project["optional-dependencies"]) >= {"export", "remote", "dev"}
+
+
+def test_the_deploy_guide_names_every_environment_variable():
+    import re
+
+    used = set()
+    for path in [*(ROOT / "dllm_viz").rglob("*.py"), *(ROOT / "tests").rglob("*.py"), ROOT / "app.py"]:
+        used |= set(re.findall(r"DLLM_VIZ_[A-Z_]+[A-Z]", path.read_text()))
+    documented = set(re.findall(r"`(DLLM_VIZ_[A-Z_]+)`", (ROOT / "docs" / "deploy.md").read_text()))
+    assert used and used <= documented, f"add to docs/deploy.md: {sorted(used - documented)}"
