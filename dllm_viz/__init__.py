@@ -17,7 +17,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"  # the one place: pyproject.toml reads it (tests/test_packaging.py)
+__version__ = "0.2.0"  # the one place: pyproject.toml reads it (tests/test_packaging.py)
 
 _EXPORTS = {
     "decode": "api",

@@ -25,6 +25,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "eval": ("dllm_viz.eval.__main__", "sweep strategies on held-out problems: tables and Pareto plots"),
     "train-policy": ("dllm_viz.rl.train", "train an unmasking policy with GRPO"),
     "policy-card": ("dllm_viz.rl.card", "ship a policy checkpoint with its model card"),
+    "push-policy": ("dllm_viz.rl.push", "upload a policy folder and its card to the Hugging Face Hub"),
     "train-tiny": ("dllm_viz.tiny.train", "train the built-in tiny dLLM (MDLM)"),
     "evaluate-tiny": ("dllm_viz.tiny.evaluate", "held-out accuracy and speed of a dLLM"),
     "model-card": ("dllm_viz.tiny.card", "ship a trained tiny dLLM with its model card"),

@@ -3,6 +3,7 @@ scripted backend whose logits make every decision predictable."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
@@ -256,3 +257,16 @@ def chromium_page():
             yield page
         finally:
             browser.close()
+
+
+# ---- the published trace schema (docs/trace-schema.json) -----------------------------------------
+
+TRACE_SCHEMA = Path(__file__).resolve().parents[1] / "docs" / "trace-schema.json"
+
+
+def schema_errors(data) -> list[str]:
+    """Messages of every way ``data`` (parsed JSON) breaks the published trace/tree schema."""
+    jsonschema = pytest.importorskip("jsonschema")  # the dev extra installs it
+    schema = json.loads(TRACE_SCHEMA.read_text())
+    jsonschema.Draft202012Validator.check_schema(schema)
+    return [e.message for e in jsonschema.Draft202012Validator(schema).iter_errors(data)]

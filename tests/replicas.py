@@ -53,12 +53,12 @@ DREAM_CHAT_TEMPLATE = (
 )
 
 
-def _save_sharded(tensors: dict, path: Path) -> None:
-    """Two safetensors shards plus model.safetensors.index.json, like the hub checkpoints."""
+def save_sharded(tensors: dict, path: Path, shards: int = 2) -> None:
+    """``shards`` safetensors files plus model.safetensors.index.json, like the hub checkpoints."""
     names = sorted(tensors)
-    shards = {"model-00001-of-00002.safetensors": names[::2], "model-00002-of-00002.safetensors": names[1::2]}
+    files = {f"model-{i + 1:05d}-of-{shards:05d}.safetensors": names[i::shards] for i in range(shards)}
     weight_map = {}
-    for file, keys in shards.items():
+    for file, keys in files.items():
         save_file({k: tensors[k].contiguous() for k in keys}, str(path / file), metadata={"format": "pt"})
         weight_map.update({k: file for k in keys})
     size = sum(t.numel() * t.element_size() for t in tensors.values())
@@ -192,7 +192,7 @@ def save_llada_replica(path: Path, instruct: bool = True, seed: int = 0, **sizes
     path.mkdir(parents=True, exist_ok=True)
     config = llada_config(**sizes)
     (path / "config.json").write_text(json.dumps(config, indent=2))
-    _save_sharded(llada_weights(config, seed), path)
+    save_sharded(llada_weights(config, seed), path)
     tok = llada_tokenizer(instruct)
     tok.save_pretrained(path)
     cfg = json.loads((path / "tokenizer_config.json").read_text())
@@ -350,6 +350,6 @@ def save_dream_replica(path: Path, seed: int = 0, **sizes) -> Path:
             }
         )
     )
-    _save_sharded(dream_weights(config, seed), path)
+    save_sharded(dream_weights(config, seed), path)
     save_dream_tokenizer(path)
     return path

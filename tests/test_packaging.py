@@ -7,6 +7,7 @@ from the installed metadata, not from the source tree.
 from __future__ import annotations
 
 import importlib.metadata
+import subprocess
 import sys
 from fnmatch import fnmatch
 from pathlib import Path
@@ -69,3 +70,91 @@ def test_tests_mirror_the_package():
     folders = {p.parent.name for p in (ROOT / "tests").glob("*/test_*.py")}
     subpackages = {p.parent.name for p in (ROOT / "dllm_viz").glob("*/__init__.py")}
     assert folders and folders <= subpackages, sorted(folders - subpackages)
+
+
+# Hugging Face refuses a pushed file over 10 MB, or any binary, unless Git LFS stores it.
+SPACE_FILE_LIMIT = 10 * 1024 * 1024
+
+
+def is_binary(path: Path) -> bool:
+    """Git's own test: a NUL byte in the first 8000 bytes."""
+    with path.open("rb") as f:
+        return b"\0" in f.read(8000)
+
+
+def lfs_tracked(paths: list[str]) -> dict[str, bool]:
+    """Whether .gitattributes gives each path ``filter=lfs`` (asked of git, so git's pattern rules apply)."""
+    out = subprocess.run(
+        ["git", "check-attr", "-z", "filter", "--", *paths], cwd=ROOT, capture_output=True, check=True
+    ).stdout.split(b"\0")
+    return {out[i].decode(): out[i + 2] == b"lfs" for i in range(0, len(out) - 2, 3)}
+
+
+@pytest.mark.skipif(not (ROOT / ".git").exists(), reason="not a git checkout")
+def test_every_binary_and_large_file_is_lfs_tracked():
+    files = (
+        subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=True).stdout.decode().split("\0")
+    )
+    heavy = [
+        f
+        for f in files
+        if f and (ROOT / f).is_file() and (is_binary(ROOT / f) or (ROOT / f).stat().st_size > SPACE_FILE_LIMIT)
+    ]
+    assert "assets/tiny-dllm/model.safetensors" in heavy  # the check sees the files it must see
+    tracked = lfs_tracked(heavy)
+    missing = sorted(f for f in heavy if not tracked[f])
+    assert not missing, f"add an LFS pattern to .gitattributes for: {missing}"
+
+
+@pytest.mark.skipif(not (ROOT / ".git").exists(), reason="not a git checkout")
+def test_lfs_patterns_cover_new_artefacts_and_leave_text_alone():
+    tracked = lfs_tracked(
+        [
+            "outputs/run/checkpoint-best/model.safetensors",
+            "docs/results/x/pareto.png",
+            "x/anim.gif",
+            "README.md",
+            "assets/tiny-dllm/config.json",
+            "docs/results/x/runs.csv",
+        ]
+    )
+    assert [f for f, lfs in tracked.items() if lfs] == [
+        "outputs/run/checkpoint-best/model.safetensors",
+        "docs/results/x/pareto.png",
+        "x/anim.gif",
+    ]
+
+
+def front_matter() -> dict:
+    import yaml
+
+    text = (ROOT / "README.md").read_text()
+    assert text.startswith("---\n"), "README.md must start with the Space's front matter"
+    return yaml.safe_load(text.split("---\n", 2)[1])
+
+
+def test_the_space_front_matter_matches_the_lock():
+    meta = front_matter()
+    lock = dict(line.split("==") for line in (ROOT / "requirements.txt").read_text().splitlines() if "==" in line)
+    assert meta["sdk"] == "gradio" and meta["sdk_version"] == lock["gradio"]
+    assert meta["app_file"] == "app.py" and (ROOT / "app.py").is_file()
+    assert isinstance(meta["python_version"], str) and meta["python_version"].startswith("3.")
+    assert lock["torch"] == "2.13.0"  # the lock pins torch; the package's own range does not
+
+
+def test_the_package_declares_ranges_and_never_a_bare_torch_pin():
+    project = pyproject()["project"]
+    assert "dependencies" not in project.get("dynamic", []), "pyproject.toml lists its ranges itself"
+    torch_req = next(r for r in project["dependencies"] if r.startswith("torch"))
+    assert torch_req.startswith("torch>="), torch_req  # keeps a user's newer torch
+    assert set(project["optional-dependencies"]) >= {"export", "remote", "dev"}
+
+
+def test_the_deploy_guide_names_every_environment_variable():
+    import re
+
+    used = set()
+    for path in [*(ROOT / "dllm_viz").rglob("*.py"), *(ROOT / "tests").rglob("*.py"), ROOT / "app.py"]:
+        used |= set(re.findall(r"DLLM_VIZ_[A-Z_]+[A-Z]", path.read_text()))
+    documented = set(re.findall(r"`(DLLM_VIZ_[A-Z_]+)`", (ROOT / "docs" / "deploy.md").read_text()))
+    assert used and used <= documented, f"add to docs/deploy.md: {sorted(used - documented)}"

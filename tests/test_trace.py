@@ -13,6 +13,8 @@ from dllm_viz.generate import main as generate_main
 from dllm_viz.strategies import build_strategy
 from dllm_viz.trace import Trace, TraceError
 
+from conftest import schema_errors
+
 
 @pytest.fixture(scope="module")
 def sample_trace(tiny_backend):
@@ -133,3 +135,50 @@ def test_generate_cli_bad_input(tiny_model_dir, capsys, args, message):
     base = ["--model", str(tiny_model_dir), "--prompt", "a b"]
     assert generate_main(base + args) == 2
     assert message in capsys.readouterr().err
+
+
+# ---- the published schema (docs/trace-schema.json) ------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "strategy, engine",
+    [
+        (("threshold", {"threshold": 0.3}), {}),
+        (("random", {}), {"temperature": 0.8, "seed": 3}),  # draws: rng states recorded
+        (("policy:semi-ar-alpha1", {"temperature": 0.5}), {}),  # a learned policy: probs per position
+    ],
+)
+def test_engine_traces_follow_the_published_schema(tiny_backend, strategy, engine):
+    from dllm_viz.strategies import StrategySpec
+
+    name, params = strategy
+    built = StrategySpec.parse(name, **params).build() if name.startswith("policy:") else build_strategy(name, **params)
+    config = EngineConfig(gen_length=8, block_length=4, **engine)
+    records = list(generate(tiny_backend, ["one plus two"], built, config))
+    trace = Trace.from_records(records, 0, tiny_backend, "one plus two", None, built, config, text="3")
+    data = json.loads(trace.to_json())
+    assert schema_errors(data) == []
+    assert (data["steps"][0]["probs"] is not None) == name.startswith("policy:")
+
+
+@pytest.mark.parametrize(
+    "mutation",
+    [
+        lambda d: d.update(version=99),
+        lambda d: d.pop("steps"),
+        lambda d: d["steps"][0].update(confidence=[2.0] * 8),
+        lambda d: d["steps"][0].pop("nfe"),
+        lambda d: d.update(text=["a"]),
+        lambda d: d["steps"][0].update(step="3"),
+        lambda d: d["steps"][0].update(model_ms="fast"),
+        lambda d: d["steps"][0]["topk_ids"][3].__setitem__(0, "x"),
+        lambda d: d["steps"][0]["topk_probs"][3].__setitem__(0, None),
+        lambda d: d["steps"][0].update(overrides=[{"position": 0, "action": "poke", "token": None}]),
+    ],
+)
+def test_the_schema_refuses_what_the_loader_refuses(sample_trace, mutation):
+    trace, _ = sample_trace
+    text = _mutate(trace, mutation)
+    assert schema_errors(json.loads(text))
+    with pytest.raises(TraceError):
+        Trace.from_json(text)

@@ -14,6 +14,8 @@ from dllm_viz.strategies.override import Override
 from dllm_viz.trace import TraceError
 from dllm_viz.tree import MAX_NODES, DecodeTree, TreeFull
 
+from conftest import schema_errors
+
 
 def _masked(trace, k):
     return [p for p, t in enumerate(state_after(trace, k).tokens) if t == trace.mask_id]
@@ -129,3 +131,12 @@ def test_bad_tree_files_get_specific_messages(tree, change, message):
 def test_node_lookup_names_the_range(tree):
     with pytest.raises(ValueError, match="no node 9 in this tree \\(nodes 0–3\\)"):
         tree.node(9)
+
+
+def test_tree_files_follow_the_published_schema(tree):
+    data = tree.to_dict()
+    assert any(step.get("overrides") for node in data["nodes"] for step in node["trace"]["steps"])
+    assert any(step.get("rng") for node in data["nodes"] for step in node["trace"]["steps"])
+    assert schema_errors(json.loads(tree.to_json())) == []
+    data["nodes"][1]["parent"] = "0"
+    assert schema_errors(data)

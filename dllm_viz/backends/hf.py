@@ -319,7 +319,7 @@ def load_backend(
     backend_cls = _BACKENDS_BY_MODEL_TYPE.get(model_type.lower(), MaskedLMBackend)
     if native is not None:
         try:
-            net, tokenizer = _load_native(model, native, model_type, dtype, local_only)
+            net, tokenizer = _load_native(model, native, model_type, dtype, device, local_only)
         except UnsupportedConfig as err:
             if model_code == "native" or not trusted:
                 raise
@@ -369,9 +369,12 @@ def _native_classes(model_type: str) -> NativeClasses | None:
 
 
 def _load_native(
-    model: str, classes: NativeClasses, model_type: str, dtype: torch.dtype, local_only: bool
+    model: str, classes: NativeClasses, model_type: str, dtype: torch.dtype, device: torch.device, local_only: bool
 ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
-    """The project's own model class and a tokenizer that needs no remote code."""
+    """The project's own model class, loaded straight onto ``device`` shard by shard after a check
+    that it fits there (:mod:`dllm_viz.models.loading`), and a tokenizer that needs no remote code."""
+    from ..models import loading
+
     config_cls, model_cls = classes
     try:
         config = config_cls.from_pretrained(model, local_files_only=local_only)
@@ -379,8 +382,13 @@ def _load_native(
             config.check_supported()
         except ValueError as err:
             raise UnsupportedConfig(f"model {model!r} could not be loaded natively: {err}") from err
-        net = model_cls.from_pretrained(model, config=config, dtype=dtype, local_files_only=local_only)
+        skeleton = loading.empty_model(model_cls, config, dtype)
+        # Before any weight is downloaded or read: an 8B model on a 16 GB card fails here, by name.
+        loading.check_fits(model, loading.weight_bytes(skeleton), dtype, device)
+        net = loading.load_into(skeleton, loading.resolve_checkpoint(model, local_only), device)
         tokenizer = _native_tokenizer(model, model_type, local_only)
+    except loading.InsufficientMemory as err:
+        raise ModelLoadError(str(err)) from err
     except (OSError, ValueError) as err:  # config.json was readable (see _model_type): a file is missing or bad
         raise ModelLoadError(f"model {model!r} could not be loaded: {err}") from err
     return net, tokenizer

@@ -143,12 +143,12 @@ class DiTConfidencePolicy(
         revision: str | None,
         cache_dir: str | Path | None,
         force_download: bool,
-        proxies: dict | None,
-        resume_download: bool | None,
         local_files_only: bool,
         token: str | bool | None,
         map_location: str = "cpu",
         strict: bool = True,
+        proxies: dict | None = None,  # passed by huggingface_hub < 1.0 only
+        resume_download: bool | None = None,  # passed by huggingface_hub < 1.0 only, ignored
         **model_kwargs: Any,
     ) -> DiTConfidencePolicy:
         """Build from config, then load checked safetensors weights (never a pickle fallback)."""
@@ -164,6 +164,7 @@ class DiTConfidencePolicy(
         if os.path.isdir(model_id):
             weights = os.path.join(model_id, WEIGHTS_NAME)
         else:
+            extra: dict[str, Any] = {"proxies": proxies} if proxies is not None else {}
             try:
                 weights = hf_hub_download(
                     repo_id=model_id,
@@ -171,9 +172,9 @@ class DiTConfidencePolicy(
                     revision=revision,
                     cache_dir=cache_dir,
                     force_download=force_download,
-                    proxies=proxies,
                     token=token,
                     local_files_only=local_files_only,
+                    **extra,
                 )
             except EntryNotFoundError as err:  # the mixin would fall back to a pickle here
                 raise ValueError(

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import re
 import shlex
 import shutil
 import statistics
@@ -23,6 +24,34 @@ import torch
 from ..outputs import check_destination, check_input
 from ..policy import DiTConfidencePolicy
 from .compare_runs import curves_layout
+
+# The Hub's metadata block (the YAML front matter of README.md): what the Hub indexes and filters on.
+LICENSE = "mit"  # the project's licence, under which the policies are shared
+TAGS = ["dllm-viz", "unmasking-policy", "masked-diffusion", "diffusion-language-model", "grpo"]
+_HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*")
+
+
+def base_model_of(model: str | None) -> str | None:
+    """The Hub id of the dLLM a policy was trained against, or None for a local folder (the built-in model)."""
+    if not model or not _HUB_ID.fullmatch(model) or Path(model).exists():
+        return None
+    return model
+
+
+def card_metadata(base_model: str | None = None) -> str:
+    """A policy card's metadata block, ``---`` lines included: library, licence, tags, the base dLLM
+    (its Hub id; omitted for the built-in model, which is not on the Hub), task and metric."""
+    from huggingface_hub import ModelCardData
+
+    data = ModelCardData(
+        library_name="dllm-viz",
+        license=LICENSE,
+        tags=TAGS,
+        base_model=base_model,
+        pipeline_tag="reinforcement-learning",
+        metrics=["accuracy"],
+    )
+    return f"---\n{data.to_yaml()}\n---\n"
 
 
 def _machine() -> str:
@@ -167,6 +196,7 @@ def write_card(
     )
     es = f", expert steering λ={grpo['es_thresholds']}" if grpo["es_thresholds"] else ""
     lines = [
+        card_metadata(base_model_of(args.get("model"))),
         f"# Unmasking policy `{dest.name}`",
         "",
         f"A {sum(p.numel() for p in policy.parameters()):,}-parameter DiT confidence policy "

@@ -16,9 +16,21 @@ PROMPTS = ["one plus two", "two plus one"]  # the same length, so no padding
 
 
 def backend_named(request, name):
-    return (
+    backend = (
         request.getfixturevalue("tiny_backend") if name == "tiny" else request.getfixturevalue("replica_backends")[name]
     )
+    if name == "tiny":
+        needs_modernbert_cache(backend)
+    return backend
+
+
+def needs_modernbert_cache(backend):
+    """transformers 5 rewrote ModernBERT's attention modules, so the built-in model's cache path is
+    off there (feature-detected, see docs/native-models.md); its cache tests then have nothing to test."""
+    if not backend.supports_kv_cache:
+        import transformers
+
+        pytest.skip(f"ModernBERT has no prefix cache under transformers {transformers.__version__}")
 
 
 def _canvas(backend, L=16, pad_first=0):
@@ -112,6 +124,7 @@ def test_a_row_decodes_the_same_alone_or_in_a_batch(request, model):
 
 
 def test_the_trace_header_records_the_cache(tiny_backend):
+    needs_modernbert_cache(tiny_backend)
     config = EngineConfig(gen_length=8, block_length=4, cache="prefix")
     strategy = build_strategy("threshold")
     result = run(tiny_backend, PROMPTS[:1], strategy, config, keep_records=True)
@@ -232,6 +245,7 @@ def test_an_unfamiliar_modernbert_layout_means_no_cache_not_a_crash(tiny_backend
 
     from dllm_viz.models import modernbert
 
+    needs_modernbert_cache(tiny_backend)
     assert modernbert.supports_cache(tiny_backend.model)
     model = copy.deepcopy(tiny_backend.model)
     for layer in model.model.layers:
