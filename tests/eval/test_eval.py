@@ -497,3 +497,22 @@ def test_cli_tunes_on_the_validation_split_and_says_so(tmp_path):
     assert "2 validation-split free-choice problems" in report
     with pytest.raises(SystemExit):
         main([*args, "--split", "train", "--out", str(tmp_path / "x")])
+
+
+def test_pairs_cli_prints_a_paired_interval_per_subset_and_names_an_ambiguous_run(tmp_path, capsys):
+    from dllm_viz.eval.pairs import main as pairs_main
+    from dllm_viz.eval.report import write_csv
+
+    base = {**ONE_RUN, "n": 4, "mean_nfe": 4.0, "tokens_per_step": 2.0}
+    rows = [
+        {**base, "correct": "1111", "accuracy": 1.0},
+        {**base, "strategy": "eb", "params": "gamma=0.5", "correct": "1100", "accuracy": 0.5},
+        {**base, "strategy": "eb", "params": "gamma=0.1", "correct": "0000", "accuracy": 0.0},
+    ]
+    path = write_csv(rows, tmp_path / "runs.csv")
+    assert pairs_main([str(path), "--n", "4", "--gen-length", "8", "--pair", "threshold|", "eb|0.5"]) == 0
+    out = capsys.readouterr().out
+    assert "all (4 problems)" in out and "= +50.0 points (95 % CI +0.0 … +100.0)" in out
+    with pytest.raises(SystemExit) as exc:
+        pairs_main([str(path), "--n", "4", "--gen-length", "8", "--pair", "threshold|", "eb|gamma"])
+    assert exc.value.code == 2 and "names 2 runs" in capsys.readouterr().err
