@@ -15,6 +15,7 @@ import gradio as gr
 
 from ..engine import EngineConfig
 from ..strategies import Param, StrategySpec
+from ..trace import TraceBuilder
 from ..views import curves_figure, divergence_detail, heatmap_figure, legend_html, render_grid, stats_html
 from . import runtime
 from .budget import compute_slot, hold_slot
@@ -240,16 +241,18 @@ def _collect(comp: Comparison, model: str, prompt: str, specs, config: EngineCon
 
 
 def _collect_steps(comp: Comparison, steps):
-    """The body of :func:`_collect`: lockstep items → the two traces (header first, then each step)."""
+    """The body of :func:`_collect`: lockstep items → the two traces, each followed by a
+    :meth:`TraceBuilder.mirror` of the builder that runs with the decode."""
     try:
-        comp.a, comp.b = next(steps).traces
+        builders = [TraceBuilder.mirror(trace) for trace in next(steps).traces]
+        texts = ["", ""]
+        comp.a, comp.b = (b.trace() for b in builders)
         for frame in steps:
-            for trace, part in zip((comp.a, comp.b), frame, strict=True):
+            for i, (builder, part) in enumerate(zip(builders, frame, strict=True)):
                 if part is not None:
-                    trace.steps.append(part.step)
-                    trace.vocab.update(part.vocab)
-                    if part.text is not None:
-                        trace.text = part.text
+                    builder.append(part.step, part.vocab)
+                    texts[i] = texts[i] if part.text is None else part.text
+            comp.a, comp.b = (b.trace(text) for b, text in zip(builders, texts, strict=True))
             yield
         comp.finished = True
     finally:

@@ -12,22 +12,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..branch import (
-    StepRecorder,
-    branch,
-    branch_trace,
     check_backend,
     check_overrides,
-    initial_rng,
     lacks_random_state,
     parse_overrides,
-    root_trace,
-    start_rng,
+    start_branch,
+    start_run,
     vocab_size,
 )
-from ..engine import EngineConfig, decode_generation, encode_prompts, generate
+from ..engine import EngineConfig
 from ..strategies import POLICY, REGISTRY, StrategySpec
 from ..strategies.registry import info as registry_entry
-from ..trace import MAX_TRACE_BYTES, Trace, TraceError, parse_json, vocab_of
+from ..trace import MAX_TRACE_BYTES, Trace, TraceError, parse_json
 from ..tree import FORMAT as TREE_FORMAT
 from ..tree import DecodeTree, TreeNode
 from . import runtime
@@ -122,33 +118,13 @@ def decode_job(model: str, job: Job):
     """
     backend = runtime.get_backend(model)
     strategy = job.spec.build(load_policy=runtime.policy_loader(backend.device))
-    if job.parent is None:
-        prompt_ids = encode_prompts(backend, [job.prompt], job.config.gen_length)[0]
-        recorder = StepRecorder(0, initial_rng(job.config, prompt_ids, backend.device))
-        records = generate(backend, [prompt_ids], strategy, job.config)
-    else:
-        recorder = StepRecorder(job.k, start_rng(job.parent, job.k, backend.device), job.overrides)
-        records = branch(backend, job.parent, job.k, job.overrides, strategy)
-    try:
-        for rec in records:
-            recorder.add(rec)
-            yield len(recorder.steps)
-    finally:
-        records.close()
     meta = {"choice": runtime.choice_of(job.spec), "app": "dllm-viz"}
     if job.parent is None:
-        yield root_trace(backend, job.prompt, prompt_ids, strategy, job.config, recorder, meta)
+        recording = start_run(backend, job.prompt, strategy, job.config, meta)
     else:
-        yield branch_trace(
-            job.parent,
-            job.k,
-            job.overrides,
-            strategy,
-            recorder.steps,
-            vocab_of(backend, recorder.steps, job.parent.vocab),
-            decode_generation(backend, recorder.tokens),
-            meta,
-        )
+        recording = start_branch(backend, job.parent, job.k, job.overrides, strategy, meta)
+    yield from recording
+    yield recording.trace()
 
 
 def decode(model: str, job: Job):

@@ -235,6 +235,25 @@ def test_export_import_and_replay(finished_run, tmp_path):
     assert one.b is None and one.a.num_steps == comp.a.num_steps
 
 
+def test_a_compare_export_branches_exactly(tmp_path):
+    """Each pane's trace keeps its random state, so an exported sampled run continues exactly."""
+    from dllm_viz.branch import lacks_random_state, run_branch
+    from dllm_viz.strategies import StrategySpec
+
+    model = runtime.default_model()
+    args = run_args(model, L=16, BL=8, a=pane("heuristic:random", steps=8), temperature=0.8, seed=7)
+    comp = last(run_compare(*args))[10]
+    loaded = session.load_comparison(comp.save(tmp_path))
+    backend = runtime.get_backend(model)
+    for trace in (loaded.a, loaded.b):
+        assert not lacks_random_state(trace)
+        k = trace.num_steps // 2
+        child = run_branch(backend, trace, k, [], StrategySpec.from_dict(trace.strategy).build())
+        assert [(s.committed, s.proposed, s.rng) for s in child.steps[k:]] == [
+            (s.committed, s.proposed, s.rng) for s in trace.steps[k:]
+        ]
+
+
 def test_step_through_moves_one_step_within_the_run(finished_run):
     comp = finished_run[-1][10]
     out = compare.step_by(1, 0, comp)
