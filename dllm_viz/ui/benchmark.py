@@ -29,7 +29,7 @@ from .budget import BackgroundJob, CancellableBackend
 from .compare import model_picker
 from .errors import shown, user_errors
 from .files import content_folder, digest_of
-from .settings import MAX_GEN_LENGTH, _float, _int, text
+from .settings import MAX_GEN_LENGTH, finite_number, text, whole_number
 
 MAX_PROBLEMS = 200  # per level; the CLI handles bigger sweeps
 LEVELS = (1, 2, 3)
@@ -102,7 +102,7 @@ def _floats(name: str, text: str, param: str) -> list[float]:
     p = REGISTRY[POLICY].param(param)
     if not isinstance(text, str) or len(text) > 200:
         raise ValueError(f"{name} must be a short text of numbers separated by commas")
-    values = list(dict.fromkeys(_float(name, v, p.low, p.high) for v in text.replace(",", " ").split()[:20]))
+    values = list(dict.fromkeys(finite_number(name, v, p.low, p.high) for v in text.replace(",", " ").split()[:20]))
     if not values:
         raise ValueError(f"{name} is empty")
     return values
@@ -214,8 +214,8 @@ def run_benchmark(
         if not levels:
             raise ValueError("pick at least one problem level")
         grid, log_nfe = _flag("grid", grid), _flag("log NFE", log_nfe)
-        n = _int("problems per level", n, 1, MAX_PROBLEMS)
-        L, seeds = _int("gen length", gen_length, 1, MAX_GEN_LENGTH), _int("seeds", seeds, 1, 5)
+        n = whole_number("problems per level", n, 1, MAX_PROBLEMS)
+        L, seeds = whole_number("gen length", gen_length, 1, MAX_GEN_LENGTH), whole_number("seeds", seeds, 1, 5)
         if L < 8 or L % 8:
             raise ValueError(f"gen length ({L}) must be a multiple of 8 (semi-AR uses BL = L/8)")
         taus, betas_ = _floats("τ_π values", temperatures, "temperature"), _floats("β values", betas, "beta")

@@ -15,13 +15,13 @@ import gradio as gr
 
 from ..engine import EngineConfig
 from ..strategies import Param, StrategySpec
-from ..trace import TraceBuilder
 from ..views import curves_figure, divergence_detail, heatmap_figure, legend_html, render_grid, stats_html
 from . import runtime
-from .budget import compute_slot, hold_slot
+from .budget import compute_slot
 from .errors import shown, user_errors
 from .examples import example_problems, known_answer
 from .files import export_comparison
+from .lockstep import collect
 from .session import Comparison, load_comparison, new_run_id
 from .settings import (  # noqa: F401  (engine_config, PANE_FIELDS: part of this tab's API)
     CONTROLS,
@@ -233,32 +233,6 @@ def _failed(err: gr.Error, comp: Comparison | None = None) -> tuple:
     return (skip,) * 7 + (f"error: {err.message}{where}",) + (skip,) * 5 + (gr.Timer(active=False),)
 
 
-def _collect(comp: Comparison, model: str, prompt: str, specs, config: EngineConfig):
-    """Fill ``comp.a``/``comp.b`` from :func:`runtime.lockstep`, yielding after every step.
-
-    Holds a compute slot until the run ends or the generator is closed (a cancel)."""
-    yield from _collect_steps(comp, hold_slot(runtime.lockstep(model, prompt, specs, config), f"run #{comp.run_id}"))
-
-
-def _collect_steps(comp: Comparison, steps):
-    """The body of :func:`_collect`: lockstep items → the two traces, each followed by a
-    :meth:`TraceBuilder.mirror` of the builder that runs with the decode."""
-    try:
-        builders = [TraceBuilder.mirror(trace) for trace in next(steps).traces]
-        texts = ["", ""]
-        comp.a, comp.b = (b.trace() for b in builders)
-        for frame in steps:
-            for i, (builder, part) in enumerate(zip(builders, frame, strict=True)):
-                if part is not None:
-                    builder.append(part.step, part.vocab)
-                    texts[i] = texts[i] if part.text is None else part.text
-            comp.a, comp.b = (b.trace(text) for b, text in zip(builders, texts, strict=True))
-            yield
-        comp.finished = True
-    finally:
-        steps.close()
-
-
 def _stream(comp: Comparison, model: str, prompt: str, specs, config: EngineConfig, steps_per_s: float):
     """Status frames of a running comparison, then its full final frame.
 
@@ -269,7 +243,7 @@ def _stream(comp: Comparison, model: str, prompt: str, specs, config: EngineConf
     pause = 1.0 / steps_per_s if steps_per_s > 0 else 0.0
     last_status = last_step = 0.0
     skip = gr.skip()
-    for _ in _collect(comp, model, prompt, specs, config):
+    for _ in collect(comp, model, prompt, specs, config):
         if pause:
             control.stop.wait(max(0.0, last_step + pause - time.monotonic()))
             last_step = time.monotonic()
@@ -475,7 +449,7 @@ def compare_trace(
         comp = _new_comparison(prompt, specs)
         yield {"format": "dllm-viz-progress", "steps": 0}  # before the slot: from here on a cancel closes us
         last = time.monotonic()
-        for _ in _collect(comp, model, prompt, tuple(specs), config):
+        for _ in collect(comp, model, prompt, tuple(specs), config):
             if time.monotonic() - last >= HEARTBEAT_S:
                 last = time.monotonic()
                 yield {"format": "dllm-viz-progress", "steps": comp.num_steps}
@@ -535,7 +509,7 @@ def _control(param: Param, value, elem_id: str, visible):
     )
 
 
-def _pane_controls(pane: str, values: tuple) -> list:
+def pane_controls(pane: str, values: tuple) -> list:
     """The strategy picker, one control per :data:`CONTROLS` entry and the policy upload for one
     pane (:data:`PANE_FIELDS` order), showing ``values`` (see :func:`pane_values`)."""
     p = pane.lower()
@@ -646,9 +620,9 @@ def build_compare_tab() -> None:
                 seed = gr.Number(story.seed if story else 0, precision=0, label="seed", elem_id="seed")
     with gr.Row(equal_height=False):
         with gr.Column():
-            pane_a = _pane_controls("A", pane_values(default_a))
+            pane_a = pane_controls("A", pane_values(default_a))
         with gr.Column():
-            pane_b = _pane_controls("B", pane_values(default_b))
+            pane_b = pane_controls("B", pane_values(default_b))
     with story_slot:
         _story_buttons([prompt, gen_length, block_length, full, seed, *pane_a[:-1], *pane_b[:-1], caption])
     with gr.Row():

@@ -30,7 +30,7 @@ from ..views.explore import (
     token_choices,
 )
 from . import runtime
-from .compare import _pane_controls, model_picker, pane_values, render_plots
+from .compare import model_picker, pane_controls, pane_values, render_plots
 from .compare import render_panes as compare_panes
 from .errors import shown, user_errors
 from .examples import example_problems, known_answer
@@ -356,7 +356,7 @@ def build_explore_tab() -> None:
     with gr.Row():
         with gr.Column(scale=3):
             prompt = gr.Textbox(problems[0].question if problems else "", label="Prompt", lines=2, elem_id="ex-prompt")
-            pane_r = _pane_controls("R", pane_values(default_run))
+            pane_r = pane_controls("R", pane_values(default_run))
             pane_r[0].label = "Strategy of the run"
         with gr.Column(scale=2):
             model = model_picker("ex-model")
@@ -400,7 +400,7 @@ def build_explore_tab() -> None:
                 branch_btn = gr.Button("↳ Branch", variant="primary", elem_id="ex-branch", scale=1)
             pending = gr.HTML(pending_html([], None), elem_id="ex-pending")
     with gr.Accordion("Another strategy for the branch", open=False):
-        pane_c = _pane_controls("C", pane_values(StrategySpec("confidence")))
+        pane_c = pane_controls("C", pane_values(StrategySpec("confidence")))
         pane_c[0].label = "Strategy of the branch (with 'continue with: another strategy')"
     with gr.Row(equal_height=False):
         with gr.Column():

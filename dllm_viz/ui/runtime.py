@@ -1,10 +1,10 @@
-"""Model-side runtime of the app: what is installed, cached backends and policies, and the
-lockstep generator that drives two :func:`dllm_viz.engine.generate` runs side by side.
+"""Model-side runtime of the app: what is installed, the model allow-list, cached backends and
+policies, the strategy picker's choices, ZeroGPU's decorator and the preload at start.
 
-No Gradio here. :func:`lockstep` is the only GPU-bound function; it is wrapped with
-``spaces.GPU`` when the ``spaces`` package is importable (Hugging Face ZeroGPU) and yields
-plain, picklable step data, because ZeroGPU runs it in a forked worker and pickles every
-yield. Rendering, throttling and file writing happen in the caller.
+No Gradio here. GPU-bound functions (:func:`dllm_viz.ui.lockstep.lockstep`, Explore's decode
+jobs) are wrapped with :data:`gpu`, ``spaces.GPU`` when the ``spaces`` package is importable
+(Hugging Face ZeroGPU), and yield plain, picklable data, because ZeroGPU runs them in a forked
+worker and pickles every yield.
 """
 
 from __future__ import annotations
@@ -16,17 +16,16 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
 import torch
 
 from ..assets import ASSETS, POLICY_ENV, policy_dir, shipped_policies  # noqa: F401  (re-exported for the tabs)
 from ..backends import BUILTIN_MODEL, KNOWN_MODELS, ModelLoadError, load_backend
-from ..engine import EngineConfig, decode_generation, encode_prompts, generate
+from ..engine import EngineConfig
 from ..strategies import POLICY, REGISTRY, StrategyInfo, StrategySpec
 from ..strategies.learned import load_policy_network
-from ..trace import Trace, TraceBuilder, TraceStep
 from .budget import MODEL_CONCURRENCY  # noqa: F401  (the queue's limit for model events)
 
 logger = logging.getLogger(__name__)
@@ -375,69 +374,7 @@ def pane_title(spec: StrategySpec) -> str:
     return replace(spec, policy=UPLOAD_NAME).title if uploaded(spec) else spec.title
 
 
-# ---- the lockstep run -------------------------------------------------------------------------
-
-
-@dataclass
-class RunHeader:
-    """First item of :func:`lockstep`: both panes' traces before their first step (the load time in meta)."""
-
-    traces: list[Trace]
-
-
-@dataclass
-class PaneStep:
-    """One pane's step: the trace step, token strings it introduced, and the final text once done."""
-
-    step: TraceStep
-    vocab: dict[str, str]
-    finished: bool
-    text: str | None = None
-
-
-@gpu
-def lockstep(model: str, prompt: str, specs: tuple[StrategySpec, StrategySpec], config: EngineConfig):
-    """Run both panes' strategies on the same model, prompt and seed, one step each per item.
-
-    Yields a :class:`RunHeader`, then per step a list of two :class:`PaneStep` (``None`` for a pane
-    that has already finished). Each pane's :class:`TraceBuilder` is fed its records as they arrive;
-    the prompt is encoded once, for both runs. Closing the generator stops both runs.
-    """
-    t0 = time.perf_counter()
-    backend = get_backend(model)
-    strategies = [spec.build(load_policy=policy_loader(backend.device)) for spec in specs]
-    for strategy in strategies:
-        strategy.validate(config.gen_length, config.block_length)
-    prompt_ids = encode_prompts(backend, [prompt], config.gen_length)[0]
-    meta = {"app": "dllm-viz", "load_ms": round((time.perf_counter() - t0) * 1e3, 1)}
-    builders = [
-        TraceBuilder(backend, prompt, s, config, prompt_ids=prompt_ids, meta={"pane": pane, **meta})
-        for pane, s in zip("ab", strategies, strict=True)
-    ]
-    yield RunHeader([b.trace() for b in builders])
-    runs = [generate(backend, [prompt_ids], s, config) for s in strategies]
-    alive = [True, True]
-    try:
-        while any(alive):
-            frame: list[PaneStep | None] = []
-            for i, (run, builder) in enumerate(zip(runs, builders, strict=True)):
-                rec = next(run, None) if alive[i] else None
-                step = None if rec is None else builder.add(rec)
-                if step is None:
-                    alive[i] = False
-                    frame.append(None)
-                    continue
-                finished = not bool((rec.tokens[0] == backend.mask_id).any())
-                text = decode_generation(backend, rec.tokens[0].tolist()) if finished else None
-                if finished:
-                    alive[i] = False
-                    run.close()
-                frame.append(PaneStep(step, builder.added, finished, text))
-            if any(f is not None for f in frame):
-                yield frame
-    finally:
-        for run in runs:
-            run.close()
+# ---- preload ------------------------------------------------------------------------------------
 
 
 def _load_defaults(model: str) -> None:

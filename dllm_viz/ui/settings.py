@@ -42,14 +42,16 @@ def _number(name: str, value) -> float:
     return number
 
 
-def _int(name: str, value, lo: int | None = None, hi: int | None = None) -> int:
+def whole_number(name: str, value, lo: int | None = None, hi: int | None = None) -> int:
+    """``value`` as an int in [``lo``, ``hi``]; ValueError naming ``name`` otherwise (a bool is refused)."""
     number = _number(name, value)
     if number != int(number):
         raise ValueError(f"{name} ({shown(value)}) must be a whole number")
     return _in_range(name, int(number), lo, hi)
 
 
-def _float(name: str, value, lo: float | None = None, hi: float | None = None) -> float:
+def finite_number(name: str, value, lo: float | None = None, hi: float | None = None) -> float:
+    """``value`` as a finite number in [``lo``, ``hi``]; ValueError naming ``name`` otherwise."""
     return _in_range(name, _number(name, value), lo, hi)
 
 
@@ -91,22 +93,22 @@ def api_params(pane: str, params) -> dict:
     out = {}
     for key, value in params.items():
         key = text(f"a params {pane} name", key, 32)
-        out[key] = None if value is None else _float(f"params {pane} {key!r}", value)
+        out[key] = None if value is None else finite_number(f"params {pane} {key!r}", value)
     return out
 
 
 def engine_config(gen_length, block_length, full_diffusion: bool, temperature, seed) -> EngineConfig:
     """The engine settings from the UI (ValueError naming the setting when invalid)."""
-    L = _int("gen length", gen_length)
+    L = whole_number("gen length", gen_length)
     if not 1 <= L <= MAX_GEN_LENGTH:
         raise ValueError(f"gen length ({L}) must be between 1 and {MAX_GEN_LENGTH}")
     sampling = dict(
-        temperature=_float("temperature", temperature or 0.0, 0.0, 10.0),
-        seed=_int("seed", seed if seed is not None else 0, 0, MAX_SEED),
+        temperature=finite_number("temperature", temperature or 0.0, 0.0, 10.0),
+        seed=whole_number("seed", seed if seed is not None else 0, 0, MAX_SEED),
     )
     if full_diffusion is True:
         return EngineConfig.full(L, **sampling)
-    BL = _int("block length", block_length)
+    BL = whole_number("block length", block_length)
     try:
         check_block_length(L, BL, ("block length", "gen length"))
     except ValueError as err:
