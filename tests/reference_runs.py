@@ -65,7 +65,7 @@ def compare_handler():
     a = pane("heuristic:random", steps=6)
     b = pane(runtime.choice_of(StrategySpec.parse("policy:semi-ar-alpha1")), tau=0.6, beta=2.0)
     frames = list(compare.run_compare(runtime.default_model(), P1, 24, 8, False, 0.7, 11, *a, *b, "full speed"))
-    comp = frames[-1][10]
+    comp = frames[-1]["session"]
     return {"comparison": comp.to_dict()}
 
 

@@ -26,9 +26,9 @@ from ..eval.sweep import panels, subset_of
 from ..strategies import POLICY, REGISTRY, StrategySpec
 from . import runtime
 from .budget import BackgroundJob, CancellableBackend
-from .compare import model_picker
 from .errors import shown, user_errors
 from .files import content_folder, digest_of
+from .pane import model_picker
 from .settings import MAX_GEN_LENGTH, finite_number, text, whole_number
 
 MAX_PROBLEMS = 200  # per level; the CLI handles bigger sweeps

@@ -445,10 +445,10 @@ _CONTROLS = {
 
 
 def _controls_of(choice):
-    from dllm_viz.ui.compare import _shown_params
+    from dllm_viz.ui.pane import shown_params
 
     names = ["steps", "threshold", "factor", "gamma", "tau", "beta", "policy"]
-    return [n for n, shown in zip(names, _shown_params(choice), strict=True) if shown is True]
+    return [n for n, shown in zip(names, shown_params(choice), strict=True) if shown is True]
 
 
 def _console_errors(page):
