@@ -177,7 +177,7 @@ def browser_runs(url: str, prompt: str, repeats: int) -> list[dict]:
 def main(argv: list[str] | None = None) -> None:
     import torch
 
-    from dllm_viz.ui import runtime
+    from dllm_viz.ui import picker, runtime
     from dllm_viz.ui.examples import example_problems
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -194,7 +194,7 @@ def main(argv: list[str] | None = None) -> None:
 
     problems = example_problems()
     prompt = problems[0].question if problems else "Tom has 3 apples and buys 4 more. How many apples does he have?"
-    a, b = runtime.default_strategies()
+    a, b = picker.default_strategies()
     print(
         f"model {args.model} | L={args.gen_length} BL={args.block_length} | A={a.key} B={b.key} | "
         f"torch threads {torch.get_num_threads()} | device {'cuda' if torch.cuda.is_available() else 'cpu'}"

@@ -54,7 +54,7 @@ def api_policy():
 def compare_handler():
     """The Compare tab's Run handler to the end: the comparison it exports."""
     from dllm_viz.strategies import StrategySpec
-    from dllm_viz.ui import compare, runtime
+    from dllm_viz.ui import compare, picker, runtime
 
     heur = dict(steps=0, threshold=0.9, factor=1.0, gamma=0.01, tau=1.0, beta=1.0, policy_files=None)
 
@@ -63,18 +63,18 @@ def compare_handler():
         return [choice] + [values[f] for f in compare.PANE_FIELDS[1:]]
 
     a = pane("heuristic:random", steps=6)
-    b = pane(runtime.choice_of(StrategySpec.parse("policy:semi-ar-alpha1")), tau=0.6, beta=2.0)
+    b = pane(picker.choice_of(StrategySpec.parse("policy:semi-ar-alpha1")), tau=0.6, beta=2.0)
     frames = list(compare.run_compare(runtime.default_model(), P1, 24, 8, False, 0.7, 11, *a, *b, "full speed"))
     comp = frames[-1]["session"]
     return {"comparison": comp.to_dict()}
 
 
 def compare_endpoint():
-    """``/compare`` (gradio_client's entry point), with a policy's τ_π passed as ``temperature``."""
-    from dllm_viz.ui import compare
+    """``/compare_trace`` (gradio_client's entry point), with a policy's τ_π passed as ``temperature``."""
+    from dllm_viz.ui import endpoints
 
     out = _last(
-        compare.compare_trace(
+        endpoints.compare_trace(
             P2,
             "heuristic:eb",
             "policy:semi-ar-alpha1",
@@ -90,11 +90,11 @@ def compare_endpoint():
 
 
 def explore_endpoint():
-    """``/branch`` from a prompt: a sampled run, then a branch with a forced token and a hold."""
-    from dllm_viz.ui import exploration
+    """``/branch`` from a prompt: a sampled run, then a branch that re-masks and forces a position."""
+    from dllm_viz.ui import endpoints
 
     out = _last(
-        exploration.branch_api(
+        endpoints.branch_api(
             P1,
             overrides=[
                 {"position": 3, "action": "remask", "token": None},

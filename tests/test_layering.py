@@ -206,8 +206,6 @@ LONG_MODULES = {
     "dllm_viz/engine.py",
     "dllm_viz/tiny/train.py",
     "dllm_viz/trace.py",
-    "dllm_viz/ui/compare.py",
-    "dllm_viz/ui/runtime.py",
 }
 LONG_FUNCTIONS = {
     "dllm_viz/backends/hf.py::load_backend",
@@ -222,7 +220,6 @@ LONG_FUNCTIONS = {
     "dllm_viz/tiny/train.py::parse_args",
     "dllm_viz/tiny/train.py::train",
     "dllm_viz/ui/benchmark.py::run_benchmark",
-    "dllm_viz/ui/exploration.py::branch_api",
     "dllm_viz/ui/server.py::main",
     "dllm_viz/views/explore.py::inspector_html",
     "dllm_viz/views/figures.py::curves_figure",

@@ -24,7 +24,7 @@ from ..eval import (
 from ..eval.report import write_csv
 from ..eval.sweep import panels, subset_of
 from ..strategies import POLICY, REGISTRY, StrategySpec
-from . import runtime
+from . import picker, runtime, zerogpu
 from .budget import BackgroundJob, CancellableBackend
 from .errors import shown, user_errors
 from .files import content_folder, digest_of
@@ -88,12 +88,12 @@ def summary_table(summary: list[dict]) -> list[list]:
 
 def family_choices() -> list[tuple[str, str]]:
     """Strategy families: shipped policies, then the heuristics (the Compare tab's picker, without the upload)."""
-    return [(label, value) for label, value in runtime.strategy_choices() if value != runtime.UPLOADED]
+    return [(label, value) for label, value in picker.strategy_choices() if value != picker.UPLOADED]
 
 
 def family_spec(family) -> StrategySpec:
     """A picked family (a :func:`family_choices` value) at its default parameters."""
-    return runtime.pane_strategy(text("a strategy", family, 100), {})
+    return picker.pane_strategy(text("a strategy", family, 100), {})
 
 
 def _floats(name: str, text: str, param: str) -> list[float]:
@@ -162,7 +162,7 @@ def _runs_csv(rows: list[dict]) -> Path:
     return folder / "benchmark-runs.csv"
 
 
-@runtime.gpu_task(300)  # ZeroGPU's cap for one call; bigger sweeps belong to the CLI
+@zerogpu.gpu_task(300)  # ZeroGPU's cap for one call; bigger sweeps belong to the CLI
 def _sweep(
     model: str, problems, specs_by_bl: dict, gen_length: int, seeds: list[int], progress=None, cancel=None
 ) -> list[dict]:
@@ -246,7 +246,7 @@ def run_benchmark(
         done[:] = state
 
     # On ZeroGPU the sweep runs in a forked worker: neither a callback nor an event can cross over.
-    zero = runtime.on_zero_gpu()
+    zero = zerogpu.on_zero_gpu()
     job = BackgroundJob(
         lambda cancel: _sweep(
             model,
@@ -287,7 +287,7 @@ def build_benchmark_tab() -> None:
             choices = family_choices()
             first = list(SETTINGS)[0]
             fitting = [StrategySpec(POLICY, policy=p).key for p in runtime.shipped_policies() if policy_fits(p, first)]
-            preferred = StrategySpec(POLICY, policy=runtime.DEFAULT_POLICY).key
+            preferred = StrategySpec(POLICY, policy=picker.DEFAULT_POLICY).key
             heuristics = [StrategySpec(name).key for name in ("threshold", "confidence")]
             default = ([preferred] if preferred in fitting else fitting[:1]) + heuristics
             families = gr.CheckboxGroup(choices, value=default, label="Strategies", elem_id="bench-strategies")

@@ -15,7 +15,7 @@ import gradio as gr
 
 from ..engine import EngineConfig
 from ..views import curves_figure, divergence_detail, heatmap_figure, render_grid, stats_html
-from . import runtime
+from . import picker, runtime
 from .budget import compute_slot
 from .errors import shown, user_errors
 from .examples import known_answer
@@ -77,7 +77,6 @@ _LIVE: dict[str, LiveControl] = {}  # run id → its controls, while the run str
 
 
 SESSION_TTL_S = 1800  # a session's comparison (up to a 32 MB upload) is dropped after 30 idle minutes
-HEARTBEAT_S = 0.25  # /compare_trace yields at least this often, so a cancel lands within one beat
 
 
 # ---- rendering ----------------------------------------------------------------------------------
@@ -183,7 +182,7 @@ def run_compare(model, prompt, gen_length, block_length, full_diffusion, tempera
     except gr.Error as err:
         yield _failed(err)
         raise
-    comp = _new_comparison(prompt, specs)
+    comp = new_comparison(prompt, specs)
     _LIVE[comp.run_id] = LiveControl()
     yield {
         "status": f"loading model and strategies… #{comp.run_id}",
@@ -215,9 +214,9 @@ def _compare_signature() -> inspect.Signature:
 run_compare.__signature__ = _compare_signature()  # type: ignore[attr-defined]  # read by Gradio's API info
 
 
-def _new_comparison(prompt: str, specs) -> Comparison:
+def new_comparison(prompt: str, specs) -> Comparison:
     """An empty comparison of the two panes' strategies on ``prompt`` (traces arrive as it runs)."""
-    labels = (f"A · {runtime.pane_title(specs[0])}", f"B · {runtime.pane_title(specs[1])}")
+    labels = (f"A · {picker.pane_title(specs[0])}", f"B · {picker.pane_title(specs[1])}")
     return Comparison(new_run_id(), None, None, labels=labels, expected=known_answer(prompt))
 
 
@@ -382,46 +381,3 @@ def load_trace(path: str | None):
         yield {"status": f"error: {err.message}"}
         raise
     yield {**frame, **export_files(comp)}
-
-
-# ---- API endpoint for scripts ----------------------------------------------------------------
-
-
-def compare_trace(
-    prompt: str,
-    strategy_a: str = "heuristic:confidence",
-    strategy_b: str = "heuristic:threshold",
-    params_a: dict | None = None,
-    params_b: dict | None = None,
-    gen_length: int = 64,
-    block_length: int = 8,
-    temperature: float = 0.0,
-    seed: int = 0,
-    model: str = "",
-) -> dict:
-    """Run a lockstep comparison to the end and yield it as a comparison dict (for gradio_client).
-
-    A generator, so that a client's cancel stops the run: while it runs it yields a small
-    progress dict ``{"format": "dllm-viz-progress", "steps": n}`` every ``HEARTBEAT_S``, and
-    last the comparison (``client.predict`` returns only that).
-
-    Strategies are ``"heuristic:<name>"`` or ``"policy:<shipped name>"``; params are the
-    strategy's parameters (``{"threshold": 0.8}``, ``{"temperature": 0.5, "beta": 1.0}``).
-    The result has the export format of :mod:`dllm_viz.ui.session`.
-    """
-    with user_errors("Cannot run the comparison"):
-        model = runtime.check_model_runnable(model or runtime.default_model())
-        prompt = prompt_text(prompt)
-        config = engine_config(gen_length, block_length, False, temperature, seed)
-        specs = [
-            api_spec(f"strategy {pane}", choice, api_params(pane, params))
-            for pane, choice, params in (("A", strategy_a, params_a), ("B", strategy_b, params_b))
-        ]
-        comp = _new_comparison(prompt, specs)
-        yield {"format": "dllm-viz-progress", "steps": 0}  # before the slot: from here on a cancel closes us
-        last = time.monotonic()
-        for _ in collect(comp, model, prompt, tuple(specs), config):
-            if time.monotonic() - last >= HEARTBEAT_S:
-                last = time.monotonic()
-                yield {"format": "dllm-viz-progress", "steps": comp.num_steps}
-    yield comp.to_dict()

@@ -11,7 +11,7 @@ import json
 import gradio as gr
 
 from ..views import curves_figure, legend_html
-from . import compare, runtime
+from . import compare, picker, runtime
 from .examples import example_problems
 from .pane import StrategyPane, TracePane, model_picker, pane_values
 from .settings import PANE_FIELDS
@@ -128,7 +128,7 @@ def _settings(ui: Components, story: Story | None) -> gr.Column:
 
 def _panes(ui: Components, story: Story | None) -> list:
     """Both panes' strategy controls; returns their inputs (A's, then B's)."""
-    default_a, default_b = (story.a, story.b) if story else runtime.default_strategies()
+    default_a, default_b = (story.a, story.b) if story else picker.default_strategies()
     panes = []
     with gr.Row(equal_height=False):
         for name, spec in (("A", default_a), ("B", default_b)):

@@ -30,7 +30,7 @@ from ..views.explore import (
     pending_html,
     token_choices,
 )
-from . import runtime
+from . import picker, runtime
 from .compare import render_panes as compare_panes
 from .compare import render_plots
 from .errors import shown, user_errors
@@ -203,7 +203,7 @@ def run_explore(model, prompt, gen_length, block_length, full_diffusion, tempera
     try:
         with user_errors("The decode failed"):
             trace = yield from _stream(model, Job(spec, prompt=prompt, config=config), "decoding", exp.run_id)
-            exp.tree.add(trace, label=runtime.pane_title(spec))
+            exp.tree.add(trace, label=picker.pane_title(spec))
             exp.specs[0] = spec
     except gr.Error as err:
         yield {"status": f"error: {err.message} #{exp.run_id}"}
@@ -229,7 +229,7 @@ def branch_explore(exp: Exploration | None, model, k, mode, *pane):
     try:
         with user_errors("The branch failed"):
             trace = yield from _stream(model, job, what, exp.run_id)
-            node = exp.tree.add(trace, parent=source.id, label=runtime.pane_title(spec))
+            node = exp.tree.add(trace, parent=source.id, label=picker.pane_title(spec))
     except gr.Error as err:
         yield {"status": f"error: {err.message} #{exp.run_id}"}
         raise

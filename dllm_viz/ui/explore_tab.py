@@ -13,9 +13,9 @@ import gradio as gr
 from ..strategies import StrategySpec
 from ..views import legend_html
 from ..views.explore import branch_point_html, inspector_html, pending_html
-from . import explore, runtime
+from . import explore, picker, runtime
+from .endpoints import branch_api
 from .examples import example_problems
-from .exploration import branch_api
 from .pane import StrategyPane, TracePane, model_picker
 from .updates import Components
 
@@ -29,7 +29,7 @@ PICK_JS = """element.addEventListener('click', (e) => {
 def _settings(ui: Components) -> StrategyPane:
     """Prompt, the run's strategy, model and engine settings."""
     problems = example_problems()
-    default_run, _ = runtime.default_strategies()
+    default_run, _ = picker.default_strategies()
     with gr.Row():
         with gr.Column(scale=3):
             prompt = gr.Textbox(problems[0].question if problems else "", label="Prompt", lines=2, elem_id="ex-prompt")

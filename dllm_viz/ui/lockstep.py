@@ -1,7 +1,7 @@
 """The Compare tab's run: two strategies decode the same prompt on the same model and seed, one
 step each per item, and the app follows both traces as they grow.
 
-:func:`lockstep` is GPU-bound (wrapped with :data:`~dllm_viz.ui.runtime.gpu`, so on ZeroGPU it
+:func:`lockstep` is GPU-bound (wrapped with :data:`~dllm_viz.ui.zerogpu.gpu`, so on ZeroGPU it
 runs in a forked worker): it builds each pane's trace with a :class:`~dllm_viz.trace.TraceBuilder`
 and yields plain, picklable step data. :func:`collect` runs it under the compute budget and keeps
 a :class:`~dllm_viz.ui.session.Comparison` up to date through a
@@ -17,9 +17,10 @@ from dataclasses import dataclass
 from ..engine import EngineConfig, encode_prompts, generate
 from ..strategies import StrategySpec
 from ..trace import Trace, TraceBuilder, TraceStep
+from . import runtime
 from .budget import hold_slot
-from .runtime import get_backend, gpu, policy_loader
 from .session import Comparison
+from .zerogpu import gpu
 
 
 @dataclass
@@ -48,8 +49,8 @@ def lockstep(model: str, prompt: str, specs: tuple[StrategySpec, StrategySpec], 
     the prompt is encoded once, for both runs. Closing the generator stops both runs.
     """
     t0 = time.perf_counter()
-    backend = get_backend(model)
-    strategies = [spec.build(load_policy=policy_loader(backend.device)) for spec in specs]
+    backend = runtime.get_backend(model)
+    strategies = [spec.build(load_policy=runtime.policy_loader(backend.device)) for spec in specs]
     for strategy in strategies:
         strategy.validate(config.gen_length, config.block_length)
     prompt_ids = encode_prompts(backend, [prompt], config.gen_length)[0]

@@ -10,7 +10,7 @@ import gradio as gr
 
 from ..strategies import Param, StrategySpec
 from ..views import heatmap_figure, render_grid, stats_html
-from . import runtime
+from . import picker, runtime
 from .errors import user_errors
 from .settings import CONTROLS, PANE_FIELDS, control_name, prepare_uploaded_policy
 from .updates import Components
@@ -38,16 +38,16 @@ def control_value(param: Param, spec: StrategySpec):
 
 def pane_values(spec: StrategySpec) -> tuple:
     """(strategy, *controls) values showing ``spec``; controls it does not use show their defaults."""
-    return (runtime.choice_of(spec), *(control_value(p, spec) for p in CONTROLS))
+    return (picker.choice_of(spec), *(control_value(p, spec) for p in CONTROLS))
 
 
 def shown_params(choice: str) -> tuple:
     """Per control of a pane (:data:`CONTROLS`, then the policy file): True when ``choice`` uses it,
     else "hidden" — mounted but not displayed. Components created with ``visible=False`` are never
     mounted in the browser, so a later ``visible=True`` update would not show them."""
-    info = runtime.strategy_info(choice)
+    info = picker.strategy_info(choice)
     used = {p.name for p in info.params} if info else set()
-    flags = [p.name in used for p in CONTROLS] + [choice == runtime.UPLOADED]
+    flags = [p.name in used for p in CONTROLS] + [choice == picker.UPLOADED]
     return tuple(True if u else "hidden" for u in flags)
 
 
@@ -58,7 +58,7 @@ def param_visibility(choice: str):
 
 def strategy_caption(choice: str) -> str:
     """One line saying what the pane's strategy does, for a class following along."""
-    info = runtime.strategy_info(choice)
+    info = picker.strategy_info(choice)
     return f"*{info.caption if info else ''}*"
 
 
@@ -107,7 +107,7 @@ class StrategyPane:
         # allow_custom_value: Gradio's own "not in the list of choices" error echoes the value
         # unescaped into the toast; pane_spec refuses unknown strategies with an escaped message
         self.strategy = gr.Dropdown(
-            runtime.strategy_choices(),
+            picker.strategy_choices(),
             value=choice,
             label=label or f"Strategy {pane}",
             elem_id=f"strategy-{p}",

@@ -1,10 +1,7 @@
-"""Model-side runtime of the app: what is installed, the model allow-list, cached backends and
-policies, the strategy picker's choices, ZeroGPU's decorator and the preload at start.
+"""The app's models and policies: what is installed, which models a user may pick (the
+allow-list), the bounded caches of loaded backends and policy networks, and the preload at start.
 
-No Gradio here. GPU-bound functions (:func:`dllm_viz.ui.lockstep.lockstep`, Explore's decode
-jobs) are wrapped with :data:`gpu`, ``spaces.GPU`` when the ``spaces`` package is importable
-(Hugging Face ZeroGPU), and yield plain, picklable data, because ZeroGPU runs them in a forked
-worker and pickles every yield.
+No Gradio here. The strategy picker is in :mod:`.picker`, ZeroGPU's decorator in :mod:`.zerogpu`.
 """
 
 from __future__ import annotations
@@ -15,23 +12,21 @@ import re
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
-from dataclasses import replace
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
 
 from ..assets import ASSETS, POLICY_ENV, policy_dir, shipped_policies  # noqa: F401  (re-exported for the tabs)
 from ..backends import BUILTIN_MODEL, KNOWN_MODELS, ModelLoadError, load_backend
-from ..engine import EngineConfig
-from ..strategies import POLICY, REGISTRY, StrategyInfo, StrategySpec
 from ..strategies.learned import load_policy_network
 from .budget import MODEL_CONCURRENCY  # noqa: F401  (the queue's limit for model events)
+from .picker import default_strategies
+from .zerogpu import on_zero_gpu
 
 logger = logging.getLogger(__name__)
 
 MODEL_ENV = "DLLM_VIZ_MODEL"
-DEFAULT_POLICY = "semi-ar-alpha1"
 GPU_MODELS = {  # GB of bf16 weights; Base and Instruct share a shape
     "GSAI-ML/LLaDA-8B-Instruct": 16,
     "GSAI-ML/LLaDA-8B-Base": 16,
@@ -40,34 +35,6 @@ GPU_MODELS = {  # GB of bf16 weights; Base and Instruct share a shape
     "Dream-org/Dream-v0-Base-7B": 15,
 }
 TRUST_ENV = "DLLM_VIZ_TRUST_REMOTE_CODE"  # app.py --trust-remote-code
-
-
-def gpu_seconds(*args, **kwargs) -> int:
-    """ZeroGPU time to reserve for a call: two panes × L steps of an 8B forward (~40 ms each on
-    an H200 at L = 256) plus loading, capped; a short reservation queues sooner."""
-    config = next((a for a in (*args, *kwargs.values()) if isinstance(a, EngineConfig)), None)
-    steps = config.gen_length if config else 256
-    return int(min(300, 30 + 2 * steps * 0.05))
-
-
-try:  # Hugging Face ZeroGPU: spaces.GPU(f) is f itself off Spaces
-    import spaces
-except ImportError:  # pragma: no cover - depends on the environment
-    spaces = None
-
-
-def gpu_task(duration):
-    """``spaces.GPU(duration=...)`` when the ``spaces`` package is importable, else a no-op."""
-    if spaces is None:
-        return lambda fn: fn
-    return spaces.GPU(duration=duration)
-
-
-gpu = gpu_task(gpu_seconds)
-
-
-def on_zero_gpu() -> bool:
-    return os.environ.get("SPACES_ZERO_GPU", "").lower() in ("1", "true")
 
 
 # ---- what is installed ------------------------------------------------------------------------
@@ -292,94 +259,12 @@ def policy_loader(device) -> Callable[[str], object]:
     return lambda source: get_policy_net(source, device)
 
 
-# ---- pane strategies ---------------------------------------------------------------------------
-
-BEST_HEURISTIC = StrategySpec("threshold")  # Fast-dLLM λ = 0.9: the paper's strongest heuristic baseline
-UPLOAD_NAME = "(uploaded)"
-UPLOADED = StrategySpec(POLICY, policy=UPLOAD_NAME).key  # the picker's upload entry; a run's spec holds the folder
-
-
-def strategy_choices() -> list[tuple[str, str]]:
-    """(label, value) pairs: shipped policies first, an uploaded policy, then every heuristic."""
-    learned = REGISTRY[POLICY].label
-    choices = [(f"{learned}: {name}", StrategySpec(POLICY, policy=name).key) for name in shipped_policies()]
-    choices.append((f"{learned}: upload your own", UPLOADED))
-    choices += [(info.label, StrategySpec(name).key) for name, info in REGISTRY.items() if name != POLICY]
-    return choices
-
-
-def default_strategies() -> tuple[StrategySpec, StrategySpec]:
-    """(A, B): A = the shipped semi-AR α=1 policy (the app opens in semi-AR), else the first shipped
-    policy, else High-Confidence-K; B = the best heuristic."""
-    policies = shipped_policies()
-    name = DEFAULT_POLICY if DEFAULT_POLICY in policies else next(iter(policies), None)
-    return (StrategySpec(POLICY, policy=name) if name else StrategySpec("confidence")), BEST_HEURISTIC
-
-
-def strategy_info(choice) -> StrategyInfo | None:
-    """The registry entry a picker value names (None for an empty or unknown one)."""
-    try:
-        return StrategySpec.parse(choice).info
-    except ValueError:
-        return None
-
-
-def pane_strategy(choice: str, params: Mapping[str, object], upload: str | None = None) -> StrategySpec:
-    """The spec of a picker value (or an API client's strategy) and its parameters.
-
-    A learned policy is only a shipped one, by name, or the pane's own checked upload (``upload``,
-    for :data:`UPLOADED`): a browser or client never makes the server load a folder or hub id it names.
-    """
-    if choice == UPLOADED:
-        if not upload:
-            raise ValueError("upload a policy file (model.safetensors) for this pane, or pick another strategy")
-        return StrategySpec(POLICY, params, policy=upload)
-    spec = replace(StrategySpec.parse(choice), params=dict(params))  # not **params: a client names the keys
-    if spec.name == POLICY and spec.policy not in shipped_policies():
-        raise ValueError(f"no shipped policy named {spec.policy!r}; shipped: {sorted(shipped_policies()) or 'none'}")
-    check_param_ranges(spec)
-    return spec
-
-
-MAX_PARAM_MAGNITUDE = 1e6  # a parameter whose schema has no upper bound (γ, a factor) still gets one here
-
-
-def check_param_ranges(spec: StrategySpec) -> None:
-    """Every numeric parameter within its schema's [low, high] (the range the app's controls
-    offer), else within ±``MAX_PARAM_MAGNITUDE``: a client's τ_π of 1e30 is refused, not run."""
-    info = REGISTRY.get(spec.name)
-    for name, value in spec.params.items() if info else ():
-        p = next((p for p in info.params if p.name == name), None)
-        if p is None or isinstance(value, (str, bool)) or not isinstance(value, (int, float)):
-            continue  # unknown names and types: the strategy's own checks name them
-        low = -MAX_PARAM_MAGNITUDE if p.low is None else p.low
-        high = MAX_PARAM_MAGNITUDE if p.high is None else p.high
-        if not low <= value <= high:
-            label = f"{p.symbol} ({name})" if p.symbol else name
-            raise ValueError(f"{label} ({value:g}) must be between {low:g} and {high:g}")
-
-
-def uploaded(spec: StrategySpec) -> bool:
-    """Whether ``spec`` runs a policy uploaded in this session (not a shipped one)."""
-    return spec.name == POLICY and spec.policy not in shipped_policies()
-
-
-def choice_of(spec: StrategySpec) -> str:
-    """The picker value showing ``spec``: its key, or :data:`UPLOADED` for an uploaded policy."""
-    return UPLOADED if uploaded(spec) else spec.key
-
-
-def pane_title(spec: StrategySpec) -> str:
-    """A pane's heading; an uploaded policy is "(uploaded)", not its content-hash folder."""
-    return replace(spec, policy=UPLOAD_NAME).title if uploaded(spec) else spec.title
-
-
 # ---- preload ------------------------------------------------------------------------------------
 
 
 def _load_defaults(model: str) -> None:
     """The model, the default panes' policies and the known-answer table: everything the first Run
-    click would otherwise load (3.3 s to the first frame before, issue 10 item 9a)."""
+    click would otherwise load (3.3 s before the first frame, measured without the preload)."""
     backend = get_backend(model)
     for spec in default_strategies():
         spec.build(load_policy=policy_loader(backend.device))  # a policy's network into the cache

@@ -17,7 +17,7 @@ from ..blocks import check_block_length
 from ..engine import EngineConfig
 from ..strategies import Param, StrategySpec, control_params
 from ..strategies.learned import policy_config_bytes
-from . import runtime
+from . import picker, runtime
 from .errors import shown
 from .files import content_folder, digest_of, file_digest
 
@@ -135,9 +135,9 @@ class PaneInputs:
     """The raw values of one pane's controls, in :data:`PANE_FIELDS` order.
 
     Attributes:
-        choice: the picker's value (see :func:`~.runtime.strategy_choices`).
+        choice: the picker's value (see :func:`~.picker.strategy_choices`).
         params: each of :data:`CONTROLS` by name, as the browser sent it.
-        policy_files: the upload, for :data:`~.runtime.UPLOADED`.
+        policy_files: the upload, for :data:`~.picker.UPLOADED`.
     """
 
     choice: str
@@ -171,16 +171,16 @@ def pane_spec(values: PaneInputs, pane: str) -> StrategySpec:
     if not values.choice:
         raise ValueError(f"pane {pane}: pick a strategy")
     choice = text(f"pane {pane} strategy", values.choice, 100)
-    info = runtime.strategy_info(choice)
+    info = picker.strategy_info(choice)
     if info is None:
         raise ValueError(f"pane {pane}: unknown strategy {shown(choice)}")
     used = {p.name for p in info.params}
     params = {
         p.name: control_value(info.param(p.name), values.params[p.name], pane) for p in CONTROLS if p.name in used
     }
-    upload = prepare_uploaded_policy(values.policy_files, pane) if choice == runtime.UPLOADED else None
+    upload = prepare_uploaded_policy(values.policy_files, pane) if choice == picker.UPLOADED else None
     try:
-        return runtime.pane_strategy(choice, params, upload)
+        return picker.pane_strategy(choice, params, upload)
     except ValueError as err:
         raise ValueError(f"pane {pane}: {err}") from None
 
@@ -189,9 +189,9 @@ def api_spec(name: str, choice, params: dict) -> StrategySpec:
     """An API client's strategy (``"heuristic:<name>"`` or ``"policy:<shipped name>"``) with its
     parameters (from :func:`api_params`); ``name`` says which argument, for messages."""
     choice = text(name, choice, 100)
-    if choice == runtime.UPLOADED or runtime.strategy_info(choice) is None:
+    if choice == picker.UPLOADED or picker.strategy_info(choice) is None:
         raise ValueError(f"{name} ({choice!r}) must be 'heuristic:<name>' or 'policy:<shipped name>'")
-    return runtime.pane_strategy(choice, params)
+    return picker.pane_strategy(choice, params)
 
 
 def prepare_uploaded_policy(files: list[str] | str | None, pane: str = "A") -> str:

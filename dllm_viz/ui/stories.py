@@ -14,8 +14,10 @@ from __future__ import annotations
 import argparse
 from dataclasses import dataclass
 
+from ..assets import shipped_policies
 from ..strategies import POLICY, StrategySpec
-from .runtime import default_model, pane_title, shipped_policies
+from .picker import pane_title
+from .runtime import default_model
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from dllm_viz.ui import benchmark, budget, compare, exploration, runtime
+from dllm_viz.ui import benchmark, budget, compare, endpoints, runtime
 
 HEUR = [0, 0.9, 1.0, 0.01, 1.0, 1.0, None]
 
@@ -26,8 +26,8 @@ def allowed_model(monkeypatch, tiny_model_dir):
 def _handlers(model: str) -> dict:
     long = dict(gen_length=64, block_length=64)
     return {
-        "/compare_trace": lambda: compare.compare_trace("one plus two", model=model, **long),
-        "/branch": lambda: exploration.branch_api(prompt="one plus two", model=model, **long),
+        "/compare_trace": lambda: endpoints.compare_trace("one plus two", model=model, **long),
+        "/branch": lambda: endpoints.branch_api(prompt="one plus two", model=model, **long),
         "/compare": lambda: compare.run_compare(
             model, "one plus two", 64, 64, False, 0.0, 0, "heuristic:confidence", *HEUR, "heuristic:confidence", *HEUR
         ),

@@ -11,7 +11,7 @@ import pytest
 
 from dllm_viz.trace import Trace
 from dllm_viz.tree import DecodeTree
-from dllm_viz.ui import explore, runtime
+from dllm_viz.ui import explore, picker, runtime
 from dllm_viz.ui.compare import PANE_FIELDS
 from dllm_viz.ui.examples import example_problems
 from dllm_viz.ui.explore import OTHER, SAME
@@ -100,7 +100,7 @@ def test_branch_again_with_another_strategy_and_navigate():
 
 
 def test_inspector_explains_a_policy_step():
-    choice = f"policy:{runtime.DEFAULT_POLICY}"
+    choice = f"policy:{picker.DEFAULT_POLICY}"
     frame, exp = _run(choice, L=32)
     trace = exp.tree.nodes[0].trace
     k = next(i + 1 for i, s in enumerate(trace.steps) if len(s.committed) >= 1)
@@ -282,6 +282,6 @@ def test_a_loaded_node_rebuilds_a_shipped_policy_by_name_never_a_folder_it_names
 
     spec = spec_of(exp, node(f"policy:{shipped}"))
     assert (spec.policy, spec.params) == (shipped, {"temperature": 0.5, "beta": 1.0})
-    for choice in ("policy:/elsewhere", runtime.UPLOADED, None):
+    for choice in ("policy:/elsewhere", picker.UPLOADED, None):
         assert spec_of(exp, node(choice)) is None
     assert spec_of(exp, node(None, {"name": "eb", "gamma": 0.5})).key == "heuristic:eb"

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from dllm_viz.engine import EngineConfig, generate
 from dllm_viz.strategies import build_strategy
 from dllm_viz.trace import Trace
-from dllm_viz.ui import budget, compare, files, pane, runtime
+from dllm_viz.ui import budget, endpoints, files, pane, runtime
 from dllm_viz.ui.compare import export_files, load_trace, play_tick, replay, run_compare
 from dllm_viz.ui.errors import user_errors
 from dllm_viz.ui.settings import prepare_uploaded_policy
@@ -271,7 +271,7 @@ def test_d9_odd_strategy_parameters_get_clear_messages(tiny_model_dir):
     message = error_of(run_compare, str(tiny_model_dir), *RUN, *threshold, "heuristic:confidence", *HEUR)
     assert "pane A threshold ('x') must be a number" in message
     message = error_of(
-        compare.compare_trace,
+        endpoints.compare_trace,
         "q",
         "heuristic:threshold",
         "heuristic:confidence",
@@ -285,7 +285,7 @@ def test_d9_odd_strategy_parameters_get_clear_messages(tiny_model_dir):
     )
     assert "params A 'threshold' must be a number, not list" in message
     message = error_of(
-        compare.compare_trace,
+        endpoints.compare_trace,
         "q",
         "heuristic:threshold",
         "heuristic:confidence",

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from dllm_viz.trace import Trace
-from dllm_viz.ui import compare, compare_tab, runtime, session
+from dllm_viz.ui import compare, compare_tab, endpoints, picker, runtime, session
 from dllm_viz.ui import pane as pane_ui
 from dllm_viz.ui.compare import PANE_FIELDS, engine_config, export_files, load_trace, replay, run_compare
 
@@ -86,17 +86,17 @@ def test_param_visibility_follows_strategy():
     # unused controls stay mounted ("hidden"): ones created with visible=False never appear later
     vis = [u["visible"] for u in pane_ui.param_visibility("heuristic:threshold")]
     assert vis == ["hidden", True, "hidden", "hidden", "hidden", "hidden", "hidden"]
-    vis = [u["visible"] for u in pane_ui.param_visibility(runtime.UPLOADED)]
+    vis = [u["visible"] for u in pane_ui.param_visibility(picker.UPLOADED)]
     assert vis == ["hidden", "hidden", "hidden", "hidden", True, True, True]
     assert pane_ui.param_visibility("heuristic:margin")[0]["visible"] is True
 
 
 def test_strategy_choices_cover_heuristics_and_defaults():
-    values = [v for _, v in runtime.strategy_choices()]
+    values = [v for _, v in picker.strategy_choices()]
     from dllm_viz.strategies import HEURISTICS
 
     assert {f"heuristic:{n}" for n in HEURISTICS} <= set(values)
-    a, b = runtime.default_strategies()
+    a, b = picker.default_strategies()
     assert a.key in values and b.key == "heuristic:threshold"
 
 
@@ -158,7 +158,7 @@ def test_missing_builtin_model_is_explained(monkeypatch):
 def test_policy_file_that_is_not_safetensors(tmp_path):
     bogus = tmp_path / "model.safetensors"
     bogus.write_bytes(b"PK\x03\x04 this is a zip, not safetensors" * 10)
-    a = pane(runtime.UPLOADED, policy_files=[str(bogus)])
+    a = pane(picker.UPLOADED, policy_files=[str(bogus)])
     msg = error_of(run_compare(*run_args("unused-model", a=a)))
     assert "pane A" in msg and "not a safetensors file" in msg
 
@@ -166,7 +166,7 @@ def test_policy_file_that_is_not_safetensors(tmp_path):
 def test_policy_upload_without_weights(tmp_path):
     cfg = tmp_path / "config.json"
     cfg.write_text("{}")
-    msg = error_of(run_compare(*run_args("unused-model", b=pane(runtime.UPLOADED, policy_files=[str(cfg)]))))
+    msg = error_of(run_compare(*run_args("unused-model", b=pane(picker.UPLOADED, policy_files=[str(cfg)]))))
     assert "pane B" in msg and ".safetensors" in msg
 
 
@@ -282,7 +282,7 @@ def test_policy_pane_shows_unmask_probabilities(tiny_model_dir, tmp_path):
 
     DiTConfidencePolicy().save_pretrained(tmp_path / "pol")
     files = [str(tmp_path / "pol" / "model.safetensors"), str(tmp_path / "pol" / "config.json")]
-    a = pane(runtime.UPLOADED, policy_files=files, tau=0.5, beta=2.0)
+    a = pane(picker.UPLOADED, policy_files=files, tau=0.5, beta=2.0)
     comp = drain(run_compare(*run_args(str(tiny_model_dir), L=16, BL=16, full=True, a=a)))[-1]["session"]
     assert comp.a.strategy["name"] == "learned" and comp.a.strategy["beta"] == 2.0
     assert all(s.probs is not None for s in comp.a.steps)
@@ -292,7 +292,7 @@ def test_policy_pane_shows_unmask_probabilities(tiny_model_dir, tmp_path):
 
 def test_compare_trace_api_function(tiny_model_dir):
     out = last(
-        compare.compare_trace(
+        endpoints.compare_trace(
             "one plus two is",
             "heuristic:eb",
             "heuristic:threshold",
@@ -307,7 +307,7 @@ def test_compare_trace_api_function(tiny_model_dir):
     a, b = Trace.from_dict(out["a"]), Trace.from_dict(out["b"])
     assert a.strategy == {"name": "eb", "gamma": 0.5} and b.strategy["threshold"] == 0.5
     with pytest.raises(gr.Error, match="must be 'heuristic:&lt;name&gt;'"):  # escaped for the toast
-        last(compare.compare_trace("x", "magic", model=str(tiny_model_dir)))
+        last(endpoints.compare_trace("x", "magic", model=str(tiny_model_dir)))
 
 
 def test_compare_endpoint_keeps_its_argument_names():
@@ -319,9 +319,9 @@ def test_compare_endpoint_keeps_its_argument_names():
 
 def test_api_loads_only_shipped_policies(tiny_model_dir, tmp_path):
     """A client names a policy by its shipped name; a folder or hub id it names is never loaded."""
-    for choice in (f"policy:{tmp_path}", "policy:someone/policy", runtime.UPLOADED):
+    for choice in (f"policy:{tmp_path}", "policy:someone/policy", picker.UPLOADED):
         with pytest.raises(gr.Error, match="no shipped policy|must be 'heuristic"):
-            last(compare.compare_trace("x", choice, model=str(tiny_model_dir)))
+            last(endpoints.compare_trace("x", choice, model=str(tiny_model_dir)))
 
 
 def test_known_answer_marks_correctness(tiny_model_dir):
@@ -471,18 +471,18 @@ def test_shipped_policy_is_pane_a_default(tiny_model_dir, tmp_path, monkeypatch)
 
     DiTConfidencePolicy().save_pretrained(tmp_path / "semi-ar-demo")
     monkeypatch.setenv(runtime.POLICY_ENV, str(tmp_path))
-    a, b = (spec.key for spec in runtime.default_strategies())
+    a, b = (spec.key for spec in picker.default_strategies())
     assert a == "policy:semi-ar-demo" and b == "heuristic:threshold"
-    DiTConfidencePolicy().save_pretrained(tmp_path / runtime.DEFAULT_POLICY)  # preferred over the first by name
-    assert runtime.default_strategies()[0].key == f"policy:{runtime.DEFAULT_POLICY}"
-    (tmp_path / runtime.DEFAULT_POLICY / "model.safetensors").unlink()
-    assert runtime.default_strategies()[0].key == "policy:semi-ar-demo"
-    assert ("learned policy: semi-ar-demo", a) in runtime.strategy_choices()
+    DiTConfidencePolicy().save_pretrained(tmp_path / picker.DEFAULT_POLICY)  # preferred over the first by name
+    assert picker.default_strategies()[0].key == f"policy:{picker.DEFAULT_POLICY}"
+    (tmp_path / picker.DEFAULT_POLICY / "model.safetensors").unlink()
+    assert picker.default_strategies()[0].key == "policy:semi-ar-demo"
+    assert ("learned policy: semi-ar-demo", a) in picker.strategy_choices()
     comp = drain(run_compare(*run_args(str(tiny_model_dir), L=16, BL=8, a=pane(a, tau=0.5))))[-1]["session"]
     assert comp.a.strategy["name"] == "learned" and comp.a.strategy["temperature"] == 0.5
     assert comp.labels[0].startswith("A · policy semi-ar-demo")
     out = last(
-        compare.compare_trace(
+        endpoints.compare_trace(
             "one plus two",
             a,
             "heuristic:confidence",
