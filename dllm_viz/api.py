@@ -27,7 +27,8 @@ import torch
 
 from .backends import BUILTIN_MODEL, DLLM, load_backend
 from .engine import EngineConfig, StepRecord, decode_generation, encode_prompts, generate
-from .strategies import Strategy, StrategySpec
+from .strategies import POLICY, Strategy, StrategySpec
+from .strategies.learned import policy_temperature_as_field
 from .trace import Trace, TraceBuilder
 
 Prompts = str | Sequence[str] | Sequence[Sequence[int]]
@@ -199,7 +200,8 @@ def decode(
         config: every engine setting at once (token temperature, cache, …) instead of the three above.
         trace: record each prompt's steps (a few hundred kB for L = 64).
         **params: the strategy's parameters, e.g. ``threshold=0.8``, ``steps=16``, or a policy's
-            ``temperature`` (τ_π) and ``beta``.
+            ``policy_temperature`` (τ_π; its old name ``temperature`` still works, with a
+            DeprecationWarning) and ``beta``. The token temperature is ``config.temperature``.
     """
     return stream(
         model, prompts, strategy, gen_length=gen_length, block_length=block_length, seed=seed, config=config,
@@ -209,8 +211,12 @@ def decode(
 
 def _strategy(strategy: str | StrategySpec | Strategy, params: Mapping[str, Any]) -> Strategy:
     if isinstance(strategy, str):
+        if StrategySpec.parse(strategy).name == POLICY:
+            params = policy_temperature_as_field(params, "dllm_viz.decode")
         return StrategySpec.parse(strategy, **params).build()
     if isinstance(strategy, StrategySpec):
+        if strategy.name == POLICY:
+            params = policy_temperature_as_field(params, "dllm_viz.decode")
         return StrategySpec(strategy.name, {**strategy.params, **params}, strategy.policy).build()
     if params:
         raise ValueError(f"parameters {sorted(params)} go with a strategy name, not a built strategy object")

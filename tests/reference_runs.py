@@ -46,7 +46,14 @@ def api_policy():
     import dllm_viz
 
     out = dllm_viz.decode(
-        None, [P1], strategy="policy:semi-ar-alpha1", temperature=0.7, beta=1.5, gen_length=32, block_length=8, seed=1
+        None,
+        [P1],
+        strategy="policy:semi-ar-alpha1",
+        policy_temperature=0.7,
+        beta=1.5,
+        gen_length=32,
+        block_length=8,
+        seed=1,
     )
     return {"policy": [t.to_json() for t in out.traces]}
 
@@ -70,7 +77,7 @@ def compare_handler():
 
 
 def compare_endpoint():
-    """``/compare_trace`` (gradio_client's entry point), with a policy's τ_π passed as ``temperature``."""
+    """``/compare_trace`` (gradio_client's entry point), with a policy's τ_π and a token temperature."""
     from dllm_viz.ui import endpoints
 
     out = _last(
@@ -79,7 +86,7 @@ def compare_endpoint():
             "heuristic:eb",
             "policy:semi-ar-alpha1",
             {"gamma": 0.3},
-            {"temperature": 0.5, "beta": 1.0},
+            {"policy_temperature": 0.5, "beta": 1.0},
             gen_length=32,
             block_length=8,
             temperature=0.9,

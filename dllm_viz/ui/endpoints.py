@@ -46,7 +46,8 @@ def compare_trace(
     last the comparison (``client.predict`` returns only that).
 
     Strategies are ``"heuristic:<name>"`` or ``"policy:<shipped name>"``; params are the
-    strategy's parameters (``{"threshold": 0.8}``, ``{"temperature": 0.5, "beta": 1.0}``).
+    strategy's parameters (``{"threshold": 0.8}``, ``{"policy_temperature": 0.5, "beta": 1.0}``;
+    a policy's old ``"temperature"`` still works); ``temperature`` is the token temperature.
     The result has the export format of :mod:`dllm_viz.ui.session`.
     """
     with user_errors("Cannot run the comparison"):

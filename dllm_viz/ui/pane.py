@@ -12,7 +12,7 @@ from ..strategies import Param, StrategySpec
 from ..views import heatmap_figure, render_grid, stats_html
 from . import picker, runtime
 from .errors import user_errors
-from .settings import CONTROLS, PANE_FIELDS, control_name, prepare_uploaded_policy
+from .settings import CONTROLS, PANE_FIELDS, control_name, prepare_uploaded_policy, public_name
 from .updates import Components
 
 
@@ -73,7 +73,8 @@ def check_policy_upload(files, pane: str):
 def param_control(param: Param, value, elem_id: str, visible):
     """A parameter's control: a slider over [low, high] when both are set, else a number box
     (an optional one takes 0 for "not set")."""
-    label = f"{param.symbol} ({param.name})" if param.symbol else param.name
+    name = public_name(param)
+    label = f"{param.symbol} ({name})" if param.symbol else name
     info = f"{param.help}; 0 leaves it unset" if param.optional else param.help
     if param.low is not None and param.high is not None:
         step = 1 if param.type is int else 0.01

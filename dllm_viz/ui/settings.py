@@ -15,8 +15,8 @@ from pathlib import Path
 
 from ..blocks import check_block_length
 from ..engine import EngineConfig
-from ..strategies import Param, StrategySpec, control_params
-from ..strategies.learned import policy_config_bytes
+from ..strategies import POLICY, Param, StrategySpec, control_params
+from ..strategies.learned import POLICY_TEMPERATURE, policy_config_bytes, policy_temperature_as_field
 from . import picker, runtime
 from .errors import shown
 from .files import content_folder, digest_of, file_digest
@@ -120,6 +120,12 @@ CONTROLS = control_params()  # one control per parameter in a pane, after the st
 # Names that predate the registry, in elem ids (``tau-a``) and ``/compare`` arguments (``tau_a``):
 # browser tests and users' scripts use them.
 _CONTROL_NAMES = {"temperature": "tau"}
+_PUBLIC_NAMES = {"temperature": POLICY_TEMPERATURE}  # `temperature` alone is the token temperature
+
+
+def public_name(param: Param) -> str:
+    """A parameter's name as users read and type it (the policy's τ_π is ``policy_temperature``)."""
+    return _PUBLIC_NAMES.get(param.name, param.name)
 
 
 def control_name(param: Param) -> str:
@@ -189,8 +195,11 @@ def api_spec(name: str, choice, params: dict) -> StrategySpec:
     """An API client's strategy (``"heuristic:<name>"`` or ``"policy:<shipped name>"``) with its
     parameters (from :func:`api_params`); ``name`` says which argument, for messages."""
     choice = text(name, choice, 100)
-    if choice == picker.UPLOADED or picker.strategy_info(choice) is None:
+    info = None if choice == picker.UPLOADED else picker.strategy_info(choice)
+    if info is None:
         raise ValueError(f"{name} ({choice!r}) must be 'heuristic:<name>' or 'policy:<shipped name>'")
+    if info.name == POLICY:
+        params = policy_temperature_as_field(params, name)
     return picker.pane_strategy(choice, params)
 
 

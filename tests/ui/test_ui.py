@@ -310,6 +310,19 @@ def test_compare_trace_api_function(tiny_model_dir):
         last(endpoints.compare_trace("x", "magic", model=str(tiny_model_dir)))
 
 
+def test_compare_trace_names_tau_pi_policy_temperature(tiny_model_dir):
+    """A client's policy params take `policy_temperature`; the old `temperature` warns, same result."""
+    run = dict(gen_length=8, block_length=8, model=str(tiny_model_dir))
+    policy = f"policy:{picker.DEFAULT_POLICY}"
+    new = last(endpoints.compare_trace("one plus two", policy, params_a={"policy_temperature": 0.5}, **run))
+    with pytest.warns(DeprecationWarning, match="policy_temperature"):
+        old = last(endpoints.compare_trace("one plus two", policy, params_a={"temperature": 0.5}, **run))
+    assert new["a"]["strategy"] == old["a"]["strategy"] and new["a"]["strategy"]["temperature"] == 0.5
+    assert [s["committed"] for s in new["a"]["steps"]] == [s["committed"] for s in old["a"]["steps"]]
+    with pytest.raises(gr.Error, match="not both"):
+        last(endpoints.compare_trace("x", policy, params_a={"temperature": 0.5, "policy_temperature": 0.5}, **run))
+
+
 def test_compare_endpoint_keeps_its_argument_names():
     """gradio_client scripts call /compare by these names; the controls now come from the registry."""
     names = list(inspect.signature(run_compare).parameters)
@@ -486,7 +499,7 @@ def test_shipped_policy_is_pane_a_default(tiny_model_dir, tmp_path, monkeypatch)
             "one plus two",
             a,
             "heuristic:confidence",
-            {"temperature": 1.0, "beta": 2.0},
+            {"policy_temperature": 1.0, "beta": 2.0},
             gen_length=16,
             block_length=16,
             model=str(tiny_model_dir),
