@@ -416,7 +416,7 @@ def test_browser_toast_shows_html_in_a_trace_as_text(page, tmp_path):
     page.locator('[data-testid="toast-close"]').first.click()
 
 
-# ---- issue 10 acceptance: every control, clean console, streaming, screenshots ---------------------
+# ---- every control, a clean console, streaming, screenshots ---------------------------------------
 
 SHOTS = ROOT / "docs" / "screenshots"
 WIDTHS = (1024, 1440)

@@ -40,7 +40,7 @@ def _handlers(model: str) -> dict:
 @pytest.mark.parametrize("endpoint", ["/compare_trace", "/branch", "/compare", "/benchmark"])
 def test_handlers_yield_before_taking_a_slot(tiny_model_dir, endpoint):
     """Gradio registers (and so can close) a generator only after its first yield: until then it
-    must hold no slot and start no job, or a cancel in that window leaks them (F1, F2)."""
+    must hold no slot and start no job, or a cancel in that window leaks them."""
     threads = threading.active_count()
     handler = _handlers(str(tiny_model_dir))[endpoint]()
     next(handler)

@@ -1,7 +1,7 @@
-"""Regression tests of issue 11 (D2-D10) on the app's handlers, plus property-based fuzzing of
-trace and policy uploads: any input either loads (and renders) or raises our own ``gr.Error``
-whose message holds no raw HTML and no server path. The HTTP side (D1 cancels, concurrency,
-soak) is in ``test_server_load.py``."""
+"""The app's handlers against hostile input (escaped messages, bounded caches and files, checked
+values), plus property-based fuzzing of trace and policy uploads: any input either loads (and
+renders) or raises our own ``gr.Error`` whose message holds no raw HTML and no server path. The
+HTTP side (cancels, concurrency, soak) is in ``test_server_load.py``."""
 
 from __future__ import annotations
 
@@ -70,7 +70,7 @@ def _file(tmp_path, data, name="t.json") -> str:
     return str(path)
 
 
-# ---- D2: echoed values are escaped and capped ---------------------------------------------------
+# ---- echoed values are escaped and capped ---------------------------------------------------
 
 
 def test_d2_html_in_a_trace_field_is_escaped_in_the_toast(tmp_path, trace_json):
@@ -95,7 +95,7 @@ def test_d2_long_values_are_capped(tmp_path):
     assert "5,000 characters" in message and "x" * 100 not in message
 
 
-# ---- D3: sizes are checked before a model is built ----------------------------------------------
+# ---- sizes are checked before a model is built ----------------------------------------------
 
 
 def _rss_mb() -> float:
@@ -115,7 +115,7 @@ def test_d3_huge_policy_config_is_refused_before_allocation(tmp_path):
     assert _rss_mb() - before < 100  # building it cost +1.2 GB before the fix
 
 
-# ---- D4: uploaded policies are keyed by content, bounded --------------------------------------
+# ---- uploaded policies are keyed by content, bounded --------------------------------------
 
 
 def _policy(tmp_path, seed=0):
@@ -154,7 +154,7 @@ def test_d4_rejected_policy_leaves_no_folder(tmp_path, private_files):
     assert not list(private_files.iterdir())
 
 
-# ---- D5: models by canonical path, allow-listed, bounded --------------------------------------
+# ---- models by canonical path, allow-listed, bounded --------------------------------------
 
 
 def test_d5_spellings_of_one_folder_share_one_cache_key(monkeypatch):
@@ -202,7 +202,7 @@ def test_d5_backend_cache_is_bounded(monkeypatch, tiny_model_dir, tmp_path):
     assert list(runtime._BACKENDS) == [str((tmp_path / "m2").resolve())]
 
 
-# ---- D6/D7: uploaded traces ----------------------------------------------------------------------
+# ---- uploaded traces ----------------------------------------------------------------------
 
 
 def test_d6_unknown_and_bulky_fields_are_dropped(tmp_path, trace_json):
@@ -242,7 +242,7 @@ def test_d7_non_numeric_expected_answer_is_refused(tmp_path, trace_json):
     assert "not an answer this app can check" in error_of(load_trace, _file(tmp_path, pair))
 
 
-# ---- D8/D9: clear messages for odd inputs ---------------------------------------------------------
+# ---- clear messages for odd inputs ---------------------------------------------------------
 
 RUN = ["q", 16, 8, False, 0.0, 0]
 
@@ -307,7 +307,7 @@ def test_d9_policy_errors_never_show_server_paths(tmp_path):
     assert "model.safetensors" in message and "not a safetensors file" in message
 
 
-# ---- D10: exports are cached by content, bounded, and share the compute budget --------------------
+# ---- exports are cached by content, bounded, and share the compute budget --------------------
 
 
 @pytest.fixture(scope="module")
