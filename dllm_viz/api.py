@@ -163,7 +163,7 @@ def stream(
     if config is not None and (gen_length, block_length, seed) != (None, None, None):
         raise ValueError("pass gen_length, block_length and seed inside `config`, or drop `config`")
     if config is None:
-        config = EngineConfig.semi_ar(gen_length or EngineConfig.gen_length, block_length, seed=seed or 0)
+        config = _config(gen_length, block_length, seed)
     strategy = _strategy(strategy, params)
     strategy.validate(config.gen_length, config.block_length)
     backend = model if isinstance(model, DLLM) else load_model(model)
@@ -207,6 +207,16 @@ def decode(
         model, prompts, strategy, gen_length=gen_length, block_length=block_length, seed=seed, config=config,
         trace=trace, **params,
     ).result()  # fmt: skip
+
+
+def _config(gen_length: int | None, block_length: int | None, seed: int | None) -> EngineConfig:
+    """The engine settings of :func:`stream`'s arguments; None takes the default, anything else
+    (0 included) is checked by :class:`EngineConfig`."""
+    L = EngineConfig.gen_length if gen_length is None else gen_length
+    seed = 0 if seed is None else seed
+    if block_length is None:
+        return EngineConfig.semi_ar(L, seed=seed)
+    return EngineConfig(gen_length=L, block_length=block_length, seed=seed)
 
 
 def _strategy(strategy: str | StrategySpec | Strategy, params: Mapping[str, Any]) -> Strategy:

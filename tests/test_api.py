@@ -188,3 +188,15 @@ def test_policy_temperature_is_tau_pi_and_the_old_name_still_works_with_a_warnin
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # a heuristic has no τ_π: nothing to warn about
         decode(None, ["x"], "threshold", threshold=0.8, **run)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        (dict(gen_length=0), r"gen_length \(0\) must be a positive integer"),
+        (dict(block_length=0), r"block_length \(0\)"),
+    ],
+)
+def test_zero_lengths_are_errors_not_defaults(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        api.stream(None, ["x"], "threshold", **kwargs)
