@@ -212,7 +212,6 @@ LONG_FUNCTIONS = {
     "dllm_viz/branch.py::check_overrides",
     "dllm_viz/engine.py::generate",
     "dllm_viz/eval/__main__.py::main",
-    "dllm_viz/generate.py::main",
     "dllm_viz/rl/card.py::write_card",
     "dllm_viz/rl/trainer.py::train",
     "dllm_viz/tiny/card.py::write_card",
