@@ -196,7 +196,8 @@ def decode(
         gen_length: L, positions to generate (default 64).
         block_length: BL (default L/8, semi-autoregressive); ``block_length=gen_length`` is
             full diffusion.
-        seed: seeds the generator shared by token sampling and stochastic strategies (default 0).
+        seed: keys each row's own random stream (token sampling, stochastic strategies; default 0),
+            so a prompt decodes the same alone or in any batch.
         config: every engine setting at once (token temperature, cache, …) instead of the three above.
         trace: record each prompt's steps (a few hundred kB for L = 64).
         **params: the strategy's parameters, e.g. ``threshold=0.8``, ``steps=16``, or a policy's
