@@ -36,7 +36,7 @@ ROOT = Path(__file__).resolve().parents[1]  # where app.py is
 
 def handler_args(model: str, prompt: str, L: int, BL: int, a: StrategySpec, b: StrategySpec) -> list:
     """The Run button's inputs: settings, then each pane's picker and controls (no uploaded files)."""
-    from dllm_viz.ui.compare import pane_values
+    from dllm_viz.ui.pane import pane_values
 
     return [model, prompt, L, BL, False, 0.0, 0, *pane_values(a), None, *pane_values(b), None, "full speed"]
 
@@ -56,7 +56,7 @@ def one_run(args: list) -> dict:
             if comp is None:
                 continue
             out = live_frame(comp)
-            if isinstance(out[0], str):
+            if isinstance(out.get("grid_a"), str):
                 seen["live"] += 1
                 if seen["first"] is None and comp.num_steps >= 1:
                     seen["first"] = time.perf_counter() - t0
@@ -66,8 +66,8 @@ def one_run(args: list) -> dict:
     frames = 0
     try:
         for out in run_compare(*args):
-            if isinstance(out[10], Comparison):
-                seen["comp"] = out[10]
+            if isinstance(out.get("session"), Comparison):
+                seen["comp"] = out["session"]
             frames += 1
     finally:
         done.set()
@@ -177,7 +177,7 @@ def browser_runs(url: str, prompt: str, repeats: int) -> list[dict]:
 def main(argv: list[str] | None = None) -> None:
     import torch
 
-    from dllm_viz.ui import runtime
+    from dllm_viz.ui import picker, runtime
     from dllm_viz.ui.examples import example_problems
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -194,7 +194,7 @@ def main(argv: list[str] | None = None) -> None:
 
     problems = example_problems()
     prompt = problems[0].question if problems else "Tom has 3 apples and buys 4 more. How many apples does he have?"
-    a, b = runtime.default_strategies()
+    a, b = picker.default_strategies()
     print(
         f"model {args.model} | L={args.gen_length} BL={args.block_length} | A={a.key} B={b.key} | "
         f"torch threads {torch.get_num_threads()} | device {'cuda' if torch.cuda.is_available() else 'cpu'}"

@@ -27,7 +27,8 @@ import torch
 
 from .backends import BUILTIN_MODEL, DLLM, load_backend
 from .engine import EngineConfig, StepRecord, decode_generation, encode_prompts, generate
-from .strategies import Strategy, StrategySpec
+from .strategies import POLICY, Strategy, StrategySpec
+from .strategies.learned import policy_temperature_as_field
 from .trace import Trace, TraceBuilder
 
 Prompts = str | Sequence[str] | Sequence[Sequence[int]]
@@ -162,7 +163,7 @@ def stream(
     if config is not None and (gen_length, block_length, seed) != (None, None, None):
         raise ValueError("pass gen_length, block_length and seed inside `config`, or drop `config`")
     if config is None:
-        config = EngineConfig.semi_ar(gen_length or EngineConfig.gen_length, block_length, seed=seed or 0)
+        config = _config(gen_length, block_length, seed)
     strategy = _strategy(strategy, params)
     strategy.validate(config.gen_length, config.block_length)
     backend = model if isinstance(model, DLLM) else load_model(model)
@@ -195,11 +196,13 @@ def decode(
         gen_length: L, positions to generate (default 64).
         block_length: BL (default L/8, semi-autoregressive); ``block_length=gen_length`` is
             full diffusion.
-        seed: seeds the generator shared by token sampling and stochastic strategies (default 0).
+        seed: keys each row's own random stream (token sampling, stochastic strategies; default 0),
+            so a prompt decodes the same alone or in any batch.
         config: every engine setting at once (token temperature, cache, …) instead of the three above.
         trace: record each prompt's steps (a few hundred kB for L = 64).
         **params: the strategy's parameters, e.g. ``threshold=0.8``, ``steps=16``, or a policy's
-            ``temperature`` (τ_π) and ``beta``.
+            ``policy_temperature`` (τ_π; its old name ``temperature`` still works, with a
+            DeprecationWarning) and ``beta``. The token temperature is ``config.temperature``.
     """
     return stream(
         model, prompts, strategy, gen_length=gen_length, block_length=block_length, seed=seed, config=config,
@@ -207,10 +210,24 @@ def decode(
     ).result()  # fmt: skip
 
 
+def _config(gen_length: int | None, block_length: int | None, seed: int | None) -> EngineConfig:
+    """The engine settings of :func:`stream`'s arguments; None takes the default, anything else
+    (0 included) is checked by :class:`EngineConfig`."""
+    L = EngineConfig.gen_length if gen_length is None else gen_length
+    seed = 0 if seed is None else seed
+    if block_length is None:
+        return EngineConfig.semi_ar(L, seed=seed)
+    return EngineConfig(gen_length=L, block_length=block_length, seed=seed)
+
+
 def _strategy(strategy: str | StrategySpec | Strategy, params: Mapping[str, Any]) -> Strategy:
     if isinstance(strategy, str):
+        if StrategySpec.parse(strategy).name == POLICY:
+            params = policy_temperature_as_field(params, "dllm_viz.decode")
         return StrategySpec.parse(strategy, **params).build()
     if isinstance(strategy, StrategySpec):
+        if strategy.name == POLICY:
+            params = policy_temperature_as_field(params, "dllm_viz.decode")
         return StrategySpec(strategy.name, {**strategy.params, **params}, strategy.policy).build()
     if params:
         raise ValueError(f"parameters {sorted(params)} go with a strategy name, not a built strategy object")

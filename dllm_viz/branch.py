@@ -7,31 +7,28 @@ as a live run — with re-masked positions masked again; the engine continues fr
 wrapped in :class:`~dllm_viz.strategies.override.OverrideStrategy` for forced and held-back
 positions. Continuing with no override reproduces the parent from step ``k`` token for token.
 
-The branch's trace is the parent's first ``k`` steps followed by its own, the overrides recorded
-in its first own step, so views compare it with the parent step for step and
-:func:`replay` re-runs it exactly.
+The branch's trace (:meth:`~dllm_viz.trace.TraceBuilder.for_branch`) is the parent's first ``k``
+steps followed by its own, the overrides recorded in its first own step, so views compare it with
+the parent step for step and :func:`replay` re-runs it exactly.
 
 Example:
     >>> from dllm_viz.backends import load_backend  # doctest: +SKIP
     >>> parent = Trace.load("run.json")  # doctest: +SKIP
-    >>> records = list(branch(backend, parent, 3, [Override(5, "force", token=17)], strategy))  # doctest: +SKIP
-    >>> child = branch_trace(backend, parent, 3, [Override(5, "force", token=17)], strategy, records)  # doctest: +SKIP
+    >>> child = run_branch(backend, parent, 3, [Override(5, "force", token=17)], strategy)  # doctest: +SKIP
 """
 
 from __future__ import annotations
 
-import base64
 import copy
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, fields
 
 import torch
 
-from .engine import DecodeStart, EngineConfig, StepRecord, decode_generation, encode_prompts, generate
-from .rng import STATE_FIELDS, RowRNG
+from .engine import DecodeStart, EngineConfig, StepRecord, encode_prompts, generate
 from .strategies.override import ACTIONS, Override, OverrideStrategy
 from .strategies.registry import is_stochastic
-from .trace import Trace, TraceStep, short_repr, strategy_header, vocab_of
+from .trace import Trace, TraceBuilder, decode_rng, rng_after, short_repr
 
 MAX_OVERRIDES = 64  # per branch; a person clicks a handful, a script has no reason for more
 
@@ -101,32 +98,13 @@ def state_after(trace: Trace, k: int, remask: Iterable[int] = ()) -> CanvasState
     return CanvasState(tokens, trace.steps[k - 1].nfe if k else 0, block_step, k)
 
 
-def rng_after(trace: Trace, k: int) -> torch.Tensor | None:
-    """The row's random state after ``k`` steps (None: still the seed's initial state, or a state
-    recorded by a version with one shared generator, which this engine cannot continue)."""
-    encoded = next((s.rng for s in reversed(trace.steps[:k]) if s.rng is not None), None)
-    return None if encoded is None else _row_state(encoded)
-
-
-def _row_state(encoded: str) -> torch.Tensor | None:
-    state = torch.frombuffer(bytearray(base64.b64decode(encoded)), dtype=torch.uint8)
-    return state if state.numel() == ROW_STATE_BYTES else None
-
-
 def lacks_random_state(trace: Trace) -> bool:
     """True when ``trace`` drew random numbers (sampled tokens, a stochastic strategy) but kept no
     RNG state (e.g. a Compare export): a branch of it then starts a fresh stream from the seed, so
     even without overrides its future may differ from the recorded one."""
     stochastic = is_stochastic(str(trace.strategy.get("name")))
     sampled = trace.engine.get("temperature", 0) not in (0, 0.0, None) or stochastic
-    return sampled and all(s.rng is None or _row_state(s.rng) is None for s in trace.steps)
-
-
-def encode_rng(state: torch.Tensor) -> str:
-    return base64.b64encode(state.cpu().numpy().tobytes()).decode("ascii")
-
-
-ROW_STATE_BYTES = STATE_FIELDS * 8  # one row's key and draw count (dllm_viz.rng)
+    return sampled and all(s.rng is None or decode_rng(s.rng) is None for s in trace.steps)
 
 
 # ---- checking overrides ---------------------------------------------------------------------------
@@ -297,106 +275,79 @@ def branch(backend, parent: Trace, k: int, overrides, strategy) -> Iterator[Step
     """Continue ``parent`` after ``k`` steps with ``overrides`` and ``strategy`` (any strategy;
     the parent's to see the effect of the overrides alone). Everything is checked before the
     first forward pass; the engine config and random stream are the parent's."""
+    return _continue(backend, parent, int(k), _checked(backend, parent, k, overrides, strategy), strategy)
+
+
+def _checked(backend, parent: Trace, k, overrides, strategy) -> tuple[Override, ...]:
+    """The overrides, checked with everything else a branch needs before a forward pass."""
     config = engine_config_of(parent)
     check_backend(parent, backend)
     overrides = check_overrides(parent, k, overrides, vocab_size=vocab_size(backend))
     strategy.validate(config.gen_length, config.block_length)
-    start = start_after(parent, int(k), overrides, backend.device)
+    return overrides
+
+
+def _continue(backend, parent: Trace, k: int, overrides: tuple[Override, ...], strategy) -> Iterator[StepRecord]:
+    config = engine_config_of(parent)
+    start = start_after(parent, k, overrides, backend.device)
     wrapped = OverrideStrategy(strategy, overrides, at_nfe=int(start.nfe[0]), gen_length=config.gen_length)
     return generate(backend, [parent.prompt_ids], wrapped, config, start=start)
 
 
-class StepRecorder:
-    """Engine records of row 0 → trace steps numbered from ``first``, with the overrides on the
-    first one and the RNG state kept only where a step changed it.
+class Recording:
+    """A decode whose trace is built as it runs: iterate for the number of steps recorded so
+    far (one item per step), then :meth:`trace`; :meth:`close` cancels the decode."""
 
-    Args:
-        first: index of the first step (the branch point ``k``; 0 for a run from scratch).
-        rng: the generator state the decode starts from (:func:`initial_rng` from scratch).
-        overrides: recorded on the first step.
-    """
+    def __init__(self, records: Iterator[StepRecord], builder: TraceBuilder):
+        self.records, self.builder = records, builder
 
-    def __init__(self, first: int, rng: torch.Tensor, overrides: Sequence[Override] = ()):
-        self.index, self.rng, self.overrides = first, rng, [o.to_dict() for o in overrides]
-        self.steps: list[TraceStep] = []
-        self.tokens: list[int] | None = None
+    def __iter__(self) -> Iterator[int]:
+        try:
+            for rec in self.records:
+                self.builder.add(rec)
+                yield len(self.builder.steps)
+        finally:
+            self.close()
 
-    def add(self, rec: StepRecord) -> TraceStep:
-        step = TraceStep.from_record(rec, 0, self.index)
-        if not self.steps and self.overrides:
-            step.overrides = self.overrides
-        if rec.rng_state is not None and not torch.equal(rec.rng_state, self.rng):
-            step.rng, self.rng = encode_rng(rec.rng_state), rec.rng_state
-        self.index += 1
-        self.steps.append(step)
-        self.tokens = rec.tokens[0].tolist()
-        return step
+    def close(self) -> None:
+        close = getattr(self.records, "close", None)
+        if close is not None:
+            close()
+
+    def trace(self) -> Trace:
+        return self.builder.trace(self.builder.text())
+
+    def finish(self) -> Trace:
+        """Run to the end and return the trace."""
+        for _ in self:
+            pass
+        return self.trace()
+
+
+def start_run(backend, prompt: str, strategy, config: EngineConfig, meta: dict | None = None) -> Recording:
+    """A decode of ``prompt`` from scratch that records a trace which branches exactly."""
+    strategy.validate(config.gen_length, config.block_length)
+    prompt_ids = encode_prompts(backend, [prompt], config.gen_length)[0]
+    builder = TraceBuilder(backend, prompt, strategy, config, prompt_ids=prompt_ids, meta=meta)
+    return Recording(generate(backend, [prompt_ids], strategy, config), builder)
+
+
+def start_branch(backend, parent: Trace, k: int, overrides, strategy, meta: dict | None = None) -> Recording:
+    """:func:`branch` recording the branch's trace: ``parent``'s first ``k`` steps, then its own,
+    the overrides on its first own step and ``meta["at_step"]`` = ``k``."""
+    overrides = _checked(backend, parent, k, overrides, strategy)
+    builder = TraceBuilder.for_branch(backend, parent, int(k), overrides, strategy, meta)
+    return Recording(_continue(backend, parent, int(k), overrides, strategy), builder)
 
 
 def record_run(backend, prompt: str, strategy, config: EngineConfig, meta: dict | None = None) -> Trace:
     """Decode ``prompt`` from scratch into a trace that branches exactly (RNG kept where it moved)."""
-    prompt_ids = encode_prompts(backend, [prompt], config.gen_length)[0]
-    recorder = StepRecorder(0, initial_rng(config, prompt_ids, backend.device))
-    for rec in generate(backend, [prompt_ids], strategy, config):
-        recorder.add(rec)
-    return root_trace(backend, prompt, prompt_ids, strategy, config, recorder, meta)
-
-
-def root_trace(
-    backend, prompt: str, prompt_ids, strategy, config: EngineConfig, recorder: StepRecorder, meta: dict | None = None
-) -> Trace:
-    """The trace of a run from scratch whose steps ``recorder`` collected."""
-    text = decode_generation(backend, recorder.tokens or [])
-    return Trace.from_steps(recorder.steps, backend, prompt, prompt_ids, strategy, config, text, meta)
-
-
-def initial_rng(config: EngineConfig, prompt_ids: Sequence[int], device) -> torch.Tensor:
-    """The random state a fresh decode of ``prompt_ids`` with ``config.seed`` starts from."""
-    return RowRNG.for_prompts(config.seed, [prompt_ids], device, config.gen_length).get_state()
-
-
-def branch_trace(
-    parent: Trace,
-    k: int,
-    overrides: Sequence[Override],
-    strategy,
-    steps: list[TraceStep],
-    vocab: dict[str, str],
-    text: str,
-    meta: dict | None = None,
-) -> Trace:
-    """The branch's trace: ``parent``'s first ``k`` steps, then ``steps`` (its own, from a
-    :class:`StepRecorder`), under the branch's strategy; ``meta`` records ``at_step``. The header
-    is the parent's (same prompt, model and engine) with the branch's strategy."""
-    return replace(
-        parent,
-        prompt_ids=list(parent.prompt_ids),
-        strategy=strategy_header(strategy),
-        engine=dict(parent.engine),
-        steps=[copy.deepcopy(s) for s in parent.steps[:k]] + steps,
-        vocab={**parent.vocab, **vocab},
-        text=text,
-        meta={**(meta or {}), "at_step": k},
-    )
+    return start_run(backend, prompt, strategy, config, meta).finish()
 
 
 def run_branch(backend, parent: Trace, k: int, overrides, strategy, meta: dict | None = None) -> Trace:
-    """:func:`branch` to the end, as the branch's trace (see :func:`branch_trace`)."""
-    overrides = check_overrides(parent, k, overrides, vocab_size=vocab_size(backend))
-    records = branch(backend, parent, k, overrides, strategy)
-    recorder = StepRecorder(int(k), start_rng(parent, int(k), backend.device), overrides)
-    for rec in records:
-        recorder.add(rec)
-    text = decode_generation(backend, recorder.tokens)
-    return branch_trace(
-        parent, int(k), overrides, strategy, recorder.steps, vocab_of(backend, recorder.steps, parent.vocab), text, meta
-    )
-
-
-def start_rng(trace: Trace, k: int, device) -> torch.Tensor:
-    """The generator state a branch after ``k`` steps starts from (the seed's when no step drew)."""
-    state = rng_after(trace, k)
-    return state if state is not None else initial_rng(engine_config_of(trace), trace.prompt_ids, device)
+    """:func:`branch` to the end, as the branch's trace (see :func:`start_branch`)."""
+    return start_branch(backend, parent, k, overrides, strategy, meta).finish()
 
 
 def replay(backend, trace: Trace, strategy) -> Trace:

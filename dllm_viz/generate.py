@@ -12,6 +12,7 @@ import argparse
 import json
 import logging
 import sys
+from dataclasses import dataclass, field
 
 import torch
 
@@ -19,6 +20,7 @@ from .api import decode
 from .backends import BUILTIN_MODEL, ModelLoadError, load_backend
 from .engine import EngineConfig
 from .outputs import check_destination
+from .rl.flags import add_arguments, from_args
 from .strategies import POLICY, REGISTRY, Param, StrategySpec
 
 
@@ -70,9 +72,78 @@ def strategy_spec(name: str, params: dict) -> StrategySpec:
     return StrategySpec.parse(name, **params)
 
 
+@dataclass(frozen=True)
+class ModelFlags:
+    """Which dLLM to load and how: the flags of every command that loads one.
+
+    Attributes:
+        model: a local folder or Hub id. device: where it runs (None: CUDA when available).
+        trust_remote_code: allow a checkpoint's own code for models off the allow-list.
+        model_code: LLaDA/Dream through the project's native classes or the checkpoint's code.
+        threads: torch CPU threads. One by default: on CPU the built-in model gains nothing from
+            intra-op threads, and on shared cores they spin (the README example: 1.1-2.0 s of model
+            time at torch's default of 2, 0.23-0.32 s at 1).
+    """
+
+    model: str = field(default=BUILTIN_MODEL, metadata={"help": "local folder or Hub id (default: built-in tiny dLLM)"})
+    device: str | None = None
+    trust_remote_code: bool = field(default=False, metadata={"help": "allow remote code for models off the allow-list"})
+    model_code: str = field(
+        default="auto",
+        metadata={
+            "choices": ["auto", "native", "remote"],
+            "help": "LLaDA/Dream: the project's native classes (auto, native) or the checkpoint's own code (remote)",
+        },
+    )
+    threads: int = field(
+        default=1, metadata={"help": "torch CPU threads (default 1; raise it for a large model on CPU)"}
+    )
+
+    def __post_init__(self) -> None:
+        if self.threads < 1:
+            raise ValueError(f"--threads ({self.threads}) must be ≥ 1")
+
+    def load(self):
+        """Set the CPU threads and load the backend."""
+        torch.set_num_threads(self.threads)
+        return load_backend(
+            self.model, device=self.device, trust_remote_code=self.trust_remote_code, model_code=self.model_code
+        )
+
+
+@dataclass(frozen=True)
+class DecodeFlags:
+    """The engine settings a command decodes with (see :class:`~dllm_viz.engine.EngineConfig`)."""
+
+    gen_length: int = EngineConfig.gen_length
+    block_length: int | None = field(
+        default=None, metadata={"help": "default: gen-length / 8; equal to gen-length for full diffusion"}
+    )
+    temperature: float = field(default=0.0, metadata={"help": "token temperature (0: greedy)"})
+    seed: int = 0
+    cache: str = field(
+        default="none",
+        metadata={
+            "choices": ["none", "prefix"],
+            "help": "prefix: Fast-dLLM's block-wise prefix KV cache (approximate inside a block)",
+        },
+    )
+    candidate_top_k: int | None = field(
+        default=None,
+        metadata={"help": "keep each position's k most likely tokens before confidences (Dream's generation uses 50)"},
+    )
+
+    def engine_config(self) -> EngineConfig:
+        """The engine settings (block length L/8 when not given; 0 is an error, not the default)."""
+        sampling = dict(temperature=self.temperature, seed=self.seed, cache=self.cache)
+        sampling["candidate_top_k"] = self.candidate_top_k
+        if self.block_length is None:
+            return EngineConfig.semi_ar(self.gen_length, **sampling)
+        return EngineConfig(gen_length=self.gen_length, block_length=self.block_length, **sampling)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m dllm_viz.generate", description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default=BUILTIN_MODEL, help="local folder or Hub id (default: built-in tiny dLLM)")
     parser.add_argument("--prompt", required=True)
     parser.add_argument(
         "--strategy",
@@ -82,49 +153,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--param", action="append", default=[], metavar="NAME=VALUE", help="strategy parameter (repeatable)"
     )
-    parser.add_argument("--gen-length", type=int, default=EngineConfig.gen_length)
-    parser.add_argument(
-        "--block-length", type=int, default=None, help="default: gen-length / 8; equal to gen-length for full diffusion"
-    )
-    parser.add_argument("--temperature", type=float, default=0.0, help="token temperature (0: greedy)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--device", default=None)
-    parser.add_argument(
-        "--trust-remote-code", action="store_true", help="allow remote code for models off the allow-list"
-    )
-    parser.add_argument(
-        "--model-code",
-        default="auto",
-        choices=["auto", "native", "remote"],
-        help="LLaDA/Dream: the project's native classes (auto, native) or the checkpoint's own code (remote)",
-    )
-    parser.add_argument(
-        "--cache",
-        default="none",
-        choices=["none", "prefix"],
-        help="prefix: Fast-dLLM's block-wise prefix KV cache (approximate inside a block)",
-    )
-    parser.add_argument(
-        "--candidate-top-k",
-        type=int,
-        default=None,
-        help="keep each position's k most likely tokens before confidences (Dream's generation uses 50)",
-    )
+    add_arguments(parser, ModelFlags)
+    add_arguments(parser, DecodeFlags)
     parser.add_argument("--save-trace", default=None, metavar="PATH")
     parser.add_argument("--force", action="store_true", help="overwrite an existing --save-trace file")
-    # One thread: on CPU the built-in model gains nothing from intra-op threads, and on shared
-    # cores they spin (the README example: 1.1-2.0 s of model time at torch's default of 2, 0.23-0.32 s at 1).
-    parser.add_argument(
-        "--threads", type=int, default=1, help="torch CPU threads (default 1; raise it for a large model on CPU)"
-    )
     strategy_flags = add_strategy_flags(parser)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
 
     try:
-        if args.threads < 1:
-            raise ValueError(f"--threads ({args.threads}) must be ≥ 1")
-        torch.set_num_threads(args.threads)
+        model = from_args(ModelFlags, args)
         if args.save_trace:  # checked before decoding, so a refused path costs nothing
             check_destination(
                 args.save_trace,
@@ -132,14 +170,7 @@ def main(argv: list[str] | None = None) -> int:
                 force=args.force,
                 hint="pass --force to overwrite it, or choose another --save-trace",
             )
-        config = EngineConfig.semi_ar(
-            args.gen_length,
-            args.block_length,
-            temperature=args.temperature,
-            seed=args.seed,
-            cache=args.cache,
-            candidate_top_k=args.candidate_top_k,
-        )
+        config = from_args(DecodeFlags, args).engine_config()
         params = parse_params(args.param)
         for dest, name in strategy_flags.items():
             if getattr(args, dest) is not None:
@@ -148,10 +179,7 @@ def main(argv: list[str] | None = None) -> int:
                 params[name] = getattr(args, dest)
         strategy = strategy_spec(args.strategy, params).build()
         strategy.validate(config.gen_length, config.block_length)  # before the model loads
-        backend = load_backend(
-            args.model, device=args.device, trust_remote_code=args.trust_remote_code, model_code=args.model_code
-        )
-        out = decode(backend, [args.prompt], strategy, config=config)
+        out = decode(model.load(), [args.prompt], strategy, config=config)
     except (ValueError, OSError, ModelLoadError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

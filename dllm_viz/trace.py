@@ -8,6 +8,8 @@ User files are only ever parsed as JSON: never pickled, never ``torch.load``-ed.
 
 from __future__ import annotations
 
+import base64
+import copy
 import json
 import math
 import os
@@ -19,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 
 from .blocks import check_block_length
+from .rng import STATE_FIELDS
 
 if TYPE_CHECKING:
     import torch
@@ -48,14 +51,6 @@ class TokenSource(Protocol):
     def token_strings(self, ids: Sequence[int]) -> list[str]: ...
 
 
-def vocab_of(backend: TokenSource, steps: Iterable[TraceStep], known: dict[str, str] | None = None) -> dict[str, str]:
-    """Token strings for every id the steps mention (ids in ``known`` are not looked up again)."""
-    known = dict(known or {})
-    ids = sorted(set().union(set(), *(s.token_ids() for s in steps)) - {int(i) for i in known})
-    known.update(zip(map(str, ids), backend.token_strings(ids), strict=True))
-    return known
-
-
 @dataclass
 class TraceStep:
     """One denoising step of one row.
@@ -72,9 +67,10 @@ class TraceStep:
             ``{"position", "action", "token"}`` dicts (:class:`~dllm_viz.strategies.override.Override`);
             ``"remask"`` ones took effect before the step, so a position may be committed again.
             None for an ordinary step.
-        rng: base64 of the engine's generator state after this step, kept only when the step drew
-            random numbers (None: unchanged since the previous step, or the seed's initial state),
-            so a branch from any step continues the run's random stream exactly.
+        rng: base64 of the row's random state after this step (its 16 bytes of
+            :attr:`~dllm_viz.engine.StepRecord.rng_state`), kept only where it differs from what
+            the steps before imply (None: unchanged), so a branch from any step continues the
+            row's random stream exactly (:func:`rng_after`).
     """
 
     step: int
@@ -161,23 +157,6 @@ class Trace:
         builder = TraceBuilder(backend, prompt, strategy, config, row, prompt_ids=prompt_ids, meta=meta)
         for rec in records:
             builder.add(rec)
-        return builder.trace(text)
-
-    @classmethod
-    def from_steps(
-        cls,
-        steps: list[TraceStep],
-        backend: TokenSource,
-        prompt: str,
-        prompt_ids: Sequence[int],
-        strategy: Strategy,
-        config: EngineConfig,
-        text: str = "",
-        meta: Mapping[str, object] | None = None,
-    ) -> Trace:
-        """A trace of ``steps`` with its header (model, ids, strategy, engine) and vocabulary."""
-        builder = TraceBuilder(backend, prompt, strategy, config, prompt_ids=prompt_ids, meta=meta)
-        builder.extend(steps)
         return builder.trace(text)
 
     # ---- views of the data ---------------------------------------------------------------
@@ -333,15 +312,21 @@ def strategy_header(strategy: Strategy) -> dict:
 class TraceBuilder:
     """One row's trace, built as the engine's records arrive: the header once, then each step.
 
-    Live views call :meth:`add` per streamed record and :meth:`trace` for the trace so far (token
-    strings are looked up only for ids not seen before); finished runs use it through
-    :meth:`Trace.from_records`. Steps where the row was inactive (already finished) are skipped.
+    Every trace comes from here: the API's runs, each Compare pane, Explore's runs and branches,
+    and the branch library. Besides each record's step it keeps the row's random state (bytes
+    ``[16 row, 16 row + 16)`` of :attr:`~dllm_viz.engine.StepRecord.rng_state`) on every step
+    where it differs from what a reader of the trace would infer — the previous recorded state,
+    or the seed's initial state of a one-row decode of the prompt — so any row of any batch
+    branches exactly (:func:`rng_after`). Live views call :meth:`add` per streamed record and
+    :meth:`trace` for the trace so far (token strings are looked up only for ids not seen before);
+    finished runs use it through :meth:`Trace.from_records`. Steps where the row was inactive
+    (already finished) are skipped.
 
     Example:
         >>> builder = TraceBuilder(backend, "Tom has …", strategy, config, row=0)  # doctest: +SKIP
         >>> for rec in generate(backend, ["Tom has …"], strategy, config):  # doctest: +SKIP
         ...     builder.add(rec)
-        >>> builder.trace(text).save("trace.json")  # doctest: +SKIP
+        >>> builder.trace(builder.text()).save("trace.json")  # doctest: +SKIP
     """
 
     def __init__(
@@ -374,7 +359,68 @@ class TraceBuilder:
         self.steps: list[TraceStep] = []
         self.vocab: dict[str, str] = {}
         self.added: dict[str, str] = {}  # the vocabulary entries the last add/extend looked up
+        self.tokens: list[int] | None = None  # the row's canvas after the last record added
+        self.rng: torch.Tensor | None = None  # the row's state as the trace so far implies it
+        self._overrides: list[dict] | None = None  # recorded on the next step added
         self._seen: set[int] = set()
+
+    @classmethod
+    def for_branch(
+        cls,
+        backend: TokenSource,
+        parent: Trace,
+        k: int,
+        overrides: Sequence[object],
+        strategy: Strategy,
+        meta: Mapping[str, object] | None = None,
+    ) -> TraceBuilder:
+        """A branch's trace: ``parent``'s first ``k`` steps, then the records :meth:`add` gets, the
+        ``overrides`` (:class:`~dllm_viz.strategies.override.Override` s) on the first of them.
+
+        The header is the parent's (same prompt, model and engine) with the branch's strategy;
+        ``meta`` gains ``at_step`` = ``k``."""
+        builder = cls.__new__(cls)
+        builder.backend, builder.row = backend, 0
+        builder.prompt_ids = list(parent.prompt_ids)
+        builder.header = replace(
+            parent,
+            prompt_ids=[],
+            strategy=strategy_header(strategy),
+            engine=dict(parent.engine),
+            steps=[],
+            vocab={},
+            text="",
+            meta={**(meta or {}), "at_step": k},
+        )
+        builder.steps = [copy.deepcopy(s) for s in parent.steps[:k]]
+        builder.vocab = dict(parent.vocab)
+        builder.added = {}
+        builder.tokens = None
+        builder.rng = rng_after(parent, k)
+        builder._overrides = [o.to_dict() for o in overrides]  # type: ignore[attr-defined]
+        builder._seen = {int(i) for i in parent.vocab}
+        return builder
+
+    @classmethod
+    def mirror(cls, header: Trace) -> TraceBuilder:
+        """A builder that follows one running elsewhere (the lockstep run's, in a GPU worker):
+        it starts from ``header`` (that builder's :meth:`trace`) and :meth:`append` takes the
+        steps and token strings that builder's :meth:`add` made and looked up."""
+        builder = cls.__new__(cls)
+        builder.backend, builder.row = None, 0  # type: ignore[assignment]  # it never looks a token up
+        builder.prompt_ids = list(header.prompt_ids)
+        builder.header = replace(header, steps=[], vocab={}, text="")
+        builder.steps, builder.vocab, builder.added = list(header.steps), dict(header.vocab), {}
+        builder.tokens, builder.rng, builder._overrides = None, None, None
+        builder._seen = {int(i) for i in header.vocab}
+        return builder
+
+    def append(self, step: TraceStep, vocab: Mapping[str, str]) -> None:
+        """Append a step another builder made, with the token strings it added (see :meth:`mirror`)."""
+        self.steps.append(step)
+        self.added = dict(vocab)
+        self.vocab.update(self.added)
+        self._seen.update(int(i) for i in vocab)
 
     def extend(self, steps: Iterable[TraceStep]) -> None:
         """Append already-built steps (a branch's parent's), looking up their token strings."""
@@ -398,9 +444,31 @@ class TraceBuilder:
                 raise ValueError("pass prompt_ids: this record does not carry them")
             self.prompt_ids = list(map(int, record.prompt_ids[self.row]))
         step = TraceStep.from_record(record, self.row, len(self.steps))
+        if self._overrides:
+            step.overrides = self._overrides
+        self._overrides = None
+        self._keep_rng(step, record)
         self.steps.append(step)
+        self.tokens = record.tokens[self.row].tolist()
         self._learn(step.token_ids())
         return step
+
+    def _keep_rng(self, step: TraceStep, record: StepRecord) -> None:
+        """Record the row's random state on ``step`` where it differs from what the trace implies."""
+        if record.rng_state is None:
+            return
+        if self.rng is None:
+            engine = self.header.engine
+            self.rng = initial_rng(engine.get("seed", 0), self.prompt_ids or [], self.header.gen_length)
+        state = record.rng_state[self.row * ROW_STATE_BYTES : (self.row + 1) * ROW_STATE_BYTES].cpu()
+        if not bool((state == self.rng).all()):
+            step.rng, self.rng = encode_rng(state), state
+
+    def text(self) -> str:
+        """The row's generation after the last record added ("" before the first)."""
+        from .engine import decode_generation  # the engine is loaded only where records are made
+
+        return "" if self.tokens is None else decode_generation(self.backend, self.tokens)  # type: ignore[arg-type]
 
     def trace(self, text: str = "") -> Trace:
         """The trace so far (a new object; later steps do not change it)."""
@@ -412,6 +480,50 @@ class TraceBuilder:
             text=text,
             meta=dict(self.header.meta),
         )
+
+
+ROW_STATE_BYTES = STATE_FIELDS * 8  # one row's key and draw count (dllm_viz.rng)
+
+
+def encode_rng(state: torch.Tensor) -> str:
+    """A row's random state as the base64 text a :class:`TraceStep` keeps."""
+    return base64.b64encode(state.cpu().numpy().tobytes()).decode("ascii")
+
+
+def decode_rng(encoded: str) -> torch.Tensor | None:
+    """A :class:`TraceStep`'s ``rng`` as a row's state (None: recorded by a version with one
+    shared generator, which this engine cannot continue)."""
+    import torch
+
+    state = torch.frombuffer(bytearray(base64.b64decode(encoded)), dtype=torch.uint8)
+    return state if state.numel() == ROW_STATE_BYTES else None
+
+
+def initial_rng(seed: int, prompt_ids: Sequence[int], gen_length: int) -> torch.Tensor:
+    """The random state a one-row decode of ``prompt_ids`` with ``seed`` starts from."""
+    from .rng import RowRNG
+
+    return RowRNG.for_prompts(seed, [prompt_ids], "cpu", gen_length).get_state()
+
+
+def rng_after(trace: Trace, k: int) -> torch.Tensor:
+    """The row's random state after ``k`` steps of ``trace``.
+
+    The last state recorded in its first ``k`` steps; with none there, no draw has happened yet,
+    so the state is the row's key with zero draws — the key of any state recorded later (a row
+    whose key is not a one-row decode's records its state at step 0), else the seed's initial
+    state. States written by a version with one shared generator are not continued."""
+    recorded = [s.rng for s in trace.steps[:k] if s.rng is not None]
+    state = decode_rng(recorded[-1]) if recorded else None
+    if state is None and not recorded:
+        later = (decode_rng(s.rng) for s in trace.steps[k:] if s.rng is not None)
+        state = next((s for s in later if s is not None), None)
+        if state is not None:
+            state = state.clone()
+            state[ROW_STATE_BYTES // STATE_FIELDS :] = 0  # (key, draws) as int64: the same key, no draw yet
+    if state is None:
+        state = initial_rng(trace.engine.get("seed", 0), trace.prompt_ids, trace.gen_length)
+    return state
 
 
 MAX_TOKEN_ID = 2**31  # token ids become int32/int64 arrays in the views

@@ -122,7 +122,7 @@ class DecodeTree:
 
     def add(self, trace: Trace, parent: int | None = None, label: str = "") -> TreeNode:
         """Append a run (``parent`` None) or a branch of ``parent`` (its trace from
-        :func:`~dllm_viz.branch.branch_trace`)."""
+        :meth:`~dllm_viz.trace.TraceBuilder.for_branch`, e.g. through :func:`~dllm_viz.branch.run_branch`)."""
         self.check_room(trace.gen_length)
         if parent is not None:
             _check_branch(self.node(parent).trace, trace, len(self.nodes))

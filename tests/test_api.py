@@ -10,6 +10,7 @@ import torch
 
 import dllm_viz
 from dllm_viz import api
+from dllm_viz.api import decode
 from dllm_viz.engine import EngineConfig, generate, run
 from dllm_viz.strategies import REGISTRY, StrategySpec, build_strategy, control_params, registry, schema
 from dllm_viz.strategies.learned import LearnedPolicy
@@ -170,3 +171,32 @@ def _help_text() -> str:
     with contextlib.redirect_stdout(out), contextlib.suppress(SystemExit):
         generate_main(["--help"])
     return out.getvalue()
+
+
+def test_policy_temperature_is_tau_pi_and_the_old_name_still_works_with_a_warning():
+    """τ_π is `policy_temperature`; a policy's `temperature` (its old name) warns and means the same."""
+    import warnings
+
+    run = dict(gen_length=16, block_length=8, seed=1)
+    new = decode(None, ["Ann has 5 apples."], "policy:semi-ar-alpha1", policy_temperature=0.6, **run)
+    with pytest.warns(DeprecationWarning, match="policy_temperature"):
+        old = decode(None, ["Ann has 5 apples."], "policy:semi-ar-alpha1", temperature=0.6, **run)
+    assert new.traces[0].strategy["temperature"] == 0.6  # the trace header keeps the field's name
+    assert [s.committed for s in new.traces[0].steps] == [s.committed for s in old.traces[0].steps]
+    with pytest.raises(ValueError, match="not both"):
+        decode(None, ["x"], "policy:semi-ar-alpha1", policy_temperature=0.6, temperature=0.6, **run)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a heuristic has no τ_π: nothing to warn about
+        decode(None, ["x"], "threshold", threshold=0.8, **run)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        (dict(gen_length=0), r"gen_length \(0\) must be a positive integer"),
+        (dict(block_length=0), r"block_length \(0\)"),
+    ],
+)
+def test_zero_lengths_are_errors_not_defaults(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        api.stream(None, ["x"], "threshold", **kwargs)

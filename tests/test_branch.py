@@ -13,13 +13,10 @@ from test_engine import NeverUnmask
 
 from dllm_viz.branch import (
     BranchError,
-    StepRecorder,
     branch,
     check_overrides,
-    initial_rng,
     record_run,
     replay,
-    root_trace,
     run_branch,
     state_after,
     vocab_size,
@@ -29,7 +26,7 @@ from dllm_viz.policy import DiTConfidencePolicy, PolicyConfig
 from dllm_viz.strategies import HEURISTICS, build_strategy
 from dllm_viz.strategies.learned import LearnedPolicy
 from dllm_viz.strategies.override import Override
-from dllm_viz.trace import Trace, TraceError
+from dllm_viz.trace import Trace, TraceBuilder, TraceError
 from dllm_viz.views import frame_cells
 
 SMALL = PolicyConfig(hidden_size=16, num_heads=2, ffn_size=32, time_embed_dim=8, smart_init=0.0)
@@ -93,12 +90,12 @@ def runs(draw):
 def _recorded(backend, prompt, strategy, config):
     """The original run: its engine records and its trace (RNG kept where it moved)."""
     prompt_ids = encode_prompts(backend, [prompt], config.gen_length)[0]
-    recorder = StepRecorder(0, initial_rng(config, prompt_ids, backend.device))
+    builder = TraceBuilder(backend, prompt, strategy, config, prompt_ids=prompt_ids)
     records = []
     for rec in generate(backend, [prompt_ids], strategy, config):
-        recorder.add(rec)
+        builder.add(rec)
         records.append(rec)
-    return records, root_trace(backend, prompt, prompt_ids, strategy, config, recorder)
+    return records, builder.trace(builder.text())
 
 
 @settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -416,6 +413,6 @@ def test_a_stochastic_trace_without_random_state_is_flagged(tiny_backend):
 
     sampled = _run(tiny_backend, build_strategy("random"), temperature=0.5)
     assert not lacks_random_state(sampled) and not lacks_random_state(_run(tiny_backend))
-    for step in sampled.steps:  # as a Compare export has it
+    for step in sampled.steps:  # as an export written before traces kept random states has it
         step.rng = None
     assert lacks_random_state(sampled)

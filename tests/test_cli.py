@@ -71,3 +71,28 @@ def test_version_and_bad_commands(capsys):
             cli.main(argv)
         assert exit_.value.code == 2
     assert "invalid choice: 'trian-policy'" in capsys.readouterr().err
+
+
+def test_generate_flags_come_from_its_config_dataclasses():
+    """Each field of ModelFlags and DecodeFlags is a flag with the field's default; parsing and
+    from_args give the dataclass back."""
+    import argparse
+    import dataclasses
+
+    from dllm_viz.generate import DecodeFlags, ModelFlags
+    from dllm_viz.rl.flags import add_arguments, from_args
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser, ModelFlags)
+    add_arguments(parser, DecodeFlags)
+    args = parser.parse_args(["--gen-length", "32", "--block-length", "8", "--trust-remote-code", "--threads", "2"])
+    assert from_args(DecodeFlags, args) == DecodeFlags(gen_length=32, block_length=8)
+    assert from_args(ModelFlags, args) == ModelFlags(trust_remote_code=True, threads=2)
+    defaults = parser.parse_args([])
+    for cls in (ModelFlags, DecodeFlags):
+        assert from_args(cls, defaults) == cls(), [f.name for f in dataclasses.fields(cls)]
+    assert DecodeFlags().engine_config().block_length == DecodeFlags().gen_length // 8
+    with pytest.raises(ValueError, match="block_length"):
+        DecodeFlags(gen_length=32, block_length=0).engine_config()
+    with pytest.raises(ValueError, match="--threads"):
+        ModelFlags(threads=0)

@@ -182,3 +182,36 @@ def test_the_schema_refuses_what_the_loader_refuses(sample_trace, mutation):
     assert schema_errors(json.loads(text))
     with pytest.raises(TraceError):
         Trace.from_json(text)
+
+
+def _steps(trace, start=0):
+    return [(s.step, s.committed, s.proposed, s.nfe, s.rng) for s in trace.steps[start:]]
+
+
+@pytest.mark.parametrize("row", [0, 1])
+def test_any_row_of_a_batch_branches_exactly(tiny_backend, row):
+    """The builder keeps each row's own random state, so a row of a batch — here the second copy
+    of a repeated prompt, whose stream differs from a one-row decode's — continues exactly."""
+    from dllm_viz.api import decode
+    from dllm_viz.branch import lacks_random_state, run_branch
+    from dllm_viz.strategies import StrategySpec
+
+    config = EngineConfig(gen_length=16, block_length=4, temperature=0.8, seed=7)
+    traces = decode(tiny_backend, ["one plus two", "one plus two"], "random", steps=4, config=config).traces
+    assert _steps(traces[0]) != _steps(traces[1]), "two copies of a prompt draw different streams"
+    trace = Trace.from_json(traces[row].to_json())
+    assert not lacks_random_state(trace) and trace.steps[0].rng is not None
+    for k in (0, 1, trace.num_steps // 2):
+        child = run_branch(tiny_backend, trace, k, [], StrategySpec.from_dict(trace.strategy).build())
+        assert _steps(child, k) == _steps(trace, k), f"row {row}, branch after step {k}"
+
+
+def test_builder_records_the_random_state_only_where_it_moved(tiny_backend):
+    from dllm_viz.api import decode
+
+    greedy = decode(tiny_backend, ["one plus two"], "confidence", steps=4, gen_length=16, block_length=4).traces[0]
+    assert all(s.rng is None for s in greedy.steps)
+    sampled = decode(
+        tiny_backend, ["one plus two"], "confidence", steps=4, config=EngineConfig(16, 4, temperature=0.5)
+    ).traces[0]
+    assert all(s.rng is not None for s in sampled.steps) and len({s.rng for s in sampled.steps}) == sampled.num_steps

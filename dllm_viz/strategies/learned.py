@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import math
 import os
+import warnings
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
@@ -236,3 +238,30 @@ def policy_config_bytes(path: str | os.PathLike | None = None) -> bytes:
     read_policy_config(path)
     with open(path, "rb") as handle:
         return handle.read()
+
+
+POLICY_TEMPERATURE = "policy_temperature"  # τ_π's public name: `temperature` alone is the token temperature
+
+
+def policy_temperature_as_field(params: Mapping[str, object], caller: str) -> dict[str, object]:
+    """A learned policy's parameters as a caller names them → as :class:`LearnedPolicyConfig` does.
+
+    Callers (the API, the app's endpoints, CLIs) name τ_π ``policy_temperature``, since
+    ``temperature`` also names the token temperature (:class:`~dllm_viz.engine.EngineConfig`). The
+    config field, and so a trace's ``strategy`` header, keeps the name ``temperature``. A caller's
+    ``temperature`` still means τ_π, with a :class:`DeprecationWarning`.
+    """
+    if POLICY_TEMPERATURE in params:
+        if "temperature" in params:
+            raise ValueError(f"{caller}: give `{POLICY_TEMPERATURE}` (τ_π) or its old name `temperature`, not both")
+        # renamed in place: the order of the parameters shows in pane titles
+        return {("temperature" if k == POLICY_TEMPERATURE else k): v for k, v in params.items()}
+    out = dict(params)
+    if "temperature" in out:
+        warnings.warn(
+            f"{caller}: a policy's `temperature` is now called `{POLICY_TEMPERATURE}` (τ_π); "
+            "`temperature` alone means the token temperature",
+            DeprecationWarning,
+            stacklevel=3,
+        )
+    return out

@@ -14,8 +14,9 @@ from ..views.explore import EXPLORE_CSS  # noqa: E402
 from . import runtime  # noqa: E402
 from .about import build_about_tab  # noqa: E402
 from .benchmark import build_benchmark_tab  # noqa: E402
-from .compare import build_compare_tab, compare_trace  # noqa: E402
-from .explore import build_explore_tab  # noqa: E402
+from .compare_tab import build_compare_tab  # noqa: E402
+from .endpoints import compare_trace  # noqa: E402
+from .explore_tab import build_explore_tab  # noqa: E402
 
 TITLE = "dllm-viz: watch a learned unmasking policy and a heuristic decode side by side"
 APP_CSS = (

@@ -24,12 +24,12 @@ from ..eval import (
 from ..eval.report import write_csv
 from ..eval.sweep import panels, subset_of
 from ..strategies import POLICY, REGISTRY, StrategySpec
-from . import runtime
+from . import picker, runtime, zerogpu
 from .budget import BackgroundJob, CancellableBackend
-from .compare import model_picker
 from .errors import shown, user_errors
 from .files import content_folder, digest_of
-from .settings import MAX_GEN_LENGTH, _float, _int, text
+from .pane import model_picker
+from .settings import MAX_GEN_LENGTH, finite_number, text, whole_number
 
 MAX_PROBLEMS = 200  # per level; the CLI handles bigger sweeps
 LEVELS = (1, 2, 3)
@@ -88,12 +88,12 @@ def summary_table(summary: list[dict]) -> list[list]:
 
 def family_choices() -> list[tuple[str, str]]:
     """Strategy families: shipped policies, then the heuristics (the Compare tab's picker, without the upload)."""
-    return [(label, value) for label, value in runtime.strategy_choices() if value != runtime.UPLOADED]
+    return [(label, value) for label, value in picker.strategy_choices() if value != picker.UPLOADED]
 
 
 def family_spec(family) -> StrategySpec:
     """A picked family (a :func:`family_choices` value) at its default parameters."""
-    return runtime.pane_strategy(text("a strategy", family, 100), {})
+    return picker.pane_strategy(text("a strategy", family, 100), {})
 
 
 def _floats(name: str, text: str, param: str) -> list[float]:
@@ -102,7 +102,7 @@ def _floats(name: str, text: str, param: str) -> list[float]:
     p = REGISTRY[POLICY].param(param)
     if not isinstance(text, str) or len(text) > 200:
         raise ValueError(f"{name} must be a short text of numbers separated by commas")
-    values = list(dict.fromkeys(_float(name, v, p.low, p.high) for v in text.replace(",", " ").split()[:20]))
+    values = list(dict.fromkeys(finite_number(name, v, p.low, p.high) for v in text.replace(",", " ").split()[:20]))
     if not values:
         raise ValueError(f"{name} is empty")
     return values
@@ -162,7 +162,7 @@ def _runs_csv(rows: list[dict]) -> Path:
     return folder / "benchmark-runs.csv"
 
 
-@runtime.gpu_task(300)  # ZeroGPU's cap for one call; bigger sweeps belong to the CLI
+@zerogpu.gpu_task(300)  # ZeroGPU's cap for one call; bigger sweeps belong to the CLI
 def _sweep(
     model: str, problems, specs_by_bl: dict, gen_length: int, seeds: list[int], progress=None, cancel=None
 ) -> list[dict]:
@@ -214,8 +214,8 @@ def run_benchmark(
         if not levels:
             raise ValueError("pick at least one problem level")
         grid, log_nfe = _flag("grid", grid), _flag("log NFE", log_nfe)
-        n = _int("problems per level", n, 1, MAX_PROBLEMS)
-        L, seeds = _int("gen length", gen_length, 1, MAX_GEN_LENGTH), _int("seeds", seeds, 1, 5)
+        n = whole_number("problems per level", n, 1, MAX_PROBLEMS)
+        L, seeds = whole_number("gen length", gen_length, 1, MAX_GEN_LENGTH), whole_number("seeds", seeds, 1, 5)
         if L < 8 or L % 8:
             raise ValueError(f"gen length ({L}) must be a multiple of 8 (semi-AR uses BL = L/8)")
         taus, betas_ = _floats("τ_π values", temperatures, "temperature"), _floats("β values", betas, "beta")
@@ -246,7 +246,7 @@ def run_benchmark(
         done[:] = state
 
     # On ZeroGPU the sweep runs in a forked worker: neither a callback nor an event can cross over.
-    zero = runtime.on_zero_gpu()
+    zero = zerogpu.on_zero_gpu()
     job = BackgroundJob(
         lambda cancel: _sweep(
             model,
@@ -287,7 +287,7 @@ def build_benchmark_tab() -> None:
             choices = family_choices()
             first = list(SETTINGS)[0]
             fitting = [StrategySpec(POLICY, policy=p).key for p in runtime.shipped_policies() if policy_fits(p, first)]
-            preferred = StrategySpec(POLICY, policy=runtime.DEFAULT_POLICY).key
+            preferred = StrategySpec(POLICY, policy=picker.DEFAULT_POLICY).key
             heuristics = [StrategySpec(name).key for name in ("threshold", "confidence")]
             default = ([preferred] if preferred in fitting else fitting[:1]) + heuristics
             families = gr.CheckboxGroup(choices, value=default, label="Strategies", elem_id="bench-strategies")

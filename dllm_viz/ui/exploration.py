@@ -7,37 +7,26 @@ The tab's layout and handlers are in :mod:`.explore`; the branching itself in :m
 from __future__ import annotations
 
 import os
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..branch import (
-    StepRecorder,
-    branch,
-    branch_trace,
     check_backend,
     check_overrides,
-    initial_rng,
-    lacks_random_state,
-    parse_overrides,
-    root_trace,
-    start_rng,
+    start_branch,
+    start_run,
     vocab_size,
 )
-from ..engine import EngineConfig, decode_generation, encode_prompts, generate
+from ..engine import EngineConfig
 from ..strategies import POLICY, REGISTRY, StrategySpec
 from ..strategies.registry import info as registry_entry
-from ..trace import MAX_TRACE_BYTES, Trace, TraceError, parse_json, vocab_of
+from ..trace import MAX_TRACE_BYTES, Trace, TraceError, parse_json
 from ..tree import FORMAT as TREE_FORMAT
 from ..tree import DecodeTree, TreeNode
-from . import runtime
+from . import picker, runtime, zerogpu
 from .budget import hold_slot
-from .errors import user_errors
 from .examples import known_answer
-from .session import Comparison, load_comparison, new_run_id
-from .settings import api_params, api_spec, engine_config, prompt_text
-
-HEARTBEAT_S = 0.25  # /branch yields at least this often while decoding, so a client's cancel lands quickly
+from .session import Comparison, load_comparison
 
 
 @dataclass
@@ -93,7 +82,7 @@ def spec_of(exp: Exploration, node: TreeNode) -> StrategySpec | None:
         if registry_entry(str(strategy.get("name"))).name != POLICY:
             return StrategySpec.from_dict(strategy)
         params = {p.name: strategy[p.name] for p in REGISTRY[POLICY].params if not p.advanced and p.name in strategy}
-        return runtime.pane_strategy(str(node.trace.meta.get("choice")), params)
+        return picker.pane_strategy(str(node.trace.meta.get("choice")), params)
     except (ValueError, TypeError):
         return None
 
@@ -114,7 +103,7 @@ class Job:
     overrides: tuple = ()
 
 
-@runtime.gpu
+@zerogpu.gpu
 def decode_job(model: str, job: Job):
     """Run ``job``; yields the number of steps done after every step, then the finished :class:`Trace`.
 
@@ -122,33 +111,13 @@ def decode_job(model: str, job: Job):
     """
     backend = runtime.get_backend(model)
     strategy = job.spec.build(load_policy=runtime.policy_loader(backend.device))
+    meta = {"choice": picker.choice_of(job.spec), "app": "dllm-viz"}
     if job.parent is None:
-        prompt_ids = encode_prompts(backend, [job.prompt], job.config.gen_length)[0]
-        recorder = StepRecorder(0, initial_rng(job.config, prompt_ids, backend.device))
-        records = generate(backend, [prompt_ids], strategy, job.config)
+        recording = start_run(backend, job.prompt, strategy, job.config, meta)
     else:
-        recorder = StepRecorder(job.k, start_rng(job.parent, job.k, backend.device), job.overrides)
-        records = branch(backend, job.parent, job.k, job.overrides, strategy)
-    try:
-        for rec in records:
-            recorder.add(rec)
-            yield len(recorder.steps)
-    finally:
-        records.close()
-    meta = {"choice": runtime.choice_of(job.spec), "app": "dllm-viz"}
-    if job.parent is None:
-        yield root_trace(backend, job.prompt, prompt_ids, strategy, job.config, recorder, meta)
-    else:
-        yield branch_trace(
-            job.parent,
-            job.k,
-            job.overrides,
-            strategy,
-            recorder.steps,
-            vocab_of(backend, recorder.steps, job.parent.vocab),
-            decode_generation(backend, recorder.tokens),
-            meta,
-        )
+        recording = start_branch(backend, job.parent, job.k, job.overrides, strategy, meta)
+    yield from recording
+    yield recording.trace()
 
 
 def decode(model: str, job: Job):
@@ -188,95 +157,3 @@ def load_tree(path: str | os.PathLike) -> DecodeTree:
         if trace is not None:
             tree.add(trace, label=label)
     return tree
-
-
-# ---- API endpoint ----------------------------------------------------------------------------------------
-
-
-def branch_api(
-    prompt: str = "",
-    overrides: list | None = None,
-    step: int = 0,
-    node: int = 0,
-    tree: dict | None = None,
-    strategy: str = "",
-    params: dict | None = None,
-    run_strategy: str = "heuristic:threshold",
-    run_params: dict | None = None,
-    gen_length: int = 32,
-    block_length: int = 8,
-    temperature: float = 0.0,
-    seed: int = 0,
-    model: str = "",
-) -> dict:
-    """Branch a decode and return the tree (the ``/branch`` endpoint, for gradio_client).
-
-    Without ``tree``, first decodes ``prompt`` with ``run_strategy`` and its ``run_params`` (node 0);
-    with ``tree`` (a dict this endpoint or ⬇ Tree returned) it branches that tree's ``node``. The
-    branch continues after ``step`` steps with ``overrides`` (``[{"position": 5, "action": "force" |
-    "hold" | "remask", "token": id or null}]``) and ``strategy`` with ``params`` (``"heuristic:<name>"``
-    or ``"policy:<shipped name>"``; empty: the node's own strategy).
-
-    A generator, so a client's cancel stops the decode: progress dicts ``{"format":
-    "dllm-viz-progress", "steps": n}`` while it decodes, last the tree (the tree file format) plus
-    ``"branch": {"node", "parent", "at_step", "divergence", "nfe": [parent, branch], "answer", "correct",
-    "fresh_random_stream"}`` (the last true when the parent kept no random state to continue).
-    """
-    with user_errors("Cannot branch"):
-        model = runtime.check_model_runnable(model or runtime.default_model())
-        spec = api_spec("strategy", strategy, api_params("strategy", params)) if strategy else None
-        if tree is None:
-            prompt = prompt_text(prompt)
-            config = engine_config(gen_length, block_length, False, temperature, seed)
-            run_spec = api_spec("run_strategy", run_strategy, api_params("run_strategy", run_params))
-            exp = Exploration(new_run_id(), DecodeTree(expected=known_answer(prompt)))
-            L = config.gen_length
-        elif isinstance(tree, dict):
-            exp = Exploration(new_run_id(), DecodeTree.from_dict(tree))
-            L = exp.tree.node(node).trace.gen_length
-        else:
-            raise TypeError(f"tree must be a tree object (this endpoint's output), not {type(tree).__name__}")
-        # what can be checked before any decode: positions, types, token ids
-        backend = runtime.get_backend(model)
-        for o in parse_overrides(overrides, L):
-            if o.token is not None and not 0 <= o.token < vocab_size(backend):
-                raise ValueError(
-                    f"token id {o.token} is unknown: the model's vocabulary has ids 0–{vocab_size(backend) - 1}"
-                )
-        yield {"format": "dllm-viz-progress", "steps": 0}  # before the slot: from here on a cancel closes us
-        last = time.monotonic()
-        if tree is None:
-            if node != 0:
-                raise ValueError(f"node ({node!r}) must be 0 (the run) when no tree is given")
-            for item in decode(model, Job(run_spec, prompt=prompt, config=config)):
-                if isinstance(item, Trace):
-                    exp.tree.add(item, label=runtime.pane_title(run_spec))
-                    exp.specs[0] = run_spec
-                elif time.monotonic() - last >= HEARTBEAT_S:
-                    last = time.monotonic()
-                    yield {"format": "dllm-viz-progress", "steps": item}
-        parent = exp.tree.node(node)
-        spec = spec or spec_of(exp, parent)
-        job = check_branch(exp, model, parent.id, step, overrides, spec)
-        for item in decode(model, job):
-            if isinstance(item, Trace):
-                child = exp.tree.add(item, parent=parent.id, label=runtime.pane_title(spec))
-            elif time.monotonic() - last >= HEARTBEAT_S:
-                last = time.monotonic()
-                yield {"format": "dllm-viz-progress", "steps": job.k + item}
-    exp.selected = child.id
-    comp = exp.comparison()
-    verdict = comp.verdict(child.trace)
-    yield {
-        **exp.tree.to_dict(),
-        "branch": {
-            "node": child.id,
-            "parent": parent.id,
-            "at_step": job.k,
-            "divergence": comp.divergence,
-            "nfe": [parent.trace.nfe, child.trace.nfe],
-            "answer": child.trace.text,
-            "correct": None if verdict is None else verdict.correct,
-            "fresh_random_stream": lacks_random_state(parent.trace),
-        },
-    }

@@ -5,8 +5,9 @@ grid, choose to force it (with a token from the model's top-k or one you name), 
 re-mask it, and ↳ Branch: the decode continues from that state with the same or another strategy,
 and the branch appears beside the decode it came from, the divergence marked, both answers
 checked, NFE compared. Branches branch again; the tree exports as one file that loads back here.
-The model side (jobs, files, the ``/branch`` endpoint) is in :mod:`.exploration`. Functions first
-(rendering, handlers), then layout and wiring in :func:`build_explore_tab`.
+The model side (jobs, files, the ``/branch`` endpoint) is in :mod:`.exploration`; the layout and
+wiring in :mod:`.explore_tab`. Handlers return :data:`~.updates.Updates` keyed by the output names
+below.
 """
 
 from __future__ import annotations
@@ -17,10 +18,10 @@ import gradio as gr
 
 from ..branch import MAX_OVERRIDES, lacks_random_state, parse_overrides
 from ..inspector import inspect_step, step_inputs
-from ..strategies import POLICY, StrategySpec, resolve_policy
+from ..strategies import POLICY, resolve_policy
 from ..trace import Trace
 from ..tree import DecodeTree
-from ..views import legend_html, render_grid, stats_html
+from ..views import render_grid, stats_html
 from ..views.explore import (
     branch_point_html,
     empty_branch_html,
@@ -29,46 +30,55 @@ from ..views.explore import (
     pending_html,
     token_choices,
 )
-from . import runtime
-from .compare import _pane_controls, model_picker, pane_values, render_plots
+from . import picker, runtime
 from .compare import render_panes as compare_panes
+from .compare import render_plots
 from .errors import shown, user_errors
-from .examples import example_problems, known_answer
-from .exploration import Exploration, Job, branch_api, check_branch, decode, load_tree, spec_of
+from .examples import known_answer
+from .exploration import Exploration, Job, check_branch, decode, load_tree, spec_of
 from .files import content_folder, digest_of
 from .session import new_run_id
 from .settings import PaneInputs, engine_config, pane_spec, prompt_text, text
+from .updates import Updates
 
 SESSION_TTL_S = 1800
 STATUS_INTERVAL_S = 0.5
 SAME, OTHER = "the strategy of the decode it branches from", "another strategy (below)"
 ACTION_LABELS = {"force-commit it": "force", "hold it back this step": "hold", "re-mask it": "remask"}
-# A click on a token of either grid: the pane's node and the token's position go to Python.
-PICK_JS = """element.addEventListener('click', (e) => {
-  const tok = e.target.closest('.dv-tok'), pane = e.target.closest('[data-node]');
-  if (tok && pane && tok.dataset.pos !== undefined) trigger('pick', {node: +pane.dataset.node, pos: +tok.dataset.pos});
-});"""
+
+
+# Output names (the tab registers a component under each) and what each event sets.
+PANES = ("grid_a", "grid_b", "stats_a", "stats_b", "heat_a", "heat_b", "curves")
+PICKS = ("point", "token", "inspect", "position")
+VIEW = (*PANES, "tree", "slider", "pending", *PICKS)
+RUN_OUTPUTS = (*VIEW, "status", "session", "dl_tree")
+SELECT_OUTPUTS = (*VIEW, "session")
+REPLAY_OUTPUTS = (*PANES, *PICKS[:3])
+PICK_OUTPUTS = (*PICKS, "session")
+OVERRIDE_OUTPUTS = ("pending", "session")
 
 
 # ---- rendering -----------------------------------------------------------------------------------------
 
 
-def render_panes(exp: Exploration | None, k: int) -> tuple:
+def render_panes(exp: Exploration | None, k: int) -> Updates:
     """Grids, stats, heatmaps and curves of the shown pair at step ``k``; each grid knows its node."""
     if exp is None:
-        return (
-            render_grid(None, 0),
-            empty_branch_html(),
-            stats_html(None, 0),
-            stats_html(None, 0, pane="b"),
-            *render_plots(None, 0),
-        )
+        return {
+            "grid_a": render_grid(None, 0),
+            "grid_b": empty_branch_html(),
+            "stats_a": stats_html(None, 0),
+            "stats_b": stats_html(None, 0, pane="b"),
+            **render_plots(None, 0),
+        }
     comp = exp.comparison()
     left, right = exp.pair()
-    grid_a, grid_b, stats_a, stats_b = compare_panes(comp, k)
-    grid_a = f'<div class="ex-pane" data-node="{left.id}">{grid_a}</div>'
-    grid_b = f'<div class="ex-pane" data-node="{right.id}">{grid_b}</div>' if right else empty_branch_html()
-    return (grid_a, grid_b, stats_a, stats_b, *render_plots(comp, k))
+    out = compare_panes(comp, k)
+    out["grid_a"] = f'<div class="ex-pane" data-node="{left.id}">{out["grid_a"]}</div>'
+    out["grid_b"] = (
+        f'<div class="ex-pane" data-node="{right.id}">{out["grid_b"]}</div>' if right else empty_branch_html()
+    )
+    return {**out, **render_plots(comp, k)}
 
 
 def inspector(exp: Exploration | None, k: int) -> str:
@@ -108,16 +118,16 @@ def _tree_radio(exp: Exploration | None):
     return gr.Radio(choices=choices, value=str(exp.selected))
 
 
-def pick_outputs(exp: Exploration | None, k: int) -> tuple:
-    """(branch point, token choices, inspector, position box) for the current pick at step ``k``."""
+def pick_outputs(exp: Exploration | None, k: int) -> Updates:
+    """The branch point, token choices, inspector and position box for the current pick at step ``k``."""
     node = exp.tree.node(exp.source) if exp else None
     position = exp.position if exp else None
-    return (
-        branch_point_html(node, k, position),
-        gr.Dropdown(choices=token_choices(node, k, position), value="", allow_custom_value=True),
-        inspector(exp, k),
-        gr.Number(value=position),
-    )
+    return {
+        "point": branch_point_html(node, k, position),
+        "token": gr.Dropdown(choices=token_choices(node, k, position), value="", allow_custom_value=True),
+        "inspect": inspector(exp, k),
+        "position": gr.Number(value=position),
+    }
 
 
 def _steps(exp: Exploration | None) -> int:
@@ -126,21 +136,18 @@ def _steps(exp: Exploration | None) -> int:
     return max(n.trace.num_steps for n in exp.pair() if n is not None)
 
 
-def view(exp: Exploration | None, k: int) -> tuple:
-    """Every view output (``VIEW`` in :func:`build_explore_tab`) at step ``k``."""
+def view(exp: Exploration | None, k: int) -> Updates:
+    """Every :data:`VIEW` output at step ``k``."""
     n = _steps(exp)
     k = max(0, min(int(k), n))
     pending = pending_html(exp.pending, exp.tree.node(exp.source).trace) if exp else pending_html([], None)
-    return (
-        *render_panes(exp, k),
-        _tree_radio(exp),
-        gr.Slider(minimum=0, maximum=max(n, 1), value=k),
-        pending,
-        *pick_outputs(exp, k),
-    )
-
-
-VIEW_SIZE = 14  # outputs of view()
+    return {
+        **render_panes(exp, k),
+        "tree": _tree_radio(exp),
+        "slider": gr.Slider(minimum=0, maximum=max(n, 1), value=k),
+        "pending": pending,
+        **pick_outputs(exp, k),
+    }
 
 
 def status_of(exp: Exploration, what: str) -> str:
@@ -162,12 +169,8 @@ def status_of(exp: Exploration, what: str) -> str:
 # ---- handlers ----------------------------------------------------------------------------------------------
 
 
-def _frame(exp: Exploration, k: int, status: str) -> tuple:
-    return (*view(exp, k), status, exp, export_tree(exp))
-
-
-def _status_only(status: str) -> tuple:
-    return (gr.skip(),) * VIEW_SIZE + (status, gr.skip(), gr.skip())
+def _frame(exp: Exploration, k: int, status: str) -> Updates:
+    return {**view(exp, k), "status": status, "session": exp, "dl_tree": export_tree(exp)}
 
 
 def _stream(model: str, job: Job, what: str, run_id: str):
@@ -178,7 +181,7 @@ def _stream(model: str, job: Job, what: str, run_id: str):
             trace = item
         elif time.monotonic() - last >= STATUS_INTERVAL_S:
             last = time.monotonic()
-            yield _status_only(f"{what} · step {job.k + item} #{run_id}")
+            yield {"status": f"{what} · step {job.k + item} #{run_id}"}
     if trace is None:
         raise RuntimeError("the decode ended without a trace")
     return trace
@@ -193,17 +196,17 @@ def run_explore(model, prompt, gen_length, block_length, full_diffusion, tempera
             config = engine_config(gen_length, block_length, full_diffusion, temperature, seed)
             spec = pane_spec(PaneInputs.of(pane), "R")
     except gr.Error as err:
-        yield _status_only(f"error: {err.message}")
+        yield {"status": f"error: {err.message}"}
         raise
     exp = Exploration(new_run_id(), DecodeTree(expected=known_answer(prompt)))
-    yield _status_only(f"decoding… #{exp.run_id}")
+    yield {"status": f"decoding… #{exp.run_id}"}
     try:
         with user_errors("The decode failed"):
             trace = yield from _stream(model, Job(spec, prompt=prompt, config=config), "decoding", exp.run_id)
-            exp.tree.add(trace, label=runtime.pane_title(spec))
+            exp.tree.add(trace, label=picker.pane_title(spec))
             exp.specs[0] = spec
     except gr.Error as err:
-        yield _status_only(f"error: {err.message} #{exp.run_id}")
+        yield {"status": f"error: {err.message} #{exp.run_id}"}
         raise
     yield _frame(exp, _steps(exp), status_of(exp, f"done · node 0: {trace.num_steps} steps"))
 
@@ -219,16 +222,16 @@ def branch_explore(exp: Exploration | None, model, k, mode, *pane):
             spec = pane_spec(PaneInputs.of(pane), "C") if mode == OTHER else spec_of(exp, source)
             job = check_branch(exp, model, source.id, k, exp.pending, spec)
     except gr.Error as err:
-        yield _status_only(f"error: {err.message}")
+        yield {"status": f"error: {err.message}"}
         raise
     what = f"branching from node {source.id} after step {job.k}"
-    yield _status_only(f"{what}… #{exp.run_id}")
+    yield {"status": f"{what}… #{exp.run_id}"}
     try:
         with user_errors("The branch failed"):
             trace = yield from _stream(model, job, what, exp.run_id)
-            node = exp.tree.add(trace, parent=source.id, label=runtime.pane_title(spec))
+            node = exp.tree.add(trace, parent=source.id, label=picker.pane_title(spec))
     except gr.Error as err:
-        yield _status_only(f"error: {err.message} #{exp.run_id}")
+        yield {"status": f"error: {err.message} #{exp.run_id}"}
         raise
     exp.specs[node.id] = spec
     exp.selected = exp.source = node.id
@@ -239,27 +242,29 @@ def branch_explore(exp: Exploration | None, model, k, mode, *pane):
     yield _frame(exp, _steps(exp), status)
 
 
-def select_node(choice, k, exp: Exploration | None):
+def select_node(choice, k, exp: Exploration | None) -> Updates:
     """Show a node of the tree beside its parent; it becomes the branch point."""
     if exp is None or choice in (None, ""):
-        return (gr.skip(),) * VIEW_SIZE + (gr.skip(),)
+        return {}
     with user_errors("Cannot show that decode"):
         node = exp.tree.node(int(text("node", str(choice), 8)))
     exp.selected = exp.source = node.id
     exp.position = None
-    return (*view(exp, int(k or 0)), exp)
+    return {**view(exp, int(k or 0)), "session": exp}
 
 
-def replay(k, exp: Exploration | None):
+def replay(k, exp: Exploration | None) -> Updates:
     """Show step ``k`` in both panes, with the pick, its token choices and the inspector at that step."""
     k = int(k or 0)
-    return (*render_panes(exp, k), *pick_outputs(exp, k)[:3])
+    picks = pick_outputs(exp, k)
+    del picks["position"]
+    return {**render_panes(exp, k), **picks}
 
 
-def pick(exp: Exploration | None, k, node, position):
+def pick(exp: Exploration | None, k, node, position) -> Updates:
     """A click on a grid cell (``node``, ``position``) or a typed position (``node`` None: the current one)."""
     if exp is None:
-        return (gr.skip(),) * 4 + (exp,)
+        return {"session": exp}
     with user_errors("Cannot pick that position"):
         if node is not None and (isinstance(node, bool) or not isinstance(node, int)):
             raise ValueError(f"node {shown(node)} must be a node id")
@@ -269,10 +274,10 @@ def pick(exp: Exploration | None, k, node, position):
         else:
             position = parse_overrides([{"position": position, "action": "hold"}], target.trace.gen_length)[0].position
         exp.source, exp.position = target.id, position
-    return (*pick_outputs(exp, int(k or 0)), exp)
+    return {**pick_outputs(exp, int(k or 0)), "session": exp}
 
 
-def on_grid_click(exp: Exploration | None, k, evt: gr.EventData):
+def on_grid_click(exp: Exploration | None, k, evt: gr.EventData) -> Updates:
     data = getattr(evt, "_data", None) or {}
     return pick(exp, k, data.get("node"), data.get("pos"))
 
@@ -294,10 +299,10 @@ def parse_token(value, trace: Trace) -> int | None:
     return matches[0]
 
 
-def add_override(exp: Exploration | None, position, action, token):
+def add_override(exp: Exploration | None, position, action, token) -> Updates:
     """+ Add: queue an override for the next ↳ Branch (checked against the state when branching)."""
     if exp is None:
-        return gr.skip(), exp
+        return {"session": exp}
     with user_errors("Cannot add that override"):
         if action not in ACTION_LABELS:
             raise ValueError(f"action {shown(action)} must be one of {', '.join(ACTION_LABELS)}")
@@ -311,14 +316,14 @@ def add_override(exp: Exploration | None, position, action, token):
         if len(pending) >= MAX_OVERRIDES:
             raise ValueError(f"a branch takes at most {MAX_OVERRIDES} overrides")
         exp.pending = pending + [o.to_dict()]
-    return pending_html(exp.pending, trace), exp
+    return {"pending": pending_html(exp.pending, trace), "session": exp}
 
 
-def clear_overrides(exp: Exploration | None):
+def clear_overrides(exp: Exploration | None) -> Updates:
     if exp is None:
-        return gr.skip(), exp
+        return {"session": exp}
     exp.pending = []
-    return pending_html([], None), exp
+    return {"pending": pending_html([], None), "session": exp}
 
 
 def export_tree(exp: Exploration | None):
@@ -334,143 +339,12 @@ def export_tree(exp: Exploration | None):
 def load_explore(path: str | None):
     """Load a tree file, or a trace / comparison file (its runs become the roots), to explore."""
     if not path:
-        yield (gr.skip(),) * (VIEW_SIZE + 3)
+        yield {}
         return
     try:
         with user_errors("Cannot load this file"):
             exp = Exploration(new_run_id(), load_tree(path))
     except gr.Error as err:
-        yield _status_only(f"error: {err.message}")
+        yield {"status": f"error: {err.message}"}
         raise
     yield _frame(exp, _steps(exp), status_of(exp, f"loaded · {len(exp.tree.nodes)} decode(s)"))
-
-
-# ---- layout and wiring -------------------------------------------------------------------------------------
-
-
-def build_explore_tab() -> None:
-    """Components and events of the Explore tab (call inside ``gr.Blocks`` / ``gr.Tab``)."""
-    state = gr.State(None, time_to_live=SESSION_TTL_S)
-    problems = example_problems()
-    default_run, _ = runtime.default_strategies()
-    with gr.Row():
-        with gr.Column(scale=3):
-            prompt = gr.Textbox(problems[0].question if problems else "", label="Prompt", lines=2, elem_id="ex-prompt")
-            pane_r = _pane_controls("R", pane_values(default_run))
-            pane_r[0].label = "Strategy of the run"
-        with gr.Column(scale=2):
-            model = model_picker("ex-model")
-            with gr.Row():
-                gen_length = gr.Number(32, precision=0, label="gen length L", minimum=1, elem_id="ex-gen-length")
-                block_length = gr.Number(8, precision=0, label="block length BL", minimum=1, elem_id="ex-block-length")
-            with gr.Row():
-                full = gr.Checkbox(False, label="full diffusion (BL = L)", elem_id="ex-full")
-                temperature = gr.Slider(
-                    0.0, 2.0, value=0.0, step=0.05, label="token temperature", elem_id="ex-temperature"
-                )
-                seed = gr.Number(0, precision=0, label="seed", elem_id="ex-seed")
-    with gr.Row():
-        run_btn = gr.Button("▶ Run", variant="primary", elem_id="ex-run", scale=1)
-        stop_btn = gr.Button("■ Stop", variant="stop", elem_id="ex-stop", scale=0, min_width=110)
-        status = gr.Textbox("idle", label="Status", interactive=False, elem_id="ex-status", scale=5)
-    with gr.Row(equal_height=False):
-        with gr.Column(scale=2):
-            tree = gr.Radio(
-                [], label="Decodes (a run and its branches; pick one to show it beside its parent)", elem_id="ex-tree"
-            )
-            slider = gr.Slider(
-                0, 1, value=0, step=1, label="Step (both panes; the branch point)", elem_id="ex-step", buttons=[]
-            )
-        with gr.Column(scale=3):
-            point = gr.HTML(branch_point_html(None, 0, None), elem_id="ex-point")
-            with gr.Row():
-                position = gr.Number(None, precision=0, label="position (click a token)", minimum=0, elem_id="ex-pos")
-                action = gr.Radio(list(ACTION_LABELS), value="force-commit it", label="do", elem_id="ex-action")
-                token = gr.Dropdown(
-                    [],
-                    value="",
-                    label="token to force (empty: the model's choice; or type id:N)",
-                    allow_custom_value=True,
-                    elem_id="ex-token",
-                )
-            with gr.Row():
-                add_btn = gr.Button("+ Add", elem_id="ex-add", scale=0, min_width=90)
-                clear_btn = gr.Button("Clear", elem_id="ex-clear", scale=0, min_width=90)
-                mode = gr.Radio([SAME, OTHER], value=SAME, label="continue with", elem_id="ex-continue", scale=3)
-                branch_btn = gr.Button("↳ Branch", variant="primary", elem_id="ex-branch", scale=1)
-            pending = gr.HTML(pending_html([], None), elem_id="ex-pending")
-    with gr.Accordion("Another strategy for the branch", open=False):
-        pane_c = _pane_controls("C", pane_values(StrategySpec("confidence")))
-        pane_c[0].label = "Strategy of the branch (with 'continue with: another strategy')"
-    with gr.Row(equal_height=False):
-        with gr.Column():
-            grid_a = gr.HTML(render_grid(None, 0), js_on_load=PICK_JS, elem_id="ex-grid-a")
-            stats_a = gr.HTML(stats_html(None, 0), elem_id="ex-stats-a")
-        with gr.Column():
-            grid_b = gr.HTML(empty_branch_html(), js_on_load=PICK_JS, elem_id="ex-grid-b")
-            stats_b = gr.HTML(stats_html(None, 0, pane="b"), elem_id="ex-stats-b")
-    gr.HTML(legend_html())
-    with gr.Accordion("Step inspector: why the policy unmasked what it did", open=True):
-        inspect = gr.HTML(inspector_html(None, 0), elem_id="ex-inspector")
-    with gr.Row():
-        heat_a = gr.Plot(show_label=False, elem_id="ex-heat-a")
-        heat_b = gr.Plot(show_label=False, elem_id="ex-heat-b")
-    curves = gr.Plot(show_label=False, elem_id="ex-curves")
-    with gr.Row():
-        download = gr.DownloadButton("⬇ Tree (JSON)", interactive=False, elem_id="ex-dl-tree")
-        upload = gr.File(
-            file_types=[".json"], type="filepath", label="Explore a tree, trace or comparison file", elem_id="ex-upload"
-        )
-
-    panes = [grid_a, grid_b, stats_a, stats_b, heat_a, heat_b, curves]
-    picks = [point, token, inspect, position]
-    VIEW = [*panes, tree, slider, pending, *picks]
-    assert len(VIEW) == VIEW_SIZE
-    model_event = dict(concurrency_limit=runtime.MODEL_CONCURRENCY, concurrency_id="model", show_progress="hidden")
-    run_event = run_btn.click(
-        run_explore,
-        [model, prompt, gen_length, block_length, full, temperature, seed, *pane_r],
-        [*VIEW, status, state, download],
-        api_name="explore",
-        **model_event,
-    )
-    branch_event = branch_btn.click(
-        branch_explore,
-        [state, model, slider, mode, *pane_c],
-        [*VIEW, status, state, download],
-        api_visibility="private",
-        **model_event,
-    )
-    stop_btn.click(None, None, None, cancels=[run_event, branch_event], queue=False, api_visibility="private")
-    tree.input(select_node, [tree, slider, state], [*VIEW, state], api_visibility="private", show_progress="hidden")
-    gr.on(
-        [slider.release, slider.input],
-        replay,
-        [slider, state],
-        [*panes, *picks[:3]],
-        api_visibility="private",
-        show_progress="hidden",
-        trigger_mode="always_last",
-    )
-    for grid in (grid_a, grid_b):
-        grid.pick(on_grid_click, [state, slider], [*picks, state], api_visibility="private", show_progress="hidden")
-    position.submit(
-        lambda exp, k, p: pick(exp, k, None, p),
-        [state, slider, position],
-        [*picks, state],
-        api_visibility="private",
-        show_progress="hidden",
-    )
-    add_btn.click(add_override, [state, position, action, token], [pending, state], api_visibility="private")
-    clear_btn.click(clear_overrides, state, [pending, state], api_visibility="private")
-    full.change(
-        lambda f, L: gr.Number(value=L, interactive=False) if f else gr.Number(interactive=True),
-        [full, gen_length],
-        block_length,
-        queue=False,
-        api_visibility="private",
-    )
-    upload.upload(
-        load_explore, upload, [*VIEW, status, state, download], api_visibility="private", show_progress="hidden"
-    )
-    gr.api(branch_api, api_name="branch", **{k: v for k, v in model_event.items() if k != "show_progress"})

@@ -1,10 +1,7 @@
-"""Model-side runtime of the app: what is installed, cached backends and policies, and the
-lockstep generator that drives two :func:`dllm_viz.engine.generate` runs side by side.
+"""The app's models and policies: what is installed, which models a user may pick (the
+allow-list), the bounded caches of loaded backends and policy networks, and the preload at start.
 
-No Gradio here. :func:`lockstep` is the only GPU-bound function; it is wrapped with
-``spaces.GPU`` when the ``spaces`` package is importable (Hugging Face ZeroGPU) and yields
-plain, picklable step data, because ZeroGPU runs it in a forked worker and pickles every
-yield. Rendering, throttling and file writing happen in the caller.
+No Gradio here. The strategy picker is in :mod:`.picker`, ZeroGPU's decorator in :mod:`.zerogpu`.
 """
 
 from __future__ import annotations
@@ -15,24 +12,21 @@ import re
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
 
 from ..assets import ASSETS, POLICY_ENV, policy_dir, shipped_policies  # noqa: F401  (re-exported for the tabs)
 from ..backends import BUILTIN_MODEL, KNOWN_MODELS, ModelLoadError, load_backend
-from ..engine import EngineConfig, decode_generation, encode_prompts, generate
-from ..strategies import POLICY, REGISTRY, StrategyInfo, StrategySpec
 from ..strategies.learned import load_policy_network
-from ..trace import Trace, TraceBuilder, TraceStep
 from .budget import MODEL_CONCURRENCY  # noqa: F401  (the queue's limit for model events)
+from .picker import default_strategies
+from .zerogpu import on_zero_gpu
 
 logger = logging.getLogger(__name__)
 
 MODEL_ENV = "DLLM_VIZ_MODEL"
-DEFAULT_POLICY = "semi-ar-alpha1"
 GPU_MODELS = {  # GB of bf16 weights; Base and Instruct share a shape
     "GSAI-ML/LLaDA-8B-Instruct": 16,
     "GSAI-ML/LLaDA-8B-Base": 16,
@@ -41,34 +35,6 @@ GPU_MODELS = {  # GB of bf16 weights; Base and Instruct share a shape
     "Dream-org/Dream-v0-Base-7B": 15,
 }
 TRUST_ENV = "DLLM_VIZ_TRUST_REMOTE_CODE"  # app.py --trust-remote-code
-
-
-def gpu_seconds(*args, **kwargs) -> int:
-    """ZeroGPU time to reserve for a call: two panes × L steps of an 8B forward (~40 ms each on
-    an H200 at L = 256) plus loading, capped; a short reservation queues sooner."""
-    config = next((a for a in (*args, *kwargs.values()) if isinstance(a, EngineConfig)), None)
-    steps = config.gen_length if config else 256
-    return int(min(300, 30 + 2 * steps * 0.05))
-
-
-try:  # Hugging Face ZeroGPU: spaces.GPU(f) is f itself off Spaces
-    import spaces
-except ImportError:  # pragma: no cover - depends on the environment
-    spaces = None
-
-
-def gpu_task(duration):
-    """``spaces.GPU(duration=...)`` when the ``spaces`` package is importable, else a no-op."""
-    if spaces is None:
-        return lambda fn: fn
-    return spaces.GPU(duration=duration)
-
-
-gpu = gpu_task(gpu_seconds)
-
-
-def on_zero_gpu() -> bool:
-    return os.environ.get("SPACES_ZERO_GPU", "").lower() in ("1", "true")
 
 
 # ---- what is installed ------------------------------------------------------------------------
@@ -293,156 +259,12 @@ def policy_loader(device) -> Callable[[str], object]:
     return lambda source: get_policy_net(source, device)
 
 
-# ---- pane strategies ---------------------------------------------------------------------------
-
-BEST_HEURISTIC = StrategySpec("threshold")  # Fast-dLLM λ = 0.9: the paper's strongest heuristic baseline
-UPLOAD_NAME = "(uploaded)"
-UPLOADED = StrategySpec(POLICY, policy=UPLOAD_NAME).key  # the picker's upload entry; a run's spec holds the folder
-
-
-def strategy_choices() -> list[tuple[str, str]]:
-    """(label, value) pairs: shipped policies first, an uploaded policy, then every heuristic."""
-    learned = REGISTRY[POLICY].label
-    choices = [(f"{learned}: {name}", StrategySpec(POLICY, policy=name).key) for name in shipped_policies()]
-    choices.append((f"{learned}: upload your own", UPLOADED))
-    choices += [(info.label, StrategySpec(name).key) for name, info in REGISTRY.items() if name != POLICY]
-    return choices
-
-
-def default_strategies() -> tuple[StrategySpec, StrategySpec]:
-    """(A, B): A = the shipped semi-AR α=1 policy (the app opens in semi-AR), else the first shipped
-    policy, else High-Confidence-K; B = the best heuristic."""
-    policies = shipped_policies()
-    name = DEFAULT_POLICY if DEFAULT_POLICY in policies else next(iter(policies), None)
-    return (StrategySpec(POLICY, policy=name) if name else StrategySpec("confidence")), BEST_HEURISTIC
-
-
-def strategy_info(choice) -> StrategyInfo | None:
-    """The registry entry a picker value names (None for an empty or unknown one)."""
-    try:
-        return StrategySpec.parse(choice).info
-    except ValueError:
-        return None
-
-
-def pane_strategy(choice: str, params: Mapping[str, object], upload: str | None = None) -> StrategySpec:
-    """The spec of a picker value (or an API client's strategy) and its parameters.
-
-    A learned policy is only a shipped one, by name, or the pane's own checked upload (``upload``,
-    for :data:`UPLOADED`): a browser or client never makes the server load a folder or hub id it names.
-    """
-    if choice == UPLOADED:
-        if not upload:
-            raise ValueError("upload a policy file (model.safetensors) for this pane, or pick another strategy")
-        return StrategySpec(POLICY, params, policy=upload)
-    spec = replace(StrategySpec.parse(choice), params=dict(params))  # not **params: a client names the keys
-    if spec.name == POLICY and spec.policy not in shipped_policies():
-        raise ValueError(f"no shipped policy named {spec.policy!r}; shipped: {sorted(shipped_policies()) or 'none'}")
-    check_param_ranges(spec)
-    return spec
-
-
-MAX_PARAM_MAGNITUDE = 1e6  # a parameter whose schema has no upper bound (γ, a factor) still gets one here
-
-
-def check_param_ranges(spec: StrategySpec) -> None:
-    """Every numeric parameter within its schema's [low, high] (the range the app's controls
-    offer), else within ±``MAX_PARAM_MAGNITUDE``: a client's τ_π of 1e30 is refused, not run."""
-    info = REGISTRY.get(spec.name)
-    for name, value in spec.params.items() if info else ():
-        p = next((p for p in info.params if p.name == name), None)
-        if p is None or isinstance(value, (str, bool)) or not isinstance(value, (int, float)):
-            continue  # unknown names and types: the strategy's own checks name them
-        low = -MAX_PARAM_MAGNITUDE if p.low is None else p.low
-        high = MAX_PARAM_MAGNITUDE if p.high is None else p.high
-        if not low <= value <= high:
-            label = f"{p.symbol} ({name})" if p.symbol else name
-            raise ValueError(f"{label} ({value:g}) must be between {low:g} and {high:g}")
-
-
-def uploaded(spec: StrategySpec) -> bool:
-    """Whether ``spec`` runs a policy uploaded in this session (not a shipped one)."""
-    return spec.name == POLICY and spec.policy not in shipped_policies()
-
-
-def choice_of(spec: StrategySpec) -> str:
-    """The picker value showing ``spec``: its key, or :data:`UPLOADED` for an uploaded policy."""
-    return UPLOADED if uploaded(spec) else spec.key
-
-
-def pane_title(spec: StrategySpec) -> str:
-    """A pane's heading; an uploaded policy is "(uploaded)", not its content-hash folder."""
-    return replace(spec, policy=UPLOAD_NAME).title if uploaded(spec) else spec.title
-
-
-# ---- the lockstep run -------------------------------------------------------------------------
-
-
-@dataclass
-class RunHeader:
-    """First item of :func:`lockstep`: both panes' traces before their first step (the load time in meta)."""
-
-    traces: list[Trace]
-
-
-@dataclass
-class PaneStep:
-    """One pane's step: the trace step, token strings it introduced, and the final text once done."""
-
-    step: TraceStep
-    vocab: dict[str, str]
-    finished: bool
-    text: str | None = None
-
-
-@gpu
-def lockstep(model: str, prompt: str, specs: tuple[StrategySpec, StrategySpec], config: EngineConfig):
-    """Run both panes' strategies on the same model, prompt and seed, one step each per item.
-
-    Yields a :class:`RunHeader`, then per step a list of two :class:`PaneStep` (``None`` for a pane
-    that has already finished). Each pane's :class:`TraceBuilder` is fed its records as they arrive;
-    the prompt is encoded once, for both runs. Closing the generator stops both runs.
-    """
-    t0 = time.perf_counter()
-    backend = get_backend(model)
-    strategies = [spec.build(load_policy=policy_loader(backend.device)) for spec in specs]
-    for strategy in strategies:
-        strategy.validate(config.gen_length, config.block_length)
-    prompt_ids = encode_prompts(backend, [prompt], config.gen_length)[0]
-    meta = {"app": "dllm-viz", "load_ms": round((time.perf_counter() - t0) * 1e3, 1)}
-    builders = [
-        TraceBuilder(backend, prompt, s, config, prompt_ids=prompt_ids, meta={"pane": pane, **meta})
-        for pane, s in zip("ab", strategies, strict=True)
-    ]
-    yield RunHeader([b.trace() for b in builders])
-    runs = [generate(backend, [prompt_ids], s, config) for s in strategies]
-    alive = [True, True]
-    try:
-        while any(alive):
-            frame: list[PaneStep | None] = []
-            for i, (run, builder) in enumerate(zip(runs, builders, strict=True)):
-                rec = next(run, None) if alive[i] else None
-                step = None if rec is None else builder.add(rec)
-                if step is None:
-                    alive[i] = False
-                    frame.append(None)
-                    continue
-                finished = not bool((rec.tokens[0] == backend.mask_id).any())
-                text = decode_generation(backend, rec.tokens[0].tolist()) if finished else None
-                if finished:
-                    alive[i] = False
-                    run.close()
-                frame.append(PaneStep(step, builder.added, finished, text))
-            if any(f is not None for f in frame):
-                yield frame
-    finally:
-        for run in runs:
-            run.close()
+# ---- preload ------------------------------------------------------------------------------------
 
 
 def _load_defaults(model: str) -> None:
     """The model, the default panes' policies and the known-answer table: everything the first Run
-    click would otherwise load (3.3 s to the first frame before, issue 10 item 9a)."""
+    click would otherwise load (3.3 s before the first frame, measured without the preload)."""
     backend = get_backend(model)
     for spec in default_strategies():
         spec.build(load_policy=policy_loader(backend.device))  # a policy's network into the cache

@@ -15,9 +15,9 @@ from pathlib import Path
 
 from ..blocks import check_block_length
 from ..engine import EngineConfig
-from ..strategies import Param, StrategySpec, control_params
-from ..strategies.learned import policy_config_bytes
-from . import runtime
+from ..strategies import POLICY, Param, StrategySpec, control_params
+from ..strategies.learned import POLICY_TEMPERATURE, policy_config_bytes, policy_temperature_as_field
+from . import picker, runtime
 from .errors import shown
 from .files import content_folder, digest_of, file_digest
 
@@ -42,14 +42,16 @@ def _number(name: str, value) -> float:
     return number
 
 
-def _int(name: str, value, lo: int | None = None, hi: int | None = None) -> int:
+def whole_number(name: str, value, lo: int | None = None, hi: int | None = None) -> int:
+    """``value`` as an int in [``lo``, ``hi``]; ValueError naming ``name`` otherwise (a bool is refused)."""
     number = _number(name, value)
     if number != int(number):
         raise ValueError(f"{name} ({shown(value)}) must be a whole number")
     return _in_range(name, int(number), lo, hi)
 
 
-def _float(name: str, value, lo: float | None = None, hi: float | None = None) -> float:
+def finite_number(name: str, value, lo: float | None = None, hi: float | None = None) -> float:
+    """``value`` as a finite number in [``lo``, ``hi``]; ValueError naming ``name`` otherwise."""
     return _in_range(name, _number(name, value), lo, hi)
 
 
@@ -91,22 +93,22 @@ def api_params(pane: str, params) -> dict:
     out = {}
     for key, value in params.items():
         key = text(f"a params {pane} name", key, 32)
-        out[key] = None if value is None else _float(f"params {pane} {key!r}", value)
+        out[key] = None if value is None else finite_number(f"params {pane} {key!r}", value)
     return out
 
 
 def engine_config(gen_length, block_length, full_diffusion: bool, temperature, seed) -> EngineConfig:
     """The engine settings from the UI (ValueError naming the setting when invalid)."""
-    L = _int("gen length", gen_length)
+    L = whole_number("gen length", gen_length)
     if not 1 <= L <= MAX_GEN_LENGTH:
         raise ValueError(f"gen length ({L}) must be between 1 and {MAX_GEN_LENGTH}")
     sampling = dict(
-        temperature=_float("temperature", temperature or 0.0, 0.0, 10.0),
-        seed=_int("seed", seed if seed is not None else 0, 0, MAX_SEED),
+        temperature=finite_number("temperature", temperature or 0.0, 0.0, 10.0),
+        seed=whole_number("seed", seed if seed is not None else 0, 0, MAX_SEED),
     )
     if full_diffusion is True:
         return EngineConfig.full(L, **sampling)
-    BL = _int("block length", block_length)
+    BL = whole_number("block length", block_length)
     try:
         check_block_length(L, BL, ("block length", "gen length"))
     except ValueError as err:
@@ -118,6 +120,12 @@ CONTROLS = control_params()  # one control per parameter in a pane, after the st
 # Names that predate the registry, in elem ids (``tau-a``) and ``/compare`` arguments (``tau_a``):
 # browser tests and users' scripts use them.
 _CONTROL_NAMES = {"temperature": "tau"}
+_PUBLIC_NAMES = {"temperature": POLICY_TEMPERATURE}  # `temperature` alone is the token temperature
+
+
+def public_name(param: Param) -> str:
+    """A parameter's name as users read and type it (the policy's τ_π is ``policy_temperature``)."""
+    return _PUBLIC_NAMES.get(param.name, param.name)
 
 
 def control_name(param: Param) -> str:
@@ -133,9 +141,9 @@ class PaneInputs:
     """The raw values of one pane's controls, in :data:`PANE_FIELDS` order.
 
     Attributes:
-        choice: the picker's value (see :func:`~.runtime.strategy_choices`).
+        choice: the picker's value (see :func:`~.picker.strategy_choices`).
         params: each of :data:`CONTROLS` by name, as the browser sent it.
-        policy_files: the upload, for :data:`~.runtime.UPLOADED`.
+        policy_files: the upload, for :data:`~.picker.UPLOADED`.
     """
 
     choice: str
@@ -169,16 +177,16 @@ def pane_spec(values: PaneInputs, pane: str) -> StrategySpec:
     if not values.choice:
         raise ValueError(f"pane {pane}: pick a strategy")
     choice = text(f"pane {pane} strategy", values.choice, 100)
-    info = runtime.strategy_info(choice)
+    info = picker.strategy_info(choice)
     if info is None:
         raise ValueError(f"pane {pane}: unknown strategy {shown(choice)}")
     used = {p.name for p in info.params}
     params = {
         p.name: control_value(info.param(p.name), values.params[p.name], pane) for p in CONTROLS if p.name in used
     }
-    upload = prepare_uploaded_policy(values.policy_files, pane) if choice == runtime.UPLOADED else None
+    upload = prepare_uploaded_policy(values.policy_files, pane) if choice == picker.UPLOADED else None
     try:
-        return runtime.pane_strategy(choice, params, upload)
+        return picker.pane_strategy(choice, params, upload)
     except ValueError as err:
         raise ValueError(f"pane {pane}: {err}") from None
 
@@ -187,9 +195,12 @@ def api_spec(name: str, choice, params: dict) -> StrategySpec:
     """An API client's strategy (``"heuristic:<name>"`` or ``"policy:<shipped name>"``) with its
     parameters (from :func:`api_params`); ``name`` says which argument, for messages."""
     choice = text(name, choice, 100)
-    if choice == runtime.UPLOADED or runtime.strategy_info(choice) is None:
+    info = None if choice == picker.UPLOADED else picker.strategy_info(choice)
+    if info is None:
         raise ValueError(f"{name} ({choice!r}) must be 'heuristic:<name>' or 'policy:<shipped name>'")
-    return runtime.pane_strategy(choice, params)
+    if info.name == POLICY:
+        params = policy_temperature_as_field(params, name)
+    return picker.pane_strategy(choice, params)
 
 
 def prepare_uploaded_policy(files: list[str] | str | None, pane: str = "A") -> str:

@@ -14,8 +14,10 @@ from __future__ import annotations
 import argparse
 from dataclasses import dataclass
 
+from ..assets import shipped_policies
 from ..strategies import POLICY, StrategySpec
-from .runtime import default_model, pane_title, shipped_policies
+from .picker import pane_title
+from .runtime import default_model
 
 
 @dataclass(frozen=True)
@@ -90,14 +92,14 @@ def default_story() -> Story | None:
 
 def run_pair(prompt: str, a: StrategySpec, b: StrategySpec, config, model: str | None = None):
     """Both panes on ``prompt`` through the app's lockstep path; the finished Comparison."""
-    from ..ui.compare import _collect
     from .examples import known_answer
+    from .lockstep import collect
     from .session import Comparison, new_run_id
 
     comp = Comparison(
         new_run_id(), None, None, labels=(f"A · {pane_title(a)}", f"B · {pane_title(b)}"), expected=known_answer(prompt)
     )
-    for _ in _collect(comp, model or default_model(), prompt, (a, b), config):
+    for _ in collect(comp, model or default_model(), prompt, (a, b), config):
         pass
     return comp
 

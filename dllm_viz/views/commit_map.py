@@ -23,7 +23,7 @@ from PIL import Image, ImageDraw
 from ..blocks import setting_label
 from ..trace import Trace
 from .frame import display_text, frame_cells
-from .gif import _font
+from .gif import gif_font
 from .palette import text_colour, viridis_rgb
 
 CELL_W, CELL_H, LABEL_W, PAD, HEAD_H = 30, 18, 54, 8, 34
@@ -80,7 +80,7 @@ def commit_map_image(panes: Sequence[tuple[str, Trace]]) -> Image.Image:
     """The commit-order maps of ``(title, trace)`` panes, stacked top to bottom."""
     if not panes:
         raise ValueError("nothing to draw: no pane given")
-    font, ascii_for = _font()
+    font, ascii_for = gif_font()
     images = [_pane(trace, title, font, ascii_for) for title, trace in panes]
     out = Image.new("RGB", (max(i.width for i in images), sum(i.height for i in images)), WHITE)
     y = 0

@@ -13,7 +13,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from ..trace import Trace
 from .frame import display_text, frame_cells
-from .palette import NEW_OUTLINE, _rgb, text_colour, viridis_rgb
+from .palette import NEW_OUTLINE, hex_rgb, text_colour, viridis_rgb
 
 CELL_W, CELL_H, GAP, COLS, HEAD_H, PAD, FONT_PX = 56, 22, 2, 16, 22, 8, 14  # readable when shown small
 LEGEND_H = 26
@@ -28,7 +28,7 @@ FONT_CANDIDATES = (
 )  # Debian fonts-dejavu-core
 
 
-def _font():
+def gif_font():
     """DejaVu when installed (it has ∎ ▒ ␣ ⏎), else Pillow's bundled font with ASCII stand-ins."""
     for path in FONT_CANDIDATES:
         if os.path.exists(path):
@@ -38,7 +38,7 @@ def _font():
 
 def _palette() -> list[int]:
     colours = [viridis_rgb(i / (_SHADES - 1)) for i in range(_SHADES)]
-    colours += [(255, 255, 255), (0, 0, 0), (138, 138, 138), (238, 238, 238), _rgb(NEW_OUTLINE), (60, 60, 60)]
+    colours += [(255, 255, 255), (0, 0, 0), (138, 138, 138), (238, 238, 238), hex_rgb(NEW_OUTLINE), (60, 60, 60)]
     colours += [(0, 0, 0)] * (256 - len(colours))
     return [c for rgb in colours for c in rgb]
 
@@ -79,7 +79,7 @@ class _TextStamps:
 
 def render_frames(panes: list[tuple[str, Trace | None]], max_frames: int = 64) -> list[Image.Image]:
     """One palette image per shown step for the given (label, trace) panes."""
-    font, ascii_for = _font()
+    font, ascii_for = gif_font()
     live = [(label, t) for label, t in panes if t is not None]
     if not live:
         raise ValueError("nothing to draw: no pane has a trace")

@@ -14,12 +14,12 @@ PANE_COLOURS = {"a": "#0072B2", "b": "#E69F00"}  # Okabe–Ito blue / orange for
 MASK_FILL = "#eeeeee"
 
 
-def _rgb(hex_colour: str) -> tuple[int, int, int]:
+def hex_rgb(hex_colour: str) -> tuple[int, int, int]:
     h = hex_colour.lstrip("#")
     return int(h[0:2], 16), int(h[2:4], 16), int(h[4:6], 16)
 
 
-_STOPS = [_rgb(c) for c in VIRIDIS]
+_STOPS = [hex_rgb(c) for c in VIRIDIS]
 
 
 def viridis_rgb(value: float) -> tuple[int, int, int]:

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 from dllm_viz.strategies import REGISTRY
 from dllm_viz.trace import Trace
-from dllm_viz.ui import runtime
+from dllm_viz.ui import picker, runtime
 from dllm_viz.ui.examples import example_problems
 from dllm_viz.ui.session import FORMAT, MAX_UPLOAD_BYTES, load_comparison
 from dllm_viz.ui.stories import default_story
@@ -268,7 +268,7 @@ def test_browser_compare_replay_download(page, tmp_path):
     _run_and_wait(page, expect)
     # a learned-policy pane adds the unmask-probability heatmap under the confidence one
     story = default_story()  # the panes open on the first curated story, else on the default strategies
-    pane_a, pane_b = (story.a, story.b) if story else runtime.default_strategies()
+    pane_a, pane_b = (story.a, story.b) if story else picker.default_strategies()
     layers = {"a": 2 if pane_a.name == "policy" else 1, "b": 2 if pane_b.name == "policy" else 1}
     for p in ("a", "b"):
         grid = page.locator(f"#grid-{p} .dv-grid")
@@ -416,7 +416,7 @@ def test_browser_toast_shows_html_in_a_trace_as_text(page, tmp_path):
     page.locator('[data-testid="toast-close"]').first.click()
 
 
-# ---- issue 10 acceptance: every control, clean console, streaming, screenshots ---------------------
+# ---- every control, a clean console, streaming, screenshots ---------------------------------------
 
 SHOTS = ROOT / "docs" / "screenshots"
 WIDTHS = (1024, 1440)
@@ -445,10 +445,10 @@ _CONTROLS = {
 
 
 def _controls_of(choice):
-    from dllm_viz.ui.compare import _shown_params
+    from dllm_viz.ui.pane import shown_params
 
     names = ["steps", "threshold", "factor", "gamma", "tau", "beta", "policy"]
-    return [n for n, shown in zip(names, _shown_params(choice), strict=True) if shown is True]
+    return [n for n, shown in zip(names, shown_params(choice), strict=True) if shown is True]
 
 
 def _console_errors(page):
@@ -468,8 +468,8 @@ def test_browser_every_strategy_shows_its_controls_and_they_change_the_run(page,
     """Each strategy in each pane, picked after another one: its controls show and reach the run."""
     from playwright.sync_api import expect
 
-    choices = runtime.strategy_choices()
-    policy = runtime.policy_dir() / runtime.DEFAULT_POLICY
+    choices = picker.strategy_choices()
+    policy = runtime.policy_dir() / picker.DEFAULT_POLICY
     page.locator("#prompt textarea").fill(EXAMPLE)
     page.locator("#gen-length input").fill("16")
     page.locator("#block-length input").fill("8")

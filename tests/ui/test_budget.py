@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from dllm_viz.ui import benchmark, budget, compare, exploration, runtime
+from dllm_viz.ui import benchmark, budget, compare, endpoints, runtime
 
 HEUR = [0, 0.9, 1.0, 0.01, 1.0, 1.0, None]
 
@@ -26,8 +26,8 @@ def allowed_model(monkeypatch, tiny_model_dir):
 def _handlers(model: str) -> dict:
     long = dict(gen_length=64, block_length=64)
     return {
-        "/compare_trace": lambda: compare.compare_trace("one plus two", model=model, **long),
-        "/branch": lambda: exploration.branch_api(prompt="one plus two", model=model, **long),
+        "/compare_trace": lambda: endpoints.compare_trace("one plus two", model=model, **long),
+        "/branch": lambda: endpoints.branch_api(prompt="one plus two", model=model, **long),
         "/compare": lambda: compare.run_compare(
             model, "one plus two", 64, 64, False, 0.0, 0, "heuristic:confidence", *HEUR, "heuristic:confidence", *HEUR
         ),
@@ -40,7 +40,7 @@ def _handlers(model: str) -> dict:
 @pytest.mark.parametrize("endpoint", ["/compare_trace", "/branch", "/compare", "/benchmark"])
 def test_handlers_yield_before_taking_a_slot(tiny_model_dir, endpoint):
     """Gradio registers (and so can close) a generator only after its first yield: until then it
-    must hold no slot and start no job, or a cancel in that window leaks them (F1, F2)."""
+    must hold no slot and start no job, or a cancel in that window leaks them."""
     threads = threading.active_count()
     handler = _handlers(str(tiny_model_dir))[endpoint]()
     next(handler)

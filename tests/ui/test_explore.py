@@ -11,17 +11,15 @@ import pytest
 
 from dllm_viz.trace import Trace
 from dllm_viz.tree import DecodeTree
-from dllm_viz.ui import explore, runtime
+from dllm_viz.ui import explore, picker, runtime
 from dllm_viz.ui.compare import PANE_FIELDS
 from dllm_viz.ui.examples import example_problems
-from dllm_viz.ui.explore import OTHER, SAME, VIEW_SIZE
+from dllm_viz.ui.explore import OTHER, SAME
 
 pytestmark = pytest.mark.skipif(not runtime.builtin_model_installed(), reason="the built-in model is not installed")
 
 PROBLEM = example_problems()[0]
 HEUR = dict(steps=0, threshold=0.9, factor=1.0, gamma=0.01, tau=0.5, beta=1.0, policy_files=None)
-GRID_A, GRID_B, STATS_A, STATS_B = range(4)
-TREE, SLIDER, PENDING, POINT, TOKEN, INSPECT, POS = range(7, 14)
 
 
 def pane(choice, **over):
@@ -41,77 +39,80 @@ def error_of(gen) -> str:
 
 def _run(choice="heuristic:confidence", L=16, BL=8, prompt=PROBLEM.question):
     frame = last(explore.run_explore("", prompt, L, BL, False, 0.0, 0, *pane(choice)))
-    return frame, frame[VIEW_SIZE + 1]
+    return frame, frame["session"]
 
 
 def test_run_pick_force_branch(tmp_path):
     frame, exp = _run()
-    assert frame[VIEW_SIZE].startswith("done · node 0: 16 steps · run ") and len(exp.tree.nodes) == 1
-    assert 'data-node="0"' in frame[GRID_A] and "dv-empty" in frame[GRID_B]
+    assert frame["status"].startswith("done · node 0: 16 steps · run ") and len(exp.tree.nodes) == 1
+    assert 'data-node="0"' in frame["grid_a"] and "dv-empty" in frame["grid_b"]
     root = exp.tree.nodes[0].trace
     k = 4
     masked = [p for p in range(8) if p not in root.commit_step(k) or root.commit_step(k)[p] < 0]
     pos = masked[0]
-    point, token, inspect_html, box, exp = explore.pick(exp, k, 0, pos)
-    assert f"position {pos}, block 0" in point and box.value == pos
+    picked = explore.pick(exp, k, 0, pos)
+    point, token, exp = picked["point"], picked["token"], picked["session"]
+    assert f"position {pos}, block 0" in point and picked["position"].value == pos
     choices = token.choices  # the model's top-k at that step and position
     assert choices and all(value.startswith("id:") for _, value in choices)
     forced_id = int(choices[1][1][3:])  # the model's second choice, not what it would commit
-    pending, exp = explore.add_override(exp, pos, "force-commit it", f"id:{forced_id}")
+    added = explore.add_override(exp, pos, "force-commit it", f"id:{forced_id}")
+    pending, exp = added["pending"], added["session"]
     assert f'data-position="{pos}" data-action="force" data-token="{forced_id}"' in pending
 
     frame = last(explore.branch_explore(exp, "", k, SAME, *pane("heuristic:confidence")))
-    exp = frame[VIEW_SIZE + 1]
-    status = frame[VIEW_SIZE]
+    exp = frame["session"]
+    status = frame["status"]
     assert status.startswith(f"branched · node 1 from node 0 after step {k} · diverge at step {k + 1}")
     child = exp.tree.nodes[1]
     assert child.parent == 0 and child.at_step == k and child.overrides[0]["token"] == forced_id
     assert child.trace.tokens_at(child.trace.num_steps - 1)[pos] == forced_id
     # the branch pane (right) shows the forced token, committed, and its own final answer
-    cell = re.search(rf'<span class="dv-tok dv-committed[^"]*" data-pos="{pos}"[^>]*>([^<]*)</span>', frame[GRID_B])
-    assert cell and 'data-node="1"' in frame[GRID_B]
-    assert "final answer" in frame[STATS_B] and "final answer" in frame[STATS_A]
-    assert f'data-divergence="{k + 1}"' in frame[STATS_B]
-    assert exp.pending == [] and frame[TREE].value == "1"
+    cell = re.search(rf'<span class="dv-tok dv-committed[^"]*" data-pos="{pos}"[^>]*>([^<]*)</span>', frame["grid_b"])
+    assert cell and 'data-node="1"' in frame["grid_b"]
+    assert "final answer" in frame["stats_b"] and "final answer" in frame["stats_a"]
+    assert f'data-divergence="{k + 1}"' in frame["stats_b"]
+    assert exp.pending == [] and frame["tree"].value == "1"
     # export, then load the file back: the same tree
-    path = frame[VIEW_SIZE + 2].value
+    path = frame["dl_tree"].value
     path = path["path"] if isinstance(path, dict) else path
     loaded = last(explore.load_explore(path))
-    again = loaded[VIEW_SIZE + 1].tree
+    again = loaded["session"].tree
     assert [n.trace.to_json() for n in again.nodes] == [n.trace.to_json() for n in exp.tree.nodes]
-    assert loaded[VIEW_SIZE].startswith("loaded · 2 decode(s)")
+    assert loaded["status"].startswith("loaded · 2 decode(s)")
 
 
 def test_branch_again_with_another_strategy_and_navigate():
     _, exp = _run()
     exp.pending = []
     frame = last(explore.branch_explore(exp, "", 3, OTHER, *pane("heuristic:threshold", threshold=0.5)))
-    exp = frame[VIEW_SIZE + 1]
+    exp = frame["session"]
     assert exp.tree.nodes[1].trace.strategy == {"name": "threshold", "threshold": 0.5}
     frame = last(explore.branch_explore(exp, "", 5, SAME, *pane("heuristic:confidence")))  # a branch of the branch
-    exp = frame[VIEW_SIZE + 1]
+    exp = frame["session"]
     assert exp.tree.nodes[2].parent == 1 and exp.tree.nodes[2].trace.strategy["name"] == "threshold"
-    labels = [label for label, _ in frame[TREE].choices]
+    labels = [label for label, _ in frame["tree"].choices]
     assert labels[2].startswith("      └ 2 · ↳ from 1 after step 5: no overrides")
     shown = explore.select_node("0", 3, exp)
-    assert 'data-node="0"' in shown[GRID_A] and "dv-empty" in shown[GRID_B] and exp.source == 0
+    assert 'data-node="0"' in shown["grid_a"] and "dv-empty" in shown["grid_b"] and exp.source == 0
     replayed = explore.replay(2, exp)
-    assert 'data-step="2"' in replayed[GRID_A]
+    assert 'data-step="2"' in replayed["grid_a"]
 
 
 def test_inspector_explains_a_policy_step():
-    choice = f"policy:{runtime.DEFAULT_POLICY}"
+    choice = f"policy:{picker.DEFAULT_POLICY}"
     frame, exp = _run(choice, L=32)
     trace = exp.tree.nodes[0].trace
     k = next(i + 1 for i, s in enumerate(trace.steps) if len(s.committed) >= 1)
     pos = trace.steps[k - 1].committed[0]
-    _, _, html, _, exp = explore.pick(exp, k, 0, pos)
+    picked = explore.pick(exp, k, 0, pos)
+    html, exp = picked["inspect"], picked["session"]
     assert f'<tr data-position="{pos}" class="ex-picked">' in html
     assert f'class="ex-detail" data-position="{pos}"' in html and 'data-input="' in html
     assert "P(unmask) recorded" in html
     # a heuristic node gets its inputs, not attributions
     frame, exp = _run()
-    html = explore.pick(exp, 2, 0, 1)[2]
+    html = explore.pick(exp, 2, 0, 1)["inspect"]
     assert "attributions are for learned policies" in html and "ex-detail" not in html
 
 
@@ -152,15 +153,16 @@ def test_loaded_values_are_escaped(tmp_path):
     tree.nodes[0].label = evil
     path = tree.save(tmp_path / "evil.json")
     frame = last(explore.load_explore(str(path)))
-    exp = frame[VIEW_SIZE + 1]
+    exp = frame["session"]
     exp.pending = [{"position": 1, "action": "force", "token": trace.steps[0].proposed[1]}]
-    html = [frame[i] for i in range(4)] + [explore.pick(exp, 2, 0, 1)[i] for i in (0, 2)]
-    html.append(explore.add_override(exp, 1, "force-commit it", "")[0])
+    picked = explore.pick(exp, 2, 0, 1)
+    html = [frame[k] for k in ("grid_a", "grid_b", "stats_a", "stats_b")] + [picked["point"], picked["inspect"]]
+    html.append(explore.add_override(exp, 1, "force-commit it", "")["pending"])
     for part in html:
         assert "<img" not in part, part[:200]
-    assert "&lt;img" in frame[GRID_A]
+    assert "&lt;img" in frame["grid_a"]
     # gr.Radio shows labels as text (tests/ui/test_explore_app.py checks the page): passed on verbatim, cut to 200
-    assert frame[TREE].choices[0][0].startswith(f"0 · run · {evil}")
+    assert frame["tree"].choices[0][0].startswith(f"0 · run · {evil}")
 
 
 def test_bad_upload_says_why(tmp_path):
@@ -175,7 +177,7 @@ def test_bad_upload_says_why(tmp_path):
     _, exp = _run()
     exp.tree.nodes[0].trace.save(trace_file)  # a plain trace becomes the root of a tree
     frame = last(explore.load_explore(str(trace_file)))
-    assert isinstance(frame[VIEW_SIZE + 1].tree, DecodeTree) and len(frame[VIEW_SIZE + 1].tree.nodes) == 1
+    assert isinstance(frame["session"].tree, DecodeTree) and len(frame["session"].tree.nodes) == 1
     assert Trace.load(trace_file).num_steps == 16
 
 
@@ -200,7 +202,7 @@ def tree_json(tmp_path_factory) -> str:
         {"position": done, "action": "remask", "token": None},
         {"position": done, "action": "force", "token": 5},
     ]
-    exp = last(explore.branch_explore(exp, "", 4, SAME, *pane("heuristic:confidence")))[VIEW_SIZE + 1]
+    exp = last(explore.branch_explore(exp, "", 4, SAME, *pane("heuristic:confidence")))["session"]
     return exp.tree.to_json()
 
 
@@ -258,7 +260,7 @@ def test_fuzz_tree_uploads(tmp_path, tree_json, data):
     except gr.Error as err:
         assert_safe(err.message)
         return
-    exp = frame[VIEW_SIZE + 1]
+    exp = frame["session"]
     for node in exp.tree.nodes:
         explore.select_node(str(node.id), 0, exp)
         for k in (0, 1, node.trace.num_steps):
@@ -280,6 +282,6 @@ def test_a_loaded_node_rebuilds_a_shipped_policy_by_name_never_a_folder_it_names
 
     spec = spec_of(exp, node(f"policy:{shipped}"))
     assert (spec.policy, spec.params) == (shipped, {"temperature": 0.5, "beta": 1.0})
-    for choice in ("policy:/elsewhere", runtime.UPLOADED, None):
+    for choice in ("policy:/elsewhere", picker.UPLOADED, None):
         assert spec_of(exp, node(choice)) is None
     assert spec_of(exp, node(None, {"name": "eb", "gamma": 0.5})).key == "heuristic:eb"

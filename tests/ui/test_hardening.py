@@ -1,7 +1,7 @@
-"""Regression tests of issue 11 (D2-D10) on the app's handlers, plus property-based fuzzing of
-trace and policy uploads: any input either loads (and renders) or raises our own ``gr.Error``
-whose message holds no raw HTML and no server path. The HTTP side (D1 cancels, concurrency,
-soak) is in ``test_server_load.py``."""
+"""The app's handlers against hostile input (escaped messages, bounded caches and files, checked
+values), plus property-based fuzzing of trace and policy uploads: any input either loads (and
+renders) or raises our own ``gr.Error`` whose message holds no raw HTML and no server path. The
+HTTP side (cancels, concurrency, soak) is in ``test_server_load.py``."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from dllm_viz.engine import EngineConfig, generate
 from dllm_viz.strategies import build_strategy
 from dllm_viz.trace import Trace
-from dllm_viz.ui import budget, compare, files, runtime
+from dllm_viz.ui import budget, endpoints, files, pane, runtime
 from dllm_viz.ui.compare import export_files, load_trace, play_tick, replay, run_compare
 from dllm_viz.ui.errors import user_errors
 from dllm_viz.ui.settings import prepare_uploaded_policy
@@ -70,7 +70,7 @@ def _file(tmp_path, data, name="t.json") -> str:
     return str(path)
 
 
-# ---- D2: echoed values are escaped and capped ---------------------------------------------------
+# ---- echoed values are escaped and capped ---------------------------------------------------
 
 
 def test_d2_html_in_a_trace_field_is_escaped_in_the_toast(tmp_path, trace_json):
@@ -95,7 +95,7 @@ def test_d2_long_values_are_capped(tmp_path):
     assert "5,000 characters" in message and "x" * 100 not in message
 
 
-# ---- D3: sizes are checked before a model is built ----------------------------------------------
+# ---- sizes are checked before a model is built ----------------------------------------------
 
 
 def _rss_mb() -> float:
@@ -110,12 +110,12 @@ def test_d3_huge_policy_config_is_refused_before_allocation(tmp_path):
     config = tmp_path / "config.json"
     config.write_text(json.dumps({"hidden_size": 4096, "num_heads": 2, "ffn_size": 16384}))
     before = _rss_mb()
-    message = error_of(compare.check_policy_upload, [str(weights), str(config)], "A")
+    message = error_of(pane.check_policy_upload, [str(weights), str(config)], "A")
     assert "`hidden_size` (4096) must be an integer between 1 and 1024" in message
     assert _rss_mb() - before < 100  # building it cost +1.2 GB before the fix
 
 
-# ---- D4: uploaded policies are keyed by content, bounded --------------------------------------
+# ---- uploaded policies are keyed by content, bounded --------------------------------------
 
 
 def _policy(tmp_path, seed=0):
@@ -145,16 +145,16 @@ def test_d4_rejected_policy_leaves_no_folder(tmp_path, private_files):
     for bad in ("[1, 2, 3]", '{"hidden_size": "big"}', "[" * 5000, '{"bogus": 1}'):
         config = tmp_path / "config.json"
         config.write_text(bad)
-        message = error_of(compare.check_policy_upload, [weights, str(config)], "A")
+        message = error_of(pane.check_policy_upload, [weights, str(config)], "A")
         assert "the uploaded policy cannot be used" in message
     assert not private_files.exists()  # a bad config is refused before anything is written
     # weights that do not fit the (default) config: the folder is written, the load fails, it goes
-    message = error_of(compare.check_policy_upload, [weights], "A")
+    message = error_of(pane.check_policy_upload, [weights], "A")
     assert "the uploaded policy cannot be used" in message
     assert not list(private_files.iterdir())
 
 
-# ---- D5: models by canonical path, allow-listed, bounded --------------------------------------
+# ---- models by canonical path, allow-listed, bounded --------------------------------------
 
 
 def test_d5_spellings_of_one_folder_share_one_cache_key(monkeypatch):
@@ -202,7 +202,7 @@ def test_d5_backend_cache_is_bounded(monkeypatch, tiny_model_dir, tmp_path):
     assert list(runtime._BACKENDS) == [str((tmp_path / "m2").resolve())]
 
 
-# ---- D6/D7: uploaded traces ----------------------------------------------------------------------
+# ---- uploaded traces ----------------------------------------------------------------------
 
 
 def test_d6_unknown_and_bulky_fields_are_dropped(tmp_path, trace_json):
@@ -210,7 +210,7 @@ def test_d6_unknown_and_bulky_fields_are_dropped(tmp_path, trace_json):
     data["surprise"] = ["x"] * 1000
     data["meta"] = {"note": "kept", "blob": [{}] * 100, "deep": {"a": {"b": 1}}}
     data["steps"][0]["extra"] = {"x": 1}
-    comp = list(load_trace(_file(tmp_path, data)))[-1][9]  # (panes…, status, slider, session, JSON, GIF)
+    comp = list(load_trace(_file(tmp_path, data)))[-1]["session"]
     assert comp.a.meta == {"note": "kept"} and not hasattr(comp.a, "surprise")
 
 
@@ -242,7 +242,7 @@ def test_d7_non_numeric_expected_answer_is_refused(tmp_path, trace_json):
     assert "not an answer this app can check" in error_of(load_trace, _file(tmp_path, pair))
 
 
-# ---- D8/D9: clear messages for odd inputs ---------------------------------------------------------
+# ---- clear messages for odd inputs ---------------------------------------------------------
 
 RUN = ["q", 16, 8, False, 0.0, 0]
 
@@ -271,7 +271,7 @@ def test_d9_odd_strategy_parameters_get_clear_messages(tiny_model_dir):
     message = error_of(run_compare, str(tiny_model_dir), *RUN, *threshold, "heuristic:confidence", *HEUR)
     assert "pane A threshold ('x') must be a number" in message
     message = error_of(
-        compare.compare_trace,
+        endpoints.compare_trace,
         "q",
         "heuristic:threshold",
         "heuristic:confidence",
@@ -285,7 +285,7 @@ def test_d9_odd_strategy_parameters_get_clear_messages(tiny_model_dir):
     )
     assert "params A 'threshold' must be a number, not list" in message
     message = error_of(
-        compare.compare_trace,
+        endpoints.compare_trace,
         "q",
         "heuristic:threshold",
         "heuristic:confidence",
@@ -303,11 +303,11 @@ def test_d9_odd_strategy_parameters_get_clear_messages(tiny_model_dir):
 def test_d9_policy_errors_never_show_server_paths(tmp_path):
     bogus = tmp_path / "model.safetensors"
     bogus.write_bytes(b"\x80\x04 a pickle" * 10)
-    message = error_of(compare.check_policy_upload, [str(bogus)], "A")
+    message = error_of(pane.check_policy_upload, [str(bogus)], "A")
     assert "model.safetensors" in message and "not a safetensors file" in message
 
 
-# ---- D10: exports are cached by content, bounded, and share the compute budget --------------------
+# ---- exports are cached by content, bounded, and share the compute budget --------------------
 
 
 @pytest.fixture(scope="module")
@@ -332,13 +332,13 @@ def finished(tiny_model_dir):
         )
     finally:
         os.environ.pop(runtime.ALLOW_ENV)
-    return frames[-1][10]
+    return frames[-1]["session"]
 
 
 def test_d10_export_is_reused_for_the_same_content(finished, private_files):
     first = export_files(finished)
     for _ in range(5):
-        assert export_files(finished)[0].value == first[0].value
+        assert export_files(finished)["dl_json"].value == first["dl_json"].value
     assert len(list(private_files.iterdir())) == 1
 
 
@@ -437,11 +437,11 @@ def mutated_traces(draw, base: str):
 
 def _check_upload(path: str) -> None:
     try:
-        out = list(load_trace(path))  # a generator: (panes…, status, slider, session, JSON, GIF)
+        out = list(load_trace(path))  # a generator of updates by output name
     except gr.Error as err:
         assert_safe(err.message)
         return
-    comp = out[-1][9]
+    comp = out[-1]["session"]
     for k in (0, 1, comp.num_steps):  # replay and playback render every step without failing
         replay(k, comp)
         play_tick(k, comp)

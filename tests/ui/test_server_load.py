@@ -1,6 +1,6 @@
 """The served app under load, over HTTP (``python app.py`` + gradio_client): cancels free the CPU,
 cancelled jobs never push real compute past the limit, concurrent clients never mix, and a soak
-of runs, uploads and exports keeps memory and temp files bounded (issue 11).
+of runs, uploads and exports keeps memory and temp files bounded.
 
 The server runs with ``DLLM_VIZ_CONCURRENCY=1``: on 2 shared cores one compute job (torch at one
 thread) is about one core, so any second job still computing after a cancel shows as CPU > 1 core.
@@ -158,7 +158,7 @@ def _submit(client, endpoint: str):
 
 @pytest.mark.parametrize("endpoint", ["/compare", "/compare_trace", "/benchmark"])
 def test_cancel_frees_the_cpu_within_2_s(app, endpoint):
-    """D1: before the fix, /compare_trace and /benchmark kept computing for minutes after a cancel."""
+    """A cancelled /compare_trace or /benchmark stops computing (it once went on for minutes)."""
     client = _client(app)
     job = _submit(client, endpoint)
     wait_busy(app.pid, job)
@@ -225,7 +225,7 @@ def test_a_killed_client_frees_its_slot(app):
 
 
 def test_cancelled_jobs_never_compute_past_the_limit(app):
-    """D1: six submit + cancel pairs once ran 6 jobs at once (CPU 90-160 %), past a limit of 2.
+    """Six submit + cancel pairs once ran 6 jobs at once (CPU 90-160 %), past a limit of 2.
 
     Measured two ways: Gradio's queue never reports more than the limit processing, and the
     process never uses more than the limit's worth of cores (plus the server's own overhead)."""
@@ -326,7 +326,7 @@ def soak(app, tmp_path, runs: int, warmup: int) -> dict:
 @pytest.mark.slow
 def test_soak_keeps_memory_and_temp_files_bounded(app, tmp_path):
     """100 runs incl. 20 uploaded-policy runs, 20 exports and 20 trace uploads: RSS grows < 5 % after
-    warm-up (D4/D6: each uploaded-policy run once added a model and a folder), files stay bounded (D10)."""
+    warm-up (each uploaded-policy run once added a model and a folder), files stay bounded."""
     result = soak(app, tmp_path, runs=100, warmup=20)
     growth = result["end"] / result["warm"] - 1
     print(f"soak: RSS {result['warm']:.0f} → {result['end']:.0f} MB ({100 * growth:+.1f} %), {result['files']} files")

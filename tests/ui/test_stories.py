@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from dllm_viz.engine import EngineConfig
-from dllm_viz.ui import compare
+from dllm_viz.ui import compare, compare_tab, pane
 from dllm_viz.ui.examples import known_answer
 from dllm_viz.ui.stories import STORIES, _spec, default_story, run_pair, stories
 
@@ -27,21 +27,22 @@ def test_story_panes_part_ways_and_a_is_right_where_b_is_wrong(story):
 
 def test_apply_story_fills_settings_both_panes_and_caption():
     story = default_story()
-    values = compare.apply_story(0)
-    assert values[:5] == (
+    values = compare_tab.apply_story(0)
+    assert [values[k] for k in ("prompt", "gen_length", "block_length", "full", "seed")] == [
         story.prompt,
         story.gen_length,
         story.effective_block_length,
         story.full_diffusion,
         story.seed,
-    )
-    assert values[5] == story.a.key and values[12] == story.b.key
-    assert story.title in values[-1] and story.caption in values[-1]
+    ]
+    assert values["strategy_a"] == story.a.key and values["strategy_b"] == story.b.key
+    assert story.title in values["caption"] and story.caption in values["caption"]
+    assert set(values) == set(compare_tab.story_outputs())
 
 
 def test_pane_values_map_parameters_to_controls():
     spec = _spec("heuristic:threshold,threshold=0.7")
-    assert compare.pane_values(spec) == ("heuristic:threshold", 0, 0.7, 1.0, 0.01, 1.0, 1.0)
+    assert pane.pane_values(spec) == ("heuristic:threshold", 0, 0.7, 1.0, 0.01, 1.0, 1.0)
     policy = _spec(f"policy:{STORIES[0].a.policy},temperature=0.5,beta=2.0")
-    assert compare.pane_values(policy) == (policy.key, 0, 0.9, 1.0, 0.01, 0.5, 2.0)
-    assert compare.pane_values(_spec("confidence,steps=8"))[:2] == ("heuristic:confidence", 8)
+    assert pane.pane_values(policy) == (policy.key, 0, 0.9, 1.0, 0.01, 0.5, 2.0)
+    assert pane.pane_values(_spec("confidence,steps=8"))[:2] == ("heuristic:confidence", 8)

@@ -13,7 +13,8 @@ import pytest
 import torch
 
 from dllm_viz.trace import Trace
-from dllm_viz.ui import compare, runtime, session
+from dllm_viz.ui import compare, compare_tab, endpoints, picker, runtime, session
+from dllm_viz.ui import pane as pane_ui
 from dllm_viz.ui.compare import PANE_FIELDS, engine_config, export_files, load_trace, replay, run_compare
 
 HEUR = dict(steps=0, threshold=0.9, factor=1.0, gamma=0.01, tau=1.0, beta=1.0, policy_files=None)
@@ -83,19 +84,19 @@ def test_engine_config_rejects_bad_lengths(L, BL, message):
 
 def test_param_visibility_follows_strategy():
     # unused controls stay mounted ("hidden"): ones created with visible=False never appear later
-    vis = [u["visible"] for u in compare.param_visibility("heuristic:threshold")]
+    vis = [u["visible"] for u in pane_ui.param_visibility("heuristic:threshold")]
     assert vis == ["hidden", True, "hidden", "hidden", "hidden", "hidden", "hidden"]
-    vis = [u["visible"] for u in compare.param_visibility(runtime.UPLOADED)]
+    vis = [u["visible"] for u in pane_ui.param_visibility(picker.UPLOADED)]
     assert vis == ["hidden", "hidden", "hidden", "hidden", True, True, True]
-    assert compare.param_visibility("heuristic:margin")[0]["visible"] is True
+    assert pane_ui.param_visibility("heuristic:margin")[0]["visible"] is True
 
 
 def test_strategy_choices_cover_heuristics_and_defaults():
-    values = [v for _, v in runtime.strategy_choices()]
+    values = [v for _, v in picker.strategy_choices()]
     from dllm_viz.strategies import HEURISTICS
 
     assert {f"heuristic:{n}" for n in HEURISTICS} <= set(values)
-    a, b = runtime.default_strategies()
+    a, b = picker.default_strategies()
     assert a.key in values and b.key == "heuristic:threshold"
 
 
@@ -157,7 +158,7 @@ def test_missing_builtin_model_is_explained(monkeypatch):
 def test_policy_file_that_is_not_safetensors(tmp_path):
     bogus = tmp_path / "model.safetensors"
     bogus.write_bytes(b"PK\x03\x04 this is a zip, not safetensors" * 10)
-    a = pane(runtime.UPLOADED, policy_files=[str(bogus)])
+    a = pane(picker.UPLOADED, policy_files=[str(bogus)])
     msg = error_of(run_compare(*run_args("unused-model", a=a)))
     assert "pane A" in msg and "not a safetensors file" in msg
 
@@ -165,7 +166,7 @@ def test_policy_file_that_is_not_safetensors(tmp_path):
 def test_policy_upload_without_weights(tmp_path):
     cfg = tmp_path / "config.json"
     cfg.write_text("{}")
-    msg = error_of(run_compare(*run_args("unused-model", b=pane(runtime.UPLOADED, policy_files=[str(cfg)]))))
+    msg = error_of(run_compare(*run_args("unused-model", b=pane(picker.UPLOADED, policy_files=[str(cfg)]))))
     assert "pane B" in msg and ".safetensors" in msg
 
 
@@ -180,7 +181,7 @@ def test_bad_trace_files(tmp_path, monkeypatch):
     with pytest.raises(gr.Error, match="not a dllm-viz trace"):
         for frame in load_trace(str(not_trace)):
             frames.append(frame)
-    assert frames[-1][7].startswith("error: Cannot load this trace file: this JSON file is not a dllm-viz trace")
+    assert frames[-1]["status"].startswith("error: Cannot load this trace file: this JSON file is not a dllm-viz trace")
     bad_pair = tmp_path / "c.json"
     bad_pair.write_text(json.dumps({"format": session.FORMAT, "version": 1, "a": {"version": 1}}))
     with pytest.raises(gr.Error, match="pane a: not a trace: missing field"):
@@ -201,16 +202,16 @@ def finished_run(tiny_model_dir):
 
 def test_run_streams_frames_and_finishes(finished_run):
     first, last = finished_run[0], finished_run[-1]
-    assert first[7].startswith("loading model") and first[13].active  # the live timer pulls the panes
-    assert not last[13].active
-    comp = last[10]
+    assert first["status"].startswith("loading model") and first["live_timer"].active  # the timer pulls the panes
+    assert not last["live_timer"].active
+    comp = last["session"]
     assert comp.finished and comp.a.num_steps >= 1 and comp.b.num_steps >= 1
-    assert re.match(r"done · A \d+ steps, NFE \d+ · B \d+ steps, NFE \d+ .* #\w{6}$", last[7])
+    assert re.match(r"done · A \d+ steps, NFE \d+ · B \d+ steps, NFE \d+ .* #\w{6}$", last["status"])
     n = comp.num_steps
-    assert f'data-step="{min(n, comp.a.num_steps)}"' in last[0]
-    assert 'data-masked="0"' in last[0] and 'data-masked="0"' in last[1]
-    assert 'data-nfe="' in last[2]
-    assert last[8].maximum == n and last[8].value == n  # slider follows the run
+    assert f'data-step="{min(n, comp.a.num_steps)}"' in last["grid_a"]
+    assert 'data-masked="0"' in last["grid_a"] and 'data-masked="0"' in last["grid_b"]
+    assert 'data-nfe="' in last["stats_a"]
+    assert last["slider"].maximum == n and last["slider"].value == n  # slider follows the run
     for trace in (comp.a, comp.b):
         trace.validate()
         assert trace.steps[-1].nfe == trace.num_steps
@@ -218,43 +219,62 @@ def test_run_streams_frames_and_finishes(finished_run):
 
 
 def test_export_import_and_replay(finished_run, tmp_path):
-    comp = finished_run[-1][10]
-    json_btn, gif_btn = export_files(comp)
+    comp = finished_run[-1]["session"]
+    json_btn = export_files(comp)["dl_json"]
     path = json_btn.value if isinstance(json_btn.value, str) else json_btn.value["path"]
     loaded = drain(load_trace(path))[-1]
-    comp2 = loaded[9]
-    assert loaded[10].interactive and loaded[11].interactive  # a loaded trace can be exported again
+    comp2 = loaded["session"]
+    assert loaded["dl_json"].interactive and loaded["dl_gif"].interactive  # a loaded trace can be exported again
     assert comp2.source == "upload" and comp2.a.num_steps == comp.a.num_steps
     assert comp2.a.steps[-1].committed == comp.a.steps[-1].committed
-    assert loaded[7].startswith("loaded trace")
+    assert loaded["status"].startswith("loaded trace")
     out = replay(1, comp2)
-    assert 'data-step="1"' in out[0] and 'data-step="1"' in out[1]
+    assert 'data-step="1"' in out["grid_a"] and 'data-step="1"' in out["grid_b"]
     # a single trace file replays in pane A
     single = comp.a.save(tmp_path / "single.json")
-    one = drain(load_trace(str(single)))[-1][9]
+    one = drain(load_trace(str(single)))[-1]["session"]
     assert one.b is None and one.a.num_steps == comp.a.num_steps
 
 
+def test_a_compare_export_branches_exactly(tmp_path):
+    """Each pane's trace keeps its random state, so an exported sampled run continues exactly."""
+    from dllm_viz.branch import lacks_random_state, run_branch
+    from dllm_viz.strategies import StrategySpec
+
+    model = runtime.default_model()
+    args = run_args(model, L=16, BL=8, a=pane("heuristic:random", steps=8), temperature=0.8, seed=7)
+    comp = last(run_compare(*args))["session"]
+    loaded = session.load_comparison(comp.save(tmp_path))
+    backend = runtime.get_backend(model)
+    for trace in (loaded.a, loaded.b):
+        assert not lacks_random_state(trace)
+        k = trace.num_steps // 2
+        child = run_branch(backend, trace, k, [], StrategySpec.from_dict(trace.strategy).build())
+        assert [(s.committed, s.proposed, s.rng) for s in child.steps[k:]] == [
+            (s.committed, s.proposed, s.rng) for s in trace.steps[k:]
+        ]
+
+
 def test_step_through_moves_one_step_within_the_run(finished_run):
-    comp = finished_run[-1][10]
+    comp = finished_run[-1]["session"]
     out = compare.step_by(1, 0, comp)
-    assert 'data-step="1"' in out[0] and out[-1].value == 1
-    assert compare.step_by(-1, 0, comp)[-1].value == 0
-    assert compare.step_by(1, comp.num_steps, comp)[-1].value == comp.num_steps
-    assert "confidence ≥ λ" in compare.strategy_caption("heuristic:threshold")
+    assert 'data-step="1"' in out["grid_a"] and out["slider"].value == 1
+    assert compare.step_by(-1, 0, comp)["slider"].value == 0
+    assert compare.step_by(1, comp.num_steps, comp)["slider"].value == comp.num_steps
+    assert "confidence ≥ λ" in pane_ui.strategy_caption("heuristic:threshold")
 
 
 def test_full_diffusion_shows_L_in_the_block_box():
-    assert compare.full_diffusion_toggle(True, 64).value == 64
-    assert compare.full_diffusion_toggle(False, 64).interactive
+    assert compare_tab.full_diffusion_toggle(True, 64).value == 64
+    assert compare_tab.full_diffusion_toggle(False, 64).interactive
 
 
 def test_play_tick_advances_and_stops(finished_run):
-    comp = finished_run[-1][10]
+    comp = finished_run[-1]["session"]
     out = compare.play_tick(0, comp)
-    assert 'data-step="1"' in out[0]
+    assert 'data-step="1"' in out["grid_a"]
     end = compare.play_tick(comp.num_steps - 1, comp)
-    assert end[-1] is False  # playback stopped at the last step
+    assert end["playing"] is False  # playback stopped at the last step
 
 
 def test_policy_pane_shows_unmask_probabilities(tiny_model_dir, tmp_path):
@@ -262,17 +282,17 @@ def test_policy_pane_shows_unmask_probabilities(tiny_model_dir, tmp_path):
 
     DiTConfidencePolicy().save_pretrained(tmp_path / "pol")
     files = [str(tmp_path / "pol" / "model.safetensors"), str(tmp_path / "pol" / "config.json")]
-    a = pane(runtime.UPLOADED, policy_files=files, tau=0.5, beta=2.0)
-    comp = drain(run_compare(*run_args(str(tiny_model_dir), L=16, BL=16, full=True, a=a)))[-1][10]
+    a = pane(picker.UPLOADED, policy_files=files, tau=0.5, beta=2.0)
+    comp = drain(run_compare(*run_args(str(tiny_model_dir), L=16, BL=16, full=True, a=a)))[-1]["session"]
     assert comp.a.strategy["name"] == "learned" and comp.a.strategy["beta"] == 2.0
     assert all(s.probs is not None for s in comp.a.steps)
-    heat_a = compare.render_plots(comp, comp.num_steps)[0]
+    heat_a = compare.render_plots(comp, comp.num_steps)["heat_a"]
     assert len([d for d in heat_a.data if d.type == "heatmap"]) == 2
 
 
 def test_compare_trace_api_function(tiny_model_dir):
     out = last(
-        compare.compare_trace(
+        endpoints.compare_trace(
             "one plus two is",
             "heuristic:eb",
             "heuristic:threshold",
@@ -287,7 +307,20 @@ def test_compare_trace_api_function(tiny_model_dir):
     a, b = Trace.from_dict(out["a"]), Trace.from_dict(out["b"])
     assert a.strategy == {"name": "eb", "gamma": 0.5} and b.strategy["threshold"] == 0.5
     with pytest.raises(gr.Error, match="must be 'heuristic:&lt;name&gt;'"):  # escaped for the toast
-        last(compare.compare_trace("x", "magic", model=str(tiny_model_dir)))
+        last(endpoints.compare_trace("x", "magic", model=str(tiny_model_dir)))
+
+
+def test_compare_trace_names_tau_pi_policy_temperature(tiny_model_dir):
+    """A client's policy params take `policy_temperature`; the old `temperature` warns, same result."""
+    run = dict(gen_length=8, block_length=8, model=str(tiny_model_dir))
+    policy = f"policy:{picker.DEFAULT_POLICY}"
+    new = last(endpoints.compare_trace("one plus two", policy, params_a={"policy_temperature": 0.5}, **run))
+    with pytest.warns(DeprecationWarning, match="policy_temperature"):
+        old = last(endpoints.compare_trace("one plus two", policy, params_a={"temperature": 0.5}, **run))
+    assert new["a"]["strategy"] == old["a"]["strategy"] and new["a"]["strategy"]["temperature"] == 0.5
+    assert [s["committed"] for s in new["a"]["steps"]] == [s["committed"] for s in old["a"]["steps"]]
+    with pytest.raises(gr.Error, match="not both"):
+        last(endpoints.compare_trace("x", policy, params_a={"temperature": 0.5, "policy_temperature": 0.5}, **run))
 
 
 def test_compare_endpoint_keeps_its_argument_names():
@@ -299,16 +332,17 @@ def test_compare_endpoint_keeps_its_argument_names():
 
 def test_api_loads_only_shipped_policies(tiny_model_dir, tmp_path):
     """A client names a policy by its shipped name; a folder or hub id it names is never loaded."""
-    for choice in (f"policy:{tmp_path}", "policy:someone/policy", runtime.UPLOADED):
+    for choice in (f"policy:{tmp_path}", "policy:someone/policy", picker.UPLOADED):
         with pytest.raises(gr.Error, match="no shipped policy|must be 'heuristic"):
-            last(compare.compare_trace("x", choice, model=str(tiny_model_dir)))
+            last(endpoints.compare_trace("x", choice, model=str(tiny_model_dir)))
 
 
 def test_known_answer_marks_correctness(tiny_model_dir):
     from dllm_viz.ui.examples import example_problems
 
     problem = example_problems()[0]
-    comp = drain(run_compare(*run_args(str(tiny_model_dir), prompt=problem.question, L=16, BL=16, full=True)))[-1][10]
+    args = run_args(str(tiny_model_dir), prompt=problem.question, L=16, BL=16, full=True)
+    comp = drain(run_compare(*args))[-1]["session"]
     assert comp.expected == problem.expected
     verdict = comp.verdict(comp.a)
     assert verdict.correct in (True, False) and verdict.expected == problem.expected
@@ -316,16 +350,16 @@ def test_known_answer_marks_correctness(tiny_model_dir):
 
 def test_stop_ends_the_run_early_and_keeps_it_exportable(tiny_model_dir):
     gen = run_compare(*run_args(str(tiny_model_dir), L=32, BL=32, full=True, speed="5 steps/s"))
-    comp = next(gen)[10]  # "loading" frame: the run's controls exist from here on
+    comp = next(gen)["session"]  # "loading" frame: the run's controls exist from here on
     next(gen)  # first status frame
     t0 = time.monotonic()
     compare.stop_run(comp)
     rest = list(gen)
     assert time.monotonic() - t0 < 0.5  # the slow-motion pause ends at once
     assert comp.stopped and not comp.finished
-    assert rest[-1][7].startswith(f"stopped at step {comp.num_steps}")
+    assert rest[-1]["status"].startswith(f"stopped at step {comp.num_steps}")
     assert comp.num_steps < 32
-    json_btn, _ = export_files(comp)
+    json_btn = export_files(comp)["dl_json"]
     assert json_btn.interactive
 
 
@@ -343,25 +377,25 @@ def test_slow_motion_paces_the_steps(tiny_model_dir):
                 b=pane("heuristic:confidence", steps=4),
             )
         )
-    )[-1][10]
+    )[-1]["session"]
     assert comp.num_steps == 4 and time.monotonic() - t0 >= 3 / 5  # 3 pauses of 0.2 s between 4 steps
 
 
 def test_live_frames_follow_the_run_until_the_user_scrubs(tiny_model_dir):
     gen = run_compare(*run_args(str(tiny_model_dir), L=32, BL=32, full=True, speed="5 steps/s"))
-    comp = next(gen)[10]
+    comp = next(gen)["session"]
     next(gen)
     live = compare.live_frame(comp)
-    assert isinstance(live[0], str) and live[-1].value == comp.num_steps >= 1  # panes and slider follow
+    assert isinstance(live["grid_a"], str) and live["slider"].value == comp.num_steps >= 1  # panes and slider follow
     out = replay(0, comp)
-    assert out[-1].value is False  # the follow-live checkbox is unticked
+    assert out["follow"].value is False  # the follow-live checkbox is unticked
     later = compare.live_frame(comp)
-    assert later[0] == gr.skip() and "value" not in later[-1].constructor_args  # panes and slider left to the user
+    assert "grid_a" not in later and "value" not in later["slider"].constructor_args  # left to the user
     compare.set_follow(True, comp)
-    assert isinstance(compare.live_frame(comp)[0], str)
+    assert isinstance(compare.live_frame(comp)["grid_a"], str)
     compare.stop_run(comp)
     list(gen)
-    assert compare.live_frame(comp) == (gr.skip(),) * 8  # nothing after the final frame
+    assert compare.live_frame(comp) == {}  # nothing after the final frame
 
 
 def test_benchmark_handler(tiny_model_dir):
@@ -450,22 +484,22 @@ def test_shipped_policy_is_pane_a_default(tiny_model_dir, tmp_path, monkeypatch)
 
     DiTConfidencePolicy().save_pretrained(tmp_path / "semi-ar-demo")
     monkeypatch.setenv(runtime.POLICY_ENV, str(tmp_path))
-    a, b = (spec.key for spec in runtime.default_strategies())
+    a, b = (spec.key for spec in picker.default_strategies())
     assert a == "policy:semi-ar-demo" and b == "heuristic:threshold"
-    DiTConfidencePolicy().save_pretrained(tmp_path / runtime.DEFAULT_POLICY)  # preferred over the first by name
-    assert runtime.default_strategies()[0].key == f"policy:{runtime.DEFAULT_POLICY}"
-    (tmp_path / runtime.DEFAULT_POLICY / "model.safetensors").unlink()
-    assert runtime.default_strategies()[0].key == "policy:semi-ar-demo"
-    assert ("learned policy: semi-ar-demo", a) in runtime.strategy_choices()
-    comp = drain(run_compare(*run_args(str(tiny_model_dir), L=16, BL=8, a=pane(a, tau=0.5))))[-1][10]
+    DiTConfidencePolicy().save_pretrained(tmp_path / picker.DEFAULT_POLICY)  # preferred over the first by name
+    assert picker.default_strategies()[0].key == f"policy:{picker.DEFAULT_POLICY}"
+    (tmp_path / picker.DEFAULT_POLICY / "model.safetensors").unlink()
+    assert picker.default_strategies()[0].key == "policy:semi-ar-demo"
+    assert ("learned policy: semi-ar-demo", a) in picker.strategy_choices()
+    comp = drain(run_compare(*run_args(str(tiny_model_dir), L=16, BL=8, a=pane(a, tau=0.5))))[-1]["session"]
     assert comp.a.strategy["name"] == "learned" and comp.a.strategy["temperature"] == 0.5
     assert comp.labels[0].startswith("A · policy semi-ar-demo")
     out = last(
-        compare.compare_trace(
+        endpoints.compare_trace(
             "one plus two",
             a,
             "heuristic:confidence",
-            {"temperature": 1.0, "beta": 2.0},
+            {"policy_temperature": 1.0, "beta": 2.0},
             gen_length=16,
             block_length=16,
             model=str(tiny_model_dir),

@@ -1,0 +1,109 @@
+"""The Compare tab's run: two strategies decode the same prompt on the same model and seed, one
+step each per item, and the app follows both traces as they grow.
+
+:func:`lockstep` is GPU-bound (wrapped with :data:`~dllm_viz.ui.zerogpu.gpu`, so on ZeroGPU it
+runs in a forked worker): it builds each pane's trace with a :class:`~dllm_viz.trace.TraceBuilder`
+and yields plain, picklable step data. :func:`collect` runs it under the compute budget and keeps
+a :class:`~dllm_viz.ui.session.Comparison` up to date through a
+:meth:`TraceBuilder.mirror <dllm_viz.trace.TraceBuilder.mirror>` of each builder.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from ..engine import EngineConfig, encode_prompts, generate
+from ..strategies import StrategySpec
+from ..trace import Trace, TraceBuilder, TraceStep
+from . import runtime
+from .budget import hold_slot
+from .session import Comparison
+from .zerogpu import gpu
+
+
+@dataclass
+class RunHeader:
+    """First item of :func:`lockstep`: both panes' traces before their first step (the load time in meta)."""
+
+    traces: list[Trace]
+
+
+@dataclass
+class PaneStep:
+    """One pane's step: the trace step, token strings it introduced, and the final text once done."""
+
+    step: TraceStep
+    vocab: dict[str, str]
+    finished: bool
+    text: str | None = None
+
+
+@gpu
+def lockstep(model: str, prompt: str, specs: tuple[StrategySpec, StrategySpec], config: EngineConfig):
+    """Run both panes' strategies on the same model, prompt and seed, one step each per item.
+
+    Yields a :class:`RunHeader`, then per step a list of two :class:`PaneStep` (``None`` for a pane
+    that has already finished). Each pane's :class:`TraceBuilder` is fed its records as they arrive;
+    the prompt is encoded once, for both runs. Closing the generator stops both runs.
+    """
+    t0 = time.perf_counter()
+    backend = runtime.get_backend(model)
+    strategies = [spec.build(load_policy=runtime.policy_loader(backend.device)) for spec in specs]
+    for strategy in strategies:
+        strategy.validate(config.gen_length, config.block_length)
+    prompt_ids = encode_prompts(backend, [prompt], config.gen_length)[0]
+    meta = {"app": "dllm-viz", "load_ms": round((time.perf_counter() - t0) * 1e3, 1)}
+    builders = [
+        TraceBuilder(backend, prompt, s, config, prompt_ids=prompt_ids, meta={"pane": pane, **meta})
+        for pane, s in zip("ab", strategies, strict=True)
+    ]
+    yield RunHeader([b.trace() for b in builders])
+    runs = [generate(backend, [prompt_ids], s, config) for s in strategies]
+    alive = [True, True]
+    try:
+        while any(alive):
+            frame: list[PaneStep | None] = []
+            for i, (run, builder) in enumerate(zip(runs, builders, strict=True)):
+                rec = next(run, None) if alive[i] else None
+                step = None if rec is None else builder.add(rec)
+                if step is None:
+                    alive[i] = False
+                    frame.append(None)
+                    continue
+                finished = not bool((rec.tokens[0] == backend.mask_id).any())
+                if finished:
+                    alive[i] = False
+                    run.close()
+                frame.append(PaneStep(step, builder.added, finished, builder.text() if finished else None))
+            if any(f is not None for f in frame):
+                yield frame
+    finally:
+        for run in runs:
+            run.close()
+
+
+def collect(comp: Comparison, model: str, prompt: str, specs, config: EngineConfig) -> Iterator[None]:
+    """Fill ``comp.a``/``comp.b`` from :func:`lockstep`, yielding after every step.
+
+    Holds a compute slot until the run ends or the generator is closed (a cancel)."""
+    yield from follow(comp, hold_slot(lockstep(model, prompt, specs, config), f"run #{comp.run_id}"))
+
+
+def follow(comp: Comparison, steps) -> Iterator[None]:
+    """Lockstep items → the two traces, each a :meth:`TraceBuilder.mirror` of its pane's builder."""
+    try:
+        builders = [TraceBuilder.mirror(trace) for trace in next(steps).traces]
+        texts = ["", ""]
+        comp.a, comp.b = (b.trace() for b in builders)
+        for frame in steps:
+            for i, (builder, part) in enumerate(zip(builders, frame, strict=True)):
+                if part is not None:
+                    builder.append(part.step, part.vocab)
+                    texts[i] = texts[i] if part.text is None else part.text
+            comp.a, comp.b = (b.trace(text) for b, text in zip(builders, texts, strict=True))
+            yield
+        comp.finished = True
+    finally:
+        steps.close()

@@ -1,0 +1,192 @@
+"""A pane, built the same way by every tab: :class:`StrategyPane` owns one strategy's controls
+(the picker, a control per parameter, the policy upload) and :class:`TracePane` the views of one
+decode (token grid, stats, step × position heatmap), each registered by name in the tab's
+:class:`~.updates.Components`.
+"""
+
+from __future__ import annotations
+
+import gradio as gr
+
+from ..strategies import Param, StrategySpec
+from ..views import heatmap_figure, render_grid, stats_html
+from . import picker, runtime
+from .errors import user_errors
+from .settings import CONTROLS, PANE_FIELDS, control_name, prepare_uploaded_policy, public_name
+from .updates import Components
+
+
+def model_picker(elem_id: str, **kwargs) -> gr.Dropdown:
+    """The model dropdown every tab starts with: the installed and GPU models, a typed folder or id allowed."""
+    return gr.Dropdown(
+        runtime.model_choices(),
+        value=runtime.default_model(),
+        label="Model",
+        allow_custom_value=True,
+        elem_id=elem_id,
+        **kwargs,
+    )
+
+
+# ---- one strategy's controls ---------------------------------------------------------------------
+
+
+def control_value(param: Param, spec: StrategySpec):
+    value = spec.params.get(param.name, param.default)
+    return 0 if value is None and param.optional else value  # an optional number box shows 0 for None
+
+
+def pane_values(spec: StrategySpec) -> tuple:
+    """(strategy, *controls) values showing ``spec``; controls it does not use show their defaults."""
+    return (picker.choice_of(spec), *(control_value(p, spec) for p in CONTROLS))
+
+
+def shown_params(choice: str) -> tuple:
+    """Per control of a pane (:data:`CONTROLS`, then the policy file): True when ``choice`` uses it,
+    else "hidden" — mounted but not displayed. Components created with ``visible=False`` are never
+    mounted in the browser, so a later ``visible=True`` update would not show them."""
+    info = picker.strategy_info(choice)
+    used = {p.name for p in info.params} if info else set()
+    flags = [p.name in used for p in CONTROLS] + [choice == picker.UPLOADED]
+    return tuple(True if u else "hidden" for u in flags)
+
+
+def param_visibility(choice: str):
+    """Show only the controls the chosen strategy uses (its parameters' controls, the policy file)."""
+    return tuple(gr.update(visible=shown) for shown in shown_params(choice))
+
+
+def strategy_caption(choice: str) -> str:
+    """One line saying what the pane's strategy does, for a class following along."""
+    info = picker.strategy_info(choice)
+    return f"*{info.caption if info else ''}*"
+
+
+def check_policy_upload(files, pane: str):
+    """Validate an uploaded policy as soon as it arrives (a clear message instead of a failed run)."""
+    if files:
+        with user_errors(f"Policy upload for pane {pane}"):
+            prepare_uploaded_policy(files, pane)
+        gr.Info(f"Pane {pane}: policy loaded and checked.")
+
+
+def param_control(param: Param, value, elem_id: str, visible):
+    """A parameter's control: a slider over [low, high] when both are set, else a number box
+    (an optional one takes 0 for "not set")."""
+    name = public_name(param)
+    label = f"{param.symbol} ({name})" if param.symbol else name
+    info = f"{param.help}; 0 leaves it unset" if param.optional else param.help
+    if param.low is not None and param.high is not None:
+        step = 1 if param.type is int else 0.01
+        return gr.Slider(
+            param.low, param.high, value=value, step=step, label=label, info=info, visible=visible, elem_id=elem_id
+        )
+    return gr.Number(
+        value,
+        precision=0 if param.type is int else None,
+        label=label,
+        info=info,
+        minimum=0 if param.optional else param.low,
+        visible=visible,
+        elem_id=elem_id,
+    )
+
+
+class StrategyPane:
+    """One pane's strategy controls, showing ``spec``: the picker (``strategy-<p>``), its caption,
+    one control per :data:`CONTROLS` entry and the policy upload (``policy-<p>``).
+
+    :attr:`inputs` are the controls in :data:`PANE_FIELDS` order, what a handler receives and
+    :class:`~.settings.PaneInputs` reads; :meth:`show` sets them to another strategy.
+    """
+
+    def __init__(self, pane: str, spec: StrategySpec, label: str | None = None):
+        self.pane = pane
+        p = pane.lower()
+        choice, *params = pane_values(spec)
+        show = shown_params(choice)
+        # allow_custom_value: Gradio's own "not in the list of choices" error echoes the value
+        # unescaped into the toast; pane_spec refuses unknown strategies with an escaped message
+        self.strategy = gr.Dropdown(
+            picker.strategy_choices(),
+            value=choice,
+            label=label or f"Strategy {pane}",
+            elem_id=f"strategy-{p}",
+            allow_custom_value=True,
+        )
+        caption = gr.Markdown(strategy_caption(choice), elem_id=f"caption-{p}", elem_classes="dv-caption")
+        self.strategy.change(strategy_caption, self.strategy, caption, api_visibility="private", queue=False)
+        with gr.Row():
+            self.controls = [
+                param_control(param, value, f"{control_name(param)}-{p}", visible)
+                for param, value, visible in zip(CONTROLS, params, show[:-1], strict=True)
+            ]
+        self.files = gr.File(
+            file_count="multiple",
+            file_types=[".safetensors", ".json"],
+            label="policy model.safetensors (+ config.json)",
+            visible=show[-1],
+            elem_id=f"policy-{p}",
+        )
+        self.strategy.change(
+            param_visibility, self.strategy, [*self.controls, self.files], api_visibility="private", queue=False
+        )
+        self.files.upload(lambda f: check_policy_upload(f, pane), self.files, None, api_visibility="private")
+
+    @property
+    def inputs(self) -> list:
+        """The controls in :data:`PANE_FIELDS` order."""
+        out = [self.strategy, *self.controls, self.files]
+        assert len(out) == len(PANE_FIELDS)
+        return out
+
+    @property
+    def settable(self) -> list:
+        """The controls a story sets (all but the upload), in :func:`pane_values` order."""
+        return [self.strategy, *self.controls]
+
+
+# ---- one decode's views --------------------------------------------------------------------------
+
+
+class TracePane:
+    """The views of one decode: its token grid, stats and heatmap, registered in ``components``
+    as ``grid_<p>``, ``stats_<p>`` and ``heat_<p>`` (elem ids ``<prefix>grid-<p>`` …)."""
+
+    def __init__(
+        self,
+        components: Components,
+        pane: str,
+        prefix: str = "",
+        *,
+        empty_grid: str | None = None,
+        js_on_load: str | None = None,
+        labelled_heatmap: bool = True,
+    ):
+        p = pane.lower()
+        with gr.Column():
+            grid_kwargs = {"js_on_load": js_on_load} if js_on_load else {}
+            self.grid = gr.HTML(
+                render_grid(None, 0, pane=p) if empty_grid is None else empty_grid,
+                elem_id=f"{prefix}grid-{p}",
+                **grid_kwargs,
+            )
+            self.stats = gr.HTML(stats_html(None, 0, pane=p), elem_id=f"{prefix}stats-{p}")
+        self.labelled_heatmap = labelled_heatmap
+        self.p, self.prefix = p, prefix
+        components.add(**{f"grid_{p}": self.grid, f"stats_{p}": self.stats})
+
+    def heatmap(self, components: Components) -> gr.Plot:
+        """The pane's step × position heatmap (placed where the tab calls this)."""
+        if self.labelled_heatmap:
+            title = self.p.upper()
+            plot = gr.Plot(
+                heatmap_figure(None, title=title),
+                label=f"{title}: step × position",
+                show_label=False,
+                elem_id=f"{self.prefix}heat-{self.p}",
+            )
+        else:
+            plot = gr.Plot(show_label=False, elem_id=f"{self.prefix}heat-{self.p}")
+        components.add(**{f"heat_{self.p}": plot})
+        return plot

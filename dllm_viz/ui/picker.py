@@ -1,0 +1,94 @@
+"""The strategy picker: its choices (shipped policies, an upload, every heuristic), the default
+panes, and the mapping between a picker value and a :class:`~dllm_viz.strategies.StrategySpec`.
+
+A browser or API client names a strategy only by a picker value: a learned policy is a shipped
+one or the pane's own checked upload, never a folder or hub id the client names.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import replace
+
+from ..assets import shipped_policies
+from ..strategies import POLICY, REGISTRY, StrategyInfo, StrategySpec
+
+DEFAULT_POLICY = "semi-ar-alpha1"
+BEST_HEURISTIC = StrategySpec("threshold")  # Fast-dLLM λ = 0.9: the paper's strongest heuristic baseline
+UPLOAD_NAME = "(uploaded)"
+UPLOADED = StrategySpec(POLICY, policy=UPLOAD_NAME).key  # the picker's upload entry; a run's spec holds the folder
+
+
+def strategy_choices() -> list[tuple[str, str]]:
+    """(label, value) pairs: shipped policies first, an uploaded policy, then every heuristic."""
+    learned = REGISTRY[POLICY].label
+    choices = [(f"{learned}: {name}", StrategySpec(POLICY, policy=name).key) for name in shipped_policies()]
+    choices.append((f"{learned}: upload your own", UPLOADED))
+    choices += [(info.label, StrategySpec(name).key) for name, info in REGISTRY.items() if name != POLICY]
+    return choices
+
+
+def default_strategies() -> tuple[StrategySpec, StrategySpec]:
+    """(A, B): A = the shipped semi-AR α=1 policy (the app opens in semi-AR), else the first shipped
+    policy, else High-Confidence-K; B = the best heuristic."""
+    policies = shipped_policies()
+    name = DEFAULT_POLICY if DEFAULT_POLICY in policies else next(iter(policies), None)
+    return (StrategySpec(POLICY, policy=name) if name else StrategySpec("confidence")), BEST_HEURISTIC
+
+
+def strategy_info(choice) -> StrategyInfo | None:
+    """The registry entry a picker value names (None for an empty or unknown one)."""
+    try:
+        return StrategySpec.parse(choice).info
+    except ValueError:
+        return None
+
+
+def pane_strategy(choice: str, params: Mapping[str, object], upload: str | None = None) -> StrategySpec:
+    """The spec of a picker value (or an API client's strategy) and its parameters.
+
+    A learned policy is only a shipped one, by name, or the pane's own checked upload (``upload``,
+    for :data:`UPLOADED`): a browser or client never makes the server load a folder or hub id it names.
+    """
+    if choice == UPLOADED:
+        if not upload:
+            raise ValueError("upload a policy file (model.safetensors) for this pane, or pick another strategy")
+        return StrategySpec(POLICY, params, policy=upload)
+    spec = replace(StrategySpec.parse(choice), params=dict(params))  # not **params: a client names the keys
+    if spec.name == POLICY and spec.policy not in shipped_policies():
+        raise ValueError(f"no shipped policy named {spec.policy!r}; shipped: {sorted(shipped_policies()) or 'none'}")
+    check_param_ranges(spec)
+    return spec
+
+
+MAX_PARAM_MAGNITUDE = 1e6  # a parameter whose schema has no upper bound (γ, a factor) still gets one here
+
+
+def check_param_ranges(spec: StrategySpec) -> None:
+    """Every numeric parameter within its schema's [low, high] (the range the app's controls
+    offer), else within ±``MAX_PARAM_MAGNITUDE``: a client's τ_π of 1e30 is refused, not run."""
+    info = REGISTRY.get(spec.name)
+    for name, value in spec.params.items() if info else ():
+        p = next((p for p in info.params if p.name == name), None)
+        if p is None or isinstance(value, (str, bool)) or not isinstance(value, (int, float)):
+            continue  # unknown names and types: the strategy's own checks name them
+        low = -MAX_PARAM_MAGNITUDE if p.low is None else p.low
+        high = MAX_PARAM_MAGNITUDE if p.high is None else p.high
+        if not low <= value <= high:
+            label = f"{p.symbol} ({name})" if p.symbol else name
+            raise ValueError(f"{label} ({value:g}) must be between {low:g} and {high:g}")
+
+
+def uploaded(spec: StrategySpec) -> bool:
+    """Whether ``spec`` runs a policy uploaded in this session (not a shipped one)."""
+    return spec.name == POLICY and spec.policy not in shipped_policies()
+
+
+def choice_of(spec: StrategySpec) -> str:
+    """The picker value showing ``spec``: its key, or :data:`UPLOADED` for an uploaded policy."""
+    return UPLOADED if uploaded(spec) else spec.key
+
+
+def pane_title(spec: StrategySpec) -> str:
+    """A pane's heading; an uploaded policy is "(uploaded)", not its content-hash folder."""
+    return replace(spec, policy=UPLOAD_NAME).title if uploaded(spec) else spec.title
