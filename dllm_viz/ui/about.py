@@ -44,6 +44,14 @@ reads only the model's per-position confidence, the mask pattern and the time, a
 probability per position; actions are independent Bernoulli draws (if nothing is drawn, the most probable
 position is committed). It is trained with GRPO. Two test-time knobs: **τ_π** sharpens or flattens its
 probabilities, **β** scales them (u ~ Ber(min(1, β·s))), trading accuracy for NFE without retraining.
+The `…-plus-one` policies add exactly one more position per step, drawn among those the Bernoulli draws
+left out: "every certain token and one uncertain one", what EB-Sampler does by rule.
+
+**Where the learned policies stand here** (built-in model, 500 test problems, README "Measured results"):
+in full diffusion the plus-one policy solves 92.8 % at 2.3 forward passes — better than the paper-style
+policy (87.5 % at 2.7), level with Fast-dLLM's threshold and with EB-Sampler's rule on the same
+max-probability input, but 2.6 points *below* EB-Sampler on entropy (95.4 % at 2.1). In semi-AR blocks
+the heuristics are ahead too. The paper's claims are not reproduced on this model yet.
 
 ## How to read the Compare tab
 

@@ -57,10 +57,10 @@ STORIES: tuple[Story, ...] = (
         "There are 4 goats on a farm. The farmer buys more goats. How many goats does the farm have now?",
         "B (High-Confidence-K, 8 tokens per step, LLaDA's default) spends its first six steps on the trailing "
         "end-of-sequence tokens, the most confident ones, then has to commit the open amount, the result and the "
-        "answer in the same step, drawn independently: they disagree. A (the learned policy) commits the padding "
-        "and the sentence in two steps, then the final answer alone, then the amount and the result it pins down: "
-        "right in half the forward passes.",
-        a=StrategySpec(POLICY, {"temperature": 0.5, "beta": 1.0}, policy="full-diffusion"),
+        "answer in the same step, drawn independently: they disagree. A (the learned policy with the plus-one action) "
+        "commits the padding and the sentence in one step, then the final answer, then the amount and the result "
+        "it pins down: right in 3 forward passes.",
+        a=StrategySpec(POLICY, {"temperature": 0.5, "beta": 1.0}, policy="full-diffusion-plus-one"),
         b=StrategySpec("confidence", {"steps": 8}),
         full_diffusion=True,
     ),
