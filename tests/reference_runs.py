@@ -143,8 +143,14 @@ RUNS = {
 }
 
 
+CHECKOUT = str(Path(__file__).resolve().parents[1])
+
+
 def normalise(value):
-    """JSON strings parsed, timings dropped, everything else as is."""
+    """JSON strings parsed, timings dropped, the checkout's own path written ``<checkout>`` (the
+    library records the built-in model's folder), everything else as is."""
+    if isinstance(value, str) and value.startswith(CHECKOUT):
+        return "<checkout>" + value[len(CHECKOUT) :]
     if isinstance(value, str) and value[:1] == "{":
         try:
             return normalise(json.loads(value))

@@ -51,7 +51,9 @@ def test_app_trust_covers_the_operators_models_only(monkeypatch, tmp_path):
     monkeypatch.setenv(runtime.TRUST_ENV, "1")
     assert runtime.remote_code_trusted(folder)
     assert runtime.remote_code_trusted("some-org/operators-model")
-    assert not runtime.remote_code_trusted(runtime.canonical_model("someone-else/any-model"))
+    with pytest.raises(ModelLoadError, match="not on this server's list"):
+        runtime.canonical_model("someone-else/any-model")  # refused before trust is even asked
+    assert not runtime.remote_code_trusted("someone-else/any-model")
 
 
 def test_base_ids_are_gpu_only_like_instruct(monkeypatch):
