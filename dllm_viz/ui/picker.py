@@ -13,7 +13,7 @@ from dataclasses import replace
 from ..assets import shipped_policies
 from ..strategies import POLICY, REGISTRY, StrategyInfo, StrategySpec
 
-DEFAULT_POLICY = "semi-ar-alpha1"
+DEFAULT_POLICY = "semi-ar-plus-one"  # the best semi-AR policy (README, "Measured results")
 BEST_HEURISTIC = StrategySpec("threshold")  # Fast-dLLM λ = 0.9: the paper's strongest heuristic baseline
 UPLOAD_NAME = "(uploaded)"
 UPLOADED = StrategySpec(POLICY, policy=UPLOAD_NAME).key  # the picker's upload entry; a run's spec holds the folder
