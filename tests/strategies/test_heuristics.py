@@ -16,10 +16,10 @@ from dllm_viz.strategies import DecodeState, build_strategy
 from dllm_viz.strategies.heuristics import linear_schedule
 
 
-def state(token_prob=None, entropy=None, margin=None, eligible=None, block_step=0, L=None, BL=None):
+def state(token_prob=None, entropy=None, margin=None, eligible=None, block_step=0, BL=None):
     values = next(v for v in (token_prob, entropy, margin) if v is not None)
     x = torch.tensor([values], dtype=torch.float32)
-    L = L or x.shape[1]
+    L = x.shape[1]
     zeros = torch.zeros_like(x)
     feats = Features(
         confidence=torch.tensor([token_prob]) if token_prob else zeros,
@@ -28,6 +28,12 @@ def state(token_prob=None, entropy=None, margin=None, eligible=None, block_step=
         topk_ids=torch.zeros(1, L, 2, dtype=torch.long),
         topk_probs=torch.zeros(1, L, 2),
     )
+    return _one_row(feats, eligible, block_step, BL)
+
+
+def _one_row(feats: Features, eligible=None, block_step: int = 0, BL=None) -> DecodeState:
+    """A one-row decode state around ``feats`` (every position masked; eligible as given or all)."""
+    L = feats.confidence.shape[1]
     elig = torch.ones(1, L, dtype=torch.bool) if eligible is None else torch.tensor([eligible])
     return DecodeState(
         features=feats,
@@ -141,20 +147,7 @@ def _distributions_state(rows: list[list[float]]) -> DecodeState:
     """A one-row state whose features come from real per-position distributions (so entropy and
     max-prob agree with each other, as the engine computes them)."""
     probs = torch.tensor([rows], dtype=torch.float32)  # (1, L, V)
-    feats = compute_features(probs.log(), k=2)
-    L = probs.shape[1]
-    elig = torch.ones(1, L, dtype=torch.bool)
-    return DecodeState(
-        features=feats,
-        tokens=torch.zeros(1, L, dtype=torch.long),
-        token_prob=feats.confidence,
-        masked=elig.clone(),
-        eligible=elig,
-        block_step=torch.tensor([0]),
-        nfe=torch.tensor([0]),
-        gen_length=L,
-        block_length=L,
-    )
+    return _one_row(compute_features(probs.log(), k=2))
 
 
 def test_eb_on_entropy_and_on_max_prob_choose_different_sets():

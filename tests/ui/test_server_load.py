@@ -94,6 +94,8 @@ def assert_idle_after_cancel(pid: int) -> None:
 
 
 HEURISTIC_PANE = [0, 0.9, 1.0, 0.01, 1.0, 1.0, None]
+# The settings row /compare and /explore share: model, prompt, L, BL, cache, token temperature, seed.
+SETTINGS = ["", SHORT, LONG["gen_length"], LONG["block_length"], False, 0.0, 0]
 
 
 def _submit(client, endpoint: str):
@@ -111,36 +113,12 @@ def _submit(client, endpoint: str):
             api_name="/compare_trace",
         )
     if endpoint == "/compare":
-        return client.submit(
-            "",
-            SHORT,
-            LONG["gen_length"],
-            LONG["block_length"],
-            False,
-            0.0,
-            0,
-            "heuristic:confidence",
-            *HEURISTIC_PANE,
-            "heuristic:confidence",
-            *HEURISTIC_PANE,
-            "full speed",
-            api_name="/compare",
-        )
+        pane = ["heuristic:confidence", *HEURISTIC_PANE]
+        return client.submit(*SETTINGS, *pane, *pane, "full speed", api_name="/compare")
     if endpoint == "/branch":
         return client.submit(prompt=SHORT, run_strategy="heuristic:confidence", **LONG, api_name="/branch")
     if endpoint == "/explore":
-        return client.submit(
-            "",
-            SHORT,
-            LONG["gen_length"],
-            LONG["block_length"],
-            False,
-            0.0,
-            0,
-            "heuristic:confidence",
-            *HEURISTIC_PANE,
-            api_name="/explore",
-        )
+        return client.submit(*SETTINGS, "heuristic:confidence", *HEURISTIC_PANE, api_name="/explore")
     return client.submit(
         "",
         ["heuristic:confidence", "heuristic:threshold"],
