@@ -46,6 +46,10 @@ SHORT: dict[str, tuple[list[str], str]] = {
     "python bench/engine_overhead.py": (["--repeats", "1", "--gen-length", "16", "--block-length", "8"], "ok"),
     "python bench/policy_overhead.py": (["--repeats", "3"], "ok"),
     "python bench/app_latency.py": (["--repeats", "1"], "ok"),
+    "python bench/rollout_throughput.py": (
+        ["--rollouts", "8", "--processes", "1", "--iterations", "2", "--gen-length", "16", "--block-length", "16"],
+        "ok",
+    ),
     "dllm-viz --help": ([], "ok"),
 }
 ELSEWHERE = {
