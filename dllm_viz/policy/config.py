@@ -49,6 +49,8 @@ class PolicyConfig:
         time_embed_dim: width of the sinusoidal time features fed to the time MLP (paper: 128).
         top_p: how many of the dLLM's largest softmax probabilities each position sees;
             1 = the max-prob confidence used by every released config, 50 = the ablation.
+        entropy_input: also feed each position's entropy (nats) beside its probabilities: the
+            quantity EB-Sampler's rule reads, which the max-prob alone cannot recover.
         smart_init: output bias at init, so every eligible position starts with an unmask
             probability near ``sigmoid(smart_init)`` (paper: -2.0, ~0.12: a slow start yields
             more correct answers and hence non-zero rewards). ``None`` keeps PyTorch's init.
@@ -67,6 +69,7 @@ class PolicyConfig:
     num_blocks: int = 1
     time_embed_dim: int = 128
     top_p: int = 1
+    entropy_input: bool = False
     smart_init: float | None = -2.0
     time_period: float = 1.0
     action: str = "bernoulli"
@@ -78,6 +81,8 @@ class PolicyConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= limit:
                 raise ValueError(f"`{name}` ({_short(value)}) must be an integer between 1 and {limit}")
+        if not isinstance(self.entropy_input, bool):
+            raise ValueError(f"`entropy_input` ({_short(self.entropy_input)}) must be true or false")
         if self.hidden_size % self.num_heads:
             raise ValueError(f"`num_heads` ({self.num_heads}) must divide `hidden_size` ({self.hidden_size})")
         if (self.hidden_size // self.num_heads) % 2:
@@ -100,11 +105,16 @@ class PolicyConfig:
                 f"this policy config has {self.num_parameters():,} parameters; the limit is {MAX_PARAMETERS:,}"
             )
 
+    @property
+    def input_size(self) -> int:
+        """Numbers each position feeds the policy: its top-p probabilities, plus its entropy."""
+        return self.top_p + int(self.entropy_input)
+
     def num_parameters(self) -> int:
         """Parameter count of the network this config builds, computed without building it
         (so a hostile config.json cannot make the server allocate a huge model)."""
         d, f, t = self.hidden_size, self.ffn_size, self.time_embed_dim
-        stem = (self.top_p + 1) * d + 2 * d + (t + 1) * d + (d + 1) * d  # conf_proj, mask_embed, time MLP
+        stem = (self.input_size + 1) * d + 2 * d + (t + 1) * d + (d + 1) * d  # conf_proj, mask_embed, time MLP
         block = 2 * 2 * d + 4 * (d * d + d) + (d * f + f) + (f * d + d) + (d * 6 * d + 6 * d)  # norms, attn, ffn, adaLN
         return stem + self.num_blocks * block + 2 * d + d + 1  # final norm, head
 

@@ -70,7 +70,7 @@ class DiTConfidencePolicy(
         self.config = config
         self._hub_mixin_config = config  # what save_pretrained writes as config.json
         d = config.hidden_size
-        self.conf_proj = nn.Linear(config.top_p, d)
+        self.conf_proj = nn.Linear(config.input_size, d)
         self.mask_embed = nn.Embedding(2, d)
         self.time_mlp = nn.Sequential(nn.Linear(config.time_embed_dim, d), nn.SiLU(), nn.Linear(d, d))
         self.blocks = nn.ModuleList(DiTBlock(d, config.num_heads, config.ffn_size) for _ in range(config.num_blocks))
@@ -90,8 +90,9 @@ class DiTConfidencePolicy(
         """Unmask logits for every generation position.
 
         Args:
-            confidence: (B, L) max-prob, or (B, L, p) top-p probabilities, p = ``config.top_p``;
-                for all generation positions, committed ones included.
+            confidence: (B, L) max-prob, or (B, L, n) per-position inputs, n = ``config.input_size``
+                (the top-p probabilities, then the entropy when ``config.entropy_input``), for all
+                generation positions, committed ones included.
             masked: (B, L) bool/int, 1 where the position is still masked (whole buffer, not
                 only the current block: the policy is full-context).
             time: (B,) float, NFE used so far / L (rises from 0).
@@ -101,10 +102,12 @@ class DiTConfidencePolicy(
         """
         if confidence.dim() == 2:
             confidence = confidence.unsqueeze(-1)
-        if confidence.dim() != 3 or confidence.shape[-1] != self.config.top_p:
+        size = self.config.input_size
+        if confidence.dim() != 3 or confidence.shape[-1] != size:
             raise ValueError(
-                f"`confidence` has shape {tuple(confidence.shape)}; expected (B, L) or "
-                f"(B, L, {self.config.top_p}) for top_p={self.config.top_p}"
+                f"`confidence` has shape {tuple(confidence.shape)}; expected "
+                f"{'(B, L) or ' if size == 1 else ''}(B, L, {size}) for top_p={self.config.top_p}"
+                f"{' plus the entropy' if self.config.entropy_input else ''}"
             )
         batch, length, _ = confidence.shape
         if tuple(masked.shape) != (batch, length) or tuple(time.shape) != (batch,):

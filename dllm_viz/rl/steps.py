@@ -70,7 +70,7 @@ class PolicySteps:
             action = (rec.committed if expert else rec.action).bool() & eligible
             log_prob = None if (expert or rec.log_prob is None) else rec.log_prob.float()
             confidence, masked, time = policy_inputs_from(
-                rec.features, rec.masked, rec.nfe - active_row.long(), gen_length, strategy.policy.config.top_p
+                rec.features, rec.masked, rec.nfe - active_row.long(), gen_length, strategy.policy.config
             )
             per_step.append(
                 dict(

@@ -62,6 +62,10 @@ class GRPOTrainConfig:
             "confidence; its ablation: 50; here at most the engine's top_k, 5)"
         },
     )
+    entropy_input: bool = field(
+        default=False,
+        metadata={"help": "also show the policy each position's entropy (what EB-Sampler reads; not in the paper)"},
+    )
     levels: tuple[int, ...] = field(
         default=(DEFAULT_LEVEL,), metadata={"nargs": "+", "help": "word-problem levels to train on"}
     )
@@ -161,7 +165,11 @@ class GRPOTrainer:
         if policy is None:
             policy = DiTConfidencePolicy(
                 PolicyConfig(
-                    hidden_size=config.hidden, ffn_size=4 * config.hidden, top_p=config.top_p, action=config.grpo.action
+                    hidden_size=config.hidden,
+                    ffn_size=4 * config.hidden,
+                    top_p=config.top_p,
+                    entropy_input=config.entropy_input,
+                    action=config.grpo.action,
                 )
             )
         self.backend, self.policy = backend, policy

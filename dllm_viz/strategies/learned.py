@@ -26,6 +26,7 @@ from typing import Any
 import torch
 
 from ..features import Features
+from ..policy.config import PolicyConfig
 from ..policy.model import DiTConfidencePolicy
 from ..policy.sampling import (
     argmax_fallback,
@@ -108,25 +109,34 @@ class LearnedDecision(Decision):
     pick_order: torch.Tensor | None = None
 
 
-def policy_inputs(state: DecodeState, top_p: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """The policy's inputs from a decode state: (confidence (B, L, p), masked (B, L), time (B,)).
+def policy_inputs(state: DecodeState, config: PolicyConfig) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The policy's inputs from a decode state: (confidence (B, L, n), masked (B, L), time (B,)),
+    n = ``config.input_size``.
 
     ``masked`` covers the whole generation buffer, not only the current block: the released
     policies are full-context (``policy_full_context: true``).
     """
-    return policy_inputs_from(state.features, state.masked, state.nfe, state.gen_length, top_p)
+    return policy_inputs_from(state.features, state.masked, state.nfe, state.gen_length, config)
 
 
 def policy_inputs_from(
-    features: Features, masked: torch.Tensor, nfe_used: torch.Tensor, gen_length: int, top_p: int
+    features: Features, masked: torch.Tensor, nfe_used: torch.Tensor, gen_length: int, config: PolicyConfig
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """:func:`policy_inputs` from its parts, so GRPO rebuilds them from stored steps the same way:
     the time input is the NFE used before the step / L."""
-    return confidence_input(features, top_p), masked, nfe_used.float() / gen_length
+    return confidence_input(features, config), masked, nfe_used.float() / gen_length
 
 
-def confidence_input(features: Features, top_p: int) -> torch.Tensor:
-    """(B, L, p): max-prob for p = 1, else the p largest probabilities from ``topk_probs``."""
+def confidence_input(features: Features, config: PolicyConfig) -> torch.Tensor:
+    """(B, L, n): the max-prob for ``top_p`` 1, else the ``top_p`` largest probabilities from
+    ``topk_probs``; then the entropy in nats when ``config.entropy_input``."""
+    probs = _top_probs(features, config.top_p)
+    if not config.entropy_input:
+        return probs
+    return torch.cat([probs, features.entropy.unsqueeze(-1).to(probs.dtype)], dim=-1)
+
+
+def _top_probs(features: Features, top_p: int) -> torch.Tensor:
     if top_p == 1:
         return features.confidence.unsqueeze(-1)
     available = features.topk_probs.shape[-1]
@@ -186,7 +196,7 @@ class LearnedPolicy:
     def decide(self, state: DecodeState) -> LearnedDecision:
         """Sample this step's action on the eligible positions of every row."""
         cfg, device = self.config, state.eligible.device
-        conf, masked, time = policy_inputs(state, self.policy.config.top_p)
+        conf, masked, time = policy_inputs(state, self.policy.config)
         param_device = next(self.policy.parameters()).device
         with torch.no_grad():
             logits = self.policy(conf.to(param_device), masked.to(param_device), time.to(param_device))
@@ -231,7 +241,6 @@ def policy_config_bytes(path: str | os.PathLike | None = None) -> bytes:
     import json
 
     from ..policy.checkpoint import read_policy_config
-    from ..policy.config import PolicyConfig
 
     if path is None:
         return json.dumps(PolicyConfig().to_dict()).encode()

@@ -100,10 +100,23 @@ def test_top_p_input_width_and_shape_errors():
     policy = DiTConfidencePolicy(PolicyConfig(hidden_size=16, num_heads=2, ffn_size=32, time_embed_dim=8, top_p=3))
     conf, masked, time = inputs(p=3)
     assert policy(conf, masked, time).shape == (2, 12)
-    with pytest.raises(ValueError, match=r"expected \(B, L\) or \(B, L, 3\)"):
+    with pytest.raises(ValueError, match=r"expected \(B, L, 3\) for top_p=3$"):
         policy(conf[..., 0], masked, time)
     with pytest.raises(ValueError, match="`masked`"):
         policy(conf, masked[:, :5], time)
+
+
+def test_entropy_input_widens_the_input_by_one():
+    config = PolicyConfig(hidden_size=16, num_heads=2, ffn_size=32, time_embed_dim=8, entropy_input=True)
+    policy = DiTConfidencePolicy(config)
+    assert config.input_size == 2 and policy.conf_proj.in_features == 2
+    assert config.num_parameters() == sum(p.numel() for p in policy.parameters())
+    conf, masked, time = inputs(p=2)
+    assert policy(conf, masked, time).shape == (2, 12)
+    with pytest.raises(ValueError, match=r"expected \(B, L, 2\) for top_p=1 plus the entropy"):
+        policy(conf[..., 0], masked, time)
+    with pytest.raises(ValueError, match=r"`entropy_input` \(1\) must be true or false"):
+        PolicyConfig(entropy_input=1)
 
 
 @pytest.mark.parametrize(

@@ -50,6 +50,17 @@ def test_replayed_log_probs_equal_those_recorded_at_rollout(scripted, sampling):
     assert (replayed[~steps.active] == 0).all()
 
 
+def test_replay_with_the_entropy_input_equals_the_rollout(scripted):
+    torch.manual_seed(0)
+    config = PolicyConfig(**{**SMALL.to_dict(), "entropy_input": True, "top_p": 2})
+    strategy = LearnedPolicy(DiTConfidencePolicy(config), LearnedPolicyConfig(mode="bernoulli-plus-one"))
+    records = rollout(scripted, strategy, [[2, 3], [4]], block_length=4)
+    steps = PolicySteps.from_records(records, L, strategy)
+    assert steps.confidence.shape[-1] == 3
+    assert torch.equal(steps.confidence[:, 0, :, -1], records[0].features.entropy)
+    assert torch.allclose(replay_log_probs(strategy.policy, steps), steps.old_log_prob, atol=1e-5)
+
+
 def test_expert_records_use_every_masked_position_and_need_replay(scripted):
     records = list(
         generate(

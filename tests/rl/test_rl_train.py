@@ -251,12 +251,12 @@ def test_flags_are_generated_from_the_config_and_keep_their_old_names():
     argv = [
         "--out-dir", "o", "--group-size", "4", "--prompts", "2", "--lr", "1e-3", "--warmup", "1",
         "--es-thresholds", "0.9", "0.8", "--levels", "1", "2", "--no-progress", "--resume", "--top-p", "3",
-        "--block-length", "64",
+        "--block-length", "64", "--entropy-input",
     ]  # fmt: skip
     config = from_args(GRPOTrainConfig, parser.parse_args(argv))
     grpo = config.grpo
     assert (grpo.num_generations, grpo.prompts_per_batch, grpo.learning_rate, grpo.warmup_steps) == (4, 2, 1e-3, 1)
-    assert grpo.es_thresholds == (0.9, 0.8) and config.levels == (1, 2) and config.top_p == 3
+    assert grpo.es_thresholds == (0.9, 0.8) and config.levels == (1, 2) and config.top_p == 3 and config.entropy_input
     assert config.resume and not config.progress and config.block_length == 64 and grpo.es_block_length is None
     defaults = from_args(GRPOTrainConfig, parser.parse_args(["--out-dir", "o"]))
     assert defaults == GRPOTrainConfig(out_dir="o")  # every flag's default is the field's

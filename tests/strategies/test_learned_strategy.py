@@ -66,7 +66,7 @@ def test_actions_stay_within_eligible_and_log_prob_matches(policy, mode):
     assert (decision.probs[~state.eligible] == 0).all()
     assert decision.log_prob[0] == 0  # nothing eligible, nothing to decide
     with torch.no_grad():
-        logits = policy(*policy_inputs(state, 1))
+        logits = policy(*policy_inputs(state, PolicyConfig()))
     if mode == "dpls":
         expected = dpls_log_prob(logits, decision.pick_order, state.eligible)
     else:
@@ -95,7 +95,7 @@ def test_same_generator_seed_replays_the_decision(policy):
 def test_temperature_and_beta_reshape_the_probabilities(policy):
     state = make_state()
     with torch.no_grad():
-        logits = policy(*policy_inputs(state, 1))
+        logits = policy(*policy_inputs(state, PolicyConfig()))
     decision = LearnedPolicy(policy, mode="bernoulli", temperature=0.5, beta=1.7).decide(state)
     expected = unmask_probs(logits, 0.5, 1.7)
     assert torch.allclose(decision.probs[state.eligible], expected[state.eligible])
@@ -120,11 +120,23 @@ def test_top_p_inputs_come_from_topk_probs():
     torch.manual_seed(0)
     policy = DiTConfidencePolicy(PolicyConfig(hidden_size=16, num_heads=2, ffn_size=32, time_embed_dim=8, top_p=3))
     state = make_state()
-    conf, _, time = policy_inputs(state, 3)
+    conf, _, time = policy_inputs(state, PolicyConfig(top_p=3))
     assert torch.equal(conf, state.features.topk_probs[..., :3]) and torch.equal(time, state.nfe.float() / 16)
     LearnedPolicy(policy).decide(state)
     with pytest.raises(ValueError, match=r"top_p=9 .* keep only 5; raise EngineConfig.top_k"):
-        policy_inputs(state, 9)
+        policy_inputs(state, PolicyConfig(top_p=9))
+
+
+@pytest.mark.parametrize("top_p", [1, 3])
+def test_entropy_input_follows_the_probabilities(top_p):
+    config = PolicyConfig(hidden_size=16, num_heads=2, ffn_size=32, time_embed_dim=8, top_p=top_p, entropy_input=True)
+    state = make_state()
+    conf, _, _ = policy_inputs(state, config)
+    assert conf.shape == (*state.masked.shape, top_p + 1)
+    assert torch.equal(conf[..., :top_p], policy_inputs(state, PolicyConfig(top_p=top_p))[0])
+    assert torch.equal(conf[..., -1], state.features.entropy)
+    decision = LearnedPolicy(DiTConfidencePolicy(config)).decide(state)
+    assert not (decision.unmask & ~state.eligible).any()
 
 
 @pytest.mark.parametrize(
