@@ -42,7 +42,8 @@ class StepInputs:
     """What the policy saw at one step of a row.
 
     Attributes:
-        confidence: (L, p) float32 confidence input. masked: (L,) bool, masked before the step.
+        confidence: (L, n) float32 per-position input: p probabilities, then the entropy when
+            ``entropy``. masked: (L,) bool, masked before the step.
         eligible: (L,) bool, masked positions of the step's block. time: NFE before the step / L.
         recorded: (L,) the probabilities recorded in the trace, or None.
         committed: positions the step committed.
@@ -54,6 +55,13 @@ class StepInputs:
     time: float
     recorded: list[float] | None
     committed: list[int]
+    entropy: bool = False
+
+    def input_names(self) -> list[str]:
+        """A label per input column: "confidence" (or "confidence q" of the top p), then "entropy"."""
+        p = self.confidence.shape[1] - int(self.entropy)
+        names = ["confidence"] if p == 1 else [f"confidence {q + 1}" for q in range(p)]
+        return names + ["entropy"] * int(self.entropy)
 
 
 @dataclass(frozen=True)
@@ -85,23 +93,20 @@ class Attribution:
 
     def top_inputs(self, position: int, n: int = 8) -> list[tuple[str, float]]:
         """The ``n`` inputs that moved position ``position``'s unmask logit most, largest |A| first,
-        as ("confidence @ j" | "confidence q @ j" | "time", signed logit attribution)."""
+        as ("confidence @ j" | "confidence q @ j" | "entropy @ j" | "time", signed logit attribution)."""
         r = self.row(position)
-        conf = self.confidence[r]  # (L, p)
-        p = conf.shape[1]
-        items = [
-            (("confidence" if p == 1 else f"confidence {q + 1}") + f" @ {j}", float(conf[j, q]))
-            for j in range(conf.shape[0])
-            for q in range(p)
-        ]
+        conf = self.confidence[r]  # (L, n)
+        names = self.inputs.input_names()
+        items = [(f"{name} @ {j}", float(conf[j, q])) for j in range(conf.shape[0]) for q, name in enumerate(names)]
         items.append(("time", float(self.time[r])))
         items.sort(key=lambda item: -abs(item[1]))
         return items[:n]
 
 
-def step_inputs(trace: Trace, step: int, top_p: int = 1) -> StepInputs:
+def step_inputs(trace: Trace, step: int, top_p: int = 1, entropy: bool = False) -> StepInputs:
     """The policy's inputs at 0-based ``step`` of ``trace`` (the decision that produced the
-    canvas after ``step + 1`` steps), rebuilt from the recorded features."""
+    canvas after ``step + 1`` steps), rebuilt from the recorded features: the ``top_p`` largest
+    probabilities, then the entropy for a policy that reads it."""
     if not 0 <= step < trace.num_steps:
         raise ValueError(f"step {step + 1} is not a step of this run (1–{trace.num_steps})")
     s = trace.steps[step]
@@ -112,10 +117,18 @@ def step_inputs(trace: Trace, step: int, top_p: int = 1) -> StepInputs:
         if top_p > available:
             raise ValueError(f"the policy reads the top {top_p} probabilities, but the trace keeps {available}")
         confidence = torch.tensor([row[:top_p] for row in s.topk_probs], dtype=torch.float32)
+    if entropy:
+        if s.entropy is None:
+            raise ValueError(
+                "the policy reads each position's entropy, but this trace did not record it; decode it again"
+            )
+        confidence = torch.cat([confidence, torch.tensor(s.entropy, dtype=torch.float32).unsqueeze(-1)], dim=-1)
     before = state_after(trace, step, s.remasked())  # a branch's first step saw its re-masks
     masked = torch.tensor([t == trace.mask_id for t in before.tokens])
     block = torch.arange(trace.gen_length) // trace.block_length == s.block
-    return StepInputs(confidence, masked, masked & block, before.nfe / trace.gen_length, s.probs, list(s.committed))
+    return StepInputs(
+        confidence, masked, masked & block, before.nfe / trace.gen_length, s.probs, list(s.committed), entropy
+    )
 
 
 def attribute(
@@ -167,5 +180,6 @@ def inspect_step(
     policy, trace: Trace, step: int, temperature: float = 1.0, beta: float = 1.0, positions: list[int] | None = None
 ) -> Attribution:
     """:func:`attribute` at 0-based ``step`` of ``trace`` (inputs from :func:`step_inputs`)."""
-    top_p = int(getattr(getattr(policy, "config", None), "top_p", 1))
-    return attribute(policy, step_inputs(trace, step, top_p), temperature, beta, positions)
+    config = getattr(policy, "config", None)
+    top_p, entropy = int(getattr(config, "top_p", 1)), bool(getattr(config, "entropy_input", False))
+    return attribute(policy, step_inputs(trace, step, top_p, entropy), temperature, beta, positions)

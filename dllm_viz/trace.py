@@ -33,6 +33,7 @@ SCHEMA_VERSION = 1
 MAX_TRACE_BYTES = 32 * 1024 * 1024  # 256 steps × 256 positions × top-5 is ~6 MB; leave room
 MAX_GEN_LENGTH = 4096
 MAX_STEPS = 2 * MAX_GEN_LENGTH + 2  # a run takes ≤ L steps; a branch that re-masks may add L + 1
+MAX_ENTROPY = 64.0  # nats: log of a vocabulary far beyond any real one (log 126k ≈ 11.7)
 _DIGITS = 4  # confidences are stored rounded; plenty for a heatmap, 4x smaller than full floats
 
 
@@ -62,6 +63,8 @@ class TraceStep:
         proposed: (L,) candidate token per position.
         topk_ids, topk_probs: (L, k) alternatives per position, descending.
         probs: (L,) policy unmask probabilities, or None for heuristics.
+        entropy: (L,) entropy of each position's distribution in nats (what EB-Sampler and an
+            entropy-input policy read), or None in traces written before it was recorded.
         model_ms, step_ms: forward time and whole-step time in milliseconds.
         overrides: the user's overrides applied at this step (the first step of a branch), as
             ``{"position", "action", "token"}`` dicts (:class:`~dllm_viz.strategies.override.Override`);
@@ -82,6 +85,7 @@ class TraceStep:
     topk_ids: list[list[int]]
     topk_probs: list[list[float]]
     probs: list[float] | None = None
+    entropy: list[float] | None = None
     model_ms: float = 0.0
     step_ms: float = 0.0
     overrides: list[dict] | None = None
@@ -101,6 +105,7 @@ class TraceStep:
             topk_ids=f.topk_ids[row].tolist(),
             topk_probs=_rounded(f.topk_probs[row]),
             probs=None if rec.probs is None else _rounded(rec.probs[row]),
+            entropy=_rounded(f.entropy[row]),
             model_ms=round(rec.model_ms, 3),
             step_ms=round(rec.step_ms, 3),
         )
@@ -270,8 +275,8 @@ class Trace:
         seen: set[int] = set()
         for i, s in enumerate(self.steps):
             where = f"step {i}"
-            for name in ("confidence", "proposed", "topk_ids", "topk_probs") + (
-                ("probs",) if s.probs is not None else ()
+            for name in ("confidence", "proposed", "topk_ids", "topk_probs") + tuple(
+                n for n in ("probs", "entropy") if getattr(s, n) is not None
             ):
                 value = getattr(s, name)
                 if not isinstance(value, list) or len(value) != L:
@@ -287,6 +292,8 @@ class Trace:
                 raise TraceError(f"{where}: confidence values must be numbers in [0, 1]")
             if s.probs is not None and not _probs(s.probs):
                 raise TraceError(f"{where}: probs values must be numbers in [0, 1]")
+            if s.entropy is not None and not _entropies(s.entropy):
+                raise TraceError(f"{where}: entropy values must be numbers in [0, {MAX_ENTROPY:g}] (nats)")
             if not _ids(s.proposed):
                 raise TraceError(f"{where}: proposed must hold integer token ids")
             k = len(s.topk_ids[0]) if isinstance(s.topk_ids[0], list) else -1
@@ -624,6 +631,12 @@ def _is_number(value: object) -> bool:
 
 def _ids(values: object) -> bool:
     return isinstance(values, list) and all(type(v) is int and 0 <= v < MAX_TOKEN_ID for v in values)
+
+
+def _entropies(values: object) -> bool:
+    return isinstance(values, list) and all(
+        (type(v) is float or type(v) is int) and 0 <= v <= MAX_ENTROPY for v in values
+    )
 
 
 def _probs(values: object) -> bool:

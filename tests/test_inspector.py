@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import pytest
 import torch
@@ -141,6 +141,34 @@ def test_top_p_policy_reads_the_top_probabilities(trace):
     )
     with pytest.raises(ValueError, match="reads the top 9 probabilities, but the trace keeps 5"):
         step_inputs(trace, 1, top_p=9)
+
+
+def test_entropy_policy_reads_the_recorded_entropies_and_gets_back_its_probabilities(tiny_backend):
+    """An entropy-input policy's decode, inspected from its trace alone, gives back the recorded
+    probabilities (the entropies are stored, rounded like the confidences)."""
+    torch.manual_seed(0)
+    config = PolicyConfig(
+        hidden_size=16, num_heads=2, ffn_size=32, time_embed_dim=8, smart_init=0.0, entropy_input=True
+    )
+    policy = DiTConfidencePolicy(config).eval()
+    recorded = record_run(
+        tiny_backend,
+        "one plus two",
+        LearnedPolicy(policy, mode="bernoulli-argmax"),
+        EngineConfig(gen_length=16, block_length=8),
+    )
+    for k, step in enumerate(recorded.steps):
+        result = inspect_step(policy, recorded, k)
+        assert torch.equal(result.inputs.confidence[:, 1], torch.tensor(step.entropy))
+        assert torch.allclose(result.probs, torch.tensor(step.probs), atol=2e-3), k
+    first = inspect_step(policy, recorded, 0)
+    names = [name for name, _ in first.top_inputs(first.positions[0], 2 * 16 + 1)]
+    assert (
+        sum(n.startswith("entropy @") for n in names) == 16 and sum(n.startswith("confidence @") for n in names) == 16
+    )
+    old = replace(recorded, steps=[replace(s, entropy=None) for s in recorded.steps])  # a trace from before 0.3
+    with pytest.raises(ValueError, match="reads each position's entropy, but this trace did not record it"):
+        inspect_step(policy, old, 0)
 
 
 def test_bad_step_and_position(trace):
