@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 
 from ..outputs import check_destination, check_input
-from ..policy import DiTConfidencePolicy
+from ..policy import DiTConfidencePolicy, PolicyConfig
 from .compare_runs import curves_layout
 
 # The Hub's metadata block (the YAML front matter of README.md): what the Hub indexes and filters on.
@@ -54,8 +54,20 @@ def card_metadata(base_model: str | None = None) -> str:
     return f"---\n{data.to_yaml()}\n---\n"
 
 
-def _machine() -> str:
-    cores = torch.get_num_threads()
+def _inputs_text(config: PolicyConfig) -> str:
+    probs = "its max-prob confidence" if config.top_p == 1 else f"its {config.top_p} largest token probabilities"
+    return probs + (" and its entropy" if config.entropy_input else "")
+
+
+def _action_text(action: str) -> str:
+    if action == "bernoulli-plus-one":
+        return "independent Bernoulli draws plus exactly one more position (the plus-one action)"
+    return "independent Bernoulli draws (the paper's action)"
+
+
+def _machine(threads: int | None = None) -> str:
+    """This machine, with the torch threads the run used (``--threads``; else this process's)."""
+    cores = threads or torch.get_num_threads()
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
     return f"{platform.machine()} CPU ({cores} torch threads), {gpu}, torch {torch.__version__}"
 
@@ -201,7 +213,8 @@ def write_card(
         "",
         f"A {sum(p.numel() for p in policy.parameters()):,}-parameter DiT confidence policy "
         f"(Jazbec, Olausson et al., arXiv 2512.09106) trained with GRPO on the built-in tiny dLLM's word problems, "
-        f"{setting}, L={engine['gen_length']}, {grpo['reward']} reward α={grpo['alpha']}{es}.",
+        f"{setting}, L={engine['gen_length']}, {grpo['reward']} reward α={grpo['alpha']}{es}. "
+        f"Each position shows it {_inputs_text(policy.config)}; it acts by {_action_text(policy.config.action)}.",
         "",
         "## Training",
         "",
@@ -212,7 +225,8 @@ def write_card(
         f"- {len(rows)} rollout batches of {grpo['prompts_per_batch']} prompts × {grpo['num_generations']} rollouts, "
         f"{grpo['num_iterations']} optimiser steps each, lr {grpo['learning_rate']}, ε {grpo['epsilon']}, "
         f"warmup {grpo['warmup_steps']}, seed {grpo['seed']}",
-        f"- wall time {minutes:.1f} min on {hardware or _machine()}; one iteration (rollouts + update) "
+        f"- wall time {minutes:.1f} min on {hardware or _machine(args.get('threads'))}; "
+        "one iteration (rollouts + update) "
         f"{statistics.median(r['seconds'] for r in rows):.1f} s median",
         "- selected checkpoint: " + _selection_text(selection),
         f"- held-out evaluations: {held_out_summary(rows)}",

@@ -135,7 +135,9 @@ def test_checkpoints_are_selected_on_validation_problems_never_test_problems():
 def test_policy_card_from_a_run(tiny_model_dir, tmp_path):
     from dllm_viz.rl.card import main as card_main
 
-    main(["--model", str(tiny_model_dir), "--out-dir", str(tmp_path / "run"), *ARGS])
+    main(
+        ["--model", str(tiny_model_dir), "--out-dir", str(tmp_path / "run"), *ARGS, "--threads", "1", "--entropy-input"]
+    )
     report = tmp_path / "results.md"
     report.write_text("| strategy | accuracy |\n|---|---|\n| policy | 1.0 |")
     assert card_main([str(tmp_path / "run"), str(tmp_path / "shipped"), "--eval", str(report)]) == 0
@@ -143,6 +145,8 @@ def test_policy_card_from_a_run(tiny_model_dir, tmp_path):
     assert "python -m dllm_viz.rl.train --out-dir" in card and "--alpha 1.0" in card and "| policy | 1.0 |" in card
     assert "3 rollout batches of 2 prompts × 4 rollouts" in card
     assert "- held-out evaluations: " in card and "![training curves" in card
+    assert "its max-prob confidence and its entropy; it acts by independent Bernoulli draws" in card
+    assert "CPU (1 torch threads)" in card  # the run's --threads, not the card process's
     assert sorted(p.name for p in (tmp_path / "shipped").iterdir()) == [
         "README.md",
         "config.json",
