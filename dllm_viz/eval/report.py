@@ -161,7 +161,13 @@ def pareto_figure(summary: Sequence[dict], title: str = "Accuracy vs NFE") -> go
         fig.update_xaxes(title_text="mean NFE", type="log", row=row, col=col)
     for row in range(1, len(subsets) + 1):
         fig.update_yaxes(title_text="accuracy %", row=row, col=1)
-    fig.update_layout(title=title, template="plotly_white", height=480 * len(subsets), width=560 * len(settings))
+    # the legend takes ~300 px beside the plots: without that room a one-setting report squeezes its plots
+    fig.update_layout(
+        title=dict(text=title, font=dict(size=16)),
+        template="plotly_white",
+        height=480 * len(subsets),
+        width=560 * len(settings) + 300,
+    )
     return fig
 
 

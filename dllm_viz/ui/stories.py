@@ -56,11 +56,12 @@ STORIES: tuple[Story, ...] = (
         "Full diffusion: learned policy vs LLaDA's fixed schedule",
         "There are 4 goats on a farm. The farmer buys more goats. How many goats does the farm have now?",
         "B (High-Confidence-K, 8 tokens per step, LLaDA's default) spends its first six steps on the trailing "
-        "end-of-sequence tokens, the most confident ones, then has to commit the open amount, the result and the "
-        "answer in the same step, drawn independently: they disagree. A (the learned policy with the plus-one action) "
-        "commits the padding and the sentence in one step, then the final answer, then the amount and the result "
-        "it pins down: right in 3 forward passes.",
-        a=StrategySpec(POLICY, {"temperature": 0.5, "beta": 1.0}, policy="full-diffusion-plus-one"),
+        "end-of-sequence tokens, the most confident ones, then has to commit the open amount and the result in the "
+        "same step, drawn independently: they disagree (4 + 2 = 1). A (the learned policy that reads each "
+        "position's confidence and entropy, with the plus-one action) commits the sentence's frame and the padding "
+        "in its second step, the open amount as its one extra pick in the third, then the result and the answer "
+        "that amount pins down: right in 4 forward passes.",
+        a=StrategySpec(POLICY, {"temperature": 0.5, "beta": 1.0}, policy="full-diffusion-entropy"),
         b=StrategySpec("confidence", {"steps": 8}),
         full_diffusion=True,
     ),
