@@ -124,7 +124,7 @@ def test_the_queue_admits_more_than_one_event_on_zerogpu(zero_demo):
 
 
 def test_every_endpoint_names_its_arguments(zero_demo):
-    """gradio_client users read ``strategy``, ``policy_temperature`` …, never ``param_7``."""
+    """gradio_client users read ``strategy``, ``tau`` …, never ``param_7``."""
     endpoints = zero_demo.get_api_info()["named_endpoints"]
     names = {ep: [p["parameter_name"] for p in info["parameters"]] for ep, info in endpoints.items()}
     assert not [(ep, n) for ep, ns in names.items() for n in ns if n.startswith("param_")]
