@@ -47,6 +47,10 @@ document.addEventListener('keydown', (e) => {
 
 
 QUEUE_POLL_S = 0.005
+# Events waiting in the queue, all visitors together (a run's live-frame ticks count too); one more
+# gets "the queue is full" at once instead of a wait with no end. Gradio's default is no limit, and
+# on a ZeroGPU Space 1, which a single streaming run fills.
+QUEUE_SIZE = int(os.environ.get("DLLM_VIZ_QUEUE_SIZE", "64"))
 
 
 def build_demo() -> gr.Blocks:
@@ -68,7 +72,7 @@ def build_demo() -> gr.Blocks:
         gr.api(
             compare_trace, api_name="compare_trace", concurrency_limit=runtime.MODEL_CONCURRENCY, concurrency_id="model"
         )
-    demo.queue(default_concurrency_limit=4)
+    demo.queue(default_concurrency_limit=4, max_size=QUEUE_SIZE)
     # Gradio's queue polls for work every 1 ms while idle on Linux: 0.05 of a core with nothing to do
     # (2 shared cores), right at the 0.1 "idle" bar of tests/ui/test_server_load.py. Every 5 ms: 0.012,
     # and no first-frame latency we could measure (bench/app_latency.py --served --browser).

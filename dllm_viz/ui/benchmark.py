@@ -162,7 +162,13 @@ def _runs_csv(rows: list[dict]) -> Path:
     return folder / "benchmark-runs.csv"
 
 
-@zerogpu.gpu_task(300)  # ZeroGPU's cap for one call; bigger sweeps belong to the CLI
+def _sweep_work(model: str, problems, specs_by_bl: dict, gen_length: int, seeds: list[int], **_) -> tuple[int, int]:
+    """Every decode's L forward passes (batched rows cost the same per token), over a problem and L."""
+    forwards = sweep_work(specs_by_bl, len(problems), len(seeds), gen_length)
+    return forwards, max((zerogpu.prompt_tokens(p.question) for p in problems), default=0) + gen_length
+
+
+@zerogpu.gpu_task(_sweep_work)  # on ZeroGPU capped at what a visitor's quota allows (the CLI has no cap)
 def _sweep(
     model: str, problems, specs_by_bl: dict, gen_length: int, seeds: list[int], progress=None, cancel=None
 ) -> list[dict]:
@@ -246,7 +252,7 @@ def run_benchmark(
         done[:] = state
 
     # On ZeroGPU the sweep runs in a forked worker: neither a callback nor an event can cross over.
-    zero = zerogpu.on_zero_gpu()
+    zero = runtime.on_zero_gpu()
     job = BackgroundJob(
         lambda cancel: _sweep(
             model,

@@ -28,6 +28,7 @@ from .settings import (  # noqa: F401  (engine_config, PANE_FIELDS: part of this
     api_params,
     api_spec,
     engine_config,
+    pane_signature,
     pane_spec,
     prompt_text,
     text,
@@ -202,16 +203,9 @@ def run_compare(model, prompt, gen_length, block_length, full_diffusion, tempera
         _LIVE.pop(comp.run_id, None)
 
 
-def _compare_signature() -> inspect.Signature:
-    """``/compare``'s argument names for gradio_client, as before the controls came from the registry:
-    the settings, each pane's controls (``strategy_a``, ``steps_a``, …, ``tau_a``, ``policy_files_a``) and ``speed``."""
-    settings = list(inspect.signature(run_compare).parameters.values())[:-1]
-    kind = inspect.Parameter.POSITIONAL_OR_KEYWORD
-    panes = [inspect.Parameter(f"{f}_{pane}", kind) for pane in "ab" for f in PANE_FIELDS]
-    return inspect.Signature([*settings, *panes, inspect.Parameter("speed", kind, default=DEFAULT_SPEED)])
-
-
-run_compare.__signature__ = _compare_signature()  # type: ignore[attr-defined]  # read by Gradio's API info
+# /compare's argument names: the settings, each pane's controls (strategy_a, …, policy_files_b), the speed
+_SPEED = inspect.Parameter("speed", inspect.Parameter.POSITIONAL_OR_KEYWORD, default=DEFAULT_SPEED)
+run_compare.__signature__ = pane_signature(run_compare, ("_a", "_b"), (_SPEED,))  # type: ignore[attr-defined]
 
 
 def new_comparison(prompt: str, specs) -> Comparison:

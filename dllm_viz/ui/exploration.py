@@ -103,7 +103,16 @@ class Job:
     overrides: tuple = ()
 
 
-@zerogpu.gpu
+def job_work(model: str, job: Job) -> tuple[int, int]:
+    """At most one forward pass per remaining position, each over the prompt and the generated positions."""
+    if job.parent is not None:
+        trace = job.parent
+        return trace.gen_length - job.k, len(trace.prompt_ids) + trace.gen_length
+    L = job.config.gen_length if job.config is not None else 0
+    return L, zerogpu.prompt_tokens(job.prompt) + L
+
+
+@zerogpu.gpu_task(job_work)
 def decode_job(model: str, job: Job):
     """Run ``job``; yields the number of steps done after every step, then the finished :class:`Trace`.
 

@@ -38,7 +38,7 @@ from .examples import known_answer
 from .exploration import Exploration, Job, check_branch, decode, load_tree, spec_of
 from .files import content_folder, digest_of
 from .session import new_run_id
-from .settings import PaneInputs, engine_config, pane_spec, prompt_text, text
+from .settings import PaneInputs, engine_config, pane_signature, pane_spec, prompt_text, text
 from .updates import Updates
 
 SESSION_TTL_S = 1800
@@ -209,6 +209,9 @@ def run_explore(model, prompt, gen_length, block_length, full_diffusion, tempera
         yield {"status": f"error: {err.message} #{exp.run_id}"}
         raise
     yield _frame(exp, _steps(exp), status_of(exp, f"done · node 0: {trace.num_steps} steps"))
+
+
+run_explore.__signature__ = pane_signature(run_explore, ("",))  # type: ignore[attr-defined]  # /explore's names
 
 
 def branch_explore(exp: Exploration | None, model, k, mode, *pane):

@@ -1,10 +1,10 @@
 """The Compare tab's run: two strategies decode the same prompt on the same model and seed, one
 step each per item, and the app follows both traces as they grow.
 
-:func:`lockstep` is GPU-bound (wrapped with :data:`~dllm_viz.ui.zerogpu.gpu`, so on ZeroGPU it
-runs in a forked worker): it builds each pane's trace with a :class:`~dllm_viz.trace.TraceBuilder`
-and yields plain, picklable step data. :func:`collect` runs it under the compute budget and keeps
-a :class:`~dllm_viz.ui.session.Comparison` up to date through a
+:func:`lockstep` is model-bound (wrapped with :func:`~dllm_viz.ui.zerogpu.gpu_task`, so on ZeroGPU
+it runs in a forked worker unless the model lives on the CPU): it builds each pane's trace with a
+:class:`~dllm_viz.trace.TraceBuilder` and yields plain, picklable step data. :func:`collect` runs it
+under the compute budget and keeps a :class:`~dllm_viz.ui.session.Comparison` up to date through a
 :meth:`TraceBuilder.mirror <dllm_viz.trace.TraceBuilder.mirror>` of each builder.
 """
 
@@ -20,7 +20,7 @@ from ..trace import Trace, TraceBuilder, TraceStep
 from . import runtime
 from .budget import hold_slot
 from .session import Comparison
-from .zerogpu import gpu
+from .zerogpu import gpu_task, prompt_tokens
 
 
 @dataclass
@@ -40,7 +40,12 @@ class PaneStep:
     text: str | None = None
 
 
-@gpu
+def lockstep_work(model: str, prompt: str, specs, config: EngineConfig) -> tuple[int, int]:
+    """At most L forward passes per pane, each over the prompt and the L generated positions."""
+    return 2 * config.gen_length, prompt_tokens(prompt) + config.gen_length
+
+
+@gpu_task(lockstep_work)
 def lockstep(model: str, prompt: str, specs: tuple[StrategySpec, StrategySpec], config: EngineConfig):
     """Run both panes' strategies on the same model, prompt and seed, one step each per item.
 

@@ -2,11 +2,13 @@
 panes, and the mapping between a picker value and a :class:`~dllm_viz.strategies.StrategySpec`.
 
 A browser or API client names a strategy only by a picker value: a learned policy is a shipped
-one or the pane's own checked upload, never a folder or hub id the client names.
+one, a Hub id the operator allowed (``--allow-hub-policy``) or the pane's own checked upload, never
+a folder or another hub id the client names.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from dataclasses import replace
 
@@ -17,12 +19,19 @@ DEFAULT_POLICY = "semi-ar-plus-one"  # the best semi-AR policy (README, "Measure
 BEST_HEURISTIC = StrategySpec("threshold")  # Fast-dLLM λ = 0.9: the paper's strongest heuristic baseline
 UPLOAD_NAME = "(uploaded)"
 UPLOADED = StrategySpec(POLICY, policy=UPLOAD_NAME).key  # the picker's upload entry; a run's spec holds the folder
+HUB_POLICY_ENV = "DLLM_VIZ_ALLOW_HUB_POLICIES"  # policy Hub ids users may pick (comma-separated; --allow-hub-policy)
+
+
+def hub_policies() -> list[str]:
+    """The policy Hub ids the operator allowed: each is offered in the picker and downloaded on first use."""
+    return [p.strip() for p in os.environ.get(HUB_POLICY_ENV, "").split(",") if p.strip()]
 
 
 def strategy_choices() -> list[tuple[str, str]]:
-    """(label, value) pairs: shipped policies first, an uploaded policy, then every heuristic."""
+    """(label, value) pairs: shipped policies first, the allowed Hub ones, an uploaded policy, then every heuristic."""
     learned = REGISTRY[POLICY].label
     choices = [(f"{learned}: {name}", StrategySpec(POLICY, policy=name).key) for name in shipped_policies()]
+    choices += [(f"{learned}: {name} (Hub)", StrategySpec(POLICY, policy=name).key) for name in hub_policies()]
     choices.append((f"{learned}: upload your own", UPLOADED))
     choices += [(info.label, StrategySpec(name).key) for name, info in REGISTRY.items() if name != POLICY]
     return choices
@@ -47,16 +56,20 @@ def strategy_info(choice) -> StrategyInfo | None:
 def pane_strategy(choice: str, params: Mapping[str, object], upload: str | None = None) -> StrategySpec:
     """The spec of a picker value (or an API client's strategy) and its parameters.
 
-    A learned policy is only a shipped one, by name, or the pane's own checked upload (``upload``,
-    for :data:`UPLOADED`): a browser or client never makes the server load a folder or hub id it names.
+    A learned policy is only a shipped one, by name, an allowed Hub id (:func:`hub_policies`), or the
+    pane's own checked upload (``upload``, for :data:`UPLOADED`): a browser or client never makes the
+    server load a folder or another hub id it names.
     """
     if choice == UPLOADED:
         if not upload:
             raise ValueError("upload a policy file (model.safetensors) for this pane, or pick another strategy")
         return StrategySpec(POLICY, params, policy=upload)
     spec = replace(StrategySpec.parse(choice), params=dict(params))  # not **params: a client names the keys
-    if spec.name == POLICY and spec.policy not in shipped_policies():
-        raise ValueError(f"no shipped policy named {spec.policy!r}; shipped: {sorted(shipped_policies()) or 'none'}")
+    if spec.name == POLICY and not named_policy(spec):
+        raise ValueError(
+            f"no shipped policy named {str(spec.policy)[:60]!r}; shipped: {sorted(shipped_policies()) or 'none'}; "
+            f"from the Hub: {hub_policies() or 'none (the operator adds them with --allow-hub-policy)'}"
+        )
     check_param_ranges(spec)
     return spec
 
@@ -79,9 +92,14 @@ def check_param_ranges(spec: StrategySpec) -> None:
             raise ValueError(f"{label} ({value:g}) must be between {low:g} and {high:g}")
 
 
+def named_policy(spec: StrategySpec) -> bool:
+    """Whether ``spec``'s policy is one the picker offers by name: shipped, or an allowed Hub id."""
+    return spec.policy in shipped_policies() or spec.policy in hub_policies()
+
+
 def uploaded(spec: StrategySpec) -> bool:
-    """Whether ``spec`` runs a policy uploaded in this session (not a shipped one)."""
-    return spec.name == POLICY and spec.policy not in shipped_policies()
+    """Whether ``spec`` runs a policy uploaded in this session (not a shipped or Hub one)."""
+    return spec.name == POLICY and not named_policy(spec)
 
 
 def choice_of(spec: StrategySpec) -> str:

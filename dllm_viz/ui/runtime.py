@@ -1,11 +1,13 @@
 """The app's models and policies: what is installed, which models a user may pick (the
 allow-list), the bounded caches of loaded backends and policy networks, and the preload at start.
 
-No Gradio here. The strategy picker is in :mod:`.picker`, ZeroGPU's decorator in :mod:`.zerogpu`.
+No Gradio here. The strategy picker is in :mod:`.picker`; ZeroGPU's decorator, which loads
+through these caches, in :mod:`.zerogpu`.
 """
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import re
@@ -19,10 +21,10 @@ import torch
 
 from ..assets import ASSETS, POLICY_ENV, policy_dir, shipped_policies  # noqa: F401  (re-exported for the tabs)
 from ..backends import BUILTIN_MODEL, KNOWN_MODELS, ModelLoadError, load_backend
+from ..backends.hf import default_device_dtype
 from ..strategies.learned import load_policy_network
 from .budget import MODEL_CONCURRENCY  # noqa: F401  (the queue's limit for model events)
 from .picker import default_strategies
-from .zerogpu import on_zero_gpu
 
 logger = logging.getLogger(__name__)
 
@@ -35,6 +37,12 @@ GPU_MODELS = {  # GB of bf16 weights; Base and Instruct share a shape
     "Dream-org/Dream-v0-Base-7B": 15,
 }
 TRUST_ENV = "DLLM_VIZ_TRUST_REMOTE_CODE"  # app.py --trust-remote-code
+ZERO_GPU_ENV = "SPACES_ZERO_GPU"  # set by Hugging Face on a ZeroGPU Space
+
+
+def on_zero_gpu() -> bool:
+    """Whether this is a ZeroGPU Space: a GPU exists only inside ``spaces.GPU`` calls (:mod:`.zerogpu`)."""
+    return os.environ.get(ZERO_GPU_ENV, "").lower() in ("1", "true")
 
 
 # ---- what is installed ------------------------------------------------------------------------
@@ -114,9 +122,13 @@ def availability_notes() -> list[str]:
 
 # ---- cached backends and policies ------------------------------------------------------------
 
-_LOCK = threading.Lock()
+_LOCK = threading.Lock()  # guards the caches' dicts for a moment, never during a load
 _BACKENDS: OrderedDict[str, object] = OrderedDict()  # canonical model → backend, least recently used first
 _POLICIES: OrderedDict[str, object] = OrderedDict()  # canonical folder@device → policy network
+# One load at a time per cache: a visitor whose model is loaded never waits behind another's load,
+# and two 8B loads never race for one GPU's memory.
+_BACKEND_LOAD = threading.Lock()
+_POLICY_LOAD = threading.Lock()
 MAX_BACKENDS = int(os.environ.get("DLLM_VIZ_MAX_MODELS", "2"))
 MAX_POLICIES = 8  # an uploaded policy's folder is named by its content hash, so re-uploads hit the cache
 ALLOW_ENV = "DLLM_VIZ_ALLOW_MODEL_DIRS"  # extra model folders (os.pathsep-separated; app.py --allow-model-dir)
@@ -191,16 +203,38 @@ def check_model_runnable(model: str) -> str:
     return model
 
 
-def _cached(cache: OrderedDict, key: str, limit: int, load):
-    """``cache[key]``, loaded by ``load()`` on a miss; the least recently used entry beyond ``limit`` goes."""
+def _cached(cache: OrderedDict, key: str, limit: int, load, loading: threading.Lock, make_room=None):
+    """``cache[key]``, loaded by ``load()`` on a miss, holding ``loading`` (one load at a time).
+
+    A hit never waits for a load. Before a miss loads, the least recently used entries beyond
+    ``limit - 1`` go, and ``make_room(cache)`` may drop more, so the memory they held is free
+    when the load checks that it fits (an evicted model still running a job is freed when it ends).
+    """
     with _LOCK:
-        value = cache.get(key)
-        if value is None:
-            value = cache[key] = load()
-        cache.move_to_end(key)
-        while len(cache) > limit:
-            cache.popitem(last=False)
+        if key in cache:
+            cache.move_to_end(key)
+            return cache[key]
+    with loading:
+        with _LOCK:
+            if key in cache:  # loaded by whoever held ``loading`` before us
+                cache.move_to_end(key)
+                return cache[key]
+            while len(cache) >= max(limit, 1):
+                cache.popitem(last=False)
+            if make_room is not None:
+                make_room(cache)
+        _release_memory()
+        value = load()
+        with _LOCK:
+            cache[key] = value
     return value
+
+
+def _release_memory() -> None:
+    """Give evicted weights back: collect them now and return CUDA's cached blocks to the device."""
+    gc.collect()
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        torch.cuda.empty_cache()
 
 
 def remote_code_trusted(key: str) -> bool:
@@ -223,20 +257,67 @@ def remote_code_trusted(key: str) -> bool:
     return Path(key).is_absolute()  # canonical folders are resolved paths inside model_roots()
 
 
+def model_device(key: str) -> torch.device:
+    """Where the canonical model ``key`` runs: the built-in tiny model on the CPU in fp32 everywhere
+    (it needs no GPU: on ZeroGPU it then spends no quota and never queues for a GPU, and its numbers
+    match the fp32 reports), every other model on the GPU when there is one."""
+    if key == str(Path(BUILTIN_MODEL).resolve()):
+        return torch.device("cpu")
+    return default_device_dtype()[0]
+
+
 def get_backend(model: str):
-    """The backend for ``model``, loaded once per process (per canonical name) and warmed up."""
+    """The backend for ``model``, loaded once per process (per canonical name) and warmed up.
+
+    Room is made before the load (:func:`_room_for`), so on a GPU an 8B model replaces the other
+    instead of meeting it there."""
     key = check_model_runnable(model)
+    device = model_device(key)
 
     def load():
         t0 = time.perf_counter()
-        backend = load_backend(key, trust_remote_code=remote_code_trusted(key))
+        backend = load_backend(key, device=device, trust_remote_code=remote_code_trusted(key))
         if hasattr(backend, "name"):
             backend.name = public_model_name(key)  # what traces record: never the server's folder
-        _warm_up(backend)
-        logger.info("model %s ready in %.1f s", key, time.perf_counter() - t0)
+        if not (on_zero_gpu() and device.type == "cuda"):  # there the main process only emulates CUDA
+            _warm_up(backend)
+        logger.info("model %s ready on %s in %.1f s", key, device, time.perf_counter() - t0)
         return backend
 
-    return _cached(_BACKENDS, key, MAX_BACKENDS, load)
+    return _cached(_BACKENDS, key, MAX_BACKENDS, load, _BACKEND_LOAD, _room_for(key, device))
+
+
+def model_weight_gb(model: str) -> float:
+    """GB of ``model``'s weights as loaded (loads it when it is not)."""
+    from ..models import loading  # imports transformers: not at app start
+
+    net = getattr(get_backend(model), "model", None)
+    return loading.weight_bytes(net) / 1e9 if isinstance(net, torch.nn.Module) else 0.0
+
+
+def _room_for(key: str, device: torch.device) -> Callable[[OrderedDict], None]:
+    """Evict models on ``device`` (least recently used first) until the free memory plus theirs
+    covers ``key``'s weights and headroom, for the models whose size is known (:data:`GPU_MODELS`);
+    the load's own check (:func:`~dllm_viz.models.loading.check_fits`) then sees them gone."""
+
+    def make_room(cache: OrderedDict) -> None:
+        if key not in GPU_MODELS:
+            return
+        from ..models import loading  # imports transformers: not at app start
+
+        need = loading.required_bytes(int(GPU_MODELS[key] * 1e9))
+        free = loading.free_bytes(device)
+        for other, backend in list(cache.items()):
+            if free is not None and free >= need:
+                return
+            net = getattr(backend, "model", None)
+            if getattr(backend, "device", None) != device or not isinstance(net, torch.nn.Module):
+                continue
+            del cache[other]
+            logger.info("evicting %s to make room for %s on %s", other, key, device)
+            free = None if free is None else free + loading.weight_bytes(net)
+
+    return make_room
 
 
 def _warm_up(backend) -> None:
@@ -249,9 +330,8 @@ def _warm_up(backend) -> None:
 
 def get_policy_net(path: str | os.PathLike, device):
     """A policy network loaded (safetensors only) and cached per resolved folder and device."""
-    return _cached(
-        _POLICIES, f"{Path(path).resolve()}@{device}", MAX_POLICIES, lambda: load_policy_network(path, device)
-    )
+    key = f"{Path(path).resolve()}@{device}"
+    return _cached(_POLICIES, key, MAX_POLICIES, lambda: load_policy_network(path, device), _POLICY_LOAD)
 
 
 def policy_loader(device) -> Callable[[str], object]:

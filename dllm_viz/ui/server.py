@@ -5,6 +5,8 @@
     dllm-viz app --allow-model-dir /models   # users may also pick models in /models/*
     dllm-viz app --allow-hub-model org/my-dllm   # users may also pick (and so download) this Hub model
     dllm-viz app --model /models/my-dllm --trust-remote-code   # a folder that ships its own modelling code
+    dllm-viz app --allow-hub-policy you/my-policy   # users may pick policy:you/my-policy (downloaded once)
+    dllm-viz app --share                  # also a temporary public gradio.live link (needs internet)
 
 ``app.py`` (Hugging Face Spaces' entry point), ``dllm-viz app`` and ``python -m dllm_viz.ui.server``
 all run :func:`main`. Host and port also come from ``GRADIO_SERVER_NAME`` / ``GRADIO_SERVER_PORT``;
@@ -19,6 +21,13 @@ import logging
 import os
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+
+def _extend_env(name: str, values: list[str], sep: str) -> None:
+    """Append a repeatable flag's values to the list variable ``name`` the app reads (flags add to the env's)."""
+    if values:
+        current = [v for v in os.environ.get(name, "").split(sep) if v]
+        os.environ[name] = sep.join(current + values)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -43,6 +52,14 @@ def main(argv: list[str] | None = None) -> None:
         "models always are; env DLLM_VIZ_ALLOW_HUB_MODELS, comma-separated)",
     )
     parser.add_argument(
+        "--allow-hub-policy",
+        action="append",
+        default=[],
+        metavar="ORG/NAME",
+        help="a learned policy on the Hub that users may pick as policy:ORG/NAME, downloaded on first use "
+        "(repeatable; env DLLM_VIZ_ALLOW_HUB_POLICIES, comma-separated)",
+    )
+    parser.add_argument(
         "--trust-remote-code",
         action="store_true",
         help="run the modelling code shipped with the default model and with folders under "
@@ -61,19 +78,33 @@ def main(argv: list[str] | None = None) -> None:
         default=True,
         help="load the default model at start so the first run streams at once",
     )
+    parser.add_argument(
+        "--queue-size",
+        type=int,
+        default=None,
+        metavar="N",
+        help="events that may wait in the queue, all visitors together; one more is told the queue is "
+        "full (default 64; env DLLM_VIZ_QUEUE_SIZE)",
+    )
+    parser.add_argument(
+        "--share",
+        action="store_true",
+        help="also serve through a temporary public *.gradio.live link (needs internet; anyone with the "
+        "link can run models on this machine)",
+    )
     args = parser.parse_args(argv)
+    if args.queue_size is not None and args.queue_size < 1:
+        parser.error(f"--queue-size ({args.queue_size}) must be at least 1")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     if args.model:
         os.environ["DLLM_VIZ_MODEL"] = args.model
     if args.trust_remote_code:
         os.environ["DLLM_VIZ_TRUST_REMOTE_CODE"] = "1"
-    if args.allow_model_dir:
-        dirs = [d for d in os.environ.get("DLLM_VIZ_ALLOW_MODEL_DIRS", "").split(os.pathsep) if d]
-        os.environ["DLLM_VIZ_ALLOW_MODEL_DIRS"] = os.pathsep.join(dirs + args.allow_model_dir)
-
-    if args.allow_hub_model:
-        ids = [m for m in os.environ.get("DLLM_VIZ_ALLOW_HUB_MODELS", "").split(",") if m]
-        os.environ["DLLM_VIZ_ALLOW_HUB_MODELS"] = ",".join(ids + args.allow_hub_model)
+    _extend_env("DLLM_VIZ_ALLOW_MODEL_DIRS", args.allow_model_dir, os.pathsep)
+    _extend_env("DLLM_VIZ_ALLOW_HUB_MODELS", args.allow_hub_model, ",")
+    _extend_env("DLLM_VIZ_ALLOW_HUB_POLICIES", args.allow_hub_policy, ",")
+    if args.queue_size is not None:
+        os.environ["DLLM_VIZ_QUEUE_SIZE"] = str(args.queue_size)
 
     import torch
 
@@ -86,7 +117,7 @@ def main(argv: list[str] | None = None) -> None:
     demo = build_demo()
     if args.preload:
         runtime.preload(runtime.default_model())
-    demo.launch(server_name=args.host, server_port=args.port, **launch_kwargs())
+    demo.launch(server_name=args.host, server_port=args.port, share=args.share, **launch_kwargs())
 
 
 if __name__ == "__main__":

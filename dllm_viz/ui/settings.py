@@ -9,7 +9,9 @@ character model name, a lone surrogate). No Gradio here: the handlers call these
 
 from __future__ import annotations
 
+import inspect
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -134,6 +136,16 @@ def control_name(param: Param) -> str:
 
 
 PANE_FIELDS = ("strategy", *map(control_name, CONTROLS), "policy_files")  # a pane's controls, in order
+
+
+def pane_signature(fn: Callable, suffixes: tuple[str, ...], tail: tuple[inspect.Parameter, ...] = ()):
+    """The signature of ``fn(settings…, *panes)`` with every pane control named (``strategy_a``,
+    ``tau_a``, … for suffix ``"_a"``), then ``tail``: Gradio reads ``fn.__signature__`` for the
+    endpoint's argument names, which gradio_client users see instead of ``param_7``."""
+    settings = [p for p in inspect.signature(fn).parameters.values() if p.kind != p.VAR_POSITIONAL]
+    kind = inspect.Parameter.POSITIONAL_OR_KEYWORD
+    panes = [inspect.Parameter(f"{field}{suffix}", kind) for suffix in suffixes for field in PANE_FIELDS]
+    return inspect.Signature([*settings, *panes, *tail])
 
 
 @dataclass(frozen=True)
