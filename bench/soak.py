@@ -1,12 +1,14 @@
-"""Soak the served app: many API runs, uploaded-policy runs, exports and trace re-uploads through
-gradio_client against ``python app.py``, printing the server's RSS and file count as it goes.
+"""Soak the served app: mixed requests through gradio_client against ``python app.py`` (API runs,
+Explore runs, cancelled long runs, refused uploads, branches, uploaded-policy runs with their
+export and re-upload), printing the server's RSS as it goes and its creep per request.
 
-The test suite runs the same loop for 100 rounds (``tests/ui/test_server_load.py``); this runs longer.
+The test suite runs the same rounds, fewer of them (``tests/ui/test_server_load.py``).
 
-    python bench/soak.py                 # 1000 rounds, warm-up 100
-    python bench/soak.py --rounds 300 --warmup 50
+    python bench/soak.py                      # 200 rounds, warm-up 50
+    python bench/soak.py --rounds 1000 --warmup 100
 
-It measures and prints; it asserts nothing (issue 11's bar: RSS growth < 5 % after warm-up).
+It measures and prints; it asserts nothing (issue 20's bar: RSS growth < 5 % after warm-up and a
+slope < 0.02 MB/request over the last 100 rounds).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from pathlib import Path
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 ROOT = Path(__file__).resolve().parents[1]
-# The app server and the soak loop are the test suite's own (tests/conftest.py, tests/ui/test_server_load.py).
+# The app server and the soak rounds are the test suite's own (tests/conftest.py, tests/ui/test_server_load.py).
 sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "tests" / "ui")]
 
 
@@ -36,24 +38,29 @@ class _Temp:
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=1000)
-    parser.add_argument("--warmup", type=int, default=100)
-    parser.add_argument("--every", type=int, default=100, help="print RSS every this many rounds")
+    parser.add_argument("--rounds", type=int, default=200)
+    parser.add_argument("--warmup", type=int, default=50)
+    parser.add_argument("--every", type=int, default=25, help="print RSS every this many rounds")
+    parser.add_argument("--last", type=int, default=100, help="rounds the slope is fitted over")
     args = parser.parse_args(argv)
 
     from conftest import save_tiny_masked_lm, serve_app
-    from test_server_load import rss_mb, soak
+    from test_server_load import rss_mb, slope_mb_per_request, soak
 
     with tempfile.TemporaryDirectory() as tmp:
         temp = _Temp(Path(tmp))
         with serve_app(temp, save_tiny_masked_lm(temp.mktemp("tiny"))) as app:
             print(f"server pid {app.pid}, RSS at start {rss_mb(app.pid):.0f} MB")
-            warm = None
-            for done in range(args.every, args.rounds + 1, args.every):
-                result = soak(app, temp.mktemp("round"), runs=args.every, warmup=0)
-                warm = result["warm"] if done > args.warmup and warm is None else warm
-                growth = f"{100 * (result['end'] / warm - 1):+.1f} % since warm-up" if warm else "warming up"
-                print(f"{done:5d} rounds: RSS {result['end']:.0f} MB ({growth}), {result['files']} files")
+            result = soak(app, temp.mktemp("soak"), runs=args.rounds, warmup=min(args.warmup, args.rounds - 1))
+    series = result["series"]
+    for done in range(args.every, len(series) + 1, args.every):
+        print(f"{done:5d} rounds: RSS {series[done - 1]:.1f} MB")
+    growth = 100 * (result["end"] / result["warm"] - 1)
+    last = series[-args.last :]
+    print(f"after warm-up ({args.warmup} rounds): {result['warm']:.1f} → {result['end']:.1f} MB ({growth:+.1f} %)")
+    print(
+        f"slope over the last {len(last)} rounds: {slope_mb_per_request(last):+.4f} MB/round; {result['files']} files"
+    )
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ from ..views.explore import EXPLORE_CSS  # noqa: E402
 from . import runtime  # noqa: E402
 from .about import build_about_tab  # noqa: E402
 from .benchmark import build_benchmark_tab  # noqa: E402
+from .bookkeeping import bound_queue_bookkeeping  # noqa: E402
 from .compare_tab import build_compare_tab  # noqa: E402
 from .endpoints import compare_trace  # noqa: E402
 from .explore_tab import build_explore_tab  # noqa: E402
@@ -77,6 +78,7 @@ def build_demo() -> gr.Blocks:
     # (2 shared cores), right at the 0.1 "idle" bar of tests/ui/test_server_load.py. Every 5 ms: 0.012,
     # and no first-frame latency we could measure (bench/app_latency.py --served --browser).
     demo._queue.sleep_when_free = QUEUE_POLL_S
+    bound_queue_bookkeeping(demo)
     return demo
 
 

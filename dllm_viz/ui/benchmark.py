@@ -29,7 +29,7 @@ from .budget import BackgroundJob, CancellableBackend
 from .errors import shown, user_errors
 from .files import content_folder, digest_of
 from .pane import model_picker
-from .settings import MAX_GEN_LENGTH, finite_number, text, whole_number
+from .settings import MAX_GEN_LENGTH, finite_number, flag, runnable_model, text, whole_number
 
 MAX_PROBLEMS = 200  # per level; the CLI handles bigger sweeps
 LEVELS = (1, 2, 3)
@@ -119,12 +119,6 @@ def _picks(name: str, values, allowed) -> list:
         if isinstance(value, bool) or value not in allowed:
             raise ValueError(f"{name}: {shown(value)} is not one of {', '.join(map(str, allowed))}")
     return list(dict.fromkeys(values))
-
-
-def _flag(name: str, value) -> bool:
-    if value is not None and not isinstance(value, bool):
-        raise TypeError(f"{name} must be true or false, not {type(value).__name__}")
-    return bool(value)
 
 
 def sweep_work(specs_by_bl: dict, problems: int, seeds: int, gen_length: int) -> int:
@@ -219,14 +213,13 @@ def run_benchmark(
             raise ValueError("pick at least one setting (semi-AR or full diffusion)")
         if not levels:
             raise ValueError("pick at least one problem level")
-        grid, log_nfe = _flag("grid", grid), _flag("log NFE", log_nfe)
+        grid, log_nfe = flag("grid", grid), flag("log NFE", log_nfe)
         n = whole_number("problems per level", n, 1, MAX_PROBLEMS)
         L, seeds = whole_number("gen length", gen_length, 1, MAX_GEN_LENGTH), whole_number("seeds", seeds, 1, 5)
         if L < 8 or L % 8:
             raise ValueError(f"gen length ({L}) must be a multiple of 8 (semi-AR uses BL = L/8)")
         taus, betas_ = _floats("τ_π values", temperatures, "temperature"), _floats("β values", betas, "beta")
-        model = text("the model", model or runtime.default_model(), 300)
-        model = runtime.check_model_runnable(model)
+        model = runnable_model(model)
         for spec in map(family_spec, families):
             if spec.name == POLICY and not any(policy_fits(str(spec.policy), s) for s in settings):
                 raise ValueError(

@@ -15,7 +15,7 @@ import gradio as gr
 
 from ..engine import EngineConfig
 from ..views import curves_figure, divergence_detail, heatmap_figure, render_grid, stats_html
-from . import picker, runtime
+from . import picker
 from .budget import compute_slot
 from .errors import shown, user_errors
 from .examples import known_answer
@@ -31,6 +31,7 @@ from .settings import (  # noqa: F401  (engine_config, PANE_FIELDS: part of this
     pane_signature,
     pane_spec,
     prompt_text,
+    runnable_model,
     text,
 )
 from .updates import Updates
@@ -168,7 +169,6 @@ def run_compare(model, prompt, gen_length, block_length, full_diffusion, tempera
     """
     n = len(PANE_FIELDS)
     speed = panes_and_speed[2 * n] if len(panes_and_speed) > 2 * n else DEFAULT_SPEED
-    model = model or runtime.default_model()
     try:
         with user_errors("Cannot start the comparison"):
             prompt = prompt_text(prompt)
@@ -179,7 +179,7 @@ def run_compare(model, prompt, gen_length, block_length, full_diffusion, tempera
             speed = text("live speed", DEFAULT_SPEED if speed is None else speed, 40)
             if speed not in LIVE_SPEEDS:
                 raise ValueError(f"live speed {shown(speed)} must be one of {', '.join(LIVE_SPEEDS)}")
-            model = runtime.check_model_runnable(model)
+            model = runnable_model(model)
     except gr.Error as err:
         yield _failed(err)
         raise

@@ -191,6 +191,7 @@ def _wire_run(ui: Components, pane_inputs: list) -> None:
         [*settings, *pane_inputs, ui["live_speed"]],
         compare.RUN_OUTPUTS,
         api_name="compare",
+        preprocess=False,  # run_compare checks every value itself (Gradio's checks give generic errors)
         **model_event,
     )
     ui.on(

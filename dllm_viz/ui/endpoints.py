@@ -18,7 +18,7 @@ from .examples import known_answer
 from .exploration import Exploration, Job, check_branch, decode, spec_of
 from .lockstep import collect
 from .session import new_run_id
-from .settings import api_params, api_spec, engine_config, prompt_text
+from .settings import api_params, api_spec, engine_config, prompt_text, runnable_model
 
 HEARTBEAT_S = 0.25  # a cancel lands within one beat
 
@@ -51,7 +51,7 @@ def compare_trace(
     The result has the export format of :mod:`dllm_viz.ui.session`.
     """
     with user_errors("Cannot run the comparison"):
-        model = runtime.check_model_runnable(model or runtime.default_model())
+        model = runnable_model(model)
         prompt = prompt_text(prompt)
         config = engine_config(gen_length, block_length, False, temperature, seed)
         specs = [
@@ -97,7 +97,7 @@ def branch_api(
     "fresh_random_stream"}`` (the last true when the parent kept no random state to continue).
     """
     with user_errors("Cannot branch"):
-        model = runtime.check_model_runnable(model or runtime.default_model())
+        model = runnable_model(model)
         spec = api_spec("strategy", strategy, api_params("strategy", params)) if strategy else None
         exp, run = _exploration(
             tree, node, prompt, run_strategy, run_params, gen_length, block_length, temperature, seed

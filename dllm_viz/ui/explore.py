@@ -38,7 +38,7 @@ from .examples import known_answer
 from .exploration import Exploration, Job, check_branch, decode, load_tree, spec_of
 from .files import content_folder, digest_of
 from .session import new_run_id
-from .settings import PaneInputs, engine_config, pane_signature, pane_spec, prompt_text, text
+from .settings import PaneInputs, engine_config, pane_signature, pane_spec, prompt_text, runnable_model, text
 from .updates import Updates
 
 SESSION_TTL_S = 1800
@@ -191,7 +191,7 @@ def run_explore(model, prompt, gen_length, block_length, full_diffusion, tempera
     """▶ Run: decode the prompt from scratch into a new tree (this run is its node 0)."""
     try:
         with user_errors("Cannot start the decode"):
-            model = runtime.check_model_runnable(model or runtime.default_model())
+            model = runnable_model(model)
             prompt = prompt_text(prompt)
             config = engine_config(gen_length, block_length, full_diffusion, temperature, seed)
             spec = pane_spec(PaneInputs.of(pane), "R")
@@ -220,7 +220,7 @@ def branch_explore(exp: Exploration | None, model, k, mode, *pane):
         with user_errors("Cannot branch"):
             if exp is None:
                 raise ValueError("run a decode (or load one) first")
-            model = runtime.check_model_runnable(model or runtime.default_model())
+            model = runnable_model(model)
             source = exp.tree.node(exp.source)
             spec = pane_spec(PaneInputs.of(pane), "C") if mode == OTHER else spec_of(exp, source)
             job = check_branch(exp, model, source.id, k, exp.pending, spec)

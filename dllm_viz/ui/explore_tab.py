@@ -128,6 +128,7 @@ def _wire(ui: Components, run_pane: StrategyPane, branch_pane: StrategyPane) -> 
         [*settings, *run_pane.inputs],
         explore.RUN_OUTPUTS,
         api_name="explore",
+        preprocess=False,  # run_explore checks every value itself (Gradio's checks give generic errors)
         **model_event,
     )
     branch_event = ui.on(

@@ -59,8 +59,15 @@ def finite_number(name: str, value, lo: float | None = None, hi: float | None = 
 
 def _in_range(name: str, number, lo, hi):
     if (lo is not None and number < lo) or (hi is not None and number > hi):
-        raise ValueError(f"{name} ({number}) must be between {lo} and {hi}")
+        raise ValueError(f"{name} ({shown(number, 24)}) must be between {lo} and {hi}")  # 1e300 as an int: 301 digits
     return number
+
+
+def flag(name: str, value) -> bool:
+    """A checkbox's value: true, false or empty (false); never a string or number that merely looks true."""
+    if value is not None and not isinstance(value, bool):
+        raise TypeError(f"{name} must be true or false, not {type(value).__name__}")
+    return bool(value)
 
 
 def text(name: str, value, max_chars: int) -> str:
@@ -84,6 +91,12 @@ def prompt_text(prompt) -> str:
     return prompt
 
 
+def runnable_model(model) -> str:
+    """The picked model (empty: the default) as a canonical name, refused before loading when it
+    is not text or cannot run here (see :func:`~.runtime.check_model_runnable`)."""
+    return runtime.check_model_runnable(text("the model", model or runtime.default_model(), 300))
+
+
 def api_params(pane: str, params) -> dict:
     """An API client's strategy parameters: a small dict of names → finite numbers (or null)."""
     if params is None:
@@ -101,14 +114,12 @@ def api_params(pane: str, params) -> dict:
 
 def engine_config(gen_length, block_length, full_diffusion: bool, temperature, seed) -> EngineConfig:
     """The engine settings from the UI (ValueError naming the setting when invalid)."""
-    L = whole_number("gen length", gen_length)
-    if not 1 <= L <= MAX_GEN_LENGTH:
-        raise ValueError(f"gen length ({L}) must be between 1 and {MAX_GEN_LENGTH}")
+    L = whole_number("gen length", gen_length, 1, MAX_GEN_LENGTH)
     sampling = dict(
         temperature=finite_number("temperature", temperature or 0.0, 0.0, 10.0),
         seed=whole_number("seed", seed if seed is not None else 0, 0, MAX_SEED),
     )
-    if full_diffusion is True:
+    if flag("full diffusion", full_diffusion):
         return EngineConfig.full(L, **sampling)
     BL = whole_number("block length", block_length)
     try:
@@ -224,6 +235,7 @@ def prepare_uploaded_policy(files: list[str] | str | None, pane: str = "A") -> s
     used (the config is checked before anything is written); a rejected folder is removed.
     """
     paths = [files] if isinstance(files, str) else list(files or []) if isinstance(files, (list, tuple)) else None
+    paths = None if paths is None else [_upload_path(p) for p in paths]
     if paths is None or not all(isinstance(p, str) for p in paths):
         raise TypeError(f"pane {pane}: the policy upload must be a list of files")
     if not paths:
@@ -251,6 +263,12 @@ def prepare_uploaded_policy(files: list[str] | str | None, pane: str = "A") -> s
         _remove(folder)
         raise
     return str(folder)
+
+
+def _upload_path(value):
+    """A file's path as a handler sees it: the path itself, or the ``path`` of Gradio's file data
+    (what events with ``preprocess=False`` receive, after Gradio has checked the file is an upload)."""
+    return value.get("path") if isinstance(value, dict) else value
 
 
 def _remove(folder: Path) -> None:

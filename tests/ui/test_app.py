@@ -212,6 +212,55 @@ def test_benchmark_arguments_get_only_our_own_escaped_errors(
         assert "<" not in message and ">" not in message, message
 
 
+# A JSON body cannot carry NaN or ±Infinity: a client sends them as text
+_odd_number = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(10**30), 10**30),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.sampled_from(["nan", "inf", "-1e309", "", "12abc", XSS]),
+    st.lists(st.integers(0, 9), max_size=2),
+    st.dictionaries(st.just("value"), st.integers(0, 9), max_size=1),
+)
+# /compare: the settings row (model, prompt, L, BL, full, token temperature, seed), pane A, pane B, speed
+_COMPARE = [
+    "",
+    EXAMPLE,
+    16,
+    8,
+    False,
+    0.0,
+    0,
+    "heuristic:threshold",
+    *HEUR,
+    "heuristic:confidence",
+    *HEUR,
+    "full speed",
+]
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
+@given(
+    endpoint=st.sampled_from(["/compare", "/explore"]),
+    index=st.sampled_from([2, 3, 4, 5, 6, *range(8, 14)]),
+    value=_odd_number,
+)
+def test_compare_and_explore_numbers_get_only_our_own_escaped_errors(client, endpoint, index, value):
+    """Every number of /compare and /explore (settings and a pane's controls) either runs or fails
+    with our own message, escaped and bounded; never Gradio's generic "upstream" error or its
+    "Value … is less than minimum value" (which names no argument)."""
+    from gradio_client.exceptions import AppError
+
+    args = list(_COMPARE if endpoint == "/compare" else _COMPARE[:15])
+    args[index] = value
+    try:
+        client.predict(*args, api_name=endpoint)
+    except AppError as err:
+        message = str(err)
+        assert message.startswith(("Cannot start the", "The comparison failed", "The decode failed")), message
+        assert "<" not in message and ">" not in message and len(message) <= 400, message
+
+
 def test_benchmark_refuses_duplicates_and_oversized_sweeps(client):
     from gradio_client.exceptions import AppError
 

@@ -233,3 +233,24 @@ def test_browser_run_force_branch_export_reload(tab, tmp_path):
     expect(page.locator("#ex-tree")).to_contain_text('<img id="evil"')
     expect(page.locator("#ex-grid-a")).to_contain_text('<img id="evil"')
     assert page.locator("#evil").count() == 0
+
+
+@pytest.mark.browser
+def test_browser_stop_right_after_run_leaves_the_server_serving(tab):
+    """■ Stop within the first half-second of ▶ Run (before the handler's first yield, where a cancel
+    once kept its compute slot forever), three times over; then a short run still finishes."""
+    from playwright.sync_api import expect
+
+    page = tab
+    page.locator("#ex-prompt textarea").fill("What is 2 plus 3?")
+    page.locator("#ex-gen-length input").fill("224")  # ~15 s of compute on the built-in model
+    page.locator("#ex-block-length input").fill("224")
+    for delay_ms in (0, 200, 500):
+        page.click("#ex-run")
+        page.wait_for_timeout(delay_ms)
+        page.click("#ex-stop")
+    expect(_status(page)).not_to_have_value(re.compile(r"^done"))
+    page.locator("#ex-gen-length input").fill("16")
+    page.locator("#ex-block-length input").fill("8")
+    page.click("#ex-run")
+    expect(_status(page)).to_have_value(re.compile(r"^done · node 0: \d+ steps"), timeout=60_000)

@@ -140,6 +140,16 @@ def test_d4_same_policy_uploaded_again_reuses_folder_and_network(tmp_path, priva
     assert len(runtime._POLICIES) == runtime.MAX_POLICIES
 
 
+def test_d4_an_upload_as_gradio_file_data_is_read_from_its_path(tmp_path):
+    """/compare and /explore run with preprocess=False: a policy upload arrives as Gradio's file data."""
+    uploaded = _policy(tmp_path)
+    assert prepare_uploaded_policy([{"path": p, "meta": {"_type": "gradio.FileData"}} for p in uploaded], "A") == (
+        prepare_uploaded_policy(uploaded, "A")
+    )
+    with pytest.raises(TypeError, match="must be a list of files"):
+        prepare_uploaded_policy([{"url": "x"}], "A")
+
+
 def test_d4_rejected_policy_leaves_no_folder(tmp_path, private_files):
     weights, _ = _policy(tmp_path)
     for bad in ("[1, 2, 3]", '{"hidden_size": "big"}', "[" * 5000, '{"bogus": 1}'):
@@ -257,6 +267,11 @@ RUN = ["q", 16, 8, False, 0.0, 0]
         (6, 2**70, "seed (1180591620717411303424) must be between 0 and 4294967295"),
         (1, "caf\udce9", "the prompt contains an invalid character at position 3"),
         (1, "x" * 5000, "the prompt is 5,000 characters long"),
+        (2, 1e300, "gen length (10000000000000000525047…) must be between 1 and 512"),  # not 301 digits
+        (2, "<b>16</b>", "gen length ('&lt;b&gt;16&lt;/b&gt;') must be a number"),
+        (3, {"x": 1}, "block length must be a number, not dict"),
+        (4, "yes", "full diffusion must be true or false, not str"),
+        (0, ["m"], "the model must be text, not list"),
     ],
 )
 def test_d8_odd_run_settings_get_clear_messages(tiny_model_dir, index, value, expected):

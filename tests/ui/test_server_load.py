@@ -264,38 +264,85 @@ def _policy_files(tmp_path):
     return [str(folder / "model.safetensors"), str(folder / "config.json")]
 
 
+def slope_mb_per_request(series: list[float]) -> float:
+    """Least-squares slope of RSS (MB) against the request index: the creep per request."""
+    n = len(series)
+    if n < 2:
+        return 0.0
+    mean_x, mean_y = (n - 1) / 2, sum(series) / n
+    cov = sum((i - mean_x) * (y - mean_y) for i, y in enumerate(series))
+    return cov / sum((i - mean_x) ** 2 for i in range(n))
+
+
+def _mixed_round(client, i: int, policy, bad_upload) -> None:
+    """One round of the soak: an API run, then by turn an Explore run, a cancelled long run, a
+    refused upload, a branch, or a UI run with an uploaded policy, its export and a re-upload."""
+    from gradio_client import handle_file
+    from gradio_client.exceptions import AppError
+
+    client.predict(f"What is {i % 7} plus 2?", gen_length=16, block_length=8, seed=i, api_name="/compare_trace")
+    kind = i % 5
+    if kind == 1:
+        client.predict(
+            "",
+            f"What is {i % 5} plus 1?",
+            16,
+            8,
+            False,
+            0.0,
+            i,
+            "heuristic:confidence",
+            *HEURISTIC_PANE,
+            api_name="/explore",
+        )
+    elif kind == 2:
+        job = _submit(client, "/compare_trace")
+        time.sleep(0.3)
+        job.cancel()
+    elif kind == 3:
+        with pytest.raises(AppError):
+            client.predict(handle_file(bad_upload), api_name="/load_trace")
+    elif kind == 4:
+        client.predict(
+            prompt=SHORT, run_strategy="heuristic:confidence", gen_length=16, block_length=8, api_name="/branch"
+        )
+    else:
+        client.predict(
+            "",
+            f"What is {i % 3} plus 4?",
+            16,
+            8,
+            False,
+            0.0,
+            0,
+            "policy:(uploaded)",
+            *HEURISTIC_PANE[:-1],
+            policy,
+            "heuristic:threshold",
+            *HEURISTIC_PANE,
+            "full speed",
+            api_name="/compare",
+        )
+        exported, _ = client.predict(api_name="/export")
+        path = exported["value"] if isinstance(exported, dict) else exported
+        client.predict(handle_file(path), api_name="/load_trace")
+
+
 def soak(app, tmp_path, runs: int, warmup: int) -> dict:
-    """``runs`` rounds of API runs; every 5th also a UI run with an uploaded policy, its export and
-    a re-upload of the exported trace. Returns RSS after warm-up and at the end, and file counts."""
+    """``runs`` mixed rounds (:func:`_mixed_round`). Returns RSS after warm-up and at the end,
+    RSS after every round (``series``, MB) and the file count of the export folder."""
     from gradio_client import handle_file
 
     client = _client(app)
     policy = [handle_file(p) for p in _policy_files(tmp_path)]
-    rss = {}
+    bad_upload = tmp_path / "not-a-trace.json"
+    bad_upload.write_text('{"format": "<b>nope</b>"}')
+    rss = {"series": []}
     for i in range(runs):
         if i == warmup:
             rss["warm"] = rss_mb(app.pid)
-        client.predict(f"What is {i % 7} plus 2?", gen_length=16, block_length=8, seed=i, api_name="/compare_trace")
-        if i % 5 == 0:
-            client.predict(
-                "",
-                f"What is {i % 3} plus 4?",
-                16,
-                8,
-                False,
-                0.0,
-                0,
-                "policy:(uploaded)",
-                *HEURISTIC_PANE[:-1],
-                policy,
-                "heuristic:threshold",
-                *HEURISTIC_PANE,
-                "full speed",
-                api_name="/compare",
-            )
-            exported, _ = client.predict(api_name="/export")
-            path = exported["value"] if isinstance(exported, dict) else exported
-            client.predict(handle_file(path), api_name="/load_trace")
+        _mixed_round(client, i, policy, bad_upload)
+        rss["series"].append(rss_mb(app.pid))
     rss["end"] = rss_mb(app.pid)
     rss["files"] = sum(1 for _ in app.files.rglob("*"))
     return rss
@@ -303,7 +350,8 @@ def soak(app, tmp_path, runs: int, warmup: int) -> dict:
 
 @pytest.mark.slow
 def test_soak_keeps_memory_and_temp_files_bounded(app, tmp_path):
-    """100 runs incl. 20 uploaded-policy runs, 20 exports and 20 trace uploads: RSS grows < 5 % after
+    """100 mixed rounds (100 API runs; 20 each of Explore runs, cancelled long runs, refused uploads,
+    branches, and uploaded-policy runs with their export and re-upload): RSS grows < 5 % after
     warm-up (each uploaded-policy run once added a model and a folder), files stay bounded."""
     result = soak(app, tmp_path, runs=100, warmup=20)
     growth = result["end"] / result["warm"] - 1
