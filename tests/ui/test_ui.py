@@ -228,6 +228,12 @@ def test_export_import_and_replay(finished_run, tmp_path):
     assert comp2.source == "upload" and comp2.a.num_steps == comp.a.num_steps
     assert comp2.a.steps[-1].committed == comp.a.steps[-1].committed
     assert loaded["status"].startswith("loaded trace")
+    # then the settings and both panes show what the file ran, so ▶ Run repeats it; the box empties
+    shown = compare_tab.trace_settings(comp2)
+    assert (shown["prompt"], shown["gen_length"], shown["block_length"]) == ("one plus two is", 16, 4)
+    assert shown["full"] is False and shown["seed"] == 0 and shown["upload"] is None
+    assert (shown["strategy_a"], shown["strategy_b"]) == ("heuristic:confidence", "heuristic:threshold")
+    assert shown["threshold_b"] == 0.9 and shown["caption"] == ""
     out = replay(1, comp2)
     assert 'data-step="1"' in out["grid_a"] and 'data-step="1"' in out["grid_b"]
     # a single trace file replays in pane A
