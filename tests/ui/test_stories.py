@@ -23,6 +23,10 @@ def test_story_panes_part_ways_and_a_is_right_where_b_is_wrong(story):
     assert comp.divergence is not None
     assert comp.verdict(comp.a).correct and not comp.verdict(comp.b).correct
     assert compare.consequence(comp).startswith(" → A ✓") and "B ✗" in compare.consequence(comp)
+    fewer = comp.b.nfe - comp.a.nfe
+    assert comp.in_words() == (
+        f"A needed {abs(fewer)} {'fewer' if fewer > 0 else 'more'} forward passes than B, and only A is right"
+    )
 
 
 def test_apply_story_fills_settings_both_panes_and_caption():
