@@ -449,9 +449,11 @@ def test_benchmark_front_spans_all_strategies_and_policies_fit_their_setting():
             tokens_per_step=1.0,
             no_answer=0.0,
         )
-        for name, acc, nfe in (("a", 50.0, 8.0), ("b", 40.0, 10.0), ("c", 70.0, 16.0))
+        for name, acc, nfe in (("a", 50.0, 8.0), ("b", 40.0, 10.0), ("threshold", 70.0, 16.0))
     ]
-    assert [row[-1] for row in summary_table(rows)] == ["★", "", "★"]  # b is dominated by a
+    table = summary_table(rows)
+    assert [row[-1] for row in table] == ["★", "", "★"]  # b is dominated by a
+    assert table[2][1] == "Fast-dLLM threshold λ"  # the picker's name, not the registry key
     assert policy_fits("semi-ar-alpha1", "semi-AR (BL = L/8)") and not policy_fits(
         "semi-ar-alpha1", "full diffusion (BL = L)"
     )
