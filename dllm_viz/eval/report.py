@@ -100,16 +100,68 @@ def markdown_table(summary: Sequence[dict]) -> str:
         for r in rows:
             star = "★" if (r["setting"], subset, r["strategy"], r["params"]) in front else ""
             out.append(
-                f"| {r['strategy']} | {r['params']} | {r['accuracy']:.1f} ± {r['accuracy_std']:.1f} | "
+                f"| {display_name(r['strategy'])} | {r['params']} | {r['accuracy']:.1f} ± {r['accuracy_std']:.1f} | "
                 f"{r['mean_nfe']:.1f} | {r['tokens_per_step']:.2f} | {r['no_answer']:.1f} | {star} |"
             )
         out.append("")
     return "\n".join(out)
 
 
+def display_name(strategy: str) -> str:
+    """A strategy family as the app's picker names it (``threshold`` → "Fast-dLLM threshold λ",
+    ``policy`` → "learned policy"); a name the registry does not know stays as it is."""
+    from ..strategies import REGISTRY
+
+    info = REGISTRY.get(strategy)
+    return info.label if info else strategy
+
+
+def _accuracy_range(summary: Sequence[dict]) -> list[float]:
+    """A y range inside [0, 100] with a little room: never 99–101 % when every point is 100."""
+    low = min((p["accuracy"] - p["accuracy_std"] for p in summary), default=0.0)
+    return [max(0.0, min(low, 90.0) - 5.0), 102.0]
+
+
+def _strategy_trace(pts: Sequence[dict], strategy: str, color: str, first: bool) -> go.Scatter:
+    """A strategy's points: a diamond for a learned policy, a circle for a heuristic; one legend
+    entry per strategy across every panel (``legendgroup``)."""
+    name = display_name(strategy)
+    return go.Scatter(
+        x=[p["mean_nfe"] for p in pts],
+        y=[p["accuracy"] for p in pts],
+        mode="markers",
+        marker=dict(color=color, size=9, symbol="diamond" if strategy.startswith("policy") else "circle"),
+        error_y=dict(type="data", array=[p["accuracy_std"] for p in pts], visible=True, thickness=1),
+        name=name,
+        legendgroup=strategy,
+        showlegend=first,
+        cliponaxis=False,  # a point at 100 % is drawn whole
+        text=[p["params"] for p in pts],
+        hovertemplate="%{text}<br>NFE %{x:.1f}<br>accuracy %{y:.1f}%<extra>" + name + "</extra>",
+    )
+
+
+def _front_trace(front: Sequence[dict], first: bool) -> go.Scatter:
+    """The panel's Pareto front over all its strategies: a dashed line through ★ rings, the same
+    ★ that marks the front in the tables."""
+    return go.Scatter(
+        x=[p["mean_nfe"] for p in front],
+        y=[p["accuracy"] for p in front],
+        mode="lines+markers",
+        line=dict(color="#444", width=1.5, dash="dash"),
+        marker=dict(symbol="star-open", size=18, color="#444", line=dict(width=1.5)),
+        name="★ Pareto front (all strategies)",
+        legendgroup="front",
+        showlegend=first,
+        cliponaxis=False,
+        hoverinfo="skip",
+    )
+
+
 def pareto_figure(summary: Sequence[dict], title: str = "Accuracy vs NFE") -> go.Figure:
     """One panel per setting (columns) and problem subset (rows: all, then those with an open amount):
-    every point as a marker, each strategy's Pareto front as a line."""
+    every point as a marker, each strategy's own front as a thin line, the panel's front over all
+    strategies as ★; every strategy once in the legend, by the picker's name."""
     groups = panels(summary)
     settings = list(dict.fromkeys(s for s, _ in groups))
     subsets = [s for s in SUBSETS if any(k[1] == s for k in groups)]
@@ -127,46 +179,33 @@ def pareto_figure(summary: Sequence[dict], title: str = "Accuracy vs NFE") -> go
             pts = [r for r in rows if r["strategy"] == strategy]
             if not pts:
                 continue
-            color, front = PALETTE[i % len(PALETTE)], pareto_front(pts)
-            fig.add_trace(
-                go.Scatter(  # one legend entry per strategy, from the first panel that has it
-                    x=[p["mean_nfe"] for p in pts],
-                    y=[p["accuracy"] for p in pts],
-                    mode="markers",
-                    marker=dict(color=color, size=8, symbol="star" if strategy.startswith("policy") else "circle"),
-                    error_y=dict(type="data", array=[p["accuracy_std"] for p in pts], visible=True, thickness=1),
-                    name=strategy,
-                    legendgroup=strategy,
-                    showlegend=strategy not in shown,
-                    text=[p["params"] for p in pts],
-                    hovertemplate="%{text}<br>NFE %{x:.1f}<br>acc %{y:.1f}%<extra>" + strategy + "</extra>",
-                ),
-                row=row,
-                col=col,
-            )
+            color, own = PALETTE[i % len(PALETTE)], pareto_front(pts)
+            fig.add_trace(_strategy_trace(pts, strategy, color, strategy not in shown), row=row, col=col)
             shown.add(strategy)
-            fig.add_trace(
-                go.Scatter(
-                    x=[p["mean_nfe"] for p in front],
-                    y=[p["accuracy"] for p in front],
+            if len(own) > 1:
+                line = dict(color=color, width=1)
+                own_front = go.Scatter(
+                    x=[p["mean_nfe"] for p in own],
+                    y=[p["accuracy"] for p in own],
                     mode="lines",
-                    line=dict(color=color, width=2),
+                    line=line,
                     legendgroup=strategy,
                     showlegend=False,
                     hoverinfo="skip",
-                ),
-                row=row,
-                col=col,
-            )
-        fig.update_xaxes(title_text="mean NFE", type="log", row=row, col=col)
+                )
+                fig.add_trace(own_front, row=row, col=col)
+        fig.add_trace(_front_trace(pareto_front(rows), "front" not in shown), row=row, col=col)
+        shown.add("front")
+        fig.update_xaxes(title_text="mean NFE (forward passes per answer)", type="log", row=row, col=col)
     for row in range(1, len(subsets) + 1):
         fig.update_yaxes(title_text="accuracy %", row=row, col=1)
-    # the legend takes ~300 px beside the plots: without that room a one-setting report squeezes its plots
+    fig.update_yaxes(range=_accuracy_range(summary))
     fig.update_layout(
-        title=dict(text=title, font=dict(size=16)),
+        title=title,
         template="plotly_white",
         height=480 * len(subsets),
-        width=560 * len(settings) + 300,
+        width=560 * len(settings),
+        legend=dict(orientation="h", yanchor="top", y=-0.15, xanchor="left", x=0),
     )
     return fig
 

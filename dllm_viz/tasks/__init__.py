@@ -6,7 +6,7 @@
 True
 """
 
-from .answers import check_answer, extract_answer, is_correct, parse_number, verify_chain
+from .answers import answer_error, check_answer, extract_answer, is_correct, parse_number, verify_chain
 from .gsm8k import load_gsm8k, load_jsonl, parse_jsonl, strip_calculator
 from .problem import Problem
 from .wordproblems import (
@@ -25,6 +25,7 @@ __all__ = [
     "DEFAULT_LEVEL",
     "LEVELS",
     "Problem",
+    "answer_error",
     "check_answer",
     "extract_answer",
     "generate",

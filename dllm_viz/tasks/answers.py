@@ -95,6 +95,15 @@ def is_correct(completion: str, gold: str) -> bool:
     >>> is_correct("#### 17", "She makes 9 * 2 = 18.\\n#### 18")
     False
     """
+    return number_error(completion, gold) is None
+
+
+def number_error(completion: str, gold: str) -> str | None:
+    """What is wrong with ``completion``'s final number against ``gold``, in words (None when right).
+
+    >>> number_error("#### 16", "15")
+    'final answer 16 ≠ expected 15'
+    """
     gold_value = parse_number(gold)
     if gold_value is None:
         gold_raw = extract_answer(gold)
@@ -102,10 +111,14 @@ def is_correct(completion: str, gold: str) -> bool:
             raise ValueError(f"gold answer {gold!r} is neither a number nor a solution with '#### N'")
         gold_value = parse_number(gold_raw)
     predicted = extract_answer(completion)
-    if predicted is None:
-        return False
-    value = parse_number(predicted)
-    return value is not None and value == gold_value
+    value = None if predicted is None else parse_number(predicted)
+    if value is None:
+        return "no final answer (#### N)"
+    return None if value == gold_value else f"final answer {predicted} ≠ expected {_plain(gold_value)}"
+
+
+def _plain(value: Fraction) -> str:
+    return str(value.numerator) if value.denominator == 1 else str(float(value))
 
 
 _EQUATION_RE = re.compile(r"(\d+)\s*([-+*/])\s*(\d+)\s*=\s*(\d+)")
@@ -140,19 +153,38 @@ def verify_chain(completion: str, start: int, chain) -> bool:
     >>> verify_chain("Tom pays 3 * 4 = 12 dollars. Tom pays 12 + 2 = 14 dollars. #### 14", 3, [("*", 4), ("+", None)])
     True
     """
+    return chain_error(completion, start, chain) is None
+
+
+def chain_error(completion: str, start: int, chain) -> str | None:
+    """The first rule of :func:`verify_chain` that ``completion`` breaks, in words (None when right),
+    so a verdict can say what is wrong.
+
+    >>> chain_error("Mei has 5 - 3 = 1 shells. #### 1", 5, [("-", None)])
+    '5 - 3 = 1 does not hold'
+    >>> chain_error("Mei has 5 - 3 = 2 shells. #### 3", 5, [("-", None)])
+    'final answer 3 ≠ result 2'
+    """
     equations = _EQUATION_RE.findall(completion)
     if len(equations) != len(chain):
-        return False
+        return f"{len(equations)} equation(s) written, the problem has {len(chain)} step(s)"
     x = start
     for (xs, op, bs, ys), (want_op, want_b) in zip(equations, chain, strict=True):
         x_written, b, y = int(xs), int(bs), int(ys)
-        if x_written != x or op != want_op or b < 1 or (want_b is not None and b != want_b):
-            return False
+        equation = f"{xs} {op} {bs} = {ys}"
+        if x_written != x:
+            return f"{equation} starts from {xs}, not {x}"
+        if op != want_op:
+            return f"{equation} uses {op}, the problem asks for {want_op}"
+        if b < 1 or (want_b is not None and b != want_b):
+            return f"{equation} uses {bs}, the problem says {want_b}" if want_b else f"{equation}: the amount is 0"
         if y < 1 or apply_op(op, x, b) != y:
-            return False
+            return f"{equation} does not hold"
         x = y
     final = extract_answer(completion)
-    return final is not None and parse_number(final) == x
+    if final is None:
+        return "no final answer (#### N)"
+    return None if parse_number(final) == x else f"final answer {final} ≠ result {x}"
 
 
 def chain_expression(start: int, chain) -> str:
@@ -186,9 +218,18 @@ def check_answer(completion: str, expected: str) -> bool:
     >>> check_answer("Mei has 5 - 3 = 2 shells. #### 2", "5 - ?"), check_answer("#### 2", "2")
     (True, True)
     """
+    return answer_error(completion, expected) is None
+
+
+def answer_error(completion: str, expected: str) -> str | None:
+    """What is wrong with ``completion`` in words (None when it is right): the verdict a class reads.
+
+    >>> answer_error("Mei has 4 + 3 = 8 shells. #### 8", "4 + ?")
+    '4 + 3 = 8 does not hold'
+    """
     if "?" in expected:
         parsed = _parse_chain_expression(expected)
         if parsed is None:
             raise ValueError(f"expected answer {expected!r} is neither a number nor a chain like '5 - ? + ?'")
-        return verify_chain(completion, *parsed)
-    return is_correct(completion, expected)
+        return chain_error(completion, *parsed)
+    return number_error(completion, expected)

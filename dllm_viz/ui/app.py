@@ -15,7 +15,7 @@ from . import runtime  # noqa: E402
 from .about import build_about_tab  # noqa: E402
 from .benchmark import build_benchmark_tab  # noqa: E402
 from .bookkeeping import bound_queue_bookkeeping  # noqa: E402
-from .compare_tab import build_compare_tab  # noqa: E402
+from .compare_tab import COMPARE_CSS, build_compare_tab  # noqa: E402
 from .endpoints import compare_trace  # noqa: E402
 from .explore_tab import build_explore_tab  # noqa: E402
 
@@ -24,11 +24,13 @@ APP_CSS = (
     GRID_CSS
     + STATS_CSS
     + EXPLORE_CSS
+    + COMPARE_CSS
     + """
-#notes { font-size: 13px; }
+#notes { font-size: 12px; }
+#notes ul { margin: 0; }
+#notes li { margin: 0; }
 #status textarea { font-family: ui-monospace, monospace; font-size: 12px; }
-.dv-example { justify-content: flex-start !important; text-align: left; overflow: hidden; text-overflow: ellipsis;
-  white-space: nowrap; display: block !important; }
+h1 { font-size: 1.35rem !important; margin: 0 !important; }  /* one line at 1024 px: Run and grids above the fold */
 .dv-caption p { font-size: 12px; color: #555; margin: 2px 0 0; }
 #stop-btn, #run-btn, #prev-step, #next-step, #play-btn { white-space: nowrap; }
 .toast-wrap { top: auto !important; bottom: 16px !important; }  /* toasts never cover the title */

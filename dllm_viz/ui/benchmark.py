@@ -21,7 +21,7 @@ from ..eval import (
     summarize,
     sweep,
 )
-from ..eval.report import write_csv
+from ..eval.report import display_name, write_csv
 from ..eval.sweep import panels, subset_of
 from ..strategies import POLICY, REGISTRY, StrategySpec
 from . import picker, runtime, zerogpu
@@ -80,7 +80,10 @@ def summary_table(summary: list[dict]) -> list[list]:
     """Rows for the table; "front" marks the Pareto front over all strategies of a setting and problem subset."""
     front = {id(r) for rows in panels(summary).values() for r in pareto_front(rows)}
     return [
-        [round(v, 2) if isinstance(v, float) else v for v in ({**r, "subset": subset_of(r)}[c] for c in TABLE_COLUMNS)]
+        [
+            round(v, 2) if isinstance(v, float) else v
+            for v in ({**r, "subset": subset_of(r), "strategy": display_name(r["strategy"])}[c] for c in TABLE_COLUMNS)
+        ]
         + ["★" if id(r) in front else ""]
         for r in summary
     ]
@@ -318,7 +321,7 @@ def build_benchmark_tab() -> None:
         wrap=True,  # widths that fit 1024 px without cutting columns off
         column_widths=["11%", "14%", "19%", "5%", "5%", "6%", "9%", "6%", "7%", "7%", "6%", "5%"],
     )
-    md = gr.Markdown(elem_id="bench-md")
+    md = gr.Markdown(elem_id="bench-md", visible=False)  # the same table as text, for API clients only
     csv_file = gr.File(label="All runs (CSV)", visible=False, elem_id="bench-csv")
     run.click(
         run_benchmark,

@@ -132,6 +132,7 @@ def status_line(comp: Comparison, k: int | None = None) -> str:
         return f"stopped at step {comp.num_steps} · {' · '.join(parts)} #{comp.run_id}"
     if comp.finished:
         model_ms = sum(s.model_ms for t in (comp.a, comp.b) if t for s in t.steps)
+        parts += [p for p in (comp.in_words(),) if p]
         parts.append(f"model {model_ms:.0f} ms, render {comp.render_ms:.0f} ms")
         return f"done · {' · '.join(parts)} #{comp.run_id}"
     return f"running step {k if k is not None else comp.num_steps} · {' · '.join(parts)} #{comp.run_id}"

@@ -6,19 +6,26 @@
 from __future__ import annotations
 
 import functools
-import json
 
 import gradio as gr
 
+from ..strategies import StrategySpec
 from ..views import curves_figure, legend_html
 from . import compare, picker, runtime
 from .examples import example_problems
 from .pane import StrategyPane, TracePane, model_picker, pane_values
+from .session import Comparison
 from .settings import PANE_FIELDS
 from .stories import Story, default_story, stories
 from .updates import Components, Updates
 
 SETTINGS = ("prompt", "gen_length", "block_length", "full", "seed")  # what a story sets, besides the panes
+# Tighter gaps than Gradio's 16 px: prompt, settings, both panes, ▶ Run and the top of both grids
+# fit one 1024×768 screen (a projector), tested in tests/ui/test_app.py.
+COMPARE_CSS = """
+#compare-body { --layout-gap: 8px; }
+"""
+SUMMARY = ("model", "gen_length", "block_length", "full", "temperature", "seed")  # what the settings label shows
 
 
 def story_caption(story: Story | None) -> str:
@@ -42,6 +49,35 @@ def apply_story(index: int) -> Updates:
     return out
 
 
+def trace_settings(comp: Comparison | None) -> Updates:
+    """After a file loads: the settings and both panes as it ran them, so ▶ Run repeats that run,
+    and an empty upload box, so the next file (even the same one) loads. A pane whose strategy
+    cannot be rebuilt (a policy with no recorded source) keeps its controls."""
+    trace = comp.a if comp is not None else None
+    if trace is None:
+        return {}
+    out: Updates = {
+        "prompt": trace.prompt,
+        "gen_length": trace.gen_length,
+        "block_length": trace.block_length,
+        "full": trace.block_length == trace.gen_length,
+        "temperature": trace.engine.get("temperature", 0.0),
+        "seed": trace.engine.get("seed", 0),
+        "caption": "",  # a story's caption no longer describes what is shown
+        "upload": None,
+    }
+    if trace.model in {value for _, value in runtime.model_choices()}:
+        out["model"] = trace.model
+    for p, pane_trace in (("a", comp.a), ("b", comp.b)):
+        try:
+            spec = StrategySpec.from_dict(pane_trace.strategy) if pane_trace is not None else None
+        except ValueError:
+            spec = None
+        if spec is not None:
+            out.update({f"{f}_{p}": v for f, v in zip(PANE_FIELDS, pane_values(spec), strict=False)})
+    return out
+
+
 def full_diffusion_toggle(full: bool, gen_length):
     """Full diffusion means BL = L: show L in the disabled box, not a stale BL."""
     if full:
@@ -49,81 +85,99 @@ def full_diffusion_toggle(full: bool, gen_length):
     return gr.Number(interactive=True)
 
 
-def _story_buttons(ui: Components) -> None:
-    """One button per curated story: it loads the prompt, the settings and both panes."""
-    if not stories():
-        return
-    gr.Markdown("Curated comparisons (where the two panes part ways):", elem_classes="dv-caption")
-    with gr.Row(elem_id="stories"):
-        for i, story in enumerate(stories()):
-            button = gr.Button(story.title, size="sm", variant="secondary", elem_classes="dv-story")
-            ui.on(
-                button.click, lambda i=i: apply_story(i), None, story_outputs(), queue=False, api_visibility="private"
-            )
+def example_choices() -> list[tuple[str, str]]:
+    """The example picker's (label, value) pairs: curated stories first, then held-out problems."""
+    told = [(f"★ {story.title}", f"story:{i}") for i, story in enumerate(stories())]
+    return told + [(problem.question, f"problem:{i}") for i, problem in enumerate(example_problems())]
 
 
-def _example_buttons(prompt, caption) -> None:
-    """One button per held-out problem that fills the prompt in the browser (and clears a story's
-    caption). Plain buttons, not gr.Examples: its Dataset raced while loading and logged a
-    TypeError per example on load."""
-    problems = example_problems()
-    if not problems:
-        return
-    gr.Markdown("Held-out problems (answers known): click one to use it", elem_classes="dv-caption")
-    with gr.Column(elem_id="examples", variant="compact"):
-        for problem in problems:
-            gr.Button(problem.question, size="sm", variant="secondary", elem_classes="dv-example").click(
-                None,
-                None,
-                [prompt, caption],
-                js=f"() => [{json.dumps(problem.question)}, '']",
-                api_visibility="private",
-            )
+def pick_example(value: str | None) -> Updates:
+    """A story sets the prompt, the settings and both panes; a held-out problem sets the prompt
+    (and clears a story's caption, which would no longer describe the run)."""
+    kind, _, index = (value or "").partition(":")
+    if kind == "story":
+        return apply_story(int(index))
+    if kind == "problem":
+        return {"prompt": example_problems()[int(index)].question, "caption": ""}
+    return {}
 
 
-def _settings(ui: Components, story: Story | None) -> gr.Column:
-    """Prompt, examples, model and engine settings; returns the slot the story buttons go in."""
-    with gr.Row():
-        with gr.Column(scale=3):
-            prompt = gr.Textbox(
-                story.prompt if story else "",
-                label="Prompt",
-                lines=3,
-                elem_id="prompt",
-                placeholder="A question for the model, e.g. one of the examples below",
+def settings_label(model, gen_length, block_length, full: bool, temperature, seed) -> str:
+    """The closed settings box still says what the run will use."""
+    lengths = f"L {gen_length}, full diffusion" if full else f"L {gen_length}, BL {block_length}"
+    return (
+        f"Settings: {runtime.public_model_name(str(model or ''))} · {lengths} · temperature {temperature} · seed {seed}"
+    )
+
+
+def _prompt_row(ui: Components, story: Story | None) -> None:
+    """The prompt beside one compact picker of curated stories and held-out problems."""
+    with gr.Row(equal_height=True):
+        prompt = gr.Textbox(
+            story.prompt if story else "",
+            label="Prompt",
+            lines=2,
+            max_lines=4,
+            elem_id="prompt",
+            placeholder="A question for the model, e.g. one of the examples",
+            scale=3,
+        )
+        examples = gr.Dropdown(
+            example_choices(),
+            value=None,
+            label="Examples",
+            info="★ curated: the panes part ways; then held-out problems",
+            elem_id="examples",
+            scale=2,
+            min_width=240,
+        )
+    ui.add(prompt=prompt, examples=examples)
+
+
+def _settings(ui: Components, story: Story | None) -> None:
+    """Model and engine settings, in a closed box whose label sums them up."""
+    with gr.Accordion("Settings", open=False, elem_id="settings") as box:
+        with gr.Row():
+            model = model_picker(
+                "model", info="a folder or Hub id also works; Hub models load on demand (GPU)", scale=2
             )
-            caption = gr.Markdown(story_caption(story), elem_id="story-caption")
-            story_slot = gr.Column()
-            _example_buttons(prompt, caption)
-        with gr.Column(scale=2):
-            model = model_picker("model", info="a folder or Hub id also works; Hub models load on demand (GPU)")
-            with gr.Row():
-                gen_length = gr.Number(
-                    story.gen_length if story else 64,
-                    precision=0,
-                    label="gen length L",
-                    minimum=1,
-                    elem_id="gen-length",
-                )
-                block_length = gr.Number(
-                    story.effective_block_length if story else 8,
-                    precision=0,
-                    label="block length BL",
-                    minimum=1,
-                    elem_id="block-length",
-                    interactive=not (story and story.full_diffusion),
-                )
-            full = gr.Checkbox(
-                bool(story and story.full_diffusion), label="full diffusion (BL = L)", elem_id="full-diffusion"
+            gen_length = gr.Number(
+                story.gen_length if story else 64, precision=0, label="gen length L", minimum=1, elem_id="gen-length"
             )
-            with gr.Row():
-                temperature = gr.Slider(
-                    0.0, 2.0, value=0.0, step=0.05, label="token temperature", elem_id="temperature"
+            block_length = gr.Number(
+                story.effective_block_length if story else 8,
+                precision=0,
+                label="block length BL",
+                info="positions decoded together, left to right",
+                minimum=1,
+                elem_id="block-length",
+                interactive=not (story and story.full_diffusion),
+            )
+            with gr.Column(min_width=160):
+                full = gr.Checkbox(
+                    bool(story and story.full_diffusion), label="full diffusion (BL = L)", elem_id="full-diffusion"
                 )
                 seed = gr.Number(story.seed if story else 0, precision=0, label="seed", elem_id="seed")
-    ui.add(prompt=prompt, caption=caption, model=model, gen_length=gen_length, block_length=block_length)
+            temperature = gr.Slider(0.0, 2.0, value=0.0, step=0.05, label="token temperature", elem_id="temperature")
+        live_speed = gr.Radio(
+            list(compare.LIVE_SPEEDS),
+            value=compare.DEFAULT_SPEED,
+            label="live speed",
+            info="slow motion lets a class follow each step",
+            elem_id="live-speed",
+        )
+    ui.add(live_speed=live_speed, settings=box, model=model, gen_length=gen_length, block_length=block_length)
     ui.add(full=full, temperature=temperature, seed=seed)
-    return story_slot
+    fields = ui.outputs(SUMMARY)
+    box.label = settings_label(*(c.value for c in fields))
+    gr.on(
+        [c.change for c in fields],
+        lambda *values: gr.Accordion(label=settings_label(*values)),
+        fields,
+        box,
+        queue=False,
+        api_visibility="private",
+    )
 
 
 def _panes(ui: Components, story: Story | None) -> list:
@@ -139,19 +193,22 @@ def _panes(ui: Components, story: Story | None) -> list:
     return [*panes[0].inputs, *panes[1].inputs]
 
 
-def _views(ui: Components) -> None:
-    """Run controls, the two panes' views, the replay bar, plots and export."""
-    with gr.Row():
-        run_btn = gr.Button("▶ Run both", variant="primary", elem_id="run-btn", scale=1)
-        stop_btn = gr.Button("■ Stop", variant="stop", elem_id="stop-btn", scale=0, min_width=110)
-        live_speed = gr.Radio(
-            list(compare.LIVE_SPEEDS), value=compare.DEFAULT_SPEED, label="live speed", elem_id="live-speed", scale=2
+def _run_bar(ui: Components) -> None:
+    """▶ Run and ■ Stop beside the status line, right above the grids."""
+    with gr.Row(equal_height=True):
+        run_btn = gr.Button("▶ Run both", variant="primary", elem_id="run-btn", scale=0, min_width=130)
+        stop_btn = gr.Button("■ Stop", variant="stop", elem_id="stop-btn", scale=0, min_width=90)
+        status = gr.Textbox(
+            "idle", show_label=False, container=False, max_lines=2, interactive=False, elem_id="status", scale=1
         )
-        status = gr.Textbox("idle", label="Status", interactive=False, elem_id="status", scale=4)
-    ui.add(run_btn=run_btn, stop_btn=stop_btn, live_speed=live_speed, status=status)
-    ui.add(live_timer=gr.Timer(compare.LIVE_TICK_S, active=False))
+    ui.add(run_btn=run_btn, stop_btn=stop_btn, status=status, live_timer=gr.Timer(compare.LIVE_TICK_S, active=False))
+
+
+def _views(ui: Components, story: Story | None) -> None:
+    """The two panes' views, the story's caption, the replay bar, plots and export."""
     with gr.Row(equal_height=False):
         trace_panes = [TracePane(ui, "a"), TracePane(ui, "b")]
+    ui.add(caption=gr.Markdown(story_caption(story), elem_id="story-caption", elem_classes="dv-caption"))
     gr.HTML(legend_html(), elem_id="legend")
     with gr.Row(equal_height=True):
         slider = gr.Slider(
@@ -255,7 +312,7 @@ def _wire_replay(ui: Components) -> None:
         **quiet,
     )
     ui["speed"].change(compare.set_speed, ui["speed"], ui["timer"], queue=False, api_visibility="private")
-    ui.on(
+    loaded = ui.on(
         ui["upload"].upload,
         compare.load_trace,
         ui["upload"],
@@ -263,6 +320,8 @@ def _wire_replay(ui: Components) -> None:
         api_name="load_trace",
         show_progress="hidden",
     )
+    settings = tuple(dict.fromkeys((*SUMMARY, *story_outputs(), "upload")))
+    ui.on(loaded.success, trace_settings, session, settings, **quiet)
 
 
 def build_compare_tab() -> Components:
@@ -270,11 +329,13 @@ def build_compare_tab() -> Components:
     ui = Components()
     story = default_story()  # the app opens on the first curated comparison: press Run and they part ways
     ui.add(session=gr.State(None, time_to_live=compare.SESSION_TTL_S), playing=gr.State(False))
-    story_slot = _settings(ui, story)
-    pane_inputs = _panes(ui, story)
-    with story_slot:
-        _story_buttons(ui)
-    _views(ui)
+    with gr.Column(elem_id="compare-body"):
+        _prompt_row(ui, story)
+        _settings(ui, story)
+        pane_inputs = _panes(ui, story)
+        _run_bar(ui)
+        _views(ui, story)
     _wire_run(ui, pane_inputs)
+    ui.on(ui["examples"].input, pick_example, ui["examples"], story_outputs(), queue=False, api_visibility="private")
     _wire_replay(ui)
     return ui

@@ -59,7 +59,12 @@ def param_visibility(choice: str):
 def strategy_caption(choice: str) -> str:
     """One line saying what the pane's strategy does, for a class following along."""
     info = picker.strategy_info(choice)
-    return f"*{info.caption if info else ''}*"
+    return info.caption if info else ""
+
+
+def caption_update(choice: str):
+    """The picker's info line follows its choice (one line under the picker, no extra row)."""
+    return gr.Dropdown(info=strategy_caption(choice))
 
 
 def check_policy_upload(files, pane: str):
@@ -111,11 +116,11 @@ class StrategyPane:
             picker.strategy_choices(),
             value=choice,
             label=label or f"Strategy {pane}",
+            info=strategy_caption(choice),
             elem_id=f"strategy-{p}",
             allow_custom_value=True,
         )
-        caption = gr.Markdown(strategy_caption(choice), elem_id=f"caption-{p}", elem_classes="dv-caption")
-        self.strategy.change(strategy_caption, self.strategy, caption, api_visibility="private", queue=False)
+        self.strategy.change(caption_update, self.strategy, self.strategy, api_visibility="private", queue=False)
         with gr.Row():
             self.controls = [
                 param_control(param, value, f"{control_name(param)}-{p}", visible)

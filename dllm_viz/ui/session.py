@@ -67,13 +67,31 @@ class Comparison:
             return None
         if self.expected is None:
             return Verdict(answer=trace.text)
-        from ..tasks import check_answer, extract_answer
+        from ..tasks import answer_error, extract_answer
 
+        reason = answer_error(trace.text, self.expected)
         return Verdict(
             answer=extract_answer(trace.text) or trace.text,
             expected=self.expected,
-            correct=check_answer(trace.text, self.expected),
+            correct=reason is None,
+            reason=reason,
         )
+
+    def in_words(self) -> str:
+        """Both finished panes as a sentence: "A needed 5 fewer forward passes than B, and only A is right"."""
+        if self.a is None or self.b is None:
+            return ""
+        fewer = self.b.nfe - self.a.nfe
+        cost = f"A needed {abs(fewer)} {'fewer' if fewer > 0 else 'more'} forward passes than B"
+        cost = cost if fewer else "A and B needed as many forward passes"
+        a, b = self.verdict(self.a), self.verdict(self.b)
+        if a is None or b is None:
+            return cost
+        if a.correct is None or b.correct is None:
+            return cost + (", and got the same answer" if a.answer == b.answer else ", with different answers")
+        if a.correct == b.correct:
+            return f"{cost}, and both are {'right' if a.correct else 'wrong'}"
+        return f"{cost}, and only {'A' if a.correct else 'B'} is right"
 
     # ---- export / import ------------------------------------------------------------------
     def to_dict(self) -> dict:

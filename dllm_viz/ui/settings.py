@@ -234,7 +234,9 @@ def prepare_uploaded_policy(files: list[str] | str | None, pane: str = "A") -> s
     default architecture is assumed. Raises ValueError when the config or the weights cannot be
     used (the config is checked before anything is written); a rejected folder is removed.
     """
-    paths = [files] if isinstance(files, str) else list(files or []) if isinstance(files, (list, tuple)) else None
+    if files is None:  # "upload your own" picked, nothing uploaded yet
+        files = []
+    paths = [files] if isinstance(files, str) else list(files) if isinstance(files, (list, tuple)) else None
     paths = None if paths is None else [_upload_path(p) for p in paths]
     if paths is None or not all(isinstance(p, str) for p in paths):
         raise TypeError(f"pane {pane}: the policy upload must be a list of files")

@@ -19,6 +19,7 @@ class Verdict:
     answer: str
     expected: str | None = None
     correct: bool | None = None
+    reason: str | None = None  # what is wrong, in the verifier's words ("4 + 3 = 8 does not hold")
 
 
 def pane_numbers(trace: Trace, step: int) -> dict:
@@ -90,7 +91,7 @@ def stats_html(
             check = (
                 ' <span class="dv-ok">✓ correct</span>'
                 if verdict.correct
-                else f' <span class="dv-bad">✗ wrong (expected {escape(str(verdict.expected))})</span>'
+                else f' <span class="dv-bad">✗ wrong: {escape(verdict.reason or f"expected {verdict.expected}")}</span>'
             )
         elif verdict is not None:
             check = ' <span class="dv-na">(no known answer for this prompt)</span>'

@@ -42,7 +42,7 @@ def test_sweep_rows_and_summary(tiny_backend):
         s["seeds"] == (2 if s["strategy"] == "random" else 1) and s["n"] == 2 for s in summary
     )
     table = markdown_table(summary)
-    assert "### semi-AR BL=4" in table and "| confidence | steps=8 |" in table
+    assert "### semi-AR BL=4" in table and "| High-Confidence-K (LLaDA low_confidence) | steps=8 |" in table
     fig = pareto_figure(summary)
     assert len(fig.layout.annotations) == 2  # one panel per setting
 
@@ -60,6 +60,45 @@ ROW = {
     "block_length": 64,
     "seconds": 1.0,
 }
+
+
+def test_pareto_figure_names_each_strategy_once_and_draws_the_front():
+    """Two settings, each with every strategy: the legend lists each strategy once, by the picker's
+    name, plus the ★ front; a learned policy's marker differs from the front's; all at 100 % keeps
+    the accuracy axis inside [0, 100] (plus room for the markers), not 99–101."""
+    rows = [
+        {
+            **ROW,
+            "setting": setting,
+            "block_length": bl,
+            "strategy": name,
+            "params": params,
+            "accuracy": 1.0,
+            "mean_nfe": nfe,
+        }
+        for setting, bl in (("full diffusion", 64), ("semi-AR BL=8", 8))
+        for name, params, nfe in (
+            ("threshold", "threshold=0.9", 10.0),
+            ("confidence", "steps=64", 64.0),
+            ("policy", "p", 9.0),
+        )
+    ]
+    fig = pareto_figure(summarize(rows))
+    legend = [t.name for t in fig.data if t.showlegend is not False]
+    assert sorted(legend) == sorted(
+        [
+            "Fast-dLLM threshold λ",
+            "High-Confidence-K (LLaDA low_confidence)",
+            "learned policy",
+            "★ Pareto front (all strategies)",
+        ]
+    )
+    policy = next(t for t in fig.data if t.name == "learned policy")
+    front = [t for t in fig.data if t.legendgroup == "front"]
+    assert len(front) == 2 and policy.marker.symbol != front[0].marker.symbol
+    assert list(front[0].x) == [9.0]  # the policy alone is the front: cheapest at the same accuracy
+    low, high = fig.layout.yaxis.range
+    assert 0 <= low < 100 < high <= 102
 
 
 def test_report_files_are_self_contained(tmp_path):

@@ -307,3 +307,25 @@ def test_gsm8k_source_errors():
         load_gsm8k("missing.jsonl")
     with pytest.raises(ValueError, match=r"source \('validation'\) must be a .jsonl path"):
         load_gsm8k("validation")
+
+
+@pytest.mark.parametrize(
+    "completion, expected, reason",
+    [
+        ("Tom has 4 + 3 = 7 pens. #### 7", "4 + ?", None),
+        ("Tom has 4 + 3 = 8 pens. #### 8", "4 + ?", "4 + 3 = 8 does not hold"),
+        ("Tom has 4 + 3 = 7 pens. #### 8", "4 + ?", "final answer 8 ≠ result 7"),
+        ("Tom has 5 + 3 = 8 pens. #### 8", "4 + ?", "5 + 3 = 8 starts from 5, not 4"),
+        ("Tom has 4 - 3 = 1 pens. #### 1", "4 + ?", "4 - 3 = 1 uses -, the problem asks for +"),
+        ("Tom has 4 + 2 = 6 pens. He has 6 - 1 = 5. #### 5", "4 + 3 - ?", "4 + 2 = 6 uses 2, the problem says 3"),
+        ("Tom has pens.", "4 + ?", "0 equation(s) written, the problem has 1 step(s)"),
+        ("Tom has 4 + 3 = 7 pens.", "4 + ?", "no final answer (#### N)"),
+        ("#### 16", "15", "final answer 16 ≠ expected 15"),
+        ("#### 15", "15", None),
+    ],
+)
+def test_answer_error_says_what_is_wrong_and_agrees_with_check_answer(completion, expected, reason):
+    from dllm_viz.tasks import answer_error
+
+    assert answer_error(completion, expected) == reason
+    assert check_answer(completion, expected) is (reason is None)

@@ -301,6 +301,19 @@ def _status(page):
     return page.locator("#status textarea")
 
 
+def _use_example(page, question):
+    """Pick a held-out problem in the Compare tab's example picker."""
+    page.locator("#examples input").click()
+    page.locator("#examples").get_by_role("option", name=question, exact=True).click()
+
+
+def _open_settings(page):
+    """Open Compare's settings box (model, L, BL, full diffusion, seed, live speed) if it is closed."""
+    if not page.locator("#gen-length").is_visible():
+        page.locator("#settings .label-wrap").first.click()
+        page.locator("#gen-length").wait_for(state="visible")
+
+
 def _run_and_wait(page, expect):
     before = _status(page).input_value()
     page.click("#run-btn")
@@ -312,7 +325,7 @@ def _run_and_wait(page, expect):
 def test_browser_compare_replay_download(page, tmp_path):
     from playwright.sync_api import expect
 
-    page.get_by_text(EXAMPLE[:40]).first.click()
+    _use_example(page, EXAMPLE)
     expect(page.locator("#prompt textarea")).to_have_value(EXAMPLE)
     _run_and_wait(page, expect)
     # a learned-policy pane adds the unmask-probability heatmap under the confidence one
@@ -414,6 +427,7 @@ def test_browser_bad_input_shows_message_and_app_keeps_serving(page, tmp_path):
     _toast(page, "the prompt is empty")
 
     page.locator("#prompt textarea").fill(EXAMPLE)
+    _open_settings(page)
     if page.locator("#full-diffusion input").is_checked():  # the default story may open in full diffusion
         page.locator("#full-diffusion input").uncheck()
     page.locator("#block-length input").fill("8")
@@ -520,6 +534,7 @@ def test_browser_every_strategy_shows_its_controls_and_they_change_the_run(page,
     choices = picker.strategy_choices()
     policy = runtime.policy_dir() / picker.DEFAULT_POLICY
     page.locator("#prompt textarea").fill(EXAMPLE)
+    _open_settings(page)
     page.locator("#gen-length input").fill("16")
     page.locator("#block-length input").fill("8")
     page.get_by_label("full speed").check()
@@ -599,7 +614,8 @@ def test_browser_clean_console_layout_and_screenshots(server, fresh_page, tmp_pa
         if width == 1920:
             break
         tab.screenshot(path=str(out / f"initial-{width}.png"), full_page=True)
-        tab.get_by_text(EXAMPLE[:40]).first.click()
+        _use_example(tab, EXAMPLE)
+        _open_settings(tab)
         tab.get_by_label("full speed").check()
         _run_and_wait(tab, expect)
         expect(tab.locator("#dl-json")).to_be_enabled()
@@ -629,6 +645,39 @@ def test_browser_clean_console_layout_and_screenshots(server, fresh_page, tmp_pa
         assert errors == [], errors
 
 
+def _in_first_screen(page, selector: str, height: int, whole: bool = True) -> bool:
+    """Whether ``selector``'s box (or its top 20 px) lies inside the unscrolled viewport."""
+    box = page.locator(selector).first.bounding_box()
+    bottom = box["y"] + (box["height"] if whole else 20)
+    return box["y"] >= 0 and bottom <= height and page.evaluate("window.scrollY") == 0
+
+
+@pytest.mark.browser
+def test_browser_compare_fits_a_projector_screen(server, fresh_page, tmp_path):
+    """At 1024×768 (a projector) the prompt, the example picker, both strategy pickers, ▶ Run and
+    the status line (with the timing), and after a run both grids' headings (step, NFE) and first
+    tokens, lie in the first screen: a class sees the controls and the decode together."""
+    from playwright.sync_api import expect
+
+    width, height = 1024, 768
+    tab = fresh_page
+    tab.set_viewport_size({"width": width, "height": height})
+    errors = _console_errors(tab)
+    tab.goto(server)
+    tab.wait_for_selector("#run-btn")
+    tab.wait_for_timeout(1500)
+    for selector in ("#prompt", "#examples", "#settings", "#strategy-a", "#strategy-b", "#run-btn", "#status"):
+        assert _in_first_screen(tab, selector, height), f"{selector} is below the fold at {width}×{height}"
+    _run_and_wait(tab, expect)
+    for p in "ab":
+        assert _in_first_screen(tab, f"#grid-{p} .dv-head", height), f"pane {p}'s heading (step, NFE) is below the fold"
+        expect(tab.locator(f"#grid-{p} .dv-head")).to_contain_text("NFE")
+        assert _in_first_screen(tab, f"#grid-{p} .dv-tok", height, whole=False), f"grid {p} starts below the fold"
+    assert _fits(tab) and errors == [], errors
+    keep = os.environ.get("DLLM_VIZ_SCREENSHOT") == "1"
+    tab.screenshot(path=str((SHOTS if keep else tmp_path) / f"compare-{width}x{height}.png"))
+
+
 @pytest.mark.browser
 def test_browser_default_story_panes_commit_differently(server, fresh_page):
     """The app opens on a curated story; Run shows the panes parting ways: at the divergence step
@@ -640,6 +689,7 @@ def test_browser_default_story_panes_commit_differently(server, fresh_page):
     _open(fresh_page, server, 1400)
     expect(fresh_page.locator("#prompt textarea")).to_have_value(story.prompt)
     expect(fresh_page.locator("#story-caption")).to_contain_text(story.title)
+    _open_settings(fresh_page)
     fresh_page.locator("#live-speed").get_by_text("full speed").click()
     _run_and_wait(fresh_page, expect)
     expect(_status(fresh_page)).to_have_value(re.compile(r"diverge at step \d+ → A ✓ NFE \d+ · B ✗ NFE \d+"))
@@ -679,6 +729,7 @@ def test_browser_streaming_long_run_never_backlogs(server, fresh_page, long_cont
 
     tab = fresh_page
     errors = _open(tab, server, 1440)
+    _open_settings(tab)
     tab.locator("#model input").fill(str(long_context_model))
     tab.locator("#model input").press("Enter")
     tab.locator("#prompt textarea").fill("one plus two is")

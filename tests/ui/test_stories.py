@@ -23,6 +23,10 @@ def test_story_panes_part_ways_and_a_is_right_where_b_is_wrong(story):
     assert comp.divergence is not None
     assert comp.verdict(comp.a).correct and not comp.verdict(comp.b).correct
     assert compare.consequence(comp).startswith(" → A ✓") and "B ✗" in compare.consequence(comp)
+    fewer = comp.b.nfe - comp.a.nfe
+    assert comp.in_words() == (
+        f"A needed {abs(fewer)} {'fewer' if fewer > 0 else 'more'} forward passes than B, and only A is right"
+    )
 
 
 def test_apply_story_fills_settings_both_panes_and_caption():
@@ -46,3 +50,14 @@ def test_pane_values_map_parameters_to_controls():
     policy = _spec(f"policy:{STORIES[0].a.policy},temperature=0.5,beta=2.0")
     assert pane.pane_values(policy) == (policy.key, 0, 0.9, 1.0, 0.01, 0.5, 2.0)
     assert pane.pane_values(_spec("confidence,steps=8"))[:2] == ("heuristic:confidence", 8)
+
+
+def test_example_picker_sets_a_story_or_a_problem():
+    from dllm_viz.ui.examples import example_problems
+
+    values = dict(compare_tab.example_choices())
+    assert len(values) == len(stories()) + len(example_problems())
+    assert compare_tab.pick_example("story:0") == compare_tab.apply_story(0)
+    problem = example_problems()[1]
+    assert compare_tab.pick_example("problem:1") == {"prompt": problem.question, "caption": ""}
+    assert compare_tab.pick_example(None) == {}

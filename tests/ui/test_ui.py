@@ -228,6 +228,12 @@ def test_export_import_and_replay(finished_run, tmp_path):
     assert comp2.source == "upload" and comp2.a.num_steps == comp.a.num_steps
     assert comp2.a.steps[-1].committed == comp.a.steps[-1].committed
     assert loaded["status"].startswith("loaded trace")
+    # then the settings and both panes show what the file ran, so ▶ Run repeats it; the box empties
+    shown = compare_tab.trace_settings(comp2)
+    assert (shown["prompt"], shown["gen_length"], shown["block_length"]) == ("one plus two is", 16, 4)
+    assert shown["full"] is False and shown["seed"] == 0 and shown["upload"] is None
+    assert (shown["strategy_a"], shown["strategy_b"]) == ("heuristic:confidence", "heuristic:threshold")
+    assert shown["threshold_b"] == 0.9 and shown["caption"] == ""
     out = replay(1, comp2)
     assert 'data-step="1"' in out["grid_a"] and 'data-step="1"' in out["grid_b"]
     # a single trace file replays in pane A
@@ -443,9 +449,11 @@ def test_benchmark_front_spans_all_strategies_and_policies_fit_their_setting():
             tokens_per_step=1.0,
             no_answer=0.0,
         )
-        for name, acc, nfe in (("a", 50.0, 8.0), ("b", 40.0, 10.0), ("c", 70.0, 16.0))
+        for name, acc, nfe in (("a", 50.0, 8.0), ("b", 40.0, 10.0), ("threshold", 70.0, 16.0))
     ]
-    assert [row[-1] for row in summary_table(rows)] == ["★", "", "★"]  # b is dominated by a
+    table = summary_table(rows)
+    assert [row[-1] for row in table] == ["★", "", "★"]  # b is dominated by a
+    assert table[2][1] == "Fast-dLLM threshold λ"  # the picker's name, not the registry key
     assert policy_fits("semi-ar-alpha1", "semi-AR (BL = L/8)") and not policy_fits(
         "semi-ar-alpha1", "full diffusion (BL = L)"
     )

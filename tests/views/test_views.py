@@ -253,6 +253,8 @@ def test_stats_numbers_and_verdict(trace_a):
     assert "✓ correct" in html
     wrong = stats_html(trace_a, 3, verdict=Verdict("8", expected="7", correct=False))
     assert "expected 7" in wrong
+    why = stats_html(trace_a, 3, verdict=Verdict("8", "4 + ?", False, reason="4 + 3 = <8> does not hold"))
+    assert "✗ wrong: 4 + 3 = &lt;8&gt; does not hold" in why  # the verifier's words, escaped
     assert "final answer" not in stats_html(trace_a, 2, verdict=Verdict("x"))
 
 
