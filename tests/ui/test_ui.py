@@ -422,7 +422,11 @@ def test_benchmark_handler(tiny_model_dir):
             progress=lambda *a, **k: None,
         )
     )
-    assert len(table) == 2 and {row[1] for row in table} == {"threshold", "confidence"}
+    # the picker's names, as in the Compare tab
+    assert len(table) == 2 and {row[1] for row in table} == {
+        "Fast-dLLM threshold λ",
+        "High-Confidence-K (LLaDA low_confidence)",
+    }
     assert "mean NFE" in md and len(fig.data) >= 2
     assert fig.layout.xaxis.type == "linear" and fig.layout.width is None  # log only when asked; fills the tab
     with pytest.raises(gr.Error, match="pick at least one strategy"):
