@@ -9,7 +9,6 @@ from collections.abc import Sequence
 
 import gradio as gr
 
-from ..views import heatmap_figure
 from . import train
 from .pane import TracePane
 from .train_run import TRAIN_CAP_S, probe_problem
@@ -50,8 +49,8 @@ def _views(ui: Components) -> None:
     with gr.Row(equal_height=False):
         policy, heuristic = TracePane(ui, "a", "train-"), TracePane(ui, "b", "train-")
     ui.add(snapshot=gr.Slider(0, 1, value=0, step=1, label="Probe snapshots", elem_id="train-snapshot", buttons=[]))
-    ui.add(heat_a=gr.Plot(heatmap_figure(None, title="policy"), show_label=False, elem_id="train-heat-a"))
-    del policy, heuristic  # registered in ui by name
+    policy.heatmap(ui)  # the policy's unmask probabilities, step × position
+    del heuristic  # its grid and stats are registered in ui by name
     with gr.Row():
         ui.add(handover=gr.Markdown("", elem_id="train-handover"))
         ui.add(dl_policy=gr.DownloadButton("⬇ Policy folder (.zip)", interactive=False, elem_id="train-dl"))
