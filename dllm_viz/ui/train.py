@@ -124,21 +124,30 @@ def _watch(run: TrainRun, trained: list[str]):
         "resume_btn": gr.Button(interactive=False),
         "dl_policy": gr.DownloadButton(interactive=False),
     }
-    rows = snaps = -1
-    with user_errors("Training failed"):
-        for position in follow(run):
-            if position:
-                yield {"status": f"queued: position {position} of {len(QUEUE) - 1} waiting (one training at a time)"}
-                continue
-            out: Updates = {}
-            if len(run.rows) != rows or rows < 0:
-                rows = len(run.rows)
-                out.update(status=status_line(run), curves=curves(run))
-            if len(run.snapshots) != snaps:
-                snaps = len(run.snapshots)
-                out.update(probe_panes(run))
-            yield out
+    try:
+        with user_errors("Training failed"):
+            yield from _follow_updates(run)
+    except gr.Error:
+        yield {"status": f"{run.status} #{run.run_id}", "start_btn": gr.Button(interactive=True)}
+        raise
     yield _handover(run, trained)
+
+
+def _follow_updates(run: TrainRun):
+    """Updates while ``run`` waits and trains: status, curves after each batch, the probe after each snapshot."""
+    rows = snaps = -1
+    for position in follow(run):
+        if position:
+            yield {"status": f"queued: position {position} of {len(QUEUE) - 1} waiting (one training at a time)"}
+            continue
+        out: Updates = {}
+        if len(run.rows) != rows:
+            rows = len(run.rows)
+            out.update(status=status_line(run), curves=curves(run))
+        if len(run.snapshots) != snaps:
+            snaps = len(run.snapshots)
+            out.update(probe_panes(run))
+        yield out
 
 
 def start_training(setting, alpha, expert_steering, learning_rate, batches, seed, heuristic, run, trained):
@@ -200,8 +209,8 @@ def train_api(
             raise ValueError(f"unknown preset {shown(preset)}; presets: {', '.join(PRESETS)}")
         base = PRESETS[preset or next(iter(PRESETS))]
         args = (setting, alpha, expert_steering, learning_rate, batches, seed, heuristic)
-        given = dict(zip(SETTING_FIELDS, args, strict=True))
-        values = {**base.to_dict(), **{k: v for k, v in given.items() if v is not None}}
+        given = {k: v for k, v in zip(SETTING_FIELDS, args, strict=True) if v is not None}
+        values = {k: v for k, v in base.to_dict().items() if k in (*SETTING_FIELDS, "probe_every")} | given
         settings = TrainSettings.of(**values)
         run = TrainRun(settings, trainable_model())
     rows = snaps = 0

@@ -291,6 +291,9 @@ def follow(run: TrainRun, poll_s: float = POLL_S) -> Iterator[int]:
     ticket = QUEUE.join()
     try:
         while (position := QUEUE.position(ticket)) > 0:
+            if run.stop.is_set():  # Stop while queued: leave the queue
+                run.status = "stopped"
+                return
             run.status = "queued"
             yield position
             time.sleep(poll_s)
@@ -302,8 +305,11 @@ def follow(run: TrainRun, poll_s: float = POLL_S) -> Iterator[int]:
         finally:
             job.cancel()
             job.wait(1.0)  # the job stops at its next forward pass; the next in line starts after
-    except Cancelled:
+    except Cancelled:  # cancelled before the job began
         run.status = "stopped"
+    except GeneratorExit:  # the client cancelled or went away
+        run.status = "stopped"
+        raise
     except BaseException:
         run.status = "failed"
         raise
