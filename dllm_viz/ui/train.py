@@ -82,7 +82,8 @@ def status_line(run: TrainRun) -> str:
         parts.append(f"reward {last['reward']:.3f}, correct {last['correct']:.2f}, NFE {last['nfe']:.1f}")
     if run.baseline:
         held = [r["heldout_reward"] for r in run.rows if "heldout_reward" in r]
-        now = f" → {held[-1]:.3f} (best {max(held):.3f} at batch {run.selected + 1})" if held else ""
+        best = run.selected
+        now = f" → {held[-1]:.3f} (best {max(held):.3f} at batch {best + 1})" if held and best is not None else ""
         parts.append(f"validation reward {run.baseline['heldout_reward']:.3f}{now}")
     parts.append(f"{run.left_s / 60:.1f} of {TRAIN_CAP_S / 60:.0f} training minutes left")
     return " · ".join(parts) + f" #{run.run_id}"

@@ -130,7 +130,7 @@ def test_the_train_endpoint_streams_json_and_names_the_policy(model):
 def test_the_train_endpoint_refuses_bad_input_before_training(model):
     import gradio as gr
 
-    with pytest.raises(gr.Error, match="unknown preset &lt;b&gt;"):
+    with pytest.raises(gr.Error, match="unknown preset '&lt;b&gt;'; presets: fast full-diffusion"):
         next(train.train_api(preset="<b>"))
     with pytest.raises(gr.Error, match="batches \\(1000\\) must be between 1 and 200"):
         next(train.train_api(batches=1000))
