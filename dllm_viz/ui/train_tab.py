@@ -64,7 +64,7 @@ def _wire(ui: Components, pickers: Sequence[gr.Dropdown]) -> None:
     event = dict(concurrency_limit=TRAIN_WAITERS, concurrency_id="train", show_progress="hidden")
     settings = ui.outputs(train.SETTING_FIELDS)
     state = [ui["run"], ui["trained"]]
-    ui.on(ui["start_btn"].click, train.start_training, [*settings, *state], outputs, api_name="train_tab", **event)
+    ui.on(ui["start_btn"].click, train.start_training, [*settings, *state], outputs, api_visibility="private", **event)
     ui.on(ui["resume_btn"].click, train.resume_training, state, outputs, api_visibility="private", **event)
     ui["stop_btn"].click(train.stop_training, ui["run"], None, queue=False, api_visibility="private")
     quiet = dict(queue=False, api_visibility="private")
