@@ -15,7 +15,6 @@ from .errors import shown, user_errors
 from .train_run import MAX_SNAPSHOTS, QUEUE, TRAIN_CAP_S, TrainRun, follow, probe_problem, resumable
 from .train_settings import PRESETS, TrainSettings
 from .updates import Updates
-from .zerogpu import on_zero_gpu
 
 SETTING_FIELDS = ("setting", "alpha", "expert_steering", "learning_rate", "batches", "seed", "heuristic")
 PROBE = ("grid_a", "stats_a", "heat_a", "grid_b", "stats_b", "snapshot")
@@ -29,7 +28,7 @@ ZERO_GPU_MESSAGE = (
 
 def trainable_model() -> str:
     """The model a run trains against: the app's own (users cannot point training at another)."""
-    if on_zero_gpu():
+    if runtime.on_zero_gpu():
         raise ValueError(ZERO_GPU_MESSAGE)
     model = runtime.default_model()
     if model in runtime.GPU_MODELS:

@@ -9,12 +9,11 @@ from collections.abc import Sequence
 
 import gradio as gr
 
-from . import train
+from . import runtime, train
 from .pane import TracePane
 from .train_run import TRAIN_CAP_S, probe_problem
 from .train_settings import DEFAULT_PRESET, MAX_BATCHES, MAX_LEARNING_RATE, PRESETS, SETTINGS, heuristic_choices
 from .updates import Components
-from .zerogpu import on_zero_gpu
 
 TRAIN_WAITERS = 8  # handlers admitted at once: one trains, the rest show their place in the queue
 
@@ -85,7 +84,7 @@ def build_train_tab(pickers: Sequence[gr.Dropdown] = ()) -> Components:
     """Components and events of the Train tab; ``pickers`` (Compare's and Explore's strategy
     dropdowns) get the session's trained policies (call inside ``gr.Blocks`` / ``gr.Tab``)."""
     ui = Components()
-    if on_zero_gpu():
+    if runtime.on_zero_gpu():
         gr.Markdown(train.ZERO_GPU_MESSAGE, elem_id="train-off")
         return ui
     gr.Markdown(
