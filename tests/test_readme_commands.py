@@ -50,6 +50,7 @@ SHORT: dict[str, tuple[list[str], str]] = {
         ["--rollouts", "8", "--processes", "1", "--iterations", "2", "--gen-length", "16", "--block-length", "16"],
         "ok",
     ),
+    "python bench/train_tab.py": (["--batches", "1"], "ok"),
     "dllm-viz --help": ([], "ok"),
 }
 ELSEWHERE = {

@@ -19,6 +19,7 @@ import logging
 import random
 import time
 from collections import deque
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -40,6 +41,11 @@ from .rollout import RolloutBatch, collect_rollouts, heldout_reward
 
 logger = logging.getLogger(__name__)
 MOVING_AVERAGE = 10
+
+# Called after every logged iteration with the trainer and that iteration's metrics row (what
+# metrics.jsonl gets); a true return stops the run there, with checkpoint-last saved, as
+# ``stop_after`` does. How the app's Train tab watches a run and stops it between batches.
+BatchCallback = Callable[["GRPOTrainer", dict], "bool | None"]
 
 
 @dataclass(frozen=True)
@@ -122,6 +128,8 @@ class GRPOTrainer:
         backend: the dLLM (default: ``load_backend(config.model)``).
         policy: the network to train (default: a fresh seeded ``DiTConfidencePolicy``).
         procs: this process's place under ``torchrun`` (default: a single process).
+        callbacks: :data:`BatchCallback` s, called in order after each iteration (single process
+            only: a stop that one rank alone decided would leave the others waiting).
     """
 
     def __init__(
@@ -130,8 +138,11 @@ class GRPOTrainer:
         backend=None,
         policy: DiTConfidencePolicy | None = None,
         procs: Processes = Processes(),
+        callbacks: Sequence[BatchCallback] = (),
     ) -> None:
-        self.config, self.procs = config, procs
+        if callbacks and procs.world > 1:
+            raise ValueError(f"callbacks need a single process, not {procs.world} (torchrun)")
+        self.config, self.procs, self.callbacks = config, procs, tuple(callbacks)
         self.out = Path(config.out_dir)
         self.last = self.out / "checkpoint-last"
         if not config.resume:
@@ -282,8 +293,13 @@ class GRPOTrainer:
             if "heldout_reward" in row and row["heldout_reward"] > best:
                 best = state["best"] = row["heldout_reward"]
                 self._save_best(it, row, len(selection))
-            if (it + 1) % cfg.save_every == 0 or it + 1 == cfg.iterations:
+            saved = (it + 1) % cfg.save_every == 0 or it + 1 == cfg.iterations
+            if saved:
                 self.save(state)
+            if any([bool(callback(self, row)) for callback in self.callbacks]):  # a list: every one sees the row
+                if not saved:
+                    self.save(state)
+                break
         if metrics is not None:
             metrics.close()
             if not (out / "checkpoint-best").exists():

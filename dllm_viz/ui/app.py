@@ -1,4 +1,4 @@
-"""Assemble the Gradio app: Compare, Explore, Benchmark and About tabs (no side effects at import)."""
+"""Assemble the Gradio app: Compare, Explore, Train, Benchmark and About tabs (no side effects at import)."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from .bookkeeping import bound_queue_bookkeeping  # noqa: E402
 from .compare_tab import COMPARE_CSS, build_compare_tab  # noqa: E402
 from .endpoints import compare_trace  # noqa: E402
 from .explore_tab import build_explore_tab  # noqa: E402
+from .train_tab import build_train_tab  # noqa: E402
 
 TITLE = "dllm-viz: watch a learned unmasking policy and a heuristic decode side by side"
 APP_CSS = (
@@ -65,9 +66,12 @@ def build_demo() -> gr.Blocks:
             gr.Markdown("\n".join(f"* {n}" for n in notes), elem_id="notes")
         with gr.Tabs():
             with gr.Tab("Compare", id="compare"):
-                build_compare_tab()
+                compare = build_compare_tab()
             with gr.Tab("Explore", id="explore"):
-                build_explore_tab()
+                explore = build_explore_tab()
+            with gr.Tab("Train", id="train"):
+                pickers = [compare["strategy_a"], compare["strategy_b"], explore["strategy_r"], explore["strategy_c"]]
+                build_train_tab(pickers)
             with gr.Tab("Benchmark", id="benchmark"):
                 build_benchmark_tab()
             with gr.Tab("About", id="about"):

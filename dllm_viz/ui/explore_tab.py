@@ -178,6 +178,7 @@ def build_explore_tab() -> Components:
         branch_pane = StrategyPane(
             "C", StrategySpec("confidence"), "Strategy of the branch (with 'continue with: another strategy')"
         )
+    ui.add(strategy_r=run_pane.strategy, strategy_c=branch_pane.strategy)  # the Train tab adds its policies
     _views(ui)
     _wire(ui, run_pane, branch_pane)
     return ui

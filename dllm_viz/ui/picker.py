@@ -9,8 +9,11 @@ a folder or another hub id the client names.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+import threading
+from collections import OrderedDict
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
+from pathlib import Path
 
 from ..assets import shipped_policies
 from ..strategies import POLICY, REGISTRY, StrategyInfo, StrategySpec
@@ -18,6 +21,7 @@ from ..strategies import POLICY, REGISTRY, StrategyInfo, StrategySpec
 DEFAULT_POLICY = "semi-ar-plus-one"  # the best semi-AR policy (README, "Measured results")
 BEST_HEURISTIC = StrategySpec("threshold")  # Fast-dLLM λ = 0.9: the paper's strongest heuristic baseline
 UPLOAD_NAME = "(uploaded)"
+TRAINED_PREFIX = "trained-"
 UPLOADED = StrategySpec(POLICY, policy=UPLOAD_NAME).key  # the picker's upload entry; a run's spec holds the folder
 HUB_POLICY_ENV = "DLLM_VIZ_ALLOW_HUB_POLICIES"  # policy Hub ids users may pick (comma-separated; --allow-hub-policy)
 
@@ -27,11 +31,38 @@ def hub_policies() -> list[str]:
     return [p.strip() for p in os.environ.get(HUB_POLICY_ENV, "").split(",") if p.strip()]
 
 
-def strategy_choices() -> list[tuple[str, str]]:
-    """(label, value) pairs: shipped policies first, the allowed Hub ones, an uploaded policy, then every heuristic."""
+# Policies trained in the Train tab: name (``trained-<digest>``) → folder. A session's pickers list
+# its own; the names are content hashes, so another client can name one only if shown it.
+MAX_TRAINED = 16
+_TRAINED: OrderedDict[str, str] = OrderedDict()
+_TRAINED_LOCK = threading.Lock()
+
+
+def add_trained(name: str, folder: str) -> None:
+    """Make the trained policy ``name`` (its folder, named ``name``) pickable; the oldest beyond ``MAX_TRAINED`` go."""
+    if Path(folder).name != name:
+        raise ValueError(f"a trained policy's folder must be named after it ({name!r}), not {Path(folder).name!r}")
+    with _TRAINED_LOCK:
+        _TRAINED[name] = folder
+        _TRAINED.move_to_end(name)
+        while len(_TRAINED) > MAX_TRAINED:
+            _TRAINED.popitem(last=False)
+
+
+def trained_folder(name: str | None) -> str | None:
+    """The folder of the trained policy ``name`` (None when it is not one, or no longer on disk)."""
+    with _TRAINED_LOCK:
+        folder = _TRAINED.get(name or "")
+    return folder if folder and Path(folder).is_dir() else None
+
+
+def strategy_choices(trained: Sequence[str] = ()) -> list[tuple[str, str]]:
+    """(label, value) pairs: shipped policies first, the allowed Hub ones, the session's ``trained``
+    ones, an uploaded policy, then every heuristic."""
     learned = REGISTRY[POLICY].label
     choices = [(f"{learned}: {name}", StrategySpec(POLICY, policy=name).key) for name in shipped_policies()]
     choices += [(f"{learned}: {name} (Hub)", StrategySpec(POLICY, policy=name).key) for name in hub_policies()]
+    choices += [(f"{learned}: {name} (trained here)", StrategySpec(POLICY, policy=name).key) for name in trained]
     choices.append((f"{learned}: upload your own", UPLOADED))
     choices += [(info.label, StrategySpec(name).key) for name, info in REGISTRY.items() if name != POLICY]
     return choices
@@ -65,7 +96,12 @@ def pane_strategy(choice: str, params: Mapping[str, object], upload: str | None 
             raise ValueError("upload a policy file (model.safetensors) for this pane, or pick another strategy")
         return StrategySpec(POLICY, params, policy=upload)
     spec = replace(StrategySpec.parse(choice), params=dict(params))  # not **params: a client names the keys
-    if spec.name == POLICY and not named_policy(spec):
+    if spec.name == POLICY and spec.policy and spec.policy.startswith(TRAINED_PREFIX):
+        folder = trained_folder(spec.policy)
+        if folder is None:
+            raise ValueError(f"the trained policy {spec.policy[:60]!r} is gone from this server; train it again")
+        spec = replace(spec, policy=folder)
+    elif spec.name == POLICY and not named_policy(spec):
         raise ValueError(
             f"no shipped policy named {str(spec.policy)[:60]!r}; shipped: {sorted(shipped_policies()) or 'none'}; "
             f"from the Hub: {hub_policies() or 'none (the operator adds them with --allow-hub-policy)'}"
@@ -97,13 +133,25 @@ def named_policy(spec: StrategySpec) -> bool:
     return spec.policy in shipped_policies() or spec.policy in hub_policies()
 
 
+def trained(spec: StrategySpec) -> str | None:
+    """The name of the trained policy ``spec`` runs (its folder, see :func:`add_trained`), else None."""
+    if spec.name != POLICY or not spec.policy:
+        return None
+    name = Path(spec.policy).name
+    return name if trained_folder(name) == spec.policy else None
+
+
 def uploaded(spec: StrategySpec) -> bool:
-    """Whether ``spec`` runs a policy uploaded in this session (not a shipped or Hub one)."""
-    return spec.name == POLICY and not named_policy(spec)
+    """Whether ``spec`` runs a policy uploaded in this session (not a shipped, Hub or trained one)."""
+    return spec.name == POLICY and not named_policy(spec) and trained(spec) is None
 
 
 def choice_of(spec: StrategySpec) -> str:
-    """The picker value showing ``spec``: its key, or :data:`UPLOADED` for an uploaded policy."""
+    """The picker value showing ``spec``: its key (a trained policy by name), or :data:`UPLOADED`
+    for an uploaded policy."""
+    name = trained(spec)
+    if name:
+        return StrategySpec(POLICY, policy=name).key
     return UPLOADED if uploaded(spec) else spec.key
 
 

@@ -273,3 +273,28 @@ def test_flags_are_generated_from_the_config_and_keep_their_old_names():
         values = [] if value is True else list(value) if isinstance(value, tuple) else [value]
         rebuilt += [f"--{key.replace('_', '-')}", *map(str, values)]
     assert from_args(GRPOTrainConfig, parser.parse_args(rebuilt)) == config
+
+
+def test_a_batch_callback_sees_every_row_and_can_stop_the_run(tiny_model_dir, tmp_path):
+    from dllm_viz.rl.config import GRPOConfig
+    from dllm_viz.rl.trainer import GRPOTrainConfig, GRPOTrainer
+    from dllm_viz.training import read_state
+
+    seen = []
+
+    def stop_after_two(trainer, row):
+        seen.append((trainer, row["iteration"], row["reward"]))
+        return row["iteration"] == 1
+
+    grpo = GRPOConfig(num_generations=4, prompts_per_batch=2, warmup_steps=1, learning_rate=1e-3)
+    config = GRPOTrainConfig(
+        out_dir=str(tmp_path / "cb"), model=str(tiny_model_dir), iterations=5, grpo=grpo, gen_length=16,
+        eval_every=0, save_every=10, progress=False,
+    )  # fmt: skip
+    trainer = GRPOTrainer(config, callbacks=[stop_after_two])
+    trainer.train()
+    assert [(t is trainer, it) for t, it, _ in seen] == [(True, 0), (True, 1)]
+    rows = [json.loads(line) for line in (tmp_path / "cb" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["reward"] for r in rows] == [reward for *_, reward in seen]
+    assert read_state(tmp_path / "cb" / "checkpoint-last")["iteration"] == 1  # saved although save_every is 10
+    assert (tmp_path / "cb" / "checkpoint-best" / "model.safetensors").exists()

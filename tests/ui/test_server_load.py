@@ -117,6 +117,8 @@ def _submit(client, endpoint: str):
         return client.submit(*SETTINGS, *pane, *pane, "full speed", api_name="/compare")
     if endpoint == "/branch":
         return client.submit(prompt=SHORT, run_strategy="heuristic:confidence", **LONG, api_name="/branch")
+    if endpoint == "/train":
+        return client.submit(preset="quick look: 6 batches (~40 s)", api_name="/train")
     if endpoint == "/explore":
         return client.submit(*SETTINGS, "heuristic:confidence", *HEURISTIC_PANE, api_name="/explore")
     return client.submit(
@@ -145,7 +147,7 @@ def test_cancel_frees_the_cpu_within_2_s(app, endpoint):
     assert client.predict("one plus two", gen_length=8, block_length=8, api_name="/compare_trace")["a"]  # still serving
 
 
-ENDPOINTS = ["/compare", "/compare_trace", "/benchmark", "/branch", "/explore"]
+ENDPOINTS = ["/compare", "/compare_trace", "/benchmark", "/branch", "/explore", "/train"]
 CYCLES = 20
 
 

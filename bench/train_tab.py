@@ -1,0 +1,65 @@
+"""The Train tab's run, timed: a preset trained end to end as the app trains it.
+
+Runs :func:`dllm_viz.ui.train_run.train` (the job behind the Train tab and ``/train``: heuristic
+probe, untrained validation, GRPO batches with checkpoints, probe snapshots, evaluations every 5
+batches, the published policy folder) on the built-in model, at one torch thread by default.
+
+    python bench/train_tab.py                        # 30 batches of full diffusion, 8 prompts × 8 rollouts
+    python bench/train_tab.py --batches 6 --threads 2
+
+Prints the wall time, the median batch, and the validation reward before and after. It measures,
+it asserts nothing; another heavy process on the machine slows it: run it on a quiet machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import threading
+import time
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python bench/train_tab.py", description=__doc__.splitlines()[0])
+    parser.add_argument("--batches", type=int, default=30)
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (the issue's bar: one core)")
+    parser.add_argument("--setting", default="full diffusion", choices=("full diffusion", "semi-AR"))
+    parser.add_argument("--seed", type=int, default=123)
+    args = parser.parse_args(argv)
+
+    import torch
+
+    torch.set_num_threads(args.threads)
+    from dllm_viz.ui import runtime
+    from dllm_viz.ui.train_run import TrainRun, train
+    from dllm_viz.ui.train_settings import TrainSettings
+
+    if not runtime.builtin_model_installed():
+        parser.exit(2, "error: the built-in model is not installed (assets/tiny-dllm)\n")
+    settings = TrainSettings(setting=args.setting, batches=args.batches, seed=args.seed)
+    t0 = time.perf_counter()
+    runtime.get_backend(runtime.default_model())
+    load = time.perf_counter() - t0
+    run = TrainRun(settings, runtime.default_model())
+    t0 = time.perf_counter()
+    train(threading.Event(), run)  # never set: a StopSignal would stop unpolled
+    wall = time.perf_counter() - t0
+    held = [(r["iteration"] + 1, r["heldout_reward"]) for r in run.rows if "heldout_reward" in r]
+    load_avg = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    cores = os.cpu_count()
+    print(f"machine: {platform.machine()}, {cores} cores, load average {load_avg:.2f}, torch threads {args.threads}")
+    shape = f"{settings.prompts} prompts × {settings.group_size} rollouts"
+    print(f"run: {settings.setting}, {len(run.rows)} batches of {shape}")
+    print(f"model load {load:.1f} s (not counted); run {wall:.1f} s = {wall / 60:.2f} min ({run.status})")
+    print(f"median batch {statistics.median(r['seconds'] for r in run.rows):.2f} s (rollouts + update)")
+    print(
+        f"validation reward: untrained {run.baseline['heldout_reward']:.3f}; "
+        + ", ".join(f"after {b}: {v:.3f}" for b, v in held)
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,317 @@
+"""A Train-tab run: :class:`~dllm_viz.rl.trainer.GRPOTrainer` on the app's model in a
+:class:`~.budget.BackgroundJob`, watched batch by batch through a trainer callback.
+
+The job holds one compute slot; one run trains at a time per server (:class:`TrainQueue`), the
+rest wait with their position; a session's runs share a time cap (``TRAIN_CAP_S``). Stop (or a
+client's cancel) stops the job at its next forward pass, so the CPU is free within a step; the
+policy is kept up to the last finished batch (a checkpoint is saved after every batch) and
+published to the pickers and as a download. No Gradio here.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from ..engine import EngineConfig, generate
+from ..rl.card import write_card
+from ..rl.rollout import evaluation_mode
+from ..rl.trainer import GRPOTrainer, heldout_problems
+from ..strategies.learned import LearnedPolicy
+from ..tasks.wordproblems import validation_set
+from ..trace import TraceBuilder
+from ..views import heatmap_figure, render_grid, stats_html
+from . import picker, runtime
+from .budget import BackgroundJob, CancellableBackend, Cancelled
+from .files import content_folder, digest_of, file_digest
+from .session import new_run_id
+from .train_settings import TrainSettings
+
+logger = logging.getLogger(__name__)
+
+TRAIN_CAP_S = float(os.environ.get("DLLM_VIZ_TRAIN_CAP_S", "900"))  # training seconds per session
+MAX_SNAPSHOTS = 24  # probe decodes kept per run (pre-rendered: a few KB each)
+MAX_RUN_FOLDERS = 8  # run folders (checkpoints, metrics) kept on disk, oldest first out
+POLL_S = 0.25  # how often a waiting or watching handler yields: a cancel lands within one poll
+
+
+@dataclass
+class Snapshot:
+    """The probe problem decoded by the policy after ``batch`` batches (0: untrained), pre-rendered."""
+
+    batch: int
+    grid: str
+    stats: str
+    heatmap: object  # a plotly figure of the policy's unmask probabilities, step × position
+    nfe: int
+    correct: bool | None
+
+
+@dataclass
+class TrainRun:
+    """One session's training, as the Train tab and ``/train`` follow it.
+
+    Attributes:
+        rows: metrics.jsonl rows so far (one per batch, at most ``MAX_BATCHES``).
+        snapshots: probe decodes, at most ``MAX_SNAPSHOTS``.
+        heuristic: the probe decoded by the chosen heuristic, rendered (grid, stats).
+        baseline: validation metrics of the untrained policy (what the curve starts from).
+        used_s: training seconds of this session (all its runs) against ``TRAIN_CAP_S``.
+        status: ``"queued"``, ``"training"``, ``"stopped"``, ``"capped"``, ``"done"`` or ``"failed"``.
+        policy: the picker name of the published policy (``trained-<digest>``), once there is one.
+        export: the published folder (weights, config, card, metrics) and its zip.
+    """
+
+    settings: TrainSettings
+    model: str
+    run_id: str = field(default_factory=new_run_id)
+    folder: Path = field(default_factory=lambda: _new_run_folder())
+    rows: list[dict] = field(default_factory=list)
+    snapshots: list[Snapshot] = field(default_factory=list)
+    heuristic: tuple[str, str] | None = None
+    baseline: dict | None = None
+    used_s: float = 0.0
+    status: str = "queued"
+    message: str = ""
+    policy: str | None = None
+    export: tuple[Path, Path] | None = None
+    stop: threading.Event = field(default_factory=threading.Event)
+
+    @property
+    def selected(self) -> int | None:
+        """The batch checkpoint-best comes from: the first best validation reward."""
+        held = [r for r in self.rows if "heldout_reward" in r]
+        return max(held, key=lambda r: r["heldout_reward"])["iteration"] if held else None
+
+    @property
+    def left_s(self) -> float:
+        return max(0.0, TRAIN_CAP_S - self.used_s)
+
+
+def _runs_root() -> Path:
+    root = Path(tempfile.gettempdir()) / "dllm-viz-training"
+    root.mkdir(parents=True, exist_ok=True)
+    return root
+
+
+def _new_run_folder() -> Path:
+    """A fresh run folder; the oldest beyond ``MAX_RUN_FOLDERS`` go (published policies live elsewhere)."""
+    root = _runs_root()
+    old = sorted(root.iterdir(), key=lambda p: p.stat().st_mtime)
+    for stale in old[: max(0, len(old) - MAX_RUN_FOLDERS + 1)]:
+        shutil.rmtree(stale, ignore_errors=True)
+    return Path(tempfile.mkdtemp(prefix="run-", dir=root)) / "run"
+
+
+class TrainQueue:
+    """One training at a time per server: the first ticket trains, the others wait in order."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._tickets: list[object] = []
+
+    def join(self) -> object:
+        ticket = object()
+        with self._lock:
+            self._tickets.append(ticket)
+        return ticket
+
+    def position(self, ticket: object) -> int:
+        """0 when ``ticket`` may train, else how many are ahead of it."""
+        with self._lock:
+            return self._tickets.index(ticket)
+
+    def leave(self, ticket: object) -> None:
+        with self._lock:
+            if ticket in self._tickets:
+                self._tickets.remove(ticket)
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._tickets)
+
+
+QUEUE = TrainQueue()
+
+
+# ---- the job --------------------------------------------------------------------------------------
+
+
+class _Stops:
+    """The job's stop signal: the handler's cancel (a client gone) or the session's Stop button."""
+
+    def __init__(self, cancel, stop: threading.Event) -> None:
+        self._cancel, self._stop = cancel, stop
+
+    def is_set(self) -> bool:
+        return self._cancel.is_set() or self._stop.is_set()
+
+
+def probe_problem():
+    """The fixed problem every snapshot decodes: the first validation problem of the training level."""
+    return validation_set(1, 1, 1.0)[0]
+
+
+def _engine(settings: TrainSettings) -> EngineConfig:
+    return EngineConfig(gen_length=settings.gen_length, block_length=settings.block_length, seed=settings.seed)
+
+
+def _probe(backend, strategy, settings: TrainSettings, pane: str, title: str):
+    """Decode the probe with ``strategy``: (grid, stats, heatmap, trace) as Compare renders a pane."""
+    problem = probe_problem()
+    config = _engine(settings)
+    builder = TraceBuilder(backend, problem.question, strategy, config)
+    with torch.no_grad():
+        for rec in generate(backend, [problem.question], strategy, config):
+            builder.add(rec)
+    trace = builder.trace(builder.text())
+    correct = problem.check(trace.text)
+    k = trace.num_steps
+    grid = render_grid(trace, k, pane=pane, title=title)
+    return grid, stats_html(trace, k, pane=pane), heatmap_figure(trace, k, title=title), trace, correct
+
+
+def _snapshot(backend, policy, run: TrainRun, batch: int) -> None:
+    settings = run.settings
+    action = "bernoulli"  # the tab trains the paper's action form
+    strategy = LearnedPolicy(policy, mode=evaluation_mode(action))
+    grid, stats, heat, trace, correct = _probe(backend, strategy, settings, "a", f"policy after {batch} batches")
+    run.snapshots.append(Snapshot(batch, grid, stats, heat, trace.nfe, correct))
+    if len(run.snapshots) > MAX_SNAPSHOTS:  # keep the first and thin the middle: the story stays whole
+        del run.snapshots[1]
+
+
+def resumable(run: TrainRun) -> bool:
+    """Whether ``run`` has a finished batch to continue from and batches left."""
+    return (run.folder / "checkpoint-last" / "trainer_state.json").exists() and len(run.rows) < run.settings.batches
+
+
+def train(cancel, run: TrainRun) -> TrainRun:
+    """The job: train ``run`` (continuing from its last finished batch, if any) to its last batch,
+    its time cap or a stop; then publish it."""
+    backend = CancellableBackend(runtime.get_backend(run.model), _Stops(cancel, run.stop))
+    settings = run.settings
+    resume = resumable(run)
+    if not resume and run.folder.exists():  # stopped before its first batch ended: start over
+        run.folder, run.rows = _new_run_folder(), []
+    started, deadline = time.monotonic(), time.monotonic() + run.left_s
+
+    def on_batch(trainer: GRPOTrainer, row: dict) -> bool:
+        run.rows.append(row)
+        batch = row["iteration"] + 1
+        if batch % settings.probe_every == 0 or batch == settings.batches:
+            _snapshot(backend, trainer.policy, run, batch)
+        return time.monotonic() > deadline
+
+    config = settings.train_config(str(run.folder), run.model, resume=resume)
+    trainer = GRPOTrainer(config, backend=backend, callbacks=[on_batch])
+    run.status = "training"
+    try:
+        if run.heuristic is None:
+            grid, stats, *_ = _probe(
+                backend, settings.heuristic_spec.build(), settings, "b", picker.pane_title(settings.heuristic_spec)
+            )
+            run.heuristic = (grid, stats)
+        if not run.snapshots:
+            _snapshot(backend, trainer.policy, run, 0)
+        if run.baseline is None:
+            run.baseline = baseline(backend, trainer)
+        trainer.train()
+        capped = time.monotonic() > deadline and len(run.rows) < settings.batches
+        run.status = "capped" if capped else "done"
+    except Cancelled:
+        run.status = "stopped"
+    finally:
+        run.used_s += time.monotonic() - started
+    if run.rows:
+        publish(run)
+    return run
+
+
+def baseline(backend, trainer: GRPOTrainer) -> dict:
+    """Validation metrics of the policy before training, on the problems that select checkpoints."""
+    from ..rl.rollout import heldout_reward
+
+    cfg = trainer.config
+    with torch.no_grad():
+        return heldout_reward(
+            backend,
+            trainer.policy,
+            heldout_problems(cfg.eval_problems, cfg.levels, cfg.free),
+            trainer.grpo,
+            trainer.engine,
+            seed=trainer.grpo.seed,
+        )
+
+
+def publish(run: TrainRun) -> None:
+    """The selected checkpoint as a policy folder (weights, config, card, metrics) named by its
+    content, a zip of it, and an entry in the pickers (:func:`~.picker.add_trained`).
+
+    A stopped run before its first validation has no checkpoint-best yet: its last batch is it."""
+    best, last = run.folder / "checkpoint-best", run.folder / "checkpoint-last"
+    if not (best / "model.safetensors").exists():
+        best.mkdir(exist_ok=True)
+        for name in ("model.safetensors", "config.json"):
+            shutil.copy(last / name, best / name)
+    key = digest_of(file_digest(best / "model.safetensors"), (run.folder / "metrics.jsonl").read_bytes())
+    name = f"trained-{key[:10]}"
+
+    def fill(folder: Path) -> None:
+        card = folder / name
+        write_card(run.folder, card, None, hardware="the app's server", curves=False)
+        shutil.make_archive(str(folder / name), "zip", folder, name)
+
+    folder = content_folder("trained", key, fill)
+    run.export = (folder / name, folder / f"{name}.zip")
+    run.policy = name
+    picker.add_trained(name, str(folder / name))
+
+
+def follow(run: TrainRun, poll_s: float = POLL_S) -> Iterator[int]:
+    """Wait for the server's training turn, then train ``run`` in a background job.
+
+    Yields the queue position while waiting (≥ 1) and 0 while training, every ``poll_s``; closing
+    it (a cancel) leaves the queue or stops the job. Raises the job's error, if any.
+    """
+    if run.left_s <= 0:
+        raise ValueError(f"this session has used its {TRAIN_CAP_S / 60:.0f} minutes of training")
+    if len(run.rows) >= run.settings.batches:
+        raise ValueError(f"this run has trained all its {run.settings.batches} batches; start a new one")
+    run.stop.clear()
+    ticket = QUEUE.join()
+    try:
+        while (position := QUEUE.position(ticket)) > 0:
+            if run.stop.is_set():  # Stop while queued: leave the queue
+                run.status = "stopped"
+                return
+            run.status = "queued"
+            yield position
+            time.sleep(poll_s)
+        job = BackgroundJob(train, run, owner=f"training #{run.run_id}")
+        try:
+            while not job.wait(poll_s):
+                yield 0
+            job.result()
+        finally:
+            job.cancel()
+            job.wait(1.0)  # the job stops at its next forward pass; the next in line starts after
+    except Cancelled:  # cancelled before the job began
+        run.status = "stopped"
+    except GeneratorExit:  # the client cancelled or went away
+        run.status = "stopped"
+        raise
+    except BaseException:
+        run.status = "failed"
+        raise
+    finally:
+        QUEUE.leave(ticket)
