@@ -5,6 +5,7 @@ policy over to Compare's and Explore's pickers. Handlers return :data:`~.updates
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import replace
 
 import gradio as gr
@@ -194,7 +195,7 @@ def train_api(
     batches: int | None = None,
     seed: int | None = None,
     heuristic: str | None = None,
-):
+) -> Iterator[dict]:  # one annotated output: gradio_client then hands out each dict, not a 1-tuple
     """Train a policy and stream its metrics as JSON (the ``/train`` endpoint, for gradio_client).
 
     ``preset`` names one of the tab's presets (empty: the first); any other argument overrides it.
