@@ -18,7 +18,7 @@ from pathlib import Path
 from ..assets import shipped_policies
 from ..strategies import POLICY, REGISTRY, StrategyInfo, StrategySpec
 
-DEFAULT_POLICY = "semi-ar-plus-one"  # the best semi-AR policy (README, "Measured results")
+DEFAULT_POLICY = "semi-ar-entropy"  # the best semi-AR policy (README, "Measured results")
 BEST_HEURISTIC = StrategySpec("threshold")  # Fast-dLLM λ = 0.9: the paper's strongest heuristic baseline
 UPLOAD_NAME = "(uploaded)"
 TRAINED_PREFIX = "trained-"

@@ -70,9 +70,10 @@ STORIES: tuple[Story, ...] = (
         "A farm has 6 goats. The farmer sells goats. How many goats does the farm have now?",
         "Blocks of 8 tokens. B (High-Confidence-K, one step per block) commits the whole first block at once: the "
         "open amount and the result are drawn in the same forward pass, so the equation breaks (6 - 3 = 2). "
-        "A (the learned policy with the plus-one action) commits the block's fixed words and, as its one extra "
-        "pick, the amount; then the result alone: one more forward pass, a correct chain.",
-        a=StrategySpec(POLICY, {"temperature": 0.5, "beta": 1.0}, policy="semi-ar-plus-one"),
+        "A (the learned policy that reads confidence and entropy, with the plus-one action) commits the block's "
+        "fixed words and, as its one extra pick, the amount; then the result alone: one more forward pass, a "
+        "correct chain.",
+        a=StrategySpec(POLICY, {"temperature": 0.5, "beta": 1.0}, policy="semi-ar-entropy"),
         b=StrategySpec("confidence", {"steps": 8}),
     ),
 )
