@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import torch
 
 from .api import decode
-from .backends import BUILTIN_MODEL, ModelLoadError, load_backend
+from .backends import BUILTIN_MODEL, MaskedLMBackend, ModelLoadError, load_backend
 from .engine import EngineConfig
 from .outputs import check_destination
 from .rl.flags import add_arguments, from_args
@@ -103,7 +103,7 @@ class ModelFlags:
         if self.threads < 1:
             raise ValueError(f"--threads ({self.threads}) must be ≥ 1")
 
-    def load(self):
+    def load(self) -> MaskedLMBackend:
         """Set the CPU threads and load the backend."""
         torch.set_num_threads(self.threads)
         return load_backend(
