@@ -10,10 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 
-from ..engine import EngineConfig, decode_generation, generate
+from ..engine import EngineConfig, StepRecord, decode_generation, generate
 from ..strategies import build_strategy
 from ..strategies.learned import LearnedPolicy
 from ..tasks.answers import check_answer
@@ -21,6 +22,11 @@ from ..tasks.problem import Problem
 from .config import GRPOConfig
 from .rewards import get_reward_function
 from .steps import PolicySteps, replay_log_probs
+
+if TYPE_CHECKING:
+    from ..backends import DLLM
+    from ..policy import DiTConfidencePolicy
+    from ..strategies.base import Strategy
 
 
 @dataclass
@@ -44,14 +50,16 @@ class RolloutBatch:
     texts: list[str]
 
 
-def _decode(backend, prompts: list[str], strategy, config: EngineConfig):
+def _decode(
+    backend: DLLM, prompts: list[str], strategy: Strategy, config: EngineConfig
+) -> tuple[list[StepRecord], list[str], torch.Tensor]:
     with torch.no_grad():
         records = list(generate(backend, prompts, strategy, config))
     texts = [decode_generation(backend, row) for row in records[-1].tokens.tolist()]
     return records, texts, records[-1].nfe.cpu()
 
 
-def rollout_strategy(policy, action: str = "bernoulli") -> LearnedPolicy:
+def rollout_strategy(policy: DiTConfidencePolicy, action: str = "bernoulli") -> LearnedPolicy:
     """The policy as it acts in training rollouts: its action form (the paper's independent
     Bernoulli draws by default), τ_π = β = 1."""
     return LearnedPolicy(policy, mode=action)
@@ -63,7 +71,9 @@ def evaluation_mode(action: str) -> str:
     return "bernoulli-argmax" if action == "bernoulli" else action
 
 
-def _decode_policy(backend, strategy: LearnedPolicy, prompts: list[str], engine: EngineConfig, seed: int):
+def _decode_policy(
+    backend: DLLM, strategy: LearnedPolicy, prompts: list[str], engine: EngineConfig, seed: int
+) -> tuple[list[StepRecord], list[str], torch.Tensor]:
     """Policy rollouts as the paper defines them: no fallback (an empty step still costs an
     NFE); token sampling as ``engine`` says."""
     config = EngineConfig(
@@ -78,8 +88,8 @@ def _decode_policy(backend, strategy: LearnedPolicy, prompts: list[str], engine:
 
 
 def collect_rollouts(
-    backend,
-    policy,
+    backend: DLLM,
+    policy: DiTConfidencePolicy,
     problems: Sequence[Problem],
     grpo: GRPOConfig,
     engine: EngineConfig,
@@ -136,8 +146,8 @@ def collect_rollouts(
 
 
 def heldout_reward(
-    backend,
-    policy,
+    backend: DLLM,
+    policy: DiTConfidencePolicy,
     problems: Sequence[Problem],
     grpo: GRPOConfig,
     engine: EngineConfig,

@@ -19,16 +19,18 @@ import logging
 import random
 import time
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 from tqdm import tqdm
 
-from ..backends import BUILTIN_MODEL, load_backend
+from ..backends import BUILTIN_MODEL, DLLM, load_backend
 from ..engine import EngineConfig
 from ..outputs import check_destination
 from ..policy import DiTConfidencePolicy, PolicyConfig
+from ..tasks.problem import Problem
 from ..tasks.wordproblems import DEFAULT_FREE, DEFAULT_LEVEL, LEVELS, validation_set
 from ..tasks.wordproblems import generate as generate_problem
 from ..training import atomic_dir, load_optimizer, read_state, save_checkpoint
@@ -100,13 +102,15 @@ class GRPOTrainConfig:
             raise ValueError(f"levels must be among {list(LEVELS)}, got {list(self.levels)}")
 
 
-def training_problems(iteration: int, count: int, seed: int, levels=LEVELS, free: float = 0.0):
+def training_problems(
+    iteration: int, count: int, seed: int, levels: Sequence[int] = LEVELS, free: float = 0.0
+) -> list[Problem]:
     """The prompts of one iteration: deterministic in (seed, iteration), train split only."""
     rng = random.Random(f"grpo/{seed}/{iteration}")
     return [generate_problem(rng.randrange(2**31), rng.choice(levels), "train", free) for _ in range(count)]
 
 
-def heldout_problems(count: int, levels, free: float) -> list:
+def heldout_problems(count: int, levels: Sequence[int], free: float) -> list[Problem]:
     """The fixed problems that select the checkpoint: the first of each level's validation set
     (disjoint from the test set the reports read)."""
     per_level = -(-count // len(levels))
@@ -127,7 +131,7 @@ class GRPOTrainer:
     def __init__(
         self,
         config: GRPOTrainConfig,
-        backend=None,
+        backend: DLLM | None = None,
         policy: DiTConfidencePolicy | None = None,
         procs: Processes = Processes(),
     ) -> None:
