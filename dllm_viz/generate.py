@@ -13,6 +13,7 @@ import json
 import logging
 import sys
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 
@@ -52,7 +53,7 @@ def add_strategy_flags(parser: argparse.ArgumentParser) -> dict[str, str]:
     dests = {}
     for name, (p, names) in by_name.items():
         default = "none" if p.default is None else p.default
-        kwargs = dict(
+        kwargs: dict[str, Any] = dict(
             type=p.type, default=None, choices=p.choices, help=f"{p.help} [{', '.join(names)}; default {default}]"
         )
         dash = name.replace("_", "-")
@@ -135,7 +136,7 @@ class DecodeFlags:
 
     def engine_config(self) -> EngineConfig:
         """The engine settings (block length L/8 when not given; 0 is an error, not the default)."""
-        sampling = dict(temperature=self.temperature, seed=self.seed, cache=self.cache)
+        sampling: dict[str, Any] = dict(temperature=self.temperature, seed=self.seed, cache=self.cache)
         sampling["candidate_top_k"] = self.candidate_top_k
         if self.block_length is None:
             return EngineConfig.semi_ar(self.gen_length, **sampling)

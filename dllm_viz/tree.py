@@ -215,7 +215,8 @@ def _node(item: object, i: int, tree: DecodeTree) -> TreeNode:
         if isinstance(at_step, bool) or not isinstance(at_step, int) or not 0 <= at_step <= base.num_steps:
             raise TraceError(f"at_step {short_repr(at_step)} must be a step of the parent (0–{base.num_steps})")
         history = [asdict(s) for s in base.steps[:at_step]]
-        meta = trace.get("meta") if isinstance(trace.get("meta"), dict) else {}
+        meta = trace.get("meta")
+        meta = meta if isinstance(meta, dict) else {}
         full = Trace.from_dict({**trace, "steps": history + trace["steps"], "meta": {**meta, "at_step": at_step}})
         _check_branch(base, full, i)
         return TreeNode(i, parent, full, label[:MAX_LABEL_CHARS])

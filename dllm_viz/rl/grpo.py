@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import torch
 
+from ..policy.model import DiTConfidencePolicy
 from ..training import adamw, warmup_cosine
 from .config import GRPOConfig
 from .steps import PolicySteps, replay_log_probs
@@ -153,7 +154,7 @@ def build_optimizer(
 
 
 def grpo_update(
-    policy: torch.nn.Module,
+    policy: DiTConfidencePolicy,
     steps: PolicySteps,
     advantages: torch.Tensor,
     config: GRPOConfig,

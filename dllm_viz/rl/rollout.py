@@ -59,6 +59,12 @@ def _decode(
     return records, texts, records[-1].nfe.cpu()
 
 
+def _unmask_probs(record: StepRecord) -> torch.Tensor:
+    if record.probs is None:
+        raise ValueError("a policy decode step recorded no unmask probabilities")
+    return record.probs
+
+
 def rollout_strategy(policy: DiTConfidencePolicy, action: str = "bernoulli") -> LearnedPolicy:
     """The policy as it acts in training rollouts: its action form (the paper's independent
     Bernoulli draws by default), τ_π = β = 1."""
@@ -101,7 +107,7 @@ def collect_rollouts(
     strategy = rollout_strategy(policy, grpo.action)
     records, texts, nfe = _decode_policy(backend, strategy, prompts, engine, seed)
     steps = PolicySteps.from_records(records, L, strategy)
-    probs = torch.stack([r.probs for r in records])  # (T, N, L)
+    probs = torch.stack([_unmask_probs(r) for r in records])  # (T, N, L)
     eligible = torch.stack([r.eligible & r.active.unsqueeze(1) for r in records])
     mean_prob = float(probs[eligible].mean()) if bool(eligible.any()) else 0.0
     golds = [p.expected for p in problems for _ in range(G)]

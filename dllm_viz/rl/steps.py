@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -94,7 +95,9 @@ class PolicySteps:
 
     def index(self, rows: torch.Tensor) -> PolicySteps:
         """Rows in a new order (e.g. to interleave expert rollouts into their groups)."""
-        picked = {name: None if getattr(self, name) is None else getattr(self, name)[rows] for name in TENSORS}
+        picked: dict[str, Any] = {
+            name: None if getattr(self, name) is None else getattr(self, name)[rows] for name in TENSORS
+        }
         return PolicySteps(sampling=self.sampling, **picked)
 
     @classmethod

@@ -203,7 +203,8 @@ class GRPOTrainer:
         """Run (or, with ``config.resume``, continue) the iterations; returns the run folder."""
         cfg, procs, grpo, engine, out = self.config, self.procs, self.grpo, self.engine, self.out
         seed = grpo.seed
-        start, history, best = 0, deque(maxlen=MOVING_AVERAGE), float("-inf")
+        start, best = 0, float("-inf")
+        history: deque[float] = deque(maxlen=MOVING_AVERAGE)
         selection = heldout_problems(cfg.eval_problems, cfg.levels, cfg.free) if cfg.eval_every else []
         if procs.main:
             out.mkdir(parents=True, exist_ok=True)

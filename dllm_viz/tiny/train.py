@@ -342,7 +342,7 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> d
         logger.info("resuming %s at step %d", checkpoint, state["step"])
     else:
         tokenizer, model = initial_model(config)
-        model = model.to(device).train()
+        model = model.to(device).train()  # type: ignore[arg-type]  # transformers' decorated .to reads as taking the model
         optimizer = make_optimizer(model, config)
         state = {"step": 0, "elapsed_seconds": 0.0, "history": []}
     out_dir.mkdir(parents=True, exist_ok=True)
