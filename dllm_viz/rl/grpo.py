@@ -13,7 +13,6 @@ from dataclasses import dataclass
 
 import torch
 
-from ..policy.model import DiTConfidencePolicy
 from ..training import adamw, warmup_cosine
 from .config import GRPOConfig
 from .steps import PolicySteps, replay_log_probs
@@ -154,7 +153,7 @@ def build_optimizer(
 
 
 def grpo_update(
-    policy: DiTConfidencePolicy,
+    policy: torch.nn.Module,
     steps: PolicySteps,
     advantages: torch.Tensor,
     config: GRPOConfig,
