@@ -269,8 +269,7 @@ def _draw(rng: random.Random, level: int, free: float = 0.0) -> Problem:
     fill = {"name": name, "friend": friend[0], **PRONOUNS[sex]}
     for slot in story.slots:
         fill.update(rng.choice(slot))
-    sentences: list[str] = []
-    steps: list[str] = []
+    sentences, steps = [], []
     chain: list[tuple[str, int | None]] = []
     if story.product_start:
         a_range, k_range = FREE_PRODUCT_RANGE if free > 0 else PRODUCT_RANGE
@@ -386,8 +385,7 @@ def validation_set(level: int, n: int = 256, free: float = 0.0) -> list[Problem]
     return _distinct(level, n, free, "validation", excluded)
 
 
-# Not a pytest test, though test modules import it by this name (mypy models no function attributes).
-test_set.__test__ = False  # type: ignore[attr-defined]
+test_set.__test__ = False  # type: ignore[attr-defined]  # not a pytest test, though tests import it by this name
 
 
 def lexicon() -> list[str]:
