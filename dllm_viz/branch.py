@@ -20,17 +20,25 @@ Example:
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence, Sized
 from dataclasses import dataclass, fields
+from typing import TYPE_CHECKING, Any, TypeGuard, cast
 
 import torch
 
 from .engine import DecodeStart, EngineConfig, StepRecord, encode_prompts, generate
+from .strategies.base import Strategy
 from .strategies.override import ACTIONS, Override, OverrideStrategy
 from .strategies.registry import is_stochastic
 from .trace import Trace, TraceBuilder, decode_rng, rng_after, short_repr
 
+if TYPE_CHECKING:
+    from .backends import DLLM
+
 MAX_OVERRIDES = 64  # per branch; a person clicks a handful, a script has no reason for more
+
+# Overrides as callers pass them: Override objects or {position, action, token} dicts (checked here).
+OverridesIn = Sequence[Override | Mapping[str, Any]] | None
 
 
 class BranchError(ValueError):
@@ -77,7 +85,7 @@ def state_after(trace: Trace, k: int, remask: Iterable[int] = ()) -> CanvasState
     L, BL, mask = trace.gen_length, trace.block_length, trace.mask_id
     tokens, block_step = [mask] * L, 0
 
-    def apply_remask(positions) -> None:
+    def apply_remask(positions: Iterable[int]) -> None:
         nonlocal block_step
         positions = list(positions)
         if not positions:
@@ -110,7 +118,7 @@ def lacks_random_state(trace: Trace) -> bool:
 # ---- checking overrides ---------------------------------------------------------------------------
 
 
-def parse_overrides(raw, gen_length: int) -> tuple[Override, ...]:
+def parse_overrides(raw: object, gen_length: int) -> tuple[Override, ...]:
     """Overrides from a UI or API value: a list of ``{"position", "action", "token"}`` dicts (or
     :class:`Override` s). Checks types and ranges only; :func:`check_overrides` checks them against
     the state."""
@@ -155,11 +163,11 @@ def parse_overrides(raw, gen_length: int) -> tuple[Override, ...]:
     return tuple(out)
 
 
-def _whole(value) -> bool:
+def _whole(value: object) -> TypeGuard[int | float]:
     return not isinstance(value, bool) and (isinstance(value, int) or (isinstance(value, float) and value.is_integer()))
 
 
-def check_overrides(trace: Trace, k, overrides, *, vocab_size: int) -> tuple[Override, ...]:
+def check_overrides(trace: Trace, k: object, overrides: object, *, vocab_size: int) -> tuple[Override, ...]:
     """Overrides that fit the state after ``k`` steps of ``trace``, or a :class:`BranchError`
     naming the override and the rule it breaks. Runs before any model call.
 
@@ -236,18 +244,18 @@ def check_overrides(trace: Trace, k, overrides, *, vocab_size: int) -> tuple[Ove
     return overrides
 
 
-def vocab_size(backend) -> int:
+def vocab_size(backend: DLLM) -> int:
     """Number of token ids the backend scores (its logits' width)."""
     size = getattr(backend, "vocab_size", None)
     if size is None:
         model = getattr(backend, "model", None)
         size = getattr(getattr(model, "config", None), "vocab_size", None)
     if size is None:
-        size = len(backend.tokenizer)
+        size = len(cast(Sized, backend.tokenizer))  # DLLM leaves the tokenizer's type open
     return int(size)
 
 
-def check_backend(trace: Trace, backend) -> None:
+def check_backend(trace: Trace, backend: DLLM) -> None:
     """The backend must be the kind of model the trace was decoded with (mask and EOS ids)."""
     if (backend.mask_id, backend.eos_id) != (trace.mask_id, trace.eos_id):
         raise BranchError(
@@ -259,7 +267,7 @@ def check_backend(trace: Trace, backend) -> None:
 # ---- running a branch -----------------------------------------------------------------------------
 
 
-def start_after(trace: Trace, k: int, overrides: Sequence[Override], device=None) -> DecodeStart:
+def start_after(trace: Trace, k: int, overrides: Sequence[Override], device: torch.device | None = None) -> DecodeStart:
     """The engine's start state after ``k`` steps of ``trace`` with the re-masks applied."""
     state = state_after(trace, k, [o.position for o in overrides if o.action == "remask"])
     return DecodeStart(
@@ -271,14 +279,14 @@ def start_after(trace: Trace, k: int, overrides: Sequence[Override], device=None
     )
 
 
-def branch(backend, parent: Trace, k: int, overrides, strategy) -> Iterator[StepRecord]:
+def branch(backend: DLLM, parent: Trace, k: int, overrides: OverridesIn, strategy: Strategy) -> Iterator[StepRecord]:
     """Continue ``parent`` after ``k`` steps with ``overrides`` and ``strategy`` (any strategy;
     the parent's to see the effect of the overrides alone). Everything is checked before the
     first forward pass; the engine config and random stream are the parent's."""
     return _continue(backend, parent, int(k), _checked(backend, parent, k, overrides, strategy), strategy)
 
 
-def _checked(backend, parent: Trace, k, overrides, strategy) -> tuple[Override, ...]:
+def _checked(backend: DLLM, parent: Trace, k: int, overrides: OverridesIn, strategy: Strategy) -> tuple[Override, ...]:
     """The overrides, checked with everything else a branch needs before a forward pass."""
     config = engine_config_of(parent)
     check_backend(parent, backend)
@@ -287,7 +295,9 @@ def _checked(backend, parent: Trace, k, overrides, strategy) -> tuple[Override, 
     return overrides
 
 
-def _continue(backend, parent: Trace, k: int, overrides: tuple[Override, ...], strategy) -> Iterator[StepRecord]:
+def _continue(
+    backend: DLLM, parent: Trace, k: int, overrides: tuple[Override, ...], strategy: Strategy
+) -> Iterator[StepRecord]:
     config = engine_config_of(parent)
     start = start_after(parent, k, overrides, backend.device)
     wrapped = OverrideStrategy(strategy, overrides, at_nfe=int(start.nfe[0]), gen_length=config.gen_length)
@@ -324,7 +334,9 @@ class Recording:
         return self.trace()
 
 
-def start_run(backend, prompt: str, strategy, config: EngineConfig, meta: dict | None = None) -> Recording:
+def start_run(
+    backend: DLLM, prompt: str, strategy: Strategy, config: EngineConfig, meta: dict | None = None
+) -> Recording:
     """A decode of ``prompt`` from scratch that records a trace which branches exactly."""
     strategy.validate(config.gen_length, config.block_length)
     prompt_ids = encode_prompts(backend, [prompt], config.gen_length)[0]
@@ -332,7 +344,9 @@ def start_run(backend, prompt: str, strategy, config: EngineConfig, meta: dict |
     return Recording(generate(backend, [prompt_ids], strategy, config), builder)
 
 
-def start_branch(backend, parent: Trace, k: int, overrides, strategy, meta: dict | None = None) -> Recording:
+def start_branch(
+    backend: DLLM, parent: Trace, k: int, overrides: OverridesIn, strategy: Strategy, meta: dict | None = None
+) -> Recording:
     """:func:`branch` recording the branch's trace: ``parent``'s first ``k`` steps, then its own,
     the overrides on its first own step and ``meta["at_step"]`` = ``k``."""
     overrides = _checked(backend, parent, k, overrides, strategy)
@@ -340,17 +354,19 @@ def start_branch(backend, parent: Trace, k: int, overrides, strategy, meta: dict
     return Recording(_continue(backend, parent, int(k), overrides, strategy), builder)
 
 
-def record_run(backend, prompt: str, strategy, config: EngineConfig, meta: dict | None = None) -> Trace:
+def record_run(backend: DLLM, prompt: str, strategy: Strategy, config: EngineConfig, meta: dict | None = None) -> Trace:
     """Decode ``prompt`` from scratch into a trace that branches exactly (RNG kept where it moved)."""
     return start_run(backend, prompt, strategy, config, meta).finish()
 
 
-def run_branch(backend, parent: Trace, k: int, overrides, strategy, meta: dict | None = None) -> Trace:
+def run_branch(
+    backend: DLLM, parent: Trace, k: int, overrides: OverridesIn, strategy: Strategy, meta: dict | None = None
+) -> Trace:
     """:func:`branch` to the end, as the branch's trace (see :func:`start_branch`)."""
     return start_branch(backend, parent, k, overrides, strategy, meta).finish()
 
 
-def replay(backend, trace: Trace, strategy) -> Trace:
+def replay(backend: DLLM, trace: Trace, strategy: Strategy) -> Trace:
     """Re-run a branch from its recorded branch point (``meta["at_step"]``) and overrides; with
     the same strategy the result equals ``trace`` token for token."""
     k = trace.meta.get("at_step")

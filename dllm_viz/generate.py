@@ -13,11 +13,12 @@ import json
 import logging
 import sys
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 
 from .api import decode
-from .backends import BUILTIN_MODEL, ModelLoadError, load_backend
+from .backends import BUILTIN_MODEL, MaskedLMBackend, ModelLoadError, load_backend
 from .engine import EngineConfig
 from .outputs import check_destination
 from .rl.flags import add_arguments, from_args
@@ -52,7 +53,7 @@ def add_strategy_flags(parser: argparse.ArgumentParser) -> dict[str, str]:
     dests = {}
     for name, (p, names) in by_name.items():
         default = "none" if p.default is None else p.default
-        kwargs = dict(
+        kwargs: dict[str, Any] = dict(
             type=p.type, default=None, choices=p.choices, help=f"{p.help} [{', '.join(names)}; default {default}]"
         )
         dash = name.replace("_", "-")
@@ -103,7 +104,7 @@ class ModelFlags:
         if self.threads < 1:
             raise ValueError(f"--threads ({self.threads}) must be ≥ 1")
 
-    def load(self):
+    def load(self) -> MaskedLMBackend:
         """Set the CPU threads and load the backend."""
         torch.set_num_threads(self.threads)
         return load_backend(
@@ -135,7 +136,7 @@ class DecodeFlags:
 
     def engine_config(self) -> EngineConfig:
         """The engine settings (block length L/8 when not given; 0 is an error, not the default)."""
-        sampling = dict(temperature=self.temperature, seed=self.seed, cache=self.cache)
+        sampling: dict[str, Any] = dict(temperature=self.temperature, seed=self.seed, cache=self.cache)
         sampling["candidate_top_k"] = self.candidate_top_k
         if self.block_length is None:
             return EngineConfig.semi_ar(self.gen_length, **sampling)

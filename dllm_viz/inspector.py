@@ -29,6 +29,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+from torch import nn
 
 from .branch import state_after
 from .policy.sampling import unmask_probs
@@ -132,7 +133,11 @@ def step_inputs(trace: Trace, step: int, top_p: int = 1, entropy: bool = False) 
 
 
 def attribute(
-    policy, inputs: StepInputs, temperature: float = 1.0, beta: float = 1.0, positions: list[int] | None = None
+    policy: nn.Module,
+    inputs: StepInputs,
+    temperature: float = 1.0,
+    beta: float = 1.0,
+    positions: list[int] | None = None,
 ) -> Attribution:
     """Recompute the policy's probabilities and their gradient × input attributions.
 
@@ -177,7 +182,12 @@ def attribute(
 
 
 def inspect_step(
-    policy, trace: Trace, step: int, temperature: float = 1.0, beta: float = 1.0, positions: list[int] | None = None
+    policy: nn.Module,
+    trace: Trace,
+    step: int,
+    temperature: float = 1.0,
+    beta: float = 1.0,
+    positions: list[int] | None = None,
 ) -> Attribution:
     """:func:`attribute` at 0-based ``step`` of ``trace`` (inputs from :func:`step_inputs`)."""
     config = getattr(policy, "config", None)

@@ -22,7 +22,7 @@ import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from .trace import MAX_TRACE_BYTES, Trace, TraceError, parse_json, short_repr
+from .trace import MAX_TRACE_BYTES, Trace, TraceError, TraceStep, parse_json, short_repr
 
 FORMAT = "dllm-viz-tree"
 VERSION = 1
@@ -57,7 +57,7 @@ class TreeNode:
         return None if self.parent is None else int(self.trace.meta["at_step"])
 
     @property
-    def own_steps(self):
+    def own_steps(self) -> list[TraceStep]:
         return self.trace.steps[self.at_step or 0 :]
 
     @property
@@ -74,7 +74,7 @@ class DecodeTree:
     nodes: list[TreeNode] = field(default_factory=list)
     expected: str | None = None
 
-    def node(self, node_id) -> TreeNode:
+    def node(self, node_id: object) -> TreeNode:
         if isinstance(node_id, bool) or not isinstance(node_id, int) or not 0 <= node_id < len(self.nodes):
             known = f"nodes 0–{len(self.nodes) - 1}" if self.nodes else "it is empty"
             raise ValueError(f"no node {short_repr(node_id)} in this tree ({known})")
@@ -156,7 +156,7 @@ class DecodeTree:
         return cls.from_dict(parse_json(Path(path).read_bytes()))
 
     @classmethod
-    def from_dict(cls, data) -> DecodeTree:
+    def from_dict(cls, data: object) -> DecodeTree:
         """A validated tree: each node's trace is rebuilt from its parent and checked whole."""
         if not isinstance(data, dict) or data.get("format") != FORMAT:
             raise TraceError(f"not a decode tree (its format must be {FORMAT!r})")
@@ -176,7 +176,7 @@ class DecodeTree:
         return tree
 
 
-def _expected(value) -> str | None:
+def _expected(value: object) -> str | None:
     """The known answer: text the answer checker accepts (a number, ``#### N``, or a chain like ``5 - ? + ?``)."""
     from .tasks import check_answer
 
@@ -194,7 +194,7 @@ def _expected(value) -> str | None:
     return value
 
 
-def _node(item, i: int, tree: DecodeTree) -> TreeNode:
+def _node(item: object, i: int, tree: DecodeTree) -> TreeNode:
     where = f"node {i}"
     if not isinstance(item, dict) or item.get("id") != i or isinstance(item.get("id"), bool):
         raise TraceError(f"{where}: each node must be an object whose id is its index ({i})")
@@ -215,7 +215,8 @@ def _node(item, i: int, tree: DecodeTree) -> TreeNode:
         if isinstance(at_step, bool) or not isinstance(at_step, int) or not 0 <= at_step <= base.num_steps:
             raise TraceError(f"at_step {short_repr(at_step)} must be a step of the parent (0–{base.num_steps})")
         history = [asdict(s) for s in base.steps[:at_step]]
-        meta = trace.get("meta") if isinstance(trace.get("meta"), dict) else {}
+        meta = trace.get("meta")
+        meta = meta if isinstance(meta, dict) else {}
         full = Trace.from_dict({**trace, "steps": history + trace["steps"], "meta": {**meta, "at_step": at_step}})
         _check_branch(base, full, i)
         return TreeNode(i, parent, full, label[:MAX_LABEL_CHARS])

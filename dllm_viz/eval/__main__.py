@@ -25,6 +25,7 @@ from tqdm import tqdm
 from ..backends import BUILTIN_MODEL, ModelLoadError, load_backend
 from ..blocks import default_block_length
 from ..outputs import check_destination
+from ..strategies import StrategySpec
 from ..tasks.wordproblems import DEFAULT_FREE, DEFAULT_LEVEL, test_set, validation_set
 from .report import has_free_rows, read_runs, write_report
 from .sweep import heuristic_grid, policy_grid, summarize, sweep
@@ -122,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, ValueError, ModelLoadError) as err:
         parser.exit(2, f"error: {err}\n")
 
-    def specs_for(bl: int):
+    def specs_for(bl: int) -> list[StrategySpec]:
         grid = [] if args.no_heuristics else heuristic_grid(L, bl, compact=args.compact)
         if args.strategies:
             keep = set(args.strategies.split(","))

@@ -11,11 +11,15 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from ..engine import EngineConfig, run
 from ..strategies.base import Strategy
 from ..tasks.answers import extract_answer
 from ..tasks.problem import Problem
+
+if TYPE_CHECKING:
+    from ..backends import DLLM
 
 
 @dataclass
@@ -74,7 +78,7 @@ class SolveReport:
 
 
 def solve(
-    backend,
+    backend: DLLM,
     problems: Sequence[Problem],
     strategy: Strategy,
     config: EngineConfig,

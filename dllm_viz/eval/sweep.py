@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import statistics
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING
 
 from ..blocks import setting_label
 from ..engine import EngineConfig
@@ -15,6 +16,9 @@ from ..strategies import StrategySpec
 from ..tasks.problem import Problem
 from .solve import SolveReport, solve
 from .stats import per_problem
+
+if TYPE_CHECKING:
+    from ..backends import DLLM
 
 
 def heuristic_grid(gen_length: int, block_length: int, compact: bool = False) -> list[StrategySpec]:
@@ -29,7 +33,7 @@ def heuristic_grid(gen_length: int, block_length: int, compact: bool = False) ->
     """
     n_blocks = gen_length // block_length
 
-    def steps_for(per_step, one_step_per_block=True):
+    def steps_for(per_step: Iterable[int], one_step_per_block: bool = True) -> list[int]:
         s = {gen_length // k for k in per_step if (gen_length // k) % n_blocks == 0 and gen_length // k >= n_blocks}
         return sorted(s | ({n_blocks} if one_step_per_block else set()), reverse=True)
 
@@ -102,7 +106,7 @@ def _row(report: SolveReport, gen_length: int, subset: str, open_bits: str) -> d
 
 
 def sweep(
-    backend,
+    backend: DLLM,
     problems: Sequence[Problem],
     specs: Sequence[StrategySpec],
     block_lengths: Sequence[int],

@@ -53,7 +53,7 @@ def check_world(summary: Sequence[dict], gen_length: int) -> dict:
     full = "full diffusion"
     lines, met = [], True
     careful = _confidence(summary, semi, gen_length) if semi else None
-    if careful is None:
+    if semi is None or careful is None:
         return {"met": False, "lines": ["- no semi-AR High-Confidence-K run at one token per step in this sweep"]}
     ok = careful["accuracy"] >= CAREFUL_MIN
     met &= ok

@@ -18,12 +18,16 @@ import shlex
 import shutil
 import statistics
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
 from ..outputs import check_destination, check_input
 from ..policy import DiTConfidencePolicy, PolicyConfig
 from .compare_runs import curves_layout
+
+if TYPE_CHECKING:
+    import plotly.graph_objects as go
 
 # The Hub's metadata block (the YAML front matter of README.md): what the Hub indexes and filters on.
 LICENSE = "mit"  # the project's licence, under which the policies are shared
@@ -101,7 +105,7 @@ CURVES = (
 )
 
 
-def training_curves(rows: list[dict], selected: int | None = None):
+def training_curves(rows: list[dict], selected: int | None = None) -> go.Figure:
     """Reward, correctness, NFE and unmask probability per rollout batch (training rollouts as
     lines, held-out evaluations as markers, the selected checkpoint as a dashed line): whether the
     run had plateaued, at a glance."""
@@ -200,7 +204,7 @@ def write_card(
     minutes = sum(r["seconds"] for r in rows) / 60
     first, last = rows[: min(10, len(rows))], rows[-min(10, len(rows)) :]
 
-    def mean(rs, key):
+    def mean(rs: list[dict], key: str) -> float:
         return sum(r[key] for r in rs) / len(rs)
 
     setting = (

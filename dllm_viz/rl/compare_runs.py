@@ -12,8 +12,12 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..outputs import check_destination, check_input
+
+if TYPE_CHECKING:
+    import plotly.graph_objects as go
 
 COLOURS = ("#0072B2", "#D55E00", "#009E73", "#CC79A7")
 CURVES = (
@@ -55,7 +59,7 @@ def heldout_table(runs: dict[str, list[dict]]) -> str:
     return "\n".join(out)
 
 
-def curves_layout(fig):
+def curves_layout(fig: go.Figure) -> go.Figure:
     """The layout of a row of per-batch training curves (cards and run comparisons look alike)."""
     fig.update_xaxes(title_text="rollout batch")
     fig.update_layout(
@@ -68,7 +72,7 @@ def curves_layout(fig):
     return fig
 
 
-def curves_figure(runs: dict[str, list[dict]]):
+def curves_figure(runs: dict[str, list[dict]]) -> go.Figure:
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 

@@ -162,14 +162,21 @@ class GRPOConfig:
         return cls(**data)
 
 
-def _int_at_least(name: str, value, low: int) -> None:
+def _int_at_least(name: str, value: object, low: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < low:
         raise ValueError(f"`{name}` ({value!r}) must be an integer ≥ {low}")
 
 
-def _number_in(name, value, *, low, high=math.inf, low_open=False, high_open=False) -> None:
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-    ok = ok and (value > low if low_open else value >= low) and (value < high if high_open else value <= high)
+def _number_in(
+    name: str, value: object, *, low: float, high: float = math.inf, low_open: bool = False, high_open: bool = False
+) -> None:
+    ok = (
+        isinstance(value, (int, float))
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+        and (value > low if low_open else value >= low)
+        and (value < high if high_open else value <= high)
+    )
     if not ok:
         lo, hi = "(" if low_open else "[", ")" if high_open else "]"
         raise ValueError(f"`{name}` ({value!r}) must be in {lo}{low}, {high}{hi}")

@@ -17,6 +17,7 @@ import argparse
 import shutil
 import tempfile
 from pathlib import Path
+from typing import cast
 
 from .card import base_model_of, card_metadata
 
@@ -30,7 +31,7 @@ def prepare_upload(folder: Path, dest: Path, base_model: str | None = None) -> l
     Raises:
         ValueError: ``folder`` lacks a file (named), its weights do not load, or ``base_model`` is not a Hub id.
     """
-    from huggingface_hub import ModelCard
+    from huggingface_hub import ModelCard, ModelCardData
 
     from ..policy import DiTConfidencePolicy
 
@@ -47,7 +48,7 @@ def prepare_upload(folder: Path, dest: Path, base_model: str | None = None) -> l
     if not card.data.to_dict():  # a card written before cards carried metadata
         card = ModelCard(card_metadata(base_model) + card.text)
     elif base_model is not None:
-        card.data.base_model = base_model
+        cast(ModelCardData, card.data).base_model = base_model  # a ModelCard's data is ModelCardData
     names = [*REQUIRED, *(name for name in OPTIONAL if (folder / name).is_file())]
     for name in names[1:]:
         shutil.copyfile(folder / name, dest / name)

@@ -25,7 +25,7 @@ def _check(correct: Sequence[float], nfe: Sequence[int], gen_length: int, alpha:
 
 
 def multiplicative_reward(
-    correct: Sequence[float], nfe: Sequence[int], *, gen_length: int, alpha: float, **kwargs
+    correct: Sequence[float], nfe: Sequence[int], *, gen_length: int, alpha: float, **kwargs: object
 ) -> list[float]:
     """``R = r · ((L − min(NFE, L) + 1) / L)^α``, the paper's main reward.
 
@@ -46,7 +46,7 @@ def multiplicative_reward(
 
 
 def additive_reward(
-    correct: Sequence[float], nfe: Sequence[int], *, gen_length: int, alpha: float, **kwargs
+    correct: Sequence[float], nfe: Sequence[int], *, gen_length: int, alpha: float, **kwargs: object
 ) -> list[float]:
     """``R = r − α · NFE / L``, the ablation that reward-hacks at α = 1 (paper Fig. 9a/b).
 

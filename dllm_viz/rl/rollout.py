@@ -10,10 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 
-from ..engine import EngineConfig, decode_generation, generate
+from ..engine import EngineConfig, StepRecord, decode_generation, generate
 from ..strategies import build_strategy
 from ..strategies.learned import LearnedPolicy
 from ..tasks.answers import check_answer
@@ -21,6 +22,11 @@ from ..tasks.problem import Problem
 from .config import GRPOConfig
 from .rewards import get_reward_function
 from .steps import PolicySteps, replay_log_probs
+
+if TYPE_CHECKING:
+    from ..backends import DLLM
+    from ..policy import DiTConfidencePolicy
+    from ..strategies.base import Strategy
 
 
 @dataclass
@@ -44,14 +50,22 @@ class RolloutBatch:
     texts: list[str]
 
 
-def _decode(backend, prompts: list[str], strategy, config: EngineConfig):
+def _decode(
+    backend: DLLM, prompts: list[str], strategy: Strategy, config: EngineConfig
+) -> tuple[list[StepRecord], list[str], torch.Tensor]:
     with torch.no_grad():
         records = list(generate(backend, prompts, strategy, config))
     texts = [decode_generation(backend, row) for row in records[-1].tokens.tolist()]
     return records, texts, records[-1].nfe.cpu()
 
 
-def rollout_strategy(policy, action: str = "bernoulli") -> LearnedPolicy:
+def _unmask_probs(record: StepRecord) -> torch.Tensor:
+    if record.probs is None:
+        raise ValueError("a policy decode step recorded no unmask probabilities")
+    return record.probs
+
+
+def rollout_strategy(policy: DiTConfidencePolicy, action: str = "bernoulli") -> LearnedPolicy:
     """The policy as it acts in training rollouts: its action form (the paper's independent
     Bernoulli draws by default), τ_π = β = 1."""
     return LearnedPolicy(policy, mode=action)
@@ -63,7 +77,9 @@ def evaluation_mode(action: str) -> str:
     return "bernoulli-argmax" if action == "bernoulli" else action
 
 
-def _decode_policy(backend, strategy: LearnedPolicy, prompts: list[str], engine: EngineConfig, seed: int):
+def _decode_policy(
+    backend: DLLM, strategy: LearnedPolicy, prompts: list[str], engine: EngineConfig, seed: int
+) -> tuple[list[StepRecord], list[str], torch.Tensor]:
     """Policy rollouts as the paper defines them: no fallback (an empty step still costs an
     NFE); token sampling as ``engine`` says."""
     config = EngineConfig(
@@ -78,8 +94,8 @@ def _decode_policy(backend, strategy: LearnedPolicy, prompts: list[str], engine:
 
 
 def collect_rollouts(
-    backend,
-    policy,
+    backend: DLLM,
+    policy: DiTConfidencePolicy,
     problems: Sequence[Problem],
     grpo: GRPOConfig,
     engine: EngineConfig,
@@ -91,7 +107,7 @@ def collect_rollouts(
     strategy = rollout_strategy(policy, grpo.action)
     records, texts, nfe = _decode_policy(backend, strategy, prompts, engine, seed)
     steps = PolicySteps.from_records(records, L, strategy)
-    probs = torch.stack([r.probs for r in records])  # (T, N, L)
+    probs = torch.stack([_unmask_probs(r) for r in records])  # (T, N, L)
     eligible = torch.stack([r.eligible & r.active.unsqueeze(1) for r in records])
     mean_prob = float(probs[eligible].mean()) if bool(eligible.any()) else 0.0
     golds = [p.expected for p in problems for _ in range(G)]
@@ -136,8 +152,8 @@ def collect_rollouts(
 
 
 def heldout_reward(
-    backend,
-    policy,
+    backend: DLLM,
+    policy: DiTConfidencePolicy,
     problems: Sequence[Problem],
     grpo: GRPOConfig,
     engine: EngineConfig,

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
-from ..policy.model import DiTConfidencePolicy
 from ..policy.sampling import bernoulli_log_prob, plus_one_log_prob, unmask_probs
 from ..strategies.learned import LearnedPolicy, LearnedPolicyConfig, policy_inputs_from
 
@@ -94,7 +94,9 @@ class PolicySteps:
 
     def index(self, rows: torch.Tensor) -> PolicySteps:
         """Rows in a new order (e.g. to interleave expert rollouts into their groups)."""
-        picked = {name: None if getattr(self, name) is None else getattr(self, name)[rows] for name in TENSORS}
+        picked: dict[str, Any] = {
+            name: None if getattr(self, name) is None else getattr(self, name)[rows] for name in TENSORS
+        }
         return PolicySteps(sampling=self.sampling, **picked)
 
     @classmethod
@@ -124,7 +126,7 @@ class PolicySteps:
 
 
 def replay_log_probs(
-    policy: DiTConfidencePolicy,
+    policy: torch.nn.Module,
     steps: PolicySteps,
     chunk_size: int = 512,
 ) -> torch.Tensor:
@@ -132,7 +134,8 @@ def replay_log_probs(
     rollout's own action form, τ_π and β (``steps.sampling``).
 
     Only active steps go through the network, ``chunk_size`` steps per forward pass (each step
-    is one (L,) sequence); the result keeps the autograd graph for the GRPO loss.
+    is one (L,) sequence); the result keeps the autograd graph for the GRPO loss. ``policy`` is
+    the network or, under ``torchrun``, its DistributedDataParallel wrapper.
 
     Returns:
         (N, T) float32; 0 on inactive steps.

@@ -26,10 +26,11 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from ..backends import BUILTIN_MODEL, load_backend
+from ..backends import BUILTIN_MODEL, DLLM, load_backend
 from ..engine import EngineConfig
 from ..outputs import check_destination
 from ..policy import DiTConfidencePolicy, PolicyConfig
+from ..tasks.problem import Problem
 from ..tasks.wordproblems import DEFAULT_FREE, DEFAULT_LEVEL, LEVELS, validation_set
 from ..tasks.wordproblems import generate as generate_problem
 from ..training import atomic_dir, load_optimizer, read_state, save_checkpoint
@@ -106,13 +107,15 @@ class GRPOTrainConfig:
             raise ValueError(f"levels must be among {list(LEVELS)}, got {list(self.levels)}")
 
 
-def training_problems(iteration: int, count: int, seed: int, levels=LEVELS, free: float = 0.0):
+def training_problems(
+    iteration: int, count: int, seed: int, levels: Sequence[int] = LEVELS, free: float = 0.0
+) -> list[Problem]:
     """The prompts of one iteration: deterministic in (seed, iteration), train split only."""
     rng = random.Random(f"grpo/{seed}/{iteration}")
     return [generate_problem(rng.randrange(2**31), rng.choice(levels), "train", free) for _ in range(count)]
 
 
-def heldout_problems(count: int, levels, free: float) -> list:
+def heldout_problems(count: int, levels: Sequence[int], free: float) -> list[Problem]:
     """The fixed problems that select the checkpoint: the first of each level's validation set
     (disjoint from the test set the reports read)."""
     per_level = -(-count // len(levels))
@@ -135,7 +138,7 @@ class GRPOTrainer:
     def __init__(
         self,
         config: GRPOTrainConfig,
-        backend=None,
+        backend: DLLM | None = None,
         policy: DiTConfidencePolicy | None = None,
         procs: Processes = Processes(),
         callbacks: Sequence[BatchCallback] = (),
@@ -210,7 +213,8 @@ class GRPOTrainer:
         """Run (or, with ``config.resume``, continue) the iterations; returns the run folder."""
         cfg, procs, grpo, engine, out = self.config, self.procs, self.grpo, self.engine, self.out
         seed = grpo.seed
-        start, history, best = 0, deque(maxlen=MOVING_AVERAGE), float("-inf")
+        start, best = 0, float("-inf")
+        history: deque[float] = deque(maxlen=MOVING_AVERAGE)
         selection = heldout_problems(cfg.eval_problems, cfg.levels, cfg.free) if cfg.eval_every else []
         if procs.main:
             out.mkdir(parents=True, exist_ok=True)

@@ -82,7 +82,8 @@ class Decision:
 class Strategy(Protocol):
     """``decide(state) -> Decision``; ``validate`` checks parameters against L and BL."""
 
-    name: str
+    @property
+    def name(self) -> str: ...  # read-only: a class attribute or a property (a wrapper's) both satisfy it
 
     def decide(self, state: DecodeState) -> Decision: ...
 

@@ -10,6 +10,7 @@ as in the GSM8K and lm-eval graders. Comparison is numeric (``18``, ``18.0``, ``
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from fractions import Fraction
 
 # A number as people write it in solutions: sign, thousands separators, decimals.
@@ -18,6 +19,9 @@ _NUMBER_RE = re.compile(_NUMBER)
 _HASHES_RE = re.compile(r"####\s*(" + _NUMBER + r")")
 _BOXED_RE = re.compile(r"\\boxed\s*\{")
 _FRAC_RE = re.compile(r"\\[dt]?frac\s*\{\s*(-?\d+)\s*\}\s*\{\s*(-?\d+)\s*\}")
+
+# A built-in problem's steps: per equation ``(op, amount)``, amount None when the question leaves it free.
+Chain = Sequence[tuple[str, int | None]]
 
 
 def parse_number(text: str) -> Fraction | None:
@@ -110,6 +114,8 @@ def number_error(completion: str, gold: str) -> str | None:
         if gold_raw is None:
             raise ValueError(f"gold answer {gold!r} is neither a number nor a solution with '#### N'")
         gold_value = parse_number(gold_raw)
+        if gold_value is None:
+            raise ValueError(f"gold answer {gold!r} ends in '#### {gold_raw}', which is not a number")
     predicted = extract_answer(completion)
     value = None if predicted is None else parse_number(predicted)
     if value is None:
@@ -136,7 +142,7 @@ def apply_op(op: str, x: int, b: int) -> int | None:
     return _OPS[op](x, b)
 
 
-def verify_chain(completion: str, start: int, chain) -> bool:
+def verify_chain(completion: str, start: int, chain: Chain) -> bool:
     """Whether ``completion`` writes a valid chain of equations for a built-in problem.
 
     The solution must contain exactly one equation ``x op b = y`` per step of ``chain``, in
@@ -156,7 +162,7 @@ def verify_chain(completion: str, start: int, chain) -> bool:
     return chain_error(completion, start, chain) is None
 
 
-def chain_error(completion: str, start: int, chain) -> str | None:
+def chain_error(completion: str, start: int, chain: Chain) -> str | None:
     """The first rule of :func:`verify_chain` that ``completion`` breaks, in words (None when right),
     so a verdict can say what is wrong.
 
@@ -187,7 +193,7 @@ def chain_error(completion: str, start: int, chain) -> str | None:
     return None if parse_number(final) == x else f"final answer {final} ≠ result {x}"
 
 
-def chain_expression(start: int, chain) -> str:
+def chain_expression(start: int, chain: Chain) -> str:
     """A free problem's expected answer as text: its chain with ``?`` for each open amount.
 
     >>> chain_expression(5, [("-", None), ("*", 2)])
@@ -196,11 +202,11 @@ def chain_expression(start: int, chain) -> str:
     return " ".join([str(start), *(f"{op} {'?' if b is None else b}" for op, b in chain)])
 
 
-def _parse_chain_expression(text: str):
+def _parse_chain_expression(text: str) -> tuple[int, list[tuple[str, int | None]]] | None:
     tokens = text.split()
     if len(tokens) < 3 or len(tokens) % 2 == 0 or not tokens[0].isdigit():
         return None
-    chain = []
+    chain: list[tuple[str, int | None]] = []
     for op, amount in zip(tokens[1::2], tokens[2::2], strict=True):
         if op not in _OPS or not (amount == "?" or amount.isdigit()):
             return None

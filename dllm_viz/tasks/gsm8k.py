@@ -28,7 +28,7 @@ def strip_calculator(solution: str) -> str:
     return _CALCULATOR.sub("", solution)
 
 
-def _problem(record, where: str) -> Problem | None:
+def _problem(record: object, where: str) -> Problem | None:
     """A Problem from one parsed record, or None (with a warning naming ``where``)."""
     if not isinstance(record, dict):
         logger.warning("%s: skipped, expected a JSON object, got %s", where, type(record).__name__)

@@ -39,7 +39,11 @@ class Problem:
     def expected(self) -> str:
         """What a right completion states, as text that :func:`~.answers.check_answer` reads:
         the final number, or for a free problem its chain with ``?`` for the open amounts."""
-        return chain_expression(self.start, self.chain) if self.free else self.answer
+        if not self.free:
+            return self.answer
+        if self.start is None:
+            raise ValueError("a free problem needs its `start` (the first number of its chain)")
+        return chain_expression(self.start, self.chain)
 
     def check(self, completion: str) -> bool:
         """Whether ``completion`` solves the problem: :func:`~.answers.check_answer` against

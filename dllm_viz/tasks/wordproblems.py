@@ -269,7 +269,8 @@ def _draw(rng: random.Random, level: int, free: float = 0.0) -> Problem:
     fill = {"name": name, "friend": friend[0], **PRONOUNS[sex]}
     for slot in story.slots:
         fill.update(rng.choice(slot))
-    sentences, steps, chain = [], [], []
+    sentences, steps = [], []
+    chain: list[tuple[str, int | None]] = []
     if story.product_start:
         a_range, k_range = FREE_PRODUCT_RANGE if free > 0 else PRODUCT_RANGE
         a, k = rng.randint(*a_range), rng.randint(*k_range)
@@ -290,6 +291,7 @@ def _draw(rng: random.Random, level: int, free: float = 0.0) -> Problem:
             options = [(op, b) for op in story.ops if (b := _operand(rng, op, x)) is not None]
         op, b = rng.choice(options)  # never empty: every story has "-" (any x ≥ 3) and "+" (any x ≤ 997)
         y = apply_op(op, x, b)
+        assert y is not None, "_operand only offers amounts that divide evenly"
         sentences.append(_sentence(rng, story, op, b, is_free, fill))
         steps.append(story.step.format(x=x, op=op, b=b, y=y, **fill))
         chain.append((op, None if is_free else b))
@@ -353,7 +355,8 @@ def _distinct(level: int, n: int, free: float, split: str, exclude: frozenset = 
     _check_free(free)
     if n < 1:
         raise ValueError(f"n ({n}) must be ≥ 1")
-    seen, out, seed = set(exclude), [], 0
+    seen, seed = set(exclude), 0
+    out: list[Problem] = []
     while len(out) < n:
         problem = generate(seed, level, split, free)
         seed += 1
@@ -382,7 +385,7 @@ def validation_set(level: int, n: int = 256, free: float = 0.0) -> list[Problem]
     return _distinct(level, n, free, "validation", excluded)
 
 
-test_set.__test__ = False  # not a pytest test, though test modules import it by this name
+test_set.__test__ = False  # type: ignore[attr-defined]  # not a pytest test, though tests import it by this name
 
 
 def lexicon() -> list[str]:

@@ -15,16 +15,20 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 
 from ..tasks.problem import Problem
 
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
+
 LOSS_WEIGHTINGS = ("masked_mean", "elbo")
 
 
-def encode_prompt(tokenizer, question: str) -> list[int]:
+def encode_prompt(tokenizer: PreTrainedTokenizerBase, question: str) -> list[int]:
     """Prompt ids: the chat template with a generation prompt, no special tokens added."""
     text = tokenizer.apply_chat_template(
         [{"role": "user", "content": question}], add_generation_prompt=True, tokenize=False
@@ -32,7 +36,7 @@ def encode_prompt(tokenizer, question: str) -> list[int]:
     return list(tokenizer(text, add_special_tokens=False)["input_ids"])
 
 
-def encode_response(tokenizer, solution: str, gen_length: int) -> list[int]:
+def encode_response(tokenizer: PreTrainedTokenizerBase, solution: str, gen_length: int) -> list[int]:
     """Response ids padded with EOS to ``gen_length``.
 
     Raises:
@@ -60,11 +64,11 @@ class Batch:
     attention_mask: torch.Tensor
     prompt_length: int
 
-    def to(self, device) -> Batch:
+    def to(self, device: torch.device | str) -> Batch:
         return Batch(self.input_ids.to(device), self.attention_mask.to(device), self.prompt_length)
 
 
-def collate(tokenizer, problems: Sequence[Problem], gen_length: int) -> Batch:
+def collate(tokenizer: PreTrainedTokenizerBase, problems: Sequence[Problem], gen_length: int) -> Batch:
     """Encode and left-pad a list of problems (the engine's canvas layout)."""
     if not problems:
         raise ValueError("problems must not be empty")

@@ -19,6 +19,7 @@ import statistics
 import sys
 import time
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -27,9 +28,12 @@ from ..eval.solve import solve
 from ..strategies.base import Strategy
 from ..tasks.wordproblems import DEFAULT_FREE, LEVELS, test_set
 
+if TYPE_CHECKING:
+    from ..backends import DLLM
+
 
 @torch.inference_mode()
-def steps_per_second(backend, prompts: Sequence[str], strategy: Strategy, config: EngineConfig) -> list[float]:
+def steps_per_second(backend: DLLM, prompts: Sequence[str], strategy: Strategy, config: EngineConfig) -> list[float]:
     """Denoising steps per second of full decodes at batch 1, one value per prompt.
 
     Wall time of the whole engine loop (forward pass, features, strategy, commit, records),
@@ -43,7 +47,9 @@ def steps_per_second(backend, prompts: Sequence[str], strategy: Strategy, config
     return rates
 
 
-def level_table(backend, n: int, gen_length: int = 64, batch_size: int = 100, free: float = DEFAULT_FREE) -> list[dict]:
+def level_table(
+    backend: DLLM, n: int, gen_length: int = 64, batch_size: int = 100, free: float = DEFAULT_FREE
+) -> list[dict]:
     """High-Confidence-K, one token per step, per level, in semi-AR (BL = L/8) and full diffusion."""
     from ..strategies import build_strategy
 

@@ -38,7 +38,7 @@ class TinyModelConfig:
     max_positions: int = 256
     rope_theta: float = 10000.0
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         for name in ("hidden_size", "num_layers", "num_heads", "intermediate_size", "max_positions"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:

@@ -53,7 +53,7 @@ def vocabulary(texts: list[str] | None = None) -> list[str]:
     plus every digit with and without a leading ``▁``; special tokens not included."""
     texts = lexicon() + list(PROMPT_WORDS) if texts is None else texts
     probe = _pipeline({UNK: 0})
-    pieces = set()
+    pieces: set[str] = set()
     for text in texts:
         normalized = probe.normalizer.normalize_str(text)
         if normalized:

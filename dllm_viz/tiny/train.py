@@ -24,7 +24,7 @@ from pathlib import Path
 
 import torch
 from tqdm.auto import tqdm
-from transformers import AutoModelForMaskedLM, AutoTokenizer
+from transformers import AutoModelForMaskedLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
 from ..outputs import check_destination
 from ..tasks.wordproblems import DEFAULT_FREE, LEVELS, generate, test_set
@@ -111,7 +111,7 @@ class TrainConfig:
     threads: int | None = None
     init_from: str | None = None
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         if isinstance(self.model, dict):
             object.__setattr__(self, "model", TinyModelConfig.from_dict(self.model))
         for name in ("level_weights_start", "level_weights_end"):
@@ -187,7 +187,14 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def train_step(model, tokenizer, config: TrainConfig, step: int, optimizer, device) -> float:
+def train_step(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    config: TrainConfig,
+    step: int,
+    optimizer: torch.optim.Optimizer,
+    device: torch.device,
+) -> float:
     """One optimiser step on the batch of ``step``; returns the loss."""
     batch = collate(tokenizer, training_problems(config, step), config.gen_length).to(device)
     generator = torch.Generator(device=device).manual_seed(config.seed * 1_000_003 + step)
@@ -205,7 +212,9 @@ def train_step(model, tokenizer, config: TrainConfig, step: int, optimizer, devi
 
 
 @torch.no_grad()
-def heldout_loss(model, tokenizer, config: TrainConfig, device, n: int = 64) -> dict[str, float]:
+def heldout_loss(
+    model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, config: TrainConfig, device: torch.device, n: int = 64
+) -> dict[str, float]:
     """Masked cross-entropy on held-out problems at the fixed ratios :data:`EVAL_RATIOS`."""
     was_training = model.training
     model.eval()
@@ -227,7 +236,9 @@ def heldout_loss(model, tokenizer, config: TrainConfig, device, n: int = 64) -> 
     return out
 
 
-def heldout_accuracy(model, tokenizer, config: TrainConfig, n: int) -> dict[str, float]:
+def heldout_accuracy(
+    model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, config: TrainConfig, n: int
+) -> dict[str, float]:
     """Accuracy per level with the engine: High-Confidence-K, one token per step, BL = L/8.
 
     Runs through the same backend class that serves hub masked LMs, so it measures what the
@@ -252,7 +263,9 @@ def heldout_accuracy(model, tokenizer, config: TrainConfig, n: int) -> dict[str,
         model.train().requires_grad_(True)
 
 
-def load_checkpoint(directory: Path, config: TrainConfig, device):
+def load_checkpoint(
+    directory: Path, config: TrainConfig, device: torch.device
+) -> tuple[PreTrainedModel, PreTrainedTokenizerBase, torch.optim.AdamW, dict]:
     """(model, tokenizer, optimizer, state) from a checkpoint, refusing a different run's config."""
     state = read_state(directory)
     saved = TrainConfig.from_dict(state["config"])
@@ -269,7 +282,7 @@ def load_checkpoint(directory: Path, config: TrainConfig, device):
     return model, tokenizer, optimizer, state
 
 
-def initial_model(config: TrainConfig):
+def initial_model(config: TrainConfig) -> tuple[PreTrainedTokenizerBase, PreTrainedModel]:
     """(tokenizer, model) to start from: fresh (seeded), or ``config.init_from``'s weights."""
     if config.init_from is None:
         tokenizer = build_tokenizer(model_max_length=config.model.max_positions)
@@ -293,7 +306,7 @@ def initial_model(config: TrainConfig):
     return tokenizer, model
 
 
-def make_optimizer(model, config: TrainConfig) -> torch.optim.AdamW:
+def make_optimizer(model: torch.nn.Module, config: TrainConfig) -> torch.optim.AdamW:
     """AdamW; no weight decay on norms and biases (the usual transformer recipe)."""
     return adamw(model, config.lr, (0.9, 0.98), config.weight_decay)
 
@@ -329,7 +342,7 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> d
         logger.info("resuming %s at step %d", checkpoint, state["step"])
     else:
         tokenizer, model = initial_model(config)
-        model = model.to(device).train()
+        model = model.to(device).train()  # type: ignore[arg-type]  # transformers' decorated .to reads as taking the model
         optimizer = make_optimizer(model, config)
         state = {"step": 0, "elapsed_seconds": 0.0, "history": []}
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -23,7 +23,7 @@ from PIL import Image, ImageDraw
 from ..blocks import setting_label
 from ..trace import Trace
 from .frame import display_text, frame_cells
-from .gif import gif_font
+from .gif import Font, gif_font
 from .palette import text_colour, viridis_rgb
 
 CELL_W, CELL_H, LABEL_W, PAD, HEAD_H = 30, 18, 54, 8, 34
@@ -38,7 +38,7 @@ def _shown_columns(trace: Trace) -> tuple[int, int]:
     return shown, trace.gen_length - shown
 
 
-def _pane(trace: Trace, title: str, font, ascii_for: dict) -> Image.Image:
+def _pane(trace: Trace, title: str, font: Font, ascii_for: dict[str, str]) -> Image.Image:
     cols, folded = _shown_columns(trace)
     rows = trace.num_steps
     width = PAD * 2 + LABEL_W + (cols + (1 if folded else 0)) * CELL_W

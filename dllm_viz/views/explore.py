@@ -7,12 +7,16 @@ No model, no Gradio; every token string and label is HTML-escaped.
 from __future__ import annotations
 
 from html import escape
+from typing import TYPE_CHECKING
 
 from ..trace import Trace
 from ..tree import DecodeTree, TreeNode
 from .frame import display_text, frame_cells
 from .palette import PANE_COLOURS
 from .stats import Verdict
+
+if TYPE_CHECKING:
+    from ..inspector import Attribution, StepInputs
 
 ACTION_WORDS = {"force": "force", "hold": "hold back", "remask": "re-mask"}
 TOP_INPUTS = 6  # inputs listed for the selected position
@@ -107,8 +111,8 @@ def inspector_html(
     trace: Trace | None,
     k: int,
     node_id: int = 0,
-    inputs=None,
-    attribution=None,
+    inputs: StepInputs | None = None,
+    attribution: Attribution | None = None,
     position: int | None = None,
     note: str = "",
 ) -> str:

@@ -36,7 +36,7 @@ class Divergence:
 def divergence_detail(a: Trace | None, b: Trace | None) -> Divergence | None:
     """:func:`first_divergence` with the tokens each run committed at that step."""
     step = first_divergence(a, b)
-    if step is None:
+    if step is None or a is None or b is None:  # no step without both runs
         return None
 
     def commits(trace: Trace) -> tuple[tuple[int, str], ...]:

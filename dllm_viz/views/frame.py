@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..trace import Trace
+from ..trace import Trace, TraceStep
 
 
 @dataclass(frozen=True)
@@ -106,7 +106,7 @@ def frame_cells(trace: Trace, k: int) -> list[Cell]:
     return cells
 
 
-def _topk(trace: Trace, step, pos: int) -> tuple[tuple[str, float], ...]:
+def _topk(trace: Trace, step: TraceStep, pos: int) -> tuple[tuple[str, float], ...]:
     return tuple((trace.token_text(t), float(p)) for t, p in zip(step.topk_ids[pos], step.topk_probs[pos], strict=True))
 
 

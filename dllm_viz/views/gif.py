@@ -7,6 +7,7 @@ so saving needs no per-frame quantisation; long runs are subsampled to ``max_fra
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont
@@ -20,6 +21,7 @@ LEGEND_H = 26
 LEGEND = "fill = confidence at commit (dark: low, yellow: high) · grey = still masked · outlined = committed this step"
 _SHADES = 200  # palette indices 0..199: viridis(i / 199)
 WHITE, BLACK, GREY, LIGHT, OUTLINE, DARK = 200, 201, 202, 203, 204, 205
+Font = ImageFont.FreeTypeFont | ImageFont.ImageFont  # DejaVu, or Pillow's bundled fallback
 
 
 FONT_CANDIDATES = (
@@ -28,7 +30,7 @@ FONT_CANDIDATES = (
 )  # Debian fonts-dejavu-core
 
 
-def gif_font():
+def gif_font() -> tuple[Font, dict[str, str]]:
     """DejaVu when installed (it has ∎ ▒ ␣ ⏎), else Pillow's bundled font with ASCII stand-ins."""
     for path in FONT_CANDIDATES:
         if os.path.exists(path):
@@ -47,7 +49,7 @@ def _shade(p: float) -> int:
     return round(min(max(p, 0.0), 1.0) * (_SHADES - 1))
 
 
-def _fit(text: str, font, width: int) -> str:
+def _fit(text: str, font: Font, width: int) -> str:
     while text and font.getlength(text) > width:
         text = text[:-2] + "…" if len(text) > 1 else ""
     return text
@@ -64,8 +66,9 @@ class _TextStamps:
     """Antialiased text masks rendered once per distinct string (FreeType rendering dominates
     otherwise: a 64-step, two-pane GIF draws ~8k cell labels)."""
 
-    def __init__(self, font, width: int):
-        self.font, self.width, self._masks = font, width, {}
+    def __init__(self, font: Font, width: int):
+        self.font, self.width = font, width
+        self._masks: dict[str, Image.Image] = {}
 
     def mask(self, text: str) -> Image.Image:
         m = self._masks.get(text)
@@ -127,7 +130,7 @@ def render_frames(panes: list[tuple[str, Trace | None]], max_frames: int = 64) -
     return frames
 
 
-def _legend(draw, font, colours, top: int, width: int) -> None:
+def _legend(draw: ImageDraw.ImageDraw, font: Font, colours: Sequence[tuple[int, ...]], top: int, width: int) -> None:
     """A colour bar and the key to the cell styles, on every frame."""
     bar_w = 120
     for i in range(bar_w):

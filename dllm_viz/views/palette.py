@@ -29,7 +29,8 @@ def viridis_rgb(value: float) -> tuple[int, int, int]:
     i = min(int(x), len(_STOPS) - 2)
     t = x - i
     lo, hi = _STOPS[i], _STOPS[i + 1]
-    return tuple(round(a + (b - a) * t) for a, b in zip(lo, hi, strict=True))
+    r, g, b = (round(a + (z - a) * t) for a, z in zip(lo, hi, strict=True))
+    return r, g, b
 
 
 def viridis_hex(value: float) -> str:

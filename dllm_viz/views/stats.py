@@ -40,7 +40,7 @@ def pane_numbers(trace: Trace, step: int) -> dict:
     }
 
 
-def _commits(pairs) -> str:
+def _commits(pairs: tuple[tuple[int, str], ...]) -> str:
     shown = " ".join(f"«{escape(text)}»@{pos}" for pos, text in pairs[:SHOWN_COMMITS])
     more = len(pairs) - SHOWN_COMMITS
     return (shown + (f" +{more} more" if more > 0 else "")) or "nothing"
