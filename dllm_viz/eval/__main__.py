@@ -3,6 +3,10 @@
     python -m dllm_viz.eval --n 200 --seeds 0 1 2 --out docs/results/tiny-baselines
     python -m dllm_viz.eval --policy assets/policies/semi-ar-alpha1 --temperatures 0.5 1.0 --betas 1 2 4 \\
         --no-heuristics --out outputs/policy-eval
+    torchrun --standalone --nproc-per-node 2 -m dllm_viz.eval --problems 200 --out outputs/eval
+
+Under ``torchrun`` each process decodes its shard of the problems (one GPU each when there are
+GPUs, gloo on CPU) and rank 0 writes the report, the same as one process would (``seconds`` aside).
 
 Writes runs.csv (one row per run and problem subset: all problems, and those with an open amount),
 results.md (per setting and subset: accuracy ± std over seeds, mean NFE, tokens/step, Pareto-front
@@ -25,6 +29,7 @@ from tqdm import tqdm
 from ..backends import BUILTIN_MODEL, ModelLoadError, load_backend
 from ..blocks import default_block_length
 from ..outputs import check_destination
+from ..rl.distributed import setup
 from ..strategies import StrategySpec
 from ..tasks.wordproblems import DEFAULT_FREE, DEFAULT_LEVEL, test_set, validation_set
 from .report import has_free_rows, read_runs, write_report
@@ -44,7 +49,9 @@ def main(argv: list[str] | None = None) -> int:
         default=DEFAULT_FREE,
         help="probability that an amount is left open (several valid answers); 0: every amount stated",
     )
-    parser.add_argument("--n", type=int, default=200, help="held-out problems per level")
+    parser.add_argument(  # --problems: torchrun's own parser reads `--n` as an ambiguous abbreviation of its flags
+        "--n", "--problems", dest="n", type=int, default=200, help="held-out problems per level"
+    )
     parser.add_argument(
         "--split",
         choices=("test", "validation"),
@@ -80,6 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
+    processes = setup()
 
     # 1. Check every input and the destination before any decoding, so a mistake costs nothing.
     L = args.gen_length
@@ -94,6 +102,11 @@ def main(argv: list[str] | None = None) -> int:
         problems = [p for level in args.level for p in held_out(level, args.n, args.free)]
         if args.threads is not None and args.threads < 1:
             raise ValueError(f"--threads ({args.threads}) must be ≥ 1")
+        if len(problems) < processes.world:
+            raise ValueError(
+                f"{len(problems)} problems (--n × levels) cannot be shared by {processes.world} processes; "
+                "use more problems or fewer processes"
+            )
         check_destination(
             args.out,
             kind="folder",
@@ -119,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
             spec.build()  # loads and validates the policy folder now, not halfway through the sweep
         if args.threads:
             torch.set_num_threads(args.threads)
-        backend = load_backend(args.model, trust_remote_code=args.trust_remote_code)
+        backend = load_backend(args.model, device=processes.device(None), trust_remote_code=args.trust_remote_code)
     except (OSError, ValueError, ModelLoadError) as err:
         parser.exit(2, f"error: {err}\n")
 
@@ -131,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
         return grid + policies
 
     # 2. Sweep, then write the report.
-    bar = tqdm(total=1, desc="sweep")
+    bar = tqdm(total=1, desc="sweep", disable=not processes.main)
 
     def progress(done: int, total: int, what: str) -> None:
         bar.total = total
@@ -139,9 +152,21 @@ def main(argv: list[str] | None = None) -> int:
         bar.update(done - bar.n)
 
     rows = sweep(
-        backend, problems, [], block_lengths, L, args.seeds, args.batch_size, specs_for=specs_for, progress=progress
+        backend,
+        problems,
+        [],
+        block_lengths,
+        L,
+        args.seeds,
+        args.batch_size,
+        specs_for=specs_for,
+        progress=progress,
+        processes=processes,
     )
     bar.close()
+    if not processes.main:  # every process holds all rows; rank 0 writes them
+        processes.close()
+        return 0
     rows = earlier + rows
     summary = summarize(rows)
     command = "python -m dllm_viz.eval " + " ".join(map(shlex.quote, argv if argv is not None else sys.argv[1:]))
@@ -153,6 +178,7 @@ def main(argv: list[str] | None = None) -> int:
     paths = write_report(rows, summary, args.out, title, command)
     print(Path(paths["md"]).read_text())
     print("wrote", ", ".join(str(p) for p in paths.values()))
+    processes.close()
     return 0
 
 

@@ -67,6 +67,23 @@ class SolveReport:
             seconds=self.seconds,
         )
 
+    @classmethod
+    def interleave(cls, shards: Sequence[SolveReport]) -> SolveReport:
+        """The report of all problems from each rank's report of ``problems[rank::world]`` (the inverse
+        of :meth:`dllm_viz.rl.distributed.Processes.shard`, ``world = len(shards)``). The shards were
+        decoded at the same time, so ``seconds`` is the slowest one's."""
+        world, n = len(shards), sum(s.n for s in shards)
+        if not shards or any(s.n != len(range(r, n, world)) for r, s in enumerate(shards)):
+            sizes = [s.n for s in shards]
+            raise ValueError(f"shards must hold problems[r::{world}] of {n} problems (got sizes {sizes})")
+        report = cls(n=n, seconds=max(s.seconds for s in shards))
+        for name in ("correct", "nfe", "texts"):
+            merged: list = [None] * n
+            for r, shard in enumerate(shards):
+                merged[r::world] = getattr(shard, name)
+            setattr(report, name, merged)
+        return report
+
     def summary(self) -> dict:
         return {
             "n": self.n,

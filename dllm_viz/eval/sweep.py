@@ -10,8 +10,11 @@ import statistics
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
+import torch.distributed as dist
+
 from ..blocks import setting_label
 from ..engine import EngineConfig
+from ..rl.distributed import Processes
 from ..strategies import StrategySpec
 from ..tasks.problem import Problem
 from .solve import SolveReport, solve
@@ -115,6 +118,7 @@ def sweep(
     batch_size: int = 64,
     specs_for: Callable[[int], Sequence[StrategySpec]] | None = None,
     progress: Callable[[int, int, str], None] | None = None,
+    processes: Processes = Processes(),
 ) -> list[dict]:
     """Rows per (setting, strategy, seed) with accuracy, mean NFE and tokens per step: one over all
     problems (``subset="all"``) and, when some but not all problems leave an amount open, one over
@@ -128,8 +132,14 @@ def sweep(
     Args:
         specs_for: optional ``block_length -> specs`` when the grid depends on the setting
             (fixed-k step counts do); otherwise ``specs`` is used for every setting.
-        progress: called as ``progress(done, total, description)`` after each run.
+        progress: called as ``progress(done, total, description)`` after this process's part of each run.
+        processes: under ``torchrun`` (:func:`dllm_viz.rl.distributed.setup`), each process decodes its
+            shard of the problems (``problems[rank::world]``) and every process returns the rows of all
+            of them. Each row draws from its own random stream (:mod:`dllm_viz.rng`), so the rows equal a
+            one-process sweep's, except ``seconds`` (the slowest shard's).
     """
+    if len(problems) < processes.world:
+        raise ValueError(f"problems ({len(problems)}) must be at least the number of processes ({processes.world})")
     jobs = [
         (bl, spec, seed)
         for bl in block_lengths
@@ -138,10 +148,14 @@ def sweep(
     ]
     is_open = [p.free for p in problems]
     open_bits = "".join("1" if f else "0" for f in is_open)
-    rows = []
+    mine, reports = processes.shard(problems), []
     for i, (bl, spec, seed) in enumerate(jobs):
         config = EngineConfig(gen_length=gen_length, block_length=bl, seed=seed)
-        report = solve(backend, problems, spec.build(), config, batch_size=batch_size)
+        reports.append(solve(backend, mine, spec.build(), config, batch_size=batch_size))
+        if progress:
+            progress(i + 1, len(jobs), f"{setting_label(gen_length, bl)} {spec.family} {spec.describe()} seed {seed}")
+    rows = []
+    for (bl, spec, seed), report in zip(jobs, _gather(reports, processes), strict=True):
         run = {
             "setting": setting_label(gen_length, bl),
             "block_length": bl,
@@ -152,9 +166,17 @@ def sweep(
         rows.append({**run, **_row(report, gen_length, "all", open_bits)})
         if 0 < sum(is_open) < len(problems):
             rows.append({**run, **_row(report.subset(is_open), gen_length, "free", open_bits)})
-        if progress:
-            progress(i + 1, len(jobs), f"{run['setting']} {spec.family} {spec.describe()} seed {seed}")
     return rows
+
+
+def _gather(reports: list[SolveReport], processes: Processes) -> list[SolveReport]:
+    """Each run's report over all problems, from every process's reports over its shard (one exchange
+    after the whole sweep, so no process waits for the others between runs)."""
+    if processes.world == 1:
+        return reports
+    shards: list = [None] * processes.world
+    dist.all_gather_object(shards, reports)
+    return [SolveReport.interleave([shard[j] for shard in shards]) for j in range(len(reports))]
 
 
 def summarize(rows: Sequence[dict]) -> list[dict]:
