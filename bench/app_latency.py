@@ -152,6 +152,7 @@ def browser_runs(url: str, prompt: str, repeats: int) -> list[dict]:
         page.goto(url)
         page.wait_for_selector("#run-btn")
         page.locator("#prompt textarea").fill(prompt)
+        page.locator("#settings .label-wrap").first.click()  # live speed sits in the (closed) settings box
         page.get_by_label("full speed").check()  # the page opens in slow motion, for a class
         for _ in range(repeats + 1):
             before = page.locator("#status textarea").input_value()

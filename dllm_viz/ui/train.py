@@ -106,11 +106,11 @@ def _handover(run: TrainRun, trained: list[str]) -> Updates:
         **probe_panes(run),
     }
     choices = picker.strategy_choices(trained)
-    out.update({f"picker_{i}": gr.Dropdown(choices=choices) for i in range(_PICKERS[0])})
+    out.update({f"picker_{i}": gr.Dropdown(choices=choices) for i in range(PICKERS[0])})
     return out
 
 
-_PICKERS = [0]  # how many picker dropdowns the tab was wired to (set by train_tab)
+PICKERS = [0]  # how many picker dropdowns the tab was wired to (set by train_tab)
 
 
 # ---- running ------------------------------------------------------------------------------------

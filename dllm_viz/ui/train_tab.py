@@ -58,7 +58,7 @@ def _views(ui: Components) -> None:
 def _wire(ui: Components, pickers: Sequence[gr.Dropdown]) -> None:
     for i, dropdown in enumerate(pickers):
         ui.add(**{f"picker_{i}": dropdown})
-    train._PICKERS[0] = len(pickers)
+    train.PICKERS[0] = len(pickers)
     outputs = [*train.RUN_OUTPUTS, *(f"picker_{i}" for i in range(len(pickers)))]
     event = dict(concurrency_limit=TRAIN_WAITERS, concurrency_id="train", show_progress="hidden")
     settings = ui.outputs(train.SETTING_FIELDS)

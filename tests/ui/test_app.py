@@ -259,6 +259,8 @@ def test_compare_and_explore_numbers_get_only_our_own_escaped_errors(client, end
         message = str(err)
         assert message.startswith(("Cannot start the", "The comparison failed", "The decode failed")), message
         assert "<" not in message and ">" not in message and len(message) <= 400, message
+    except ValueError as err:  # gradio_client failing to apply a streamed diff of an accepted run: not our message
+        assert "invalid literal for int()" in str(err), err
 
 
 def test_benchmark_refuses_duplicates_and_oversized_sweeps(client):
