@@ -239,6 +239,11 @@ _COMPARE = [
 ]
 
 
+@pytest.mark.xfail(
+    reason="known, open (issue 20): /explore sometimes answers a bad number with Gradio's generic upstream error "
+    "on the first call and ours on the next (seen once in two clean CI runs)",
+    strict=False,
+)
 @settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
 @given(
     endpoint=st.sampled_from(["/compare", "/explore"]),
