@@ -30,6 +30,7 @@ from ..backends import BUILTIN_MODEL, DLLM, load_backend
 from ..engine import EngineConfig
 from ..outputs import check_destination
 from ..policy import DiTConfidencePolicy, PolicyConfig
+from ..policy.checkpoint import CONFIG_NAME, check_policy_dir, read_policy_config
 from ..tasks.problem import Problem
 from ..tasks.wordproblems import DEFAULT_FREE, DEFAULT_LEVEL, LEVELS, validation_set
 from ..tasks.wordproblems import generate as generate_problem
@@ -72,6 +73,14 @@ class GRPOTrainConfig:
     entropy_input: bool = field(
         default=False,
         metadata={"help": "also show the policy each position's entropy (what EB-Sampler reads; not in the paper)"},
+    )
+    init_from: str | None = field(
+        default=None,
+        metadata={
+            "help": "start from this trained policy (a policy folder, e.g. an earlier run's checkpoint-best) "
+            "instead of a fresh init: the next stage of an α curriculum; its width, inputs and action must "
+            "match these flags"
+        },
     )
     levels: tuple[int, ...] = field(
         default=(DEFAULT_LEVEL,), metadata={"nargs": "+", "help": "word-problem levels to train on"}
@@ -120,6 +129,33 @@ def heldout_problems(count: int, levels: Sequence[int], free: float) -> list[Pro
     (disjoint from the test set the reports read)."""
     per_level = -(-count // len(levels))
     return [p for level in levels for p in validation_set(level, per_level, free)][:count]
+
+
+def policy_architecture(config: GRPOTrainConfig) -> PolicyConfig:
+    """The policy a run trains: a fresh one from the flags, or ``init_from``'s, which must be the
+    same network seeing the same inputs and acting the same way (checked before any model loads)."""
+    fresh = PolicyConfig(
+        hidden_size=config.hidden,
+        ffn_size=4 * config.hidden,
+        top_p=config.top_p,
+        entropy_input=config.entropy_input,
+        action=config.grpo.action,
+    )
+    if config.init_from is None:
+        return fresh
+    folder = check_policy_dir(config.init_from)
+    found = read_policy_config(folder / CONFIG_NAME) if (folder / CONFIG_NAME).is_file() else PolicyConfig()
+    flags = {"hidden_size": "--hidden", "top_p": "--top-p", "entropy_input": "--entropy-input", "action": "--action"}
+    differ = [
+        f"{flag} {getattr(fresh, name)!r} vs {getattr(found, name)!r}"
+        for name, flag in flags.items()
+        if getattr(fresh, name) != getattr(found, name)
+    ]
+    if differ:
+        raise ValueError(
+            f"--init-from {config.init_from} is a different policy than these flags ask for: {'; '.join(differ)}"
+        )
+    return found
 
 
 class GRPOTrainer:
@@ -172,20 +208,16 @@ class GRPOTrainer:
         if not 1 <= config.top_p <= self.engine.top_k:
             raise ValueError(f"--top-p ({config.top_p}) must be between 1 and the engine's top_k ({self.engine.top_k})")
         self.grpo.check_engine(self.engine.gen_length, self.engine.block_length)
+        architecture = policy_architecture(config)
         if backend is None:
             backend = load_backend(
                 config.model, device=procs.device(config.device), trust_remote_code=config.trust_remote_code
             )
         if policy is None:
-            policy = DiTConfidencePolicy(
-                PolicyConfig(
-                    hidden_size=config.hidden,
-                    ffn_size=4 * config.hidden,
-                    top_p=config.top_p,
-                    entropy_input=config.entropy_input,
-                    action=config.grpo.action,
-                )
-            )
+            if config.init_from is None:
+                policy = DiTConfidencePolicy(architecture)
+            else:
+                policy = DiTConfidencePolicy.from_pretrained(config.init_from)
         self.backend, self.policy = backend, policy
         self.policy.to(self.backend.device)
         self.learner = procs.wrap(self.policy)  # DDP under torchrun: its backward averages gradients

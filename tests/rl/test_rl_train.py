@@ -298,3 +298,21 @@ def test_a_batch_callback_sees_every_row_and_can_stop_the_run(tiny_model_dir, tm
     assert [r["reward"] for r in rows] == [reward for *_, reward in seen]
     assert read_state(tmp_path / "cb" / "checkpoint-last")["iteration"] == 1  # saved although save_every is 10
     assert (tmp_path / "cb" / "checkpoint-best" / "model.safetensors").exists()
+
+
+def test_init_from_starts_the_next_stage_from_a_trained_policy(tiny_model_dir, tmp_path, capsys):
+    """An α curriculum: stage two starts from stage one's weights and refuses another network."""
+    model = ["--model", str(tiny_model_dir)]
+    main([*model, "--out-dir", str(tmp_path / "stage1"), *ARGS, "--iterations", "1"])
+    stage1 = tmp_path / "stage1" / "checkpoint-last"
+    args = [*model, "--out-dir", str(tmp_path / "stage2"), *ARGS, "--alpha", "6", "--init-from", str(stage1)]
+    assert main([*args, "--stop-after", "0"]) == 0
+    a, b = _weights(stage1), _weights(tmp_path / "stage2" / "checkpoint-last")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    torch.manual_seed(123)
+    assert not torch.equal(DiTConfidencePolicy().state_dict()["head.weight"], a["head.weight"])
+    with pytest.raises(SystemExit) as exc:
+        main([*model, "--out-dir", str(tmp_path / "stage3"), *ARGS, "--init-from", str(stage1), "--entropy-input"])
+    assert exc.value.code == 2
+    assert "--entropy-input True vs False" in capsys.readouterr().err
+    assert not (tmp_path / "stage3").exists()
