@@ -27,10 +27,11 @@ from typing import TYPE_CHECKING, Any, TypeGuard, cast
 import torch
 
 from .engine import DecodeStart, EngineConfig, StepRecord, encode_prompts, generate
+from .rng import decode_rng
 from .strategies.base import Strategy
 from .strategies.override import ACTIONS, Override, OverrideStrategy
 from .strategies.registry import is_stochastic
-from .trace import Trace, TraceBuilder, decode_rng, rng_after, short_repr
+from .trace import Trace, TraceBuilder, rng_after, short_repr
 
 if TYPE_CHECKING:
     from .backends import DLLM
