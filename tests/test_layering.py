@@ -211,7 +211,6 @@ LONG_MODULES = {
 }
 LONG_FUNCTIONS = {
     "dllm_viz/backends/hf.py::load_backend",
-    "dllm_viz/eval/__main__.py::main",
     "dllm_viz/rl/card.py::write_card",
     "dllm_viz/rl/trainer.py::train",
     "dllm_viz/tiny/card.py::write_card",
