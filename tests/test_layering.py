@@ -208,8 +208,6 @@ MAX_FUNCTION_LINES = 60
 LONG_MODULES = {
 }
 LONG_FUNCTIONS = {
-    "dllm_viz/rl/card.py::write_card",
-    "dllm_viz/rl/trainer.py::train",
     "dllm_viz/ui/benchmark.py::run_benchmark",
     "dllm_viz/ui/server.py::main",
     "dllm_viz/views/explore.py::inspector_html",
