@@ -205,14 +205,10 @@ def test_no_import_cycles():
 MAX_MODULE_LINES = 400
 MAX_FUNCTION_LINES = 60
 # Still over the limits, to be split; a file or function leaves the list once it fits.
-LONG_MODULES = {
-}
+LONG_MODULES: set[str] = set()
 LONG_FUNCTIONS = {
     "dllm_viz/ui/benchmark.py::run_benchmark",
     "dllm_viz/ui/server.py::main",
-    "dllm_viz/views/explore.py::inspector_html",
-    "dllm_viz/views/figures.py::curves_figure",
-    "dllm_viz/views/figures.py::heatmap_figure",
 }
 
 
