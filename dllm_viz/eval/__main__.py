@@ -27,10 +27,13 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from ..backends import BUILTIN_MODEL, DLLM, ModelLoadError, load_backend
+from ..backends import DLLM, ModelLoadError, load_backend
 from ..blocks import default_block_length
+from ..engine import EngineConfig
+from ..generate import ModelFlags
 from ..outputs import check_destination
 from ..rl.distributed import Processes, setup
+from ..rl.flags import add_arguments, from_args
 from ..strategies import StrategySpec
 from ..tasks.problem import Problem
 from ..tasks.wordproblems import DEFAULT_FREE, DEFAULT_LEVEL, test_set, validation_set
@@ -41,10 +44,7 @@ from .sweep import heuristic_grid, policy_grid, summarize, sweep
 def build_parser() -> argparse.ArgumentParser:
     """The command's flags (``python -m dllm_viz.eval --help``)."""
     parser = argparse.ArgumentParser(prog="python -m dllm_viz.eval", description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default=BUILTIN_MODEL)
-    parser.add_argument(
-        "--trust-remote-code", action="store_true", help="allow remote code for models off the allow-list"
-    )
+    add_arguments(parser, ModelFlags)  # --model, --device, --trust-remote-code, --model-code, --threads
     parser.add_argument("--level", type=int, nargs="+", default=[DEFAULT_LEVEL], help="word-problem levels to pool")
     parser.add_argument(
         "--free",
@@ -61,7 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
         default="test",
         help="validation: for tuning (τ_π, β, checkpoints); test: for reported numbers only",
     )
-    parser.add_argument("--gen-length", type=int, default=64)
+    parser.add_argument("--gen-length", type=int, default=EngineConfig.gen_length)
     parser.add_argument("--settings", default="semi-ar,full", help="comma list of semi-ar (BL = L/8) and full (BL = L)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--batch-size", type=int, default=100)
@@ -92,7 +92,6 @@ def _policy_and_output_flags(parser: argparse.ArgumentParser) -> None:
         default=[],
         help="runs.csv of an earlier sweep on the same problems to report alongside (repeatable)",
     )
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
 
 
 @dataclass
@@ -114,8 +113,7 @@ def check_inputs(args: argparse.Namespace, block_lengths: list[int], processes: 
         raise ValueError(f"--gen-length ({L}) must be ≥ 1")
     held_out = test_set if args.split == "test" else validation_set
     problems = [p for level in args.level for p in held_out(level, args.n, args.free)]
-    if args.threads is not None and args.threads < 1:
-        raise ValueError(f"--threads ({args.threads}) must be ≥ 1")
+    model = from_args(ModelFlags, args)  # refuses --threads < 1
     if len(problems) < processes.world:
         raise ValueError(
             f"{len(problems)} problems (--n × levels) cannot be shared by {processes.world} processes; "
@@ -132,9 +130,13 @@ def check_inputs(args: argparse.Namespace, block_lengths: list[int], processes: 
     ]
     for spec in policies:
         spec.build()  # loads and validates the policy folder now, not halfway through the sweep
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    backend = load_backend(args.model, device=processes.device(None), trust_remote_code=args.trust_remote_code)
+    torch.set_num_threads(model.threads)
+    backend = load_backend(
+        model.model,
+        device=processes.device(model.device),
+        trust_remote_code=model.trust_remote_code,
+        model_code=model.model_code,
+    )
     return Inputs(problems, block_lengths, policies, earlier, backend)
 
 
