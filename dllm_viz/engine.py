@@ -129,6 +129,7 @@ class _Batch:
     rng: RowRNG
     nfe: torch.Tensor  # (B,) int64
     block_step: torch.Tensor  # (B,) int64
+    positions: torch.Tensor  # (L,) 0 … L-1
     cache: PrefixKVCache | None = None
     first: int = 0
     limit: int = 0
@@ -149,7 +150,8 @@ class _Batch:
         batch = cls(
             backend, config, prompt_ids, x,
             None if bool(padding.all()) else padding,  # None lets the model take its unmasked attention path
-            P, RowRNG.for_prompts(config.seed, prompt_ids, device, L), counts, counts.clone(), limit=L,
+            P, RowRNG.for_prompts(config.seed, prompt_ids, device, L), counts, counts.clone(),
+            torch.arange(L, device=device), limit=L,
         )  # fmt: skip
         if config.cache == "prefix" and has_kv_cache(backend):  # Plan.prepare refuses a cache without one
             from .models.cache import PrefixKVCache  # imports transformers; only runs that use it pay
@@ -173,12 +175,11 @@ class _Batch:
 
     def locate(self) -> _Where | None:
         """This step's rows and eligible positions (None: every row is done)."""
-        L, BL, device = self.config.gen_length, self.config.block_length, self.x.device
+        L, BL, positions = self.config.gen_length, self.config.block_length, self.positions
         masked = self.x[:, self.P :] == self.backend.mask_id
         active = masked.any(1)
         if not bool(active.any()):
             return None
-        positions = torch.arange(L, device=device)
         first_masked = torch.where(masked, positions, L).amin(1)
         block = (first_masked // BL).clamp(max=self.config.num_blocks - 1)
         eligible = masked & (positions // BL == block.unsqueeze(1))
