@@ -26,7 +26,7 @@ from typing import Any
 import torch
 
 from .backends import BUILTIN_MODEL, DLLM, load_backend
-from .engine import EngineConfig, StepRecord, decode_generation, encode_prompts, generate
+from .engine import EngineConfig, Plan, Prepared, StepRecord, decode_generation, decode_steps
 from .strategies import POLICY, Strategy, StrategySpec
 from .strategies.learned import policy_temperature_as_field
 from .trace import Trace, TraceBuilder
@@ -81,27 +81,31 @@ class DecodeStream:
     resumed by iterating again); :meth:`result` runs the remaining steps.
     """
 
-    def __init__(
-        self,
-        backend: DLLM,
-        prompts: list[str],
-        prompt_ids: list[list[int]],
-        strategy: Strategy,
-        config: EngineConfig,
-        trace: bool,
-    ) -> None:
+    def __init__(self, backend: DLLM, prompts: list[str], prepared: Prepared, trace: bool) -> None:
+        strategy, config = prepared.plan.strategy, prepared.plan.config
         self.backend, self.strategy, self.config = backend, strategy, config
-        rows = enumerate(zip(prompts, prompt_ids, strict=True))
+        rows = enumerate(zip(prompts, prepared.prompt_ids, strict=True))
         self._builders = (
             [TraceBuilder(backend, p, strategy, config, row, prompt_ids=ids) for row, (p, ids) in rows]
             if trace
             else None
         )
-        self._records = generate(backend, prompt_ids, strategy, config)
+        self._records = decode_steps(backend, prepared)
         self.last: StepRecord | None = None
         self._start = time.perf_counter()
         self._seconds: float | None = None  # set when the engine has run to the end
         self._closed = False
+
+    @classmethod
+    def start(cls, backend: DLLM, prompts: Prompts, plan: Plan, trace: bool = True) -> DecodeStream:
+        """A stream of ``plan`` (a strategy already checked with its settings) over ``prompts``;
+        the prompts are encoded and checked against ``backend`` here, once."""
+        texts: list[str | Sequence[int]] = [prompts] if isinstance(prompts, str) else list(prompts)
+        prepared = plan.prepare(backend, texts)  # once: the traces reuse these ids
+        shown = [
+            p if isinstance(p, str) else backend.decode(ids) for p, ids in zip(texts, prepared.prompt_ids, strict=True)
+        ]
+        return cls(backend, shown, prepared, trace)
 
     def __iter__(self) -> Iterator[StepRecord]:
         for record in self._records:
@@ -164,13 +168,9 @@ def stream(
         raise ValueError("pass gen_length, block_length and seed inside `config`, or drop `config`")
     if config is None:
         config = _config(gen_length, block_length, seed)
-    strategy = _strategy(strategy, params)
-    strategy.validate(config.gen_length, config.block_length)
+    plan = Plan(_strategy(strategy, params), config)  # before a model is loaded
     backend = model if isinstance(model, DLLM) else load_model(model)
-    texts: list[str | Sequence[int]] = [prompts] if isinstance(prompts, str) else list(prompts)
-    prompt_ids = encode_prompts(backend, texts, config.gen_length)  # once: the traces reuse these ids
-    shown = [p if isinstance(p, str) else backend.decode(ids) for p, ids in zip(texts, prompt_ids, strict=True)]
-    return DecodeStream(backend, shown, prompt_ids, strategy, config, trace)
+    return DecodeStream.start(backend, prompts, plan, trace)
 
 
 def decode(

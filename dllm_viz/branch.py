@@ -26,11 +26,12 @@ from typing import TYPE_CHECKING, Any, TypeGuard, cast
 
 import torch
 
-from .engine import DecodeStart, EngineConfig, StepRecord, encode_prompts, generate
+from .engine import DecodeStart, EngineConfig, Plan, StepRecord, decode_steps
+from .rng import decode_rng
 from .strategies.base import Strategy
 from .strategies.override import ACTIONS, Override, OverrideStrategy
 from .strategies.registry import is_stochastic
-from .trace import Trace, TraceBuilder, decode_rng, rng_after, short_repr
+from .trace import Trace, TraceBuilder, rng_after, short_repr
 
 if TYPE_CHECKING:
     from .backends import DLLM
@@ -209,32 +210,8 @@ def check_overrides(trace: Trace, k: object, overrides: object, *, vocab_size: i
         )
     eligible = [p for p, t in enumerate(state.tokens) if t == mask and p // trace.block_length == block]
     for o in overrides:
-        if o.action == "remask":
-            continue
-        verb = "forced" if o.action == "force" else "held back"
-        if state.tokens[o.position] != mask:
-            committed = state.tokens[o.position]
-            if o.action == "force":
-                raise BranchError(
-                    f"position {o.position} is already committed to {trace.token_text(committed)!r} "
-                    f"(token id {committed}) after step {k}; to force another token there, re-mask it "
-                    "in the same branch (a 'remask' and a 'force' override on that position)"
-                )
-            raise BranchError(
-                f"position {o.position} is already committed after step {k}; only masked positions can be held back"
-            )
-        if o.position // trace.block_length != block:
-            raise BranchError(
-                f"position {o.position} is in block {o.position // trace.block_length}, but after step "
-                f"{k} the decode is in block {block}: only masked positions of the current block "
-                f"(positions {eligible[0]}–{eligible[-1]}) can be {verb}"
-            )
-        if o.token is not None and not 0 <= o.token < vocab_size:
-            raise BranchError(f"token id {o.token} is unknown: the model's vocabulary has ids 0–{vocab_size - 1}")
-        if o.token == mask:
-            raise BranchError(
-                f"token id {o.token} is the mask token; to keep position {o.position} masked, hold it back instead"
-            )
+        if o.action != "remask":
+            _check_one(trace, k, o, state.tokens, block, eligible, vocab_size)
     held = {o.position for o in overrides if o.action == "hold"}
     if held and held >= set(eligible):
         raise BranchError(
@@ -242,6 +219,37 @@ def check_overrides(trace: Trace, k: object, overrides: object, *, vocab_size: i
             f"to commit at step {k + 1}; hold fewer positions or force one"
         )
     return overrides
+
+
+def _check_one(
+    trace: Trace, k: int, o: Override, tokens: list[int], block: int, eligible: list[int], vocab_size: int
+) -> None:
+    """A force or a hold against the canvas after step ``k`` (re-masks applied)."""
+    mask = trace.mask_id
+    verb = "forced" if o.action == "force" else "held back"
+    if tokens[o.position] != mask:
+        committed = tokens[o.position]
+        if o.action == "force":
+            raise BranchError(
+                f"position {o.position} is already committed to {trace.token_text(committed)!r} "
+                f"(token id {committed}) after step {k}; to force another token there, re-mask it "
+                "in the same branch (a 'remask' and a 'force' override on that position)"
+            )
+        raise BranchError(
+            f"position {o.position} is already committed after step {k}; only masked positions can be held back"
+        )
+    if o.position // trace.block_length != block:
+        raise BranchError(
+            f"position {o.position} is in block {o.position // trace.block_length}, but after step "
+            f"{k} the decode is in block {block}: only masked positions of the current block "
+            f"(positions {eligible[0]}–{eligible[-1]}) can be {verb}"
+        )
+    if o.token is not None and not 0 <= o.token < vocab_size:
+        raise BranchError(f"token id {o.token} is unknown: the model's vocabulary has ids 0–{vocab_size - 1}")
+    if o.token == mask:
+        raise BranchError(
+            f"token id {o.token} is the mask token; to keep position {o.position} masked, hold it back instead"
+        )
 
 
 def vocab_size(backend: DLLM) -> int:
@@ -283,16 +291,15 @@ def branch(backend: DLLM, parent: Trace, k: int, overrides: OverridesIn, strateg
     """Continue ``parent`` after ``k`` steps with ``overrides`` and ``strategy`` (any strategy;
     the parent's to see the effect of the overrides alone). Everything is checked before the
     first forward pass; the engine config and random stream are the parent's."""
-    return _continue(backend, parent, int(k), _checked(backend, parent, k, overrides, strategy), strategy)
+    return _continue(backend, parent, int(k), _checked(backend, parent, k, overrides), strategy)
 
 
-def _checked(backend: DLLM, parent: Trace, k: int, overrides: OverridesIn, strategy: Strategy) -> tuple[Override, ...]:
-    """The overrides, checked with everything else a branch needs before a forward pass."""
-    config = engine_config_of(parent)
+def _checked(backend: DLLM, parent: Trace, k: int, overrides: OverridesIn) -> tuple[Override, ...]:
+    """The overrides, checked with the parent's settings and model (the strategy is checked with
+    the start, in :func:`_continue`), all before a forward pass."""
+    engine_config_of(parent)  # refuses settings no EngineConfig accepts
     check_backend(parent, backend)
-    overrides = check_overrides(parent, k, overrides, vocab_size=vocab_size(backend))
-    strategy.validate(config.gen_length, config.block_length)
-    return overrides
+    return check_overrides(parent, k, overrides, vocab_size=vocab_size(backend))
 
 
 def _continue(
@@ -301,7 +308,8 @@ def _continue(
     config = engine_config_of(parent)
     start = start_after(parent, k, overrides, backend.device)
     wrapped = OverrideStrategy(strategy, overrides, at_nfe=int(start.nfe[0]), gen_length=config.gen_length)
-    return generate(backend, [parent.prompt_ids], wrapped, config, start=start)
+    # Checked here, before the first forward pass: the wrapper validates the strategy it wraps.
+    return decode_steps(backend, Plan(wrapped, config).prepare(backend, [parent.prompt_ids], start))
 
 
 class Recording:
@@ -338,10 +346,9 @@ def start_run(
     backend: DLLM, prompt: str, strategy: Strategy, config: EngineConfig, meta: dict | None = None
 ) -> Recording:
     """A decode of ``prompt`` from scratch that records a trace which branches exactly."""
-    strategy.validate(config.gen_length, config.block_length)
-    prompt_ids = encode_prompts(backend, [prompt], config.gen_length)[0]
-    builder = TraceBuilder(backend, prompt, strategy, config, prompt_ids=prompt_ids, meta=meta)
-    return Recording(generate(backend, [prompt_ids], strategy, config), builder)
+    prepared = Plan(strategy, config).prepare(backend, [prompt])
+    builder = TraceBuilder(backend, prompt, strategy, config, prompt_ids=prepared.prompt_ids[0], meta=meta)
+    return Recording(decode_steps(backend, prepared), builder)
 
 
 def start_branch(
@@ -349,7 +356,7 @@ def start_branch(
 ) -> Recording:
     """:func:`branch` recording the branch's trace: ``parent``'s first ``k`` steps, then its own,
     the overrides on its first own step and ``meta["at_step"]`` = ``k``."""
-    overrides = _checked(backend, parent, k, overrides, strategy)
+    overrides = _checked(backend, parent, k, overrides)
     builder = TraceBuilder.for_branch(backend, parent, int(k), overrides, strategy, meta)
     return Recording(_continue(backend, parent, int(k), overrides, strategy), builder)
 

@@ -17,9 +17,9 @@ from typing import Any
 
 import torch
 
-from .api import decode
+from .api import DecodeStream
 from .backends import BUILTIN_MODEL, MaskedLMBackend, ModelLoadError, load_backend
-from .engine import EngineConfig
+from .engine import EngineConfig, Plan
 from .outputs import check_destination
 from .rl.flags import add_arguments, from_args
 from .strategies import POLICY, REGISTRY, Param, StrategySpec
@@ -179,12 +179,12 @@ def main(argv: list[str] | None = None) -> int:
                     raise ValueError(f"{name} is given twice (a flag and --param); keep one")
                 params[name] = getattr(args, dest)
         strategy = strategy_spec(args.strategy, params).build()
-        strategy.validate(config.gen_length, config.block_length)  # before the model loads
-        out = decode(model.load(), [args.prompt], strategy, config=config)
+        plan = Plan(strategy, config)  # checked before the model loads
+        out = DecodeStream.start(model.load(), [args.prompt], plan).result()
     except (ValueError, OSError, ModelLoadError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    assert out.traces is not None  # decode records traces by default
+    assert out.traces is not None  # a stream records traces by default
     trace = out.traces[0]
     print(out.texts[0])
     print(

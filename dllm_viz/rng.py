@@ -11,12 +11,14 @@ to keep in a trace at every step, and the same on every device type.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 from collections.abc import Sequence
 
 import torch
 
 STATE_FIELDS = 2  # (key, draws so far) per row, int64
+ROW_STATE_BYTES = STATE_FIELDS * 8  # one row's key and draw count, as the bytes a trace keeps
 
 
 def row_keys(seed: int, prompt_ids: Sequence[Sequence[int]]) -> list[int]:
@@ -117,3 +119,43 @@ def uniform(
     if isinstance(generator, RowDraws):
         return generator.rand(shape, dtype).to(device)
     return torch.rand(tuple(shape), dtype=dtype, device=device, generator=generator)
+
+
+def encode_rng(state: torch.Tensor) -> str:
+    """A row's random state as the base64 text a :class:`~dllm_viz.trace.TraceStep` keeps."""
+    return base64.b64encode(state.cpu().numpy().tobytes()).decode("ascii")
+
+
+def decode_rng(encoded: str) -> torch.Tensor | None:
+    """A :class:`~dllm_viz.trace.TraceStep`'s ``rng`` as a row's state (None: recorded by a
+    version with one shared generator, which this engine cannot continue)."""
+    state = torch.frombuffer(bytearray(base64.b64decode(encoded)), dtype=torch.uint8)
+    return state if state.numel() == ROW_STATE_BYTES else None
+
+
+def initial_rng(seed: int, prompt_ids: Sequence[int], gen_length: int) -> torch.Tensor:
+    """The random state a one-row decode of ``prompt_ids`` with ``seed`` starts from."""
+    return RowRNG.for_prompts(seed, [prompt_ids], "cpu", gen_length).get_state()
+
+
+def state_after(
+    recorded: Sequence[str | None], k: int, seed: int, prompt_ids: Sequence[int], gen_length: int
+) -> torch.Tensor:
+    """A row's random state after ``k`` steps, from the states its steps recorded (base64, None
+    where unchanged; :func:`encode_rng`).
+
+    The last state recorded in the first ``k`` steps; with none there, no draw has happened yet,
+    so the state is the row's key with zero draws — the key of any state recorded later (a row
+    whose key is not a one-row decode's records its state at step 0), else the seed's initial
+    state (:func:`initial_rng`). States written by a version with one shared generator are not continued."""
+    kept = [s for s in recorded[:k] if s is not None]
+    state = decode_rng(kept[-1]) if kept else None
+    if state is None and not kept:
+        later = (decode_rng(s) for s in recorded[k:] if s is not None)
+        state = next((s for s in later if s is not None), None)
+        if state is not None:
+            state = state.clone()
+            state[ROW_STATE_BYTES // STATE_FIELDS :] = 0  # (key, draws) as int64: the same key, no draw yet
+    if state is None:
+        state = initial_rng(seed, prompt_ids, gen_length)
+    return state

@@ -4,11 +4,14 @@ A :class:`Trace` is one row of a run, step by step: what was committed where, th
 and top-k alternatives of every position, the policy's unmask probabilities, NFE and timing.
 It is plain JSON with a schema version, validated on load, and replayable with no model.
 User files are only ever parsed as JSON: never pickled, never ``torch.load``-ed.
+
+This module holds the trace and its one builder (:class:`TraceBuilder`); a step, the limits and
+the checks of a file's values live in :mod:`dllm_viz.trace_schema`, a row's random state as text
+in :mod:`dllm_viz.rng`. Both are re-exported here, where users import them.
 """
 
 from __future__ import annotations
 
-import base64
 import copy
 import json
 import math
@@ -16,107 +19,36 @@ import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import MISSING, asdict, dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .blocks import check_block_length
-from .rng import STATE_FIELDS
+from .rng import ROW_STATE_BYTES, encode_rng, initial_rng, state_after
+from .trace_schema import (
+    MAX_GEN_LENGTH,
+    MAX_STEPS,
+    MAX_TEXT_CHARS,
+    MAX_TOKEN_ID,
+    MAX_TRACE_BYTES,
+    SCHEMA_VERSION,
+    TokenSource,
+    TraceError,
+    TraceStep,
+    are_token_ids,
+    check_steps,
+    check_vocab,
+    is_int,
+    parse_json,
+    short_repr,
+    small_dict,
+)
 
 if TYPE_CHECKING:
     import torch
 
     from .engine import EngineConfig, StepRecord
     from .strategies.base import Strategy
-
-SCHEMA_VERSION = 1
-MAX_TRACE_BYTES = 32 * 1024 * 1024  # 256 steps × 256 positions × top-5 is ~6 MB; leave room
-MAX_GEN_LENGTH = 4096
-MAX_STEPS = 2 * MAX_GEN_LENGTH + 2  # a run takes ≤ L steps; a branch that re-masks may add L + 1
-MAX_ENTROPY = 64.0  # nats: log of a vocabulary far beyond any real one (log 126k ≈ 11.7)
-_DIGITS = 4  # confidences are stored rounded; plenty for a heatmap, 4x smaller than full floats
-
-
-class TraceError(ValueError):
-    """A trace file is not valid; the message says which field and why."""
-
-
-class TokenSource(Protocol):
-    """What :meth:`Trace.from_records` reads of a backend (a :class:`~dllm_viz.backends.DLLM`,
-    or the app's cache of its token strings)."""
-
-    name: str
-    mask_id: int
-    eos_id: int
-
-    def token_strings(self, ids: Sequence[int]) -> list[str]: ...
-
-
-@dataclass
-class TraceStep:
-    """One denoising step of one row.
-
-    Attributes:
-        step: 0-based index. nfe: forward passes used after this step. block: current block.
-        committed: positions committed at this step (sorted).
-        confidence: (L,) max-prob per position at this step.
-        proposed: (L,) candidate token per position.
-        topk_ids, topk_probs: (L, k) alternatives per position, descending.
-        probs: (L,) policy unmask probabilities, or None for heuristics.
-        entropy: (L,) entropy of each position's distribution in nats (what EB-Sampler and an
-            entropy-input policy read), or None in traces written before it was recorded.
-        model_ms, step_ms: forward time and whole-step time in milliseconds.
-        overrides: the user's overrides applied at this step (the first step of a branch), as
-            ``{"position", "action", "token"}`` dicts (:class:`~dllm_viz.strategies.override.Override`);
-            ``"remask"`` ones took effect before the step, so a position may be committed again.
-            None for an ordinary step.
-        rng: base64 of the row's random state after this step (its 16 bytes of
-            :attr:`~dllm_viz.engine.StepRecord.rng_state`), kept only where it differs from what
-            the steps before imply (None: unchanged), so a branch from any step continues the
-            row's random stream exactly (:func:`rng_after`).
-    """
-
-    step: int
-    nfe: int
-    block: int
-    committed: list[int]
-    confidence: list[float]
-    proposed: list[int]
-    topk_ids: list[list[int]]
-    topk_probs: list[list[float]]
-    probs: list[float] | None = None
-    entropy: list[float] | None = None
-    model_ms: float = 0.0
-    step_ms: float = 0.0
-    overrides: list[dict] | None = None
-    rng: str | None = None
-
-    @classmethod
-    def from_record(cls, rec: StepRecord, row: int, index: int) -> TraceStep:
-        """Row ``row`` of an engine :class:`~dllm_viz.engine.StepRecord` as step ``index`` (O(L·k) numbers move)."""
-        f = rec.features
-        return cls(
-            step=index,
-            nfe=int(rec.nfe[row]),
-            block=int(rec.block[row]),
-            committed=rec.committed[row].nonzero().squeeze(1).tolist(),
-            confidence=_rounded(f.confidence[row]),
-            proposed=rec.proposed[row].tolist(),
-            topk_ids=f.topk_ids[row].tolist(),
-            topk_probs=_rounded(f.topk_probs[row]),
-            probs=None if rec.probs is None else _rounded(rec.probs[row]),
-            entropy=_rounded(f.entropy[row]),
-            model_ms=round(rec.model_ms, 3),
-            step_ms=round(rec.step_ms, 3),
-        )
-
-    def token_ids(self) -> set[int]:
-        """Every token id this step mentions (proposals and alternatives), for a trace's vocab."""
-        return {int(i) for i in self.proposed} | {int(i) for r in self.topk_ids for i in r}
-
-    def remasked(self) -> list[int]:
-        """Positions re-masked just before this step."""
-        return [o["position"] for o in self.overrides or () if o.get("action") == "remask"]
 
 
 @dataclass
@@ -243,10 +175,10 @@ class Trace:
             raise TraceError("steps must be a list")
         if len(data["steps"]) > MAX_STEPS:
             raise TraceError(f"trace has {len(data['steps']):,} steps; the limit is {MAX_STEPS:,}")
-        steps = [_step(s, i) for i, s in enumerate(data["steps"])]
+        steps = [TraceStep.from_dict(s, i) for i, s in enumerate(data["steps"])]
         values = {k: v for k, v in data.items() if k in fields}
         for name in ("strategy", "engine", "meta"):
-            values[name] = _small_dict(name, values.get(name, {}))
+            values[name] = small_dict(name, values.get(name, {}))
         trace = cls(**{**values, "steps": steps})
         trace.validate()
         return trace
@@ -254,61 +186,26 @@ class Trace:
     def validate(self) -> None:
         """Check types, shapes and ranges of every field so views can trust every index."""
         L = self.gen_length
-        if not _is_int(L) or not 1 <= L <= MAX_GEN_LENGTH:
+        if not is_int(L) or not 1 <= L <= MAX_GEN_LENGTH:
             raise TraceError(f"gen_length ({short_repr(L)}) must be an integer in [1, {MAX_GEN_LENGTH}]")
         try:
             check_block_length(L, self.block_length)
         except ValueError as err:
             raise TraceError(str(err)) from None
         for name in ("mask_id", "eos_id"):
-            if not _is_int(getattr(self, name)) or not 0 <= getattr(self, name) < MAX_TOKEN_ID:
+            if not is_int(getattr(self, name)) or not 0 <= getattr(self, name) < MAX_TOKEN_ID:
                 raise TraceError(f"{name} must be a token id (an integer in [0, {MAX_TOKEN_ID}))")
         for name, limit in (("model", 200), ("prompt", MAX_TEXT_CHARS), ("text", MAX_TEXT_CHARS)):
             if not isinstance(getattr(self, name), str) or len(getattr(self, name)) > limit:
                 raise TraceError(f"{name} must be text of at most {limit:,} characters")
-        if not isinstance(self.prompt_ids, list) or len(self.prompt_ids) > MAX_TEXT_CHARS or not _ids(self.prompt_ids):
-            raise TraceError("prompt_ids must be a list of token ids")
-        branch_points = sum(1 for s in self.steps if s.overrides)
-        if len(self.steps) > L + branch_points * (L + 1):
-            more = f" plus {L + 1} per branch point ({branch_points})" if branch_points else ""
-            raise TraceError(f"trace has {len(self.steps)} steps, more than gen_length ({L}){more}")
-        seen: set[int] = set()
-        for i, s in enumerate(self.steps):
-            where = f"step {i}"
-            for name in ("confidence", "proposed", "topk_ids", "topk_probs") + tuple(
-                n for n in ("probs", "entropy") if getattr(s, n) is not None
-            ):
-                value = getattr(s, name)
-                if not isinstance(value, list) or len(value) != L:
-                    raise TraceError(f"{where}: {name} must be a list of {L} entries")
-            if not isinstance(s.committed, list) or not all(_is_int(p) and 0 <= p < L for p in s.committed):
-                raise TraceError(f"{where}: committed positions must be integers in [0, {L})")
-            _check_overrides(s, where, L, seen)
-            seen -= set(s.remasked())
-            if seen & set(s.committed):
-                raise TraceError(f"{where}: position(s) {sorted(seen & set(s.committed))[:10]} committed twice")
-            seen |= set(s.committed)
-            if not _probs(s.confidence):
-                raise TraceError(f"{where}: confidence values must be numbers in [0, 1]")
-            if s.probs is not None and not _probs(s.probs):
-                raise TraceError(f"{where}: probs values must be numbers in [0, 1]")
-            if s.entropy is not None and not _entropies(s.entropy):
-                raise TraceError(f"{where}: entropy values must be numbers in [0, {MAX_ENTROPY:g}] (nats)")
-            if not _ids(s.proposed):
-                raise TraceError(f"{where}: proposed must hold integer token ids")
-            k = len(s.topk_ids[0]) if isinstance(s.topk_ids[0], list) else -1
-            if not 0 <= k <= MAX_TOPK or any(not isinstance(r, list) or len(r) != k for r in s.topk_ids + s.topk_probs):
-                raise TraceError(
-                    f"{where}: topk_ids/topk_probs rows must be lists of the same length (at most {MAX_TOPK})"
-                )
-            if not all(_ids(r) for r in s.topk_ids) or not all(_probs(r) for r in s.topk_probs):
-                raise TraceError(f"{where}: topk_ids must hold token ids and topk_probs numbers in [0, 1]")
         if (
-            not isinstance(self.vocab, dict)
-            or len(self.vocab) > MAX_VOCAB
-            or not all(isinstance(v, str) and len(v) <= 200 for v in self.vocab.values())
+            not isinstance(self.prompt_ids, list)
+            or len(self.prompt_ids) > MAX_TEXT_CHARS
+            or not are_token_ids(self.prompt_ids)
         ):
-            raise TraceError(f"vocab must map at most {MAX_VOCAB:,} token ids to strings of at most 200 characters")
+            raise TraceError("prompt_ids must be a list of token ids")
+        check_steps(self.steps, L)
+        check_vocab(self.vocab)
 
 
 def strategy_header(strategy: Strategy) -> dict:
@@ -489,164 +386,7 @@ class TraceBuilder:
         )
 
 
-ROW_STATE_BYTES = STATE_FIELDS * 8  # one row's key and draw count (dllm_viz.rng)
-
-
-def encode_rng(state: torch.Tensor) -> str:
-    """A row's random state as the base64 text a :class:`TraceStep` keeps."""
-    return base64.b64encode(state.cpu().numpy().tobytes()).decode("ascii")
-
-
-def decode_rng(encoded: str) -> torch.Tensor | None:
-    """A :class:`TraceStep`'s ``rng`` as a row's state (None: recorded by a version with one
-    shared generator, which this engine cannot continue)."""
-    import torch
-
-    state = torch.frombuffer(bytearray(base64.b64decode(encoded)), dtype=torch.uint8)
-    return state if state.numel() == ROW_STATE_BYTES else None
-
-
-def initial_rng(seed: int, prompt_ids: Sequence[int], gen_length: int) -> torch.Tensor:
-    """The random state a one-row decode of ``prompt_ids`` with ``seed`` starts from."""
-    from .rng import RowRNG
-
-    return RowRNG.for_prompts(seed, [prompt_ids], "cpu", gen_length).get_state()
-
-
 def rng_after(trace: Trace, k: int) -> torch.Tensor:
-    """The row's random state after ``k`` steps of ``trace``.
-
-    The last state recorded in its first ``k`` steps; with none there, no draw has happened yet,
-    so the state is the row's key with zero draws — the key of any state recorded later (a row
-    whose key is not a one-row decode's records its state at step 0), else the seed's initial
-    state. States written by a version with one shared generator are not continued."""
-    recorded = [s.rng for s in trace.steps[:k] if s.rng is not None]
-    state = decode_rng(recorded[-1]) if recorded else None
-    if state is None and not recorded:
-        later = (decode_rng(s.rng) for s in trace.steps[k:] if s.rng is not None)
-        state = next((s for s in later if s is not None), None)
-        if state is not None:
-            state = state.clone()
-            state[ROW_STATE_BYTES // STATE_FIELDS :] = 0  # (key, draws) as int64: the same key, no draw yet
-    if state is None:
-        state = initial_rng(trace.engine.get("seed", 0), trace.prompt_ids, trace.gen_length)
-    return state
-
-
-MAX_TOKEN_ID = 2**31  # token ids become int32/int64 arrays in the views
-MAX_RNG_CHARS = 8192  # base64 of a CPU generator state (5,056 bytes); a CUDA one is 16 bytes
-OVERRIDE_ACTIONS = ("force", "hold", "remask")
-_B64 = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=")
-MAX_TEXT_CHARS = 200_000
-MAX_TOPK = 64
-MAX_VOCAB = 300_000
-MAX_JSON_OBJECTS = 4 * MAX_GEN_LENGTH + 64  # one per step and a few more per trace; two traces in a pair
-_STEP_INTS = ("step", "nfe", "block")
-_SMALL_DICT_ENTRIES = 32
-
-
-def parse_json(raw: str | bytes) -> Any:
-    """Parsed JSON of an uploaded trace or comparison, bounded before and during parsing.
-
-    A trace holds about one JSON object per step; counting ``{`` first refuses a file made of
-    millions of tiny objects (each costs ~64 bytes of memory for 2 bytes of file) before it is parsed.
-    """
-    if len(raw) > MAX_TRACE_BYTES:
-        raise TraceError(f"trace is {len(raw):,} bytes; the limit is {MAX_TRACE_BYTES:,}")
-    objects = raw.count(b"{") if isinstance(raw, bytes) else raw.count("{")
-    if objects > MAX_JSON_OBJECTS:
-        raise TraceError(
-            f"not a trace: {objects:,} JSON objects, while a trace has one per step (at most {MAX_JSON_OBJECTS:,})"
-        )
-    try:
-        return json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise TraceError(f"not a trace: the file is not valid JSON ({err})") from None
-    except RecursionError:
-        raise TraceError("not a trace: the JSON is nested too deeply") from None
-
-
-def _step(data: object, i: int) -> TraceStep:
-    if not isinstance(data, dict):
-        raise TraceError(f"step {i}: each step must be a JSON object")
-    fields = TraceStep.__dataclass_fields__
-    missing = sorted(n for n, f in fields.items() if f.default is MISSING and n not in data)
-    if missing:
-        raise TraceError(f"step {i}: missing field(s) {missing}")
-    step = TraceStep(**{k: v for k, v in data.items() if k in fields})
-    if not all(_is_int(getattr(step, n)) and 0 <= getattr(step, n) < MAX_TOKEN_ID for n in _STEP_INTS):
-        raise TraceError(f"step {i}: step, nfe and block must be non-negative integers")
-    if not all(_is_number(getattr(step, n)) and getattr(step, n) >= 0 for n in ("model_ms", "step_ms")):
-        raise TraceError(f"step {i}: model_ms and step_ms must be non-negative numbers")
-    return step
-
-
-def _check_overrides(s: TraceStep, where: str, L: int, committed: set) -> None:
-    """A step's recorded overrides and RNG state: shapes, ranges, and re-masks of committed positions only."""
-    if s.rng is not None and (not isinstance(s.rng, str) or len(s.rng) > MAX_RNG_CHARS or not set(s.rng) <= _B64):
-        raise TraceError(f"{where}: rng must be base64 text of at most {MAX_RNG_CHARS} characters")
-    if s.overrides is None:
-        return
-    if not isinstance(s.overrides, list) or len(s.overrides) > L:
-        raise TraceError(f"{where}: overrides must be a list of at most {L} entries")
-    for o in s.overrides:
-        if not isinstance(o, dict) or set(o) != {"position", "action", "token"}:
-            raise TraceError(f"{where}: each override must be an object with position, action and token")
-        if not _is_int(o["position"]) or not 0 <= o["position"] < L:
-            raise TraceError(f"{where}: override positions must be integers in [0, {L})")
-        if o["action"] not in OVERRIDE_ACTIONS:
-            raise TraceError(
-                f"{where}: override action {short_repr(o['action'])} must be one of {', '.join(OVERRIDE_ACTIONS)}"
-            )
-        if o["token"] is not None and (
-            o["action"] != "force" or not _is_int(o["token"]) or not 0 <= o["token"] < MAX_TOKEN_ID
-        ):
-            raise TraceError(f"{where}: an override token must be a token id, and only a forced commit has one")
-        if o["action"] == "remask" and o["position"] not in committed:
-            raise TraceError(f"{where}: position {o['position']} is re-masked but was not committed")
-
-
-def _small_dict(name: str, value: object) -> dict[str, object]:
-    """At most a few short scalar entries of a free-form dict; the rest is dropped."""
-    if not isinstance(value, dict):
-        raise TraceError(f"{name} must be a JSON object")
-    out: dict[str, object] = {}
-    for key, item in value.items():
-        if len(out) == _SMALL_DICT_ENTRIES:
-            break
-        if len(key) <= 64 and (
-            item is None or isinstance(item, bool) or _is_number(item) or (isinstance(item, str) and len(item) <= 200)
-        ):
-            out[key] = item
-    return out
-
-
-def _is_int(value: object) -> bool:
-    return type(value) is int
-
-
-def _is_number(value: object) -> bool:
-    return (type(value) is int or type(value) is float) and math.isfinite(value)
-
-
-def _ids(values: object) -> bool:
-    return isinstance(values, list) and all(type(v) is int and 0 <= v < MAX_TOKEN_ID for v in values)
-
-
-def _entropies(values: object) -> bool:
-    return isinstance(values, list) and all(
-        (type(v) is float or type(v) is int) and 0 <= v <= MAX_ENTROPY for v in values
-    )
-
-
-def _probs(values: object) -> bool:
-    return isinstance(values, list) and all((type(v) is float or type(v) is int) and 0 <= v <= 1 for v in values)
-
-
-def short_repr(value: object) -> str:
-    text = repr(value)
-    return text if len(text) <= 40 else text[:39] + "…"
-
-
-def _rounded(t: torch.Tensor) -> list:
-    return np.round(t.float().cpu().numpy().astype(np.float64), _DIGITS).tolist()
+    """The row's random state after ``k`` steps of ``trace`` (:func:`dllm_viz.rng.state_after`)."""
+    recorded = [s.rng for s in trace.steps]
+    return state_after(recorded, k, trace.engine.get("seed", 0), trace.prompt_ids, trace.gen_length)

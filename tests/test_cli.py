@@ -96,3 +96,21 @@ def test_generate_flags_come_from_its_config_dataclasses():
         DecodeFlags(gen_length=32, block_length=0).engine_config()
     with pytest.raises(ValueError, match="--threads"):
         ModelFlags(threads=0)
+
+
+def test_commands_that_load_a_model_share_its_flags_and_defaults():
+    """generate and eval take --model, --device, --trust-remote-code, --model-code and --threads
+    from one dataclass, so their defaults cannot drift apart; --gen-length defaults to the engine's."""
+
+    from dllm_viz.engine import EngineConfig
+    from dllm_viz.eval.__main__ import build_parser
+    from dllm_viz.generate import ModelFlags
+    from dllm_viz.rl.flags import from_args
+
+    args = build_parser().parse_args([])
+    assert from_args(ModelFlags, args) == ModelFlags()
+    assert args.gen_length == EngineConfig.gen_length
+    args = build_parser().parse_args(["--threads", "2", "--trust-remote-code", "--model-code", "native"])
+    assert from_args(ModelFlags, args) == ModelFlags(threads=2, trust_remote_code=True, model_code="native")
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["--model-code", "other"])

@@ -67,7 +67,7 @@ def violations(importers: tuple[str, ...], forbidden: tuple[str, ...]) -> list[s
 
 # the Train tab drives the trainer, and only it: its three modules may import rl (still not policy)
 TRAIN_TAB = {"dllm_viz.ui.train", "dllm_viz.ui.train_run", "dllm_viz.ui.train_settings"}
-CORE = ("engine", "strategies", "trace", "backends", "features")
+CORE = ("engine", "engine_types", "strategies", "trace", "trace_schema", "rng", "backends", "features")
 RULES = [
     pytest.param(("eval",), ("tiny",), id="eval-not-tiny"),
     pytest.param(("eval",), ("ui",), id="eval-not-ui"),
@@ -205,28 +205,10 @@ def test_no_import_cycles():
 MAX_MODULE_LINES = 400
 MAX_FUNCTION_LINES = 60
 # Still over the limits, to be split; a file or function leaves the list once it fits.
-LONG_MODULES = {
-    "dllm_viz/backends/hf.py",
-    "dllm_viz/engine.py",
-    "dllm_viz/tiny/train.py",
-    "dllm_viz/trace.py",
-}
+LONG_MODULES: set[str] = set()
 LONG_FUNCTIONS = {
-    "dllm_viz/backends/hf.py::load_backend",
-    "dllm_viz/branch.py::check_overrides",
-    "dllm_viz/engine.py::generate",
-    "dllm_viz/eval/__main__.py::main",
-    "dllm_viz/rl/card.py::write_card",
-    "dllm_viz/rl/trainer.py::train",
-    "dllm_viz/tiny/card.py::write_card",
-    "dllm_viz/tiny/evaluate.py::main",
-    "dllm_viz/tiny/train.py::parse_args",
-    "dllm_viz/tiny/train.py::train",
     "dllm_viz/ui/benchmark.py::run_benchmark",
     "dllm_viz/ui/server.py::main",
-    "dllm_viz/views/explore.py::inspector_html",
-    "dllm_viz/views/figures.py::curves_figure",
-    "dllm_viz/views/figures.py::heatmap_figure",
 }
 
 

@@ -14,8 +14,8 @@ from .hf import (
     LLaDABackend,
     MaskedLMBackend,
     ModelLoadError,
-    load_backend,
 )
+from .loading import load_backend
 
 __all__ = [
     "BUILTIN_MODEL",

@@ -21,27 +21,30 @@ import argparse
 import logging
 import shlex
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from tqdm import tqdm
 
-from ..backends import BUILTIN_MODEL, ModelLoadError, load_backend
+from ..backends import DLLM, ModelLoadError, load_backend
 from ..blocks import default_block_length
+from ..engine import EngineConfig
+from ..generate import ModelFlags
 from ..outputs import check_destination
-from ..rl.distributed import setup
+from ..rl.distributed import Processes, setup
+from ..rl.flags import add_arguments, from_args
 from ..strategies import StrategySpec
+from ..tasks.problem import Problem
 from ..tasks.wordproblems import DEFAULT_FREE, DEFAULT_LEVEL, test_set, validation_set
 from .report import has_free_rows, read_runs, write_report
 from .sweep import heuristic_grid, policy_grid, summarize, sweep
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
+    """The command's flags (``python -m dllm_viz.eval --help``)."""
     parser = argparse.ArgumentParser(prog="python -m dllm_viz.eval", description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default=BUILTIN_MODEL)
-    parser.add_argument(
-        "--trust-remote-code", action="store_true", help="allow remote code for models off the allow-list"
-    )
+    add_arguments(parser, ModelFlags)  # --model, --device, --trust-remote-code, --model-code, --threads
     parser.add_argument("--level", type=int, nargs="+", default=[DEFAULT_LEVEL], help="word-problem levels to pool")
     parser.add_argument(
         "--free",
@@ -58,10 +61,15 @@ def main(argv: list[str] | None = None) -> int:
         default="test",
         help="validation: for tuning (τ_π, β, checkpoints); test: for reported numbers only",
     )
-    parser.add_argument("--gen-length", type=int, default=64)
+    parser.add_argument("--gen-length", type=int, default=EngineConfig.gen_length)
     parser.add_argument("--settings", default="semi-ar,full", help="comma list of semi-ar (BL = L/8) and full (BL = L)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--batch-size", type=int, default=100)
+    _policy_and_output_flags(parser)
+    return parser
+
+
+def _policy_and_output_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--policy", action="append", default=[], help="policy folder (repeatable)")
     parser.add_argument("--temperatures", type=float, nargs="+", default=[1.0], help="policy τ_π grid")
     parser.add_argument("--betas", type=float, nargs="+", default=[1.0], help="policy β grid")
@@ -84,64 +92,94 @@ def main(argv: list[str] | None = None) -> int:
         default=[],
         help="runs.csv of an earlier sweep on the same problems to report alongside (repeatable)",
     )
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+
+
+@dataclass
+class Inputs:
+    """A sweep's checked inputs: the problems, block lengths, policies, earlier rows and the model."""
+
+    problems: list[Problem]
+    block_lengths: list[int]
+    policies: list[StrategySpec]
+    earlier: list[dict]
+    backend: DLLM
+
+
+def check_inputs(args: argparse.Namespace, block_lengths: list[int], processes: Processes) -> Inputs:
+    """Every input and the destination, checked before any decoding so a mistake costs nothing
+    (ValueError, OSError or ModelLoadError naming it); then the model is loaded."""
+    L = args.gen_length
+    if L < 1:
+        raise ValueError(f"--gen-length ({L}) must be ≥ 1")
+    held_out = test_set if args.split == "test" else validation_set
+    problems = [p for level in args.level for p in held_out(level, args.n, args.free)]
+    model = from_args(ModelFlags, args)  # refuses --threads < 1
+    if len(problems) < processes.world:
+        raise ValueError(
+            f"{len(problems)} problems (--n × levels) cannot be shared by {processes.world} processes; "
+            "use more problems or fewer processes"
+        )
+    check_destination(
+        args.out, kind="folder", force=args.force, hint="pass --force to replace its report, or choose another --out"
+    )
+    earlier = _included_rows(args.include, problems, L, block_lengths)
+    policies = [
+        s
+        for path in args.policy
+        for s in policy_grid(path, args.policy_label or f"policy:{Path(path).name}", args.temperatures, args.betas)
+    ]
+    for spec in policies:
+        spec.build()  # loads and validates the policy folder now, not halfway through the sweep
+    torch.set_num_threads(model.threads)
+    backend = load_backend(
+        model.model,
+        device=processes.device(model.device),
+        trust_remote_code=model.trust_remote_code,
+        model_code=model.model_code,
+    )
+    return Inputs(problems, block_lengths, policies, earlier, backend)
+
+
+def _included_rows(paths: list[Path], problems: list[Problem], L: int, block_lengths: list[int]) -> list[dict]:
+    """The rows of earlier sweeps' runs.csv (``--include``) in this sweep's settings."""
+    earlier = []
+    open_bits = "".join("1" if p.free else "0" for p in problems)
+    for path in paths:
+        included = read_runs(path, expect_n=len(problems), gen_length=L, open_bits=open_bits)
+        if 0 < open_bits.count("1") < len(problems) and not has_free_rows(included):
+            logging.warning(
+                "%s has no rows for the problems with an open amount (written before subsets, without "
+                "per-problem NFE, so they cannot be derived): its runs appear in the all-problem tables only",
+                path,
+            )
+        earlier += [r for r in included if r["block_length"] in block_lengths]  # only this sweep's settings
+    return earlier
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     processes = setup()
 
     # 1. Check every input and the destination before any decoding, so a mistake costs nothing.
-    L = args.gen_length
-    names = {"semi-ar": default_block_length(L), "full": L}
+    names = {"semi-ar": default_block_length(args.gen_length), "full": args.gen_length}
     try:
         block_lengths = [names[s.strip()] for s in args.settings.split(",")]
     except KeyError as err:
         parser.error(f"unknown setting {err}; use semi-ar and/or full")
-    earlier = []
     try:
-        held_out = test_set if args.split == "test" else validation_set
-        problems = [p for level in args.level for p in held_out(level, args.n, args.free)]
-        if args.threads is not None and args.threads < 1:
-            raise ValueError(f"--threads ({args.threads}) must be ≥ 1")
-        if len(problems) < processes.world:
-            raise ValueError(
-                f"{len(problems)} problems (--n × levels) cannot be shared by {processes.world} processes; "
-                "use more problems or fewer processes"
-            )
-        check_destination(
-            args.out,
-            kind="folder",
-            force=args.force,
-            hint="pass --force to replace its report, or choose another --out",
-        )
-        open_bits = "".join("1" if p.free else "0" for p in problems)
-        for path in args.include:
-            included = read_runs(path, expect_n=len(problems), gen_length=L, open_bits=open_bits)
-            if 0 < open_bits.count("1") < len(problems) and not has_free_rows(included):
-                logging.warning(
-                    "%s has no rows for the problems with an open amount (written before subsets, without "
-                    "per-problem NFE, so they cannot be derived): its runs appear in the all-problem tables only",
-                    path,
-                )
-            earlier += [r for r in included if r["block_length"] in block_lengths]  # only this sweep's settings
-        policies = [
-            s
-            for path in args.policy
-            for s in policy_grid(path, args.policy_label or f"policy:{Path(path).name}", args.temperatures, args.betas)
-        ]
-        for spec in policies:
-            spec.build()  # loads and validates the policy folder now, not halfway through the sweep
-        if args.threads:
-            torch.set_num_threads(args.threads)
-        backend = load_backend(args.model, device=processes.device(None), trust_remote_code=args.trust_remote_code)
+        inputs = check_inputs(args, block_lengths, processes)
     except (OSError, ValueError, ModelLoadError) as err:
         parser.exit(2, f"error: {err}\n")
+    L = args.gen_length
 
     def specs_for(bl: int) -> list[StrategySpec]:
         grid = [] if args.no_heuristics else heuristic_grid(L, bl, compact=args.compact)
         if args.strategies:
             keep = set(args.strategies.split(","))
             grid = [s for s in grid if s.name in keep]
-        return grid + policies
+        return grid + inputs.policies
 
     # 2. Sweep, then write the report.
     bar = tqdm(total=1, desc="sweep", disable=not processes.main)
@@ -152,34 +190,28 @@ def main(argv: list[str] | None = None) -> int:
         bar.update(done - bar.n)
 
     rows = sweep(
-        backend,
-        problems,
-        [],
-        block_lengths,
-        L,
-        args.seeds,
-        args.batch_size,
-        specs_for=specs_for,
-        progress=progress,
-        processes=processes,
-    )
+        inputs.backend, inputs.problems, [], inputs.block_lengths, L, args.seeds, args.batch_size,
+        specs_for=specs_for, progress=progress, processes=processes,
+    )  # fmt: skip
     bar.close()
-    if not processes.main:  # every process holds all rows; rank 0 writes them
-        processes.close()
-        return 0
-    rows = earlier + rows
+    if processes.main:  # every process holds all rows; rank 0 writes them
+        _write(args, argv, inputs.earlier + rows, len(inputs.problems))
+    processes.close()
+    return 0
+
+
+def _write(args: argparse.Namespace, argv: list[str] | None, rows: list[dict], n_problems: int) -> None:
+    """The report of ``rows`` into ``--out``, printed with where it went."""
     summary = summarize(rows)
     command = "python -m dllm_viz.eval " + " ".join(map(shlex.quote, argv if argv is not None else sys.argv[1:]))
     kind = "free-choice" if args.free else "fixed-answer"
     title = (
-        f"{Path(args.model).name}: {len(problems)} {args.split}-split {kind} problems (levels {args.level}, "
-        f"free={args.free:g}), L={L}, seeds {args.seeds}"
+        f"{Path(args.model).name}: {n_problems} {args.split}-split {kind} problems (levels {args.level}, "
+        f"free={args.free:g}), L={args.gen_length}, seeds {args.seeds}"
     )
     paths = write_report(rows, summary, args.out, title, command)
     print(Path(paths["md"]).read_text())
     print("wrote", ", ".join(str(p) for p in paths.values()))
-    processes.close()
-    return 0
 
 
 if __name__ == "__main__":

@@ -50,6 +50,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     try:
+        if args.gen_length < 1:
+            raise ValueError(f"--gen-length ({args.gen_length}) must be ≥ 1")
         rows = [r for path in args.runs for r in read_runs(path, args.n, args.gen_length)]
         summary = summarize(rows)
         for subset in sorted({s["subset"] for s in summary}):

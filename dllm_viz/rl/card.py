@@ -17,6 +17,7 @@ import re
 import shlex
 import shutil
 import statistics
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -168,6 +169,43 @@ def write_card(
         ValueError: a missing or malformed input (named), or ``dest`` not empty without ``force``.
     """
     # 1. Read and check every input, and the destination; nothing is written until all pass.
+    run = read_run(run_dir, eval_report, dest, force)
+    lines = card_lines(run, dest.name, hardware)
+    if curves:
+        lines += [
+            "![training curves: training rollouts and held-out evaluations per rollout batch; dashed: the "
+            "selected checkpoint](training_curves.png)",
+            "",
+        ]
+    if run.evaluation is not None:
+        lines += ["## Evaluation", "", run.evaluation, ""]
+    # 2. Write.
+    dest.mkdir(parents=True, exist_ok=True)
+    if curves:
+        from ..eval.report import write_png
+
+        write_png(training_curves(run.rows, run.selection.get("iteration")), dest / "training_curves.png")
+    run.policy.save_pretrained(dest)
+    (dest / "README.md").write_text("\n".join(lines))
+    shutil.copy(run_dir / "metrics.jsonl", dest / "training_metrics.jsonl")
+    return dest / "README.md"
+
+
+@dataclass
+class Run:
+    """What a card reads of a training run: its flags and settings, metrics, selection, policy."""
+
+    args: dict
+    grpo: dict
+    engine: dict
+    rows: list[dict]
+    selection: dict
+    policy: DiTConfidencePolicy
+    evaluation: str | None
+
+
+def read_run(run_dir: Path, eval_report: Path | None, dest: Path, force: bool) -> Run:
+    """Every input of a card, checked (and the destination), before anything is written."""
     not_a_run = "(not a python -m dllm_viz.rl.train run folder)"
     check_input(run_dir, "run folder", kind="folder")
     for name in ("run_config.json", "metrics.jsonl"):
@@ -194,6 +232,12 @@ def write_card(
         args, grpo, engine = run_config["args"], run_config["grpo"], run_config["engine"]
     except KeyError as err:
         raise ValueError(f"{run_dir}/run_config.json has no {err} section {not_a_run}") from None
+    return Run(args, grpo, engine, rows, selection, policy, evaluation)
+
+
+def card_lines(run: Run, name: str, hardware: str | None) -> list[str]:
+    """The card's text up to its optional curves and evaluation, one list item a line."""
+    args, grpo, engine, rows, policy = run.args, run.grpo, run.engine, run.rows, run.policy
     flags = []
     for key, value in args.items():
         if key in ("model", "resume", "no_progress", "stop_after", "device") or value in (None, False, []):
@@ -203,17 +247,13 @@ def write_card(
     command = "python -m dllm_viz.rl.train " + " ".join(map(shlex.quote, flags))
     minutes = sum(r["seconds"] for r in rows) / 60
     first, last = rows[: min(10, len(rows))], rows[-min(10, len(rows)) :]
-
-    def mean(rs: list[dict], key: str) -> float:
-        return sum(r[key] for r in rs) / len(rs)
-
     setting = (
         "full diffusion" if engine["block_length"] == engine["gen_length"] else f"semi-AR BL={engine['block_length']}"
     )
     es = f", expert steering λ={grpo['es_thresholds']}" if grpo["es_thresholds"] else ""
-    lines = [
+    return [
         card_metadata(base_model_of(args.get("model"))),
-        f"# Unmasking policy `{dest.name}`",
+        f"# Unmasking policy `{name}`",
         "",
         f"A {sum(p.numel() for p in policy.parameters()):,}-parameter DiT confidence policy "
         f"(Jazbec, Olausson et al., arXiv 2512.09106) trained with GRPO on the built-in tiny dLLM's word problems, "
@@ -232,32 +272,22 @@ def write_card(
         f"- wall time {minutes:.1f} min on {hardware or _machine(args.get('threads'))}; "
         "one iteration (rollouts + update) "
         f"{statistics.median(r['seconds'] for r in rows):.1f} s median",
-        "- selected checkpoint: " + _selection_text(selection),
+        "- selected checkpoint: " + _selection_text(run.selection),
         f"- held-out evaluations: {held_out_summary(rows)}",
-        f"- first 10 iterations: reward {mean(first, 'reward'):.3f}, correct {mean(first, 'correct'):.2f}, "
-        f"NFE {mean(first, 'nfe'):.1f}, mean unmask prob {mean(first, 'mean_unmask_prob'):.3f}",
-        f"- last 10 iterations: reward {mean(last, 'reward'):.3f}, correct {mean(last, 'correct'):.2f}, "
-        f"NFE {mean(last, 'nfe'):.1f}, mean unmask prob {mean(last, 'mean_unmask_prob'):.3f}",
+        _window_line("first", first),
+        _window_line("last", last),
         "",
     ]
-    if curves:
-        lines += [
-            "![training curves: training rollouts and held-out evaluations per rollout batch; dashed: the "
-            "selected checkpoint](training_curves.png)",
-            "",
-        ]
-    if evaluation is not None:
-        lines += ["## Evaluation", "", evaluation, ""]
-    # 2. Write.
-    dest.mkdir(parents=True, exist_ok=True)
-    if curves:
-        from ..eval.report import write_png
 
-        write_png(training_curves(rows, selection.get("iteration")), dest / "training_curves.png")
-    policy.save_pretrained(dest)
-    (dest / "README.md").write_text("\n".join(lines))
-    shutil.copy(run_dir / "metrics.jsonl", dest / "training_metrics.jsonl")
-    return dest / "README.md"
+
+def _window_line(which: str, rs: list[dict]) -> str:
+    def mean(key: str) -> float:
+        return sum(r[key] for r in rs) / len(rs)
+
+    return (
+        f"- {which} 10 iterations: reward {mean('reward'):.3f}, correct {mean('correct'):.2f}, "
+        f"NFE {mean('nfe'):.1f}, mean unmask prob {mean('mean_unmask_prob'):.3f}"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -22,6 +22,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, TextIO
 
 import torch
 from tqdm import tqdm
@@ -243,27 +244,9 @@ class GRPOTrainer:
 
     def train(self) -> Path:
         """Run (or, with ``config.resume``, continue) the iterations; returns the run folder."""
-        cfg, procs, grpo, engine, out = self.config, self.procs, self.grpo, self.engine, self.out
-        seed = grpo.seed
-        start, best = 0, float("-inf")
-        history: deque[float] = deque(maxlen=MOVING_AVERAGE)
+        cfg, procs, out = self.config, self.procs, self.out
         selection = heldout_problems(cfg.eval_problems, cfg.levels, cfg.free) if cfg.eval_every else []
-        if procs.main:
-            out.mkdir(parents=True, exist_ok=True)
-        if cfg.resume and (self.last / "trainer_state.json").exists():
-            meta = self.load()
-            start, best = meta["iteration"] + 1, meta["best"]
-            history.extend(meta["history"])
-            logger.info("resumed from %s at iteration %d", self.last, start)
-        if procs.main:
-            run = {
-                "grpo": grpo.to_dict(),
-                "engine": engine.to_dict(),
-                "model": str(cfg.model),
-                "args": to_args(cfg),
-                "processes": procs.world,
-            }
-            (out / "run_config.json").write_text(json.dumps(run, indent=1, default=str))
+        start, best, history = self._begin()
         metrics = (out / "metrics.jsonl").open("a") if procs.main else None
         bar = tqdm(
             range(start, cfg.iterations),
@@ -277,54 +260,13 @@ class GRPOTrainer:
                 if procs.main:
                     self.save({"iteration": it - 1, "best": best, "history": list(history)})
                 break
-            t0 = time.perf_counter()
-            problems = procs.shard(training_problems(it, grpo.prompts_per_batch, seed, cfg.levels, cfg.free))
-            # Rows draw from streams keyed by their prompt (dllm_viz.rng): no rank in the seed, so a
-            # group rolls out the same whichever process or batch position it lands on.
-            batch = collect_rollouts(self.backend, self.policy, problems, grpo, engine, seed=seed * 100_003 + it)
-            advantages = group_advantages(batch.rewards, grpo.group_size).to(self.backend.device)
-            row = {
-                "iteration": it,
-                **procs.mean(
-                    {
-                        "reward": float(batch.rewards.mean()),
-                        "correct": float(batch.correct[~batch.expert].float().mean()),
-                        "nfe": float(batch.nfe[~batch.expert].float().mean()),
-                        "mean_unmask_prob": batch.mean_unmask_prob,
-                    }
-                ),
-                "lr": self.schedule.get_last_lr()[0],
-                "skipped": procs.all(should_skip_update(advantages, grpo.skip_advantage_tol)),
-            }
-            if not row["skipped"]:
-                row.update(procs.mean(self.update(batch, advantages)))
-            history.append(row["reward"])
-            row["reward_ma"] = sum(history) / len(history)
-            row["seconds"] = time.perf_counter() - t0
+            row = self._iteration(it, history)
             if metrics is None:
                 continue  # rank 0 evaluates, logs and saves; the others go on to the next rollouts
             if selection and ((it + 1) % cfg.eval_every == 0 or it + 1 == cfg.iterations):
                 with torch.no_grad():
-                    row.update(
-                        heldout_reward(
-                            self.backend,
-                            self.policy,
-                            selection,
-                            grpo,
-                            engine,
-                            seed=seed,
-                            temperature=cfg.eval_temperature,
-                            beta=cfg.eval_beta,
-                        )
-                    )
-            metrics.write(json.dumps(row) + "\n")
-            metrics.flush()
-            bar.set_postfix(
-                reward=f"{row['reward']:.3f}",
-                correct=f"{row['correct']:.2f}",
-                nfe=f"{row['nfe']:.1f}",
-                p=f"{row['mean_unmask_prob']:.2f}",
-            )
+                    row.update(self._heldout(selection))
+            _log(metrics, bar, row)
             state = {"iteration": it, "best": best, "history": list(history)}
             if "heldout_reward" in row and row["heldout_reward"] > best:
                 best = state["best"] = row["heldout_reward"]
@@ -342,6 +284,67 @@ class GRPOTrainer:
                 self.policy.save_pretrained(out / "checkpoint-best")
         return out
 
+    def _begin(self) -> tuple[int, float, deque[float]]:
+        """(first iteration, best held-out reward, recent rewards): fresh, or from the last
+        checkpoint with ``resume``; rank 0 creates the folder and writes ``run_config.json``."""
+        cfg, procs, out = self.config, self.procs, self.out
+        start, best = 0, float("-inf")
+        history: deque[float] = deque(maxlen=MOVING_AVERAGE)
+        if procs.main:
+            out.mkdir(parents=True, exist_ok=True)
+        if cfg.resume and (self.last / "trainer_state.json").exists():
+            meta = self.load()
+            start, best = meta["iteration"] + 1, meta["best"]
+            history.extend(meta["history"])
+            logger.info("resumed from %s at iteration %d", self.last, start)
+        if procs.main:
+            run = {
+                "grpo": self.grpo.to_dict(),
+                "engine": self.engine.to_dict(),
+                "model": str(cfg.model),
+                "args": to_args(cfg),
+                "processes": procs.world,
+            }
+            (out / "run_config.json").write_text(json.dumps(run, indent=1, default=str))
+        return start, best, history
+
+    def _iteration(self, it: int, history: deque[float]) -> dict:
+        """Iteration ``it``: rollouts of this process's problems, advantages, the policy update
+        (unless every advantage is ~0); the metrics row, averaged over processes."""
+        cfg, procs, grpo, seed = self.config, self.procs, self.grpo, self.grpo.seed
+        t0 = time.perf_counter()
+        problems = procs.shard(training_problems(it, grpo.prompts_per_batch, seed, cfg.levels, cfg.free))
+        # Rows draw from streams keyed by their prompt (dllm_viz.rng): no rank in the seed, so a
+        # group rolls out the same whichever process or batch position it lands on.
+        batch = collect_rollouts(self.backend, self.policy, problems, grpo, self.engine, seed=seed * 100_003 + it)
+        advantages = group_advantages(batch.rewards, grpo.group_size).to(self.backend.device)
+        row: dict[str, Any] = {
+            "iteration": it,
+            **procs.mean(
+                {
+                    "reward": float(batch.rewards.mean()),
+                    "correct": float(batch.correct[~batch.expert].float().mean()),
+                    "nfe": float(batch.nfe[~batch.expert].float().mean()),
+                    "mean_unmask_prob": batch.mean_unmask_prob,
+                }
+            ),
+            "lr": self.schedule.get_last_lr()[0],
+            "skipped": procs.all(should_skip_update(advantages, grpo.skip_advantage_tol)),
+        }
+        if not row["skipped"]:
+            row.update(procs.mean(self.update(batch, advantages)))
+        history.append(row["reward"])
+        row["reward_ma"] = sum(history) / len(history)
+        row["seconds"] = time.perf_counter() - t0
+        return row
+
+    def _heldout(self, selection: list[Problem]) -> dict:
+        cfg = self.config
+        return heldout_reward(
+            self.backend, self.policy, selection, self.grpo, self.engine, seed=self.grpo.seed,
+            temperature=cfg.eval_temperature, beta=cfg.eval_beta,
+        )  # fmt: skip
+
     def _save_best(self, iteration: int, row: dict, problems: int) -> None:
         """Atomically replace ``checkpoint-best`` with the policy and why it was selected."""
         selection = {
@@ -358,3 +361,15 @@ class GRPOTrainer:
         with atomic_dir(self.out / "checkpoint-best") as tmp:
             self.policy.save_pretrained(tmp)
             (tmp / "selection.json").write_text(json.dumps(selection))
+
+
+def _log(metrics: TextIO, bar: tqdm, row: dict) -> None:
+    """One line of ``metrics.jsonl`` and the progress bar's numbers."""
+    metrics.write(json.dumps(row) + "\n")
+    metrics.flush()
+    bar.set_postfix(
+        reward=f"{row['reward']:.3f}",
+        correct=f"{row['correct']:.2f}",
+        nfe=f"{row['nfe']:.1f}",
+        p=f"{row['mean_unmask_prob']:.2f}",
+    )

@@ -102,6 +102,63 @@ def write_card(
         ValueError: a missing or malformed input (named), or ``dest`` not empty without ``force``.
     """
     # 1. Read and check every input, and the destination; nothing is written until all pass.
+    final = _check_inputs(stages, evaluation, baselines, notes, dest, force)
+    config = json.loads((final / "config.json").read_text())
+    result = json.loads(evaluation.read_text())
+    if not isinstance(result, dict) or not {"levels", "speed"} <= set(result):
+        raise ValueError(
+            f"--evaluate {evaluation} has no 'levels' and 'speed' "
+            "(write it with python -m dllm_viz.tiny.evaluate --json)"
+        )
+    size_mb = sum((final / n).stat().st_size for n in SHIPPED if (final / n).exists()) / 1e6
+    stage_blocks = [stage_lines(stage) for stage in stages]
+    notes_text = notes.read_text().strip() if notes else None
+    reports = [report.read_text() for report in baselines]
+    lines = _header_lines(config, size_mb, hardware)
+    for i, block in enumerate(stage_blocks, 1):
+        lines += [f"Stage {i}{' (from the previous stage, --init-from)' if i > 1 else ''}:", "", *block]
+    if notes_text:
+        lines += [notes_text, ""]
+    lines += [
+        "## Held-out accuracy",
+        "",
+        "High-Confidence-K at one token per step (greedy tokens), L = 64, held-out problems that training never sees:",
+        "",
+        "```",
+        result.get("command", "python -m dllm_viz.tiny.evaluate --n 200"),
+        "```",
+        "",
+        *level_table(result),
+        "",
+        _speed_line(result["speed"]),
+        "",
+    ]
+    if baselines:
+        lines += ["## Heuristic baselines", ""]
+    for text in reports:
+        title, _, body = text.partition("\n")
+        lines += [f"Held-out problems: {title.lstrip('# ').split(': ', 1)[-1]}.", "", body.strip(), ""]
+    # 2. Write.
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in SHIPPED:
+        if (final / name).exists():
+            shutil.copy(final / name, dest / name)
+    (dest / "README.md").write_text("\n".join(lines))
+    return dest / "README.md"
+
+
+def _speed_line(speed: dict) -> str:
+    return (
+        f"Decoding speed, batch 1, L = 64, {speed['threads']} CPU threads: "
+        f"median **{speed['median_steps_per_s']:.0f} steps/s** "
+        f"(min {speed['min_steps_per_s']:.0f}) over {speed['prompts']} decodes."
+    )
+
+
+def _check_inputs(
+    stages: list[Path], evaluation: Path, baselines: list[Path], notes: Path | None, dest: Path, force: bool
+) -> Path:
+    """Check every input file and the destination; returns the last stage's checkpoint folder."""
     for stage in stages:
         if not (stage / CHECKPOINT / "trainer_state.json").is_file():
             raise ValueError(
@@ -118,19 +175,12 @@ def write_card(
     check_destination(
         dest, kind="folder", force=force, hint="pass --force to replace the model there, or choose a new folder"
     )
-    config = json.loads((final / "config.json").read_text())
-    result = json.loads(evaluation.read_text())
-    if not isinstance(result, dict) or not {"levels", "speed"} <= set(result):
-        raise ValueError(
-            f"--evaluate {evaluation} has no 'levels' and 'speed' "
-            "(write it with python -m dllm_viz.tiny.evaluate --json)"
-        )
-    speed = result["speed"]
-    size_mb = sum((final / n).stat().st_size for n in SHIPPED if (final / n).exists()) / 1e6
-    stage_blocks = [stage_lines(stage) for stage in stages]
-    notes_text = notes.read_text().strip() if notes else None
-    reports = [report.read_text() for report in baselines]
-    lines = [
+    return final
+
+
+def _header_lines(config: dict, size_mb: float, hardware: str | None) -> list[str]:
+    """The card's metadata, title, summary, usage and the start of its training section."""
+    return [
         "---",
         "license: mit",
         "library_name: transformers",
@@ -156,38 +206,6 @@ def write_card(
         f"Hardware: {hardware or platform.machine() + ' CPU'}.",
         "",
     ]
-    for i, block in enumerate(stage_blocks, 1):
-        lines += [f"Stage {i}{' (from the previous stage, --init-from)' if i > 1 else ''}:", "", *block]
-    if notes_text:
-        lines += [notes_text, ""]
-    lines += [
-        "## Held-out accuracy",
-        "",
-        "High-Confidence-K at one token per step (greedy tokens), L = 64, held-out problems that training never sees:",
-        "",
-        "```",
-        result.get("command", "python -m dllm_viz.tiny.evaluate --n 200"),
-        "```",
-        "",
-        *level_table(result),
-        "",
-        f"Decoding speed, batch 1, L = 64, {speed['threads']} CPU threads: "
-        f"median **{speed['median_steps_per_s']:.0f} steps/s** "
-        f"(min {speed['min_steps_per_s']:.0f}) over {speed['prompts']} decodes.",
-        "",
-    ]
-    if baselines:
-        lines += ["## Heuristic baselines", ""]
-    for text in reports:
-        title, _, body = text.partition("\n")
-        lines += [f"Held-out problems: {title.lstrip('# ').split(': ', 1)[-1]}.", "", body.strip(), ""]
-    # 2. Write.
-    dest.mkdir(parents=True, exist_ok=True)
-    for name in SHIPPED:
-        if (final / name).exists():
-            shutil.copy(final / name, dest / name)
-    (dest / "README.md").write_text("\n".join(lines))
-    return dest / "README.md"
 
 
 def main(argv: list[str] | None = None) -> int:

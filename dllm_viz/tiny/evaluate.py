@@ -64,10 +64,9 @@ def level_table(
     return rows
 
 
-def main(argv: list[str] | None = None) -> dict:
-    from ..backends import BUILTIN_MODEL, ModelLoadError, load_backend
-    from ..outputs import check_destination
-    from ..strategies import build_strategy
+def build_parser() -> argparse.ArgumentParser:
+    """The command's flags (``python -m dllm_viz.tiny.evaluate --help``)."""
+    from ..backends import BUILTIN_MODEL
 
     parser = argparse.ArgumentParser(prog="python -m dllm_viz.tiny.evaluate", description=__doc__.splitlines()[0])
     parser.add_argument("--model", default=BUILTIN_MODEL)
@@ -87,6 +86,35 @@ def main(argv: list[str] | None = None) -> dict:
     # One thread by default: the tiny model gains nothing from intra-op threads on CPU, and on
     # shared cores extra threads spin (see README, "Measured results").
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
+    return parser
+
+
+def measure_speed(backend: DLLM, n: int, gen_length: int) -> dict:
+    """Steps per second of ``n`` batch-1 decodes (after one warm-up), printed and returned."""
+    from ..strategies import build_strategy
+
+    prompts = [p.question for p in test_set(2, n + 1, DEFAULT_FREE)]
+    config = EngineConfig.semi_ar(gen_length)
+    rates = steps_per_second(backend, prompts, build_strategy("confidence"), config)[1:]  # drop warm-up
+    speed = {
+        "median_steps_per_s": statistics.median(rates),
+        "min_steps_per_s": min(rates),
+        "prompts": len(rates),
+        "threads": torch.get_num_threads(),
+    }
+    print(
+        f"decoding speed, batch 1, L={gen_length}, {speed['threads']} CPU threads: "
+        f"median {speed['median_steps_per_s']:.1f} steps/s (min {speed['min_steps_per_s']:.1f}) "
+        f"over {len(rates)} decodes"
+    )
+    return speed
+
+
+def main(argv: list[str] | None = None) -> dict:
+    from ..backends import ModelLoadError, load_backend
+    from ..outputs import check_destination
+
+    parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     try:  # every input is checked before the first decode
@@ -114,20 +142,7 @@ def main(argv: list[str] | None = None) -> dict:
             f"| {r['setting']} (BL={r['block_length']}) | {kind} | {r['level']} | {r['n']} "
             f"| {100 * r['accuracy']:.1f} % | {r['mean_nfe']:.1f} | {100 * r['no_answer']:.1f} % |"
         )
-    prompts = [p.question for p in test_set(2, args.speed_prompts + 1, DEFAULT_FREE)]
-    config = EngineConfig.semi_ar(args.gen_length)
-    rates = steps_per_second(backend, prompts, build_strategy("confidence"), config)[1:]  # drop warm-up
-    speed = {
-        "median_steps_per_s": statistics.median(rates),
-        "min_steps_per_s": min(rates),
-        "prompts": len(rates),
-        "threads": torch.get_num_threads(),
-    }
-    print(
-        f"decoding speed, batch 1, L={args.gen_length}, {speed['threads']} CPU threads: "
-        f"median {speed['median_steps_per_s']:.1f} steps/s (min {speed['min_steps_per_s']:.1f}) "
-        f"over {len(rates)} decodes"
-    )
+    speed = measure_speed(backend, args.speed_prompts, args.gen_length)
     result = {
         "levels": rows,
         "speed": speed,

@@ -19,8 +19,8 @@ import logging
 import random
 import sys
 import time
-from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
+from typing import TextIO
 
 import torch
 from tqdm.auto import tqdm
@@ -32,128 +32,12 @@ from ..training import adamw, load_optimizer, read_state, save_checkpoint, warmu
 from .data import LOSS_WEIGHTINGS, collate, diffusion_loss, mask_responses
 from .model import TinyModelConfig, build_model, count_parameters, modernbert_config
 from .tokenizer import build_tokenizer
+from .train_config import RESUMABLE_CHANGES, TrainConfig
 
 logger = logging.getLogger(__name__)
 
 CHECKPOINT, FINAL = "checkpoint", "final"
 EVAL_RATIOS = (0.3, 0.7, 1.0)  # held-out masked loss is reported at these fixed mask ratios
-# Fields that may differ when resuming; any other difference would change the run.
-RESUMABLE_CHANGES = {
-    "out_dir",
-    "device",
-    "threads",
-    "time_limit_minutes",
-    "eval_every",
-    "eval_problems",
-    "checkpoint_every",
-    "log_every",
-}
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """One training run.
-
-    Data and objective:
-        gen_length: L, fixed response length; solutions are EOS-padded to it (the engine
-            decodes with the same L = 64).
-        batch_size: problems per step; all problems of a step share one level, so their
-            prompts need little padding.
-        level_weights_start, level_weights_end: curriculum; probability of each level
-            (1, 2, 3 operations) at the first and last step, linearly interpolated. Easy
-            problems first teach the format, then the mix shifts to multi-step problems.
-        free_fraction: probability that a step's problems are free-choice ones (every
-            addition and subtraction leaves its amount open; see
-            :mod:`dllm_viz.tasks.wordproblems`), the rest stating every amount.
-        min_mask_ratio: t ~ U(min_mask_ratio, 1) (LLaDA's eps, so t is never 0).
-        loss_weighting: ``"masked_mean"`` or ``"elbo"`` (see :func:`.data.diffusion_loss`).
-
-    Optimisation:
-        steps, lr, warmup_steps, min_lr_ratio: AdamW, linear warmup then cosine decay to
-            ``lr * min_lr_ratio``.
-        weight_decay, grad_clip: usual regularisers; clip keeps early steps stable at lr 1e-3.
-
-    Bookkeeping:
-        eval_every, eval_problems: held-out eval period and problems per level (engine,
-            High-Confidence-K, one token per step, BL = L/8, free-choice problems); 0 disables.
-        checkpoint_every, log_every: periods in steps.
-        time_limit_minutes: stop (with a checkpoint) after this much wall time; resume later.
-        seed: seeds initialisation, data and masks.
-        device: ``"auto"`` (cuda when present), ``"cpu"`` or ``"cuda"``.
-        threads: torch CPU threads (None: torch's default).
-        init_from: a saved model folder (e.g. an earlier run's ``final``) to continue from:
-            its weights and tokenizer, with a fresh optimiser, schedule and data stream.
-            ``model`` must describe the same network.
-    """
-
-    out_dir: str = "outputs/tiny-dllm"
-    model: TinyModelConfig = field(default_factory=TinyModelConfig)
-    gen_length: int = 64
-    batch_size: int = 16
-    level_weights_start: tuple[float, ...] = (0.8, 0.15, 0.05)
-    level_weights_end: tuple[float, ...] = (0.4, 0.3, 0.3)
-    free_fraction: float = 0.75
-    min_mask_ratio: float = 1e-3
-    loss_weighting: str = "masked_mean"
-    steps: int = 9000
-    lr: float = 1e-3
-    warmup_steps: int = 200
-    min_lr_ratio: float = 0.1
-    weight_decay: float = 0.01
-    grad_clip: float = 1.0
-    eval_every: int = 1000
-    eval_problems: int = 32
-    checkpoint_every: int = 250
-    log_every: int = 25
-    time_limit_minutes: float | None = None
-    seed: int = 0
-    device: str = "auto"
-    threads: int | None = None
-    init_from: str | None = None
-
-    def __post_init__(self) -> None:
-        if isinstance(self.model, dict):
-            object.__setattr__(self, "model", TinyModelConfig.from_dict(self.model))
-        for name in ("level_weights_start", "level_weights_end"):
-            weights = tuple(float(w) for w in getattr(self, name))
-            object.__setattr__(self, name, weights)
-            if len(weights) != len(LEVELS) or min(weights) < 0 or sum(weights) <= 0:
-                raise ValueError(f"{name} ({weights}) must be {len(LEVELS)} non-negative weights, not all 0")
-        for name in ("gen_length", "batch_size", "steps"):
-            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
-                raise ValueError(f"{name} ({getattr(self, name)!r}) must be a positive integer")
-        for name in ("warmup_steps", "eval_every", "eval_problems", "log_every", "checkpoint_every"):
-            if not isinstance(getattr(self, name), int) or getattr(self, name) < 0:
-                raise ValueError(f"{name} ({getattr(self, name)!r}) must be an integer ≥ 0")
-        if self.gen_length % 8:
-            raise ValueError(f"gen_length ({self.gen_length}) must be a multiple of 8 (eval uses BL = L/8)")
-        if not 0 <= self.free_fraction <= 1:
-            raise ValueError(f"free_fraction ({self.free_fraction}) must be in [0, 1]")
-        if not 0 < self.min_mask_ratio < 1:
-            raise ValueError(f"min_mask_ratio ({self.min_mask_ratio}) must be in (0, 1)")
-        if self.loss_weighting not in LOSS_WEIGHTINGS:
-            raise ValueError(f"loss_weighting ({self.loss_weighting!r}) must be one of {LOSS_WEIGHTINGS}")
-        if not self.lr > 0 or not 0 <= self.min_lr_ratio <= 1:
-            raise ValueError(f"lr ({self.lr}) must be > 0 and min_lr_ratio ({self.min_lr_ratio}) in [0, 1]")
-        if self.weight_decay < 0 or self.grad_clip <= 0:
-            raise ValueError(f"weight_decay ({self.weight_decay}) must be ≥ 0 and grad_clip ({self.grad_clip}) > 0")
-        if self.time_limit_minutes is not None and not self.time_limit_minutes > 0:
-            raise ValueError(f"time_limit_minutes ({self.time_limit_minutes}) must be > 0 or None")
-        if self.device not in ("auto", "cpu", "cuda"):
-            raise ValueError(f"device ({self.device!r}) must be 'auto', 'cpu' or 'cuda'")
-        if self.threads is not None and (not isinstance(self.threads, int) or self.threads < 1):
-            raise ValueError(f"threads ({self.threads!r}) must be a positive integer or None")
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict) -> TrainConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = set(data) - known
-        if unknown:
-            raise ValueError(f"unknown TrainConfig field(s) {sorted(unknown)}; known: {sorted(known)}")
-        return cls(**data)
 
 
 def level_weights(config: TrainConfig, step: int) -> tuple[float, ...]:
@@ -323,6 +207,53 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> d
     device = resolve_device(config.device)
     if config.threads:
         torch.set_num_threads(config.threads)
+    model, tokenizer, optimizer, state = start_run(config, resume, device)
+    params = count_parameters(model)
+    logger.info("%d parameters, device %s, %d CPU threads", params, device, torch.get_num_threads())
+
+    start_step, started, earlier = state["step"], time.perf_counter(), state["elapsed_seconds"]
+    elapsed = lambda: earlier + time.perf_counter() - started  # noqa: E731 (wall time over all sessions)
+    ema = None
+    bar = tqdm(
+        range(start_step, config.steps),
+        initial=start_step,
+        total=config.steps,
+        disable=not progress,
+        desc="train",
+        dynamic_ncols=True,
+    )
+    with (out_dir / "metrics.jsonl").open("a") as metrics:
+        for step in bar:
+            loss = train_step(model, tokenizer, config, step, optimizer, device)
+            ema = loss if ema is None else 0.95 * ema + 0.05 * loss
+            done = step + 1
+            if config.log_every and done % config.log_every == 0:
+                bar.set_postfix(loss=f"{ema:.3f}", lr=f"{learning_rate(config, step):.1e}")
+                line = {"step": done, "loss": loss, "loss_ema": ema, "lr": learning_rate(config, step)}
+                _write_line(metrics, {**line, "seconds": elapsed()})
+            if config.eval_every and (done % config.eval_every == 0 or done == config.steps):
+                record = evaluate(model, tokenizer, config, device, {"step": done, "seconds": elapsed()})
+                state["history"].append(record)
+                _write_line(metrics, {"eval": record})
+            out_of_time = config.time_limit_minutes is not None and elapsed() > 60 * config.time_limit_minutes
+            if done == config.steps or out_of_time or (config.checkpoint_every and done % config.checkpoint_every == 0):
+                state.update(step=done, elapsed_seconds=elapsed(), config=config.to_dict())
+                save_checkpoint(out_dir / CHECKPOINT, model, optimizer, state, tokenizer)
+            if out_of_time:
+                logger.warning(
+                    "time limit of %s min reached at step %d; rerun with --resume", config.time_limit_minutes, done
+                )
+                break
+    bar.close()
+    return finish(config, model, tokenizer, state, params, device)
+
+
+def start_run(
+    config: TrainConfig, resume: bool, device: torch.device
+) -> tuple[PreTrainedModel, PreTrainedTokenizerBase, torch.optim.AdamW, dict]:
+    """(model, tokenizer, optimizer, state) to train from: the checkpoint in ``out_dir`` when
+    resuming, else a new run in a folder that holds no other run's files."""
+    out_dir = Path(config.out_dir)
     checkpoint = out_dir / CHECKPOINT
     # Never write into another run's folder (or a shipped model): only --resume may reuse one.
     if checkpoint.exists() and not resume:
@@ -346,58 +277,30 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> d
         optimizer = make_optimizer(model, config)
         state = {"step": 0, "elapsed_seconds": 0.0, "history": []}
     out_dir.mkdir(parents=True, exist_ok=True)
-    params = count_parameters(model)
-    logger.info("%d parameters, device %s, %d CPU threads", params, device, torch.get_num_threads())
+    return model, tokenizer, optimizer, state
 
-    start_step, started, earlier = state["step"], time.perf_counter(), state["elapsed_seconds"]
-    elapsed = lambda: earlier + time.perf_counter() - started  # noqa: E731 (wall time over all sessions)
-    ema = None
-    bar = tqdm(
-        range(start_step, config.steps),
-        initial=start_step,
-        total=config.steps,
-        disable=not progress,
-        desc="train",
-        dynamic_ncols=True,
-    )
-    with (out_dir / "metrics.jsonl").open("a") as metrics:
-        for step in bar:
-            loss = train_step(model, tokenizer, config, step, optimizer, device)
-            ema = loss if ema is None else 0.95 * ema + 0.05 * loss
-            done = step + 1
-            if config.log_every and done % config.log_every == 0:
-                bar.set_postfix(loss=f"{ema:.3f}", lr=f"{learning_rate(config, step):.1e}")
-                metrics.write(
-                    json.dumps(
-                        {
-                            "step": done,
-                            "loss": loss,
-                            "loss_ema": ema,
-                            "lr": learning_rate(config, step),
-                            "seconds": elapsed(),
-                        }
-                    )
-                    + "\n"
-                )
-                metrics.flush()
-            if config.eval_every and (done % config.eval_every == 0 or done == config.steps):
-                record = {"step": done, "seconds": elapsed(), **heldout_loss(model, tokenizer, config, device)}
-                if config.eval_problems:
-                    record.update(heldout_accuracy(model, tokenizer, config, config.eval_problems))
-                state["history"].append(record)
-                metrics.write(json.dumps({"eval": record}) + "\n")
-                metrics.flush()
-                logger.info("eval %s", json.dumps(record))
-            out_of_time = config.time_limit_minutes is not None and elapsed() > 60 * config.time_limit_minutes
-            if done == config.steps or out_of_time or (config.checkpoint_every and done % config.checkpoint_every == 0):
-                state.update(step=done, elapsed_seconds=elapsed(), config=config.to_dict())
-                save_checkpoint(checkpoint, model, optimizer, state, tokenizer)
-            if out_of_time:
-                logger.warning(
-                    "time limit of %s min reached at step %d; rerun with --resume", config.time_limit_minutes, done
-                )
-                break
-    bar.close()
+
+def evaluate(
+    model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, config: TrainConfig, device: torch.device, when: dict
+) -> dict:
+    """``when`` (step, seconds) with the held-out losses and, with ``eval_problems``, accuracies."""
+    record = {**when, **heldout_loss(model, tokenizer, config, device)}
+    if config.eval_problems:
+        record.update(heldout_accuracy(model, tokenizer, config, config.eval_problems))
+    logger.info("eval %s", json.dumps(record))
+    return record
+
+
+def _write_line(metrics: TextIO, entry: dict) -> None:
+    metrics.write(json.dumps(entry) + "\n")
+    metrics.flush()
+
+
+def finish(
+    config: TrainConfig, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, state: dict, params: int,
+    device: torch.device,
+) -> dict:  # fmt: skip
+    """The run's summary; a finished run's model, tokenizer and summary saved in ``out_dir/final``."""
     summary = {
         "steps": state["step"],
         "finished": state["step"] >= config.steps,
@@ -409,7 +312,7 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> d
         "last_eval": state["history"][-1] if state["history"] else None,
     }
     if summary["finished"]:
-        final = out_dir / FINAL
+        final = Path(config.out_dir) / FINAL
         model.save_pretrained(final)
         tokenizer.save_pretrained(final)
         (final / "training.json").write_text(json.dumps(summary, indent=1))
@@ -420,8 +323,8 @@ def _floats(text: str) -> tuple[float, ...]:
     return tuple(float(x) for x in text.split(","))
 
 
-def parse_args(argv: list[str] | None = None) -> tuple[TrainConfig, bool, bool]:
-    """CLI flags → (TrainConfig, resume, progress bar); defaults come from the dataclasses."""
+def build_parser() -> argparse.ArgumentParser:
+    """The command's flags; defaults come from :class:`TrainConfig` and :class:`TinyModelConfig`."""
     d, m = TrainConfig(), TinyModelConfig()
     p = argparse.ArgumentParser(prog="python -m dllm_viz.tiny.train", description=__doc__.split("\n")[0])
     p.add_argument("--out-dir", default=d.out_dir)
@@ -454,32 +357,21 @@ def parse_args(argv: list[str] | None = None) -> tuple[TrainConfig, bool, bool]:
     p.add_argument("--intermediate-size", type=int, default=m.intermediate_size)
     p.add_argument("--init-from", default=None, help="continue from a saved model folder (weights only)")
     p.add_argument("--no-progress", action="store_true")
-    a = p.parse_args(argv)
+    return p
+
+
+def parse_args(argv: list[str] | None = None) -> tuple[TrainConfig, bool, bool]:
+    """CLI flags → (TrainConfig, resume, progress bar); defaults come from the dataclasses."""
+    a = build_parser().parse_args(argv)
     model = TinyModelConfig(
         hidden_size=a.hidden_size, num_layers=a.layers, num_heads=a.heads, intermediate_size=a.intermediate_size
     )
-    config = TrainConfig(
-        out_dir=a.out_dir,
-        model=model,
-        gen_length=a.gen_length,
-        batch_size=a.batch_size,
-        level_weights_start=a.level_weights_start,
-        level_weights_end=a.level_weights_end,
-        free_fraction=a.free_fraction,
-        loss_weighting=a.loss_weighting,
-        steps=a.steps,
-        lr=a.lr,
-        warmup_steps=a.warmup_steps,
-        eval_every=a.eval_every,
-        eval_problems=a.eval_problems,
-        checkpoint_every=a.checkpoint_every,
-        log_every=a.log_every,
-        time_limit_minutes=a.time_limit_minutes,
-        seed=a.seed,
-        device=a.device,
-        threads=a.threads,
-        init_from=a.init_from,
+    names = (
+        *("out_dir", "gen_length", "batch_size", "level_weights_start", "level_weights_end", "free_fraction"),
+        *("loss_weighting", "steps", "lr", "warmup_steps", "eval_every", "eval_problems", "checkpoint_every"),
+        *("log_every", "time_limit_minutes", "seed", "device", "threads", "init_from"),
     )
+    config = TrainConfig(model=model, **{name: getattr(a, name) for name in names})
     return config, a.resume, not a.no_progress
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from html import escape
 from typing import TYPE_CHECKING
 
-from ..trace import Trace
+from ..trace import Trace, TraceStep
 from ..tree import DecodeTree, TreeNode
 from .frame import display_text, frame_cells
 from .palette import PANE_COLOURS
@@ -133,21 +133,11 @@ def inspector_html(
         f"<b>Step {k}</b> of node {int(node_id)} · decided by {escape(str(trace.strategy.get('name', '?')))} · "
         f"time input t = NFE before the step / L = {inputs.time:.3f}"
     )
-    rows = []
-    for p in (p for p in range(trace.gen_length) if bool(inputs.eligible[p])):
-        recorded = "—" if step.probs is None else f"{step.probs[p]:.3f}"
-        again = "—" if attribution is None else f"{float(attribution.probs[p]):.3f}"
-        top = ""
-        if attribution is not None and p in attribution.positions:
-            name, value = attribution.top_inputs(p, 1)[0]
-            top = f"{escape(name)} ({value:+.3g})"
-        picked = ' class="ex-picked"' if p == position else ""
-        rows.append(
-            f'<tr data-position="{p}"{picked}><td>{p}</td>'
-            f"<td>{escape(display_text(trace.token_text(step.proposed[p])))}</td><td>{step.confidence[p]:.3f}</td>"
-            f"<td>{recorded}</td><td>{again}</td><td>{'✓' if p in step.committed else ''}</td>"
-            f'<td data-top-input="{escape(top, quote=True)}">{top}</td></tr>'
-        )
+    rows = [
+        _position_row(trace, step, p, attribution, picked=p == position)
+        for p in range(trace.gen_length)
+        if bool(inputs.eligible[p])
+    ]
     table = (
         (
             '<table class="ex-table"><tr><th>pos</th><th>token</th><th>confidence</th><th>P(unmask) recorded</th>'
@@ -160,24 +150,47 @@ def inspector_html(
     )
     detail = ""
     if attribution is not None and position is not None and position in attribution.positions:
-        items = attribution.top_inputs(position, TOP_INPUTS)
-        scale = max((abs(v) for _, v in items), default=0.0) or 1.0
-        bars = "".join(
-            f'<div class="ex-attr" data-input="{escape(name, quote=True)}" data-value="{value:.6g}">'
-            f"<span>{escape(name)}</span>"
-            f'<span class="ex-bar" style="width:{60 * abs(value) / scale:.0f}px;background:'
-            f'{PANE_COLOURS["a"] if value >= 0 else PANE_COLOURS["b"]}"></span> {value:+.4g}</div>'
-            for name, value in items
-        )
-        r = attribution.row(position)
-        detail = (
-            f'<div class="ex-detail" data-position="{position}"><b>Position {position}</b>: P(unmask) '
-            f"{float(attribution.probs[position]):.4f}, logit {float(attribution.logits[position]):+.3f}. The "
-            f"inputs that moved its logit most (× {float(attribution.ds_db[r]):.3g} for the probability; blue "
-            f"raised it, orange lowered it):{bars}</div>"
-        )
+        detail = _attribution_detail(attribution, position)
     foot = f'<p class="ex-note">{escape(note)}</p>' if note else ""
     return f'<div class="ex-inspector" data-step="{k}">{head}{table}{detail}{foot}</div>'
+
+
+def _position_row(trace: Trace, step: TraceStep, p: int, attribution: Attribution | None, picked: bool) -> str:
+    """An eligible position's table row: token, confidence, recorded and recomputed P(unmask),
+    whether it was committed, and the input that moved its logit most."""
+    recorded = "—" if step.probs is None else f"{step.probs[p]:.3f}"
+    again = "—" if attribution is None else f"{float(attribution.probs[p]):.3f}"
+    top = ""
+    if attribution is not None and p in attribution.positions:
+        name, value = attribution.top_inputs(p, 1)[0]
+        top = f"{escape(name)} ({value:+.3g})"
+    chosen = ' class="ex-picked"' if picked else ""
+    return (
+        f'<tr data-position="{p}"{chosen}><td>{p}</td>'
+        f"<td>{escape(display_text(trace.token_text(step.proposed[p])))}</td><td>{step.confidence[p]:.3f}</td>"
+        f"<td>{recorded}</td><td>{again}</td><td>{'✓' if p in step.committed else ''}</td>"
+        f'<td data-top-input="{escape(top, quote=True)}">{top}</td></tr>'
+    )
+
+
+def _attribution_detail(attribution: Attribution, position: int) -> str:
+    """``position``'s top inputs with their signed gradient × input, as bars."""
+    items = attribution.top_inputs(position, TOP_INPUTS)
+    scale = max((abs(v) for _, v in items), default=0.0) or 1.0
+    bars = "".join(
+        f'<div class="ex-attr" data-input="{escape(name, quote=True)}" data-value="{value:.6g}">'
+        f"<span>{escape(name)}</span>"
+        f'<span class="ex-bar" style="width:{60 * abs(value) / scale:.0f}px;background:'
+        f'{PANE_COLOURS["a"] if value >= 0 else PANE_COLOURS["b"]}"></span> {value:+.4g}</div>'
+        for name, value in items
+    )
+    r = attribution.row(position)
+    return (
+        f'<div class="ex-detail" data-position="{position}"><b>Position {position}</b>: P(unmask) '
+        f"{float(attribution.probs[position]):.4f}, logit {float(attribution.logits[position]):+.3f}. The "
+        f"inputs that moved its logit most (× {float(attribution.ds_db[r]):.3g} for the probability; blue "
+        f"raised it, orange lowered it):{bars}</div>"
+    )
 
 
 EXPLORE_CSS = """

@@ -160,110 +160,122 @@ def heatmap_figure(
     if has_policy_probs(trace):
         panels.append(("policy P(unmask) %", trace.matrix("probs")))
     domains = _domains(len(panels), 0.05)
-    steps_axis = np.arange(1, k + 1, dtype=np.int32)
-    positions = np.arange(trace.gen_length, dtype=np.int32)
-    commit = trace.commit_step()
-    shown = (commit >= 0) & (commit < k)
+    diverged = divergence if divergence is not None and divergence <= n else None
     data, shapes, annotations, layout = [], [], [], {}
     for i, (name, matrix) in enumerate(panels):
         xname, xkey = _axis_names(i)
-        data.append(
-            go.Heatmap(
-                z=_percent(matrix[:k]),
-                x=positions,
-                y=steps_axis,
-                xaxis=xname,
-                yaxis="y",
-                coloraxis="coloraxis",
-                hovertemplate=f"position %{{x}}<br>step %{{y}}<br>{name} %{{z}}%<extra></extra>",
-            )
-        )
-        data.append(
-            go.Scatter(
-                x=positions[shown],
-                y=(commit[shown] + 1).astype(np.int32),
-                xaxis=xname,
-                yaxis="y",
-                mode="markers",
-                name="commit (unmask order)",
-                showlegend=False,
-                marker=dict(symbol="square-open", size=6, color=NEW_OUTLINE, line=dict(width=1.5)),
-                hovertemplate="committed position %{x} at step %{y}<extra></extra>",
-            )
-        )
+        data += _heatmap_panel(trace, name, matrix[:k], xname)
         layout[xkey] = dict(
             domain=domains[i], range=[-0.5, trace.gen_length - 0.5], title=dict(text="position"), anchor="y"
         )
         annotations.append(_title_annotation(name, domains[i]))
-        if trace.block_length < trace.gen_length:
-            shapes += [
-                dict(
-                    type="line",
-                    xref=xname,
-                    yref="paper",
-                    x0=b * trace.block_length - 0.5,
-                    x1=b * trace.block_length - 0.5,
-                    y0=0,
-                    y1=1,
-                    line=dict(color="#888", width=1, dash="dot"),
-                )
-                for b in range(1, trace.gen_length // trace.block_length)
-            ]
-        if divergence is not None and divergence <= n:
-            shapes.append(
-                dict(
-                    type="line",
-                    xref=f"{xname} domain",
-                    yref="y",
-                    x0=0,
-                    x1=1,
-                    y0=divergence,
-                    y1=divergence,
-                    line=dict(color=DIVERGENCE, width=2, dash="dash"),
-                )
-            )
-    if divergence is not None and divergence <= n:
-        annotations.append(
-            dict(
-                x=0,
-                y=divergence,
-                xref="x",
-                yref="y",
-                text=f"A/B diverge at step {divergence}",
-                showarrow=False,
-                yshift=-9,
-                xanchor="left",
-                font=dict(color=DIVERGENCE, size=10),
-                bgcolor="rgba(255,255,255,0.8)",
-            )
-        )
-    return go.Figure(
-        data=data,
-        layout=dict(
-            layout,
-            template="none",
-            height=HEATMAP_HEIGHT,
-            font=_FONT,
-            margin=dict(l=50, r=60, t=52, b=40),
-            title=dict(
-                text=f"{title} · □ = committed" if title else "□ = committed",
-                font=dict(size=12),
-                x=0,
-                xanchor="left",
-                y=0.98,
-            ),
-            modebar=dict(orientation="v"),  # a vertical toolbar on the right never covers the title
-            yaxis=dict(range=[n + 0.5, 0.5], title=dict(text="step"), **step_ticks(n)),
-            coloraxis=dict(
-                colorscale=plotly_colorscale(),
-                cmin=0,
-                cmax=100,
-                colorbar=dict(title=dict(text="%", side="right"), thickness=10, len=0.9),
-            ),
-            legend=dict(orientation="h", x=1, xanchor="right", y=1.2, yanchor="bottom", font=dict(size=10)),
-            shapes=shapes,
-            annotations=annotations,
+        shapes += _block_lines(trace, xname)
+        if diverged is not None:
+            shapes.append(_divergence_line(f"{xname} domain", diverged))
+    if diverged is not None:
+        annotations.append(_divergence_label(diverged))
+    return go.Figure(data=data, layout=_heatmap_layout(layout, title, n, shapes, annotations))
+
+
+def _divergence_line(xref: str, step: int) -> dict:
+    """A dashed horizontal line across a panel at the step where A and B first differ."""
+    return dict(
+        type="line", xref=xref, yref="y", x0=0, x1=1, y0=step, y1=step,
+        line=dict(color=DIVERGENCE, width=2, dash="dash"),
+    )  # fmt: skip
+
+
+def _divergence_label(step: int) -> dict:
+    return dict(
+        x=0,
+        y=step,
+        xref="x",
+        yref="y",
+        text=f"A/B diverge at step {step}",
+        showarrow=False,
+        yshift=-9,
+        xanchor="left",
+        font=dict(color=DIVERGENCE, size=10),
+        bgcolor="rgba(255,255,255,0.8)",
+    )
+
+
+def _heatmap_panel(trace: Trace, name: str, matrix: np.ndarray, xname: str) -> list:
+    """One panel's traces: the (steps shown × L) ``matrix`` as a heatmap, and a □ where a
+    position was committed within those steps."""
+    k = matrix.shape[0]
+    positions = np.arange(trace.gen_length, dtype=np.int32)
+    commit = trace.commit_step()
+    shown = (commit >= 0) & (commit < k)
+    return [
+        go.Heatmap(
+            z=_percent(matrix),
+            x=positions,
+            y=np.arange(1, k + 1, dtype=np.int32),
+            xaxis=xname,
+            yaxis="y",
+            coloraxis="coloraxis",
+            hovertemplate=f"position %{{x}}<br>step %{{y}}<br>{name} %{{z}}%<extra></extra>",
         ),
+        go.Scatter(
+            x=positions[shown],
+            y=(commit[shown] + 1).astype(np.int32),
+            xaxis=xname,
+            yaxis="y",
+            mode="markers",
+            name="commit (unmask order)",
+            showlegend=False,
+            marker=dict(symbol="square-open", size=6, color=NEW_OUTLINE, line=dict(width=1.5)),
+            hovertemplate="committed position %{x} at step %{y}<extra></extra>",
+        ),
+    ]
+
+
+def _block_lines(trace: Trace, xname: str) -> list[dict]:
+    """Dotted vertical lines between semi-AR blocks (none for full diffusion)."""
+    if trace.block_length >= trace.gen_length:
+        return []
+    return [
+        dict(
+            type="line",
+            xref=xname,
+            yref="paper",
+            x0=b * trace.block_length - 0.5,
+            x1=b * trace.block_length - 0.5,
+            y0=0,
+            y1=1,
+            line=dict(color="#888", width=1, dash="dot"),
+        )
+        for b in range(1, trace.gen_length // trace.block_length)
+    ]
+
+
+def _heatmap_layout(axes: dict, title: str, n: int, shapes: list, annotations: list) -> dict:
+    """The heatmap figure's layout around its panels' x ``axes``, ``n`` steps tall."""
+    return dict(
+        axes,
+        template="none",
+        height=HEATMAP_HEIGHT,
+        font=_FONT,
+        margin=dict(l=50, r=60, t=52, b=40),
+        title=dict(
+            text=f"{title} · □ = committed" if title else "□ = committed",
+            font=dict(size=12),
+            x=0,
+            xanchor="left",
+            y=0.98,
+        ),
+        modebar=dict(orientation="v"),  # a vertical toolbar on the right never covers the title
+        yaxis=dict(range=[n + 0.5, 0.5], title=dict(text="step"), **step_ticks(n)),
+        coloraxis=dict(
+            colorscale=plotly_colorscale(),
+            cmin=0,
+            cmax=100,
+            colorbar=dict(title=dict(text="%", side="right"), thickness=10, len=0.9),
+        ),
+        legend=dict(orientation="h", x=1, xanchor="right", y=1.2, yanchor="bottom", font=dict(size=10)),
+        shapes=shapes,
+        annotations=annotations,
     )
 
 
@@ -283,34 +295,59 @@ def curves_figure(
         )
     titles = ("masks remaining", "tokens committed per step", "model ms per step")
     domains = _domains(3, 0.08)
-    data, longest = [], 1
-    for label, trace in panes.items():
-        if trace is None or not trace.num_steps:
-            continue
-        longest = max(longest, trace.num_steps)
-        x = np.arange(1, trace.num_steps + 1, dtype=np.int32)
-        per_step = np.array([len(s.committed) for s in trace.steps], dtype=np.int32)
-        series = (
-            (trace.gen_length - np.cumsum(per_step)).astype(np.int32),
-            per_step,
-            np.array([s.model_ms for s in trace.steps], dtype=np.float32),
-        )
-        style = dict(color=PANE_COLOURS.get(label.lower()[:1]), width=2)
-        for i, y in enumerate(series):
-            xname, _ = _axis_names(i)
-            data.append(
-                go.Scatter(
-                    x=x,
-                    y=y,
-                    name=label,
-                    legendgroup=label,
-                    showlegend=i == 0,
-                    mode="lines",
-                    line=dict(style, shape="hv" if i == 1 else "linear"),
-                    xaxis=xname,
-                    yaxis=xname.replace("x", "y"),
-                )
+    shown = [(label, t) for label, t in panes.items() if t is not None and t.num_steps]
+    longest = max([1] + [t.num_steps for _, t in shown])
+    data = [line for label, trace in shown for line in _curves(label, trace)]
+    layout, shapes = _curves_axes(domains, longest, step, divergence)
+    return go.Figure(
+        data=data,
+        layout=dict(
+            layout,
+            template="none",
+            height=CURVES_HEIGHT,
+            font=_FONT,
+            margin=dict(l=45, r=40, t=40, b=40),
+            shapes=shapes,
+            modebar=dict(orientation="v"),
+            annotations=[_title_annotation(t, d) for t, d in zip(titles, domains, strict=True)],
+            legend=dict(orientation="h", x=1, xanchor="right", y=1.18, yanchor="bottom"),
+        ),
+    )
+
+
+def _curves(label: str, trace: Trace) -> list[go.Scatter]:
+    """One pane's three lines: masks remaining, tokens committed per step, model ms per step."""
+    x = np.arange(1, trace.num_steps + 1, dtype=np.int32)
+    per_step = np.array([len(s.committed) for s in trace.steps], dtype=np.int32)
+    series = (
+        (trace.gen_length - np.cumsum(per_step)).astype(np.int32),
+        per_step,
+        np.array([s.model_ms for s in trace.steps], dtype=np.float32),
+    )
+    style = dict(color=PANE_COLOURS.get(label.lower()[:1]), width=2)
+    out = []
+    for i, y in enumerate(series):
+        xname, _ = _axis_names(i)
+        out.append(
+            go.Scatter(
+                x=x,
+                y=y,
+                name=label,
+                legendgroup=label,
+                showlegend=i == 0,
+                mode="lines",
+                line=dict(style, shape="hv" if i == 1 else "linear"),
+                xaxis=xname,
+                yaxis=xname.replace("x", "y"),
             )
+        )
+    return out
+
+
+def _curves_axes(
+    domains: list[list[float]], longest: int, step: int | None, divergence: int | None
+) -> tuple[dict, list[dict]]:
+    """The three panels' axes over ``longest`` steps, and the step and divergence markers."""
     layout, shapes = {}, []
     for i, domain in enumerate(domains):
         xname, xkey = _axis_names(i)
@@ -331,17 +368,4 @@ def curves_figure(
                 shapes.append(
                     dict(type="line", xref=xname, yref=f"{yname} domain", x0=at, x1=at, y0=0, y1=1, line=line)
                 )
-    return go.Figure(
-        data=data,
-        layout=dict(
-            layout,
-            template="none",
-            height=CURVES_HEIGHT,
-            font=_FONT,
-            margin=dict(l=45, r=40, t=40, b=40),
-            shapes=shapes,
-            modebar=dict(orientation="v"),
-            annotations=[_title_annotation(t, d) for t, d in zip(titles, domains, strict=True)],
-            legend=dict(orientation="h", x=1, xanchor="right", y=1.18, yanchor="bottom"),
-        ),
-    )
+    return layout, shapes
