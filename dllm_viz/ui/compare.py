@@ -15,7 +15,7 @@ import gradio as gr
 
 from ..engine import EngineConfig
 from ..views import curves_figure, divergence_detail, heatmap_figure, render_grid, stats_html
-from . import picker
+from . import picker, runtime
 from .budget import compute_slot
 from .errors import shown, user_errors
 from .examples import known_answer
@@ -54,7 +54,7 @@ DEFAULT_SPEED = next(iter(LIVE_SPEEDS))  # a class can follow each step; researc
 # the endpoints' API clients receive them.
 PANES = ("grid_a", "grid_b", "stats_a", "stats_b", "heat_a", "heat_b", "curves")
 RUN_OUTPUTS = (*PANES, "status", "slider", "follow", "session", "dl_json", "dl_gif")
-LIVE_OUTPUTS = (*PANES, "slider")
+LIVE_OUTPUTS = (*PANES, "slider", "status")
 REPLAY_OUTPUTS = (*PANES, "follow")
 STEP_OUTPUTS = (*PANES, "follow", "slider")
 PLAY_OUTPUTS = (*PANES, "slider", "timer", "play_btn", "playing")
@@ -73,6 +73,7 @@ class LiveControl:
     stop: threading.Event = field(default_factory=threading.Event)
     last_plot: float = 0.0
     shown: int = -1  # the step the last live frame showed (an unchanged step is not sent again)
+    model: str = ""  # the run's canonical model: while it loads, live frames say so
 
 
 _LIVE: dict[str, LiveControl] = {}  # run id → its controls, while the run streams
@@ -185,7 +186,7 @@ def run_compare(model, prompt, gen_length, block_length, full_diffusion, tempera
         yield _failed(err)
         raise
     comp = new_comparison(prompt, specs)
-    _LIVE[comp.run_id] = LiveControl()
+    _LIVE[comp.run_id] = LiveControl(model=model)
     yield {
         "status": f"loading model and strategies… #{comp.run_id}",
         "follow": gr.Checkbox(value=True),
@@ -275,9 +276,14 @@ def stop_live_timer() -> Updates:
 
 def live_frame(comp: Comparison | None) -> Updates:
     """The latest step of a live run, pulled by the live timer (grids every tick, plots every
-    ``PLOT_INTERVAL_S``); nothing once the run has ended (its final frame is already sent)."""
+    ``PLOT_INTERVAL_S``); nothing once the run has ended (its final frame is already sent). Before
+    the first step, while the model loads, only the status: "loading <model>… (N s)"."""
     control = _LIVE.get(comp.run_id) if comp is not None else None
-    if control is None or control.stop.is_set() or (control.follow and comp.num_steps == control.shown):
+    if control is None or control.stop.is_set():
+        return {}
+    if not comp.num_steps and (waiting := runtime.load_status(control.model)):
+        return {"status": f"{waiting} #{comp.run_id}"}
+    if control.follow and comp.num_steps == control.shown:
         return {}
     control.shown = comp.num_steps if control.follow else -1
     now = time.monotonic()
