@@ -35,6 +35,18 @@ def test_version_is_the_installed_metadata_version():
     assert pyproject()["tool"]["setuptools"]["dynamic"]["version"] == {"attr": "dllm_viz.__version__"}
 
 
+def test_the_changelog_opens_with_this_version_and_links_inside_the_repo():
+    import re
+
+    changelog = (ROOT / "CHANGELOG.md").read_text()
+    versions = re.findall(r"^## (\S+)", changelog, flags=re.M)
+    assert versions[0] == dllm_viz.__version__, f"CHANGELOG.md's first section is {versions[0]}"
+    for doc in (ROOT / "CHANGELOG.md", ROOT / "docs" / "release.md"):
+        for target in re.findall(r"\]\(([^)#]+)(?:#[^)]*)?\)", doc.read_text()):
+            assert not target.startswith(("http:", "https:")), f"{doc.name} links outside the repo: {target}"
+            assert (doc.parent / target).exists(), f"{doc.name} links to {target}, which is not in the repo"
+
+
 def test_every_subpackage_is_in_the_wheel():
     listed = set(pyproject()["tool"]["setuptools"]["packages"])
     found = {".".join(p.parent.relative_to(ROOT).parts) for p in (ROOT / "dllm_viz").rglob("__init__.py")}

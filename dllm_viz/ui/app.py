@@ -19,6 +19,7 @@ from .compare_tab import COMPARE_CSS, build_compare_tab  # noqa: E402
 from .endpoints import compare_trace  # noqa: E402
 from .explore_tab import build_explore_tab  # noqa: E402
 from .train_tab import build_train_tab  # noqa: E402
+from .updates import name_api_returns  # noqa: E402
 
 TITLE = "dllm-viz: watch a learned unmasking policy and a heuristic decode side by side"
 APP_CSS = (
@@ -50,6 +51,9 @@ document.addEventListener('keydown', (e) => {
 </script>"""
 
 
+# What each gr.api endpoint returns, as client.view_api() names it (the last item a client gets).
+API_RETURNS = {"compare_trace": "comparison", "branch": "tree", "train": "train_event"}
+
 QUEUE_POLL_S = 0.005
 # Events waiting in the queue, all visitors together (a run's live-frame ticks count too); one more
 # gets "the queue is full" at once instead of a wait with no end. Gradio's default is no limit, and
@@ -79,6 +83,7 @@ def build_demo() -> gr.Blocks:
         gr.api(
             compare_trace, api_name="compare_trace", concurrency_limit=runtime.MODEL_CONCURRENCY, concurrency_id="model"
         )
+    name_api_returns(demo, API_RETURNS)
     demo.queue(default_concurrency_limit=4, max_size=QUEUE_SIZE)
     # Gradio's queue polls for work every 1 ms while idle on Linux: 0.05 of a core with nothing to do
     # (2 shared cores), right at the 0.1 "idle" bar of tests/ui/test_server_load.py. Every 5 ms: 0.012,

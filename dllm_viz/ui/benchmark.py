@@ -321,7 +321,8 @@ def build_benchmark_tab() -> None:
         wrap=True,  # widths that fit 1024 px without cutting columns off
         column_widths=["11%", "14%", "19%", "5%", "5%", "6%", "9%", "6%", "7%", "7%", "6%", "5%"],
     )
-    md = gr.Markdown(elem_id="bench-md", visible=False)  # the same table as text, for API clients only
+    # the same table as text, for API clients only
+    md = gr.Markdown(label="Summary (markdown)", elem_id="bench-md", visible=False)
     csv_file = gr.File(label="All runs (CSV)", visible=False, elem_id="bench-csv")
     run.click(
         run_benchmark,

@@ -15,7 +15,7 @@ import gradio as gr
 
 from ..engine import EngineConfig
 from ..views import curves_figure, divergence_detail, heatmap_figure, render_grid, stats_html
-from . import picker
+from . import picker, runtime
 from .budget import compute_slot
 from .errors import shown, user_errors
 from .examples import known_answer
@@ -53,8 +53,8 @@ DEFAULT_SPEED = next(iter(LIVE_SPEEDS))  # a class can follow each step; researc
 # Output names (the tab registers a component under each) and what each event sets, in the order
 # the endpoints' API clients receive them.
 PANES = ("grid_a", "grid_b", "stats_a", "stats_b", "heat_a", "heat_b", "curves")
-RUN_OUTPUTS = (*PANES, "status", "slider", "follow", "session", "dl_json", "dl_gif", "live_timer")
-LIVE_OUTPUTS = (*PANES, "slider")
+RUN_OUTPUTS = (*PANES, "status", "slider", "follow", "session", "dl_json", "dl_gif")
+LIVE_OUTPUTS = (*PANES, "slider", "status")
 REPLAY_OUTPUTS = (*PANES, "follow")
 STEP_OUTPUTS = (*PANES, "follow", "slider")
 PLAY_OUTPUTS = (*PANES, "slider", "timer", "play_btn", "playing")
@@ -73,6 +73,7 @@ class LiveControl:
     stop: threading.Event = field(default_factory=threading.Event)
     last_plot: float = 0.0
     shown: int = -1  # the step the last live frame showed (an unchanged step is not sent again)
+    model: str = ""  # the run's canonical model: while it loads, live frames say so
 
 
 _LIVE: dict[str, LiveControl] = {}  # run id → its controls, while the run streams
@@ -164,9 +165,9 @@ def run_compare(model, prompt, gen_length, block_length, full_diffusion, tempera
 
     After the settings come pane A's controls, pane B's (each in :data:`PANE_FIELDS` order) and
     the live speed (a :data:`LIVE_SPEEDS` label; optional), which paces the steps for a class to follow.
-    Yields :data:`RUN_OUTPUTS` updates: first a "loading" frame that starts the live timer (the
-    panes then come from :func:`live_frame`), status lines every ``STATUS_INTERVAL_S``, and the
-    full final frame, which stops the timer.
+    Yields :data:`RUN_OUTPUTS` updates: first a "loading" frame, status lines every
+    ``STATUS_INTERVAL_S`` (the panes come from :func:`live_frame`, pulled by the live timer that
+    :func:`start_live_timer` and :func:`stop_live_timer` run around this event), and the full final frame.
     """
     n = len(PANE_FIELDS)
     speed = panes_and_speed[2 * n] if len(panes_and_speed) > 2 * n else DEFAULT_SPEED
@@ -185,14 +186,13 @@ def run_compare(model, prompt, gen_length, block_length, full_diffusion, tempera
         yield _failed(err)
         raise
     comp = new_comparison(prompt, specs)
-    _LIVE[comp.run_id] = LiveControl()
+    _LIVE[comp.run_id] = LiveControl(model=model)
     yield {
         "status": f"loading model and strategies… #{comp.run_id}",
         "follow": gr.Checkbox(value=True),
         "session": comp,
         "dl_json": gr.DownloadButton(interactive=False),
         "dl_gif": gr.DownloadButton(interactive=False),
-        "live_timer": gr.Timer(LIVE_TICK_S, active=True),
     }
     try:
         with user_errors("The comparison failed"):
@@ -218,7 +218,7 @@ def new_comparison(prompt: str, specs) -> Comparison:
 def _failed(err: gr.Error, comp: Comparison | None = None) -> Updates:
     """A frame that only puts the error in the status line (the toast shows it too)."""
     where = f" #{comp.run_id}" if comp else ""
-    return {"status": f"error: {err.message}{where}", "live_timer": gr.Timer(active=False)}
+    return {"status": f"error: {err.message}{where}"}
 
 
 def _stream(comp: Comparison, model: str, prompt: str, specs, config: EngineConfig, steps_per_s: float):
@@ -241,7 +241,7 @@ def _stream(comp: Comparison, model: str, prompt: str, specs, config: EngineConf
             last_status = time.monotonic()
             yield {"status": status_line(comp)}
     frame = _view(comp, plots=True, following=True)
-    yield {**frame, "status": status_line(comp), "session": comp, "live_timer": gr.Timer(active=False)}
+    yield {**frame, "status": status_line(comp), "session": comp}
 
 
 def _view(comp: Comparison, plots: bool, following: bool) -> Updates:
@@ -263,11 +263,27 @@ def _view(comp: Comparison, plots: bool, following: bool) -> Updates:
     return out
 
 
+def start_live_timer() -> Updates:
+    """Start the live timer as ▶ Run is clicked: it pulls :func:`live_frame` while the run streams.
+    A page's plumbing, not the run's output, so ``/compare``'s API results do not include it."""
+    return {"live_timer": gr.Timer(LIVE_TICK_S, active=True)}
+
+
+def stop_live_timer() -> Updates:
+    """Stop the live timer once the run has ended, however it ended."""
+    return {"live_timer": gr.Timer(active=False)}
+
+
 def live_frame(comp: Comparison | None) -> Updates:
     """The latest step of a live run, pulled by the live timer (grids every tick, plots every
-    ``PLOT_INTERVAL_S``); nothing once the run has ended (its final frame is already sent)."""
+    ``PLOT_INTERVAL_S``); nothing once the run has ended (its final frame is already sent). Before
+    the first step, while the model loads, only the status: "loading <model>… (N s)"."""
     control = _LIVE.get(comp.run_id) if comp is not None else None
-    if control is None or control.stop.is_set() or (control.follow and comp.num_steps == control.shown):
+    if control is None or control.stop.is_set():
+        return {}
+    if not comp.num_steps and (waiting := runtime.load_status(control.model)):
+        return {"status": f"{waiting} #{comp.run_id}"}
+    if control.follow and comp.num_steps == control.shown:
         return {}
     control.shown = comp.num_steps if control.follow else -1
     now = time.monotonic()

@@ -199,7 +199,14 @@ def _run_bar(ui: Components) -> None:
         run_btn = gr.Button("▶ Run both", variant="primary", elem_id="run-btn", scale=0, min_width=130)
         stop_btn = gr.Button("■ Stop", variant="stop", elem_id="stop-btn", scale=0, min_width=90)
         status = gr.Textbox(
-            "idle", show_label=False, container=False, max_lines=2, interactive=False, elem_id="status", scale=1
+            "idle",
+            label="Status",
+            show_label=False,
+            container=False,
+            max_lines=2,
+            interactive=False,
+            elem_id="status",
+            scale=1,
         )
     ui.add(run_btn=run_btn, stop_btn=stop_btn, status=status, live_timer=gr.Timer(compare.LIVE_TICK_S, active=False))
 
@@ -251,6 +258,9 @@ def _wire_run(ui: Components, pane_inputs: list) -> None:
         preprocess=False,  # run_compare checks every value itself (Gradio's checks give generic errors)
         **model_event,
     )
+    timer = dict(queue=False, show_progress="hidden", api_visibility="private")
+    ui.on(ui["run_btn"].click, compare.start_live_timer, None, ("live_timer",), **timer)
+    ui.on(run_event.then, compare.stop_live_timer, None, ("live_timer",), **timer)
     ui.on(
         run_event.success, compare.export_files, ui["session"], compare.EXPORT_OUTPUTS, api_name="export", **model_event
     )

@@ -66,7 +66,7 @@ def _branch_point(ui: Components) -> None:
                 0, 1, value=0, step=1, label="Step (both panes; the branch point)", elem_id="ex-step", buttons=[]
             )
         with gr.Column(scale=3):
-            point = gr.HTML(branch_point_html(None, 0, None), elem_id="ex-point")
+            point = gr.HTML(branch_point_html(None, 0, None), label="Branch point", elem_id="ex-point")
             with gr.Row():
                 position = gr.Number(None, precision=0, label="position (click a token)", minimum=0, elem_id="ex-pos")
                 action = gr.Radio(list(explore.ACTION_LABELS), value="force-commit it", label="do", elem_id="ex-action")
@@ -88,7 +88,7 @@ def _branch_point(ui: Components) -> None:
                     scale=3,
                 )
                 branch_btn = gr.Button("↳ Branch", variant="primary", elem_id="ex-branch", scale=1)
-            pending = gr.HTML(pending_html([], None), elem_id="ex-pending")
+            pending = gr.HTML(pending_html([], None), label="Pending overrides", elem_id="ex-pending")
     ui.add(tree=tree, slider=slider, point=point, position=position, action=action, token=token)
     ui.add(add_btn=add_btn, clear_btn=clear_btn, mode=mode, branch_btn=branch_btn, pending=pending)
 
@@ -104,11 +104,11 @@ def _views(ui: Components) -> None:
         ]
     gr.HTML(legend_html())
     with gr.Accordion("Step inspector: why the policy unmasked what it did", open=True):
-        ui.add(inspect=gr.HTML(inspector_html(None, 0), elem_id="ex-inspector"))
+        ui.add(inspect=gr.HTML(inspector_html(None, 0), label="Step inspector", elem_id="ex-inspector"))
     with gr.Row():
         for pane in panes:
             pane.heatmap(ui)
-    ui.add(curves=gr.Plot(show_label=False, elem_id="ex-curves"))
+    ui.add(curves=gr.Plot(label="Per-step curves", show_label=False, elem_id="ex-curves"))
     with gr.Row():
         download = gr.DownloadButton("⬇ Tree (JSON)", interactive=False, elem_id="ex-dl-tree")
         upload = gr.File(

@@ -173,10 +173,13 @@ class TracePane:
             grid_kwargs = {"js_on_load": js_on_load} if js_on_load else {}
             self.grid = gr.HTML(
                 render_grid(None, 0, pane=p) if empty_grid is None else empty_grid,
+                label=f"{pane.upper()}: token grid",  # the name API clients see (show_label is off)
                 elem_id=f"{prefix}grid-{p}",
                 **grid_kwargs,
             )
-            self.stats = gr.HTML(stats_html(None, 0, pane=p), elem_id=f"{prefix}stats-{p}")
+            self.stats = gr.HTML(
+                stats_html(None, 0, pane=p), label=f"{pane.upper()}: stats", elem_id=f"{prefix}stats-{p}"
+            )
         self.labelled_heatmap = labelled_heatmap
         self.p, self.prefix = p, prefix
         components.add(**{f"grid_{p}": self.grid, f"stats_{p}": self.stats})
@@ -192,6 +195,8 @@ class TracePane:
                 elem_id=f"{self.prefix}heat-{self.p}",
             )
         else:
-            plot = gr.Plot(show_label=False, elem_id=f"{self.prefix}heat-{self.p}")
+            plot = gr.Plot(
+                label=f"{self.p.upper()}: step × position", show_label=False, elem_id=f"{self.prefix}heat-{self.p}"
+            )
         components.add(**{f"heat_{self.p}": plot})
         return plot

@@ -125,6 +125,7 @@ def availability_notes() -> list[str]:
 _LOCK = threading.Lock()  # guards the caches' dicts for a moment, never during a load
 _BACKENDS: OrderedDict[str, object] = OrderedDict()  # canonical model → backend, least recently used first
 _POLICIES: OrderedDict[str, object] = OrderedDict()  # canonical folder@device → policy network
+_LOADING: dict[str, float] = {}  # canonical model → when its load began (time.monotonic()), while it loads
 # One load at a time per cache: a visitor whose model is loaded never waits behind another's load,
 # and two 8B loads never race for one GPU's memory.
 _BACKEND_LOAD = threading.Lock()
@@ -276,7 +277,13 @@ def get_backend(model: str):
 
     def load():
         t0 = time.perf_counter()
-        backend = load_backend(key, device=device, trust_remote_code=remote_code_trusted(key))
+        with _LOCK:
+            _LOADING[key] = time.monotonic()
+        try:
+            backend = load_backend(key, device=device, trust_remote_code=remote_code_trusted(key))
+        finally:
+            with _LOCK:
+                _LOADING.pop(key, None)
         if hasattr(backend, "name"):
             backend.name = public_model_name(key)  # what traces record: never the server's folder
         if not (on_zero_gpu() and device.type == "cuda"):  # there the main process only emulates CUDA
@@ -285,6 +292,22 @@ def get_backend(model: str):
         return backend
 
     return _cached(_BACKENDS, key, MAX_BACKENDS, load, _BACKEND_LOAD, _room_for(key, device))
+
+
+def load_status(model: str) -> str | None:
+    """What a visitor waiting for the canonical ``model`` is told: ``"loading LLaDA-8B-Instruct…
+    (12 s)"``, or the model whose load it waits behind; None once it is loaded (or none loads)."""
+    now = time.monotonic()
+    with _LOCK:
+        if model in _BACKENDS:
+            return None
+        loads = dict(_LOADING)
+    if model in loads:
+        return f"loading {public_model_name(model)}… ({now - loads[model]:.0f} s)"
+    if not loads:
+        return None
+    other, since = next(iter(loads.items()))
+    return f"waiting for {public_model_name(other)} to load ({now - since:.0f} s; models load one at a time)"
 
 
 def model_weight_gb(model: str) -> float:

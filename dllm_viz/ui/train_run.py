@@ -17,13 +17,14 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
 from ..engine import EngineConfig, generate
-from ..rl.card import write_card
+from ..rl.card import training_curves, write_card
 from ..rl.rollout import evaluation_mode
 from ..rl.trainer import GRPOTrainer, heldout_problems
 from ..strategies.learned import LearnedPolicy
@@ -40,7 +41,12 @@ logger = logging.getLogger(__name__)
 
 TRAIN_CAP_S = float(os.environ.get("DLLM_VIZ_TRAIN_CAP_S", "900"))  # training seconds per session
 MAX_SNAPSHOTS = 24  # probe decodes kept per run (pre-rendered: a few KB each)
-MAX_RUN_FOLDERS = 8  # run folders (checkpoints, metrics) kept on disk, oldest first out
+MAX_RUN_FOLDERS = 8  # run folders (checkpoints, metrics) kept on disk, least recently active first out
+# A run folder active this recently may be another server process's training (each batch touches
+# it; the folders live under the shared temp folder): never pruned, whatever the count.
+RUN_IDLE_S = 600.0
+CARD_HARDWARE = "the app's server"  # the card's training machine
+CURVES_PAGE = "training_curves.html"
 POLL_S = 0.25  # how often a waiting or watching handler yields: a cancel lands within one poll
 
 
@@ -69,12 +75,13 @@ class TrainRun:
         status: ``"queued"``, ``"training"``, ``"stopped"``, ``"capped"``, ``"done"`` or ``"failed"``.
         policy: the picker name of the published policy (``trained-<digest>``), once there is one.
         export: the published folder (weights, config, card, metrics) and its zip.
+        folder: where the trainer writes (metrics, checkpoints); made when the run first trains.
     """
 
     settings: TrainSettings
     model: str
     run_id: str = field(default_factory=new_run_id)
-    folder: Path = field(default_factory=lambda: _new_run_folder())
+    folder: Path | None = None
     rows: list[dict] = field(default_factory=list)
     snapshots: list[Snapshot] = field(default_factory=list)
     heuristic: tuple[str, str] | None = None
@@ -103,13 +110,56 @@ def _runs_root() -> Path:
     return root
 
 
-def _new_run_folder() -> Path:
-    """A fresh run folder; the oldest beyond ``MAX_RUN_FOLDERS`` go (published policies live elsewhere)."""
-    root = _runs_root()
-    old = sorted(root.iterdir(), key=lambda p: p.stat().st_mtime)
-    for stale in old[: max(0, len(old) - MAX_RUN_FOLDERS + 1)]:
-        shutil.rmtree(stale, ignore_errors=True)
-    return Path(tempfile.mkdtemp(prefix="run-", dir=root)) / "run"
+_FOLDERS_LOCK = threading.Lock()  # held while run folders are made, pruned or claimed
+_IN_USE: set[Path] = set()  # run folders this process's jobs are training in or publishing from
+
+
+def _prune_run_folders() -> None:
+    """Remove the least recently active run folders beyond ``MAX_RUN_FOLDERS - 1``, except those in
+    use here and those active in the last ``RUN_IDLE_S`` (call with ``_FOLDERS_LOCK`` held)."""
+    entries = []
+    for entry in _runs_root().iterdir():
+        try:
+            entries.append((entry.stat().st_mtime, entry))
+        except OSError:  # removed meanwhile by another server process
+            pass
+    entries.sort(reverse=True)
+    cutoff = time.time() - RUN_IDLE_S
+    for mtime, entry in entries[MAX_RUN_FOLDERS - 1 :]:
+        if entry not in _IN_USE and mtime < cutoff:
+            shutil.rmtree(entry, ignore_errors=True)
+
+
+@contextmanager
+def _claimed(run: TrainRun) -> Iterator[bool]:
+    """Hold ``run``'s folder while its job trains and publishes: no prune removes it meanwhile.
+
+    Yields whether the run resumes. A run with no finished batch to continue from (new, stopped
+    before its first batch ended, or its folder pruned while idle) gets a fresh folder, and its
+    old one goes. On release the folder is touched: its idle time counts from then.
+    """
+    with _FOLDERS_LOCK:
+        resume = resumable(run)
+        if not resume:
+            if run.folder is not None:
+                shutil.rmtree(run.folder.parent, ignore_errors=True)
+            _prune_run_folders()
+            run.folder, run.rows = Path(tempfile.mkdtemp(prefix="run-", dir=_runs_root())) / "run", []
+        root = run.folder.parent
+        _IN_USE.add(root)
+    try:
+        yield resume
+    finally:
+        with _FOLDERS_LOCK:
+            _IN_USE.discard(root)
+            _touch(root)
+
+
+def _touch(folder: Path) -> None:
+    try:
+        os.utime(folder)
+    except OSError:  # gone: nothing left to protect
+        pass
 
 
 class TrainQueue:
@@ -192,21 +242,26 @@ def _snapshot(backend, policy, run: TrainRun, batch: int) -> None:
 
 def resumable(run: TrainRun) -> bool:
     """Whether ``run`` has a finished batch to continue from and batches left."""
-    return (run.folder / "checkpoint-last" / "trainer_state.json").exists() and len(run.rows) < run.settings.batches
+    if run.folder is None or len(run.rows) >= run.settings.batches:
+        return False
+    return (run.folder / "checkpoint-last" / "trainer_state.json").exists()
 
 
 def train(cancel, run: TrainRun) -> TrainRun:
     """The job: train ``run`` (continuing from its last finished batch, if any) to its last batch,
-    its time cap or a stop; then publish it."""
+    its time cap or a stop; then publish it. Its folder is held the whole time (:func:`_claimed`)."""
+    with _claimed(run) as resume:
+        return _train(cancel, run, resume)
+
+
+def _train(cancel, run: TrainRun, resume: bool) -> TrainRun:
     backend = CancellableBackend(runtime.get_backend(run.model), _Stops(cancel, run.stop))
     settings = run.settings
-    resume = resumable(run)
-    if not resume and run.folder.exists():  # stopped before its first batch ended: start over
-        run.folder, run.rows = _new_run_folder(), []
     started, deadline = time.monotonic(), time.monotonic() + run.left_s
 
     def on_batch(trainer: GRPOTrainer, row: dict) -> bool:
         run.rows.append(row)
+        _touch(run.folder.parent)  # active: other server processes' prunes leave it
         batch = row["iteration"] + 1
         if batch % settings.probe_every == 0 or batch == settings.batches:
             _snapshot(backend, trainer.policy, run, batch)
@@ -267,14 +322,36 @@ def publish(run: TrainRun) -> None:
     name = f"trained-{key[:10]}"
 
     def fill(folder: Path) -> None:
-        card = folder / name
-        write_card(run.folder, card, None, hardware="the app's server", curves=False)
+        write_card_with_curves(run, folder / name)
         shutil.make_archive(str(folder / name), "zip", folder, name)
 
     folder = content_folder("trained", key, fill)
     run.export = (folder / name, folder / f"{name}.zip")
     run.policy = name
     picker.add_trained(name, str(folder / name))
+
+
+def write_card_with_curves(run: TrainRun, dest: Path) -> None:
+    """The policy folder at ``dest``: weights, config, metrics and the card with its training curves.
+
+    The curves are the PNG the card embeds (kaleido drives Chromium: seconds of CPU) for a run that
+    ended on its own; a stopped run, or a server where kaleido cannot render, gets the same figure
+    as an interactive page (plotly.js inside, so it opens offline) that the card links, at once.
+    """
+    if run.status != "stopped":
+        try:
+            write_card(run.folder, dest, None, hardware=CARD_HARDWARE, curves=True)
+            return
+        except RuntimeError as err:  # no kaleido or no Chromium here: the page instead
+            logger.warning("%s; the card links training_curves.html instead", err)
+            shutil.rmtree(dest, ignore_errors=True)
+    readme = write_card(run.folder, dest, None, hardware=CARD_HARDWARE, curves=False)
+    training_curves(run.rows, run.selected).write_html(dest / CURVES_PAGE, include_plotlyjs=True)
+    with readme.open("a") as fh:
+        fh.write(
+            f"\nTraining curves (training rollouts and held-out evaluations per rollout batch; dashed: the "
+            f"selected checkpoint): [{CURVES_PAGE}]({CURVES_PAGE}), an interactive page that opens offline.\n"
+        )
 
 
 def follow(run: TrainRun, poll_s: float = POLL_S) -> Iterator[int]:

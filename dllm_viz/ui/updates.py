@@ -80,3 +80,12 @@ class Components:
         """Wire ``trigger`` (``button.click``, ``timer.tick`` …) to ``fn`` with the outputs ``names``."""
         names = tuple(names)
         return trigger(self.keyed(fn, names), inputs, self.outputs(names), **kwargs)
+
+
+def name_api_returns(demo: gr.Blocks, names: Mapping[str, str]) -> None:
+    """Label the result of each ``gr.api`` endpoint in ``names`` (api_name → label): ``gr.api``
+    numbers results ("1st"), which is all ``client.view_api()`` would show of them."""
+    for fn in demo.fns.values():
+        if fn.api_name in names:
+            for output in fn.outputs:
+                output.label = names[fn.api_name]

@@ -3,13 +3,18 @@ training at a time, Stop within a step and Resume, the hand-over to the pickers,
 
 from __future__ import annotations
 
+import os
+import tempfile
+import threading
 import time
+import zipfile
 
 import pytest
 
 from dllm_viz.engine import EngineConfig, generate
-from dllm_viz.ui import picker, runtime, train
-from dllm_viz.ui.train_run import QUEUE, TrainQueue, TrainRun, follow, resumable
+from dllm_viz.eval import report
+from dllm_viz.ui import picker, runtime, train, train_run
+from dllm_viz.ui.train_run import QUEUE, TrainQueue, TrainRun, follow, resumable, write_card_with_curves
 from dllm_viz.ui.train_settings import PRESETS, TrainSettings
 
 TINY = dict(gen_length=16, prompts=2, group_size=2, eval_problems=2, probe_every=1)
@@ -68,8 +73,10 @@ def test_a_run_trains_publishes_and_decodes_in_compare(model):
     assert [s.batch for s in run.snapshots] == [0, 1, 2] and run.heuristic is not None
     assert "heldout_reward" in run.rows[-1] and run.baseline is not None
     files = {p.name for p in run.export[0].iterdir()}
-    assert {"model.safetensors", "config.json", "README.md", "training_metrics.jsonl"} <= files
-    assert run.export[1].stat().st_size > 0
+    assert {"model.safetensors", "config.json", "README.md", "training_metrics.jsonl", "training_curves.png"} <= files
+    assert "](training_curves.png)" in (run.export[0] / "README.md").read_text()  # the card shows its curves
+    with zipfile.ZipFile(run.export[1]) as download:
+        assert {f"{run.policy}/{name}" for name in files} <= set(download.namelist())
     # the hand-over: the session's pickers list it; Compare resolves it by name and decodes with it
     assert (f"learned policy: {run.policy} (trained here)", f"policy:{run.policy}") in [
         (label.lower(), value) for label, value in picker.strategy_choices([run.policy])
@@ -95,6 +102,9 @@ def test_stop_ends_within_a_step_and_resume_continues(model, monkeypatch):
         pass
     assert sum(calls) == 0, f"{sum(calls)} forward passes after Stop"  # stopped before the next one
     assert run.status == "stopped" and run.policy is not None and resumable(run)
+    # stopped: no seconds of Chromium for a PNG; the card links the same curves as a page
+    assert "](training_curves.html)" in (run.export[0] / "README.md").read_text()
+    assert "plotly" in (run.export[0] / "training_curves.html").read_text()
     stopped_at = len(run.rows)
     resumed = follow(run, poll_s=0.05)
     while len(run.rows) < stopped_at + 1:
@@ -150,3 +160,83 @@ def test_a_cancel_in_the_first_half_second_frees_the_slot(model):
         while budget.held() and time.monotonic() < deadline:
             time.sleep(0.02)
         assert budget.held() == 0, f"a slot still held 2 s after a cancel at {delay} s"
+
+
+def test_a_card_links_its_curves_as_a_page_where_kaleido_cannot_draw(model, tmp_path, monkeypatch):
+    run = TrainRun(TrainSettings(batches=1, **TINY), model)
+    train_run.train(threading.Event(), run)
+    assert run.status == "done"
+
+    def no_browser(fig, path):
+        raise RuntimeError("training_curves.png not written: kaleido could not render it (no Chromium)")
+
+    monkeypatch.setattr(report, "write_png", no_browser)
+    write_card_with_curves(run, tmp_path / "card")
+    assert not (tmp_path / "card" / "training_curves.png").exists()
+    assert "](training_curves.html)" in (tmp_path / "card" / "README.md").read_text()
+    assert (tmp_path / "card" / "model.safetensors").is_file()
+
+
+# ---- run folders: bounded on disk, never removed under a run that writes to them ----------------
+
+
+@pytest.fixture
+def runs_here(tmp_path, monkeypatch):
+    """Run folders (and exports) under this test's folder, pruned beyond 2 with no idle grace."""
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    monkeypatch.setattr(train_run, "MAX_RUN_FOLDERS", 2)
+    monkeypatch.setattr(train_run, "RUN_IDLE_S", 0.0)
+    return tmp_path / "dllm-viz-training"
+
+
+def _cancelled_run(model) -> TrainRun:
+    """A run whose job is cancelled before its first forward pass: it claims a folder, trains nothing."""
+    run = TrainRun(TrainSettings(batches=1, **TINY), model)
+    cancel = threading.Event()
+    cancel.set()
+    train_run.train(cancel, run)
+    assert run.status == "stopped" and run.folder is not None
+    return run
+
+
+def test_a_run_that_never_trains_makes_no_folder(model, runs_here):
+    ahead = QUEUE.join()  # another training holds the slot: this run waits, then its client goes
+    try:
+        run = TrainRun(TrainSettings(batches=1, **TINY), model)
+        events = follow(run, poll_s=0.05)
+        assert next(events) == 1
+        events.close()
+    finally:
+        QUEUE.leave(ahead)
+    assert run.folder is None and (not runs_here.exists() or not any(runs_here.iterdir()))
+
+
+def test_newer_runs_never_prune_the_folder_of_a_run_that_is_training(model, runs_here):
+    first = TrainRun(TrainSettings(batches=3, **TINY), model)
+    events = follow(first, poll_s=0.05)
+    while not first.rows:
+        next(events)
+    for _ in range(4):  # each claims a fresh folder and prunes beyond 2 while the first trains
+        _cancelled_run(model)
+    assert first.folder.parent.is_dir()
+    for _ in events:
+        pass
+    assert first.status == "done" and len(first.rows) == 3 and first.policy is not None
+    assert first.folder.parent.is_dir()  # released: the least recently active now, but just touched
+    os.utime(first.folder.parent, (0, 0))
+    _cancelled_run(model)
+    assert not first.folder.parent.exists() and len(list(runs_here.iterdir())) == 2
+
+
+def test_a_folder_active_in_another_process_is_kept(model, runs_here, monkeypatch):
+    monkeypatch.setattr(train_run, "RUN_IDLE_S", 600.0)
+    runs_here.mkdir()
+    elsewhere = runs_here / "run-elsewhere"  # another server's training: touched every batch
+    elsewhere.mkdir()
+    os.utime(elsewhere, (time.time() - 60, time.time() - 60))
+    for _ in range(3):
+        _cancelled_run(model)
+    assert elsewhere.is_dir()
+    os.utime(elsewhere, (time.time() - 601, time.time() - 601))  # idle past the grace: stale
+    _cancelled_run(model)
+    assert not elsewhere.exists()
