@@ -53,7 +53,7 @@ DEFAULT_SPEED = next(iter(LIVE_SPEEDS))  # a class can follow each step; researc
 # Output names (the tab registers a component under each) and what each event sets, in the order
 # the endpoints' API clients receive them.
 PANES = ("grid_a", "grid_b", "stats_a", "stats_b", "heat_a", "heat_b", "curves")
-RUN_OUTPUTS = (*PANES, "status", "slider", "follow", "session", "dl_json", "dl_gif")
+RUN_OUTPUTS = (*PANES, "status", "slider", "follow", "session", "dl_json", "dl_gif", "live_timer")
 LIVE_OUTPUTS = (*PANES, "slider", "status")
 REPLAY_OUTPUTS = (*PANES, "follow")
 STEP_OUTPUTS = (*PANES, "follow", "slider")
@@ -165,9 +165,11 @@ def run_compare(model, prompt, gen_length, block_length, full_diffusion, tempera
 
     After the settings come pane A's controls, pane B's (each in :data:`PANE_FIELDS` order) and
     the live speed (a :data:`LIVE_SPEEDS` label; optional), which paces the steps for a class to follow.
-    Yields :data:`RUN_OUTPUTS` updates: first a "loading" frame, status lines every
-    ``STATUS_INTERVAL_S`` (the panes come from :func:`live_frame`, pulled by the live timer that
-    :func:`start_live_timer` and :func:`stop_live_timer` run around this event), and the full final frame.
+    Yields :data:`RUN_OUTPUTS` updates: first a "loading" frame that starts the live timer (the
+    panes then come from :func:`live_frame`), status lines every ``STATUS_INTERVAL_S``, and the
+    full final frame, which stops the timer. The timer is the run's own output, not a separate
+    click event: started with the frame that carries the run's session, its first tick already
+    finds the run (a timer started by the click raced the run and painted nothing live).
     """
     n = len(PANE_FIELDS)
     speed = panes_and_speed[2 * n] if len(panes_and_speed) > 2 * n else DEFAULT_SPEED
@@ -193,6 +195,7 @@ def run_compare(model, prompt, gen_length, block_length, full_diffusion, tempera
         "session": comp,
         "dl_json": gr.DownloadButton(interactive=False),
         "dl_gif": gr.DownloadButton(interactive=False),
+        "live_timer": gr.Timer(LIVE_TICK_S, active=True),
     }
     try:
         with user_errors("The comparison failed"):
@@ -218,7 +221,7 @@ def new_comparison(prompt: str, specs) -> Comparison:
 def _failed(err: gr.Error, comp: Comparison | None = None) -> Updates:
     """A frame that only puts the error in the status line (the toast shows it too)."""
     where = f" #{comp.run_id}" if comp else ""
-    return {"status": f"error: {err.message}{where}"}
+    return {"status": f"error: {err.message}{where}", "live_timer": gr.Timer(active=False)}
 
 
 def _stream(comp: Comparison, model: str, prompt: str, specs, config: EngineConfig, steps_per_s: float):
@@ -241,7 +244,7 @@ def _stream(comp: Comparison, model: str, prompt: str, specs, config: EngineConf
             last_status = time.monotonic()
             yield {"status": status_line(comp)}
     frame = _view(comp, plots=True, following=True)
-    yield {**frame, "status": status_line(comp), "session": comp}
+    yield {**frame, "status": status_line(comp), "session": comp, "live_timer": gr.Timer(active=False)}
 
 
 def _view(comp: Comparison, plots: bool, following: bool) -> Updates:
@@ -261,17 +264,6 @@ def _view(comp: Comparison, plots: bool, following: bool) -> Updates:
         out.update(render_panes(comp, n))
     out["slider"] = _slider(n, n) if following else _slider(n)
     return out
-
-
-def start_live_timer() -> Updates:
-    """Start the live timer as ▶ Run is clicked: it pulls :func:`live_frame` while the run streams.
-    A page's plumbing, not the run's output, so ``/compare``'s API results do not include it."""
-    return {"live_timer": gr.Timer(LIVE_TICK_S, active=True)}
-
-
-def stop_live_timer() -> Updates:
-    """Stop the live timer once the run has ended, however it ended."""
-    return {"live_timer": gr.Timer(active=False)}
 
 
 def live_frame(comp: Comparison | None) -> Updates:

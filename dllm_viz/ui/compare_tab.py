@@ -258,9 +258,6 @@ def _wire_run(ui: Components, pane_inputs: list) -> None:
         preprocess=False,  # run_compare checks every value itself (Gradio's checks give generic errors)
         **model_event,
     )
-    timer = dict(queue=False, show_progress="hidden", api_visibility="private")
-    ui.on(ui["run_btn"].click, compare.start_live_timer, None, ("live_timer",), **timer)
-    ui.on(run_event.then, compare.stop_live_timer, None, ("live_timer",), **timer)
     ui.on(
         run_event.success, compare.export_files, ui["session"], compare.EXPORT_OUTPUTS, api_name="export", **model_event
     )

@@ -10,6 +10,9 @@ import pytest
 from conftest import serve_app
 
 PLACEHOLDER = re.compile(r"^(param_\d+|value_\d+|parameter_\d+|\d+(st|nd|rd|th))$")
+# A gr.Timer takes no label, so Gradio names it value_<id>: /compare's first frame starts the live
+# timer that pulls the panes (the page's plumbing; a timer started apart from the run raced it).
+UNLABELLABLE = {"Timer"}
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +35,7 @@ def test_every_named_endpoint_names_its_parameters_and_results(api):
         f"{name} {kind} {label!r}"
         for name, endpoint in endpoints.items()
         for kind, label in [("parameter", p["parameter_name"]) for p in endpoint["parameters"]]
-        + [("result", r["label"]) for r in endpoint["returns"]]
+        + [("result", r["label"]) for r in endpoint["returns"] if r["component"] not in UNLABELLABLE]
         if not label or PLACEHOLDER.match(label)
     ]
     assert not unnamed, unnamed
@@ -40,7 +43,11 @@ def test_every_named_endpoint_names_its_parameters_and_results(api):
 
 def test_the_printed_api_docs_read_as_names(api):
     info, text = api
-    assert not re.search(r"\b(param|value)_\d+\b", text), text
+    unlabellable = {
+        r["label"] for e in info["named_endpoints"].values() for r in e["returns"] if r["component"] in UNLABELLABLE
+    }
+    named = re.sub("|".join(map(re.escape, unlabellable)) or "$^", "", text)
+    assert not re.search(r"\b(param|value)_\d+\b", named), text
     # /compare's signature as a client prints it: the panes' results by name
     assert "a_token_grid" in text and "-> comparison" in text
     assert text.count("\n - predict(") == len(info["named_endpoints"])  # each endpoint printed
