@@ -1,14 +1,29 @@
-"""Bounds on what Gradio's queue keeps per event, so memory and per-request CPU stay flat on a
-server that runs for weeks.
+"""Bounds on what Gradio keeps per event, so memory and per-request CPU stay flat on a server
+that runs for weeks, and a new run never streams against a dead run's outputs.
 
-Gradio 6 records every event it ever queued in ``Queue.event_analytics`` (for its monitoring
-page) and never drops one; after each event it also rebuilds a pandas summary over all of them,
-so both the memory and the time that bookkeeping takes grow with every request served.
-:class:`RecentEvents` keeps the newest finished records only (Gradio's summary, which it
-recomputes only when the count grows, then stops updating; this app does not show it).
+Gradio 6 (6.17) keeps, and never drops:
+
+* every event it ever queued in ``Queue.event_analytics`` (for its monitoring page); after each
+  event it also rebuilds a pandas summary over all of them. :class:`RecentEvents` keeps the
+  newest finished records only (Gradio's summary, which it recomputes only when the count grows,
+  then stops updating; this app does not show it);
+* the id of every finished event in ``App.iterators_to_reset``: :class:`RecentIds` keeps the newest;
+* per session, a generator run's last outputs in ``Blocks.pending_diff_streams`` (the base its
+  next streamed diff is computed against) and a dict in ``Blocks.pending_streams``, both keyed by
+  ``id()`` of the run's iterator. A run that ends normally drops its diff base; one that raises
+  after its first yield (every refused input: the handler shows the error in its status line
+  first) or is cancelled keeps it forever. Besides the memory (a cancelled run's base holds its
+  grids and plots), once that dead iterator's address is reused by a new run's iterator, the new
+  run's first item goes out as a diff against the dead run's outputs: gradio_client fails with
+  Gradio's generic "upstream … raised an exception" (an ``IndexError`` when the dead run had
+  fewer outputs) or cannot apply the diffs, and the browser's client throws, closes the page's
+  event stream and leaves the run's status frozen mid-decode. :func:`bound_queue_bookkeeping`
+  drops a run's entries when its event ends, however it ends.
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, MutableSet
 
 import gradio as gr
 
@@ -33,7 +48,78 @@ class RecentEvents(dict):
                 del self[old]
 
 
+class RecentIds(MutableSet):
+    """A set that keeps the ``limit`` ids added last (Gradio consults ``iterators_to_reset`` only
+    for an event still being processed, so old ids are never looked at again)."""
+
+    def __init__(self, ids: Iterable[str] = (), limit: int = MAX_EVENTS):
+        self.limit = limit
+        self._ids: dict[str, None] = {}
+        for event_id in ids:
+            self.add(event_id)
+
+    def __contains__(self, event_id) -> bool:
+        return event_id in self._ids
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._ids)
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    def add(self, event_id: str) -> None:
+        self._ids.pop(event_id, None)
+        self._ids[event_id] = None
+        while len(self._ids) > self.limit:
+            del self._ids[next(iter(self._ids))]
+
+    def discard(self, event_id: str) -> None:
+        self._ids.pop(event_id, None)
+
+
+def forget_run(demo: gr.Blocks, session_hash: str | None, run: int | None, tables: tuple = ()) -> None:
+    """Drop a generator run's streaming entries (``run`` is ``id()`` of its iterator; None: none)
+    in its session or, when the session is not known, in every session; empty sessions go too.
+    ``tables``: Gradio's dicts to clean (default both)."""
+    for table in tables or (demo.pending_diff_streams, demo.pending_streams):
+        sessions = [session_hash] if session_hash in table else [] if run is None else list(table)
+        for session in sessions:
+            table[session].pop(run, None)
+            if not table[session]:
+                del table[session]
+
+
+def _forget_finished_runs(demo: gr.Blocks, limit: int) -> None:
+    """Wrap the two places a run ends: its last item (``handle_streaming_outputs`` with ``final``)
+    and the end of its event, however it ended (``Queue.reset_iterators``, which Gradio calls for
+    every event, cancelled or not, while the iterator is still registered)."""
+    queue = demo._queue
+    reset, outputs = queue.reset_iterators, demo.handle_streaming_outputs
+
+    async def reset_iterators(event_id: str) -> None:
+        app = queue.server_app
+        iterator = None if app is None else app.iterators.get(event_id)  # held: its id stays unused
+        try:
+            await reset(event_id)
+        finally:
+            if app is not None and not isinstance(app.iterators_to_reset, RecentIds):
+                app.iterators_to_reset = RecentIds(app.iterators_to_reset, limit)
+            record = queue.event_analytics.get(event_id) or {}
+            forget_run(demo, record.get("session_hash"), None if iterator is None else id(iterator))
+
+    async def handle_streaming_outputs(block_fn, data, session_hash, run, root_path=None, final=False):
+        data = await outputs(block_fn, data, session_hash=session_hash, run=run, root_path=root_path, final=final)
+        if final and session_hash is not None and run is not None:  # Gradio drops the diff base right after
+            forget_run(demo, session_hash, run, tables=(demo.pending_streams,))
+        return data
+
+    queue.reset_iterators = reset_iterators
+    demo.handle_streaming_outputs = handle_streaming_outputs
+
+
 def bound_queue_bookkeeping(demo: gr.Blocks, limit: int = MAX_EVENTS) -> None:
-    """Swap the queue's event records for :class:`RecentEvents` (after ``demo.queue()``, which makes the queue)."""
+    """Bound Gradio's per-event records and ids, and drop each run's streaming entries when it ends
+    (after ``demo.queue()``, which makes the queue)."""
     queue = demo._queue
     queue.event_analytics = RecentEvents(queue.event_analytics, limit)
+    _forget_finished_runs(demo, limit)

@@ -33,6 +33,7 @@ from .settings import (  # noqa: F401  (engine_config, PANE_FIELDS: part of this
     prompt_text,
     runnable_model,
     text,
+    whole_number,
 )
 from .updates import Updates
 
@@ -313,14 +314,19 @@ def export_files(comp: Comparison | None) -> Updates:
 
 
 def replay(k, comp: Comparison | None) -> Updates:
-    """Show step ``k`` in both panes; scrubbing during a run stops the stream moving the slider."""
+    """Show step ``k`` in both panes; scrubbing during a run stops the stream moving the slider.
+
+    ``k`` is checked here (``/replay`` skips Gradio's slider checks, whose errors name no argument
+    or are generic); a step past the run's end shows its last step (a live run is still growing)."""
+    with user_errors("Cannot show that step"):
+        k = whole_number("step", 0 if k is None else k, 0)
     if comp is None:
         return {**render_panes(None, 0), **render_plots(None, 0)}
     out: Updates = {}
     if comp.run_id in _LIVE:
         _LIVE[comp.run_id].follow = False
         out["follow"] = gr.Checkbox(value=False)
-    k = int(k or 0)
+    k = min(k, comp.num_steps)
     return {**render_panes(comp, k), **render_plots(comp, k), **out}
 
 

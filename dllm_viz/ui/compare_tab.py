@@ -13,7 +13,7 @@ from ..strategies import StrategySpec
 from ..views import curves_figure, legend_html
 from . import compare, picker, runtime
 from .examples import example_problems
-from .pane import StrategyPane, TracePane, model_picker, pane_values
+from .pane import StrategyPane, TracePane, checked_file, model_picker, pane_values
 from .session import Comparison
 from .settings import PANE_FIELDS
 from .stories import Story, default_story, stories
@@ -236,7 +236,7 @@ def _views(ui: Components, story: Story | None) -> None:
         with gr.Row():
             dl_json = gr.DownloadButton("⬇ Trace (JSON)", interactive=False, elem_id="dl-json")
             dl_gif = gr.DownloadButton("⬇ Animation (GIF)", interactive=False, elem_id="dl-gif")
-            upload = gr.File(
+            upload = checked_file(
                 file_types=[".json"],
                 type="filepath",
                 label="Replay a trace file (no model needed)",
@@ -292,6 +292,7 @@ def _wire_replay(ui: Components) -> None:
         [slider, session],
         compare.REPLAY_OUTPUTS,
         api_name="replay",
+        preprocess=False,  # replay checks the step itself (Gradio's slider checks give generic errors)
         trigger_mode="always_last",
         show_progress="hidden",
     )

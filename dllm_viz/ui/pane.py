@@ -6,12 +6,14 @@ decode (token grid, stats, step × position heatmap), each registered by name in
 
 from __future__ import annotations
 
+import functools
+
 import gradio as gr
 
 from ..strategies import Param, StrategySpec
 from ..views import heatmap_figure, render_grid, stats_html
 from . import picker, runtime
-from .errors import user_errors
+from .errors import public_message, shown, user_errors
 from .settings import CONTROLS, PANE_FIELDS, control_name, prepare_uploaded_policy, public_name
 from .updates import Components
 
@@ -26,6 +28,31 @@ def model_picker(elem_id: str, **kwargs) -> gr.Dropdown:
         elem_id=elem_id,
         **kwargs,
     )
+
+
+def checked_file(**kwargs) -> gr.File:
+    """A ``gr.File`` input whose API value, when it is not an uploaded file, gets a message naming
+    the input. Gradio checks an input against the component's data model before any handler runs
+    (even with ``preprocess=False``), and its pydantic error reaches a client as the generic
+    "upstream … raised an exception". Uploads are checked exactly as before (the same model)."""
+    component = gr.File(**kwargs)
+    component.data_model = _refusing(component.data_model, component.label or "the file")
+    return component
+
+
+@functools.cache
+def _refusing(model, label: str):
+    """``model`` (Gradio's FileData or ListFiles) under its own name and schema (the API page
+    shows them), refusing what is not an upload with a message naming ``label``."""
+
+    def model_validate(cls, obj, *args, **kwargs):
+        try:
+            return model.model_validate(obj, *args, **kwargs)
+        except ValueError:  # pydantic's ValidationError
+            message = f"{label}: send an uploaded file (gradio_client.handle_file(path)), not {shown(obj)}"
+            raise gr.Error(public_message(message), duration=12) from None
+
+    return type(model.__name__, (model,), {"model_validate": classmethod(model_validate)})
 
 
 # ---- one strategy's controls ---------------------------------------------------------------------
@@ -126,7 +153,7 @@ class StrategyPane:
                 param_control(param, value, f"{control_name(param)}-{p}", visible)
                 for param, value, visible in zip(CONTROLS, params, show[:-1], strict=True)
             ]
-        self.files = gr.File(
+        self.files = checked_file(
             file_count="multiple",
             file_types=[".safetensors", ".json"],
             label="policy model.safetensors (+ config.json)",

@@ -59,7 +59,8 @@ def finite_number(name: str, value, lo: float | None = None, hi: float | None = 
 
 def _in_range(name: str, number, lo, hi):
     if (lo is not None and number < lo) or (hi is not None and number > hi):
-        raise ValueError(f"{name} ({shown(number, 24)}) must be between {lo} and {hi}")  # 1e300 as an int: 301 digits
+        bound = f"at most {hi}" if lo is None else f"at least {lo}" if hi is None else f"between {lo} and {hi}"
+        raise ValueError(f"{name} ({shown(number, 24)}) must be {bound}")  # 1e300 as an int: 301 digits
     return number
 
 

@@ -1,9 +1,14 @@
-"""Gradio's per-event records stay bounded (a record per request, kept forever, was part of the
-served app's memory creep)."""
+"""Gradio's per-event bookkeeping stays bounded (a record per request, kept forever, was part of the
+served app's memory creep), and a run's streaming entries go when its event ends."""
 
 from __future__ import annotations
 
-from dllm_viz.ui.bookkeeping import RecentEvents
+import socket
+import time
+
+import pytest
+
+from dllm_viz.ui.bookkeeping import RecentEvents, RecentIds, bound_queue_bookkeeping
 
 
 def _record(status: str) -> dict:
@@ -38,3 +43,89 @@ def test_the_app_queue_keeps_its_records_bounded():
     for i in range(events.limit + 50):
         events[str(i)] = _record("success")
     assert len(events) == events.limit
+
+
+def test_recent_ids_keep_the_newest():
+    ids = RecentIds(["a", "b"], limit=3)
+    for event_id in ["c", "d", "b"]:  # an id added again counts as new
+        ids.add(event_id)
+    assert list(ids) == ["c", "d", "b"] and "a" not in ids
+    ids.remove("d")
+    assert list(ids) == ["c", "b"]
+    with pytest.raises(KeyError):
+        ids.remove("d")
+
+
+@pytest.fixture
+def served():
+    """A small Gradio app with the bookkeeping bound, launched in this process (so its
+    dicts can be read): generators that refuse after a first yield, finish, or run until cancelled."""
+    import gradio as gr
+
+    def refuse(x):
+        yield "checking"
+        raise gr.Error(f"refused {x}")
+
+    def finish(x):
+        yield "one"
+        yield "two"
+
+    def forever(x):
+        for i in range(10_000):
+            time.sleep(0.02)
+            yield str(i)
+
+    with gr.Blocks() as demo:
+        box, out = gr.Textbox(), gr.Textbox()
+        for fn in (refuse, finish, forever):
+            gr.Button().click(fn, box, out, api_name=fn.__name__)
+    demo.queue()
+    bound_queue_bookkeeping(demo, limit=4)
+    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=_free_port(), quiet=True)
+    try:
+        yield demo
+    finally:
+        demo.close()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _streams(demo) -> dict:
+    return {"diff bases": dict(demo.pending_diff_streams), "streams": dict(demo.pending_streams)}
+
+
+def _settled(demo, timeout: float = 30.0) -> dict:
+    """The streaming entries once the server has finished with the events (a cancel lands a moment later)."""
+    deadline = time.monotonic() + timeout
+    while any(_streams(demo).values()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return _streams(demo)
+
+
+def test_runs_leave_no_streaming_entries_however_they_end(served):
+    """A run refused after its first yield, a finished one and a cancelled one: none keeps a diff
+    base (keyed by its iterator's id, which a later run may reuse and then stream against) or a
+    stream dict; the ids of finished events stay bounded."""
+    from gradio_client import Client
+    from gradio_client.exceptions import AppError
+    from gradio_client.utils import Status
+
+    client = Client(served.local_url, verbose=False)
+    for i in range(3):
+        with pytest.raises(AppError, match=f"refused {i}"):
+            client.predict(str(i), api_name="/refuse")
+        assert _settled(served) == {"diff bases": {}, "streams": {}}
+    assert client.predict("x", api_name="/finish") == "two"
+    assert _settled(served) == {"diff bases": {}, "streams": {}}
+    job = client.submit("x", api_name="/forever")
+    while job.status().code != Status.ITERATING:
+        time.sleep(0.02)
+    assert _streams(served)["diff bases"]  # a running run has its base
+    job.cancel()
+    assert _settled(served) == {"diff bases": {}, "streams": {}}
+    to_reset = served.server_app.iterators_to_reset
+    assert isinstance(to_reset, RecentIds) and len(to_reset) == 4

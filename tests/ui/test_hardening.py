@@ -526,3 +526,35 @@ def test_f6_messages_quote_the_users_input_and_cut_only_server_paths(tmp_path):
     assert "assets/policies/semi-ar-alpha1" in public_message("no policy assets/policies/semi-ar-alpha1")
     assert public_message(f"cannot read {tmp_path}/model/config.json") == "cannot read config.json"
     assert public_message(f"bad {os.getcwd()}/assets/x and /proc/self/cwd") == "bad x and cwd"
+
+
+@pytest.mark.parametrize(
+    "k, message",
+    [
+        ("12abc", "step ('12abc') must be a number"),
+        (-1, "step (-1) must be at least 0"),
+        (True, "step must be a number, not bool"),
+        ([1], "step must be a number, not list"),
+        (2.5, "step (2.5) must be a whole number"),
+    ],
+)
+def test_replay_names_a_bad_step(k, message):
+    """/replay skips Gradio's slider checks (generic errors, or a message naming no argument)."""
+    with pytest.raises(gr.Error) as err:
+        replay(k, None)
+    assert err.value.message == f"Cannot show that step: {message}"
+
+
+def test_file_inputs_refuse_a_non_upload_by_name():
+    """Gradio checks a file input against its data model before any handler (its pydantic error
+    reached clients as the generic one); an upload passes the same model as before."""
+    upload = pane.checked_file(label="Replay a trace file", file_types=[".json"])
+    checked = {"context": {"validate_meta": True}}
+    for value in ("12abc", 5, {"path": "/etc/passwd"}):  # the last: not marked as an upload
+        with pytest.raises(gr.Error, match="Replay a trace file: send an uploaded file"):
+            upload.data_model.model_validate(value, **checked)
+    with pytest.raises(gr.Error, match="&lt;b&gt;"):  # echoed escaped
+        upload.data_model.model_validate("<b>", **checked)
+    sent = {"path": "x.json", "meta": {"_type": "gradio.FileData"}}
+    assert upload.data_model.model_validate(sent, **checked).path == "x.json"
+    assert upload.data_model.__name__ == "FileData"  # the API page names the type as before
