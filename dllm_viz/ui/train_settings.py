@@ -147,9 +147,9 @@ def heuristic_choices() -> list[str]:
 
 
 PRESETS: dict[str, TrainSettings] = {
-    "fast full-diffusion policy (~3 min on one core)": TrainSettings(),
-    "full diffusion, steered by an expert (~3 min)": TrainSettings(expert_steering=True),
-    "speed is cheap: α = 0.3, full diffusion (~3 min)": TrainSettings(alpha=0.3),
+    "fast full-diffusion policy (~4 min on one core)": TrainSettings(),
+    "full diffusion, steered by an expert (~4 min)": TrainSettings(expert_steering=True),
+    "speed is cheap: α = 0.3, full diffusion (~4 min)": TrainSettings(alpha=0.3),
     "semi-AR blocks of 8, α = 1 (~6 min)": TrainSettings(setting="semi-AR", alpha=1.0, batches=20, probe_every=2),
     "quick look: 6 batches (~40 s)": TrainSettings(batches=6, probe_every=1),
 }
