@@ -567,6 +567,7 @@ def test_browser_every_strategy_shows_its_controls_and_they_change_the_run(page,
     policy = runtime.policy_dir() / picker.DEFAULT_POLICY
     page.locator("#prompt textarea").fill(EXAMPLE)
     _open_settings(page)
+    page.get_by_label("full diffusion").uncheck()  # the page may open on a full-diffusion story (BL = L, locked)
     page.locator("#gen-length input").fill("16")
     page.locator("#block-length input").fill("8")
     page.get_by_label("full speed").check()
