@@ -130,6 +130,7 @@ class _Batch:
     nfe: torch.Tensor  # (B,) int64
     block_step: torch.Tensor  # (B,) int64
     positions: torch.Tensor  # (L,) 0 … L-1
+    block_of_pos: torch.Tensor  # (L,) each position's block, made once per decode
     cache: PrefixKVCache | None = None
     first: int = 0
     limit: int = 0
@@ -151,7 +152,7 @@ class _Batch:
             backend, config, prompt_ids, x,
             None if bool(padding.all()) else padding,  # None lets the model take its unmasked attention path
             P, RowRNG.for_prompts(config.seed, prompt_ids, device, L), counts, counts.clone(),
-            torch.arange(L, device=device), limit=L,
+            torch.arange(L, device=device), torch.arange(L, device=device) // config.block_length, limit=L,
         )  # fmt: skip
         if config.cache == "prefix" and has_kv_cache(backend):  # Plan.prepare refuses a cache without one
             from .models.cache import PrefixKVCache  # imports transformers; only runs that use it pay
@@ -182,7 +183,7 @@ class _Batch:
             return None
         first_masked = torch.where(masked, positions, L).amin(1)
         block = (first_masked // BL).clamp(max=self.config.num_blocks - 1)
-        eligible = masked & (positions // BL == block.unsqueeze(1))
+        eligible = masked & (self.block_of_pos == block.unsqueeze(1))
         rows = slice(None) if bool(active.all()) else active.nonzero().squeeze(1)
         return _Where(masked, active, block, eligible, rows)
 
