@@ -25,6 +25,7 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -87,11 +88,19 @@ def _reclaim(now: float) -> None:
         _LEASES.discard(lease)
 
 
-def acquire(owner: str, thread: threading.Thread | None = None, wait_s: float = SLOT_WAIT_S) -> Lease:
-    """A lease on a free slot, waiting up to ``wait_s`` (then :class:`Busy`)."""
+def acquire(
+    owner: str,
+    thread: threading.Thread | None = None,
+    wait_s: float = SLOT_WAIT_S,
+    stop: Callable[[], object] | None = None,
+) -> Lease:
+    """A lease on a free slot, waiting up to ``wait_s`` (then :class:`Busy`); :class:`Cancelled` as soon
+    as ``stop()`` is true (a Stop pressed while the run waits)."""
     deadline = time.monotonic() + wait_s
     collect_at = time.monotonic() + 1.0  # a short wait is normal; a longer one may be a leak
     while True:
+        if stop is not None and stop():
+            raise Cancelled()
         with _LOCK:
             _reclaim(time.monotonic())
             if len(_LEASES) < MODEL_CONCURRENCY:
@@ -118,20 +127,21 @@ def compute_slot(owner: str = "a computation"):
         lease.release()
 
 
-def hold_slot(steps, owner: str):
+def hold_slot(steps, owner: str, stop: Callable[[], object] | None = None):
     """Iterate the generator ``steps`` while holding a slot, taken at the first ``next()``.
 
     Closing this generator (Gradio's cancel, a client gone) closes ``steps`` and releases the
-    slot; the lease is busy while ``steps`` computes and touched after every step.
+    slot; the lease is busy while ``steps`` computes and touched after every step. ``stop``: see
+    :func:`acquire` (the caller checks it between steps).
     """
-    lease = acquire(owner)
+    lease = acquire(owner, stop=stop)
     try:
         while True:
             lease.busy = True
             try:
                 item = next(steps)
-            except StopIteration as stop:
-                return stop.value
+            except StopIteration as done:
+                return done.value
             finally:
                 lease.busy, lease.touched = False, time.monotonic()
             yield item

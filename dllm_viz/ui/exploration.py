@@ -129,9 +129,10 @@ def decode_job(model: str, job: Job):
     yield recording.trace()
 
 
-def decode(model: str, job: Job):
-    """:func:`decode_job` holding a compute slot until it ends or is closed (a cancel)."""
-    return hold_slot(decode_job(model, job), "a branch" if job.parent is not None else "a decode")
+def decode(model: str, job: Job, stop=None):
+    """:func:`decode_job` holding a compute slot until it ends or is closed (a cancel); ``stop``: a
+    check that ends the wait for a slot (:func:`~.budget.acquire`)."""
+    return hold_slot(decode_job(model, job), "a branch" if job.parent is not None else "a decode", stop)
 
 
 def check_branch(exp: Exploration, model: str, node_id: int, k, overrides, spec: StrategySpec | None) -> Job:

@@ -12,7 +12,10 @@ below.
 
 from __future__ import annotations
 
+import inspect
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import gradio as gr
 
@@ -31,6 +34,7 @@ from ..views.explore import (
     token_choices,
 )
 from . import picker, runtime
+from .budget import Cancelled
 from .compare import render_panes as compare_panes
 from .compare import render_plots
 from .errors import shown, user_errors
@@ -38,7 +42,17 @@ from .examples import known_answer
 from .exploration import Exploration, Job, check_branch, decode, load_tree, spec_of
 from .files import content_folder, digest_of
 from .session import new_run_id
-from .settings import PaneInputs, engine_config, pane_signature, pane_spec, prompt_text, runnable_model, text
+from .settings import (
+    PANE_FIELDS,
+    PaneInputs,
+    engine_config,
+    pane_signature,
+    pane_spec,
+    prompt_text,
+    runnable_model,
+    text,
+)
+from .stopping import BOARD, Ending
 from .updates import Updates
 
 SESSION_TTL_S = 1800
@@ -173,24 +187,55 @@ def _frame(exp: Exploration, k: int, status: str) -> Updates:
     return {**view(exp, k), "status": status, "session": exp, "dl_tree": export_tree(exp)}
 
 
-def _stream(model: str, job: Job, what: str, run_id: str):
-    """Status frames while ``job`` decodes; returns its trace."""
-    last, trace = 0.0, None
-    for item in decode(model, job):
-        if isinstance(item, Trace):
-            trace = item
-        elif time.monotonic() - last >= STATUS_INTERVAL_S:
-            last = time.monotonic()
-            yield {"status": f"{what} · step {job.k + item} #{run_id}"}
+def _stream(model: str, job: Job, what: str, run_id: str, ending: Callable[[], Ending]):
+    """Status frames while ``job`` decodes; returns its trace, or why it ended early (``ending()``,
+    checked between steps and while waiting for a compute slot)."""
+    last, trace, done = 0.0, None, 0
+    steps = decode(model, job, stop=ending)
+    try:
+        for item in steps:
+            if isinstance(item, Trace):
+                trace = item
+            else:
+                done = item
+                if ending():
+                    break
+                if time.monotonic() - last >= STATUS_INTERVAL_S:
+                    last = time.monotonic()
+                    yield {"status": f"{what} · step {job.k + item} #{run_id}"}
+    except Cancelled:  # stopped while waiting for a slot
+        pass
+    finally:
+        steps.close()  # frees the slot now, not when the generator is collected
+    if trace is None and ending():
+        return _Ended(ending(), job.k + done)
     if trace is None:
         raise RuntimeError("the decode ended without a trace")
     return trace
 
 
-def run_explore(model, prompt, gen_length, block_length, full_diffusion, temperature, seed, *pane):
-    """▶ Run: decode the prompt from scratch into a new tree (this run is its node 0)."""
+@dataclass(frozen=True)
+class _Ended:
+    """A decode that a Stop (or a newer run from the same page) ended after ``step`` steps."""
+
+    why: Ending
+    step: int
+
+
+def _ended_status(ended: _Ended, run_id: str) -> Updates:
+    """A Stop says where it stopped; a run superseded by a newer one leaves the status line to it."""
+    return {"status": f"stopped at step {ended.step} #{run_id}"} if ended.why == "stopped" else {}
+
+
+def run_explore(model, prompt, gen_length, block_length, full_diffusion, temperature, seed, *pane_and_key):
+    """▶ Run: decode the prompt from scratch into a new tree (this run is its node 0).
+
+    After the settings come the pane's controls (:data:`PANE_FIELDS` order) and, optionally, the
+    page's run key (:mod:`.stopping`; ■ Stop ends the run between steps)."""
     try:
         with user_errors("Cannot start the decode"):
+            pane, key = _split_key(pane_and_key)
+            ending = BOARD.start(key)
             model = runnable_model(model)
             prompt = prompt_text(prompt)
             config = engine_config(gen_length, block_length, full_diffusion, temperature, seed)
@@ -202,7 +247,11 @@ def run_explore(model, prompt, gen_length, block_length, full_diffusion, tempera
     yield {"status": f"decoding… #{exp.run_id}"}
     try:
         with user_errors("The decode failed"):
-            trace = yield from _stream(model, Job(spec, prompt=prompt, config=config), "decoding", exp.run_id)
+            job = Job(spec, prompt=prompt, config=config)
+            trace = yield from _stream(model, job, "decoding", exp.run_id, ending)
+            if isinstance(trace, _Ended):
+                yield _ended_status(trace, exp.run_id)
+                return
             exp.tree.add(trace, label=picker.pane_title(spec))
             exp.specs[0] = spec
     except gr.Error as err:
@@ -211,13 +260,25 @@ def run_explore(model, prompt, gen_length, block_length, full_diffusion, tempera
     yield _frame(exp, _steps(exp), status_of(exp, f"done · node 0: {trace.num_steps} steps"))
 
 
-run_explore.__signature__ = pane_signature(run_explore, ("",))  # type: ignore[attr-defined]  # /explore's names
+def _split_key(values: tuple) -> tuple[tuple, str | None]:
+    """One pane's controls and the run key after them (none from API calls that leave it out)."""
+    n = len(PANE_FIELDS)
+    if len(values) not in (n, n + 1):
+        raise TypeError(f"expected the strategy's {n} values ({', '.join(PANE_FIELDS)}) and the run key")
+    return values[:n], (values[n] if len(values) > n else None)
 
 
-def branch_explore(exp: Exploration | None, model, k, mode, *pane):
-    """↳ Branch: continue the branch-point node after step ``k`` with the pending overrides."""
+_KEY = inspect.Parameter("run_key", inspect.Parameter.POSITIONAL_OR_KEYWORD, default=None)
+run_explore.__signature__ = pane_signature(run_explore, ("",), (_KEY,))  # type: ignore[attr-defined]  # /explore's names
+
+
+def branch_explore(exp: Exploration | None, model, k, mode, *pane_and_key):
+    """↳ Branch: continue the branch-point node after step ``k`` with the pending overrides (the
+    pane's controls, then the page's run key, as for :func:`run_explore`)."""
     try:
         with user_errors("Cannot branch"):
+            pane, key = _split_key(pane_and_key)
+            ending = BOARD.start(key)
             if exp is None:
                 raise ValueError("run a decode (or load one) first")
             model = runnable_model(model)
@@ -231,7 +292,10 @@ def branch_explore(exp: Exploration | None, model, k, mode, *pane):
     yield {"status": f"{what}… #{exp.run_id}"}
     try:
         with user_errors("The branch failed"):
-            trace = yield from _stream(model, job, what, exp.run_id)
+            trace = yield from _stream(model, job, what, exp.run_id, ending)
+            if isinstance(trace, _Ended):
+                yield _ended_status(trace, exp.run_id)
+                return
             node = exp.tree.add(trace, parent=source.id, label=picker.pane_title(spec))
     except gr.Error as err:
         yield {"status": f"error: {err.message} #{exp.run_id}"}

@@ -13,7 +13,7 @@ import gradio as gr
 from ..strategies import StrategySpec
 from ..views import legend_html
 from ..views.explore import branch_point_html, inspector_html, pending_html
-from . import explore, picker, runtime
+from . import explore, picker, runtime, stopping
 from .endpoints import branch_api
 from .examples import example_problems
 from .pane import StrategyPane, TracePane, model_picker
@@ -56,7 +56,9 @@ def _branch_point(ui: Components) -> None:
         run_btn = gr.Button("▶ Run", variant="primary", elem_id="ex-run", scale=1)
         stop_btn = gr.Button("■ Stop", variant="stop", elem_id="ex-stop", scale=0, min_width=110)
         status = gr.Textbox("idle", label="Status", interactive=False, elem_id="ex-status", scale=5)
-    ui.add(run_btn=run_btn, stop_btn=stop_btn, status=status)
+        run_key = gr.Textbox(visible=False, elem_id="ex-run-key")  # filled by the page (stopping.RUN_JS)
+        api_cancel = gr.Button(visible=False, elem_id="ex-api-cancel")  # gradio_client's job.cancel() uses it
+    ui.add(run_btn=run_btn, stop_btn=stop_btn, status=status, run_key=run_key, api_cancel=api_cancel)
     with gr.Row(equal_height=False):
         with gr.Column(scale=2):
             tree = gr.Radio(
@@ -122,24 +124,28 @@ def _wire(ui: Components, run_pane: StrategyPane, branch_pane: StrategyPane) -> 
     model_event = dict(concurrency_limit=runtime.MODEL_CONCURRENCY, concurrency_id="model", show_progress="hidden")
     settings = ui.outputs(("model", "prompt", "gen_length", "block_length", "full", "temperature", "seed"))
     session, slider = ui["session"], ui["slider"]
+    # ■ Stop works through the run key, not Gradio's cancel (see .stopping); a newer run from the
+    # page ends the older one, so a click is never dropped while a stopped run winds down.
+    keyed = dict(js=stopping.RUN_JS, trigger_mode="multiple", **model_event)
     run_event = ui.on(
         ui["run_btn"].click,
         explore.run_explore,
-        [*settings, *run_pane.inputs],
+        [*settings, *run_pane.inputs, ui["run_key"]],
         explore.RUN_OUTPUTS,
         api_name="explore",
         preprocess=False,  # run_explore checks every value itself (Gradio's checks give generic errors)
-        **model_event,
+        **keyed,
     )
     branch_event = ui.on(
         ui["branch_btn"].click,
         explore.branch_explore,
-        [session, ui["model"], slider, ui["mode"], *branch_pane.inputs],
+        [session, ui["model"], slider, ui["mode"], *branch_pane.inputs, ui["run_key"]],
         explore.RUN_OUTPUTS,
         api_visibility="private",
-        **model_event,
+        **keyed,
     )
-    ui["stop_btn"].click(None, None, None, cancels=[run_event, branch_event], queue=False, api_visibility="private")
+    ui["stop_btn"].click(stopping.stop, ui["run_key"], None, js=stopping.STOP_JS, queue=False, api_visibility="private")
+    ui["api_cancel"].click(None, None, None, cancels=[run_event, branch_event], queue=False, api_visibility="private")
     ui.on(ui["tree"].input, explore.select_node, [ui["tree"], slider, session], explore.SELECT_OUTPUTS, **quiet)
     replay_triggers = functools.partial(gr.on, [slider.release, slider.input])
     ui.on(

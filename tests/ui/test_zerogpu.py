@@ -128,5 +128,5 @@ def test_every_endpoint_names_its_arguments(zero_demo):
     endpoints = zero_demo.get_api_info()["named_endpoints"]
     names = {ep: [p["parameter_name"] for p in info["parameters"]] for ep, info in endpoints.items()}
     assert not [(ep, n) for ep, ns in names.items() for n in ns if n.startswith("param_")]
-    assert names["/explore"][7:] == list(PANE_FIELDS)
+    assert names["/explore"][7:] == [*PANE_FIELDS, "run_key"]
     assert names["/compare"][-1] == "speed" and "strategy_b" in names["/compare"]
