@@ -15,6 +15,7 @@ from __future__ import annotations
 import inspect
 import time
 from collections.abc import Callable
+from contextlib import closing
 from dataclasses import dataclass
 
 import gradio as gr
@@ -227,15 +228,32 @@ def _ended_status(ended: _Ended, run_id: str) -> Updates:
     return {"status": f"stopped at step {ended.step} #{run_id}"} if ended.why == "stopped" else {}
 
 
+def _current_only(updates, ending: Callable[[], Ending]):
+    """A run's updates until a newer run from its page has started: from then on its frames (even
+    a first "decoding…" held up by a model load) would overwrite the newer run's, so it ends."""
+    with closing(updates):
+        for update in updates:
+            if ending() == "superseded":
+                yield {}
+                return
+            yield update
+
+
 def run_explore(model, prompt, gen_length, block_length, full_diffusion, temperature, seed, *pane_and_key):
     """▶ Run: decode the prompt from scratch into a new tree (this run is its node 0).
 
     After the settings come the pane's controls (:data:`PANE_FIELDS` order) and, optionally, the
     page's run key (:mod:`.stopping`; ■ Stop ends the run between steps)."""
+    ending = BOARD.start(pane_and_key[-1] if len(pane_and_key) > len(PANE_FIELDS) else None)
+    settings = (model, prompt, gen_length, block_length, full_diffusion, temperature, seed)
+    yield from _current_only(_run(settings, pane_and_key, ending), ending)
+
+
+def _run(settings: tuple, pane_and_key: tuple, ending: Callable[[], Ending]):
+    model, prompt, gen_length, block_length, full_diffusion, temperature, seed = settings
     try:
         with user_errors("Cannot start the decode"):
-            pane, key = _split_key(pane_and_key)
-            ending = BOARD.start(key)
+            pane = _pane(pane_and_key)
             model = runnable_model(model)
             prompt = prompt_text(prompt)
             config = engine_config(gen_length, block_length, full_diffusion, temperature, seed)
@@ -260,12 +278,12 @@ def run_explore(model, prompt, gen_length, block_length, full_diffusion, tempera
     yield _frame(exp, _steps(exp), status_of(exp, f"done · node 0: {trace.num_steps} steps"))
 
 
-def _split_key(values: tuple) -> tuple[tuple, str | None]:
-    """One pane's controls and the run key after them (none from API calls that leave it out)."""
+def _pane(values: tuple) -> tuple:
+    """One pane's controls, before the run key (API calls may leave the key out)."""
     n = len(PANE_FIELDS)
     if len(values) not in (n, n + 1):
         raise TypeError(f"expected the strategy's {n} values ({', '.join(PANE_FIELDS)}) and the run key")
-    return values[:n], (values[n] if len(values) > n else None)
+    return values[:n]
 
 
 _KEY = inspect.Parameter("run_key", inspect.Parameter.POSITIONAL_OR_KEYWORD, default=None)
@@ -275,10 +293,14 @@ run_explore.__signature__ = pane_signature(run_explore, ("",), (_KEY,))  # type:
 def branch_explore(exp: Exploration | None, model, k, mode, *pane_and_key):
     """↳ Branch: continue the branch-point node after step ``k`` with the pending overrides (the
     pane's controls, then the page's run key, as for :func:`run_explore`)."""
+    ending = BOARD.start(pane_and_key[-1] if len(pane_and_key) > len(PANE_FIELDS) else None)
+    yield from _current_only(_branch(exp, model, k, mode, pane_and_key, ending), ending)
+
+
+def _branch(exp: Exploration | None, model, k, mode, pane_and_key: tuple, ending: Callable[[], Ending]):
     try:
         with user_errors("Cannot branch"):
-            pane, key = _split_key(pane_and_key)
-            ending = BOARD.start(key)
+            pane = _pane(pane_and_key)
             if exp is None:
                 raise ValueError("run a decode (or load one) first")
             model = runnable_model(model)

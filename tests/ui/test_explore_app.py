@@ -293,6 +293,8 @@ def test_browser_stop_right_after_run_leaves_the_server_serving(tab, app):
     page.locator("#ex-prompt textarea").fill("What is 2 plus 3?")
     page.locator("#ex-gen-length input").fill("224")  # ~15 s of compute on the built-in model
     page.locator("#ex-block-length input").fill("224")
+    page.locator("#strategy-r input").click()  # one token a step: 224 steps, not done before the Stop
+    page.locator("#strategy-r").get_by_role("option", name=REGISTRY["confidence"].label, exact=True).click()
     for delay_ms in (0, 200, 500):
         page.click("#ex-run")
         page.wait_for_timeout(delay_ms)
