@@ -16,7 +16,8 @@ from ..views.explore import branch_point_html, inspector_html, pending_html
 from . import explore, picker, runtime
 from .endpoints import branch_api
 from .examples import example_problems
-from .pane import StrategyPane, TracePane, model_picker
+from .glossary import BLOCK_INFO
+from .pane import StrategyPane, TracePane, model_picker, setting_note
 from .updates import Components
 
 # A click on a token of either grid: the pane's node and the token's position go to Python.
@@ -38,7 +39,9 @@ def _settings(ui: Components) -> StrategyPane:
             model = model_picker("ex-model")
             with gr.Row():
                 gen_length = gr.Number(32, precision=0, label="gen length L", minimum=1, elem_id="ex-gen-length")
-                block_length = gr.Number(8, precision=0, label="block length BL", minimum=1, elem_id="ex-block-length")
+                block_length = gr.Number(
+                    8, precision=0, label="block length BL", info=BLOCK_INFO, minimum=1, elem_id="ex-block-length"
+                )
             with gr.Row():
                 full = gr.Checkbox(False, label="full diffusion (BL = L)", elem_id="ex-full")
                 temperature = gr.Slider(
@@ -57,6 +60,7 @@ def _branch_point(ui: Components) -> None:
         stop_btn = gr.Button("■ Stop", variant="stop", elem_id="ex-stop", scale=0, min_width=110)
         status = gr.Textbox("idle", label="Status", interactive=False, elem_id="ex-status", scale=5)
     ui.add(run_btn=run_btn, stop_btn=stop_btn, status=status)
+    ui.add(setting_note=gr.Markdown("", elem_id="ex-setting-note"))
     with gr.Row(equal_height=False):
         with gr.Column(scale=2):
             tree = gr.Radio(
@@ -140,6 +144,9 @@ def _wire(ui: Components, run_pane: StrategyPane, branch_pane: StrategyPane) -> 
         **model_event,
     )
     ui["stop_btn"].click(None, None, None, cancels=[run_event, branch_event], queue=False, api_visibility="private")
+    # beside the run, not inside it: warned, never refused
+    note_inputs = [ui["gen_length"], ui["block_length"], ui["full"], run_pane.strategy]
+    ui["run_btn"].click(setting_note, note_inputs, ui["setting_note"], show_progress="hidden", api_visibility="private")
     ui.on(ui["tree"].input, explore.select_node, [ui["tree"], slider, session], explore.SELECT_OUTPUTS, **quiet)
     replay_triggers = functools.partial(gr.on, [slider.release, slider.input])
     ui.on(
