@@ -5,7 +5,7 @@ from __future__ import annotations
 import gradio as gr
 
 from ..views.diagram import about_figure
-from .glossary import glossary_markdown
+from ..views.glossary import glossary_markdown
 
 ABOUT_MD = r"""
 ## What you are looking at

@@ -24,11 +24,11 @@ from ..eval import (
 from ..eval.report import display_name, write_csv
 from ..eval.sweep import panels, subset_of
 from ..strategies import POLICY, REGISTRY, StrategySpec
+from ..views.glossary import BETA_INFO, NFE_INFO, TAU_INFO
 from . import picker, runtime, zerogpu
 from .budget import BackgroundJob, CancellableBackend
 from .errors import shown, user_errors
 from .files import content_folder, digest_of
-from .glossary import BETA_INFO, NFE_INFO, TAU_INFO
 from .pane import model_picker
 from .settings import MAX_GEN_LENGTH, finite_number, flag, runnable_model, text, whole_number
 

@@ -11,9 +11,9 @@ import gradio as gr
 
 from ..strategies import StrategySpec
 from ..views import curves_figure, legend_html
+from ..views.glossary import BLOCK_INFO
 from . import compare, picker, runtime
 from .examples import example_problems
-from .glossary import BLOCK_INFO
 from .pane import StrategyPane, TracePane, checked_file, model_picker, pane_values, setting_note
 from .session import Comparison
 from .settings import PANE_FIELDS

@@ -13,10 +13,10 @@ import gradio as gr
 from ..strategies import StrategySpec
 from ..views import legend_html
 from ..views.explore import branch_point_html, inspector_html, pending_html
+from ..views.glossary import BLOCK_INFO
 from . import explore, picker, runtime
 from .endpoints import branch_api
 from .examples import example_problems
-from .glossary import BLOCK_INFO
 from .pane import StrategyPane, TracePane, model_picker, setting_note
 from .updates import Components
 

@@ -13,9 +13,9 @@ import gradio as gr
 
 from ..strategies import Param, StrategySpec
 from ..views import heatmap_figure, render_grid, stats_html
+from ..views.glossary import INFO
 from . import picker, runtime
 from .errors import public_message, shown, user_errors
-from .glossary import INFO
 from .settings import CONTROLS, PANE_FIELDS, control_name, engine_config, prepare_uploaded_policy, public_name
 from .updates import Components
 

@@ -16,7 +16,7 @@ from dllm_viz.strategies import POLICY, StrategySpec
 from dllm_viz.strategies.trained_for import TRAINED_FOR_NAME, TrainedFor, read_trained_for
 from dllm_viz.ui import picker
 from dllm_viz.ui.examples import example_problems
-from dllm_viz.ui.glossary import GLOSSARY
+from dllm_viz.views.glossary import GLOSSARY
 
 from conftest import chromium_page, serve_app
 
@@ -182,6 +182,8 @@ def test_browser_a_pick_sets_the_policy_s_tau_and_a_run_out_of_its_setting_warns
         toast = page.locator('[data-testid="toast-body"]').filter(has_text="trained for semi-AR")
         expect(toast.first).to_be_visible()
         expect(page.locator("#status textarea")).to_have_value(_done())  # warned, and it still ran
+        nfe = page.locator("#stats-a .dv-stat").filter(has_text="NFE").first
+        assert nfe.get_attribute("title").startswith("NFE: forward passes of the model")
 
         # Explore warns the same way (its default setting is semi-AR)
         page.get_by_role("tab", name="Explore").click()

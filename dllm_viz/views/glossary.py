@@ -1,6 +1,6 @@
 """The words a class meets in the app, said once: the short ``info=`` lines under the controls
-that use them, and the glossary the About tab shows. One place, so a control's help and the
-glossary never disagree."""
+that use them, the hover text of the stats, and the glossary the About tab shows. One place, so a
+control's help and the glossary never disagree. Plain text, no Gradio."""
 
 from __future__ import annotations
 
@@ -9,7 +9,10 @@ TAU_INFO = "τ_π: the policy's temperature; below 1 sharpens its unmask probabi
 BETA_INFO = "β: scales the policy's unmask probabilities; above 1 commits more per step (fewer NFE, riskier)"
 BLOCK_INFO = "BL: positions filled left to right in blocks of BL; BL = L is full diffusion (no blocks)"
 
+ENGINE_INFO = "engine: the decoding loop around the model (features, the strategy's decision, commits)"
+
 INFO = {"temperature": TAU_INFO, "beta": BETA_INFO}  # by strategy parameter name
+STAT_INFO = {"NFE": NFE_INFO, "engine": ENGINE_INFO}  # by stats label
 
 GLOSSARY = {
     "NFE": "Number of function evaluations: forward passes of the dLLM, one per decoding step. It is "
