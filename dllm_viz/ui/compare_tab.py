@@ -210,7 +210,8 @@ def _run_bar(ui: Components) -> None:
             scale=1,
         )
     ui.add(run_btn=run_btn, stop_btn=stop_btn, status=status, live_timer=gr.Timer(compare.LIVE_TICK_S, active=False))
-    ui.add(setting_note=gr.Markdown("", elem_id="setting-note"))  # a policy run outside its trained setting
+    # a policy run outside its trained setting; hidden (no room taken above the grids) otherwise
+    ui.add(setting_note=gr.Markdown("", visible="hidden", elem_id="setting-note"))
 
 
 def _views(ui: Components, story: Story | None) -> None:

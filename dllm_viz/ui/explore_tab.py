@@ -60,7 +60,7 @@ def _branch_point(ui: Components) -> None:
         stop_btn = gr.Button("■ Stop", variant="stop", elem_id="ex-stop", scale=0, min_width=110)
         status = gr.Textbox("idle", label="Status", interactive=False, elem_id="ex-status", scale=5)
     ui.add(run_btn=run_btn, stop_btn=stop_btn, status=status)
-    ui.add(setting_note=gr.Markdown("", elem_id="ex-setting-note"))
+    ui.add(setting_note=gr.Markdown("", visible="hidden", elem_id="ex-setting-note"))
     with gr.Row(equal_height=False):
         with gr.Column(scale=2):
             tree = gr.Radio(

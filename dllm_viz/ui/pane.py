@@ -89,20 +89,22 @@ def knobs_js() -> str:
     )
 
 
-def setting_note(gen_length, block_length, full_diffusion, *choices) -> str:
+def setting_note(gen_length, block_length, full_diffusion, *choices) -> gr.Markdown:
     """A visible note (and a warning toast) for each picked policy that will run outside the
-    setting it was trained for; "" otherwise, and for settings the run itself will refuse.
+    setting it was trained for; hidden otherwise, and for settings the run itself will refuse.
     ``choices`` are the panes' picker values: one (Explore's run) or two (Compare's A and B)."""
     specs = [picker.strategy_spec(c) for c in choices]
     try:
         config = engine_config(gen_length, block_length, full_diffusion, 0.0, 0)
     except (ValueError, TypeError):
-        return ""
+        return gr.Markdown("", visible="hidden")
     panes = "AB" if len(specs) > 1 else ("run",)
-    notes = picker.setting_warnings([s for s in specs if s], config.gen_length, config.block_length, panes)
+    L, BL = config.gen_length, config.block_length
+    notes = [note for s, p in zip(specs, panes, strict=False) if s and (note := picker.setting_warning(s, L, BL, p))]
     for note in notes:
         gr.Warning(note)
-    return "\n\n".join(f"⚠ {note}" for note in notes)
+    text = "\n\n".join(f"⚠ {note}" for note in notes)
+    return gr.Markdown(text, visible=True if text else "hidden")  # hidden takes no room above the grids
 
 
 def shown_params(choice: str) -> tuple:

@@ -5,8 +5,8 @@ control's help and the glossary never disagree. Plain text, no Gradio."""
 from __future__ import annotations
 
 NFE_INFO = "NFE: forward passes of the model, one per step; the cost of a run (fewer = faster)"
-TAU_INFO = "τ_π: the policy's temperature; below 1 sharpens its unmask probabilities, above 1 flattens them"
-BETA_INFO = "β: scales the policy's unmask probabilities; above 1 commits more per step (fewer NFE, riskier)"
+TAU_INFO = "policy temperature: below 1 sharpens its unmask probabilities"  # short: the pane is narrow
+BETA_INFO = "scales the unmask probabilities: above 1 commits more per step"
 BLOCK_INFO = "BL: positions filled left to right in blocks of BL; BL = L is full diffusion (no blocks)"
 
 ENGINE_INFO = "engine: the decoding loop around the model (features, the strategy's decision, commits)"

@@ -171,7 +171,7 @@ def test_browser_a_pick_sets_the_policy_s_tau_and_a_run_out_of_its_setting_warns
             page.locator("#strategy-a").get_by_role("option", name=f"{_policy_label()}: {name}", exact=True).click()
             expect(tau).to_have_value(value)
         # the help under the controls
-        expect(page.locator("#tau-a")).to_contain_text("the policy's temperature")
+        expect(page.locator("#tau-a")).to_contain_text("policy temperature: below 1 sharpens")
         if not page.locator("#full-diffusion").is_visible():  # the settings box opens closed
             page.locator("#settings .label-wrap").first.click()
         expect(page.locator("#block-length")).to_contain_text("BL = L is full diffusion")
