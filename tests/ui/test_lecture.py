@@ -182,6 +182,16 @@ def test_browser_a_pick_sets_the_policy_s_tau_and_a_run_out_of_its_setting_warns
         toast = page.locator('[data-testid="toast-body"]').filter(has_text="trained for semi-AR")
         expect(toast.first).to_be_visible()
         expect(page.locator("#status textarea")).to_have_value(_done())  # warned, and it still ran
+        # the text line under each grid: the answer so far, ▢ for masks, following the slider
+        for p in "ab":
+            expect(page.locator(f"#grid-{p} .dv-text")).not_to_contain_text("▢")
+        slider = page.locator("#step-slider input[type=range]")
+        slider.focus()
+        slider.press("Home")
+        expect(page.locator("#grid-a .dv-text")).to_have_text(re.compile(r"^text ▢( ▢)+$"))
+        slider.press("ArrowRight")
+        expect(page.locator("#grid-a .dv-grid")).to_have_attribute("data-step", "1")
+        slider.press("End")
         nfe = page.locator("#stats-a .dv-stat").filter(has_text="NFE").first
         assert nfe.get_attribute("title").startswith("NFE: forward passes of the model")
 
