@@ -74,16 +74,32 @@ def render_grid(trace: Trace | None, step: int, *, pane: str = "a", title: str =
 
 SPACE_MARKS = str.maketrans({"▁": " ", "Ġ": " ", "Ċ": "\n"})  # SentencePiece/Metaspace and byte-level BPE
 TEXT_MASK = "▢"
+NO_SPACE_BEFORE = tuple(".,;:!?%)")
 
 
 def live_text(cells: list[Cell]) -> str:
     """The answer as it stands: committed tokens' text, each masked position as ▢, up to the
-    first committed end of sequence (what follows is padding)."""
-    out = []
+    first committed end of sequence (what follows is padding).
+
+    Subword tokens carry their own spaces (▁, Ġ, a leading blank); word-level tokens (the built-in
+    model's) carry none, so they are joined by spaces, except digits of one number and before
+    punctuation, as its tokenizer's decoder does.
+    """
+    pieces = []
     for cell in cells:
         if cell.state == "committed" and cell.eos:
             break
-        out.append(cell.text.translate(SPACE_MARKS) if cell.state == "committed" else f" {TEXT_MASK}")
+        pieces.append(cell.text if cell.state == "committed" else None)
+    subword = any(p and p[0] in " ▁Ġ" for p in pieces)
+    out, previous = [], None
+    for piece in pieces:
+        if subword:
+            out.append(f" {TEXT_MASK}" if piece is None else piece.translate(SPACE_MARKS))
+        else:
+            word = TEXT_MASK if piece is None else piece
+            glued = previous and ((previous[-1].isdigit() and word[:1].isdigit()) or word.startswith(NO_SPACE_BEFORE))
+            out.append(word if glued or not out else f" {word}")
+            previous = word
     return re.sub(" {2,}", " ", "".join(out)).strip()
 
 

@@ -185,6 +185,9 @@ def test_browser_a_pick_sets_the_policy_s_tau_and_a_run_out_of_its_setting_warns
         # the text line under each grid: the answer so far, ▢ for masks, following the slider
         for p in "ab":
             expect(page.locator(f"#grid-{p} .dv-text")).not_to_contain_text("▢")
+            answer = page.locator(f"#stats-{p} .dv-answer").inner_text().removeprefix("final answer").strip()
+            text = page.locator(f"#grid-{p} .dv-text").inner_text().removeprefix("text").strip()
+            assert answer.startswith(text), (text, answer)  # the tokenizer's own spacing; then the verdict
         slider = page.locator("#step-slider input[type=range]")
         slider.focus()
         slider.press("Home")

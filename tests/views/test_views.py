@@ -303,6 +303,10 @@ def test_grid_text_line_is_the_answer_so_far_with_masks_as_boxes_escaped(trace_a
     assert "&lt;script&gt;" in render_grid(trace_a, 1).split('class="dv-text"')[1]  # … escaped in the HTML
     # the committed end of sequence (position 3) ends the text; Metaspace's ▁ is a space
     cells = frame_cells(trace_a, 3)
-    assert live_text(cells) == "".join(c.text for c in cells[:3])
-    cells[1] = dataclasses.replace(cells[1], text="▁two")
-    assert live_text(cells) == "<script>alert(1)</script> two" + cells[2].text
+    assert live_text(cells) == "<script>alert(1)</script> " + " ".join(c.text for c in cells[1:3])
+    # word-level tokens (the built-in model's): spaces between words, none inside a number or before "."
+    words = [dataclasses.replace(cells[0], text=t) for t in ("Tom", "has", "1", "5", "pens", ".")]
+    assert live_text(words) == "Tom has 15 pens."
+    # subword tokens carry their spaces: Metaspace's ▁ is a space, a mask is " ▢"
+    sub = [dataclasses.replace(cells[0], text=t) for t in ("▁Tom", "▁has", "1")] + [frame_cells(trace_a, 0)[0]]
+    assert live_text(sub) == "Tom has1 ▢"
