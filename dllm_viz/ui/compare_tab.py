@@ -125,7 +125,7 @@ def _prompt_row(ui: Components, story: Story | None) -> None:
         )
         examples = gr.Dropdown(
             example_choices(),
-            value=None,
+            value="story:0" if story else None,  # the page opens on the first story: say so
             label="Examples",
             info="★ curated: the panes part ways; then held-out problems",
             elem_id="examples",

@@ -16,6 +16,7 @@ from dllm_viz.strategies import POLICY, StrategySpec
 from dllm_viz.strategies.trained_for import TRAINED_FOR_NAME, TrainedFor, read_trained_for
 from dllm_viz.ui import picker
 from dllm_viz.ui.examples import example_problems
+from dllm_viz.ui.stories import default_story
 from dllm_viz.views.glossary import GLOSSARY
 
 from conftest import chromium_page, serve_app
@@ -165,6 +166,9 @@ def test_browser_a_pick_sets_the_policy_s_tau_and_a_run_out_of_its_setting_warns
         page.set_viewport_size({"width": 1024, "height": 768})
         page.goto(server)
         page.wait_for_selector("#run-btn")
+        story = default_story()
+        if story:  # the page opens on the first story, and the example picker names it
+            expect(page.locator("#examples input")).to_have_value(f"★ {story.title}")
         tau = page.locator("#tau-a input[type=number]")
         for name, value in (("semi-ar-plus-one", "1"), ("semi-ar-alpha3", "0.5")):
             page.locator("#strategy-a input").click()
