@@ -25,6 +25,7 @@ import torch
 
 from ..outputs import check_destination, check_input
 from ..policy import DiTConfidencePolicy, PolicyConfig
+from ..strategies.trained_for import TrainedFor, write_trained_for
 from .compare_runs import curves_layout
 
 if TYPE_CHECKING:
@@ -162,14 +163,21 @@ def write_card(
     hardware: str | None = None,
     force: bool = False,
     curves: bool = True,
+    knobs: tuple[float | None, float | None] = (None, None),
 ) -> Path:
-    """Copy ``run_dir``'s selected checkpoint to ``dest`` and write ``dest/README.md``; returns its path.
+    """Copy ``run_dir``'s selected checkpoint to ``dest`` and write ``dest/README.md`` and
+    ``dest/trained_for.json`` (the run's setting and τ_π, β); returns the README's path.
+
+    Args:
+        knobs: (τ_π, β) chosen on validation; None keeps the run's validation decodes' own
+            (``--eval-temperature``, ``--eval-beta``).
 
     Raises:
         ValueError: a missing or malformed input (named), or ``dest`` not empty without ``force``.
     """
     # 1. Read and check every input, and the destination; nothing is written until all pass.
     run = read_run(run_dir, eval_report, dest, force)
+    trained_for = run_trained_for(run, *knobs)
     lines = card_lines(run, dest.name, hardware)
     if curves:
         lines += [
@@ -186,6 +194,7 @@ def write_card(
 
         write_png(training_curves(run.rows, run.selection.get("iteration")), dest / "training_curves.png")
     run.policy.save_pretrained(dest)
+    write_trained_for(dest, trained_for)
     (dest / "README.md").write_text("\n".join(lines))
     shutil.copy(run_dir / "metrics.jsonl", dest / "training_metrics.jsonl")
     return dest / "README.md"
@@ -202,6 +211,16 @@ class Run:
     selection: dict
     policy: DiTConfidencePolicy
     evaluation: str | None
+
+
+def run_trained_for(run: Run, temperature: float | None = None, beta: float | None = None) -> TrainedFor:
+    """The run's setting (its engine's L and BL) with τ_π and β: the given ones, else those of its
+    validation decodes."""
+    knobs = {
+        "temperature": run.args.get("eval_temperature", 1.0) if temperature is None else temperature,
+        "beta": run.args.get("eval_beta", 1.0) if beta is None else beta,
+    }
+    return TrainedFor(run.engine["gen_length"], run.engine["block_length"], **knobs)
 
 
 def read_run(run_dir: Path, eval_report: Path | None, dest: Path, force: bool) -> Run:
@@ -302,11 +321,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--no-curves", action="store_true", help="skip training_curves.png (it needs Chromium for kaleido)"
     )
+    parser.add_argument("--temperature", type=float, default=None, help="τ_π chosen on validation (default: the run's)")
+    parser.add_argument("--beta", type=float, default=None, help="β chosen on validation (default: the run's)")
     args = parser.parse_args(argv)
     try:
-        print(
-            write_card(args.run_dir, args.dest, args.eval, args.hardware, force=args.force, curves=not args.no_curves)
-        )
+        knobs = (args.temperature, args.beta)
+        print(write_card(args.run_dir, args.dest, args.eval, args.hardware, args.force, not args.no_curves, knobs))
     except (OSError, ValueError, RuntimeError) as err:
         parser.exit(2, f"error: {err}\n")
     except KeyError as err:  # written by an older or interrupted run

@@ -5,7 +5,7 @@
 
 FOLDER is a policy folder with its card, as ``python -m dllm_viz.rl.card`` writes it. What is sent:
 the card (README.md; a metadata block is added when it has none, ``--base-model`` sets or replaces
-its base model), model.safetensors, config.json, and training_curves.png / training_metrics.jsonl
+its base model), model.safetensors, config.json, and trained_for.json / training_curves.png / training_metrics.jsonl
 when present; nothing else. The folder is checked (the weights load as a policy) before the Hub is
 contacted. Log in first (``hf auth login``) or set ``HF_TOKEN``; ``HF_ENDPOINT`` picks another Hub.
 Anyone can then decode with it: ``policy:you/dllm-viz-semi-ar-alpha1``.
@@ -22,7 +22,7 @@ from typing import cast
 from .card import base_model_of, card_metadata
 
 REQUIRED = ("README.md", "config.json", "model.safetensors")
-OPTIONAL = ("training_curves.png", "training_metrics.jsonl")
+OPTIONAL = ("trained_for.json", "training_curves.png", "training_metrics.jsonl")
 
 
 def prepare_upload(folder: Path, dest: Path, base_model: str | None = None) -> list[str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gradio as gr
 
 from ..views.diagram import about_figure
+from ..views.glossary import glossary_markdown
 
 ABOUT_MD = r"""
 ## What you are looking at
@@ -79,3 +80,4 @@ def build_about_tab() -> None:
         "Right: one decoding step as an MDP transition."
     )
     gr.Markdown(ABOUT_MD, elem_id="about-text")
+    gr.Markdown(glossary_markdown(), elem_id="about-glossary")

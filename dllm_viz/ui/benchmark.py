@@ -24,6 +24,7 @@ from ..eval import (
 from ..eval.report import display_name, write_csv
 from ..eval.sweep import panels, subset_of
 from ..strategies import POLICY, REGISTRY, StrategySpec
+from ..views.glossary import BETA_INFO, NFE_INFO, TAU_INFO
 from . import picker, runtime, zerogpu
 from .budget import BackgroundJob, CancellableBackend
 from .errors import shown, user_errors
@@ -69,8 +70,12 @@ TABLE_HEADERS = [
 
 
 def policy_fits(policy: str, setting: str) -> bool:
-    """A shipped policy runs in the setting it was trained for (named ``semi-ar-…`` or
-    ``full-diffusion-…``); a policy named otherwise runs in every setting."""
+    """A shipped policy runs in the setting it was trained for: the one its ``trained_for.json``
+    records, else the one its name says (``semi-ar-…`` or ``full-diffusion-…``); a policy with
+    neither runs in every setting."""
+    own = picker.policy_trained_for(StrategySpec(POLICY, policy=policy))
+    if own is not None:
+        return own.full_diffusion == (POLICY_PREFIX[setting] == "full-diffusion")
     prefixes = POLICY_PREFIX.values()
     own = next((p for p in prefixes if policy.startswith(p)), None)
     return own is None or own == POLICY_PREFIX[setting]
@@ -101,14 +106,13 @@ def family_spec(family) -> StrategySpec:
 
 def _floats(name: str, text: str, param: str) -> list[float]:
     """Distinct values of the policy's ``param`` (within its schema's range) from a comma- or
-    space-separated text, at most 20."""
+    space-separated text, at most 20; empty: [] (each policy's own validated value)."""
     p = REGISTRY[POLICY].param(param)
+    if text is None:
+        return []
     if not isinstance(text, str) or len(text) > 200:
         raise ValueError(f"{name} must be a short text of numbers separated by commas")
-    values = list(dict.fromkeys(finite_number(name, v, p.low, p.high) for v in text.replace(",", " ").split()[:20]))
-    if not values:
-        raise ValueError(f"{name} is empty")
-    return values
+    return list(dict.fromkeys(finite_number(name, v, p.low, p.high) for v in text.replace(",", " ").split()[:20]))
 
 
 def _picks(name: str, values, allowed) -> list:
@@ -148,7 +152,10 @@ def benchmark_specs(
         if spec.name != POLICY:
             specs += [s for s in heuristic_grid(gen_length, block_length) if s.name == spec.name] if grid else [spec]
         elif setting is None or policy_fits(str(spec.policy), setting):
-            specs += policy_grid(str(policies[str(spec.policy)]), spec.key, temperatures, betas)
+            own = picker.policy_defaults(spec)  # an empty τ_π or β list: the policy's validated value
+            taus = temperatures or [own.get("temperature", 1.0)]
+            policy_betas = betas or [own.get("beta", 1.0)]
+            specs += policy_grid(str(policies[str(spec.policy)]), spec.key, taus, policy_betas)
     return specs
 
 
@@ -295,8 +302,11 @@ def build_benchmark_tab() -> None:
             families = gr.CheckboxGroup(choices, value=default, label="Strategies", elem_id="bench-strategies")
             grid = gr.Checkbox(False, label="sweep each heuristic's parameter grid (slower)", elem_id="bench-grid")
             with gr.Row():
-                temperatures = gr.Textbox("1.0", label="policy τ_π values", elem_id="bench-tau")
-                betas = gr.Textbox("1.0", label="policy β values", elem_id="bench-beta")
+                own = "empty: each policy's own, chosen on validation"
+                temperatures = gr.Textbox(
+                    "", label="policy τ_π values", placeholder=own, info=TAU_INFO, elem_id="bench-tau"
+                )
+                betas = gr.Textbox("", label="policy β values", placeholder=own, info=BETA_INFO, elem_id="bench-beta")
         with gr.Column(scale=2):
             model = model_picker("bench-model")
             settings = gr.CheckboxGroup(
@@ -310,7 +320,7 @@ def build_benchmark_tab() -> None:
             with gr.Row():
                 gen_length = gr.Number(64, precision=0, label="gen length L", elem_id="bench-gen-length")
                 seeds = gr.Number(1, precision=0, label="seeds", minimum=1, maximum=5, elem_id="bench-seeds")
-                log_nfe = gr.Checkbox(False, label="log NFE axis", elem_id="bench-log")
+                log_nfe = gr.Checkbox(False, label="log NFE axis", info=NFE_INFO, elem_id="bench-log")
     run = gr.Button("Run benchmark", variant="primary", elem_id="bench-run")
     plot = gr.Plot(label="Accuracy vs NFE", elem_id="bench-plot")
     table = gr.Dataframe(

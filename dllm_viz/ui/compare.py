@@ -188,10 +188,11 @@ def run_compare(model, prompt, gen_length, block_length, full_diffusion, tempera
     except gr.Error as err:
         yield _failed(err)
         raise
+    notes = picker.setting_warnings(specs, config.gen_length, config.block_length)  # warned, not refused
     comp = new_comparison(prompt, specs)
     _LIVE[comp.run_id] = LiveControl(model=model)
     yield {
-        "status": f"loading model and strategies… #{comp.run_id}",
+        "status": " ".join([f"loading model and strategies… #{comp.run_id}", *notes]),
         "follow": gr.Checkbox(value=True),
         "session": comp,
         "dl_json": gr.DownloadButton(interactive=False),

@@ -11,9 +11,10 @@ import gradio as gr
 
 from ..strategies import StrategySpec
 from ..views import curves_figure, legend_html
+from ..views.glossary import BLOCK_INFO
 from . import compare, picker, runtime
 from .examples import example_problems
-from .pane import StrategyPane, TracePane, checked_file, model_picker, pane_values
+from .pane import StrategyPane, TracePane, checked_file, model_picker, pane_values, setting_note
 from .session import Comparison
 from .settings import PANE_FIELDS
 from .stories import Story, default_story, stories
@@ -124,7 +125,7 @@ def _prompt_row(ui: Components, story: Story | None) -> None:
         )
         examples = gr.Dropdown(
             example_choices(),
-            value=None,
+            value="story:0" if story else None,  # the page opens on the first story: say so
             label="Examples",
             info="★ curated: the panes part ways; then held-out problems",
             elem_id="examples",
@@ -148,7 +149,7 @@ def _settings(ui: Components, story: Story | None) -> None:
                 story.effective_block_length if story else 8,
                 precision=0,
                 label="block length BL",
-                info="positions decoded together, left to right",
+                info=BLOCK_INFO,
                 minimum=1,
                 elem_id="block-length",
                 interactive=not (story and story.full_diffusion),
@@ -209,6 +210,8 @@ def _run_bar(ui: Components) -> None:
             scale=1,
         )
     ui.add(run_btn=run_btn, stop_btn=stop_btn, status=status, live_timer=gr.Timer(compare.LIVE_TICK_S, active=False))
+    # a policy run outside its trained setting; hidden (no room taken above the grids) otherwise
+    ui.add(setting_note=gr.Markdown("", visible="hidden", elem_id="setting-note"))
 
 
 def _views(ui: Components, story: Story | None) -> None:
@@ -262,6 +265,8 @@ def _wire_run(ui: Components, pane_inputs: list) -> None:
         run_event.success, compare.export_files, ui["session"], compare.EXPORT_OUTPUTS, api_name="export", **model_event
     )
     ui["stop_btn"].click(compare.stop_run, ui["session"], None, queue=False, api_visibility="private")
+    note_inputs = [*ui.outputs(("gen_length", "block_length", "full")), pane_inputs[0], pane_inputs[len(PANE_FIELDS)]]
+    ui["run_btn"].click(setting_note, note_inputs, ui["setting_note"], show_progress="hidden", api_visibility="private")
     ui.on(
         ui["live_timer"].tick,
         compare.live_frame,

@@ -13,10 +13,11 @@ import gradio as gr
 from ..strategies import StrategySpec
 from ..views import legend_html
 from ..views.explore import branch_point_html, inspector_html, pending_html
+from ..views.glossary import BLOCK_INFO
 from . import explore, picker, runtime, stopping
 from .endpoints import branch_api
 from .examples import example_problems
-from .pane import StrategyPane, TracePane, model_picker
+from .pane import StrategyPane, TracePane, model_picker, setting_note
 from .updates import Components
 
 # A click on a token of either grid: the pane's node and the token's position go to Python.
@@ -38,7 +39,9 @@ def _settings(ui: Components) -> StrategyPane:
             model = model_picker("ex-model")
             with gr.Row():
                 gen_length = gr.Number(32, precision=0, label="gen length L", minimum=1, elem_id="ex-gen-length")
-                block_length = gr.Number(8, precision=0, label="block length BL", minimum=1, elem_id="ex-block-length")
+                block_length = gr.Number(
+                    8, precision=0, label="block length BL", info=BLOCK_INFO, minimum=1, elem_id="ex-block-length"
+                )
             with gr.Row():
                 full = gr.Checkbox(False, label="full diffusion (BL = L)", elem_id="ex-full")
                 temperature = gr.Slider(
@@ -59,6 +62,7 @@ def _branch_point(ui: Components) -> None:
         run_key = gr.Textbox(visible=False, elem_id="ex-run-key")  # filled by the page (stopping.RUN_JS)
         api_cancel = gr.Button(visible=False, elem_id="ex-api-cancel")  # gradio_client's job.cancel() uses it
     ui.add(run_btn=run_btn, stop_btn=stop_btn, status=status, run_key=run_key, api_cancel=api_cancel)
+    ui.add(setting_note=gr.Markdown("", visible="hidden", elem_id="ex-setting-note"))
     with gr.Row(equal_height=False):
         with gr.Column(scale=2):
             tree = gr.Radio(
@@ -146,6 +150,9 @@ def _wire(ui: Components, run_pane: StrategyPane, branch_pane: StrategyPane) -> 
     )
     ui["stop_btn"].click(stopping.stop, ui["run_key"], None, js=stopping.STOP_JS, queue=False, api_visibility="private")
     ui["api_cancel"].click(None, None, None, cancels=[run_event, branch_event], queue=False, api_visibility="private")
+    # beside the run, not inside it: warned, never refused
+    note_inputs = [ui["gen_length"], ui["block_length"], ui["full"], run_pane.strategy]
+    ui["run_btn"].click(setting_note, note_inputs, ui["setting_note"], show_progress="hidden", api_visibility="private")
     ui.on(ui["tree"].input, explore.select_node, [ui["tree"], slider, session], explore.SELECT_OUTPUTS, **quiet)
     replay_triggers = functools.partial(gr.on, [slider.release, slider.input])
     ui.on(

@@ -7,14 +7,16 @@ decode (token grid, stats, step × position heatmap), each registered by name in
 from __future__ import annotations
 
 import functools
+import json
 
 import gradio as gr
 
 from ..strategies import Param, StrategySpec
 from ..views import heatmap_figure, render_grid, stats_html
+from ..views.glossary import INFO
 from . import picker, runtime
 from .errors import public_message, shown, user_errors
-from .settings import CONTROLS, PANE_FIELDS, control_name, prepare_uploaded_policy, public_name
+from .settings import CONTROLS, PANE_FIELDS, control_name, engine_config, prepare_uploaded_policy, public_name
 from .updates import Components
 
 
@@ -58,14 +60,51 @@ def _refusing(model, label: str):
 # ---- one strategy's controls ---------------------------------------------------------------------
 
 
-def control_value(param: Param, spec: StrategySpec):
-    value = spec.params.get(param.name, param.default)
+def control_value(param: Param, spec: StrategySpec, defaults: dict | None = None):
+    value = spec.params.get(param.name, (defaults or {}).get(param.name, param.default))
     return 0 if value is None and param.optional else value  # an optional number box shows 0 for None
 
 
 def pane_values(spec: StrategySpec) -> tuple:
-    """(strategy, *controls) values showing ``spec``; controls it does not use show their defaults."""
-    return (picker.choice_of(spec), *(control_value(p, spec) for p in CONTROLS))
+    """(strategy, *controls) values showing ``spec``; controls it does not set show its policy's
+    validated τ_π and β (see :func:`~.picker.policy_defaults`), else the strategy's defaults."""
+    defaults = picker.policy_defaults(spec)
+    return (picker.choice_of(spec), *(control_value(p, spec, defaults) for p in CONTROLS))
+
+
+def knobs_js() -> str:
+    """A browser-side handler for a user's pick: a shipped policy's validated τ_π and β go into
+    its controls, every other control keeps its value. In the browser, not a server round trip:
+    a value typed right after the pick is never overwritten by a late reply."""
+    knobs = {
+        c: picker.policy_defaults(spec)
+        for c, spec in ((c, picker.strategy_spec(c)) for _, c in picker.strategy_choices())
+        if spec
+    }
+    knobs = {c: k for c, k in knobs.items() if k}
+    names = [p.name for p in CONTROLS]
+    return (
+        f"(choice, ...values) => {{ const k = ({json.dumps(knobs)})[choice] || {{}}; const names = {json.dumps(names)};"
+        " return values.map((v, i) => (names[i] in k ? k[names[i]] : v)); }"
+    )
+
+
+def setting_note(gen_length, block_length, full_diffusion, *choices) -> gr.Markdown:
+    """A visible note (and a warning toast) for each picked policy that will run outside the
+    setting it was trained for; hidden otherwise, and for settings the run itself will refuse.
+    ``choices`` are the panes' picker values: one (Explore's run) or two (Compare's A and B)."""
+    specs = [picker.strategy_spec(c) for c in choices]
+    try:
+        config = engine_config(gen_length, block_length, full_diffusion, 0.0, 0)
+    except (ValueError, TypeError):
+        return gr.Markdown("", visible="hidden")
+    panes = "AB" if len(specs) > 1 else ("run",)
+    L, BL = config.gen_length, config.block_length
+    notes = [note for s, p in zip(specs, panes, strict=False) if s and (note := picker.setting_warning(s, L, BL, p))]
+    for note in notes:
+        gr.Warning(note)
+    text = "\n\n".join(f"⚠ {note}" for note in notes)
+    return gr.Markdown(text, visible=True if text else "hidden")  # hidden takes no room above the grids
 
 
 def shown_params(choice: str) -> tuple:
@@ -107,7 +146,8 @@ def param_control(param: Param, value, elem_id: str, visible):
     (an optional one takes 0 for "not set")."""
     name = public_name(param)
     label = f"{param.symbol} ({name})" if param.symbol else name
-    info = f"{param.help}; 0 leaves it unset" if param.optional else param.help
+    help_ = INFO.get(param.name, param.help)
+    info = f"{help_}; 0 leaves it unset" if param.optional else help_
     if param.low is not None and param.high is not None:
         step = 1 if param.type is int else 0.01
         return gr.Slider(
@@ -164,6 +204,8 @@ class StrategyPane:
             param_visibility, self.strategy, [*self.controls, self.files], api_visibility="private", queue=False
         )
         self.files.upload(lambda f: check_policy_upload(f, pane), self.files, None, api_visibility="private")
+        # .input, not .change: a story or a loaded trace sets the picker and its τ_π together
+        self.strategy.input(None, [self.strategy, *self.controls], self.controls, js=knobs_js(), queue=False)
 
     @property
     def inputs(self) -> list:

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from ..assets import shipped_policies
 from ..strategies import POLICY, REGISTRY, StrategyInfo, StrategySpec
+from ..strategies.trained_for import TrainedFor, read_trained_for
 
 DEFAULT_POLICY = "semi-ar-entropy"  # the best semi-AR policy (README, "Measured results")
 BEST_HEURISTIC = StrategySpec("threshold")  # Fast-dLLM λ = 0.9: the paper's strongest heuristic baseline
@@ -76,6 +77,14 @@ def default_strategies() -> tuple[StrategySpec, StrategySpec]:
     return (StrategySpec(POLICY, policy=name) if name else StrategySpec("confidence")), BEST_HEURISTIC
 
 
+def strategy_spec(choice) -> StrategySpec | None:
+    """The spec a picker value names, without parameters (None for an empty or unknown one)."""
+    try:
+        return StrategySpec.parse(choice) if isinstance(choice, str) else None
+    except ValueError:
+        return None
+
+
 def strategy_info(choice) -> StrategyInfo | None:
     """The registry entry a picker value names (None for an empty or unknown one)."""
     try:
@@ -106,8 +115,54 @@ def pane_strategy(choice: str, params: Mapping[str, object], upload: str | None 
             f"no shipped policy named {str(spec.policy)[:60]!r}; shipped: {sorted(shipped_policies()) or 'none'}; "
             f"from the Hub: {hub_policies() or 'none (the operator adds them with --allow-hub-policy)'}"
         )
+    spec = with_policy_defaults(spec)
     check_param_ranges(spec)
     return spec
+
+
+def with_policy_defaults(spec: StrategySpec) -> StrategySpec:
+    """``spec`` with its policy's validated τ_π and β where it sets none (unchanged without them)."""
+    return replace(spec, params={**policy_defaults(spec), **spec.params})
+
+
+def policy_trained_for(spec: StrategySpec) -> TrainedFor | None:
+    """What ``spec``'s policy was trained for (its ``trained_for.json``), None for a heuristic, a
+    Hub policy, an upload, or a folder without the file. A broken file counts as absent:
+    the policy still runs, with the strategy's own defaults and no setting check."""
+    if spec.name != POLICY or not spec.policy:
+        return None
+    # only folders the server itself offers: a client's "policy:/some/path" reads nothing
+    folder = shipped_policies().get(spec.policy) or trained_folder(spec.policy) or trained_folder(trained(spec))
+    try:
+        return read_trained_for(folder) if folder else None
+    except (OSError, ValueError, TypeError):
+        return None
+
+
+def policy_defaults(spec: StrategySpec) -> dict:
+    """The parameter values a pane shows for ``spec`` when it sets none: its policy's validated
+    τ_π and β, or nothing (the strategy's defaults)."""
+    own = policy_trained_for(spec)
+    return own.knobs if own else {}
+
+
+def setting_warnings(
+    specs: Sequence[StrategySpec], gen_length: int, block_length: int, panes: Sequence[str] = "AB"
+) -> list[str]:
+    """One sentence per pane (named by ``panes``) whose policy runs in another setting than it
+    was trained for: the app warns and runs anyway (a class may want to see exactly that)."""
+    notes = (setting_warning(spec, gen_length, block_length, pane) for spec, pane in zip(specs, panes, strict=False))
+    return [note for note in notes if note]
+
+
+def setting_warning(spec: StrategySpec, gen_length: int, block_length: int, pane: str) -> str | None:
+    """A sentence when ``spec``'s policy runs in another setting than it was trained for, else None."""
+    own = policy_trained_for(spec)
+    differs = own.mismatch(gen_length, block_length) if own else None
+    if differs is None:
+        return None
+    name = UPLOAD_NAME if uploaded(spec) else Path(str(spec.policy)).name
+    return f"Pane {pane}: policy {name} was {differs}; its decisions here were never validated (often worse)."
 
 
 MAX_PARAM_MAGNITUDE = 1e6  # a parameter whose schema has no upper bound (γ, a factor) still gets one here

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from ..assets import shipped_policies
 from ..strategies import POLICY, StrategySpec
-from .picker import pane_title
+from .picker import pane_title, with_policy_defaults
 from .runtime import default_model
 
 
@@ -61,7 +61,7 @@ STORIES: tuple[Story, ...] = (
         "position's confidence and entropy, with the plus-one action) commits the sentence's frame and the padding "
         "in its second step, the open amount as its one extra pick in the third, then the result and the answer "
         "that amount pins down: right in 4 forward passes.",
-        a=StrategySpec(POLICY, {"temperature": 0.5, "beta": 1.0}, policy="full-diffusion-entropy"),
+        a=StrategySpec(POLICY, policy="full-diffusion-entropy"),  # at its own τ_π and β (trained_for.json)
         b=StrategySpec("confidence", {"steps": 8}),
         full_diffusion=True,
     ),
@@ -73,7 +73,7 @@ STORIES: tuple[Story, ...] = (
         "A (the learned policy that reads confidence and entropy, with the plus-one action) commits the block's "
         "fixed words and, as its one extra pick, the amount; then the result alone: one more forward pass, a "
         "correct chain.",
-        a=StrategySpec(POLICY, {"temperature": 0.5, "beta": 1.0}, policy="semi-ar-entropy"),
+        a=StrategySpec(POLICY, policy="semi-ar-entropy"),  # at its own τ_π and β (trained_for.json)
         b=StrategySpec("confidence", {"steps": 8}),
     ),
 )
@@ -98,6 +98,7 @@ def run_pair(prompt: str, a: StrategySpec, b: StrategySpec, config, model: str |
     from .lockstep import collect
     from .session import Comparison, new_run_id
 
+    a, b = with_policy_defaults(a), with_policy_defaults(b)
     comp = Comparison(
         new_run_id(), None, None, labels=(f"A · {pane_title(a)}", f"B · {pane_title(b)}"), expected=known_answer(prompt)
     )

@@ -77,7 +77,7 @@ def about_figure() -> str:
         _arrow(898, 175, 782, 175, "action u_t"),
         _arrow(680, 150, 680, 72, ""),
         '<text x="688" y="114" class="lbl">next step</text>',
-        '<text x="580" y="222" class="lbl">ends when nothing is masked; reward R = correct × (1 − NFE/L)^α</text>',
+        '<text x="580" y="222" class="lbl">ends when nothing is masked; then the reward R (see the text below)</text>',
         "</svg>",
     ]
     return "".join(parts)

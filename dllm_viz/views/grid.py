@@ -8,6 +8,7 @@ the shown step get a vermillion outline; a gap and a rule mark block boundaries.
 
 from __future__ import annotations
 
+import re
 from html import escape
 
 from ..trace import Trace
@@ -32,6 +33,9 @@ GRID_CSS = f"""
 .dv-legend .dv-bar {{ display: inline-block; width: 140px; height: 12px; vertical-align: middle;
   background: linear-gradient(to right, {", ".join(VIRIDIS)}); border: 1px solid #999; }}
 .dv-empty {{ color: #777; font-family: system-ui, sans-serif; }}
+.dv-text {{ font-family: system-ui, sans-serif; font-size: 13px; line-height: 1.4; margin-top: 4px;
+  padding-top: 4px; border-top: 1px solid #e4e4e4; white-space: pre-wrap; word-break: break-word; }}
+.dv-text-label {{ font-weight: 500; color: #666; margin-right: 4px; }}
 """
 
 MASK_GLYPH = "▒"
@@ -62,8 +66,41 @@ def render_grid(trace: Trace | None, step: int, *, pane: str = "a", title: str =
         if cell.pos and trace.block_length < trace.gen_length and cell.pos % trace.block_length == 0:
             parts.append('<span class="dv-bsep" aria-hidden="true"></span>')
         parts.append(_cell_html(cell))
-    parts.append("</div>")
+    text = live_text(cells)
+    parts.append('<div class="dv-text" title="the answer as it stands at this step; ▢ = still masked">')
+    parts.append(f'<span class="dv-text-label">text</span> {escape(text) or "∅"}</div></div>')
     return "".join(parts)
+
+
+SPACE_MARKS = str.maketrans({"▁": " ", "Ġ": " ", "Ċ": "\n"})  # SentencePiece/Metaspace and byte-level BPE
+TEXT_MASK = "▢"
+NO_SPACE_BEFORE = tuple(".,;:!?%)")
+
+
+def live_text(cells: list[Cell]) -> str:
+    """The answer as it stands: committed tokens' text, each masked position as ▢, up to the
+    first committed end of sequence (what follows is padding).
+
+    Subword tokens carry their own spaces (▁, Ġ, a leading blank); word-level tokens (the built-in
+    model's) carry none, so they are joined by spaces, except digits of one number and before
+    punctuation, as its tokenizer's decoder does.
+    """
+    pieces = []
+    for cell in cells:
+        if cell.state == "committed" and cell.eos:
+            break
+        pieces.append(cell.text if cell.state == "committed" else None)
+    subword = any(p and p[0] in " ▁Ġ" for p in pieces)
+    out, previous = [], None
+    for piece in pieces:
+        if subword:
+            out.append(f" {TEXT_MASK}" if piece is None else piece.translate(SPACE_MARKS))
+        else:
+            word = TEXT_MASK if piece is None else piece
+            glued = previous and ((previous[-1].isdigit() and word[:1].isdigit()) or word.startswith(NO_SPACE_BEFORE))
+            out.append(word if glued or not out else f" {word}")
+            previous = word
+    return re.sub(" {2,}", " ", "".join(out)).strip()
 
 
 def _cell_html(cell: Cell) -> str:

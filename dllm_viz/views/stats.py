@@ -8,6 +8,7 @@ from html import escape
 from ..trace import Trace
 from .figures import Divergence
 from .frame import clamp_step
+from .glossary import STAT_INFO
 
 SHOWN_COMMITS = 6  # tokens listed per pane in the divergence line; the rest are counted
 
@@ -82,7 +83,7 @@ def stats_html(
     ]
     if render_ms is not None:
         items.append(("render (app, both panes)", f"{render_ms:.0f} ms"))
-    chips = "".join(f'<span class="dv-stat"><b>{escape(k)}</b> {escape(v)}</span>' for k, v in items)
+    chips = "".join(f'<span class="dv-stat"{_hover(k)}><b>{escape(k)}</b> {escape(v)}</span>' for k, v in items)
     answer = ""
     if n["finished"] and n["step"] == n["steps"]:
         text = verdict.answer if verdict else trace.text
@@ -102,6 +103,11 @@ def stats_html(
         f'<div class="dv-stats" data-pane="{escape(pane)}" data-nfe="{n["nfe"]}" '
         f'data-step="{n["step"]}"{correct}>{chips}{diverged}{answer}</div>'
     )
+
+
+def _hover(label: str) -> str:
+    """A stat's explanation as its hover text (the glossary's line), or nothing."""
+    return f' title="{escape(STAT_INFO[label])}"' if label in STAT_INFO else ""
 
 
 STATS_CSS = """

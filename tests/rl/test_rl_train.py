@@ -140,8 +140,15 @@ def test_policy_card_from_a_run(tiny_model_dir, tmp_path):
     )
     report = tmp_path / "results.md"
     report.write_text("| strategy | accuracy |\n|---|---|\n| policy | 1.0 |")
-    assert card_main([str(tmp_path / "run"), str(tmp_path / "shipped"), "--eval", str(report)]) == 0
+    assert card_main([str(tmp_path / "run"), str(tmp_path / "shipped"), "--eval", str(report), "--beta", "2"]) == 0
     card = (tmp_path / "shipped" / "README.md").read_text()
+    from dllm_viz.strategies.trained_for import read_trained_for
+
+    run_config = json.loads((tmp_path / "run" / "run_config.json").read_text())
+    trained_for = read_trained_for(tmp_path / "shipped")  # the run's setting, its validation τ_π, the given β
+    engine = run_config["engine"]
+    assert (trained_for.gen_length, trained_for.block_length) == (engine["gen_length"], engine["block_length"])
+    assert (trained_for.temperature, trained_for.beta) == (run_config["args"]["eval_temperature"], 2.0)
     assert "python -m dllm_viz.rl.train --out-dir" in card and "--alpha 1.0" in card and "| policy | 1.0 |" in card
     assert "3 rollout batches of 2 prompts × 4 rollouts" in card
     assert "- held-out evaluations: " in card and "![training curves" in card
@@ -151,6 +158,7 @@ def test_policy_card_from_a_run(tiny_model_dir, tmp_path):
         "README.md",
         "config.json",
         "model.safetensors",
+        "trained_for.json",
         "training_curves.png",
         "training_metrics.jsonl",
     ]

@@ -288,3 +288,25 @@ def test_legend_and_about_figure_are_static_markup():
     svg = about_figure()
     assert svg.startswith("<svg") and svg.endswith("</svg>")
     assert re.search(r"&lt;eos&gt;", svg)
+
+
+def test_grid_text_line_is_the_answer_so_far_with_masks_as_boxes_escaped(trace_a):
+    import dataclasses
+
+    from dllm_viz.views.frame import frame_cells
+    from dllm_viz.views.grid import live_text
+
+    texts = [parse(render_grid(trace_a, k)) for k in (0, 1, 3)]
+    lines = ["".join(p.text).split("text ", 1)[-1] for p in texts]  # the text line ends the grid
+    assert lines[0] == "▢ ▢ ▢ ▢"
+    assert lines[1] == "<script>alert(1)</script> ▢ ▢ ▢"  # shown as text …
+    assert "&lt;script&gt;" in render_grid(trace_a, 1).split('class="dv-text"')[1]  # … escaped in the HTML
+    # the committed end of sequence (position 3) ends the text; Metaspace's ▁ is a space
+    cells = frame_cells(trace_a, 3)
+    assert live_text(cells) == "<script>alert(1)</script> " + " ".join(c.text for c in cells[1:3])
+    # word-level tokens (the built-in model's): spaces between words, none inside a number or before "."
+    words = [dataclasses.replace(cells[0], text=t) for t in ("Tom", "has", "1", "5", "pens", ".")]
+    assert live_text(words) == "Tom has 15 pens."
+    # subword tokens carry their spaces: Metaspace's ▁ is a space, a mask is " ▢"
+    sub = [dataclasses.replace(cells[0], text=t) for t in ("▁Tom", "▁has", "1")] + [frame_cells(trace_a, 0)[0]]
+    assert live_text(sub) == "Tom has1 ▢"
