@@ -9,14 +9,15 @@ from __future__ import annotations
 import inspect
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import gradio as gr
 
 from ..engine import EngineConfig
-from ..views import curves_figure, divergence_detail, heatmap_figure, render_grid, stats_html
 from . import picker, runtime
-from .budget import compute_slot
+from .budget import Cancelled, compute_slot
+from .comparison_views import render_panes, render_plots, status_line
 from .errors import shown, user_errors
 from .examples import known_answer
 from .files import export_comparison
@@ -35,6 +36,7 @@ from .settings import (  # noqa: F401  (engine_config, PANE_FIELDS: part of this
     text,
     whole_number,
 )
+from .stopping import BOARD, Ending, current_only
 from .updates import Updates
 
 # A live run is pulled, not pushed: the browser asks for the latest frame every LIVE_TICK_S and
@@ -72,9 +74,13 @@ class LiveControl:
 
     follow: bool = True
     stop: threading.Event = field(default_factory=threading.Event)
+    ending: Callable[[], Ending] = lambda: None  # the page's run key (.stopping): a Stop or a newer run
     last_plot: float = 0.0
     shown: int = -1  # the step the last live frame showed (an unchanged step is not sent again)
     model: str = ""  # the run's canonical model: while it loads, live frames say so
+
+    def stopped(self) -> bool:
+        return self.stop.is_set() or self.ending() is not None
 
 
 _LIVE: dict[str, LiveControl] = {}  # run id → its controls, while the run streams
@@ -84,73 +90,6 @@ SESSION_TTL_S = 1800  # a session's comparison (up to a 32 MB upload) is dropped
 
 
 # ---- rendering ----------------------------------------------------------------------------------
-
-
-def render_panes(comp: Comparison | None, k: int) -> Updates:
-    """Grid and stats HTML of both panes after ``k`` steps."""
-    if comp is None:
-        return {
-            "grid_a": render_grid(None, 0, pane="a"),
-            "grid_b": render_grid(None, 0, pane="b"),
-            "stats_a": stats_html(None, 0),
-            "stats_b": stats_html(None, 0, pane="b"),
-        }
-    render_ms = comp.render_ms if comp.source == "run" else None
-    d = divergence_detail(comp.a, comp.b)
-    return {
-        "grid_a": render_grid(comp.a, k, pane="a", title=comp.labels[0]),
-        "grid_b": render_grid(comp.b, k, pane="b", title=comp.labels[1]),
-        "stats_a": stats_html(comp.a, k, pane="a", render_ms=render_ms, verdict=comp.verdict(comp.a), divergence=d),
-        "stats_b": stats_html(comp.b, k, pane="b", render_ms=render_ms, verdict=comp.verdict(comp.b), divergence=d),
-    }
-
-
-def render_plots(comp: Comparison | None, k: int) -> Updates:
-    """Heatmaps of A and B and the curves, up to step ``k``."""
-    if comp is None:
-        return {
-            "heat_a": heatmap_figure(None, title="A"),
-            "heat_b": heatmap_figure(None, title="B"),
-            "curves": curves_figure({}),
-        }
-    d = comp.divergence
-    return {  # each pane on its own step axis: a 9-step pane is not squashed beside a 64-step one
-        "heat_a": heatmap_figure(comp.a, k, divergence=d, title=comp.labels[0]),
-        "heat_b": heatmap_figure(comp.b, k, divergence=d, title=comp.labels[1]),
-        "curves": curves_figure({"A": comp.a, "B": comp.b}, k, divergence=d),
-    }
-
-
-def status_line(comp: Comparison, k: int | None = None) -> str:
-    parts = []
-    for name, t in (("A", comp.a), ("B", comp.b)):
-        if t is not None:
-            parts.append(f"{name} {t.num_steps} steps, NFE {t.nfe}")
-    if comp.divergence:
-        parts.append(f"diverge at step {comp.divergence}{consequence(comp)}")
-    if comp.source == "upload":
-        return f"loaded trace · {' · '.join(parts)} #{comp.run_id}"
-    if comp.stopped:
-        return f"stopped at step {comp.num_steps} · {' · '.join(parts)} #{comp.run_id}"
-    if comp.finished:
-        model_ms = sum(s.model_ms for t in (comp.a, comp.b) if t for s in t.steps)
-        parts += [p for p in (comp.in_words(),) if p]
-        parts.append(f"model {model_ms:.0f} ms, render {comp.render_ms:.0f} ms")
-        return f"done · {' · '.join(parts)} #{comp.run_id}"
-    return f"running step {k if k is not None else comp.num_steps} · {' · '.join(parts)} #{comp.run_id}"
-
-
-def consequence(comp: Comparison) -> str:
-    """What the divergence led to once both panes finished: " → A ✓ NFE 9 · B ✗ NFE 8" (✓/✗ only
-    when the prompt's answer is known)."""
-    if not comp.finished or comp.a is None or comp.b is None:
-        return ""
-    parts = []
-    for name, trace in (("A", comp.a), ("B", comp.b)):
-        verdict = comp.verdict(trace)
-        mark = "" if verdict is None or verdict.correct is None else ("✓ " if verdict.correct else "✗ ")
-        parts.append(f"{name} {mark}NFE {trace.nfe}")
-    return " → " + " · ".join(parts)
 
 
 def _slider(n: int, value: int | None = None):
@@ -164,22 +103,33 @@ def _slider(n: int, value: int | None = None):
 def run_compare(model, prompt, gen_length, block_length, full_diffusion, temperature, seed, *panes_and_speed):
     """Run a lockstep comparison (generator; the Run button and the ``/compare`` endpoint).
 
-    After the settings come pane A's controls, pane B's (each in :data:`PANE_FIELDS` order) and
-    the live speed (a :data:`LIVE_SPEEDS` label; optional), which paces the steps for a class to follow.
-    Yields :data:`RUN_OUTPUTS` updates: first a "loading" frame that starts the live timer (the
-    panes then come from :func:`live_frame`), status lines every ``STATUS_INTERVAL_S``, and the
-    full final frame, which stops the timer. The timer is the run's own output, not a separate
-    click event: started with the frame that carries the run's session, its first tick already
-    finds the run (a timer started by the click raced the run and painted nothing live).
+    After the settings come pane A's controls, pane B's (each in :data:`PANE_FIELDS` order), the
+    live speed (a :data:`LIVE_SPEEDS` label; optional), which paces the steps for a class to follow,
+    and the page's run key (optional; :mod:`.stopping`). Yields :data:`RUN_OUTPUTS` updates: first a
+    "loading" frame that starts the live timer (the panes then come from :func:`live_frame`), status
+    lines every ``STATUS_INTERVAL_S``, and the full final frame, which stops the timer. The timer is
+    the run's own output, not a separate click event: started with the frame that carries the run's
+    session, its first tick already finds the run (a timer started by the click raced the run and
+    painted nothing live).
     """
+    n = 2 * len(PANE_FIELDS)
+    ending = BOARD.start(panes_and_speed[n + 1] if len(panes_and_speed) > n + 1 else None)
+    settings = (model, prompt, gen_length, block_length, full_diffusion, temperature, seed)
+    yield from current_only(_run_compare(settings, panes_and_speed, ending), ending)
+
+
+def _run_compare(settings: tuple, panes_and_speed: tuple, ending: Callable[[], Ending]):
+    model, prompt, gen_length, block_length, full_diffusion, temperature, seed = settings
     n = len(PANE_FIELDS)
     speed = panes_and_speed[2 * n] if len(panes_and_speed) > 2 * n else DEFAULT_SPEED
     try:
         with user_errors("Cannot start the comparison"):
             prompt = prompt_text(prompt)
             config = engine_config(gen_length, block_length, full_diffusion, temperature, seed)
-            if len(panes_and_speed) not in (2 * n, 2 * n + 1):
-                raise TypeError(f"expected two panes of {n} values ({', '.join(PANE_FIELDS)}) and the speed")
+            if len(panes_and_speed) not in (2 * n, 2 * n + 1, 2 * n + 2):
+                raise TypeError(
+                    f"expected two panes of {n} values ({', '.join(PANE_FIELDS)}), the speed and the run key"
+                )
             specs = tuple(pane_spec(PaneInputs.of(panes_and_speed[i * n : (i + 1) * n]), p) for i, p in enumerate("AB"))
             speed = text("live speed", DEFAULT_SPEED if speed is None else speed, 40)
             if speed not in LIVE_SPEEDS:
@@ -190,7 +140,7 @@ def run_compare(model, prompt, gen_length, block_length, full_diffusion, tempera
         raise
     notes = picker.setting_warnings(specs, config.gen_length, config.block_length)  # warned, not refused
     comp = new_comparison(prompt, specs)
-    _LIVE[comp.run_id] = LiveControl(model=model)
+    _LIVE[comp.run_id] = LiveControl(model=model, ending=ending)
     yield {
         "status": " ".join([f"loading model and strategies… #{comp.run_id}", *notes]),
         "follow": gr.Checkbox(value=True),
@@ -211,7 +161,8 @@ def run_compare(model, prompt, gen_length, block_length, full_diffusion, tempera
 
 # /compare's argument names: the settings, each pane's controls (strategy_a, …, policy_files_b), the speed
 _SPEED = inspect.Parameter("speed", inspect.Parameter.POSITIONAL_OR_KEYWORD, default=DEFAULT_SPEED)
-run_compare.__signature__ = pane_signature(run_compare, ("_a", "_b"), (_SPEED,))  # type: ignore[attr-defined]
+_KEY = inspect.Parameter("run_key", inspect.Parameter.POSITIONAL_OR_KEYWORD, default=None)
+run_compare.__signature__ = pane_signature(run_compare, ("_a", "_b"), (_SPEED, _KEY))  # type: ignore[attr-defined]
 
 
 def new_comparison(prompt: str, specs) -> Comparison:
@@ -235,16 +186,22 @@ def _stream(comp: Comparison, model: str, prompt: str, specs, config: EngineConf
     control = _LIVE.get(comp.run_id, LiveControl())
     pause = 1.0 / steps_per_s if steps_per_s > 0 else 0.0
     last_status = last_step = 0.0
-    for _ in collect(comp, model, prompt, specs, config):
-        if pause:
-            control.stop.wait(max(0.0, last_step + pause - time.monotonic()))
-            last_step = time.monotonic()
-        if control.stop.is_set():
-            comp.stopped = True
-            break
-        if time.monotonic() - last_status >= STATUS_INTERVAL_S:
-            last_status = time.monotonic()
-            yield {"status": status_line(comp)}
+    steps = collect(comp, model, prompt, specs, config, stop=control.stopped)
+    try:
+        for _ in steps:
+            if pause:
+                control.stop.wait(max(0.0, last_step + pause - time.monotonic()))
+                last_step = time.monotonic()
+            if control.stopped():
+                comp.stopped = True
+                break
+            if time.monotonic() - last_status >= STATUS_INTERVAL_S:
+                last_status = time.monotonic()
+                yield {"status": status_line(comp)}
+    except Cancelled:  # stopped while it waited for a compute slot
+        comp.stopped = True
+    finally:
+        steps.close()  # frees the slot now
     frame = _view(comp, plots=True, following=True)
     yield {**frame, "status": status_line(comp), "session": comp, "live_timer": gr.Timer(active=False)}
 
@@ -293,8 +250,10 @@ def set_follow(follow: bool, comp: Comparison | None) -> None:
         _LIVE[comp.run_id].follow = bool(follow)
 
 
-def stop_run(comp: Comparison | None) -> None:
-    """Ask the streaming run to stop after its current step (it then shows where it stopped)."""
+def stop_run(comp: Comparison | None, key=None) -> None:
+    """Ask the streaming run to stop after its current step (it then shows where it stopped): the
+    session's run, and through the page's run ``key`` one that has not yet sent its session."""
+    BOARD.stop(key)
     if comp is not None and comp.run_id in _LIVE:
         _LIVE[comp.run_id].stop.set()
 

@@ -12,7 +12,7 @@ import gradio as gr
 from ..strategies import StrategySpec
 from ..views import curves_figure, legend_html
 from ..views.glossary import BLOCK_INFO
-from . import compare, picker, runtime
+from . import compare, picker, runtime, stopping
 from .examples import example_problems
 from .pane import StrategyPane, TracePane, checked_file, model_picker, pane_values, setting_note
 from .session import Comparison
@@ -209,7 +209,9 @@ def _run_bar(ui: Components) -> None:
             elem_id="status",
             scale=1,
         )
+        run_key = gr.Textbox(visible=False, elem_id="run-key")  # filled by the page (stopping.RUN_JS)
     ui.add(run_btn=run_btn, stop_btn=stop_btn, status=status, live_timer=gr.Timer(compare.LIVE_TICK_S, active=False))
+    ui.add(run_key=run_key)
     # a policy run outside its trained setting; hidden (no room taken above the grids) otherwise
     ui.add(setting_note=gr.Markdown("", visible="hidden", elem_id="setting-note"))
 
@@ -255,16 +257,25 @@ def _wire_run(ui: Components, pane_inputs: list) -> None:
     run_event = ui.on(
         ui["run_btn"].click,
         compare.run_compare,
-        [*settings, *pane_inputs, ui["live_speed"]],
+        [*settings, *pane_inputs, ui["live_speed"], ui["run_key"]],
         compare.RUN_OUTPUTS,
         api_name="compare",
         preprocess=False,  # run_compare checks every value itself (Gradio's checks give generic errors)
+        js=stopping.RUN_JS,  # ■ Stop reaches the run through its key, even before it sends its session
+        trigger_mode="multiple",  # a newer run ends the older one (.stopping), so no click is dropped
         **model_event,
     )
     ui.on(
         run_event.success, compare.export_files, ui["session"], compare.EXPORT_OUTPUTS, api_name="export", **model_event
     )
-    ui["stop_btn"].click(compare.stop_run, ui["session"], None, queue=False, api_visibility="private")
+    ui["stop_btn"].click(
+        compare.stop_run,
+        [ui["session"], ui["run_key"]],
+        None,
+        js=stopping.RUN_JS,
+        queue=False,
+        api_visibility="private",
+    )
     note_inputs = [*ui.outputs(("gen_length", "block_length", "full")), pane_inputs[0], pane_inputs[len(PANE_FIELDS)]]
     ui["run_btn"].click(setting_note, note_inputs, ui["setting_note"], show_progress="hidden", api_visibility="private")
     ui.on(

@@ -7,6 +7,8 @@ The tab's layout and handlers are in :mod:`.explore`; the branching itself in :m
 from __future__ import annotations
 
 import os
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,9 +26,10 @@ from ..trace import MAX_TRACE_BYTES, Trace, TraceError, parse_json
 from ..tree import FORMAT as TREE_FORMAT
 from ..tree import DecodeTree, TreeNode
 from . import picker, runtime, zerogpu
-from .budget import hold_slot
+from .budget import Cancelled, hold_slot
 from .examples import known_answer
 from .session import Comparison, load_comparison
+from .stopping import Ending
 
 
 @dataclass
@@ -133,6 +136,41 @@ def decode(model: str, job: Job, stop=None):
     """:func:`decode_job` holding a compute slot until it ends or is closed (a cancel); ``stop``: a
     check that ends the wait for a slot (:func:`~.budget.acquire`)."""
     return hold_slot(decode_job(model, job), "a branch" if job.parent is not None else "a decode", stop)
+
+
+def stream_job(model: str, job: Job, what: str, run_id: str, ending: Callable[[], Ending], status_interval_s: float):
+    """Status frames while ``job`` decodes; returns its trace, or why it ended early (``ending()``,
+    checked between steps and while waiting for a compute slot)."""
+    last, trace, done = 0.0, None, 0
+    steps = decode(model, job, stop=ending)
+    try:
+        for item in steps:
+            if isinstance(item, Trace):
+                trace = item
+            else:
+                done = item
+                if ending():
+                    break
+                if time.monotonic() - last >= status_interval_s:
+                    last = time.monotonic()
+                    yield {"status": f"{what} · step {job.k + item} #{run_id}"}
+    except Cancelled:  # stopped while waiting for a slot
+        pass
+    finally:
+        steps.close()  # frees the slot now, not when the generator is collected
+    if trace is None and ending():
+        return Ended(ending(), job.k + done)
+    if trace is None:
+        raise RuntimeError("the decode ended without a trace")
+    return trace
+
+
+@dataclass(frozen=True)
+class Ended:
+    """A decode that a Stop (or a newer run from the same page) ended after ``step`` steps."""
+
+    why: Ending
+    step: int
 
 
 def check_branch(exp: Exploration, model: str, node_id: int, k, overrides, spec: StrategySpec | None) -> Job:

@@ -13,10 +13,7 @@ below.
 from __future__ import annotations
 
 import inspect
-import time
 from collections.abc import Callable
-from contextlib import closing
-from dataclasses import dataclass
 
 import gradio as gr
 
@@ -35,12 +32,11 @@ from ..views.explore import (
     token_choices,
 )
 from . import picker, runtime
-from .budget import Cancelled
-from .compare import render_panes as compare_panes
-from .compare import render_plots
+from .comparison_views import render_panes as compare_panes
+from .comparison_views import render_plots
 from .errors import shown, user_errors
 from .examples import known_answer
-from .exploration import Exploration, Job, check_branch, decode, load_tree, spec_of
+from .exploration import Ended, Exploration, Job, check_branch, load_tree, spec_of, stream_job
 from .files import content_folder, digest_of
 from .session import new_run_id
 from .settings import (
@@ -53,7 +49,7 @@ from .settings import (
     runnable_model,
     text,
 )
-from .stopping import BOARD, Ending
+from .stopping import BOARD, Ending, current_only
 from .updates import Updates
 
 SESSION_TTL_S = 1800
@@ -188,55 +184,9 @@ def _frame(exp: Exploration, k: int, status: str) -> Updates:
     return {**view(exp, k), "status": status, "session": exp, "dl_tree": export_tree(exp)}
 
 
-def _stream(model: str, job: Job, what: str, run_id: str, ending: Callable[[], Ending]):
-    """Status frames while ``job`` decodes; returns its trace, or why it ended early (``ending()``,
-    checked between steps and while waiting for a compute slot)."""
-    last, trace, done = 0.0, None, 0
-    steps = decode(model, job, stop=ending)
-    try:
-        for item in steps:
-            if isinstance(item, Trace):
-                trace = item
-            else:
-                done = item
-                if ending():
-                    break
-                if time.monotonic() - last >= STATUS_INTERVAL_S:
-                    last = time.monotonic()
-                    yield {"status": f"{what} · step {job.k + item} #{run_id}"}
-    except Cancelled:  # stopped while waiting for a slot
-        pass
-    finally:
-        steps.close()  # frees the slot now, not when the generator is collected
-    if trace is None and ending():
-        return _Ended(ending(), job.k + done)
-    if trace is None:
-        raise RuntimeError("the decode ended without a trace")
-    return trace
-
-
-@dataclass(frozen=True)
-class _Ended:
-    """A decode that a Stop (or a newer run from the same page) ended after ``step`` steps."""
-
-    why: Ending
-    step: int
-
-
-def _ended_status(ended: _Ended, run_id: str) -> Updates:
+def _ended_status(ended: Ended, run_id: str) -> Updates:
     """A Stop says where it stopped; a run superseded by a newer one leaves the status line to it."""
     return {"status": f"stopped at step {ended.step} #{run_id}"} if ended.why == "stopped" else {}
-
-
-def _current_only(updates, ending: Callable[[], Ending]):
-    """A run's updates until a newer run from its page has started: from then on its frames (even
-    a first "decoding…" held up by a model load) would overwrite the newer run's, so it ends."""
-    with closing(updates):
-        for update in updates:
-            if ending() == "superseded":
-                yield {}
-                return
-            yield update
 
 
 def run_explore(model, prompt, gen_length, block_length, full_diffusion, temperature, seed, *pane_and_key):
@@ -246,7 +196,7 @@ def run_explore(model, prompt, gen_length, block_length, full_diffusion, tempera
     page's run key (:mod:`.stopping`; ■ Stop ends the run between steps)."""
     ending = BOARD.start(pane_and_key[-1] if len(pane_and_key) > len(PANE_FIELDS) else None)
     settings = (model, prompt, gen_length, block_length, full_diffusion, temperature, seed)
-    yield from _current_only(_run(settings, pane_and_key, ending), ending)
+    yield from current_only(_run(settings, pane_and_key, ending), ending)
 
 
 def _run(settings: tuple, pane_and_key: tuple, ending: Callable[[], Ending]):
@@ -266,8 +216,8 @@ def _run(settings: tuple, pane_and_key: tuple, ending: Callable[[], Ending]):
     try:
         with user_errors("The decode failed"):
             job = Job(spec, prompt=prompt, config=config)
-            trace = yield from _stream(model, job, "decoding", exp.run_id, ending)
-            if isinstance(trace, _Ended):
+            trace = yield from stream_job(model, job, "decoding", exp.run_id, ending, STATUS_INTERVAL_S)
+            if isinstance(trace, Ended):
                 yield _ended_status(trace, exp.run_id)
                 return
             exp.tree.add(trace, label=picker.pane_title(spec))
@@ -294,7 +244,7 @@ def branch_explore(exp: Exploration | None, model, k, mode, *pane_and_key):
     """↳ Branch: continue the branch-point node after step ``k`` with the pending overrides (the
     pane's controls, then the page's run key, as for :func:`run_explore`)."""
     ending = BOARD.start(pane_and_key[-1] if len(pane_and_key) > len(PANE_FIELDS) else None)
-    yield from _current_only(_branch(exp, model, k, mode, pane_and_key, ending), ending)
+    yield from current_only(_branch(exp, model, k, mode, pane_and_key, ending), ending)
 
 
 def _branch(exp: Exploration | None, model, k, mode, pane_and_key: tuple, ending: Callable[[], Ending]):
@@ -314,8 +264,8 @@ def _branch(exp: Exploration | None, model, k, mode, pane_and_key: tuple, ending
     yield {"status": f"{what}… #{exp.run_id}"}
     try:
         with user_errors("The branch failed"):
-            trace = yield from _stream(model, job, what, exp.run_id, ending)
-            if isinstance(trace, _Ended):
+            trace = yield from stream_job(model, job, what, exp.run_id, ending, STATUS_INTERVAL_S)
+            if isinstance(trace, Ended):
                 yield _ended_status(trace, exp.run_id)
                 return
             node = exp.tree.add(trace, parent=source.id, label=picker.pane_title(spec))

@@ -89,11 +89,12 @@ def lockstep(model: str, prompt: str, specs: tuple[StrategySpec, StrategySpec], 
             run.close()
 
 
-def collect(comp: Comparison, model: str, prompt: str, specs, config: EngineConfig) -> Iterator[None]:
+def collect(comp: Comparison, model: str, prompt: str, specs, config: EngineConfig, stop=None) -> Iterator[None]:
     """Fill ``comp.a``/``comp.b`` from :func:`lockstep`, yielding after every step.
 
-    Holds a compute slot until the run ends or the generator is closed (a cancel)."""
-    yield from follow(comp, hold_slot(lockstep(model, prompt, specs, config), f"run #{comp.run_id}"))
+    Holds a compute slot until the run ends or the generator is closed (a cancel); ``stop`` ends
+    the wait for the slot (:func:`~.budget.acquire`)."""
+    yield from follow(comp, hold_slot(lockstep(model, prompt, specs, config), f"run #{comp.run_id}", stop))
 
 
 def follow(comp: Comparison, steps) -> Iterator[None]:

@@ -21,7 +21,8 @@ from __future__ import annotations
 import re
 import threading
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import closing
 from typing import Literal
 
 MAX_PAGES = 10_000  # pages remembered (least recently heard from go first)
@@ -33,7 +34,7 @@ _NEXT = (
     "window.dvRuns = (window.dvRuns || 0) + 1; const key = window.dvPage + ':' + window.dvRuns;"
 )
 RUN_JS = f"(...args) => {{ {_NEXT} args[args.length - 1] = key; return args; }}"  # the key is the last input
-STOP_JS = f"(ignored) => {{ {_NEXT} return key; }}"
+STOP_JS = f"(ignored) => {{ {_NEXT} return key; }}"  # for a Stop whose only input is the key
 
 Ending = Literal["stopped", "superseded"] | None
 
@@ -84,3 +85,14 @@ BOARD = RunBoard()
 def stop(key) -> None:
     """The ■ Stop handler (``js=STOP_JS`` supplies the key)."""
     BOARD.stop(key)
+
+
+def current_only(updates: Iterator[dict], ending: Callable[[], Ending]) -> Iterator[dict]:
+    """A run's updates until a newer run from its page has started: from then on its frames (even
+    a first "decoding…" held up by a model load) would overwrite the newer run's, so it ends."""
+    with closing(updates):  # type: ignore[type-var]  # generators have close()
+        for update in updates:
+            if ending() == "superseded":
+                yield {}
+                return
+            yield update

@@ -802,3 +802,31 @@ def test_browser_streaming_long_run_never_backlogs(server, fresh_page, long_cont
     print(f"Stop: effective {latency:.2f} s after the click, at step {stopped_at}/256")
     assert latency <= 2.0 and stopped_at < 256
     assert errors == [], errors
+
+
+@pytest.mark.browser
+def test_browser_run_stop_run_in_quick_succession(server, fresh_page):
+    """A hurried visitor: ▶ Run then ■ Stop within the first half-second (before the run has sent
+    its session), three times over; the last run says where it stopped, and a short run then
+    finishes. Stop reaches a run through the page's run key, whenever it is pressed."""
+    from playwright.sync_api import expect
+
+    tab = fresh_page
+    errors = _open(tab, server, 1400)
+    _open_settings(tab)
+    if tab.locator("#full-diffusion input").is_checked():
+        tab.locator("#full-diffusion input").uncheck()
+    for pane in "ab":  # one token a step: 224 steps, not done before the Stop
+        _pick(tab, pane, REGISTRY["confidence"].label)
+    tab.locator("#gen-length input").fill("224")
+    tab.locator("#block-length input").fill("224")
+    for delay_ms in (0, 200, 500):
+        tab.click("#run-btn")
+        tab.wait_for_timeout(delay_ms)
+        tab.click("#stop-btn")
+    expect(_status(tab)).to_have_value(re.compile(r"^stopped at step \d+"))
+    tab.locator("#gen-length input").fill("16")
+    tab.locator("#block-length input").fill("8")
+    tab.click("#run-btn")
+    expect(_status(tab)).to_have_value(re.compile(r"^done · .* #\w{6}$"))
+    assert errors == [], errors

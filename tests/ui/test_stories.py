@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from dllm_viz.engine import EngineConfig
-from dllm_viz.ui import compare, compare_tab, pane
+from dllm_viz.ui import compare_tab, comparison_views, pane
 from dllm_viz.ui.examples import known_answer
 from dllm_viz.ui.stories import STORIES, _spec, default_story, run_pair, stories
 
@@ -22,7 +22,7 @@ def test_story_panes_part_ways_and_a_is_right_where_b_is_wrong(story):
     comp = run_pair(story.prompt, story.a, story.b, config)
     assert comp.divergence is not None
     assert comp.verdict(comp.a).correct and not comp.verdict(comp.b).correct
-    assert compare.consequence(comp).startswith(" → A ✓") and "B ✗" in compare.consequence(comp)
+    assert comparison_views.consequence(comp).startswith(" → A ✓") and "B ✗" in comparison_views.consequence(comp)
     fewer = comp.b.nfe - comp.a.nfe
     assert comp.in_words() == (
         f"A needed {abs(fewer)} {'fewer' if fewer > 0 else 'more'} forward passes than B, and only A is right"

@@ -333,7 +333,7 @@ def test_compare_endpoint_keeps_its_argument_names():
     """gradio_client scripts call /compare by these names; the controls now come from the registry."""
     names = list(inspect.signature(run_compare).parameters)
     pane = ["strategy", "steps", "threshold", "factor", "gamma", "tau", "beta", "policy_files"]
-    assert names[7:] == [f"{f}_{p}" for p in "ab" for f in pane] + ["speed"]
+    assert names[7:] == [f"{f}_{p}" for p in "ab" for f in pane] + ["speed", "run_key"]
 
 
 def test_api_loads_only_shipped_policies(tiny_model_dir, tmp_path):

@@ -129,4 +129,4 @@ def test_every_endpoint_names_its_arguments(zero_demo):
     names = {ep: [p["parameter_name"] for p in info["parameters"]] for ep, info in endpoints.items()}
     assert not [(ep, n) for ep, ns in names.items() for n in ns if n.startswith("param_")]
     assert names["/explore"][7:] == [*PANE_FIELDS, "run_key"]
-    assert names["/compare"][-1] == "speed" and "strategy_b" in names["/compare"]
+    assert names["/compare"][-2:] == ["speed", "run_key"] and "strategy_b" in names["/compare"]
