@@ -40,6 +40,7 @@ def test_every_shipped_policy_records_the_setting_its_name_and_card_say():
     assert read_trained_for(policies["semi-ar-entropy"]).knobs == {"temperature": 0.5, "beta": 1.0}
     assert read_trained_for(policies["full-diffusion-entropy"]).knobs == {"temperature": 0.5, "beta": 1.0}
     assert read_trained_for(policies["semi-ar-plus-one"]).knobs == {"temperature": 1.0, "beta": 1.0}
+    assert read_trained_for(policies["full-diffusion-top5"]).knobs == {"temperature": 0.5, "beta": 2.0}
 
 
 def test_trained_for_round_trips_and_refuses_bad_files_by_name(tmp_path):
