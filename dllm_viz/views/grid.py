@@ -91,13 +91,16 @@ def live_text(cells: list[Cell]) -> str:
             break
         pieces.append(cell.text if cell.state == "committed" else None)
     subword = any(p and p[0] in " ▁Ġ" for p in pieces)
-    out, previous = [], None
+    out: list[str] = []
+    previous: str | None = None
     for piece in pieces:
         if subword:
             out.append(f" {TEXT_MASK}" if piece is None else piece.translate(SPACE_MARKS))
         else:
             word = TEXT_MASK if piece is None else piece
-            glued = previous and ((previous[-1].isdigit() and word[:1].isdigit()) or word.startswith(NO_SPACE_BEFORE))
+            glued = previous is not None and (
+                (previous[-1:].isdigit() and word[:1].isdigit()) or word.startswith(NO_SPACE_BEFORE)
+            )
             out.append(word if glued or not out else f" {word}")
             previous = word
     return re.sub(" {2,}", " ", "".join(out)).strip()
