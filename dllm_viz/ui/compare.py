@@ -202,6 +202,7 @@ def _stream(comp: Comparison, model: str, prompt: str, specs, config: EngineConf
         comp.stopped = True
     finally:
         steps.close()  # frees the slot now
+    control.stop.set()  # live ticks paint nothing from here on: one rendered a step ago must not land after this frame
     frame = _view(comp, plots=True, following=True)
     yield {**frame, "status": status_line(comp), "session": comp, "live_timer": gr.Timer(active=False)}
 
@@ -241,7 +242,8 @@ def live_frame(comp: Comparison | None) -> Updates:
     small = comp.a is not None and comp.a.gen_length <= LIVE_PLOT_MAX_L
     plots = small and now - control.last_plot >= PLOT_INTERVAL_S
     control.last_plot = now if plots else control.last_plot
-    return _view(comp, plots, control.follow)
+    frame = _view(comp, plots, control.follow)
+    return {} if control.stop.is_set() else frame  # the run's final frame is on its way
 
 
 def set_follow(follow: bool, comp: Comparison | None) -> None:

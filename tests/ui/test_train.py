@@ -82,7 +82,9 @@ def test_a_run_trains_publishes_and_decodes_in_compare(model):
         (label.lower(), value) for label, value in picker.strategy_choices([run.policy])
     ]
     spec = picker.pane_strategy(f"policy:{run.policy}", {})
-    assert picker.choice_of(spec) == f"policy:{run.policy}" and picker.pane_title(spec) == f"policy {run.policy}"
+    assert picker.choice_of(spec) == f"policy:{run.policy}"
+    # the card writer recorded the knobs it was trained with (trained_for.json); the pane opens at them
+    assert picker.pane_title(spec) == f"policy {run.policy} (temperature=1.0, beta=1.0)"
     backend = runtime.get_backend(model)
     last = list(generate(backend, ["one plus two"], spec.build(), EngineConfig.full(run.settings.gen_length)))[-1]
     assert not bool((last.tokens == backend.mask_id).any())
