@@ -70,7 +70,8 @@ EXPORT_OUTPUTS = ("dl_json", "dl_gif")
 class LiveControl:
     """Flags that other events set while a run streams: ``follow`` (live frames move the slider
     and panes; off once the user scrubs) and ``stop`` (end the run after the current step; an
-    Event so a slow-motion pause ends at once)."""
+    Event so a slow-motion pause ends at once; the run also sets it once it has ended, so live ticks
+    stop painting before its final frame)."""
 
     follow: bool = True
     stop: threading.Event = field(default_factory=threading.Event)

@@ -194,7 +194,7 @@ def run_explore(model, prompt, gen_length, block_length, full_diffusion, tempera
 
     After the settings come the pane's controls (:data:`PANE_FIELDS` order) and, optionally, the
     page's run key (:mod:`.stopping`; ■ Stop ends the run between steps)."""
-    ending = BOARD.start(pane_and_key[-1] if len(pane_and_key) > len(PANE_FIELDS) else None)
+    ending = BOARD.start(_run_key(pane_and_key))
     settings = (model, prompt, gen_length, block_length, full_diffusion, temperature, seed)
     yield from current_only(_run(settings, pane_and_key, ending), ending)
 
@@ -228,6 +228,11 @@ def _run(settings: tuple, pane_and_key: tuple, ending: Callable[[], Ending]):
     yield _frame(exp, _steps(exp), status_of(exp, f"done · node 0: {trace.num_steps} steps"))
 
 
+def _run_key(values: tuple):
+    """The page's run key after one pane's controls; None when an API call leaves it out."""
+    return values[len(PANE_FIELDS)] if len(values) > len(PANE_FIELDS) else None
+
+
 def _pane(values: tuple) -> tuple:
     """One pane's controls, before the run key (API calls may leave the key out)."""
     n = len(PANE_FIELDS)
@@ -243,7 +248,7 @@ run_explore.__signature__ = pane_signature(run_explore, ("",), (_KEY,))  # type:
 def branch_explore(exp: Exploration | None, model, k, mode, *pane_and_key):
     """↳ Branch: continue the branch-point node after step ``k`` with the pending overrides (the
     pane's controls, then the page's run key, as for :func:`run_explore`)."""
-    ending = BOARD.start(pane_and_key[-1] if len(pane_and_key) > len(PANE_FIELDS) else None)
+    ending = BOARD.start(_run_key(pane_and_key))
     yield from current_only(_branch(exp, model, k, mode, pane_and_key, ending), ending)
 
 
