@@ -38,9 +38,12 @@ def _handlers(model: str) -> dict:
 
 
 @pytest.mark.parametrize("endpoint", ["/compare_trace", "/branch", "/compare", "/benchmark"])
-def test_handlers_yield_before_taking_a_slot(tiny_model_dir, endpoint):
+def test_handlers_yield_before_taking_a_slot(tiny_model_dir, endpoint, monkeypatch):
     """Gradio registers (and so can close) a generator only after its first yield: until then it
     must hold no slot and start no job, or a cancel in that window leaks them."""
+    # a progress item every step: otherwise a fast decode may finish before its first heartbeat
+    # and the second yield would come after the slot is released (timing-dependent)
+    monkeypatch.setattr(endpoints, "HEARTBEAT_S", 0.0)
     threads = threading.active_count()
     handler = _handlers(str(tiny_model_dir))[endpoint]()
     next(handler)
