@@ -7,6 +7,8 @@ It reuses :mod:`dllm_viz.eval` (the same sweep, summary, Pareto plot and table a
 from __future__ import annotations
 
 import json
+import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import gradio as gr
@@ -27,7 +29,7 @@ from ..strategies import POLICY, REGISTRY, StrategySpec
 from ..views.glossary import BETA_INFO, NFE_INFO, TAU_INFO
 from . import picker, runtime, zerogpu
 from .budget import BackgroundJob, CancellableBackend
-from .errors import shown, user_errors
+from .errors import public_message, shown, user_errors
 from .files import content_folder, digest_of
 from .pane import model_picker
 from .settings import MAX_GEN_LENGTH, finite_number, flag, runnable_model, text, whole_number
@@ -192,6 +194,108 @@ def _sweep(
     )
 
 
+@dataclass(frozen=True)
+class SweepPlan:
+    """A checked sweep: strategy specs per block length, the problems, L and the seed count."""
+
+    specs_by_bl: dict[int, list[StrategySpec]]
+    problems: list
+    gen_length: int
+    seeds: int
+
+    @property
+    def decodes(self) -> int:
+        return sweep_work(self.specs_by_bl, len(self.problems), self.seeds, 1)
+
+    @property
+    def work(self) -> int:
+        """Token positions decoded (decodes × L): what :data:`MAX_WORK` limits."""
+        return self.decodes * self.gen_length
+
+
+def plan_sweep(families, grid, settings, levels, n, gen_length, seeds, temperatures, betas) -> SweepPlan:
+    """Every Benchmark control checked (each mistake named) and turned into the sweep it asks for."""
+    from ..tasks import DEFAULT_FREE, test_set
+
+    families = _picks("strategies", families, [value for _, value in family_choices()])
+    settings = _picks("settings", settings, list(SETTINGS))
+    levels = _picks("levels", levels, LEVELS)
+    if not families:
+        raise ValueError("pick at least one strategy")
+    if not settings:
+        raise ValueError("pick at least one setting (semi-AR or full diffusion)")
+    if not levels:
+        raise ValueError("pick at least one problem level")
+    grid = flag("grid", grid)
+    n = whole_number("problems per level", n, 1, MAX_PROBLEMS)
+    L, seeds = whole_number("gen length", gen_length, 1, MAX_GEN_LENGTH), whole_number("seeds", seeds, 1, 5)
+    if L < 8 or L % 8:
+        raise ValueError(f"gen length ({L}) must be a multiple of 8 (semi-AR uses BL = L/8)")
+    taus, betas_ = _floats("τ_π values", temperatures, "temperature"), _floats("β values", betas, "beta")
+    for spec in map(family_spec, families):
+        if spec.name == POLICY and not any(policy_fits(str(spec.policy), s) for s in settings):
+            raise ValueError(f"policy {spec.policy} was trained for another setting; tick that setting or untick it")
+    block_lengths = {s: SETTINGS[s](L).block_length for s in settings}
+    specs_by_bl = {bl: benchmark_specs(families, grid, L, bl, taus, betas_, s) for s, bl in block_lengths.items()}
+    problems = [p for level in levels for p in test_set(int(level), n, DEFAULT_FREE)]
+    plan = SweepPlan(specs_by_bl, problems, L, seeds)
+    if plan.work > MAX_WORK:
+        raise ValueError(
+            f"this benchmark asks for {plan.decodes:,} decodes of {L} tokens ({plan.work:,} token positions); "
+            f"the limit is {MAX_WORK:,}: pick fewer problems, seeds, strategies or τ_π/β values, "
+            "or run the sweep with python -m dllm_viz.eval"
+        )
+    return plan
+
+
+class Speed:
+    """Token positions per second of this server's last finished sweep, per model: the basis of
+    the cost shown before a sweep starts (bounded: one number per model the server ran)."""
+
+    def __init__(self) -> None:
+        self._rate: dict[str, float] = {}
+
+    def record(self, model: str, rate: float) -> None:
+        self._rate[model] = rate
+
+    def seconds(self, model, work: int) -> float | None:
+        rate = self._rate.get(str(model))
+        return work / rate if rate else None
+
+
+SPEED = Speed()
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.0f} min"
+
+
+def time_left(done: int, total: int, started: float) -> str:
+    """`` · about 40 s left`` from the pace so far; empty before the first run finishes."""
+    if done <= 0 or done >= total:
+        return ""
+    return f" · about {_duration((time.monotonic() - started) * (total - done) / done)} left"
+
+
+def sweep_cost(model, families, grid, settings, levels, n, gen_length, seeds, temperatures, betas, *_) -> str:
+    """What a sweep with these controls will cost, before it starts: its decodes and, once this
+    server has finished a sweep on the model, the time that pace gives; a mistake named instead."""
+    try:
+        plan = plan_sweep(families, grid, settings, levels, n, gen_length, seeds, temperatures, betas)
+    except (ValueError, TypeError) as err:
+        return f"⚠ {public_message(err)}"
+    strategies = sum(len(specs) for specs in plan.specs_by_bl.values())
+    seeds = f", stochastic ones × {plan.seeds} seeds" if plan.seeds > 1 else ""
+    line = (
+        f"This sweep: **{plan.decodes:,} decodes** of {plan.gen_length} tokens "
+        f"({strategies} strategy runs × {len(plan.problems)} problems{seeds})"
+    )
+    seconds = SPEED.seconds(model, plan.work)
+    if seconds is None:
+        return line + "; the first sweep on this model measures the server's pace for an estimate."
+    return line + f", about **{_duration(seconds)}** at this server's last pace."
+
+
 def run_benchmark(
     model,
     families,
@@ -211,42 +315,11 @@ def run_benchmark(
     A generator: the sweep runs in a :class:`~.budget.BackgroundJob` and this handler yields
     (skips) every ``POLL_S`` while it runs, so a cancel reaches it and stops the sweep.
     """
-    from ..tasks import DEFAULT_FREE, test_set
-
     with user_errors("Cannot run the benchmark"):
-        families = _picks("strategies", families, [value for _, value in family_choices()])
-        settings = _picks("settings", settings, list(SETTINGS))
-        levels = _picks("levels", levels, LEVELS)
-        if not families:
-            raise ValueError("pick at least one strategy")
-        if not settings:
-            raise ValueError("pick at least one setting (semi-AR or full diffusion)")
-        if not levels:
-            raise ValueError("pick at least one problem level")
-        grid, log_nfe = flag("grid", grid), flag("log NFE", log_nfe)
-        n = whole_number("problems per level", n, 1, MAX_PROBLEMS)
-        L, seeds = whole_number("gen length", gen_length, 1, MAX_GEN_LENGTH), whole_number("seeds", seeds, 1, 5)
-        if L < 8 or L % 8:
-            raise ValueError(f"gen length ({L}) must be a multiple of 8 (semi-AR uses BL = L/8)")
-        taus, betas_ = _floats("τ_π values", temperatures, "temperature"), _floats("β values", betas, "beta")
-        model = runnable_model(model)
-        for spec in map(family_spec, families):
-            if spec.name == POLICY and not any(policy_fits(str(spec.policy), s) for s in settings):
-                raise ValueError(
-                    f"policy {spec.policy} was trained for another setting; tick that setting or untick it"
-                )
-        block_lengths = {s: SETTINGS[s](L).block_length for s in settings}
-        specs_by_bl = {
-            bl: benchmark_specs(families, bool(grid), L, bl, taus, betas_, s) for s, bl in block_lengths.items()
-        }
-        work = sweep_work(specs_by_bl, n * len(levels), seeds, L)
-        if work > MAX_WORK:
-            raise ValueError(
-                f"this benchmark asks for {work // L:,} decodes of {L} tokens ({work:,} token positions); "
-                f"the limit is {MAX_WORK:,}: pick fewer problems, seeds, strategies or τ_π/β values, "
-                "or run the sweep with python -m dllm_viz.eval"
-            )
-        problems = [p for level in levels for p in test_set(int(level), n, DEFAULT_FREE)]
+        plan = plan_sweep(families, grid, settings, levels, n, gen_length, seeds, temperatures, betas)
+        log_nfe = flag("log NFE", log_nfe)
+        picked, model = str(model), runnable_model(model)
+        specs_by_bl, problems, L, seeds = plan.specs_by_bl, plan.problems, plan.gen_length, plan.seeds
     progress(0, desc="loading model")
     yield (gr.skip(),) * 4  # before the job starts: from here on a cancel closes this generator
     done = [0, 1, "loading model"]
@@ -268,12 +341,14 @@ def run_benchmark(
         ),
         owner="a benchmark",
     )
+    started = time.monotonic()
     try:
         while not job.wait(POLL_S):
-            progress(done[0] / done[1], desc=f"{done[0]}/{done[1]} {done[2]}")
+            progress(done[0] / done[1], desc=f"{done[0]}/{done[1]} {done[2]}{time_left(done[0], done[1], started)}")
             yield (gr.skip(),) * 4
         with user_errors("Cannot run the benchmark"):
             rows = job.result()
+            SPEED.record(picked, plan.work / (time.monotonic() - started))
             summary = summarize(rows)
             csv_path = _runs_csv(rows)
     finally:
@@ -322,6 +397,8 @@ def build_benchmark_tab() -> None:
                 seeds = gr.Number(1, precision=0, label="seeds", minimum=1, maximum=5, elem_id="bench-seeds")
                 log_nfe = gr.Checkbox(False, label="log NFE axis", info=NFE_INFO, elem_id="bench-log")
     run = gr.Button("Run benchmark", variant="primary", elem_id="bench-run")
+    controls = [model, families, grid, settings, levels, n, gen_length, seeds, temperatures, betas]
+    cost = gr.Markdown(sweep_cost(*(c.value for c in controls)), elem_id="bench-cost")
     plot = gr.Plot(label="Accuracy vs NFE", elem_id="bench-plot")
     table = gr.Dataframe(
         headers=TABLE_HEADERS,
@@ -334,9 +411,9 @@ def build_benchmark_tab() -> None:
     # the same table as text, for API clients only
     md = gr.Markdown(label="Summary (markdown)", elem_id="bench-md", visible=False)
     csv_file = gr.File(label="All runs (CSV)", visible=False, elem_id="bench-csv")
-    run.click(
+    run_event = run.click(
         run_benchmark,
-        [model, families, grid, settings, levels, n, gen_length, seeds, temperatures, betas, log_nfe],
+        [*controls, log_nfe],
         [plot, table, md, csv_file],
         api_name="benchmark",
         preprocess=False,  # run_benchmark checks every value itself (Gradio's checks echo them unescaped)
@@ -344,3 +421,8 @@ def build_benchmark_tab() -> None:
         concurrency_id="model",
         show_progress_on=[plot],
     )  # one progress bar, not one per output
+    # the cost line: on every change, and after a run (now at that run's pace); our own checks, as above
+    quiet = dict(preprocess=False, queue=False, show_progress="hidden", api_visibility="private")
+    run_event.then(sweep_cost, controls, cost, **quiet)
+    for control in controls:
+        control.change(sweep_cost, controls, cost, **quiet)

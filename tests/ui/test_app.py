@@ -667,9 +667,11 @@ def test_browser_clean_console_layout_and_screenshots(server, fresh_page, tmp_pa
         tab.get_by_role("tab", name="Benchmark").click()
         tab.locator("#bench-n input").fill("2")
         tab.locator("#bench-gen-length input").fill("16")
+        expect(tab.locator("#bench-cost")).to_contain_text("decodes of 16 tokens")  # the cost, before the run
         tab.click("#bench-run")
         expect(tab.locator("#bench-plot .js-plotly-plot")).to_be_visible(timeout=180_000)
         expect(tab.locator("#bench-table")).to_contain_text("threshold")
+        expect(tab.locator("#bench-cost")).to_contain_text("at this server's last pace")  # measured by the run
         plot_w = tab.locator("#bench-plot .main-svg").first.bounding_box()["width"]
         assert plot_w > 0.8 * tab.locator("#bench-plot").bounding_box()["width"]  # fills its row
         assert _fits(tab)

@@ -405,7 +405,7 @@ def test_live_frames_follow_the_run_until_the_user_scrubs(tiny_model_dir):
 
 
 def test_benchmark_handler(tiny_model_dir):
-    from dllm_viz.ui.benchmark import run_benchmark
+    from dllm_viz.ui.benchmark import run_benchmark, sweep_cost
 
     fig, table, md, csv = last(
         run_benchmark(
@@ -429,12 +429,32 @@ def test_benchmark_handler(tiny_model_dir):
     }
     assert "mean NFE" in md and len(fig.data) >= 2
     assert fig.layout.xaxis.type == "linear" and fig.layout.width is None  # log only when asked; fills the tab
+    # the cost line now has this server's pace for the model
+    cost = sweep_cost(
+        str(tiny_model_dir), ["heuristic:threshold"], False, ["semi-AR (BL = L/8)"], [1], 2, 16, 1, "", ""
+    )
+    assert "**2 decodes** of 16 tokens" in cost and "at this server's last pace" in cost
     with pytest.raises(gr.Error, match="pick at least one strategy"):
         last(run_benchmark(str(tiny_model_dir), [], False, ["semi-AR (BL = L/8)"], [1], 2, 16, 1, "1", "1"))
     with pytest.raises(gr.Error, match=r"gen length \(20\) must be a multiple of 8"):
         last(
             run_benchmark(str(tiny_model_dir), ["heuristic:eb"], False, ["semi-AR (BL = L/8)"], [1], 2, 20, 1, "1", "1")
         )
+
+
+def test_benchmark_cost_counts_decodes_and_names_mistakes():
+    from dllm_viz.ui.benchmark import sweep_cost, time_left
+
+    semi = ["semi-AR (BL = L/8)"]
+    cost = sweep_cost("never-ran", ["heuristic:random", "heuristic:threshold"], False, semi, [1, 2], 5, 32, 3, "", "")
+    # random is stochastic (3 seeds), threshold deterministic (one): (3 + 1) × 10 problems
+    assert "**40 decodes** of 32 tokens" in cost and "2 strategy runs × 10 problems" in cost
+    assert "measures the server's pace" in cost  # no estimate before a first sweep on this model
+    assert sweep_cost("m", [], False, semi, [1], 5, 32, 1, "", "") == "⚠ pick at least one strategy"
+    junk = sweep_cost("m", ["<img src=x onerror=alert(1)>"], False, semi, [1], 5, 32, 1, "", "")
+    assert junk.startswith("⚠ strategies:") and "<img" not in junk  # named and escaped
+    assert "the limit is" in sweep_cost("m", ["heuristic:random"], True, semi, [1, 2, 3], 200, 512, 5, "", "")
+    assert time_left(0, 10, 0.0) == "" and time_left(10, 10, 0.0) == ""
 
 
 def test_benchmark_front_spans_all_strategies_and_policies_fit_their_setting():
