@@ -1,47 +1,48 @@
 """The Benchmark tab: accuracy vs NFE of chosen strategies on held-out problems.
 
 It reuses :mod:`dllm_viz.eval` (the same sweep, summary, Pareto plot and table as the CLI
-``python -m dllm_viz.eval``), so the numbers here and in the reports agree.
+``python -m dllm_viz.eval``), so the numbers here and in the reports agree; what a sweep will run
+and cost is :mod:`.sweep_plan`.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import gradio as gr
 
-from ..engine import EngineConfig
 from ..eval import (
-    heuristic_grid,
     markdown_table,
     pareto_figure,
     pareto_front,
-    policy_grid,
     summarize,
     sweep,
 )
 from ..eval.report import display_name, write_csv
 from ..eval.sweep import panels, subset_of
-from ..strategies import POLICY, REGISTRY, StrategySpec
+from ..strategies import POLICY, StrategySpec
 from ..views.glossary import BETA_INFO, NFE_INFO, TAU_INFO
 from . import picker, runtime, zerogpu
 from .budget import BackgroundJob, CancellableBackend
-from .errors import public_message, shown, user_errors
+from .errors import user_errors
 from .files import content_folder, digest_of
 from .pane import model_picker
-from .settings import MAX_GEN_LENGTH, finite_number, flag, runnable_model, text, whole_number
+from .settings import flag, runnable_model
+from .sweep_plan import (
+    MAX_PROBLEMS,
+    SETTINGS,
+    SPEED,
+    family_choices,
+    plan_sweep,
+    policy_fits,
+    sweep_cost,
+    sweep_work,
+    time_left,
+)
 
-MAX_PROBLEMS = 200  # per level; the CLI handles bigger sweeps
-LEVELS = (1, 2, 3)
-# decodes × L per request: the default run is ~4k, the biggest sensible one (600 problems, 5 seeds,
-# five stochastic strategies, L = 64) ~1M; about 2-5 minutes of the built-in model on one CPU core
-MAX_WORK = 1_000_000
 POLL_S = 0.25  # the handler yields this often while the sweep runs, so a cancel lands quickly
-SETTINGS = {"semi-AR (BL = L/8)": EngineConfig.semi_ar, "full diffusion (BL = L)": EngineConfig.full}  # L → config
-POLICY_PREFIX = {"semi-AR (BL = L/8)": "semi-ar", "full diffusion (BL = L)": "full-diffusion"}  # trained for it
 TABLE_COLUMNS = [
     "setting",
     "strategy",
@@ -71,18 +72,6 @@ TABLE_HEADERS = [
 ]
 
 
-def policy_fits(policy: str, setting: str) -> bool:
-    """A shipped policy runs in the setting it was trained for: the one its ``trained_for.json``
-    records, else the one its name says (``semi-ar-…`` or ``full-diffusion-…``); a policy with
-    neither runs in every setting."""
-    own = picker.policy_trained_for(StrategySpec(POLICY, policy=policy))
-    if own is not None:
-        return own.full_diffusion == (POLICY_PREFIX[setting] == "full-diffusion")
-    prefixes = POLICY_PREFIX.values()
-    own = next((p for p in prefixes if policy.startswith(p)), None)
-    return own is None or own == POLICY_PREFIX[setting]
-
-
 def summary_table(summary: list[dict]) -> list[list]:
     """Rows for the table; "front" marks the Pareto front over all strategies of a setting and problem subset."""
     front = {id(r) for rows in panels(summary).values() for r in pareto_front(rows)}
@@ -94,71 +83,6 @@ def summary_table(summary: list[dict]) -> list[list]:
         + ["★" if id(r) in front else ""]
         for r in summary
     ]
-
-
-def family_choices() -> list[tuple[str, str]]:
-    """Strategy families: shipped policies, then the heuristics (the Compare tab's picker, without the upload)."""
-    return [(label, value) for label, value in picker.strategy_choices() if value != picker.UPLOADED]
-
-
-def family_spec(family) -> StrategySpec:
-    """A picked family (a :func:`family_choices` value) at its default parameters."""
-    return picker.pane_strategy(text("a strategy", family, 100), {})
-
-
-def _floats(name: str, text: str, param: str) -> list[float]:
-    """Distinct values of the policy's ``param`` (within its schema's range) from a comma- or
-    space-separated text, at most 20; empty: [] (each policy's own validated value)."""
-    p = REGISTRY[POLICY].param(param)
-    if text is None:
-        return []
-    if not isinstance(text, str) or len(text) > 200:
-        raise ValueError(f"{name} must be a short text of numbers separated by commas")
-    return list(dict.fromkeys(finite_number(name, v, p.low, p.high) for v in text.replace(",", " ").split()[:20]))
-
-
-def _picks(name: str, values, allowed) -> list:
-    """The distinct ticked values of a checkbox group, each one of ``allowed`` (our own check:
-    Gradio's echoes the value unescaped)."""
-    if values is None:
-        return []
-    if not isinstance(values, (list, tuple)) or len(values) > 1000:
-        raise TypeError(f"{name} must be a list of at most 1,000 choices")
-    for value in values:
-        if isinstance(value, bool) or value not in allowed:
-            raise ValueError(f"{name}: {shown(value)} is not one of {', '.join(map(str, allowed))}")
-    return list(dict.fromkeys(values))
-
-
-def sweep_work(specs_by_bl: dict, problems: int, seeds: int, gen_length: int) -> int:
-    """Decodes × L a sweep runs (a deterministic strategy runs for the first seed only)."""
-    decodes = sum(seeds if spec.stochastic else 1 for specs in specs_by_bl.values() for spec in specs)
-    return decodes * problems * gen_length
-
-
-def benchmark_specs(
-    families: list[str],
-    grid: bool,
-    gen_length: int,
-    block_length: int,
-    temperatures: list[float],
-    betas: list[float],
-    setting: str | None = None,
-) -> list[StrategySpec]:
-    """Strategy specs for one setting: each heuristic at its defaults (or its sweep grid), and each
-    selected policy trained for ``setting`` (see :func:`policy_fits`) at every (τ_π, β)."""
-    specs = []
-    policies = runtime.shipped_policies()
-    for family in families:
-        spec = family_spec(family)
-        if spec.name != POLICY:
-            specs += [s for s in heuristic_grid(gen_length, block_length) if s.name == spec.name] if grid else [spec]
-        elif setting is None or policy_fits(str(spec.policy), setting):
-            own = picker.policy_defaults(spec)  # an empty τ_π or β list: the policy's validated value
-            taus = temperatures or [own.get("temperature", 1.0)]
-            policy_betas = betas or [own.get("beta", 1.0)]
-            specs += policy_grid(str(policies[str(spec.policy)]), spec.key, taus, policy_betas)
-    return specs
 
 
 def _runs_csv(rows: list[dict]) -> Path:
@@ -192,108 +116,6 @@ def _sweep(
         specs_for=lambda bl: specs_by_bl[bl],
         progress=progress,
     )
-
-
-@dataclass(frozen=True)
-class SweepPlan:
-    """A checked sweep: strategy specs per block length, the problems, L and the seed count."""
-
-    specs_by_bl: dict[int, list[StrategySpec]]
-    problems: list
-    gen_length: int
-    seeds: int
-
-    @property
-    def decodes(self) -> int:
-        return sweep_work(self.specs_by_bl, len(self.problems), self.seeds, 1)
-
-    @property
-    def work(self) -> int:
-        """Token positions decoded (decodes × L): what :data:`MAX_WORK` limits."""
-        return self.decodes * self.gen_length
-
-
-def plan_sweep(families, grid, settings, levels, n, gen_length, seeds, temperatures, betas) -> SweepPlan:
-    """Every Benchmark control checked (each mistake named) and turned into the sweep it asks for."""
-    from ..tasks import DEFAULT_FREE, test_set
-
-    families = _picks("strategies", families, [value for _, value in family_choices()])
-    settings = _picks("settings", settings, list(SETTINGS))
-    levels = _picks("levels", levels, LEVELS)
-    if not families:
-        raise ValueError("pick at least one strategy")
-    if not settings:
-        raise ValueError("pick at least one setting (semi-AR or full diffusion)")
-    if not levels:
-        raise ValueError("pick at least one problem level")
-    grid = flag("grid", grid)
-    n = whole_number("problems per level", n, 1, MAX_PROBLEMS)
-    L, seeds = whole_number("gen length", gen_length, 1, MAX_GEN_LENGTH), whole_number("seeds", seeds, 1, 5)
-    if L < 8 or L % 8:
-        raise ValueError(f"gen length ({L}) must be a multiple of 8 (semi-AR uses BL = L/8)")
-    taus, betas_ = _floats("τ_π values", temperatures, "temperature"), _floats("β values", betas, "beta")
-    for spec in map(family_spec, families):
-        if spec.name == POLICY and not any(policy_fits(str(spec.policy), s) for s in settings):
-            raise ValueError(f"policy {spec.policy} was trained for another setting; tick that setting or untick it")
-    block_lengths = {s: SETTINGS[s](L).block_length for s in settings}
-    specs_by_bl = {bl: benchmark_specs(families, grid, L, bl, taus, betas_, s) for s, bl in block_lengths.items()}
-    problems = [p for level in levels for p in test_set(int(level), n, DEFAULT_FREE)]
-    plan = SweepPlan(specs_by_bl, problems, L, seeds)
-    if plan.work > MAX_WORK:
-        raise ValueError(
-            f"this benchmark asks for {plan.decodes:,} decodes of {L} tokens ({plan.work:,} token positions); "
-            f"the limit is {MAX_WORK:,}: pick fewer problems, seeds, strategies or τ_π/β values, "
-            "or run the sweep with python -m dllm_viz.eval"
-        )
-    return plan
-
-
-class Speed:
-    """Token positions per second of this server's last finished sweep, per model: the basis of
-    the cost shown before a sweep starts (bounded: one number per model the server ran)."""
-
-    def __init__(self) -> None:
-        self._rate: dict[str, float] = {}
-
-    def record(self, model: str, rate: float) -> None:
-        self._rate[model] = rate
-
-    def seconds(self, model, work: int) -> float | None:
-        rate = self._rate.get(str(model))
-        return work / rate if rate else None
-
-
-SPEED = Speed()
-
-
-def _duration(seconds: float) -> str:
-    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.0f} min"
-
-
-def time_left(done: int, total: int, started: float) -> str:
-    """`` · about 40 s left`` from the pace so far; empty before the first run finishes."""
-    if done <= 0 or done >= total:
-        return ""
-    return f" · about {_duration((time.monotonic() - started) * (total - done) / done)} left"
-
-
-def sweep_cost(model, families, grid, settings, levels, n, gen_length, seeds, temperatures, betas, *_) -> str:
-    """What a sweep with these controls will cost, before it starts: its decodes and, once this
-    server has finished a sweep on the model, the time that pace gives; a mistake named instead."""
-    try:
-        plan = plan_sweep(families, grid, settings, levels, n, gen_length, seeds, temperatures, betas)
-    except (ValueError, TypeError) as err:
-        return f"⚠ {public_message(err)}"
-    strategies = sum(len(specs) for specs in plan.specs_by_bl.values())
-    seeds = f", stochastic ones × {plan.seeds} seeds" if plan.seeds > 1 else ""
-    line = (
-        f"This sweep: **{plan.decodes:,} decodes** of {plan.gen_length} tokens "
-        f"({strategies} strategy runs × {len(plan.problems)} problems{seeds})"
-    )
-    seconds = SPEED.seconds(model, plan.work)
-    if seconds is None:
-        return line + "; the first sweep on this model measures the server's pace for an estimate."
-    return line + f", about **{_duration(seconds)}** at this server's last pace."
 
 
 def run_benchmark(
@@ -360,6 +182,31 @@ def run_benchmark(
     yield fig, summary_table(summary), markdown_table(summary), gr.File(value=str(csv_path), visible=True)
 
 
+def _default_families() -> list[str]:
+    """The default policy (or the first that fits the first setting) and two heuristics."""
+    first = list(SETTINGS)[0]
+    fitting = [StrategySpec(POLICY, policy=p).key for p in runtime.shipped_policies() if policy_fits(p, first)]
+    preferred = StrategySpec(POLICY, policy=picker.DEFAULT_POLICY).key
+    heuristics = [StrategySpec(name).key for name in ("threshold", "confidence")]
+    return ([preferred] if preferred in fitting else fitting[:1]) + heuristics
+
+
+def _results() -> tuple:
+    """The plot, the summary table, the same table as markdown (API clients only) and the CSV."""
+    plot = gr.Plot(label="Accuracy vs NFE", elem_id="bench-plot")
+    table = gr.Dataframe(
+        headers=TABLE_HEADERS,
+        label="Summary (mean over seeds)",
+        elem_id="bench-table",
+        interactive=False,
+        wrap=True,  # widths that fit 1024 px without cutting columns off
+        column_widths=["11%", "14%", "19%", "5%", "5%", "6%", "9%", "6%", "7%", "7%", "6%", "5%"],
+    )
+    md = gr.Markdown(label="Summary (markdown)", elem_id="bench-md", visible=False)
+    csv_file = gr.File(label="All runs (CSV)", visible=False, elem_id="bench-csv")
+    return plot, table, md, csv_file
+
+
 def build_benchmark_tab() -> None:
     gr.Markdown(
         "Run strategies on held-out word problems (answers checked automatically) and compare "
@@ -368,13 +215,9 @@ def build_benchmark_tab() -> None:
     )
     with gr.Row():
         with gr.Column(scale=2):
-            choices = family_choices()
-            first = list(SETTINGS)[0]
-            fitting = [StrategySpec(POLICY, policy=p).key for p in runtime.shipped_policies() if policy_fits(p, first)]
-            preferred = StrategySpec(POLICY, policy=picker.DEFAULT_POLICY).key
-            heuristics = [StrategySpec(name).key for name in ("threshold", "confidence")]
-            default = ([preferred] if preferred in fitting else fitting[:1]) + heuristics
-            families = gr.CheckboxGroup(choices, value=default, label="Strategies", elem_id="bench-strategies")
+            families = gr.CheckboxGroup(
+                family_choices(), value=_default_families(), label="Strategies", elem_id="bench-strategies"
+            )
             grid = gr.Checkbox(False, label="sweep each heuristic's parameter grid (slower)", elem_id="bench-grid")
             with gr.Row():
                 own = "empty: each policy's own, chosen on validation"
@@ -399,18 +242,7 @@ def build_benchmark_tab() -> None:
     run = gr.Button("Run benchmark", variant="primary", elem_id="bench-run")
     controls = [model, families, grid, settings, levels, n, gen_length, seeds, temperatures, betas]
     cost = gr.Markdown(sweep_cost(*(c.value for c in controls)), elem_id="bench-cost")
-    plot = gr.Plot(label="Accuracy vs NFE", elem_id="bench-plot")
-    table = gr.Dataframe(
-        headers=TABLE_HEADERS,
-        label="Summary (mean over seeds)",
-        elem_id="bench-table",
-        interactive=False,
-        wrap=True,  # widths that fit 1024 px without cutting columns off
-        column_widths=["11%", "14%", "19%", "5%", "5%", "6%", "9%", "6%", "7%", "7%", "6%", "5%"],
-    )
-    # the same table as text, for API clients only
-    md = gr.Markdown(label="Summary (markdown)", elem_id="bench-md", visible=False)
-    csv_file = gr.File(label="All runs (CSV)", visible=False, elem_id="bench-csv")
+    plot, table, md, csv_file = _results()
     run_event = run.click(
         run_benchmark,
         [*controls, log_nfe],

@@ -92,7 +92,7 @@ def test_setting_warnings_name_the_pane_policy_and_both_settings():
 
 
 def test_benchmark_runs_each_policy_at_its_own_knobs_when_the_boxes_are_empty():
-    from dllm_viz.ui.benchmark import benchmark_specs
+    from dllm_viz.ui.sweep_plan import benchmark_specs
 
     families = [StrategySpec(POLICY, policy="semi-ar-plus-one").key, StrategySpec(POLICY, policy="semi-ar-alpha1").key]
     specs = benchmark_specs(families, False, 64, 8, [], [], "semi-AR (BL = L/8)")

@@ -443,7 +443,7 @@ def test_benchmark_handler(tiny_model_dir):
 
 
 def test_benchmark_cost_counts_decodes_and_names_mistakes():
-    from dllm_viz.ui.benchmark import sweep_cost, time_left
+    from dllm_viz.ui.sweep_plan import sweep_cost, time_left
 
     semi = ["semi-AR (BL = L/8)"]
     cost = sweep_cost("never-ran", ["heuristic:random", "heuristic:threshold"], False, semi, [1, 2], 5, 32, 3, "", "")
@@ -458,7 +458,8 @@ def test_benchmark_cost_counts_decodes_and_names_mistakes():
 
 
 def test_benchmark_front_spans_all_strategies_and_policies_fit_their_setting():
-    from dllm_viz.ui.benchmark import policy_fits, summary_table
+    from dllm_viz.ui.benchmark import summary_table
+    from dllm_viz.ui.sweep_plan import policy_fits
 
     rows = [
         dict(
