@@ -35,7 +35,7 @@ APP_CSS = (
 #status textarea { font-family: ui-monospace, monospace; font-size: 12px; }
 h1 { font-size: 1.35rem !important; margin: 0 !important; }  /* one line at 1024 px: Run and grids above the fold */
 .dv-caption p { font-size: 12px; color: #555; margin: 2px 0 0; }
-#stop-btn, #run-btn, #prev-step, #next-step, #play-btn { white-space: nowrap; }
+#stop-btn, #run-btn, #share-btn, #prev-step, #next-step, #play-btn { white-space: nowrap; }
 .toast-wrap { top: auto !important; bottom: 16px !important; }  /* toasts never cover the title */
 """
 )

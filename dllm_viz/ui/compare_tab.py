@@ -199,7 +199,7 @@ def _panes(ui: Components, story: Story | None) -> list:
 
 
 def _run_bar(ui: Components) -> None:
-    """▶ Run, ■ Stop and 🔗 Share beside the status line, right above the grids."""
+    """▶ Run, ■ Stop and ⬈ Share beside the status line, right above the grids."""
     with gr.Row(equal_height=True):
         run_btn = gr.Button("▶ Run both", variant="primary", elem_id="run-btn", scale=0, min_width=130)
         stop_btn = gr.Button("■ Stop", variant="stop", elem_id="stop-btn", scale=0, min_width=90)

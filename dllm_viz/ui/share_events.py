@@ -1,4 +1,4 @@
-"""Compare's 🔗 Share button and the page load that reads a shared link: the Gradio side of
+"""Compare's ⬈ Share button and the page load that reads a shared link: the Gradio side of
 :mod:`.share` (which checks every value), with escaped toasts for what a link cannot carry.
 """
 
@@ -19,8 +19,13 @@ MAX_PAGE_URL_CHARS = 2000
 # The page's own address is the last input: the server may sit behind a proxy or in a Space's
 # iframe, where only the browser knows the address a visitor can open.
 PAGE_URL_JS = "(...args) => { args[args.length - 1] = window.location.href; return args; }"
-# Also onto the clipboard where the browser allows it (https or localhost); the box shows it anyway.
-COPY_JS = "(url) => { try { navigator.clipboard.writeText(url).catch(() => {}); } catch (e) {} }"
+# Onto the clipboard where the browser allows it (https or localhost), and selected in its box for
+# a Ctrl+C where it does not.
+COPY_JS = """(url) => {
+  const box = document.querySelector('#share-url textarea, #share-url input');
+  if (box) { box.focus(); box.select(); }
+  try { navigator.clipboard.writeText(url).catch(() => {}); } catch (e) {}
+}"""
 
 
 def _models() -> set[str]:
@@ -81,12 +86,14 @@ def open_shared(request: gr.Request) -> Updates:
 
 
 def share_bar(ui: Components) -> None:
-    """🔗 Share and the box its link lands in (mounted, shown once there is a link); call in ▶ Run's row."""
-    share_btn = gr.Button("🔗 Share", elem_id="share-btn", scale=0, min_width=100)
+    """⬈ Share and the box its link lands in, as compact as the status line beside them (the grids
+    stay in a projector's first screen); the box is mounted, shown once there is a link."""
+    share_btn = gr.Button("⬈ Share", elem_id="share-btn", scale=0, min_width=100)
     share_url = gr.Textbox(
-        label="Link to these settings (opens Compare filled in; press ▶ Run)",
-        buttons=["copy"],
-        interactive=False,
+        label="Link to these settings",  # what screen readers and API pages name it
+        show_label=False,
+        container=False,
+        interactive=True,  # a disabled box can be neither focused nor selected for a Ctrl+C
         max_lines=1,
         visible="hidden",
         elem_id="share-url",
@@ -96,7 +103,7 @@ def share_bar(ui: Components) -> None:
 
 
 def wire_share(demo: gr.Blocks, ui: Components) -> None:
-    """🔗 Share builds the link from Compare's controls (``ui``); a page load fills them from one."""
+    """⬈ Share builds the link from Compare's controls (``ui``); a page load fills them from one."""
     settings = ui.outputs(SETTINGS)
     pane_inputs = ui.outputs(f"{f}_{p}" for p in PANES for f in PANE_FIELDS)
     shared = ui.on(

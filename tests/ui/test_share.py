@@ -73,7 +73,7 @@ def test_every_strategy_round_trips_in_both_panes(choice):
 
 @pytest.mark.parametrize("choice", sorted(shareable_choices()))
 def test_the_page_controls_round_trip(choice):
-    """What 🔗 Share reads from the page (pane_values of a spec) opens as the same controls."""
+    """What ⬈ Share reads from the page (pane_values of a spec) opens as the same controls."""
     spec = off_default(choice)
     inputs = PaneInputs.of((*pane_values(spec), None))
     run = current_run(SETTING_VALUES, {"a": inputs, "b": inputs}, MODELS)
@@ -165,9 +165,8 @@ def test_junk_queries_never_raise_and_yield_only_runnable_values(pairs):
     run = decode(pairs, MODELS)
     assert all(isinstance(note, str) and note for note in run.ignored)
     s = run.settings
-    engine_config(
-        s.get("gen_length", 64), s.get("block_length", 1), s.get("full", False), s.get("temperature"), s.get("seed")
-    )
+    L = s.get("gen_length", s.get("block_length", 64))  # a lone length is checked against the page's other
+    engine_config(L, s.get("block_length", L), s.get("full", False), s.get("temperature"), s.get("seed"))
     assert set(run.panes) <= set(PANES)
     assert all(strategy_name(spec) and spec.key in shareable_choices() for spec in run.panes.values())
     again = roundtrip(run)
@@ -188,7 +187,7 @@ def test_page_base():
 
 
 def test_share_link_and_open_shared_handlers():
-    """🔗 Share's link, opened, sets the same controls; HTML in a bad value reaches the toast escaped."""
+    """⬈ Share's link, opened, sets the same controls; HTML in a bad value reaches the toast escaped."""
     spec = off_default("heuristic:eb")
     pane = (*pane_values(spec), None)
     settings_ = [SETTING_VALUES[k] for k in SETTINGS]
