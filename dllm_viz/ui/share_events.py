@@ -37,7 +37,7 @@ def _warn(intro: str, run: SharedRun) -> None:
         gr.Warning(public_message(f"{intro}: {'; '.join(run.ignored)}"), duration=15)
 
 
-def page_base(page_url) -> str:
+def page_base(page_url: object) -> str:
     """The page's address without its query or fragment; empty (a relative link) when the page
     sent none or something that is not an http(s) address."""
     if not isinstance(page_url, str) or len(page_url) > MAX_PAGE_URL_CHARS:
@@ -51,7 +51,16 @@ def page_base(page_url) -> str:
     return urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
 
 
-def share_link(model, prompt, gen_length, block_length, full, temperature, seed, *panes_and_page) -> Updates:
+def share_link(
+    model: object,
+    prompt: object,
+    gen_length: object,
+    block_length: object,
+    full: object,
+    temperature: object,
+    seed: object,
+    *panes_and_page: object,
+) -> Updates:
     """The link to the page with Compare's current settings, shown in the share box; a warning
     names what it leaves out (an uploaded policy, a value ▶ Run would refuse)."""
     n = len(PANE_FIELDS)
