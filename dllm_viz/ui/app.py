@@ -18,6 +18,7 @@ from .bookkeeping import bound_queue_bookkeeping  # noqa: E402
 from .compare_tab import COMPARE_CSS, build_compare_tab  # noqa: E402
 from .endpoints import compare_trace  # noqa: E402
 from .explore_tab import build_explore_tab  # noqa: E402
+from .share_events import wire_share  # noqa: E402
 from .train_tab import build_train_tab  # noqa: E402
 from .updates import name_api_returns  # noqa: E402
 
@@ -34,7 +35,7 @@ APP_CSS = (
 #status textarea { font-family: ui-monospace, monospace; font-size: 12px; }
 h1 { font-size: 1.35rem !important; margin: 0 !important; }  /* one line at 1024 px: Run and grids above the fold */
 .dv-caption p { font-size: 12px; color: #555; margin: 2px 0 0; }
-#stop-btn, #run-btn, #prev-step, #next-step, #play-btn { white-space: nowrap; }
+#stop-btn, #run-btn, #share-btn, #prev-step, #next-step, #play-btn { white-space: nowrap; }
 .toast-wrap { top: auto !important; bottom: 16px !important; }  /* toasts never cover the title */
 """
 )
@@ -80,6 +81,7 @@ def build_demo() -> gr.Blocks:
                 build_benchmark_tab()
             with gr.Tab("About", id="about"):
                 build_about_tab()
+        wire_share(demo, compare)
         gr.api(
             compare_trace, api_name="compare_trace", concurrency_limit=runtime.MODEL_CONCURRENCY, concurrency_id="model"
         )

@@ -17,6 +17,8 @@ from .examples import example_problems
 from .pane import StrategyPane, TracePane, checked_file, model_picker, pane_values, setting_note
 from .session import Comparison
 from .settings import PANE_FIELDS
+from .share import TEMPERATURE_RANGE
+from .share_events import share_bar
 from .stories import Story, default_story, stories
 from .updates import Components, Updates
 
@@ -159,7 +161,9 @@ def _settings(ui: Components, story: Story | None) -> None:
                     bool(story and story.full_diffusion), label="full diffusion (BL = L)", elem_id="full-diffusion"
                 )
                 seed = gr.Number(story.seed if story else 0, precision=0, label="seed", elem_id="seed")
-            temperature = gr.Slider(0.0, 2.0, value=0.0, step=0.05, label="token temperature", elem_id="temperature")
+            temperature = gr.Slider(
+                *TEMPERATURE_RANGE, value=0.0, step=0.05, label="token temperature", elem_id="temperature"
+            )
         live_speed = gr.Radio(
             list(compare.LIVE_SPEEDS),
             value=compare.DEFAULT_SPEED,
@@ -195,10 +199,11 @@ def _panes(ui: Components, story: Story | None) -> list:
 
 
 def _run_bar(ui: Components) -> None:
-    """▶ Run and ■ Stop beside the status line, right above the grids."""
+    """▶ Run, ■ Stop and ⬈ Share beside the status line, right above the grids."""
     with gr.Row(equal_height=True):
         run_btn = gr.Button("▶ Run both", variant="primary", elem_id="run-btn", scale=0, min_width=130)
         stop_btn = gr.Button("■ Stop", variant="stop", elem_id="stop-btn", scale=0, min_width=90)
+        share_bar(ui)
         status = gr.Textbox(
             "idle",
             label="Status",

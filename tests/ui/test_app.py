@@ -714,6 +714,47 @@ def test_browser_compare_fits_a_projector_screen(server, fresh_page, tmp_path):
 
 
 @pytest.mark.browser
+def test_browser_share_link_opens_compare_filled_in(server, fresh_page):
+    """⬈ Share after changing the prompt, both strategies, a parameter and the seed; the link,
+    opened in a new page, shows them all, runs nothing, and a junk link gets an escaped warning."""
+    from playwright.sync_api import expect
+
+    errors = _open(fresh_page, server, 1400)
+    prompt = "Shared: what is <b>2 + 2</b> & why?"
+    fresh_page.locator("#prompt textarea").fill(prompt)
+    labels = dict((value, label) for label, value in picker.strategy_choices())
+    _pick(fresh_page, "a", labels["heuristic:threshold"])
+    _fill(fresh_page, "#threshold-a input[type=number]", 0.42)
+    _pick(fresh_page, "b", labels["heuristic:eb"])
+    _fill(fresh_page, "#gamma-b input", 0.3)
+    _open_settings(fresh_page)
+    _fill(fresh_page, "#seed input", 7)
+    fresh_page.click("#share-btn")
+    link = fresh_page.locator("#share-url textarea, #share-url input").first
+    expect(link).to_have_value(re.compile(re.escape(server) + r"\?prompt=.*strategy_a=threshold&threshold_a=0.42"))
+    url = link.input_value()
+
+    opened = fresh_page.context.new_page()
+    opened_errors = _open(opened, url, 1400)
+    expect(opened.locator("#prompt textarea")).to_have_value(prompt)
+    expect(opened.locator("#strategy-a input")).to_have_value(labels["heuristic:threshold"])
+    expect(opened.locator("#threshold-a input[type=number]")).to_have_value("0.42")
+    expect(opened.locator("#strategy-b input")).to_have_value(labels["heuristic:eb"])
+    expect(opened.locator("#gamma-b input")).to_have_value("0.3")
+    expect(opened.locator("#story-caption")).to_have_text("")
+    _open_settings(opened)
+    expect(opened.locator("#seed input")).to_have_value("7")
+    expect(_status(opened)).to_have_value("idle")  # filled in, not run
+
+    opened.goto(server + "?strategy_a=%3Cimg%20id%3Devil%20src%3Dx%3E&seed=-1&gen_length=64")
+    toast = opened.locator('[data-testid="toast-body"]').filter(has_text="partly ignored")
+    expect(toast.first).to_contain_text("<img id=evil")  # shown as text
+    assert opened.locator("#evil").count() == 0
+    opened.close()
+    assert errors == [] and opened_errors == [], errors + opened_errors
+
+
+@pytest.mark.browser
 def test_browser_default_story_panes_commit_differently(server, fresh_page):
     """The app opens on a curated story; Run shows the panes parting ways: at the divergence step
     named in the stats the two grids' new commits differ, and the status says what it led to."""
