@@ -51,7 +51,11 @@ def main(argv=None) -> None:
         temp = _Temp(Path(tmp))
         with serve_app(temp, save_tiny_masked_lm(temp.mktemp("tiny"))) as app:
             print(f"server pid {app.pid}, RSS at start {rss_mb(app.pid):.0f} MB")
-            result = soak(app, temp.mktemp("soak"), runs=args.rounds, warmup=min(args.warmup, args.rounds - 1))
+            try:
+                result = soak(app, temp.mktemp("soak"), runs=args.rounds, warmup=min(args.warmup, args.rounds - 1))
+            except Exception:
+                print(f"the soak failed; the end of the server's log:\n{app.log.read_text()[-6000:]}", file=sys.stderr)
+                raise
     series = result["series"]
     for done in range(args.every, len(series) + 1, args.every):
         print(f"{done:5d} rounds: RSS {series[done - 1]:.1f} MB")

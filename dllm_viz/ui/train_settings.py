@@ -22,6 +22,7 @@ ES_THRESHOLD = 0.9  # the expert's Fast-dLLM λ, as in the shipped full-diffusio
 EVAL_EVERY = 5
 EVAL_PROBLEMS = 64  # as the shipped runs; 32 sat too flat to rank checkpoints
 MAX_LEARNING_RATE = 1e-2
+SNAPSHOTS_PER_RUN = 10  # probe decodes a run shows when no probe interval is given
 MAX_ALPHA = 10.0  # the paper's α grid ends at 10
 
 
@@ -74,14 +75,18 @@ class TrainSettings:
             raise ValueError(f"heuristic ({self.heuristic!r}) must be one of {', '.join(choices)}")
 
     @classmethod
-    def of(cls, setting, alpha, expert_steering, learning_rate, batches, seed, heuristic, probe_every=3):
-        """From raw browser or client values: type, range and size checked, each named."""
+    def of(cls, setting, alpha, expert_steering, learning_rate, batches, seed, heuristic, probe_every=None):
+        """From raw browser or client values: type, range and size checked, each named. Without
+        ``probe_every``, about ten probe snapshots per run (as the presets have)."""
+        batches = whole_number("batches", batches, 1, MAX_BATCHES)
+        if probe_every is None:
+            probe_every = -(-batches // SNAPSHOTS_PER_RUN)
         return cls(
             setting=text("setting", setting, 40),
             alpha=finite_number("α (alpha)", alpha, 0.0, MAX_ALPHA),
             expert_steering=_flag("expert steering", expert_steering),
             learning_rate=_learning_rate(learning_rate),
-            batches=whole_number("batches", batches, 1, MAX_BATCHES),
+            batches=batches,
             seed=whole_number("seed", seed, 0, MAX_SEED),
             heuristic=text("heuristic", heuristic, 100),
             probe_every=whole_number("probe every", probe_every, 1, MAX_BATCHES),

@@ -29,7 +29,9 @@ def _settings(ui: Components) -> None:
     with gr.Row():
         alpha = gr.Slider(0.0, 10.0, value=s.alpha, step=0.1, label="α, the price of speed", elem_id="train-alpha")
         lr = gr.Number(s.learning_rate, label="learning rate", minimum=0, maximum=MAX_LEARNING_RATE, elem_id="train-lr")
-        batches = gr.Slider(1, MAX_BATCHES, value=s.batches, step=1, label="batches (8 prompts × 8 rollouts)")
+        batches = gr.Slider(
+            1, MAX_BATCHES, value=s.batches, step=1, label="batches (8 prompts × 8 rollouts)", elem_id="train-batches"
+        )
         seed = gr.Number(s.seed, precision=0, label="seed", minimum=0, elem_id="train-seed")
         es = gr.Checkbox(s.expert_steering, label="expert steering (full diffusion)", elem_id="train-es")
     ui.add(preset=preset, setting=setting, heuristic=heuristic, alpha=alpha, learning_rate=lr, batches=batches)

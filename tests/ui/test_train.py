@@ -54,6 +54,9 @@ def test_every_preset_is_a_valid_run():
         config = settings.train_config("/nonexistent/run", "model")
         assert config.iterations == settings.batches <= 200, name
         assert config.grpo.total_steps > config.grpo.warmup_steps
+        # the tab's controls (which carry no probe interval) give the preset's own interval
+        raw = {k: settings.to_dict()[k] for k in train.SETTING_FIELDS}
+        assert TrainSettings.of(**raw).probe_every == settings.probe_every, name
 
 
 def test_the_queue_admits_one_and_counts_the_rest():

@@ -62,6 +62,9 @@ def test_browser_train_watch_stop_and_hand_over(server):
         page.goto(server.url)
         page.get_by_role("tab", name="Train").click()
         status = page.locator("#train-status textarea")
+        page.locator("#train-preset input").click()  # a probe snapshot after every batch
+        page.get_by_role("option", name=QUICK).click()
+        expect(page.locator("#train-batches input[type=number]")).to_have_value("6")  # the preset's values
         page.locator("#train-lr input").fill("0.005")  # large steps: the probe decode changes in a few batches
         page.locator("#train-lr input").press("Tab")
         page.click("#train-start")

@@ -16,9 +16,10 @@ pytestmark = pytest.mark.skipif(not runtime.builtin_model_installed(), reason="n
 
 
 def test_a_fixed_seed_full_diffusion_run_raises_the_validation_reward():
-    # 10 batches of 8 prompts × 8 rollouts, validated on 64 problems at batches 5 and 10.
-    run = TrainRun(TrainSettings(batches=10, probe_every=10), runtime.default_model())
+    # 5 batches of 8 prompts × 8 rollouts, validated on 64 problems before and after (the preset's
+    # 30-batch run measured 0.163 → 0.442 at batch 5: bench/train_tab.py)
+    run = TrainRun(TrainSettings(batches=5, probe_every=5), runtime.default_model())
     train(threading.Event(), run)  # never set: a StopSignal would stop unpolled
     held = [r["heldout_reward"] for r in run.rows if "heldout_reward" in r]
-    assert run.status == "done" and len(held) == 2
+    assert run.status == "done" and len(held) == 1
     assert held[-1] > run.baseline["heldout_reward"] + 0.05, (run.baseline, held)
