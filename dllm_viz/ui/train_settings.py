@@ -74,7 +74,17 @@ class TrainSettings:
             raise ValueError(f"heuristic ({self.heuristic!r}) must be one of {', '.join(choices)}")
 
     @classmethod
-    def of(cls, setting, alpha, expert_steering, learning_rate, batches, seed, heuristic, probe_every=3):
+    def of(
+        cls,
+        setting: object,
+        alpha: object,
+        expert_steering: object,
+        learning_rate: object,
+        batches: object,
+        seed: object,
+        heuristic: object,
+        probe_every: object = 3,
+    ) -> TrainSettings:
         """From raw browser or client values: type, range and size checked, each named."""
         return cls(
             setting=text("setting", setting, 40),
@@ -128,13 +138,13 @@ class TrainSettings:
         )
 
 
-def _flag(name: str, value) -> bool:
+def _flag(name: str, value: object) -> bool:
     if not isinstance(value, bool):
         raise TypeError(f"{name} must be true or false, not {type(value).__name__}")
     return value
 
 
-def _learning_rate(value) -> float:
+def _learning_rate(value: object) -> float:
     lr = finite_number("learning rate", value, 0.0, MAX_LEARNING_RATE)
     if lr <= 0:
         raise ValueError(f"learning rate ({lr}) must be above 0 (and at most {MAX_LEARNING_RATE})")
