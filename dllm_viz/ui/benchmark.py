@@ -7,10 +7,13 @@ It reuses :mod:`dllm_viz.eval` (the same sweep, summary, Pareto plot and table a
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import gradio as gr
 
+from ..backends import DLLM
 from ..engine import EngineConfig
 from ..eval import (
     heuristic_grid,
@@ -26,11 +29,14 @@ from ..eval.sweep import panels, subset_of
 from ..strategies import POLICY, REGISTRY, StrategySpec
 from ..views.glossary import BETA_INFO, NFE_INFO, TAU_INFO
 from . import picker, runtime, zerogpu
-from .budget import BackgroundJob, CancellableBackend
+from .budget import BackgroundJob, CancellableBackend, Signal
 from .errors import shown, user_errors
 from .files import content_folder, digest_of
 from .pane import model_picker
 from .settings import MAX_GEN_LENGTH, finite_number, flag, runnable_model, text, whole_number
+
+if TYPE_CHECKING:
+    from ..tasks import Problem
 
 MAX_PROBLEMS = 200  # per level; the CLI handles bigger sweeps
 LEVELS = (1, 2, 3)
@@ -77,8 +83,8 @@ def policy_fits(policy: str, setting: str) -> bool:
     if own is not None:
         return own.full_diffusion == (POLICY_PREFIX[setting] == "full-diffusion")
     prefixes = POLICY_PREFIX.values()
-    own = next((p for p in prefixes if policy.startswith(p)), None)
-    return own is None or own == POLICY_PREFIX[setting]
+    prefix = next((p for p in prefixes if policy.startswith(p)), None)
+    return prefix is None or prefix == POLICY_PREFIX[setting]
 
 
 def summary_table(summary: list[dict]) -> list[list]:
@@ -99,7 +105,7 @@ def family_choices() -> list[tuple[str, str]]:
     return [(label, value) for label, value in picker.strategy_choices() if value != picker.UPLOADED]
 
 
-def family_spec(family) -> StrategySpec:
+def family_spec(family: object) -> StrategySpec:
     """A picked family (a :func:`family_choices` value) at its default parameters."""
     return picker.pane_strategy(text("a strategy", family, 100), {})
 
@@ -115,7 +121,7 @@ def _floats(name: str, text: str, param: str) -> list[float]:
     return list(dict.fromkeys(finite_number(name, v, p.low, p.high) for v in text.replace(",", " ").split()[:20]))
 
 
-def _picks(name: str, values, allowed) -> list:
+def _picks(name: str, values: object, allowed: Sequence[object]) -> list:
     """The distinct ticked values of a checkbox group, each one of ``allowed`` (our own check:
     Gradio's echoes the value unescaped)."""
     if values is None:
@@ -166,7 +172,9 @@ def _runs_csv(rows: list[dict]) -> Path:
     return folder / "benchmark-runs.csv"
 
 
-def _sweep_work(model: str, problems, specs_by_bl: dict, gen_length: int, seeds: list[int], **_) -> tuple[int, int]:
+def _sweep_work(
+    model: str, problems: Sequence[Problem], specs_by_bl: dict, gen_length: int, seeds: list[int], **_: object
+) -> tuple[int, int]:
     """Every decode's L forward passes (batched rows cost the same per token), over a problem and L."""
     forwards = sweep_work(specs_by_bl, len(problems), len(seeds), gen_length)
     return forwards, max((zerogpu.prompt_tokens(p.question) for p in problems), default=0) + gen_length
@@ -174,9 +182,15 @@ def _sweep_work(model: str, problems, specs_by_bl: dict, gen_length: int, seeds:
 
 @zerogpu.gpu_task(_sweep_work)  # on ZeroGPU capped at what a visitor's quota allows (the CLI has no cap)
 def _sweep(
-    model: str, problems, specs_by_bl: dict, gen_length: int, seeds: list[int], progress=None, cancel=None
+    model: str,
+    problems: Sequence[Problem],
+    specs_by_bl: dict,
+    gen_length: int,
+    seeds: list[int],
+    progress: Callable[[int, int, str], None] | None = None,
+    cancel: Signal | None = None,
 ) -> list[dict]:
-    backend = runtime.get_backend(model)
+    backend: DLLM = runtime.get_backend(model)
     if cancel is not None:
         backend = CancellableBackend(backend, cancel)
     return sweep(
@@ -193,19 +207,19 @@ def _sweep(
 
 
 def run_benchmark(
-    model,
-    families,
-    grid,
-    settings,
-    levels,
-    n,
-    gen_length,
-    seeds,
-    temperatures,
-    betas,
-    log_nfe=False,
-    progress=gr.Progress(),
-):
+    model: object,
+    families: object,
+    grid: object,
+    settings: object,
+    levels: object,
+    n: object,
+    gen_length: object,
+    seeds: object,
+    temperatures: str,
+    betas: str,
+    log_nfe: object = False,
+    progress: gr.Progress = gr.Progress(),
+) -> Iterator[tuple]:
     """Run the sweep; yield (Pareto figure, summary table, markdown table, CSV file) at the end.
 
     A generator: the sweep runs in a :class:`~.budget.BackgroundJob` and this handler yields
@@ -249,9 +263,9 @@ def run_benchmark(
         problems = [p for level in levels for p in test_set(int(level), n, DEFAULT_FREE)]
     progress(0, desc="loading model")
     yield (gr.skip(),) * 4  # before the job starts: from here on a cancel closes this generator
-    done = [0, 1, "loading model"]
+    done: list[Any] = [0, 1, "loading model"]  # batches done, batches, what runs now
 
-    def report(*state) -> None:  # called in the worker; read here between polls
+    def report(*state: Any) -> None:  # called in the worker; read here between polls
         done[:] = state
 
     # On ZeroGPU the sweep runs in a forked worker: neither a callback nor an event can cross over.
