@@ -75,7 +75,12 @@ def build_demo() -> gr.Blocks:
             with gr.Tab("Explore", id="explore"):
                 explore = build_explore_tab()
             with gr.Tab("Train", id="train"):
-                pickers = [compare["strategy_a"], compare["strategy_b"], explore["strategy_r"], explore["strategy_c"]]
+                pickers = [
+                    compare.get("strategy_a", gr.Dropdown),
+                    compare.get("strategy_b", gr.Dropdown),
+                    explore.get("strategy_r", gr.Dropdown),
+                    explore.get("strategy_c", gr.Dropdown),
+                ]
                 build_train_tab(pickers)
             with gr.Tab("Benchmark", id="benchmark"):
                 build_benchmark_tab()

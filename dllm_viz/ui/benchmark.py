@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import gradio as gr
 
+from ..backends import DLLM
 from ..eval import (
     markdown_table,
     pareto_figure,
@@ -25,7 +28,7 @@ from ..eval.sweep import panels, subset_of
 from ..strategies import POLICY, StrategySpec
 from ..views.glossary import BETA_INFO, NFE_INFO, TAU_INFO
 from . import picker, runtime, zerogpu
-from .budget import BackgroundJob, CancellableBackend
+from .budget import BackgroundJob, CancellableBackend, Signal
 from .errors import user_errors
 from .files import content_folder, digest_of
 from .pane import model_picker
@@ -41,6 +44,9 @@ from .sweep_plan import (
     sweep_work,
     time_left,
 )
+
+if TYPE_CHECKING:
+    from ..tasks import Problem
 
 POLL_S = 0.25  # the handler yields this often while the sweep runs, so a cancel lands quickly
 TABLE_COLUMNS = [
@@ -92,7 +98,9 @@ def _runs_csv(rows: list[dict]) -> Path:
     return folder / "benchmark-runs.csv"
 
 
-def _sweep_work(model: str, problems, specs_by_bl: dict, gen_length: int, seeds: list[int], **_) -> tuple[int, int]:
+def _sweep_work(
+    model: str, problems: Sequence[Problem], specs_by_bl: dict, gen_length: int, seeds: list[int], **_: object
+) -> tuple[int, int]:
     """Every decode's L forward passes (batched rows cost the same per token), over a problem and L."""
     forwards = sweep_work(specs_by_bl, len(problems), len(seeds), gen_length)
     return forwards, max((zerogpu.prompt_tokens(p.question) for p in problems), default=0) + gen_length
@@ -100,9 +108,15 @@ def _sweep_work(model: str, problems, specs_by_bl: dict, gen_length: int, seeds:
 
 @zerogpu.gpu_task(_sweep_work)  # on ZeroGPU capped at what a visitor's quota allows (the CLI has no cap)
 def _sweep(
-    model: str, problems, specs_by_bl: dict, gen_length: int, seeds: list[int], progress=None, cancel=None
+    model: str,
+    problems: Sequence[Problem],
+    specs_by_bl: dict,
+    gen_length: int,
+    seeds: list[int],
+    progress: Callable[[int, int, str], None] | None = None,
+    cancel: Signal | None = None,
 ) -> list[dict]:
-    backend = runtime.get_backend(model)
+    backend: DLLM = runtime.get_backend(model)
     if cancel is not None:
         backend = CancellableBackend(backend, cancel)
     return sweep(
@@ -119,19 +133,19 @@ def _sweep(
 
 
 def run_benchmark(
-    model,
-    families,
-    grid,
-    settings,
-    levels,
-    n,
-    gen_length,
-    seeds,
-    temperatures,
-    betas,
-    log_nfe=False,
-    progress=gr.Progress(),
-):
+    model: object,
+    families: object,
+    grid: object,
+    settings: object,
+    levels: object,
+    n: object,
+    gen_length: object,
+    seeds: object,
+    temperatures: str,
+    betas: str,
+    log_nfe: object = False,
+    progress: gr.Progress = gr.Progress(),
+) -> Iterator[tuple]:
     """Run the sweep; yield (Pareto figure, summary table, markdown table, CSV file) at the end.
 
     A generator: the sweep runs in a :class:`~.budget.BackgroundJob` and this handler yields
@@ -144,9 +158,9 @@ def run_benchmark(
         specs_by_bl, problems, L, seeds = plan.specs_by_bl, plan.problems, plan.gen_length, plan.seeds
     progress(0, desc="loading model")
     yield (gr.skip(),) * 4  # before the job starts: from here on a cancel closes this generator
-    done = [0, 1, "loading model"]
+    done: list[Any] = [0, 1, "loading model"]  # runs done, runs, what runs now
 
-    def report(*state) -> None:  # called in the worker; read here between polls
+    def report(*state: Any) -> None:  # called in the worker; read here between polls
         done[:] = state
 
     # On ZeroGPU the sweep runs in a forked worker: neither a callback nor an event can cross over.
@@ -256,5 +270,5 @@ def build_benchmark_tab() -> None:
     # the cost line: on every change, and after a run (now at that run's pace); our own checks, as above
     quiet = dict(preprocess=False, queue=False, show_progress="hidden", api_visibility="private")
     run_event.then(sweep_cost, controls, cost, **quiet)
-    for control in controls:
-        control.change(sweep_cost, controls, cost, **quiet)
+    changes = [c.change for c in (model, families, grid, settings, levels, n, gen_length, seeds, temperatures, betas)]
+    gr.on(changes, sweep_cost, controls, cost, **quiet)

@@ -24,8 +24,10 @@ Gradio 6 (6.17) keeps, and never drops:
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, MutableSet
+from typing import Any, cast
 
 import gradio as gr
+from gradio.blocks import BlockFunction
 
 FINISHED = frozenset({"success", "failed", "cancelled"})  # Gradio's final statuses
 MAX_EVENTS = 1000  # finished records kept: enough for the monitoring page's percentiles
@@ -39,7 +41,7 @@ class RecentEvents(dict):
         super().__init__(records or {})
         self.limit = limit
 
-    def __setitem__(self, key, value) -> None:
+    def __setitem__(self, key: str, value: dict[str, Any]) -> None:
         super().__setitem__(key, value)
         if len(self) > self.limit:
             excess = len(self) - self.limit
@@ -58,7 +60,7 @@ class RecentIds(MutableSet):
         for event_id in ids:
             self.add(event_id)
 
-    def __contains__(self, event_id) -> bool:
+    def __contains__(self, event_id: object) -> bool:
         return event_id in self._ids
 
     def __iter__(self) -> Iterator[str]:
@@ -105,16 +107,23 @@ def _forget_finished_runs(demo: gr.Blocks, limit: int) -> None:
             if app is not None and not isinstance(app.iterators_to_reset, RecentIds):
                 app.iterators_to_reset = RecentIds(app.iterators_to_reset, limit)
             record = queue.event_analytics.get(event_id) or {}
-            forget_run(demo, record.get("session_hash"), None if iterator is None else id(iterator))
+            forget_run(demo, cast("str | None", record.get("session_hash")), None if iterator is None else id(iterator))
 
-    async def handle_streaming_outputs(block_fn, data, session_hash, run, root_path=None, final=False):
+    async def handle_streaming_outputs(
+        block_fn: BlockFunction,
+        data: list,
+        session_hash: str | None,
+        run: int | None,
+        root_path: str | None = None,
+        final: bool = False,
+    ) -> list:
         data = await outputs(block_fn, data, session_hash=session_hash, run=run, root_path=root_path, final=final)
         if final and session_hash is not None and run is not None:  # Gradio drops the diff base right after
             forget_run(demo, session_hash, run, tables=(demo.pending_streams,))
         return data
 
-    queue.reset_iterators = reset_iterators
-    demo.handle_streaming_outputs = handle_streaming_outputs
+    queue.reset_iterators = reset_iterators  # type: ignore[method-assign]  # wraps Gradio's own
+    demo.handle_streaming_outputs = handle_streaming_outputs  # type: ignore[method-assign]  # wraps Gradio's own
 
 
 def bound_queue_bookkeeping(demo: gr.Blocks, limit: int = MAX_EVENTS) -> None:

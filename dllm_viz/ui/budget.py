@@ -25,11 +25,19 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Generator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, cast
+
+if TYPE_CHECKING:
+    import torch
+
+    from ..backends import DLLM
 
 logger = logging.getLogger(__name__)
+Y = TypeVar("Y")
+R = TypeVar("R")
 
 MODEL_CONCURRENCY = int(os.environ.get("DLLM_VIZ_CONCURRENCY", "2"))  # compute jobs at once
 SLOT_WAIT_S = 120  # a job that waits longer than this for a slot gives up with a message
@@ -117,7 +125,7 @@ def acquire(
 
 
 @contextmanager
-def compute_slot(owner: str = "a computation"):
+def compute_slot(owner: str = "a computation") -> Iterator[Lease]:
     """Hold a slot for a block of plain (non-generator) code; busy throughout."""
     lease = acquire(owner)
     lease.busy = True
@@ -127,7 +135,9 @@ def compute_slot(owner: str = "a computation"):
         lease.release()
 
 
-def hold_slot(steps, owner: str, stop: Callable[[], object] | None = None):
+def hold_slot(
+    steps: Generator[Y, Any, R], owner: str, stop: Callable[[], object] | None = None
+) -> Generator[Y, None, R]:
     """Iterate the generator ``steps`` while holding a slot, taken at the first ``next()``.
 
     Closing this generator (Gradio's cancel, a client gone) closes ``steps`` and releases the
@@ -154,7 +164,7 @@ class StopSignal:
     """Set by :meth:`BackgroundJob.cancel`, or by itself once the handler has not polled for
     ``ORPHAN_S`` (its generator was dropped without being closed). Quacks like an Event."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self._event = threading.Event()
         self.polled = time.monotonic()
 
@@ -165,25 +175,31 @@ class StopSignal:
         return self._event.is_set() or time.monotonic() - self.polled > ORPHAN_S
 
 
+class Signal(Protocol):
+    """What a stop check needs: :class:`StopSignal`, a ``threading.Event``."""
+
+    def is_set(self) -> bool: ...
+
+
 class CancellableBackend:
     """A backend that raises :class:`Cancelled` before a forward pass once ``cancel`` is set.
 
     Sweeps call the engine many times without returning to us; this stops them within one step.
     """
 
-    def __init__(self, backend, cancel):
+    def __init__(self, backend: DLLM, cancel: Signal) -> None:
         self._backend, self._cancel = backend, cancel
 
-    def __getattr__(self, name):
+    def __getattr__(self, name: str) -> Any:
         return getattr(self._backend, name)
 
-    def logits(self, *args, **kwargs):
+    def logits(self, *args: Any, **kwargs: Any) -> torch.Tensor:
         if self._cancel.is_set():
             raise Cancelled()
         return self._backend.logits(*args, **kwargs)
 
 
-class BackgroundJob:
+class BackgroundJob(Generic[R]):
     """``fn(cancel, *args)`` in a worker thread that holds a compute slot while it runs.
 
     The handler polls :meth:`wait` and yields between polls; when Gradio closes the handler
@@ -191,14 +207,15 @@ class BackgroundJob:
     forward pass; a handler that stops polling without closing stops it too (:class:`StopSignal`).
     """
 
-    def __init__(self, fn, *args, owner: str = "a background job", **kwargs):
+    def __init__(self, fn: Callable[..., R], *args: Any, owner: str = "a background job", **kwargs: Any) -> None:
         self.cancel_event = StopSignal()
-        self._result = self._error = None
+        self._result: R | None = None
+        self._error: BaseException | None = None
         self._owner = owner
         self._thread = threading.Thread(target=self._run, args=(fn, args, kwargs), name="compute-job", daemon=True)
         self._thread.start()
 
-    def _run(self, fn, args, kwargs) -> None:
+    def _run(self, fn: Callable[..., R], args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         lease = None
         try:
             lease = acquire(self._owner, thread=threading.current_thread())
@@ -217,11 +234,11 @@ class BackgroundJob:
         self._thread.join(timeout)
         return not self._thread.is_alive()
 
-    def result(self):
+    def result(self) -> R:
         """The function's return value, or its exception re-raised."""
         if self._error is not None:
             raise self._error
-        return self._result
+        return cast(R, self._result)
 
     def cancel(self) -> None:
         self.cancel_event.set()

@@ -9,12 +9,13 @@ from __future__ import annotations
 import inspect
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import gradio as gr
 
 from ..engine import EngineConfig
+from ..strategies import StrategySpec
 from . import picker, runtime
 from .budget import Cancelled, compute_slot
 from .comparison_views import render_panes, render_plots, status_line
@@ -93,7 +94,7 @@ SESSION_TTL_S = 1800  # a session's comparison (up to a 32 MB upload) is dropped
 # ---- rendering ----------------------------------------------------------------------------------
 
 
-def _slider(n: int, value: int | None = None):
+def _slider(n: int, value: int | None = None) -> gr.Slider:
     # minimum 0 (the masked canvas) keeps maximum ≥ 1 valid for every update
     return gr.Slider(minimum=0, maximum=max(n, 1), value=value) if value is not None else gr.Slider(maximum=max(n, 1))
 
@@ -101,7 +102,16 @@ def _slider(n: int, value: int | None = None):
 # ---- running ------------------------------------------------------------------------------------
 
 
-def run_compare(model, prompt, gen_length, block_length, full_diffusion, temperature, seed, *panes_and_speed):
+def run_compare(
+    model: object,
+    prompt: object,
+    gen_length: object,
+    block_length: object,
+    full_diffusion: object,
+    temperature: object,
+    seed: object,
+    *panes_and_speed: object,
+) -> Iterator[Updates]:
     """Run a lockstep comparison (generator; the Run button and the ``/compare`` endpoint).
 
     After the settings come pane A's controls, pane B's (each in :data:`PANE_FIELDS` order), the
@@ -119,7 +129,7 @@ def run_compare(model, prompt, gen_length, block_length, full_diffusion, tempera
     yield from current_only(_run_compare(settings, panes_and_speed, ending), ending)
 
 
-def _run_compare(settings: tuple, panes_and_speed: tuple, ending: Callable[[], Ending]):
+def _run_compare(settings: tuple, panes_and_speed: tuple, ending: Callable[[], Ending]) -> Iterator[Updates]:
     model, prompt, gen_length, block_length, full_diffusion, temperature, seed = settings
     n = len(PANE_FIELDS)
     speed = panes_and_speed[2 * n] if len(panes_and_speed) > 2 * n else DEFAULT_SPEED
@@ -166,7 +176,7 @@ _KEY = inspect.Parameter("run_key", inspect.Parameter.POSITIONAL_OR_KEYWORD, def
 run_compare.__signature__ = pane_signature(run_compare, ("_a", "_b"), (_SPEED, _KEY))  # type: ignore[attr-defined]
 
 
-def new_comparison(prompt: str, specs) -> Comparison:
+def new_comparison(prompt: str, specs: Sequence[StrategySpec]) -> Comparison:
     """An empty comparison of the two panes' strategies on ``prompt`` (traces arrive as it runs)."""
     labels = (f"A · {picker.pane_title(specs[0])}", f"B · {picker.pane_title(specs[1])}")
     return Comparison(new_run_id(), None, None, labels=labels, expected=known_answer(prompt))
@@ -178,7 +188,14 @@ def _failed(err: gr.Error, comp: Comparison | None = None) -> Updates:
     return {"status": f"error: {err.message}{where}", "live_timer": gr.Timer(active=False)}
 
 
-def _stream(comp: Comparison, model: str, prompt: str, specs, config: EngineConfig, steps_per_s: float):
+def _stream(
+    comp: Comparison,
+    model: str,
+    prompt: str,
+    specs: tuple[StrategySpec, ...],
+    config: EngineConfig,
+    steps_per_s: float,
+) -> Iterator[Updates]:
     """Status frames of a running comparison, then its full final frame.
 
     With ``steps_per_s`` > 0 each step is held until 1/steps_per_s after the previous one
@@ -232,7 +249,7 @@ def live_frame(comp: Comparison | None) -> Updates:
     ``PLOT_INTERVAL_S``); nothing once the run has ended (its final frame is already sent). Before
     the first step, while the model loads, only the status: "loading <model>… (N s)"."""
     control = _LIVE.get(comp.run_id) if comp is not None else None
-    if control is None or control.stop.is_set():
+    if comp is None or control is None or control.stop.is_set():
         return {}
     if not comp.num_steps and (waiting := runtime.load_status(control.model)):
         return {"status": f"{waiting} #{comp.run_id}"}
@@ -253,7 +270,7 @@ def set_follow(follow: bool, comp: Comparison | None) -> None:
         _LIVE[comp.run_id].follow = bool(follow)
 
 
-def stop_run(comp: Comparison | None, key=None) -> None:
+def stop_run(comp: Comparison | None, key: object = None) -> None:
     """Ask the streaming run to stop after its current step (it then shows where it stopped): the
     session's run, and through the page's run ``key`` one that has not yet sent its session."""
     BOARD.stop(key)
@@ -276,7 +293,7 @@ def export_files(comp: Comparison | None) -> Updates:
     }
 
 
-def replay(k, comp: Comparison | None) -> Updates:
+def replay(k: object, comp: Comparison | None) -> Updates:
     """Show step ``k`` in both panes; scrubbing during a run stops the stream moving the slider.
 
     ``k`` is checked here (``/replay`` skips Gradio's slider checks, whose errors name no argument
@@ -293,7 +310,7 @@ def replay(k, comp: Comparison | None) -> Updates:
     return {**render_panes(comp, k), **render_plots(comp, k), **out}
 
 
-def step_by(delta: int, k, comp: Comparison | None) -> Updates:
+def step_by(delta: int, k: float | None, comp: Comparison | None) -> Updates:
     """Step-through: show the previous/next step in both panes (buttons and the ← → keys)."""
     if comp is None or not comp.num_steps:
         return {}
@@ -301,7 +318,7 @@ def step_by(delta: int, k, comp: Comparison | None) -> Updates:
     return {**replay(k, comp), "slider": gr.Slider(value=k)}
 
 
-def toggle_play(playing: bool, k, comp: Comparison | None) -> Updates:
+def toggle_play(playing: bool, k: float | None, comp: Comparison | None) -> Updates:
     """Play/pause: a gr.Timer advances the slider; playing from the end restarts at step 0."""
     if comp is None or comp.num_steps == 0:
         return {"timer": gr.Timer(active=False), "play_btn": gr.Button(value="▶ Play"), "playing": False}
@@ -316,7 +333,7 @@ def toggle_play(playing: bool, k, comp: Comparison | None) -> Updates:
     return out
 
 
-def play_tick(k, comp: Comparison | None) -> Updates:
+def play_tick(k: float | None, comp: Comparison | None) -> Updates:
     """One playback step: next step in the panes (plots every 4th step and at the end)."""
     stop = {"timer": gr.Timer(active=False), "play_btn": gr.Button(value="▶ Play"), "playing": False}
     if comp is None:
@@ -328,11 +345,11 @@ def play_tick(k, comp: Comparison | None) -> Updates:
     return {**render_panes(comp, k), **plots, "slider": gr.Slider(value=k), **(stop if at_end else {})}
 
 
-def set_speed(fps: float):
+def set_speed(fps: float | None) -> gr.Timer:
     return gr.Timer(value=1.0 / max(float(fps or 1), 0.5))
 
 
-def load_trace(path: str | None):
+def load_trace(path: str | None) -> Iterator[Updates]:
     """Replay an uploaded comparison or trace file without any model (generator: on a bad file the
     status line says why, besides the toast). Yields :data:`LOAD_OUTPUTS` updates."""
     if not path:

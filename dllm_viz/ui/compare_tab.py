@@ -57,7 +57,7 @@ def trace_settings(comp: Comparison | None) -> Updates:
     and an empty upload box, so the next file (even the same one) loads. A pane whose strategy
     cannot be rebuilt (a policy with no recorded source) keeps its controls."""
     trace = comp.a if comp is not None else None
-    if trace is None:
+    if comp is None or trace is None:
         return {}
     out: Updates = {
         "prompt": trace.prompt,
@@ -81,7 +81,7 @@ def trace_settings(comp: Comparison | None) -> Updates:
     return out
 
 
-def full_diffusion_toggle(full: bool, gen_length):
+def full_diffusion_toggle(full: bool, gen_length: float | None) -> gr.Number:
     """Full diffusion means BL = L: show L in the disabled box, not a stale BL."""
     if full:
         return gr.Number(value=gen_length, interactive=False)
@@ -105,7 +105,9 @@ def pick_example(value: str | None) -> Updates:
     return {}
 
 
-def settings_label(model, gen_length, block_length, full: bool, temperature, seed) -> str:
+def settings_label(
+    model: object, gen_length: object, block_length: object, full: bool, temperature: object, seed: object
+) -> str:
     """The closed settings box still says what the run will use."""
     lengths = f"L {gen_length}, full diffusion" if full else f"L {gen_length}, BL {block_length}"
     return (
@@ -176,7 +178,7 @@ def _settings(ui: Components, story: Story | None) -> None:
     fields = ui.outputs(SUMMARY)
     box.label = settings_label(*(c.value for c in fields))
     gr.on(
-        [c.change for c in fields],
+        [model.change, gen_length.change, block_length.change, full.change, temperature.change, seed.change],
         lambda *values: gr.Accordion(label=settings_label(*values)),
         fields,
         box,
@@ -260,7 +262,7 @@ def _wire_run(ui: Components, pane_inputs: list) -> None:
     model_event = dict(concurrency_limit=runtime.MODEL_CONCURRENCY, concurrency_id="model", show_progress="hidden")
     settings = ui.outputs(("model", "prompt", "gen_length", "block_length", "full", "temperature", "seed"))
     run_event = ui.on(
-        ui["run_btn"].click,
+        ui.get("run_btn", gr.Button).click,
         compare.run_compare,
         [*settings, *pane_inputs, ui["live_speed"], ui["run_key"]],
         compare.RUN_OUTPUTS,
@@ -273,7 +275,7 @@ def _wire_run(ui: Components, pane_inputs: list) -> None:
     ui.on(
         run_event.success, compare.export_files, ui["session"], compare.EXPORT_OUTPUTS, api_name="export", **model_event
     )
-    ui["stop_btn"].click(
+    ui.get("stop_btn", gr.Button).click(
         compare.stop_run,
         [ui["session"], ui["run_key"]],
         None,
@@ -282,9 +284,11 @@ def _wire_run(ui: Components, pane_inputs: list) -> None:
         api_visibility="private",
     )
     note_inputs = [*ui.outputs(("gen_length", "block_length", "full")), pane_inputs[0], pane_inputs[len(PANE_FIELDS)]]
-    ui["run_btn"].click(setting_note, note_inputs, ui["setting_note"], show_progress="hidden", api_visibility="private")
+    ui.get("run_btn", gr.Button).click(
+        setting_note, note_inputs, ui["setting_note"], show_progress="hidden", api_visibility="private"
+    )
     ui.on(
-        ui["live_timer"].tick,
+        ui.get("live_timer", gr.Timer).tick,
         compare.live_frame,
         ui["session"],
         compare.LIVE_OUTPUTS,
@@ -292,7 +296,7 @@ def _wire_run(ui: Components, pane_inputs: list) -> None:
         show_progress="hidden",
         api_visibility="private",
     )
-    full, gen_length, block_length = ui["full"], ui["gen_length"], ui["block_length"]
+    full, gen_length, block_length = ui.get("full", gr.Checkbox), ui.get("gen_length", gr.Number), ui["block_length"]
     full.change(full_diffusion_toggle, [full, gen_length], block_length, queue=False, api_visibility="private")
     gen_length.change(
         lambda full_, L: full_diffusion_toggle(True, L) if full_ else gr.skip(),
@@ -306,7 +310,7 @@ def _wire_run(ui: Components, pane_inputs: list) -> None:
 def _wire_replay(ui: Components) -> None:
     """The slider, step buttons, follow box, playback and trace upload."""
     quiet = dict(show_progress="hidden", api_visibility="private")
-    slider, session = ui["slider"], ui["session"]
+    slider, session = ui.get("slider", gr.Slider), ui["session"]
     ui.on(
         slider.input,
         compare.replay,
@@ -320,12 +324,14 @@ def _wire_replay(ui: Components) -> None:
     ui.on(
         slider.release, compare.replay, [slider, session], compare.REPLAY_OUTPUTS, trigger_mode="always_last", **quiet
     )
-    for btn, delta in ((ui["prev_btn"], -1), (ui["next_btn"], 1)):
+    for btn, delta in ((ui.get("prev_btn", gr.Button), -1), (ui.get("next_btn", gr.Button), 1)):
         step = functools.partial(compare.step_by, delta)
         ui.on(btn.click, step, [slider, session], compare.STEP_OUTPUTS, trigger_mode="always_last", **quiet)
-    ui["follow"].input(compare.set_follow, [ui["follow"], session], None, queue=False, api_visibility="private")
+    ui.get("follow", gr.Checkbox).input(
+        compare.set_follow, [ui["follow"], session], None, queue=False, api_visibility="private"
+    )
     ui.on(
-        ui["play_btn"].click,
+        ui.get("play_btn", gr.Button).click,
         compare.toggle_play,
         [ui["playing"], slider, session],
         compare.TOGGLE_OUTPUTS,
@@ -333,16 +339,18 @@ def _wire_replay(ui: Components) -> None:
         api_visibility="private",
     )
     ui.on(
-        ui["timer"].tick,
+        ui.get("timer", gr.Timer).tick,
         compare.play_tick,
         [slider, session],
         compare.PLAY_OUTPUTS,
         trigger_mode="always_last",
         **quiet,
     )
-    ui["speed"].change(compare.set_speed, ui["speed"], ui["timer"], queue=False, api_visibility="private")
+    ui.get("speed", gr.Slider).change(
+        compare.set_speed, ui["speed"], ui["timer"], queue=False, api_visibility="private"
+    )
     loaded = ui.on(
-        ui["upload"].upload,
+        ui.get("upload", gr.File).upload,
         compare.load_trace,
         ui["upload"],
         compare.LOAD_OUTPUTS,
@@ -365,6 +373,13 @@ def build_compare_tab() -> Components:
         _run_bar(ui)
         _views(ui, story)
     _wire_run(ui, pane_inputs)
-    ui.on(ui["examples"].input, pick_example, ui["examples"], story_outputs(), queue=False, api_visibility="private")
+    ui.on(
+        ui.get("examples", gr.Dropdown).input,
+        pick_example,
+        ui["examples"],
+        story_outputs(),
+        queue=False,
+        api_visibility="private",
+    )
     _wire_replay(ui)
     return ui

@@ -7,6 +7,7 @@ every ``HEARTBEAT_S`` while decoding, and last the result (``client.predict`` re
 from __future__ import annotations
 
 import time
+from collections.abc import Generator
 
 from ..branch import lacks_random_state, parse_overrides, vocab_size
 from ..trace import Trace
@@ -27,7 +28,7 @@ def progress(steps: int) -> dict:
     return {"format": "dllm-viz-progress", "steps": steps}
 
 
-def compare_trace(
+def compare_trace(  # type: ignore[misc]  # Gradio reads the result's type from the return annotation
     prompt: str,
     strategy_a: str = "heuristic:confidence",
     strategy_b: str = "heuristic:threshold",
@@ -67,7 +68,7 @@ def compare_trace(
     yield comp.to_dict()
 
 
-def branch_api(
+def branch_api(  # type: ignore[misc]  # Gradio reads the result's type from the return annotation
     prompt: str = "",
     overrides: list | None = None,
     step: int = 0,
@@ -102,7 +103,9 @@ def branch_api(
         exp, run = _exploration(
             tree, node, prompt, run_strategy, run_params, gen_length, block_length, temperature, seed
         )
-        _check_token_ids(model, overrides, run.config.gen_length if run else exp.tree.node(node).trace.gen_length)
+        _check_token_ids(
+            model, overrides, run.config.gen_length if run and run.config else exp.tree.node(node).trace.gen_length
+        )
         yield progress(0)  # before the slot: from here on a cancel closes us
         beat = Heartbeat()
         if run is not None:
@@ -114,11 +117,23 @@ def branch_api(
         parent = exp.tree.node(node)
         spec = spec or spec_of(exp, parent)
         job = check_branch(exp, model, parent.id, step, overrides, spec)
-        child = exp.tree.add((yield from _decoded(model, job, beat)), parent=parent.id, label=picker.pane_title(spec))
+        child = exp.tree.add(
+            (yield from _decoded(model, job, beat)), parent=parent.id, label=picker.pane_title(job.spec)
+        )
     yield _branch_result(exp, parent.id, child.id, job.k)
 
 
-def _exploration(tree, node, prompt, run_strategy, run_params, gen_length, block_length, temperature, seed):
+def _exploration(
+    tree: object,
+    node: int,
+    prompt: str,
+    run_strategy: str,
+    run_params: dict | None,
+    gen_length: int,
+    block_length: int,
+    temperature: float,
+    seed: int,
+) -> tuple[Exploration, Job | None]:
     """The session to branch in, and the run to decode first (None when ``tree`` is given)."""
     if tree is None:
         prompt = prompt_text(prompt)
@@ -133,7 +148,7 @@ def _exploration(tree, node, prompt, run_strategy, run_params, gen_length, block
     raise TypeError(f"tree must be a tree object (this endpoint's output), not {type(tree).__name__}")
 
 
-def _check_token_ids(model: str, overrides, gen_length: int) -> None:
+def _check_token_ids(model: str, overrides: object, gen_length: int) -> None:
     """What can be checked before any decode: positions, types, token ids."""
     size = vocab_size(runtime.get_backend(model))
     for o in parse_overrides(overrides, gen_length):
@@ -154,7 +169,7 @@ class Heartbeat:
         return True
 
 
-def _decoded(model: str, job: Job, beat: Heartbeat):
+def _decoded(model: str, job: Job, beat: Heartbeat) -> Generator[dict, None, Trace]:
     """Progress dicts while ``job`` decodes; returns its trace."""
     trace = None
     for item in decode(model, job):

@@ -14,6 +14,7 @@ import os
 import re
 import sys
 import tempfile
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -52,14 +53,14 @@ def _strip_server_path(match: re.Match) -> str:
     return path
 
 
-def shown(value, limit: int = 60) -> str:
+def shown(value: object, limit: int = 60) -> str:
     """A user's value for an error message: its repr, cut to ``limit`` characters (escaping
     happens once, in :func:`public_message`)."""
     text = repr(value)
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def public_message(text) -> str:
+def public_message(text: object) -> str:
     """What a browser may see of a message: server paths → last part, at most ``MAX_MESSAGE_CHARS``,
     lone surrogates replaced, HTML escaped."""
     text = _ABSOLUTE_PATH.sub(_strip_server_path, str(text))
@@ -70,7 +71,7 @@ def public_message(text) -> str:
 
 
 @contextmanager
-def user_errors(action: str):
+def user_errors(action: str) -> Iterator[None]:
     """Turn expected failures into ``gr.Error(f"{action}: {reason}")`` (made safe by
     :func:`public_message`); log anything else and show a short generic message (tracebacks
     never reach the browser)."""

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import cast
 
 from ..branch import (
     check_backend,
@@ -61,7 +62,7 @@ class Exploration:
     def comparison(self) -> Comparison:
         """The pair as a finished :class:`Comparison`, for the Compare tab's views and answer checks."""
         left, right = self.pair()
-        labels = tuple(f"node {n.id} · {n.label}" if n else "" for n in (left, right))
+        labels = cast("tuple[str, str]", tuple(f"node {n.id} · {n.label}" if n else "" for n in (left, right)))
         return Comparison(
             self.run_id,
             left.trace,
@@ -116,7 +117,7 @@ def job_work(model: str, job: Job) -> tuple[int, int]:
 
 
 @zerogpu.gpu_task(job_work)
-def decode_job(model: str, job: Job):
+def decode_job(model: str, job: Job) -> Generator[int | Trace, None, None]:
     """Run ``job``; yields the number of steps done after every step, then the finished :class:`Trace`.
 
     Plain, picklable items (ZeroGPU runs this in a worker); closing the generator stops the decode.
@@ -125,6 +126,7 @@ def decode_job(model: str, job: Job):
     strategy = job.spec.build(load_policy=runtime.policy_loader(backend.device))
     meta = {"choice": picker.choice_of(job.spec), "app": "dllm-viz"}
     if job.parent is None:
+        assert job.config is not None  # a run's job has its settings
         recording = start_run(backend, job.prompt, strategy, job.config, meta)
     else:
         recording = start_branch(backend, job.parent, job.k, job.overrides, strategy, meta)
@@ -132,13 +134,15 @@ def decode_job(model: str, job: Job):
     yield recording.trace()
 
 
-def decode(model: str, job: Job, stop=None):
+def decode(model: str, job: Job, stop: Callable[[], object] | None = None) -> Generator[int | Trace, None, None]:
     """:func:`decode_job` holding a compute slot until it ends or is closed (a cancel); ``stop``: a
     check that ends the wait for a slot (:func:`~.budget.acquire`)."""
     return hold_slot(decode_job(model, job), "a branch" if job.parent is not None else "a decode", stop)
 
 
-def stream_job(model: str, job: Job, what: str, run_id: str, ending: Callable[[], Ending], status_interval_s: float):
+def stream_job(
+    model: str, job: Job, what: str, run_id: str, ending: Callable[[], Ending], status_interval_s: float
+) -> Generator[dict[str, str], None, Trace | Ended]:
     """Status frames while ``job`` decodes; returns its trace, or why it ended early (``ending()``,
     checked between steps and while waiting for a compute slot)."""
     last, trace, done = 0.0, None, 0
@@ -173,7 +177,9 @@ class Ended:
     step: int
 
 
-def check_branch(exp: Exploration, model: str, node_id: int, k, overrides, spec: StrategySpec | None) -> Job:
+def check_branch(
+    exp: Exploration, model: str, node_id: int, k: float, overrides: object, spec: StrategySpec | None
+) -> Job:
     """Everything a branch needs, checked before any forward pass (ValueError naming the problem)."""
     node = exp.tree.node(node_id)
     if spec is None:
@@ -200,6 +206,7 @@ def load_tree(path: str | os.PathLike) -> DecodeTree:
     if isinstance(data, dict) and data.get("format") == TREE_FORMAT:
         return DecodeTree.from_dict(data)
     comp = load_comparison(path)
+    assert comp.a is not None  # a loaded comparison has pane A
     tree = DecodeTree(expected=comp.expected or known_answer(comp.a.prompt))
     for trace, label in ((comp.a, comp.labels[0]), (comp.b, comp.labels[1])):
         if trace is not None:

@@ -13,7 +13,8 @@ below.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import gradio as gr
 
@@ -121,7 +122,7 @@ def inspector(exp: Exploration | None, k: int) -> str:
     return inspector_html(node.trace, k, node.id, inputs, attribution, exp.position)
 
 
-def _tree_radio(exp: Exploration | None):
+def _tree_radio(exp: Exploration | None) -> gr.Radio:
     if exp is None:
         return gr.Radio(choices=[], value=None)
     comp = exp.comparison()
@@ -189,7 +190,16 @@ def _ended_status(ended: Ended, run_id: str) -> Updates:
     return {"status": f"stopped at step {ended.step} #{run_id}"} if ended.why == "stopped" else {}
 
 
-def run_explore(model, prompt, gen_length, block_length, full_diffusion, temperature, seed, *pane_and_key):
+def run_explore(
+    model: object,
+    prompt: object,
+    gen_length: object,
+    block_length: object,
+    full_diffusion: object,
+    temperature: object,
+    seed: object,
+    *pane_and_key: object,
+) -> Iterator[Updates]:
     """▶ Run: decode the prompt from scratch into a new tree (this run is its node 0).
 
     After the settings come the pane's controls (:data:`PANE_FIELDS` order) and, optionally, the
@@ -199,7 +209,7 @@ def run_explore(model, prompt, gen_length, block_length, full_diffusion, tempera
     yield from current_only(_run(settings, pane_and_key, ending), ending)
 
 
-def _run(settings: tuple, pane_and_key: tuple, ending: Callable[[], Ending]):
+def _run(settings: tuple, pane_and_key: tuple, ending: Callable[[], Ending]) -> Iterator[Updates]:
     model, prompt, gen_length, block_length, full_diffusion, temperature, seed = settings
     try:
         with user_errors("Cannot start the decode"):
@@ -228,7 +238,7 @@ def _run(settings: tuple, pane_and_key: tuple, ending: Callable[[], Ending]):
     yield _frame(exp, _steps(exp), status_of(exp, f"done · node 0: {trace.num_steps} steps"))
 
 
-def _run_key(values: tuple):
+def _run_key(values: tuple) -> object:
     """The page's run key after one pane's controls; None when an API call leaves it out."""
     return values[len(PANE_FIELDS)] if len(values) > len(PANE_FIELDS) else None
 
@@ -245,14 +255,18 @@ _KEY = inspect.Parameter("run_key", inspect.Parameter.POSITIONAL_OR_KEYWORD, def
 run_explore.__signature__ = pane_signature(run_explore, ("",), (_KEY,))  # type: ignore[attr-defined]  # /explore's names
 
 
-def branch_explore(exp: Exploration | None, model, k, mode, *pane_and_key):
+def branch_explore(
+    exp: Exploration | None, model: object, k: float, mode: object, *pane_and_key: object
+) -> Iterator[Updates]:
     """↳ Branch: continue the branch-point node after step ``k`` with the pending overrides (the
     pane's controls, then the page's run key, as for :func:`run_explore`)."""
     ending = BOARD.start(_run_key(pane_and_key))
     yield from current_only(_branch(exp, model, k, mode, pane_and_key, ending), ending)
 
 
-def _branch(exp: Exploration | None, model, k, mode, pane_and_key: tuple, ending: Callable[[], Ending]):
+def _branch(
+    exp: Exploration | None, model: object, k: float, mode: object, pane_and_key: tuple, ending: Callable[[], Ending]
+) -> Iterator[Updates]:
     try:
         with user_errors("Cannot branch"):
             pane = _pane(pane_and_key)
@@ -273,11 +287,11 @@ def _branch(exp: Exploration | None, model, k, mode, pane_and_key: tuple, ending
             if isinstance(trace, Ended):
                 yield _ended_status(trace, exp.run_id)
                 return
-            node = exp.tree.add(trace, parent=source.id, label=picker.pane_title(spec))
+            node = exp.tree.add(trace, parent=source.id, label=picker.pane_title(job.spec))
     except gr.Error as err:
         yield {"status": f"error: {err.message} #{exp.run_id}"}
         raise
-    exp.specs[node.id] = spec
+    exp.specs[node.id] = job.spec
     exp.selected = exp.source = node.id
     exp.pending, exp.position = [], None
     status = status_of(exp, f"branched · node {node.id} from node {source.id} after step {job.k}")
@@ -286,7 +300,7 @@ def _branch(exp: Exploration | None, model, k, mode, pane_and_key: tuple, ending
     yield _frame(exp, _steps(exp), status)
 
 
-def select_node(choice, k, exp: Exploration | None) -> Updates:
+def select_node(choice: object, k: float | None, exp: Exploration | None) -> Updates:
     """Show a node of the tree beside its parent; it becomes the branch point."""
     if exp is None or choice in (None, ""):
         return {}
@@ -297,7 +311,7 @@ def select_node(choice, k, exp: Exploration | None) -> Updates:
     return {**view(exp, int(k or 0)), "session": exp}
 
 
-def replay(k, exp: Exploration | None) -> Updates:
+def replay(k: float | None, exp: Exploration | None) -> Updates:
     """Show step ``k`` in both panes, with the pick, its token choices and the inspector at that step."""
     k = int(k or 0)
     picks = pick_outputs(exp, k)
@@ -305,7 +319,7 @@ def replay(k, exp: Exploration | None) -> Updates:
     return {**render_panes(exp, k), **picks}
 
 
-def pick(exp: Exploration | None, k, node, position) -> Updates:
+def pick(exp: Exploration | None, k: float | None, node: int | None, position: Any) -> Updates:
     """A click on a grid cell (``node``, ``position``) or a typed position (``node`` None: the current one)."""
     if exp is None:
         return {"session": exp}
@@ -321,12 +335,12 @@ def pick(exp: Exploration | None, k, node, position) -> Updates:
     return {**pick_outputs(exp, int(k or 0)), "session": exp}
 
 
-def on_grid_click(exp: Exploration | None, k, evt: gr.EventData) -> Updates:
+def on_grid_click(exp: Exploration | None, k: float | None, evt: gr.EventData) -> Updates:
     data = getattr(evt, "_data", None) or {}
     return pick(exp, k, data.get("node"), data.get("pos"))
 
 
-def parse_token(value, trace: Trace) -> int | None:
+def parse_token(value: object, trace: Trace) -> int | None:
     """The token field: empty (the model's own choice), ``id:N`` (a top-k choice or a typed id), or
     a token's text as this run's vocabulary spells it."""
     value = text("token", "" if value is None else str(value), 80).strip()
@@ -343,7 +357,7 @@ def parse_token(value, trace: Trace) -> int | None:
     return matches[0]
 
 
-def add_override(exp: Exploration | None, position, action, token) -> Updates:
+def add_override(exp: Exploration | None, position: object, action: str, token: object) -> Updates:
     """+ Add: queue an override for the next ↳ Branch (checked against the state when branching)."""
     if exp is None:
         return {"session": exp}
@@ -370,7 +384,7 @@ def clear_overrides(exp: Exploration | None) -> Updates:
     return {"pending": pending_html([], None), "session": exp}
 
 
-def export_tree(exp: Exploration | None):
+def export_tree(exp: Exploration | None) -> gr.DownloadButton:
     """The tree as one JSON file (written once per content, in the app's bounded export folder)."""
     if exp is None or not exp.tree.nodes:
         return gr.DownloadButton(interactive=False)
@@ -380,7 +394,7 @@ def export_tree(exp: Exploration | None):
     return gr.DownloadButton(value=str(folder / f"tree-{key[:8]}.json"), interactive=True)
 
 
-def load_explore(path: str | None):
+def load_explore(path: str | None) -> Iterator[Updates]:
     """Load a tree file, or a trace / comparison file (its runs become the roots), to explore."""
     if not path:
         yield {}

@@ -127,12 +127,16 @@ def _wire(ui: Components, run_pane: StrategyPane, branch_pane: StrategyPane) -> 
     quiet = dict(api_visibility="private", show_progress="hidden")
     model_event = dict(concurrency_limit=runtime.MODEL_CONCURRENCY, concurrency_id="model", show_progress="hidden")
     settings = ui.outputs(("model", "prompt", "gen_length", "block_length", "full", "temperature", "seed"))
-    session, slider = ui["session"], ui["slider"]
+    session, slider, tree = ui["session"], ui.get("slider", gr.Slider), ui.get("tree", gr.Radio)
+    position, full, upload = ui.get("position", gr.Number), ui.get("full", gr.Checkbox), ui.get("upload", gr.File)
+    run_btn, branch_btn, stop_btn, cancel_btn, add_btn, clear_btn = (
+        ui.get(name, gr.Button) for name in ("run_btn", "branch_btn", "stop_btn", "api_cancel", "add_btn", "clear_btn")
+    )
     # ■ Stop works through the run key, not Gradio's cancel (see .stopping); a newer run from the
     # page ends the older one, so a click is never dropped while a stopped run winds down.
     keyed = dict(js=stopping.RUN_JS, trigger_mode="multiple", **model_event)
     run_event = ui.on(
-        ui["run_btn"].click,
+        run_btn.click,
         explore.run_explore,
         [*settings, *run_pane.inputs, ui["run_key"]],
         explore.RUN_OUTPUTS,
@@ -141,43 +145,43 @@ def _wire(ui: Components, run_pane: StrategyPane, branch_pane: StrategyPane) -> 
         **keyed,
     )
     branch_event = ui.on(
-        ui["branch_btn"].click,
+        branch_btn.click,
         explore.branch_explore,
         [session, ui["model"], slider, ui["mode"], *branch_pane.inputs, ui["run_key"]],
         explore.RUN_OUTPUTS,
         api_visibility="private",
         **keyed,
     )
-    ui["stop_btn"].click(stopping.stop, ui["run_key"], None, js=stopping.STOP_JS, queue=False, api_visibility="private")
-    ui["api_cancel"].click(None, None, None, cancels=[run_event, branch_event], queue=False, api_visibility="private")
+    stop_btn.click(stopping.stop, ui["run_key"], None, js=stopping.STOP_JS, queue=False, api_visibility="private")
+    cancel_btn.click(None, None, None, cancels=[run_event, branch_event], queue=False, api_visibility="private")
     # beside the run, not inside it: warned, never refused
-    note_inputs = [ui["gen_length"], ui["block_length"], ui["full"], run_pane.strategy]
-    ui["run_btn"].click(setting_note, note_inputs, ui["setting_note"], show_progress="hidden", api_visibility="private")
-    ui.on(ui["tree"].input, explore.select_node, [ui["tree"], slider, session], explore.SELECT_OUTPUTS, **quiet)
+    note_inputs = [ui["gen_length"], ui["block_length"], full, run_pane.strategy]
+    run_btn.click(setting_note, note_inputs, ui["setting_note"], show_progress="hidden", api_visibility="private")
+    ui.on(tree.input, explore.select_node, [tree, slider, session], explore.SELECT_OUTPUTS, **quiet)
     replay_triggers = functools.partial(gr.on, [slider.release, slider.input])
     ui.on(
         replay_triggers, explore.replay, [slider, session], explore.REPLAY_OUTPUTS, trigger_mode="always_last", **quiet
     )
-    for grid in (ui["grid_a"], ui["grid_b"]):
+    for grid in (ui.get("grid_a", gr.HTML), ui.get("grid_b", gr.HTML)):
         ui.on(grid.pick, explore.on_grid_click, [session, slider], explore.PICK_OUTPUTS, **quiet)
     ui.on(
-        ui["position"].submit,
+        position.submit,
         lambda exp, k, p: explore.pick(exp, k, None, p),
-        [session, slider, ui["position"]],
+        [session, slider, position],
         explore.PICK_OUTPUTS,
         **quiet,
     )
-    override = [session, ui["position"], ui["action"], ui["token"]]
-    ui.on(ui["add_btn"].click, explore.add_override, override, explore.OVERRIDE_OUTPUTS, api_visibility="private")
-    ui.on(ui["clear_btn"].click, explore.clear_overrides, session, explore.OVERRIDE_OUTPUTS, api_visibility="private")
-    ui["full"].change(
+    override = [session, position, ui["action"], ui["token"]]
+    ui.on(add_btn.click, explore.add_override, override, explore.OVERRIDE_OUTPUTS, api_visibility="private")
+    ui.on(clear_btn.click, explore.clear_overrides, session, explore.OVERRIDE_OUTPUTS, api_visibility="private")
+    full.change(
         lambda f, L: gr.Number(value=L, interactive=False) if f else gr.Number(interactive=True),
-        [ui["full"], ui["gen_length"]],
+        [full, ui["gen_length"]],
         ui["block_length"],
         queue=False,
         api_visibility="private",
     )
-    ui.on(ui["upload"].upload, explore.load_explore, ui["upload"], explore.RUN_OUTPUTS, **quiet)
+    ui.on(upload.upload, explore.load_explore, upload, explore.RUN_OUTPUTS, **quiet)
     gr.api(branch_api, api_name="branch", **{k: v for k, v in model_event.items() if k != "show_progress"})
 
 

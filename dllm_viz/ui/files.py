@@ -14,9 +14,11 @@ import shutil
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from ..views import render_gif
+from .session import Comparison
 
 FILES_ENV = "DLLM_VIZ_EXPORT_DIR"
 MAX_ENTRIES = 32  # exports and policies together; a download is copied to Gradio's cache at once
@@ -47,7 +49,7 @@ def _prune(keep: Path) -> None:
             shutil.rmtree(entry, ignore_errors=True) if entry.is_dir() else entry.unlink(missing_ok=True)
 
 
-def content_folder(kind: str, digest: str, fill) -> Path:
+def content_folder(kind: str, digest: str, fill: Callable[[Path], object]) -> Path:
     """The folder ``<kind>-<digest>``, made once by ``fill(folder)`` (written aside, then renamed,
     so a half-written folder is never reused), marked as recently used, with the rest pruned."""
     folder = files_dir() / f"{kind}-{digest}"
@@ -72,7 +74,7 @@ def digest_of(*chunks: bytes) -> str:
     return h.hexdigest()[:20]
 
 
-def export_comparison(comp) -> tuple[Path, Path]:
+def export_comparison(comp: Comparison) -> tuple[Path, Path]:
     """The comparison's JSON and GIF, written once per distinct content."""
     data = json.dumps(comp.to_dict(), separators=(",", ":"), ensure_ascii=False).encode("utf-8", "replace")
     key = digest_of(data)

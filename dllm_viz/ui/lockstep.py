@@ -11,8 +11,9 @@ under the compute budget and keeps a :class:`~dllm_viz.ui.session.Comparison` up
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
+from typing import cast
 
 from ..engine import EngineConfig, encode_prompts, generate
 from ..strategies import StrategySpec
@@ -40,13 +41,18 @@ class PaneStep:
     text: str | None = None
 
 
-def lockstep_work(model: str, prompt: str, specs, config: EngineConfig) -> tuple[int, int]:
+Item = RunHeader | list[PaneStep | None]  # what lockstep yields: the header, then a frame per step
+
+
+def lockstep_work(model: str, prompt: str, specs: tuple[StrategySpec, ...], config: EngineConfig) -> tuple[int, int]:
     """At most L forward passes per pane, each over the prompt and the L generated positions."""
     return 2 * config.gen_length, prompt_tokens(prompt) + config.gen_length
 
 
 @gpu_task(lockstep_work)
-def lockstep(model: str, prompt: str, specs: tuple[StrategySpec, StrategySpec], config: EngineConfig):
+def lockstep(
+    model: str, prompt: str, specs: tuple[StrategySpec, ...], config: EngineConfig
+) -> Generator[Item, None, None]:
     """Run both panes' strategies on the same model, prompt and seed, one step each per item.
 
     Yields a :class:`RunHeader`, then per step a list of two :class:`PaneStep` (``None`` for a pane
@@ -73,7 +79,7 @@ def lockstep(model: str, prompt: str, specs: tuple[StrategySpec, StrategySpec], 
             for i, (run, builder) in enumerate(zip(runs, builders, strict=True)):
                 rec = next(run, None) if alive[i] else None
                 step = None if rec is None else builder.add(rec)
-                if step is None:
+                if step is None or rec is None:
                     alive[i] = False
                     frame.append(None)
                     continue
@@ -89,7 +95,14 @@ def lockstep(model: str, prompt: str, specs: tuple[StrategySpec, StrategySpec], 
             run.close()
 
 
-def collect(comp: Comparison, model: str, prompt: str, specs, config: EngineConfig, stop=None) -> Iterator[None]:
+def collect(
+    comp: Comparison,
+    model: str,
+    prompt: str,
+    specs: tuple[StrategySpec, ...],
+    config: EngineConfig,
+    stop: Callable[[], object] | None = None,
+) -> Generator[None, None, None]:
     """Fill ``comp.a``/``comp.b`` from :func:`lockstep`, yielding after every step.
 
     Holds a compute slot until the run ends or the generator is closed (a cancel); ``stop`` ends
@@ -97,14 +110,14 @@ def collect(comp: Comparison, model: str, prompt: str, specs, config: EngineConf
     yield from follow(comp, hold_slot(lockstep(model, prompt, specs, config), f"run #{comp.run_id}", stop))
 
 
-def follow(comp: Comparison, steps) -> Iterator[None]:
+def follow(comp: Comparison, steps: Generator[Item, None, None]) -> Iterator[None]:
     """Lockstep items → the two traces, each a :meth:`TraceBuilder.mirror` of its pane's builder."""
     try:
-        builders = [TraceBuilder.mirror(trace) for trace in next(steps).traces]
+        builders = [TraceBuilder.mirror(trace) for trace in cast(RunHeader, next(steps)).traces]
         texts = ["", ""]
         comp.a, comp.b = (b.trace() for b in builders)
         for frame in steps:
-            for i, (builder, part) in enumerate(zip(builders, frame, strict=True)):
+            for i, (builder, part) in enumerate(zip(builders, cast("list[PaneStep | None]", frame), strict=True)):
                 if part is not None:
                     builder.append(part.step, part.vocab)
                     texts[i] = texts[i] if part.text is None else part.text

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import functools
 import json
+from typing import Any, Literal, cast
 
 import gradio as gr
+from gradio.data_classes import GradioDataModel
 
 from ..strategies import Param, StrategySpec
 from ..views import heatmap_figure, render_grid, stats_html
@@ -19,8 +21,10 @@ from .errors import public_message, shown, user_errors
 from .settings import CONTROLS, PANE_FIELDS, control_name, engine_config, prepare_uploaded_policy, public_name
 from .updates import Components
 
+Visibility = bool | Literal["hidden"]  # "hidden": mounted in the page but not displayed
 
-def model_picker(elem_id: str, **kwargs) -> gr.Dropdown:
+
+def model_picker(elem_id: str, **kwargs: Any) -> gr.Dropdown:
     """The model dropdown every tab starts with: the installed and GPU models, a typed folder or id allowed."""
     return gr.Dropdown(
         runtime.model_choices(),
@@ -32,35 +36,38 @@ def model_picker(elem_id: str, **kwargs) -> gr.Dropdown:
     )
 
 
-def checked_file(**kwargs) -> gr.File:
+def checked_file(**kwargs: Any) -> gr.File:
     """A ``gr.File`` input whose API value, when it is not an uploaded file, gets a message naming
     the input. Gradio checks an input against the component's data model before any handler runs
     (even with ``preprocess=False``), and its pydantic error reaches a client as the generic
     "upstream … raised an exception". Uploads are checked exactly as before (the same model)."""
     component = gr.File(**kwargs)
+    assert component.data_model is not None  # gr.File always has one
     component.data_model = _refusing(component.data_model, component.label or "the file")
     return component
 
 
 @functools.cache
-def _refusing(model, label: str):
+def _refusing(model: type[GradioDataModel], label: str) -> type[GradioDataModel]:
     """``model`` (Gradio's FileData or ListFiles) under its own name and schema (the API page
     shows them), refusing what is not an upload with a message naming ``label``."""
 
-    def model_validate(cls, obj, *args, **kwargs):
+    def model_validate(cls: type, obj: object, *args: Any, **kwargs: Any) -> GradioDataModel:
         try:
             return model.model_validate(obj, *args, **kwargs)
         except ValueError:  # pydantic's ValidationError
             message = f"{label}: send an uploaded file (gradio_client.handle_file(path)), not {shown(obj)}"
             raise gr.Error(public_message(message), duration=12) from None
 
-    return type(model.__name__, (model,), {"model_validate": classmethod(model_validate)})
+    return cast(
+        "type[GradioDataModel]", type(model.__name__, (model,), {"model_validate": classmethod(model_validate)})
+    )
 
 
 # ---- one strategy's controls ---------------------------------------------------------------------
 
 
-def control_value(param: Param, spec: StrategySpec, defaults: dict | None = None):
+def control_value(param: Param, spec: StrategySpec, defaults: dict | None = None) -> object:
     value = spec.params.get(param.name, (defaults or {}).get(param.name, param.default))
     return 0 if value is None and param.optional else value  # an optional number box shows 0 for None
 
@@ -89,7 +96,7 @@ def knobs_js() -> str:
     )
 
 
-def setting_note(gen_length, block_length, full_diffusion, *choices) -> gr.Markdown:
+def setting_note(gen_length: object, block_length: object, full_diffusion: object, *choices: object) -> gr.Markdown:
     """A visible note (and a warning toast) for each picked policy that will run outside the
     setting it was trained for; hidden otherwise, and for settings the run itself will refuse.
     ``choices`` are the panes' picker values: one (Explore's run) or two (Compare's A and B)."""
@@ -107,7 +114,7 @@ def setting_note(gen_length, block_length, full_diffusion, *choices) -> gr.Markd
     return gr.Markdown(text, visible=True if text else "hidden")  # hidden takes no room above the grids
 
 
-def shown_params(choice: str) -> tuple:
+def shown_params(choice: str) -> tuple[Visibility, ...]:
     """Per control of a pane (:data:`CONTROLS`, then the policy file): True when ``choice`` uses it,
     else "hidden" — mounted but not displayed. Components created with ``visible=False`` are never
     mounted in the browser, so a later ``visible=True`` update would not show them."""
@@ -117,7 +124,7 @@ def shown_params(choice: str) -> tuple:
     return tuple(True if u else "hidden" for u in flags)
 
 
-def param_visibility(choice: str):
+def param_visibility(choice: str) -> tuple[dict[str, Any], ...]:
     """Show only the controls the chosen strategy uses (its parameters' controls, the policy file)."""
     return tuple(gr.update(visible=shown) for shown in shown_params(choice))
 
@@ -128,12 +135,12 @@ def strategy_caption(choice: str) -> str:
     return info.caption if info else ""
 
 
-def caption_update(choice: str):
+def caption_update(choice: str) -> gr.Dropdown:
     """The picker's info line follows its choice (one line under the picker, no extra row)."""
     return gr.Dropdown(info=strategy_caption(choice))
 
 
-def check_policy_upload(files, pane: str):
+def check_policy_upload(files: list[str] | None, pane: str) -> None:
     """Validate an uploaded policy as soon as it arrives (a clear message instead of a failed run)."""
     if files:
         with user_errors(f"Policy upload for pane {pane}"):
@@ -141,7 +148,7 @@ def check_policy_upload(files, pane: str):
         gr.Info(f"Pane {pane}: policy loaded and checked.")
 
 
-def param_control(param: Param, value, elem_id: str, visible):
+def param_control(param: Param, value: float | None, elem_id: str, visible: Visibility) -> gr.Slider | gr.Number:
     """A parameter's control: a slider over [low, high] when both are set, else a number box
     (an optional one takes 0 for "not set")."""
     name = public_name(param)
@@ -172,7 +179,7 @@ class StrategyPane:
     :class:`~.settings.PaneInputs` reads; :meth:`show` sets them to another strategy.
     """
 
-    def __init__(self, pane: str, spec: StrategySpec, label: str | None = None):
+    def __init__(self, pane: str, spec: StrategySpec, label: str | None = None) -> None:
         self.pane = pane
         p = pane.lower()
         choice, *params = pane_values(spec)
@@ -208,14 +215,14 @@ class StrategyPane:
         self.strategy.input(None, [self.strategy, *self.controls], self.controls, js=knobs_js(), queue=False)
 
     @property
-    def inputs(self) -> list:
+    def inputs(self) -> list[gr.components.Component]:
         """The controls in :data:`PANE_FIELDS` order."""
-        out = [self.strategy, *self.controls, self.files]
+        out: list[gr.components.Component] = [self.strategy, *self.controls, self.files]
         assert len(out) == len(PANE_FIELDS)
         return out
 
     @property
-    def settable(self) -> list:
+    def settable(self) -> list[gr.components.Component]:
         """The controls a story sets (all but the upload), in :func:`pane_values` order."""
         return [self.strategy, *self.controls]
 
@@ -236,10 +243,10 @@ class TracePane:
         empty_grid: str | None = None,
         js_on_load: str | None = None,
         labelled_heatmap: bool = True,
-    ):
+    ) -> None:
         p = pane.lower()
         with gr.Column():
-            grid_kwargs = {"js_on_load": js_on_load} if js_on_load else {}
+            grid_kwargs: dict[str, Any] = {"js_on_load": js_on_load} if js_on_load else {}
             self.grid = gr.HTML(
                 render_grid(None, 0, pane=p) if empty_grid is None else empty_grid,
                 label=f"{pane.upper()}: token grid",  # the name API clients see (show_label is off)

@@ -77,7 +77,7 @@ def default_strategies() -> tuple[StrategySpec, StrategySpec]:
     return (StrategySpec(POLICY, policy=name) if name else StrategySpec("confidence")), BEST_HEURISTIC
 
 
-def strategy_spec(choice) -> StrategySpec | None:
+def strategy_spec(choice: object) -> StrategySpec | None:
     """The spec a picker value names, without parameters (None for an empty or unknown one)."""
     try:
         return StrategySpec.parse(choice) if isinstance(choice, str) else None
@@ -85,7 +85,7 @@ def strategy_spec(choice) -> StrategySpec | None:
         return None
 
 
-def strategy_info(choice) -> StrategyInfo | None:
+def strategy_info(choice: str) -> StrategyInfo | None:
     """The registry entry a picker value names (None for an empty or unknown one)."""
     try:
         return StrategySpec.parse(choice).info
@@ -172,7 +172,9 @@ def check_param_ranges(spec: StrategySpec) -> None:
     """Every numeric parameter within its schema's [low, high] (the range the app's controls
     offer), else within ±``MAX_PARAM_MAGNITUDE``: a client's τ_π of 1e30 is refused, not run."""
     info = REGISTRY.get(spec.name)
-    for name, value in spec.params.items() if info else ():
+    if info is None:
+        return
+    for name, value in spec.params.items():
         p = next((p for p in info.params if p.name == name), None)
         if p is None or isinstance(value, (str, bool)) or not isinstance(value, (int, float)):
             continue  # unknown names and types: the strategy's own checks name them

@@ -16,17 +16,19 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import torch
 
 from ..assets import ASSETS, POLICY_ENV, policy_dir, shipped_policies  # noqa: F401  (re-exported for the tabs)
 from ..backends import BUILTIN_MODEL, KNOWN_MODELS, ModelLoadError, load_backend
-from ..backends.hf import default_device_dtype
+from ..backends.hf import MaskedLMBackend, default_device_dtype
 from ..strategies.learned import load_policy_network
 from .budget import MODEL_CONCURRENCY  # noqa: F401  (the queue's limit for model events)
 from .picker import default_strategies
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 MODEL_ENV = "DLLM_VIZ_MODEL"
 GPU_MODELS = {  # GB of bf16 weights; Base and Instruct share a shape
@@ -123,8 +125,8 @@ def availability_notes() -> list[str]:
 # ---- cached backends and policies ------------------------------------------------------------
 
 _LOCK = threading.Lock()  # guards the caches' dicts for a moment, never during a load
-_BACKENDS: OrderedDict[str, object] = OrderedDict()  # canonical model → backend, least recently used first
-_POLICIES: OrderedDict[str, object] = OrderedDict()  # canonical folder@device → policy network
+_BACKENDS: OrderedDict[str, MaskedLMBackend] = OrderedDict()  # canonical model → backend, least recently used first
+_POLICIES: OrderedDict[str, torch.nn.Module] = OrderedDict()  # canonical folder@device → policy network
 _LOADING: dict[str, float] = {}  # canonical model → when its load began (time.monotonic()), while it loads
 # One load at a time per cache: a visitor whose model is loaded never waits behind another's load,
 # and two 8B loads never race for one GPU's memory.
@@ -148,7 +150,7 @@ def model_roots() -> list[Path]:
     return [r.expanduser().resolve() for r in roots]
 
 
-def canonical_model(model) -> str:
+def canonical_model(model: object) -> str:
     """The one name a model is cached under: a resolved folder inside :func:`model_roots`, or a Hub id.
 
     Refuses every other string with the same message, whether or not such a folder exists on the
@@ -204,7 +206,14 @@ def check_model_runnable(model: str) -> str:
     return model
 
 
-def _cached(cache: OrderedDict, key: str, limit: int, load, loading: threading.Lock, make_room=None):
+def _cached(
+    cache: OrderedDict[str, T],
+    key: str,
+    limit: int,
+    load: Callable[[], T],
+    loading: threading.Lock,
+    make_room: Callable[[OrderedDict[str, T]], None] | None = None,
+) -> T:
     """``cache[key]``, loaded by ``load()`` on a miss, holding ``loading`` (one load at a time).
 
     A hit never waits for a load. Before a miss loads, the least recently used entries beyond
@@ -267,7 +276,7 @@ def model_device(key: str) -> torch.device:
     return default_device_dtype()[0]
 
 
-def get_backend(model: str):
+def get_backend(model: str) -> MaskedLMBackend:
     """The backend for ``model``, loaded once per process (per canonical name) and warmed up.
 
     Room is made before the load (:func:`_room_for`), so on a GPU an 8B model replaces the other
@@ -275,7 +284,7 @@ def get_backend(model: str):
     key = check_model_runnable(model)
     device = model_device(key)
 
-    def load():
+    def load() -> MaskedLMBackend:
         t0 = time.perf_counter()
         with _LOCK:
             _LOADING[key] = time.monotonic()
@@ -343,7 +352,7 @@ def _room_for(key: str, device: torch.device) -> Callable[[OrderedDict], None]:
     return make_room
 
 
-def _warm_up(backend) -> None:
+def _warm_up(backend: MaskedLMBackend) -> None:
     """First forward passes of a fresh model pay one-off costs (kernel selection, allocator);
     pay them at load time so the first streamed frame is not delayed by them."""
     ids = torch.full((1, 16), backend.mask_id, dtype=torch.long, device=backend.device)
@@ -351,13 +360,13 @@ def _warm_up(backend) -> None:
         backend.logits(ids, torch.ones_like(ids))
 
 
-def get_policy_net(path: str | os.PathLike, device):
+def get_policy_net(path: str | os.PathLike, device: torch.device | str) -> torch.nn.Module:
     """A policy network loaded (safetensors only) and cached per resolved folder and device."""
     key = f"{Path(path).resolve()}@{device}"
     return _cached(_POLICIES, key, MAX_POLICIES, lambda: load_policy_network(path, device), _POLICY_LOAD)
 
 
-def policy_loader(device) -> Callable[[str], object]:
+def policy_loader(device: torch.device | str) -> Callable[[str], object]:
     """``load_policy`` for :meth:`StrategySpec.build`: networks come from the per-device cache."""
     return lambda source: get_policy_net(source, device)
 
@@ -391,7 +400,7 @@ def preload(model: str) -> None:
             logger.warning("could not preload %s: %s", model, err)
         return
 
-    def _load():
+    def _load() -> None:
         try:
             _load_defaults(model)
         except Exception as err:  # the UI reports the same error when a run asks for this model

@@ -146,7 +146,7 @@ def load_comparison(path: str | os.PathLike) -> Comparison:
     return Comparison(new_run_id(), trace, None, (label, "B"), finished=True, source="upload")
 
 
-def _expected(value) -> str | None:
+def _expected(value: object) -> str | None:
     """The known answer of an uploaded comparison: a number, a solution ending in ``#### N``, or a
     free problem's chain such as ``"5 - ? + ?"`` (see ``Problem.expected``)."""
     from ..tasks import check_answer
@@ -165,7 +165,7 @@ def _expected(value) -> str | None:
     return str(value)
 
 
-def _trace(data, pane: str) -> Trace:
+def _trace(data: object, pane: str) -> Trace:
     try:
         return Trace.from_dict(data)
     except TraceError as err:

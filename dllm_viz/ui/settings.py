@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import inspect
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypeVar
 
 from ..blocks import check_block_length
 from ..engine import EngineConfig
@@ -27,9 +28,10 @@ MAX_GEN_LENGTH = 512  # longer runs make grids and heatmaps unreadable; the CLI 
 MAX_PROMPT_CHARS = 4000
 MAX_SEED = 2**32 - 1  # torch and numpy both take it; larger seeds overflow ("unpacking long long")
 MAX_PARAMS = 8  # entries in an API params dict
+N = TypeVar("N", int, float)
 
 
-def _number(name: str, value) -> float:
+def _number(name: str, value: object) -> float:
     """A finite real number from a number or a numeric string; never a bool, list or dict."""
     if value is None or value == "":
         raise ValueError(f"{name} is empty")
@@ -44,7 +46,7 @@ def _number(name: str, value) -> float:
     return number
 
 
-def whole_number(name: str, value, lo: int | None = None, hi: int | None = None) -> int:
+def whole_number(name: str, value: object, lo: int | None = None, hi: int | None = None) -> int:
     """``value`` as an int in [``lo``, ``hi``]; ValueError naming ``name`` otherwise (a bool is refused)."""
     number = _number(name, value)
     if number != int(number):
@@ -52,26 +54,26 @@ def whole_number(name: str, value, lo: int | None = None, hi: int | None = None)
     return _in_range(name, int(number), lo, hi)
 
 
-def finite_number(name: str, value, lo: float | None = None, hi: float | None = None) -> float:
+def finite_number(name: str, value: object, lo: float | None = None, hi: float | None = None) -> float:
     """``value`` as a finite number in [``lo``, ``hi``]; ValueError naming ``name`` otherwise."""
     return _in_range(name, _number(name, value), lo, hi)
 
 
-def _in_range(name: str, number, lo, hi):
+def _in_range(name: str, number: N, lo: float | None, hi: float | None) -> N:
     if (lo is not None and number < lo) or (hi is not None and number > hi):
         bound = f"at most {hi}" if lo is None else f"at least {lo}" if hi is None else f"between {lo} and {hi}"
         raise ValueError(f"{name} ({shown(number, 24)}) must be {bound}")  # 1e300 as an int: 301 digits
     return number
 
 
-def flag(name: str, value) -> bool:
+def flag(name: str, value: object) -> bool:
     """A checkbox's value: true, false or empty (false); never a string or number that merely looks true."""
     if value is not None and not isinstance(value, bool):
         raise TypeError(f"{name} must be true or false, not {type(value).__name__}")
     return bool(value)
 
 
-def text(name: str, value, max_chars: int) -> str:
+def text(name: str, value: object, max_chars: int) -> str:
     """A string of at most ``max_chars`` that encodes as UTF-8 (no lone surrogates)."""
     if not isinstance(value, str):
         raise TypeError(f"{name} must be text, not {type(value).__name__}")
@@ -84,7 +86,7 @@ def text(name: str, value, max_chars: int) -> str:
     return value
 
 
-def prompt_text(prompt) -> str:
+def prompt_text(prompt: object) -> str:
     """The prompt, stripped; refuses empty, overlong or unencodable text."""
     prompt = text("the prompt", "" if prompt is None else prompt, MAX_PROMPT_CHARS).strip()
     if not prompt:
@@ -92,13 +94,13 @@ def prompt_text(prompt) -> str:
     return prompt
 
 
-def runnable_model(model) -> str:
+def runnable_model(model: object) -> str:
     """The picked model (empty: the default) as a canonical name, refused before loading when it
     is not text or cannot run here (see :func:`~.runtime.check_model_runnable`)."""
     return runtime.check_model_runnable(text("the model", model or runtime.default_model(), 300))
 
 
-def api_params(pane: str, params) -> dict:
+def api_params(pane: str, params: object) -> dict[str, float | None]:
     """An API client's strategy parameters: a small dict of names → finite numbers (or null)."""
     if params is None:
         return {}
@@ -106,28 +108,28 @@ def api_params(pane: str, params) -> dict:
         raise TypeError(f"params {pane} must be a JSON object, not {type(params).__name__}")
     if len(params) > MAX_PARAMS:
         raise ValueError(f"params {pane} has {len(params)} entries; a strategy takes at most {MAX_PARAMS}")
-    out = {}
+    out: dict[str, float | None] = {}
     for key, value in params.items():
         key = text(f"a params {pane} name", key, 32)
         out[key] = None if value is None else finite_number(f"params {pane} {key!r}", value)
     return out
 
 
-def engine_config(gen_length, block_length, full_diffusion: bool, temperature, seed) -> EngineConfig:
+def engine_config(
+    gen_length: object, block_length: object, full_diffusion: object, temperature: object, seed: object
+) -> EngineConfig:
     """The engine settings from the UI (ValueError naming the setting when invalid)."""
     L = whole_number("gen length", gen_length, 1, MAX_GEN_LENGTH)
-    sampling = dict(
-        temperature=finite_number("temperature", temperature or 0.0, 0.0, 10.0),
-        seed=whole_number("seed", seed if seed is not None else 0, 0, MAX_SEED),
-    )
+    tau = finite_number("temperature", temperature or 0.0, 0.0, 10.0)
+    seed_ = whole_number("seed", seed if seed is not None else 0, 0, MAX_SEED)
     if flag("full diffusion", full_diffusion):
-        return EngineConfig.full(L, **sampling)
+        return EngineConfig.full(L, temperature=tau, seed=seed_)
     BL = whole_number("block length", block_length)
     try:
         check_block_length(L, BL, ("block length", "gen length"))
     except ValueError as err:
         raise ValueError(f"{err} (or tick full diffusion)") from None
-    return EngineConfig(gen_length=L, block_length=BL, **sampling)
+    return EngineConfig(gen_length=L, block_length=BL, temperature=tau, seed=seed_)
 
 
 CONTROLS = control_params()  # one control per parameter in a pane, after the strategy picker
@@ -150,7 +152,9 @@ def control_name(param: Param) -> str:
 PANE_FIELDS = ("strategy", *map(control_name, CONTROLS), "policy_files")  # a pane's controls, in order
 
 
-def pane_signature(fn: Callable, suffixes: tuple[str, ...], tail: tuple[inspect.Parameter, ...] = ()):
+def pane_signature(
+    fn: Callable, suffixes: tuple[str, ...], tail: tuple[inspect.Parameter, ...] = ()
+) -> inspect.Signature:
     """The signature of ``fn(settings…, *panes)`` with every pane control named (``strategy_a``,
     ``tau_a``, … for suffix ``"_a"``), then ``tail``: Gradio reads ``fn.__signature__`` for the
     endpoint's argument names, which gradio_client users see instead of ``param_7``."""
@@ -175,7 +179,7 @@ class PaneInputs:
     policy_files: list[str] | None
 
     @classmethod
-    def of(cls, values) -> PaneInputs:
+    def of(cls, values: Iterable[Any]) -> PaneInputs:
         """From the controls' values in :data:`PANE_FIELDS` order (how a handler receives them)."""
         values = tuple(values)
         if len(values) != len(PANE_FIELDS):
@@ -184,7 +188,7 @@ class PaneInputs:
         return cls(choice, dict(zip((p.name for p in CONTROLS), params, strict=True)), files)
 
 
-def control_value(param: Param, value, pane: str):
+def control_value(param: Param, value: object, pane: str) -> object:
     """One control's value as the parameter's type; an optional parameter's box shows 0 for None."""
     if param.optional and value in (None, "", 0):
         return None
@@ -215,7 +219,7 @@ def pane_spec(values: PaneInputs, pane: str) -> StrategySpec:
         raise ValueError(f"pane {pane}: {err}") from None
 
 
-def api_spec(name: str, choice, params: dict) -> StrategySpec:
+def api_spec(name: str, choice: object, params: Mapping[str, object]) -> StrategySpec:
     """An API client's strategy (``"heuristic:<name>"`` or ``"policy:<shipped name>"``) with its
     parameters (from :func:`api_params`); ``name`` says which argument, for messages."""
     choice = text(name, choice, 100)
@@ -268,7 +272,7 @@ def prepare_uploaded_policy(files: list[str] | str | None, pane: str = "A") -> s
     return str(folder)
 
 
-def _upload_path(value):
+def _upload_path(value: object) -> Any:
     """A file's path as a handler sees it: the path itself, or the ``path`` of Gradio's file data
     (what events with ``preprocess=False`` receive, after Gradio has checked the file is an upload)."""
     return value.get("path") if isinstance(value, dict) else value

@@ -116,7 +116,7 @@ def wire_share(demo: gr.Blocks, ui: Components) -> None:
     settings = ui.outputs(SETTINGS)
     pane_inputs = ui.outputs(f"{f}_{p}" for p in PANES for f in PANE_FIELDS)
     shared = ui.on(
-        ui["share_btn"].click,
+        ui.get("share_btn", gr.Button).click,
         share_link,
         [*settings, *pane_inputs, ui["share_url"]],
         ("share_url",),

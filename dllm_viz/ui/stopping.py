@@ -47,7 +47,7 @@ class RunBoard:
         self._pages: OrderedDict[str, tuple[int, int]] = OrderedDict()  # page -> (newest run, newest stop)
         self._lock = threading.Lock()
 
-    def _note(self, key, stop: bool) -> tuple[str, int] | None:
+    def _note(self, key: object, stop: bool) -> tuple[str, int] | None:
         match = KEY.match(key) if isinstance(key, str) else None
         if match is None:  # no key (an API call) or not one the page makes: nothing to track
             return None
@@ -59,11 +59,11 @@ class RunBoard:
                 self._pages.popitem(last=False)
         return page, number
 
-    def stop(self, key) -> None:
+    def stop(self, key: object) -> None:
         """■ Stop: every run its page started before this ends."""
         self._note(key, stop=True)
 
-    def start(self, key) -> Callable[[], Ending]:
+    def start(self, key: object) -> Callable[[], Ending]:
         """A run starts: returns a check, ``None`` while it should go on, else why it should end."""
         noted = self._note(key, stop=False)
         if noted is None:
@@ -82,7 +82,7 @@ class RunBoard:
 BOARD = RunBoard()
 
 
-def stop(key) -> None:
+def stop(key: object) -> None:
     """The ■ Stop handler (``js=STOP_JS`` supplies the key)."""
     BOARD.stop(key)
 

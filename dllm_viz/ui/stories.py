@@ -12,12 +12,19 @@ and that pane A's answer is right and pane B's wrong).
 from __future__ import annotations
 
 import argparse
+from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from ..assets import shipped_policies
 from ..strategies import POLICY, StrategySpec
 from .picker import pane_title, with_policy_defaults
 from .runtime import default_model
+
+if TYPE_CHECKING:
+    from ..engine import EngineConfig
+    from ..tasks import Problem
+    from .session import Comparison
 
 
 @dataclass(frozen=True)
@@ -92,7 +99,9 @@ def default_story() -> Story | None:
 # ---- finding candidates -----------------------------------------------------------------------
 
 
-def run_pair(prompt: str, a: StrategySpec, b: StrategySpec, config, model: str | None = None):
+def run_pair(
+    prompt: str, a: StrategySpec, b: StrategySpec, config: EngineConfig, model: str | None = None
+) -> Comparison:
     """Both panes on ``prompt`` through the app's lockstep path; the finished Comparison."""
     from .examples import known_answer
     from .lockstep import collect
@@ -107,12 +116,15 @@ def run_pair(prompt: str, a: StrategySpec, b: StrategySpec, config, model: str |
     return comp
 
 
-def candidates(a: StrategySpec, b: StrategySpec, config, problems, model: str | None = None) -> list[dict]:
+def candidates(
+    a: StrategySpec, b: StrategySpec, config: EngineConfig, problems: Iterable[Problem], model: str | None = None
+) -> list[dict]:
     """Problems where A's answer is right and B's wrong, fewest A steps first."""
     found = []
     for problem in problems:
         comp = run_pair(problem.question, a, b, config, model)
         va, vb = comp.verdict(comp.a), comp.verdict(comp.b)
+        assert va is not None and vb is not None and comp.a is not None and comp.b is not None  # both finished
         if va.correct and not vb.correct:
             found.append(
                 {

@@ -5,6 +5,7 @@ shown before a sweep starts and the time left while it runs. No Gradio here."""
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ..engine import EngineConfig
@@ -31,8 +32,8 @@ def policy_fits(policy: str, setting: str) -> bool:
     if own is not None:
         return own.full_diffusion == (POLICY_PREFIX[setting] == "full-diffusion")
     prefixes = POLICY_PREFIX.values()
-    own = next((p for p in prefixes if policy.startswith(p)), None)
-    return own is None or own == POLICY_PREFIX[setting]
+    prefix = next((p for p in prefixes if policy.startswith(p)), None)
+    return prefix is None or prefix == POLICY_PREFIX[setting]
 
 
 def family_choices() -> list[tuple[str, str]]:
@@ -40,12 +41,12 @@ def family_choices() -> list[tuple[str, str]]:
     return [(label, value) for label, value in picker.strategy_choices() if value != picker.UPLOADED]
 
 
-def family_spec(family) -> StrategySpec:
+def family_spec(family: object) -> StrategySpec:
     """A picked family (a :func:`family_choices` value) at its default parameters."""
     return picker.pane_strategy(text("a strategy", family, 100), {})
 
 
-def _floats(name: str, text: str, param: str) -> list[float]:
+def _floats(name: str, text: object, param: str) -> list[float]:
     """Distinct values of the policy's ``param`` (within its schema's range) from a comma- or
     space-separated text, at most 20; empty: [] (each policy's own validated value)."""
     p = REGISTRY[POLICY].param(param)
@@ -56,7 +57,7 @@ def _floats(name: str, text: str, param: str) -> list[float]:
     return list(dict.fromkeys(finite_number(name, v, p.low, p.high) for v in text.replace(",", " ").split()[:20]))
 
 
-def _picks(name: str, values, allowed) -> list:
+def _picks(name: str, values: object, allowed: Sequence[object]) -> list:
     """The distinct ticked values of a checkbox group, each one of ``allowed`` (our own check:
     Gradio's echoes the value unescaped)."""
     if values is None:
@@ -119,7 +120,17 @@ class SweepPlan:
         return self.decodes * self.gen_length
 
 
-def plan_sweep(families, grid, settings, levels, n, gen_length, seeds, temperatures, betas) -> SweepPlan:
+def plan_sweep(
+    families: object,
+    grid: object,
+    settings: object,
+    levels: object,
+    n: object,
+    gen_length: object,
+    seeds: object,
+    temperatures: object,
+    betas: object,
+) -> SweepPlan:
     """Every Benchmark control checked (each mistake named) and turned into the sweep it asks for."""
     from ..tasks import DEFAULT_FREE, test_set
 
@@ -164,7 +175,7 @@ class Speed:
     def record(self, model: str, rate: float) -> None:
         self._rate[model] = rate
 
-    def seconds(self, model, work: int) -> float | None:
+    def seconds(self, model: object, work: int) -> float | None:
         rate = self._rate.get(str(model))
         return work / rate if rate else None
 
@@ -183,7 +194,19 @@ def time_left(done: int, total: int, started: float) -> str:
     return f" · about {_duration((time.monotonic() - started) * (total - done) / done)} left"
 
 
-def sweep_cost(model, families, grid, settings, levels, n, gen_length, seeds, temperatures, betas, *_) -> str:
+def sweep_cost(
+    model: object,
+    families: object,
+    grid: object,
+    settings: object,
+    levels: object,
+    n: object,
+    gen_length: object,
+    seeds: object,
+    temperatures: object,
+    betas: object,
+    *_: object,
+) -> str:
     """What a sweep with these controls will cost, before it starts: its decodes and, once this
     server has finished a sweep on the model, the time that pace gives; a mistake named instead."""
     try:

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from dataclasses import replace
 
 import gradio as gr
+import plotly.graph_objects as go
 
 from ..rl.card import training_curves
 from . import picker, runtime
@@ -53,7 +54,7 @@ def _values(settings: TrainSettings) -> tuple:
 # ---- rendering ----------------------------------------------------------------------------------
 
 
-def curves(run: TrainRun | None):
+def curves(run: TrainRun | None) -> go.Figure:
     """The policy card's curves of the run so far, the selected checkpoint dashed."""
     return training_curves(run.rows if run else [], run.selected if run else None)
 
@@ -116,7 +117,7 @@ PICKERS = [0]  # how many picker dropdowns the tab was wired to (set by train_ta
 # ---- running ------------------------------------------------------------------------------------
 
 
-def _watch(run: TrainRun, trained: list[str]):
+def _watch(run: TrainRun, trained: list[str]) -> Iterator[Updates]:
     """Follow ``run`` to its end: queue position, curves every batch, probe panes every snapshot."""
     yield {
         "status": f"waiting for the training slot… #{run.run_id}",
@@ -134,7 +135,7 @@ def _watch(run: TrainRun, trained: list[str]):
     yield _handover(run, trained)
 
 
-def _follow_updates(run: TrainRun):
+def _follow_updates(run: TrainRun) -> Iterator[Updates]:
     """Updates while ``run`` waits and trains: status, curves after each batch, the probe after each snapshot."""
     rows = snaps = -1
     for position in follow(run):
@@ -151,7 +152,17 @@ def _follow_updates(run: TrainRun):
         yield out
 
 
-def start_training(setting, alpha, expert_steering, learning_rate, batches, seed, heuristic, run, trained):
+def start_training(
+    setting: object,
+    alpha: object,
+    expert_steering: object,
+    learning_rate: object,
+    batches: object,
+    seed: object,
+    heuristic: object,
+    run: object,
+    trained: list[str] | None,
+) -> Iterator[Updates]:
     """▶ Start: a new run with these settings (generator; this session's earlier minutes count)."""
     with user_errors("Cannot start training"):
         settings = TrainSettings.of(setting, alpha, expert_steering, learning_rate, batches, seed, heuristic)
@@ -161,7 +172,7 @@ def start_training(setting, alpha, expert_steering, learning_rate, batches, seed
     yield from _watch(fresh, list(trained or []))
 
 
-def resume_training(run, trained):
+def resume_training(run: object, trained: list[str] | None) -> Iterator[Updates]:
     """⟳ Resume: continue a stopped or capped run from its last finished batch."""
     with user_errors("Cannot resume"):
         if not isinstance(run, TrainRun):
@@ -171,13 +182,13 @@ def resume_training(run, trained):
     yield from _watch(run, list(trained or []))
 
 
-def stop_training(run) -> None:
+def stop_training(run: object) -> None:
     """■ Stop: the job stops at its next forward pass and publishes the policy of its last batch."""
     if isinstance(run, TrainRun):
         run.stop.set()
 
 
-def show_snapshot(index, run) -> Updates:
+def show_snapshot(index: float | None, run: object) -> Updates:
     """Scrub the probe snapshots (works during and after a run)."""
     with user_errors("Cannot show the snapshot"):
         return probe_panes(run if isinstance(run, TrainRun) else None, int(index or 0))
@@ -238,5 +249,5 @@ def train_api(
     )
 
 
-def _event(event: str, **fields) -> dict:
+def _event(event: str, **fields: object) -> dict:
     return {"format": "dllm-viz-train", "event": event, **fields}

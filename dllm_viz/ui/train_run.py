@@ -23,16 +23,19 @@ from pathlib import Path
 
 import torch
 
+from ..backends import DLLM
 from ..engine import EngineConfig, generate
 from ..rl.card import training_curves, write_card
 from ..rl.rollout import evaluation_mode
 from ..rl.trainer import GRPOTrainer, heldout_problems
-from ..strategies.learned import LearnedPolicy
+from ..strategies import Strategy
+from ..strategies.learned import DiTConfidencePolicy, LearnedPolicy
+from ..tasks import Problem
 from ..tasks.wordproblems import validation_set
-from ..trace import TraceBuilder
+from ..trace import Trace, TraceBuilder
 from ..views import heatmap_figure, render_grid, stats_html
 from . import picker, runtime
-from .budget import BackgroundJob, CancellableBackend, Cancelled
+from .budget import BackgroundJob, CancellableBackend, Cancelled, Signal
 from .files import content_folder, digest_of, file_digest
 from .session import new_run_id
 from .train_settings import TrainSettings
@@ -145,6 +148,7 @@ def _claimed(run: TrainRun) -> Iterator[bool]:
                 shutil.rmtree(run.folder.parent, ignore_errors=True)
             _prune_run_folders()
             run.folder, run.rows = Path(tempfile.mkdtemp(prefix="run-", dir=_runs_root())) / "run", []
+        assert run.folder is not None  # a resumable run has one
         root = run.folder.parent
         _IN_USE.add(root)
     try:
@@ -199,14 +203,14 @@ QUEUE = TrainQueue()
 class _Stops:
     """The job's stop signal: the handler's cancel (a client gone) or the session's Stop button."""
 
-    def __init__(self, cancel, stop: threading.Event) -> None:
+    def __init__(self, cancel: Signal, stop: threading.Event) -> None:
         self._cancel, self._stop = cancel, stop
 
     def is_set(self) -> bool:
         return self._cancel.is_set() or self._stop.is_set()
 
 
-def probe_problem():
+def probe_problem() -> Problem:
     """The fixed problem every snapshot decodes: the first validation problem of the training level."""
     return validation_set(1, 1, 1.0)[0]
 
@@ -215,7 +219,9 @@ def _engine(settings: TrainSettings) -> EngineConfig:
     return EngineConfig(gen_length=settings.gen_length, block_length=settings.block_length, seed=settings.seed)
 
 
-def _probe(backend, strategy, settings: TrainSettings, pane: str, title: str):
+def _probe(
+    backend: DLLM, strategy: Strategy, settings: TrainSettings, pane: str, title: str
+) -> tuple[str, str, object, Trace, bool]:
     """Decode the probe with ``strategy``: (grid, stats, heatmap, trace) as Compare renders a pane."""
     problem = probe_problem()
     config = _engine(settings)
@@ -230,7 +236,7 @@ def _probe(backend, strategy, settings: TrainSettings, pane: str, title: str):
     return grid, stats_html(trace, k, pane=pane), heatmap_figure(trace, k, title=title), trace, correct
 
 
-def _snapshot(backend, policy, run: TrainRun, batch: int) -> None:
+def _snapshot(backend: DLLM, policy: DiTConfidencePolicy, run: TrainRun, batch: int) -> None:
     settings = run.settings
     action = "bernoulli"  # the tab trains the paper's action form
     strategy = LearnedPolicy(policy, mode=evaluation_mode(action))
@@ -247,21 +253,23 @@ def resumable(run: TrainRun) -> bool:
     return (run.folder / "checkpoint-last" / "trainer_state.json").exists()
 
 
-def train(cancel, run: TrainRun) -> TrainRun:
+def train(cancel: Signal, run: TrainRun) -> TrainRun:
     """The job: train ``run`` (continuing from its last finished batch, if any) to its last batch,
     its time cap or a stop; then publish it. Its folder is held the whole time (:func:`_claimed`)."""
     with _claimed(run) as resume:
         return _train(cancel, run, resume)
 
 
-def _train(cancel, run: TrainRun, resume: bool) -> TrainRun:
+def _train(cancel: Signal, run: TrainRun, resume: bool) -> TrainRun:
     backend = CancellableBackend(runtime.get_backend(run.model), _Stops(cancel, run.stop))
     settings = run.settings
+    folder = run.folder
+    assert folder is not None  # made by _claimed
     started, deadline = time.monotonic(), time.monotonic() + run.left_s
 
     def on_batch(trainer: GRPOTrainer, row: dict) -> bool:
         run.rows.append(row)
-        _touch(run.folder.parent)  # active: other server processes' prunes leave it
+        _touch(folder.parent)  # active: other server processes' prunes leave it
         batch = row["iteration"] + 1
         if batch % settings.probe_every == 0 or batch == settings.batches:
             _snapshot(backend, trainer.policy, run, batch)
@@ -292,7 +300,7 @@ def _train(cancel, run: TrainRun, resume: bool) -> TrainRun:
     return run
 
 
-def baseline(backend, trainer: GRPOTrainer) -> dict:
+def baseline(backend: DLLM, trainer: GRPOTrainer) -> dict:
     """Validation metrics of the policy before training, on the problems that select checkpoints."""
     from ..rl.rollout import heldout_reward
 
@@ -313,6 +321,7 @@ def publish(run: TrainRun) -> None:
     content, a zip of it, and an entry in the pickers (:func:`~.picker.add_trained`).
 
     A stopped run before its first validation has no checkpoint-best yet: its last batch is it."""
+    assert run.folder is not None  # made by _claimed
     best, last = run.folder / "checkpoint-best", run.folder / "checkpoint-last"
     if not (best / "model.safetensors").exists():
         best.mkdir(exist_ok=True)
@@ -338,6 +347,7 @@ def write_card_with_curves(run: TrainRun, dest: Path) -> None:
     ended on its own; a stopped run, or a server where kaleido cannot render, gets the same figure
     as an interactive page (plotly.js inside, so it opens offline) that the card links, at once.
     """
+    assert run.folder is not None  # made by _claimed
     if run.status != "stopped":
         try:
             write_card(run.folder, dest, None, hardware=CARD_HARDWARE, curves=True)

@@ -75,18 +75,28 @@ class TrainSettings:
             raise ValueError(f"heuristic ({self.heuristic!r}) must be one of {', '.join(choices)}")
 
     @classmethod
-    def of(cls, setting, alpha, expert_steering, learning_rate, batches, seed, heuristic, probe_every=None):
+    def of(
+        cls,
+        setting: object,
+        alpha: object,
+        expert_steering: object,
+        learning_rate: object,
+        batches: object,
+        seed: object,
+        heuristic: object,
+        probe_every: object = None,
+    ) -> TrainSettings:
         """From raw browser or client values: type, range and size checked, each named. Without
         ``probe_every``, about ten probe snapshots per run (as the presets have)."""
-        batches = whole_number("batches", batches, 1, MAX_BATCHES)
+        runs = whole_number("batches", batches, 1, MAX_BATCHES)
         if probe_every is None:
-            probe_every = -(-batches // SNAPSHOTS_PER_RUN)
+            probe_every = -(-runs // SNAPSHOTS_PER_RUN)
         return cls(
             setting=text("setting", setting, 40),
             alpha=finite_number("α (alpha)", alpha, 0.0, MAX_ALPHA),
             expert_steering=_flag("expert steering", expert_steering),
             learning_rate=_learning_rate(learning_rate),
-            batches=batches,
+            batches=runs,
             seed=whole_number("seed", seed, 0, MAX_SEED),
             heuristic=text("heuristic", heuristic, 100),
             probe_every=whole_number("probe every", probe_every, 1, MAX_BATCHES),
@@ -133,13 +143,13 @@ class TrainSettings:
         )
 
 
-def _flag(name: str, value) -> bool:
+def _flag(name: str, value: object) -> bool:
     if not isinstance(value, bool):
         raise TypeError(f"{name} must be true or false, not {type(value).__name__}")
     return value
 
 
-def _learning_rate(value) -> float:
+def _learning_rate(value: object) -> float:
     lr = finite_number("learning rate", value, 0.0, MAX_LEARNING_RATE)
     if lr <= 0:
         raise ValueError(f"learning rate ({lr}) must be above 0 (and at most {MAX_LEARNING_RATE})")

@@ -65,13 +65,22 @@ def _wire(ui: Components, pickers: Sequence[gr.Dropdown]) -> None:
     event = dict(concurrency_limit=TRAIN_WAITERS, concurrency_id="train", show_progress="hidden")
     settings = ui.outputs(train.SETTING_FIELDS)
     state = [ui["run"], ui["trained"]]
-    ui.on(ui["start_btn"].click, train.start_training, [*settings, *state], outputs, api_visibility="private", **event)
-    ui.on(ui["resume_btn"].click, train.resume_training, state, outputs, api_visibility="private", **event)
-    ui["stop_btn"].click(train.stop_training, ui["run"], None, queue=False, api_visibility="private")
-    quiet = dict(queue=False, api_visibility="private")
-    ui.on(ui["preset"].input, train.preset_values, ui["preset"], train.SETTING_FIELDS, **quiet)
     ui.on(
-        ui["snapshot"].input,
+        ui.get("start_btn", gr.Button).click,
+        train.start_training,
+        [*settings, *state],
+        outputs,
+        api_visibility="private",
+        **event,
+    )
+    ui.on(
+        ui.get("resume_btn", gr.Button).click, train.resume_training, state, outputs, api_visibility="private", **event
+    )
+    ui.get("stop_btn", gr.Button).click(train.stop_training, ui["run"], None, queue=False, api_visibility="private")
+    quiet = dict(queue=False, api_visibility="private")
+    ui.on(ui.get("preset", gr.Dropdown).input, train.preset_values, ui["preset"], train.SETTING_FIELDS, **quiet)
+    ui.on(
+        ui.get("snapshot", gr.Slider).input,
         train.show_snapshot,
         [ui["snapshot"], ui["run"]],
         train.PROBE,

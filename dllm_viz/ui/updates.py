@@ -12,11 +12,12 @@ from __future__ import annotations
 import functools
 import inspect
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 import gradio as gr
 
 Updates = dict[str, Any]  # output name → value or gr.update(...)
+C = TypeVar("C", bound=gr.components.Component)
 
 
 class Components:
@@ -34,6 +35,13 @@ class Components:
 
     def __getitem__(self, name: str) -> gr.components.Component:
         return self._by_name[name]
+
+    def get(self, name: str, kind: type[C]) -> C:
+        """The component registered as ``name``, which must be a ``kind`` (for its events)."""
+        component = self._by_name[name]
+        if not isinstance(component, kind):
+            raise TypeError(f"component {name!r} is a {type(component).__name__}, not a {kind.__name__}")
+        return component
 
     def __contains__(self, name: str) -> bool:
         return name in self._by_name
@@ -86,6 +94,7 @@ def name_api_returns(demo: gr.Blocks, names: Mapping[str, str]) -> None:
     """Label the result of each ``gr.api`` endpoint in ``names`` (api_name → label): ``gr.api``
     numbers results ("1st"), which is all ``client.view_api()`` would show of them."""
     for fn in demo.fns.values():
-        if fn.api_name in names:
+        if isinstance(fn.api_name, str) and fn.api_name in names:
             for output in fn.outputs:
-                output.label = names[fn.api_name]
+                if isinstance(output, gr.components.Component):
+                    output.label = names[fn.api_name]

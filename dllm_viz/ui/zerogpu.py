@@ -15,7 +15,8 @@ from __future__ import annotations
 import functools
 import inspect
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar, cast
 
 from . import runtime
 
@@ -30,6 +31,7 @@ MAX_GPU_S = 120
 
 # (model, *args) -> (row forward passes, tokens per forward) of one call, worst case
 Work = Callable[..., tuple[int, int]]
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 def gpu_seconds(weight_gb: float, forwards: int, tokens: int) -> int:
@@ -59,20 +61,20 @@ except ImportError:  # pragma: no cover - depends on the environment
     spaces = None
 
 
-def reservation(work: Work, model: str, *args, **kwargs) -> int:
+def reservation(work: Work, model: str, *args: Any, **kwargs: Any) -> int:
     """The seconds a call reserves: :func:`gpu_seconds` of its work on ``model``'s weights."""
     forwards, tokens = work(model, *args, **kwargs)
     return gpu_seconds(runtime.model_weight_gb(model), forwards, tokens)
 
 
-def gpu_task(work: Work):
+def gpu_task(work: Work) -> Callable[[F], F]:
     """Decorator for ``fn(model, ...)`` (a plain function or a generator): on ZeroGPU, run it in a
     GPU worker reserving :func:`reservation` seconds, unless the model lives on the CPU."""
 
-    def wrap(fn):
+    def wrap(fn: F) -> F:
         worker = fn if spaces is None else spaces.GPU(duration=functools.partial(reservation, work))(fn)
 
-        def target(model: str, args, kwargs):
+        def target(model: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> F:
             backend = runtime.get_backend(model)  # here, in the main process (see the module's docstring)
             if backend.device.type == "cpu":
                 return fn
@@ -83,15 +85,15 @@ def gpu_task(work: Work):
         if inspect.isgeneratorfunction(fn):
 
             @functools.wraps(fn)
-            def stream(model: str, *args, **kwargs):
+            def stream(model: str, *args: Any, **kwargs: Any) -> Iterator[Any]:
                 yield from target(model, args, kwargs)(model, *args, **kwargs)
 
-            return stream
+            return cast(F, stream)
 
         @functools.wraps(fn)
-        def call(model: str, *args, **kwargs):
+        def call(model: str, *args: Any, **kwargs: Any) -> Any:
             return target(model, args, kwargs)(model, *args, **kwargs)
 
-        return call
+        return cast(F, call)
 
     return wrap

@@ -33,6 +33,12 @@ def test_updates_by_name_become_updates_by_component(ui):
         ui.add(status=gr.Textbox())
 
 
+def test_get_returns_a_component_as_its_class(ui):
+    assert ui.get("slider", gr.Slider) is ui["slider"]
+    with pytest.raises(TypeError, match="'slider' is a Slider, not a Button"):
+        ui.get("slider", gr.Button)
+
+
 def test_a_streaming_handler_stays_a_generator_and_is_closed_with_it(ui):
     closed = []
 
