@@ -6,6 +6,7 @@ batches, the published policy folder) on the built-in model, at one torch thread
 
     python bench/train_tab.py                        # 30 batches of full diffusion, 8 prompts × 8 rollouts
     python bench/train_tab.py --batches 6 --threads 2
+    python bench/train_tab.py --batches 2 --prompts 2 --group-size 2 --eval-problems 4   # a smoke run
 
 Prints the wall time, the median batch, and the validation reward before and after. It measures,
 it asserts nothing; another heavy process on the machine slows it: run it on a quiet machine.
@@ -27,6 +28,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (the issue's bar: one core)")
     parser.add_argument("--setting", default="full diffusion", choices=("full diffusion", "semi-AR"))
     parser.add_argument("--seed", type=int, default=123)
+    parser.add_argument("--prompts", type=int, default=8, help="prompts per batch (the tab's recipe: 8)")
+    parser.add_argument("--group-size", type=int, default=8, help="rollouts per prompt (the tab's recipe: 8)")
+    parser.add_argument("--eval-problems", type=int, default=64, help="validation problems (the tab's recipe: 64)")
     args = parser.parse_args(argv)
 
     # The app caps a session's training (15 min of wall time); a bench on a busy machine would hit
@@ -41,7 +45,14 @@ def main(argv: list[str] | None = None) -> int:
 
     if not runtime.builtin_model_installed():
         parser.exit(2, "error: the built-in model is not installed (assets/tiny-dllm)\n")
-    settings = TrainSettings(setting=args.setting, batches=args.batches, seed=args.seed)
+    settings = TrainSettings(
+        setting=args.setting,
+        batches=args.batches,
+        seed=args.seed,
+        prompts=args.prompts,
+        group_size=args.group_size,
+        eval_problems=args.eval_problems,
+    )
     t0 = time.perf_counter()
     runtime.get_backend(runtime.default_model())
     load = time.perf_counter() - t0
