@@ -8,6 +8,10 @@ Gradio 6 (6.17) keeps, and never drops:
   newest finished records only (Gradio's summary, which it recomputes only when the count grows,
   then stops updating; this app does not show it);
 * the id of every finished event in ``App.iterators_to_reset``: :class:`RecentIds` keeps the newest;
+* every event object it ever queued in ``Queue.event_ids_to_events`` (with its request, its data
+  and an ``asyncio.Event``; only events still waiting in the queue are ever removed): the newest
+  ``limit`` finished events stay (a late ``/cancel`` or a closing session may still look one up),
+  older ones go once their session's stream has delivered their completion;
 * per session, a generator run's last outputs in ``Blocks.pending_diff_streams`` (the base its
   next streamed diff is computed against) and a dict in ``Blocks.pending_streams``, both keyed by
   ``id()`` of the run's iterator. A run that ends normally drops its diff base; one that raises
@@ -23,6 +27,7 @@ Gradio 6 (6.17) keeps, and never drops:
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterable, Iterator, MutableSet
 from typing import Any, cast
 
@@ -91,12 +96,28 @@ def forget_run(demo: gr.Blocks, session_hash: str | None, run: int | None, table
                 del table[session]
 
 
+def forget_events(queue: Any, finished: deque[str], limit: int) -> None:
+    """Drop the oldest ended events from ``queue.event_ids_to_events`` until ``limit`` remain in
+    ``finished``; one whose completion its session's stream has not yet delivered (still in
+    ``pending_event_ids_session``, where a closing session looks it up) waits for a later pass."""
+    pending = set().union(*queue.pending_event_ids_session.values())
+    waiting = []
+    while len(finished) > limit:
+        event_id = finished.popleft()
+        if event_id in pending:
+            waiting.append(event_id)
+        else:
+            queue.event_ids_to_events.pop(event_id, None)
+    finished.extend(waiting)
+
+
 def _forget_finished_runs(demo: gr.Blocks, limit: int) -> None:
     """Wrap the two places a run ends: its last item (``handle_streaming_outputs`` with ``final``)
     and the end of its event, however it ended (``Queue.reset_iterators``, which Gradio calls for
     every event, cancelled or not, while the iterator is still registered)."""
     queue = demo._queue
     reset, outputs = queue.reset_iterators, demo.handle_streaming_outputs
+    finished: deque[str] = deque()  # ended events still in queue.event_ids_to_events, oldest first
 
     async def reset_iterators(event_id: str) -> None:
         app = queue.server_app
@@ -108,6 +129,8 @@ def _forget_finished_runs(demo: gr.Blocks, limit: int) -> None:
                 app.iterators_to_reset = RecentIds(app.iterators_to_reset, limit)
             record = queue.event_analytics.get(event_id) or {}
             forget_run(demo, cast("str | None", record.get("session_hash")), None if iterator is None else id(iterator))
+            finished.append(event_id)
+            forget_events(queue, finished, limit)
 
     async def handle_streaming_outputs(
         block_fn: BlockFunction,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import socket
 import time
+from collections import deque
 
 import pytest
 
@@ -129,3 +130,24 @@ def test_runs_leave_no_streaming_entries_however_they_end(served):
     assert _settled(served) == {"diff bases": {}, "streams": {}}
     to_reset = served.server_app.iterators_to_reset
     assert isinstance(to_reset, RecentIds) and len(to_reset) == 4
+    for i in range(6):  # Gradio would keep every event object it ever queued
+        assert client.predict(str(i), api_name="/finish") == "two"
+    deadline = time.monotonic() + 10
+    while len(served._queue.event_ids_to_events) > 4 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert len(served._queue.event_ids_to_events) <= 4
+
+
+def test_ended_events_go_once_delivered_and_the_newest_stay():
+    from types import SimpleNamespace
+
+    from dllm_viz.ui.bookkeeping import forget_events
+
+    queue = SimpleNamespace(event_ids_to_events={k: object() for k in "abcdef"}, pending_event_ids_session={"s": {"b"}})
+    finished = deque("abcdef")
+    forget_events(queue, finished, limit=2)
+    # a and c–d go; b, whose completion is still undelivered, waits; the two newest stay
+    assert set(queue.event_ids_to_events) == {"b", "e", "f"} and list(finished) == ["e", "f", "b"]
+    queue.pending_event_ids_session = {}
+    forget_events(queue, finished, limit=2)
+    assert set(queue.event_ids_to_events) == {"f", "b"} and list(finished) == ["f", "b"]
