@@ -10,7 +10,7 @@ Gradio 6 (6.17) keeps, and never drops:
 * the id of every finished event in ``App.iterators_to_reset``: :class:`RecentIds` keeps the newest;
 * every event object it ever queued in ``Queue.event_ids_to_events`` (with its request, its data
   and an ``asyncio.Event``; only events still waiting in the queue are ever removed): the newest
-  ``limit`` finished events stay (a late ``/cancel`` or a closing session may still look one up),
+  ``ENDED_EVENTS`` ended events stay (a late ``/cancel`` or a closing session may still look one up),
   older ones go once their session's stream has delivered their completion;
 * per session, a generator run's last outputs in ``Blocks.pending_diff_streams`` (the base its
   next streamed diff is computed against) and a dict in ``Blocks.pending_streams``, both keyed by
@@ -36,6 +36,7 @@ from gradio.blocks import BlockFunction
 
 FINISHED = frozenset({"success", "failed", "cancelled"})  # Gradio's final statuses
 MAX_EVENTS = 1000  # finished records kept: enough for the monitoring page's percentiles
+ENDED_EVENTS = 100  # ended event objects kept for a late lookup (each holds its request and data)
 
 
 class RecentEvents(dict):
@@ -130,7 +131,7 @@ def _forget_finished_runs(demo: gr.Blocks, limit: int) -> None:
             record = queue.event_analytics.get(event_id) or {}
             forget_run(demo, cast("str | None", record.get("session_hash")), None if iterator is None else id(iterator))
             finished.append(event_id)
-            forget_events(queue, finished, limit)
+            forget_events(queue, finished, min(limit, ENDED_EVENTS))
 
     async def handle_streaming_outputs(
         block_fn: BlockFunction,
