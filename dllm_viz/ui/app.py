@@ -7,6 +7,7 @@ import os
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 import gradio as gr  # noqa: E402
+import torch  # noqa: E402
 
 from ..trace import MAX_TRACE_BYTES  # noqa: E402
 from ..views import GRID_CSS, STATS_CSS  # noqa: E402
@@ -66,7 +67,7 @@ def build_demo() -> gr.Blocks:
     """The whole app as a ``gr.Blocks`` (not launched)."""
     with gr.Blocks(title="dllm-viz", analytics_enabled=False, delete_cache=(3600, 3600)) as demo:
         gr.Markdown(f"# {TITLE}")
-        notes = runtime.availability_notes()
+        notes = availability_notes()
         if notes:
             gr.Markdown("\n".join(f"* {n}" for n in notes), elem_id="notes")
         with gr.Tabs():
@@ -105,3 +106,27 @@ def launch_kwargs() -> dict:
     return dict(
         css=APP_CSS, head=STEP_KEYS_JS, max_file_size=MAX_TRACE_BYTES, footer_links=["api", "gradio"], show_error=False
     )
+
+
+def availability_notes() -> list[str]:
+    """Plain-language notes about missing pieces, shown at the top of the app."""
+    notes = []
+    builtin, chosen = runtime.builtin_model_installed(), os.environ.get(runtime.MODEL_ENV)
+    if builtin and not chosen:
+        notes.append(
+            "The built-in tiny model only knows short English arithmetic word problems like the examples "
+            "below; other prompts give nonsense. Larger models (LLaDA, Dream) need a GPU."
+        )
+    if not builtin and not chosen:
+        notes.append(
+            "The built-in tiny model (assets/tiny-dllm) is not installed in this copy, so there is "
+            "no model to run offline: pick a Hub model on a GPU machine, or upload a trace to replay it."
+        )
+    if not runtime.shipped_policies():
+        notes.append(
+            "No trained policy is shipped in assets/policies/ yet: pane A defaults to a heuristic. "
+            "You can still upload a policy (model.safetensors, optional config.json)."
+        )
+    if not torch.cuda.is_available():
+        notes.append("No GPU here: LLaDA-8B and Dream-7B cannot run; the built-in tiny model runs on CPU.")
+    return notes

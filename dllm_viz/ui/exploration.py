@@ -28,8 +28,10 @@ from ..tree import FORMAT as TREE_FORMAT
 from ..tree import DecodeTree, TreeNode
 from . import picker, runtime, zerogpu
 from .budget import Cancelled, hold_slot
+from .errors import shown
 from .examples import known_answer
 from .session import Comparison, load_comparison
+from .settings import text
 from .stopping import Ending
 
 
@@ -212,3 +214,20 @@ def load_tree(path: str | os.PathLike) -> DecodeTree:
         if trace is not None:
             tree.add(trace, label=label)
     return tree
+
+
+def parse_token(value: object, trace: Trace) -> int | None:
+    """The token field: empty (the model's own choice), ``id:N`` (a top-k choice or a typed id), or
+    a token's text as this run's vocabulary spells it."""
+    value = text("token", "" if value is None else str(value), 80).strip()
+    if not value:
+        return None
+    if value.startswith("id:"):
+        try:
+            return int(value[3:])
+        except ValueError:
+            raise ValueError(f"token {shown(value)} must be id:<number>") from None
+    matches = sorted(int(i) for i, s in trace.vocab.items() if s == value or s.strip() == value)
+    if not matches:
+        raise ValueError(f"token {shown(value)} is not one this run has seen; give its id as id:<number>")
+    return matches[0]

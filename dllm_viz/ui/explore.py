@@ -21,7 +21,6 @@ import gradio as gr
 from ..branch import MAX_OVERRIDES, lacks_random_state, parse_overrides
 from ..inspector import inspect_step, step_inputs
 from ..strategies import POLICY, resolve_policy
-from ..trace import Trace
 from ..tree import DecodeTree
 from ..views import render_grid, stats_html
 from ..views.explore import (
@@ -37,7 +36,7 @@ from .comparison_views import render_panes as compare_panes
 from .comparison_views import render_plots
 from .errors import shown, user_errors
 from .examples import known_answer
-from .exploration import Ended, Exploration, Job, check_branch, load_tree, spec_of, stream_job
+from .exploration import Ended, Exploration, Job, check_branch, load_tree, parse_token, spec_of, stream_job
 from .files import content_folder, digest_of
 from .session import new_run_id
 from .settings import (
@@ -338,23 +337,6 @@ def pick(exp: Exploration | None, k: float | None, node: int | None, position: A
 def on_grid_click(exp: Exploration | None, k: float | None, evt: gr.EventData) -> Updates:
     data = getattr(evt, "_data", None) or {}
     return pick(exp, k, data.get("node"), data.get("pos"))
-
-
-def parse_token(value: object, trace: Trace) -> int | None:
-    """The token field: empty (the model's own choice), ``id:N`` (a top-k choice or a typed id), or
-    a token's text as this run's vocabulary spells it."""
-    value = text("token", "" if value is None else str(value), 80).strip()
-    if not value:
-        return None
-    if value.startswith("id:"):
-        try:
-            return int(value[3:])
-        except ValueError:
-            raise ValueError(f"token {shown(value)} must be id:<number>") from None
-    matches = sorted(int(i) for i, s in trace.vocab.items() if s == value or s.strip() == value)
-    if not matches:
-        raise ValueError(f"token {shown(value)} is not one this run has seen; give its id as id:<number>")
-    return matches[0]
 
 
 def add_override(exp: Exploration | None, position: object, action: str, token: object) -> Updates:

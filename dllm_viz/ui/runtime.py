@@ -99,29 +99,6 @@ def model_choices() -> list[tuple[str, str]]:
     return choices
 
 
-def availability_notes() -> list[str]:
-    """Plain-language notes about missing pieces, shown at the top of the app."""
-    notes = []
-    if builtin_model_installed() and not os.environ.get(MODEL_ENV):
-        notes.append(
-            "The built-in tiny model only knows short English arithmetic word problems like the examples "
-            "below; other prompts give nonsense. Larger models (LLaDA, Dream) need a GPU."
-        )
-    if not builtin_model_installed() and not os.environ.get(MODEL_ENV):
-        notes.append(
-            "The built-in tiny model (assets/tiny-dllm) is not installed in this copy, so there is "
-            "no model to run offline: pick a Hub model on a GPU machine, or upload a trace to replay it."
-        )
-    if not shipped_policies():
-        notes.append(
-            "No trained policy is shipped in assets/policies/ yet: pane A defaults to a heuristic. "
-            "You can still upload a policy (model.safetensors, optional config.json)."
-        )
-    if not torch.cuda.is_available():
-        notes.append("No GPU here: LLaDA-8B and Dream-7B cannot run; the built-in tiny model runs on CPU.")
-    return notes
-
-
 # ---- cached backends and policies ------------------------------------------------------------
 
 _LOCK = threading.Lock()  # guards the caches' dicts for a moment, never during a load

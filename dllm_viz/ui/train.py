@@ -14,7 +14,8 @@ import plotly.graph_objects as go
 from ..rl.card import training_curves
 from . import picker, runtime
 from .errors import shown, user_errors
-from .train_run import MAX_SNAPSHOTS, QUEUE, TRAIN_CAP_S, TrainRun, follow, probe_problem, resumable
+from .train_queue import QUEUE
+from .train_run import MAX_SNAPSHOTS, TRAIN_CAP_S, TrainRun, follow, probe_problem, resumable
 from .train_settings import PRESETS, TrainSettings
 from .updates import Updates
 

@@ -1,7 +1,7 @@
 """A Train-tab run: :class:`~dllm_viz.rl.trainer.GRPOTrainer` on the app's model in a
 :class:`~.budget.BackgroundJob`, watched batch by batch through a trainer callback.
 
-The job holds one compute slot; one run trains at a time per server (:class:`TrainQueue`), the
+The job holds one compute slot; one run trains at a time per server (:class:`~.train_queue.TrainQueue`), the
 rest wait with their position; a session's runs share a time cap (``TRAIN_CAP_S``). Stop (or a
 client's cancel) stops the job at its next forward pass, so the CPU is free within a step; the
 policy is kept up to the last finished batch (a checkpoint is saved after every batch) and
@@ -38,6 +38,7 @@ from . import picker, runtime
 from .budget import BackgroundJob, CancellableBackend, Cancelled, Signal
 from .files import content_folder, digest_of, file_digest
 from .session import new_run_id
+from .train_queue import QUEUE
 from .train_settings import TrainSettings
 
 logger = logging.getLogger(__name__)
@@ -164,37 +165,6 @@ def _touch(folder: Path) -> None:
         os.utime(folder)
     except OSError:  # gone: nothing left to protect
         pass
-
-
-class TrainQueue:
-    """One training at a time per server: the first ticket trains, the others wait in order."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._tickets: list[object] = []
-
-    def join(self) -> object:
-        ticket = object()
-        with self._lock:
-            self._tickets.append(ticket)
-        return ticket
-
-    def position(self, ticket: object) -> int:
-        """0 when ``ticket`` may train, else how many are ahead of it."""
-        with self._lock:
-            return self._tickets.index(ticket)
-
-    def leave(self, ticket: object) -> None:
-        with self._lock:
-            if ticket in self._tickets:
-                self._tickets.remove(ticket)
-
-    def __len__(self) -> int:
-        with self._lock:
-            return len(self._tickets)
-
-
-QUEUE = TrainQueue()
 
 
 # ---- the job --------------------------------------------------------------------------------------

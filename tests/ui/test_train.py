@@ -14,7 +14,8 @@ import pytest
 from dllm_viz.engine import EngineConfig, generate
 from dllm_viz.eval import report
 from dllm_viz.ui import picker, runtime, train, train_run
-from dllm_viz.ui.train_run import QUEUE, TrainQueue, TrainRun, follow, resumable, write_card_with_curves
+from dllm_viz.ui.train_queue import QUEUE, TrainQueue
+from dllm_viz.ui.train_run import TrainRun, follow, resumable, write_card_with_curves
 from dllm_viz.ui.train_settings import PRESETS, TrainSettings
 
 TINY = dict(gen_length=16, prompts=2, group_size=2, eval_problems=2, probe_every=1)
