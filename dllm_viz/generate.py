@@ -20,8 +20,8 @@ import torch
 from .api import DecodeStream
 from .backends import BUILTIN_MODEL, MaskedLMBackend, ModelLoadError, load_backend
 from .engine import EngineConfig, Plan
+from .flags import add_arguments, from_args
 from .outputs import check_destination
-from .rl.flags import add_arguments, from_args
 from .strategies import POLICY, REGISTRY, Param, StrategySpec
 
 

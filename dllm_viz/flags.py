@@ -4,7 +4,9 @@ Each field becomes ``--field-name`` (or its metadata ``flag``, which keeps an ol
 such as ``--lr`` working); the type comes from the annotation, the default from the field and the
 help from its metadata. A nested dataclass field contributes its own fields' flags. A boolean that
 defaults to True becomes ``--no-<name>``. Tuples take several values (``nargs``, from metadata or
-the annotation's arity).
+the annotation's arity), unless metadata ``type`` names a function that reads the one value
+(``"0.6,0.3,0.1"`` → a tuple). Every command's flags come from here (``rl``, ``tiny``, ``eval``, the
+app's maintenance commands), so it sits outside any of them.
 """
 
 from __future__ import annotations
@@ -53,7 +55,9 @@ def add_arguments(parser: argparse.ArgumentParser, cls: type) -> None:
             continue
         if typing.get_origin(kind) in (typing.Union, types.UnionType):  # X | None
             kind = next(a for a in typing.get_args(kind) if a is not type(None))
-        if typing.get_origin(kind) is tuple:
+        if "type" in f.metadata:
+            kind = f.metadata["type"]
+        elif typing.get_origin(kind) is tuple:
             args = typing.get_args(kind)
             kwargs["nargs"] = f.metadata.get("nargs", "+" if args[-1] is Ellipsis else len(args))
             kind = args[0]
