@@ -87,7 +87,7 @@ class ModelFlags:
     """
 
     model: str = field(default=BUILTIN_MODEL, metadata={"help": "local folder or Hub id (default: built-in tiny dLLM)"})
-    device: str | None = None
+    device: str | None = field(default=None, metadata={"help": "cpu, cuda, cuda:1, … (default: CUDA when available)"})
     trust_remote_code: bool = field(default=False, metadata={"help": "allow remote code for models off the allow-list"})
     model_code: str = field(
         default="auto",
