@@ -164,16 +164,21 @@ class StoriesFlags:
     show: int = field(default=8, metadata={"help": "candidates printed"})
 
 
-def main(argv: list[str] | None = None) -> int:
-    from ..engine import EngineConfig
-    from ..tasks import DEFAULT_FREE, DEFAULT_LEVEL, test_set
-
+def build_parser() -> argparse.ArgumentParser:
+    """The command's flags, generated from :class:`StoriesFlags`."""
     parser = argparse.ArgumentParser(
         prog="python -m dllm_viz.ui.stories",
         description="List held-out problems where pane A is right and pane B wrong.",
     )
     add_arguments(parser, StoriesFlags)
-    args = from_args(StoriesFlags, parser.parse_args(argv))
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    from ..engine import EngineConfig
+    from ..tasks import DEFAULT_FREE, DEFAULT_LEVEL, test_set
+
+    args = from_args(StoriesFlags, build_parser().parse_args(argv))
     L = args.gen_length
     config = EngineConfig.full(L) if args.full else EngineConfig(gen_length=L, block_length=args.block_length)
     found = candidates(args.a, args.b, config, test_set(DEFAULT_LEVEL, args.n, DEFAULT_FREE))
