@@ -20,8 +20,8 @@ import torch
 from .api import DecodeStream
 from .backends import BUILTIN_MODEL, MaskedLMBackend, ModelLoadError, load_backend
 from .engine import EngineConfig, Plan
+from .flags import add_arguments, from_args
 from .outputs import check_destination
-from .rl.flags import add_arguments, from_args
 from .strategies import POLICY, REGISTRY, Param, StrategySpec
 
 
@@ -87,7 +87,7 @@ class ModelFlags:
     """
 
     model: str = field(default=BUILTIN_MODEL, metadata={"help": "local folder or Hub id (default: built-in tiny dLLM)"})
-    device: str | None = None
+    device: str | None = field(default=None, metadata={"help": "cpu, cuda, cuda:1, … (default: CUDA when available)"})
     trust_remote_code: bool = field(default=False, metadata={"help": "allow remote code for models off the allow-list"})
     model_code: str = field(
         default="auto",

@@ -79,8 +79,8 @@ def test_generate_flags_come_from_its_config_dataclasses():
     import argparse
     import dataclasses
 
+    from dllm_viz.flags import add_arguments, from_args
     from dllm_viz.generate import DecodeFlags, ModelFlags
-    from dllm_viz.rl.flags import add_arguments, from_args
 
     parser = argparse.ArgumentParser()
     add_arguments(parser, ModelFlags)
@@ -104,8 +104,8 @@ def test_commands_that_load_a_model_share_its_flags_and_defaults():
 
     from dllm_viz.engine import EngineConfig
     from dllm_viz.eval.__main__ import build_parser
+    from dllm_viz.flags import from_args
     from dllm_viz.generate import ModelFlags
-    from dllm_viz.rl.flags import from_args
 
     args = build_parser().parse_args([])
     assert from_args(ModelFlags, args) == ModelFlags()

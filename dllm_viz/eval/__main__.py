@@ -30,10 +30,10 @@ from tqdm import tqdm
 from ..backends import DLLM, ModelLoadError, load_backend
 from ..blocks import default_block_length
 from ..engine import EngineConfig
+from ..flags import add_arguments, from_args
 from ..generate import ModelFlags
 from ..outputs import check_destination
 from ..rl.distributed import Processes, setup
-from ..rl.flags import add_arguments, from_args
 from ..strategies import StrategySpec
 from ..tasks.problem import Problem
 from ..tasks.wordproblems import DEFAULT_FREE, DEFAULT_LEVEL, test_set, validation_set

@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 
+from ..flags import add_arguments, from_args
 from .report import read_runs
 from .stats import paired_difference
 from .sweep import summarize
@@ -39,24 +41,40 @@ def find(summary: Sequence[dict], name: str, setting: str | None, subset: str) -
     return hits[0]
 
 
-def main(argv: list[str] | None = None) -> int:
+@dataclass(frozen=True)
+class PairsFlags:
+    """Which runs of the sweeps' files to compare: the sweeps' problems, length and setting."""
+
+    n: int = field(metadata={"help": "problems the sweeps used"})
+    gen_length: int = field(default=64, metadata={"help": "L of the sweeps' runs"})
+    setting: str | None = field(default=None, metadata={"help": "e.g. 'full diffusion' (default: any, if unique)"})
+
+    def __post_init__(self) -> None:
+        if self.gen_length < 1:
+            raise ValueError(f"--gen-length ({self.gen_length}) must be ≥ 1")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command's flags: the files and pairs to compare, then :class:`PairsFlags`."""
     parser = argparse.ArgumentParser(prog="python -m dllm_viz.eval.pairs", description=__doc__.splitlines()[0])
     parser.add_argument("runs", nargs="+", help="runs.csv files of sweeps on the same problems")
-    parser.add_argument("--n", type=int, required=True, help="problems the sweeps used")
-    parser.add_argument("--gen-length", type=int, default=64)
-    parser.add_argument("--setting", default=None, help="e.g. 'full diffusion' (default: any, if unique)")
     parser.add_argument(
         "--pair", nargs=2, action="append", required=True, metavar=("A", "B"), help="A minus B (repeatable)"
     )
+    add_arguments(parser, PairsFlags)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        if args.gen_length < 1:
-            raise ValueError(f"--gen-length ({args.gen_length}) must be ≥ 1")
-        rows = [r for path in args.runs for r in read_runs(path, args.n, args.gen_length)]
+        flags = from_args(PairsFlags, args)
+        rows = [r for path in args.runs for r in read_runs(path, flags.n, flags.gen_length)]
         summary = summarize(rows)
         for subset in sorted({s["subset"] for s in summary}):
             for a_name, b_name in args.pair:
-                a, b = (find(summary, name, args.setting, subset) for name in (a_name, b_name))
+                a, b = (find(summary, name, flags.setting, subset) for name in (a_name, b_name))
                 if a["per_problem"] is None or b["per_problem"] is None:
                     raise ValueError(f"{a_name!r} or {b_name!r} has no per-problem results")
                 d = paired_difference(a["per_problem"], b["per_problem"])

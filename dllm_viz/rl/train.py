@@ -14,8 +14,8 @@ import argparse
 import logging
 
 from ..backends import ModelLoadError
+from ..flags import add_arguments, from_args
 from .distributed import setup
-from .flags import add_arguments, from_args
 from .trainer import GRPOTrainConfig, GRPOTrainer
 
 

@@ -29,6 +29,7 @@ from tqdm import tqdm
 
 from ..backends import BUILTIN_MODEL, DLLM, load_backend
 from ..engine import EngineConfig
+from ..flags import to_args
 from ..outputs import check_destination
 from ..policy import DiTConfidencePolicy, PolicyConfig
 from ..policy.checkpoint import CONFIG_NAME, check_policy_dir, read_policy_config
@@ -38,7 +39,6 @@ from ..tasks.wordproblems import generate as generate_problem
 from ..training import atomic_dir, load_optimizer, read_state, save_checkpoint
 from .config import GRPOConfig
 from .distributed import Processes
-from .flags import to_args
 from .grpo import build_optimizer, group_advantages, grpo_update, should_skip_update
 from .rollout import RolloutBatch, collect_rollouts, heldout_reward
 

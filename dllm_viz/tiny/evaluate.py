@@ -19,12 +19,15 @@ import statistics
 import sys
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import torch
 
 from ..engine import EngineConfig, run
 from ..eval.solve import solve
+from ..flags import add_arguments, from_args
+from ..generate import ModelFlags
 from ..strategies.base import Strategy
 from ..tasks.wordproblems import DEFAULT_FREE, LEVELS, test_set
 
@@ -64,28 +67,46 @@ def level_table(
     return rows
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The command's flags (``python -m dllm_viz.tiny.evaluate --help``)."""
-    from ..backends import BUILTIN_MODEL
+@dataclass(frozen=True)
+class CPUModelFlags(ModelFlags):
+    """:class:`~dllm_viz.generate.ModelFlags` on the CPU unless told otherwise: the command reports
+    CPU decoding speed for the model card."""
 
-    parser = argparse.ArgumentParser(prog="python -m dllm_viz.tiny.evaluate", description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default=BUILTIN_MODEL)
-    parser.add_argument("--n", type=int, default=200, help="held-out problems per level")
-    parser.add_argument(
-        "--free",
-        type=float,
-        nargs="+",
-        default=[DEFAULT_FREE, 0.0],
-        help="problem kinds: probability that an amount is left open (1: the default world, 0: fixed answers)",
+    device: str | None = field(default="cpu", metadata={"help": "where it runs (default cpu: the speed is CPU speed)"})
+
+
+@dataclass(frozen=True)
+class EvaluateFlags:
+    """What the command measures and where it writes the results; every input checked when made."""
+
+    n: int = field(default=200, metadata={"help": "held-out problems per level"})
+    free: tuple[float, ...] = field(
+        default=(DEFAULT_FREE, 0.0),
+        metadata={
+            "help": "problem kinds: probability that an amount is left open (1: the default world, 0: fixed answers)"
+        },
     )
-    parser.add_argument("--gen-length", type=int, default=64)
-    parser.add_argument("--batch-size", type=int, default=100)
-    parser.add_argument("--speed-prompts", type=int, default=20, help="batch-1 decodes timed for steps/s")
-    parser.add_argument("--json", default=None, help="also write the results here")
-    parser.add_argument("--force", action="store_true", help="overwrite an existing --json file")
-    # One thread by default: the tiny model gains nothing from intra-op threads on CPU, and on
-    # shared cores extra threads spin (see README, "Measured results").
-    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
+    gen_length: int = field(default=64, metadata={"help": "L, the response length (a multiple of 8)"})
+    batch_size: int = field(default=100, metadata={"help": "problems decoded together for accuracy"})
+    speed_prompts: int = field(default=20, metadata={"help": "batch-1 decodes timed for steps/s"})
+    json: str | None = field(default=None, metadata={"help": "also write the results here"})
+    force: bool = field(default=False, metadata={"help": "overwrite an existing --json file"})
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "free", tuple(self.free))  # argparse gives a list
+        for name in ("n", "gen_length", "batch_size", "speed_prompts"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"--{name.replace('_', '-')} ({getattr(self, name)}) must be ≥ 1")
+        if self.gen_length % 8:
+            raise ValueError(f"--gen-length ({self.gen_length}) must be a multiple of 8 (semi-AR uses BL = L/8)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command's flags (``python -m dllm_viz.tiny.evaluate --help``), generated from
+    :class:`CPUModelFlags` and :class:`EvaluateFlags`."""
+    parser = argparse.ArgumentParser(prog="python -m dllm_viz.tiny.evaluate", description=__doc__.splitlines()[0])
+    add_arguments(parser, CPUModelFlags)
+    add_arguments(parser, EvaluateFlags)
     return parser
 
 
@@ -111,30 +132,28 @@ def measure_speed(backend: DLLM, n: int, gen_length: int) -> dict:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    from ..backends import ModelLoadError, load_backend
+    from ..backends import ModelLoadError
     from ..outputs import check_destination
 
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     try:  # every input is checked before the first decode
-        if args.threads < 1:
-            raise ValueError(f"--threads ({args.threads}) must be ≥ 1")
-        for name in ("n", "gen_length", "batch_size", "speed_prompts"):
-            if getattr(args, name) < 1:
-                raise ValueError(f"--{name.replace('_', '-')} ({getattr(args, name)}) must be ≥ 1")
-        if args.gen_length % 8:
-            raise ValueError(f"--gen-length ({args.gen_length}) must be a multiple of 8 (semi-AR uses BL = L/8)")
-        if args.json:
+        model = from_args(CPUModelFlags, args)  # refuses --threads < 1
+        flags = from_args(EvaluateFlags, args)
+        if flags.json:
             check_destination(
-                args.json, kind="file", force=args.force, hint="pass --force to overwrite it, or choose another --json"
+                flags.json,
+                kind="file",
+                force=flags.force,
+                hint="pass --force to overwrite it, or choose another --json",
             )
-        torch.set_num_threads(args.threads)
-        backend = load_backend(args.model, device="cpu")
+        backend = model.load()
     except (ValueError, ModelLoadError) as err:
         parser.exit(2, f"error: {err}\n")
-    rows = [r for free in args.free for r in level_table(backend, args.n, args.gen_length, args.batch_size, free)]
-    print(f"High-Confidence-K, 1 token/step, L={args.gen_length}, {args.model}")
+    L = flags.gen_length
+    rows = [r for free in flags.free for r in level_table(backend, flags.n, L, flags.batch_size, free)]
+    print(f"High-Confidence-K, 1 token/step, L={L}, {model.model}")
     print("| setting | problems | level | n | accuracy | mean NFE | no answer |\n|---|---|---|---|---|---|---|")
     for r in rows:
         kind = f"free={r['free']:g}" if r["free"] else "fixed"
@@ -142,14 +161,14 @@ def main(argv: list[str] | None = None) -> dict:
             f"| {r['setting']} (BL={r['block_length']}) | {kind} | {r['level']} | {r['n']} "
             f"| {100 * r['accuracy']:.1f} % | {r['mean_nfe']:.1f} | {100 * r['no_answer']:.1f} % |"
         )
-    speed = measure_speed(backend, args.speed_prompts, args.gen_length)
+    speed = measure_speed(backend, flags.speed_prompts, L)
     result = {
         "levels": rows,
         "speed": speed,
         "command": "python -m dllm_viz.tiny.evaluate " + shlex.join(argv if argv is not None else sys.argv[1:]),
     }
-    if args.json:
-        with open(args.json, "w") as f:
+    if flags.json:
+        with open(flags.json, "w") as f:
             json.dump(result, f, indent=1)
     return result
 

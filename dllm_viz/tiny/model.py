@@ -10,7 +10,7 @@ scores depend only on relative positions, so a left-padded prompt gives the same
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import torch
 from transformers import ModernBertConfig, ModernBertForMaskedLM, PreTrainedTokenizerFast
@@ -31,12 +31,12 @@ class TinyModelConfig:
         rope_theta: RoPE base; 10k suits a 256-token context (ModernBERT's 160k is for 8k).
     """
 
-    hidden_size: int = 256
-    num_layers: int = 6
-    num_heads: int = 4
-    intermediate_size: int = 512
-    max_positions: int = 256
-    rope_theta: float = 10000.0
+    hidden_size: int = field(default=256, metadata={"help": "d, the model width"})
+    num_layers: int = field(default=6, metadata={"flag": "--layers", "help": "transformer blocks"})
+    num_heads: int = field(default=4, metadata={"flag": "--heads", "help": "attention heads"})
+    intermediate_size: int = field(default=512, metadata={"help": "GLU width"})
+    max_positions: int = field(default=256, metadata={"help": "longest prompt + generation"})
+    rope_theta: float = field(default=10000.0, metadata={"help": "RoPE base"})
 
     def __post_init__(self) -> None:
         for name in ("hidden_size", "num_layers", "num_heads", "intermediate_size", "max_positions"):

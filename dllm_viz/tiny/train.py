@@ -19,6 +19,7 @@ import logging
 import random
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
@@ -26,11 +27,12 @@ import torch
 from tqdm.auto import tqdm
 from transformers import AutoModelForMaskedLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
+from ..flags import add_arguments, from_args
 from ..outputs import check_destination
 from ..tasks.wordproblems import DEFAULT_FREE, LEVELS, generate, test_set
 from ..training import adamw, load_optimizer, read_state, save_checkpoint, warmup_cosine
-from .data import LOSS_WEIGHTINGS, collate, diffusion_loss, mask_responses
-from .model import TinyModelConfig, build_model, count_parameters, modernbert_config
+from .data import collate, diffusion_loss, mask_responses
+from .model import build_model, count_parameters, modernbert_config
 from .tokenizer import build_tokenizer
 from .train_config import RESUMABLE_CHANGES, TrainConfig
 
@@ -319,60 +321,28 @@ def finish(
     return summary
 
 
-def _floats(text: str) -> tuple[float, ...]:
-    return tuple(float(x) for x in text.split(","))
+@dataclass(frozen=True)
+class SessionFlags:
+    """How this invocation runs, beside what it trains (not part of the run's settings)."""
+
+    resume: bool = field(default=False, metadata={"help": "continue the checkpoint in --out-dir"})
+    progress: bool = field(default=True, metadata={"help": "no progress bar"})
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The command's flags; defaults come from :class:`TrainConfig` and :class:`TinyModelConfig`."""
-    d, m = TrainConfig(), TinyModelConfig()
+    """The command's flags, generated from :class:`TrainConfig` (with :class:`TinyModelConfig`) and
+    :class:`SessionFlags`, which hold the defaults and help."""
     p = argparse.ArgumentParser(prog="python -m dllm_viz.tiny.train", description=__doc__.split("\n")[0])
-    p.add_argument("--out-dir", default=d.out_dir)
-    p.add_argument("--resume", action="store_true", help="continue the checkpoint in --out-dir")
-    p.add_argument("--steps", type=int, default=d.steps)
-    p.add_argument("--batch-size", type=int, default=d.batch_size)
-    p.add_argument("--lr", type=float, default=d.lr)
-    p.add_argument("--warmup-steps", type=int, default=d.warmup_steps)
-    p.add_argument("--gen-length", type=int, default=d.gen_length)
-    p.add_argument("--level-weights-start", type=_floats, default=d.level_weights_start, help="e.g. 0.6,0.3,0.1")
-    p.add_argument("--level-weights-end", type=_floats, default=d.level_weights_end)
-    p.add_argument(
-        "--free-fraction",
-        type=float,
-        default=d.free_fraction,
-        help="share of steps that train on free-choice problems (several valid answers)",
-    )
-    p.add_argument("--loss-weighting", choices=LOSS_WEIGHTINGS, default=d.loss_weighting)
-    p.add_argument("--eval-every", type=int, default=d.eval_every)
-    p.add_argument("--eval-problems", type=int, default=d.eval_problems)
-    p.add_argument("--checkpoint-every", type=int, default=d.checkpoint_every)
-    p.add_argument("--log-every", type=int, default=d.log_every)
-    p.add_argument("--time-limit-minutes", type=float, default=d.time_limit_minutes)
-    p.add_argument("--seed", type=int, default=d.seed)
-    p.add_argument("--device", default=d.device, choices=("auto", "cpu", "cuda"))
-    p.add_argument("--threads", type=int, default=d.threads)
-    p.add_argument("--hidden-size", type=int, default=m.hidden_size)
-    p.add_argument("--layers", type=int, default=m.num_layers)
-    p.add_argument("--heads", type=int, default=m.num_heads)
-    p.add_argument("--intermediate-size", type=int, default=m.intermediate_size)
-    p.add_argument("--init-from", default=None, help="continue from a saved model folder (weights only)")
-    p.add_argument("--no-progress", action="store_true")
+    add_arguments(p, TrainConfig)
+    add_arguments(p, SessionFlags)
     return p
 
 
 def parse_args(argv: list[str] | None = None) -> tuple[TrainConfig, bool, bool]:
-    """CLI flags → (TrainConfig, resume, progress bar); defaults come from the dataclasses."""
-    a = build_parser().parse_args(argv)
-    model = TinyModelConfig(
-        hidden_size=a.hidden_size, num_layers=a.layers, num_heads=a.heads, intermediate_size=a.intermediate_size
-    )
-    names = (
-        *("out_dir", "gen_length", "batch_size", "level_weights_start", "level_weights_end", "free_fraction"),
-        *("loss_weighting", "steps", "lr", "warmup_steps", "eval_every", "eval_problems", "checkpoint_every"),
-        *("log_every", "time_limit_minutes", "seed", "device", "threads", "init_from"),
-    )
-    config = TrainConfig(model=model, **{name: getattr(a, name) for name in names})
-    return config, a.resume, not a.no_progress
+    """CLI flags → (TrainConfig, resume, progress bar)."""
+    args = build_parser().parse_args(argv)
+    session = from_args(SessionFlags, args)
+    return from_args(TrainConfig, args), session.resume, session.progress
 
 
 def main(argv: list[str] | None = None) -> dict:

@@ -24,6 +24,11 @@ RESUMABLE_CHANGES = {
 }
 
 
+def comma_floats(text: str) -> tuple[float, ...]:
+    """``"0.6,0.3,0.1"`` → ``(0.6, 0.3, 0.1)``: how ``--level-weights-start`` has always been written."""
+    return tuple(float(x) for x in text.split(","))
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """One training run.
@@ -60,30 +65,39 @@ class TrainConfig:
             ``model`` must describe the same network.
     """
 
-    out_dir: str = "outputs/tiny-dllm"
+    out_dir: str = field(default="outputs/tiny-dllm", metadata={"help": "the run's folder (checkpoint/, final/)"})
     model: TinyModelConfig = field(default_factory=TinyModelConfig)
-    gen_length: int = 64
-    batch_size: int = 16
-    level_weights_start: tuple[float, ...] = (0.8, 0.15, 0.05)
-    level_weights_end: tuple[float, ...] = (0.4, 0.3, 0.3)
-    free_fraction: float = 0.75
-    min_mask_ratio: float = 1e-3
-    loss_weighting: str = "masked_mean"
+    gen_length: int = field(default=64, metadata={"help": "L, the response length (a multiple of 8)"})
+    batch_size: int = field(default=16, metadata={"help": "problems per step"})
+    level_weights_start: tuple[float, ...] = field(
+        default=(0.8, 0.15, 0.05),
+        metadata={"type": comma_floats, "help": "curriculum at the first step: levels 1,2,3, e.g. 0.6,0.3,0.1"},
+    )
+    level_weights_end: tuple[float, ...] = field(
+        default=(0.4, 0.3, 0.3), metadata={"type": comma_floats, "help": "curriculum at the last step"}
+    )
+    free_fraction: float = field(
+        default=0.75, metadata={"help": "share of steps that train on free-choice problems (several valid answers)"}
+    )
+    min_mask_ratio: float = field(default=1e-3, metadata={"help": "t ~ U(min-mask-ratio, 1)"})
+    loss_weighting: str = field(default="masked_mean", metadata={"choices": LOSS_WEIGHTINGS})
     steps: int = 9000
-    lr: float = 1e-3
+    lr: float = field(default=1e-3, metadata={"help": "peak AdamW learning rate"})
     warmup_steps: int = 200
-    min_lr_ratio: float = 0.1
+    min_lr_ratio: float = field(default=0.1, metadata={"help": "the cosine decay ends at lr × this"})
     weight_decay: float = 0.01
-    grad_clip: float = 1.0
-    eval_every: int = 1000
-    eval_problems: int = 32
+    grad_clip: float = field(default=1.0, metadata={"help": "global gradient-norm clip"})
+    eval_every: int = field(default=1000, metadata={"help": "held-out eval period in steps (0: none)"})
+    eval_problems: int = field(default=32, metadata={"help": "held-out problems per level for accuracy (0: none)"})
     checkpoint_every: int = 250
     log_every: int = 25
-    time_limit_minutes: float | None = None
+    time_limit_minutes: float | None = field(
+        default=None, metadata={"help": "stop with a checkpoint after this much wall time (--resume later)"}
+    )
     seed: int = 0
-    device: str = "auto"
-    threads: int | None = None
-    init_from: str | None = None
+    device: str = field(default="auto", metadata={"choices": ("auto", "cpu", "cuda")})
+    threads: int | None = field(default=None, metadata={"help": "torch CPU threads (default: torch's)"})
+    init_from: str | None = field(default=None, metadata={"help": "continue from a saved model folder (weights only)"})
 
     def __post_init__(self) -> None:
         if isinstance(self.model, dict):

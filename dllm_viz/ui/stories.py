@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from ..assets import shipped_policies
+from ..flags import add_arguments, from_args
 from ..strategies import POLICY, StrategySpec
 from .picker import pane_title, with_policy_defaults
 from .runtime import default_model
@@ -150,22 +151,34 @@ def _spec(text: str) -> StrategySpec:
     return StrategySpec.parse(choice, **params)
 
 
-def main(argv: list[str] | None = None) -> int:
-    from ..engine import EngineConfig
-    from ..tasks import DEFAULT_FREE, DEFAULT_LEVEL, test_set
+@dataclass(frozen=True)
+class StoriesFlags:
+    """A search for a story: the two panes' strategies, the decoding settings and the problems tried."""
 
+    a: StrategySpec = field(metadata={"type": _spec, "help": "e.g. policy:full-diffusion-es"})
+    b: StrategySpec = field(metadata={"type": _spec, "help": "e.g. heuristic:threshold,threshold=0.7"})
+    full: bool = field(default=False, metadata={"help": "full diffusion (BL = L)"})
+    gen_length: int = 64
+    block_length: int = field(default=8, metadata={"help": "semi-AR block length (ignored with --full)"})
+    n: int = field(default=50, metadata={"help": "held-out problems to try"})
+    show: int = field(default=8, metadata={"help": "candidates printed"})
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command's flags, generated from :class:`StoriesFlags`."""
     parser = argparse.ArgumentParser(
         prog="python -m dllm_viz.ui.stories",
         description="List held-out problems where pane A is right and pane B wrong.",
     )
-    parser.add_argument("--a", required=True, type=_spec, help="e.g. policy:full-diffusion-es")
-    parser.add_argument("--b", required=True, type=_spec, help="e.g. heuristic:threshold,threshold=0.7")
-    parser.add_argument("--full", action="store_true", help="full diffusion (BL = L)")
-    parser.add_argument("--gen-length", type=int, default=64)
-    parser.add_argument("--block-length", type=int, default=8)
-    parser.add_argument("--n", type=int, default=50, help="held-out problems to try")
-    parser.add_argument("--show", type=int, default=8)
-    args = parser.parse_args(argv)
+    add_arguments(parser, StoriesFlags)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    from ..engine import EngineConfig
+    from ..tasks import DEFAULT_FREE, DEFAULT_LEVEL, test_set
+
+    args = from_args(StoriesFlags, build_parser().parse_args(argv))
     L = args.gen_length
     config = EngineConfig.full(L) if args.full else EngineConfig(gen_length=L, block_length=args.block_length)
     found = candidates(args.a, args.b, config, test_set(DEFAULT_LEVEL, args.n, DEFAULT_FREE))

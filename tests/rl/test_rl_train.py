@@ -255,7 +255,7 @@ def test_compare_runs_tables_the_shared_heldout_evaluations_and_draws_curves(tmp
 def test_flags_are_generated_from_the_config_and_keep_their_old_names():
     import argparse
 
-    from dllm_viz.rl.flags import add_arguments, from_args, to_args
+    from dllm_viz.flags import add_arguments, from_args, to_args
     from dllm_viz.rl.trainer import GRPOTrainConfig
 
     parser = argparse.ArgumentParser()

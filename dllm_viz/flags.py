@@ -4,7 +4,11 @@ Each field becomes ``--field-name`` (or its metadata ``flag``, which keeps an ol
 such as ``--lr`` working); the type comes from the annotation, the default from the field and the
 help from its metadata. A nested dataclass field contributes its own fields' flags. A boolean that
 defaults to True becomes ``--no-<name>``. Tuples take several values (``nargs``, from metadata or
-the annotation's arity).
+the annotation's arity). Metadata ``type`` names a function that reads the field from one value
+instead (``"0.6,0.3,0.1"`` → a tuple, ``"confidence,steps=8"`` → a strategy spec).
+
+Every command's flags come from here (``rl``, ``tiny``, ``eval``, the app's maintenance commands),
+so it sits outside any of them.
 """
 
 from __future__ import annotations
@@ -33,12 +37,17 @@ def _default(f: dataclasses.Field) -> Any:
     return dataclasses.MISSING
 
 
+def _nested(f: dataclasses.Field, kind: Any) -> bool:
+    """A config dataclass whose fields are flags (one with metadata ``type`` is a single value)."""
+    return dataclasses.is_dataclass(kind) and "type" not in f.metadata
+
+
 def _walk(cls: type) -> typing.Iterator[tuple[dataclasses.Field, Any, Any]]:
     """(field, resolved annotation, default) of every flag-bearing field, nested ones flattened."""
     hints = typing.get_type_hints(cls)
     for f in dataclasses.fields(cls):
         kind = hints[f.name]
-        if dataclasses.is_dataclass(kind):
+        if _nested(f, kind):
             yield from _walk(typing.cast(type, kind))
         else:
             yield f, kind, _default(f)
@@ -53,7 +62,9 @@ def add_arguments(parser: argparse.ArgumentParser, cls: type) -> None:
             continue
         if typing.get_origin(kind) in (typing.Union, types.UnionType):  # X | None
             kind = next(a for a in typing.get_args(kind) if a is not type(None))
-        if typing.get_origin(kind) is tuple:
+        if "type" in f.metadata:
+            kind = f.metadata["type"]
+        elif typing.get_origin(kind) is tuple:
             args = typing.get_args(kind)
             kwargs["nargs"] = f.metadata.get("nargs", "+" if args[-1] is Ellipsis else len(args))
             kind = args[0]
@@ -72,7 +83,7 @@ def from_args(cls: type, namespace: argparse.Namespace) -> Any:
     hints = typing.get_type_hints(cls)
     kwargs = {}
     for f in dataclasses.fields(cls):
-        if dataclasses.is_dataclass(hints[f.name]):
+        if _nested(f, hints[f.name]):
             kwargs[f.name] = from_args(typing.cast(type, hints[f.name]), namespace)
             continue
         default = _default(f)
@@ -86,7 +97,7 @@ def to_args(config: Any) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for f in dataclasses.fields(config):
         value = getattr(config, f.name)
-        if dataclasses.is_dataclass(value):
+        if _nested(f, value):
             out.update(to_args(value))
             continue
         default = _default(f)
