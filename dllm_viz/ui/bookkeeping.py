@@ -8,6 +8,8 @@ Gradio 6 (6.17) keeps, and never drops:
   newest finished records only (Gradio's summary, which it recomputes only when the count grows,
   then stops updating; this app does not show it);
 * the id of every finished event in ``App.iterators_to_reset``: :class:`RecentIds` keeps the newest;
+* every task that ever processed an event in ``Queue._asyncio_tasks`` (kept to cancel them at
+  shutdown): :class:`LiveTasks` drops the finished ones as new ones come;
 * every event object it ever queued in ``Queue.event_ids_to_events`` (with its request, its data
   and an ``asyncio.Event``; only events still waiting in the queue are ever removed): the newest
   ``ENDED_EVENTS`` ended events stay (a late ``/cancel`` or a closing session may still look one up),
@@ -85,6 +87,14 @@ class RecentIds(MutableSet):
         self._ids.pop(event_id, None)
 
 
+class LiveTasks(list):
+    """Gradio's list of event-processing tasks, minus the finished ones (pruned on each append)."""
+
+    def append(self, task: Any) -> None:
+        self[:] = [t for t in self if not t.done()]
+        super().append(task)
+
+
 def forget_run(demo: gr.Blocks, session_hash: str | None, run: int | None, tables: tuple = ()) -> None:
     """Drop a generator run's streaming entries (``run`` is ``id()`` of its iterator; None: none)
     in its session or, when the session is not known, in every session; empty sessions go too.
@@ -155,4 +165,5 @@ def bound_queue_bookkeeping(demo: gr.Blocks, limit: int = MAX_EVENTS) -> None:
     (after ``demo.queue()``, which makes the queue)."""
     queue = demo._queue
     queue.event_analytics = RecentEvents(queue.event_analytics, limit)
+    queue._asyncio_tasks = LiveTasks(queue._asyncio_tasks)
     _forget_finished_runs(demo, limit)

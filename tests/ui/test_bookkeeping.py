@@ -136,6 +136,7 @@ def test_runs_leave_no_streaming_entries_however_they_end(served):
     while len(served._queue.event_ids_to_events) > 4 and time.monotonic() < deadline:
         time.sleep(0.05)
     assert len(served._queue.event_ids_to_events) <= 4
+    assert not [t for t in served._queue._asyncio_tasks if t.done()][1:]  # at most the last one, finished
 
 
 def test_ended_events_go_once_delivered_and_the_newest_stay():
