@@ -52,6 +52,7 @@ def test_a_new_strategy_is_in_the_registry_the_cli_and_the_benchmark(leftmost):
     family = sweep_plan.family_spec("heuristic:leftmost")
     assert family == StrategySpec("leftmost")  # the Benchmark tab offers it at its defaults
     assert sweep_plan.benchmark_specs(["heuristic:leftmost"], False, 16, 16, [], []) == [family]
+    assert sweep_plan.benchmark_specs(["heuristic:leftmost"], True, 16, 16, [], []) == [family]  # no grid: defaults
     parser = generate.argparse.ArgumentParser()
     dests = generate.add_strategy_flags(parser)
     assert dests["entropy_cap"] == "entropy_cap"

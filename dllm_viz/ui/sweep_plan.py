@@ -92,7 +92,8 @@ def benchmark_specs(
     for family in families:
         spec = family_spec(family)
         if spec.name != POLICY:
-            specs += [s for s in heuristic_grid(gen_length, block_length) if s.name == spec.name] if grid else [spec]
+            swept = [s for s in heuristic_grid(gen_length, block_length) if s.name == spec.name] if grid else []
+            specs += swept or [spec]  # a strategy with no grid of its own runs at its defaults
         elif setting is None or policy_fits(str(spec.policy), setting):
             own = picker.policy_defaults(spec)  # an empty τ_π or β list: the policy's validated value
             taus = temperatures or [own.get("temperature", 1.0)]
