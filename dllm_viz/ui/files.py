@@ -86,6 +86,7 @@ def export_comparison(comp: Comparison) -> tuple[Path, Path]:
             [(comp.labels[0], comp.a), (comp.labels[1], comp.b)],
             folder / f"run-{key[:8]}.gif",
             max_frames=max(2, min(64, GIF_CELL_BUDGET // length)),
+            verdicts=[comp.verdict(comp.a), comp.verdict(comp.b)],
         )
 
     folder = content_folder("run", key, fill)

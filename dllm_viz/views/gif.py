@@ -15,6 +15,7 @@ from PIL import Image, ImageDraw, ImageFont
 from ..trace import Trace
 from .frame import display_text, frame_cells
 from .palette import NEW_OUTLINE, hex_rgb, text_colour, viridis_rgb
+from .stats import Verdict, verdict_words
 
 CELL_W, CELL_H, GAP, COLS, HEAD_H, PAD, FONT_PX = 56, 22, 2, 16, 22, 8, 14  # readable when shown small
 LEGEND_H = 26
@@ -35,7 +36,9 @@ def gif_font() -> tuple[Font, dict[str, str]]:
     for path in FONT_CANDIDATES:
         if os.path.exists(path):
             return ImageFont.truetype(path, FONT_PX), {}
-    return ImageFont.load_default(size=FONT_PX), {"∎": "eos", "▒": "[M]", "␣": "_", "⏎": "\\n", "⇥": "\\t", "∅": "''"}
+    return ImageFont.load_default(size=FONT_PX), {
+        "∎": "eos", "▒": "[M]", "␣": "_", "⏎": "\\n", "⇥": "\\t", "∅": "''", "✓": "OK", "✗": "X",
+    }  # fmt: skip
 
 
 def _palette() -> list[int]:
@@ -80,17 +83,33 @@ class _TextStamps:
         return m
 
 
-def render_frames(panes: list[tuple[str, Trace | None]], max_frames: int = 64) -> list[Image.Image]:
-    """One palette image per shown step for the given (label, trace) panes."""
+def pane_captions(label: str, trace: Trace, k: int, verdict: Verdict | None = None) -> tuple[str, str]:
+    """The words drawn above and below a pane's grid at step ``k``: its heading, and once the run
+    has finished, the final answer and its check (the words of the app's stats line)."""
+    kk = min(k, trace.num_steps)
+    nfe = trace.steps[kk - 1].nfe if kk else 0
+    foot = ""
+    if verdict is not None and kk == trace.num_steps:
+        foot = f"final answer {verdict.answer or '∅'} · {verdict_words(verdict)[1]}"
+    return f"{label} · step {kk}/{trace.num_steps} · NFE {nfe}", foot
+
+
+def render_frames(
+    panes: list[tuple[str, Trace | None]], max_frames: int = 64, verdicts: Sequence[Verdict | None] = ()
+) -> list[Image.Image]:
+    """One palette image per shown step for the given (label, trace) panes; with ``verdicts`` (one
+    per pane), each pane's last frame says its final answer and whether it is right."""
     font, ascii_for = gif_font()
-    live = [(label, t) for label, t in panes if t is not None]
+    checks = list(verdicts) + [None] * (len(panes) - len(verdicts))
+    live = [(label, t, v) for (label, t), v in zip(panes, checks, strict=True) if t is not None]
     if not live:
         raise ValueError("nothing to draw: no pane has a trace")
-    L = max(t.gen_length for _, t in live)
+    L = max(t.gen_length for _, t, _ in live)
     rows = -(-L // COLS)
-    pane_h = HEAD_H + rows * (CELL_H + GAP) + PAD
+    foot_h = HEAD_H if any(v is not None for *_, v in live) else 0
+    pane_h = HEAD_H + rows * (CELL_H + GAP) + foot_h + PAD
     width, height = PAD * 2 + COLS * (CELL_W + GAP), PAD + pane_h * len(live) + LEGEND_H
-    n = max(t.num_steps for _, t in live)
+    n = max(t.num_steps for _, t, _ in live)
     palette_img = Image.new("P", (1, 1))
     palette_img.putpalette(_palette())
     colours = [tuple(_palette()[3 * i : 3 * i + 3]) for i in range(256)]
@@ -99,11 +118,14 @@ def render_frames(panes: list[tuple[str, Trace | None]], max_frames: int = 64) -
     for k in frame_steps(n, max_frames):
         img = Image.new("RGB", (width, height), colours[WHITE])
         draw = ImageDraw.Draw(img)
-        for i, (label, trace) in enumerate(live):
+        for i, (label, trace, verdict) in enumerate(live):
             top = PAD + i * pane_h
             kk = min(k, trace.num_steps)
-            nfe = trace.steps[kk - 1].nfe if kk else 0
-            draw.text((PAD, top), f"{label} · step {kk}/{trace.num_steps} · NFE {nfe}", fill=colours[DARK], font=font)
+            head, foot = (_ascii(t, ascii_for) for t in pane_captions(label, trace, k, verdict))
+            draw.text((PAD, top), head, fill=colours[DARK], font=font)
+            if foot:
+                foot_top = top + HEAD_H + rows * (CELL_H + GAP) + 2
+                draw.text((PAD, foot_top), _fit(foot, font, width - 2 * PAD), fill=colours[DARK], font=font)
             for cell in frame_cells(trace, kk):
                 r, c = divmod(cell.pos, COLS)
                 x0, y0 = PAD + c * (CELL_W + GAP), top + HEAD_H + r * (CELL_H + GAP)
@@ -121,13 +143,18 @@ def render_frames(panes: list[tuple[str, Trace | None]], max_frames: int = 64) -
                 if cell.new:
                     draw.rectangle(box, outline=colours[OUTLINE], width=2)
                 text = "▒" if cell.state == "blank" else "∎" if cell.eos else display_text(cell.text)
-                for glyph, stand_in in ascii_for.items():
-                    text = text.replace(glyph, stand_in)
-                img.paste(colours[ink], (x0 + 3, y0), stamps.mask(text))
+                img.paste(colours[ink], (x0 + 3, y0), stamps.mask(_ascii(text, ascii_for)))
         _legend(draw, font, colours, height - LEGEND_H, width)
         # a fixed palette without dithering: the same colour always maps to the same index
         frames.append(img.quantize(palette=palette_img, dither=Image.Dither.NONE))
     return frames
+
+
+def _ascii(text: str, stand_ins: dict[str, str]) -> str:
+    """``text`` with the glyphs the fallback font lacks replaced (nothing to do with DejaVu)."""
+    for glyph, stand_in in stand_ins.items():
+        text = text.replace(glyph, stand_in)
+    return text
 
 
 def _legend(draw: ImageDraw.ImageDraw, font: Font, colours: Sequence[tuple[int, ...]], top: int, width: int) -> None:
@@ -145,9 +172,10 @@ def render_gif(
     max_frames: int = 64,
     frame_ms: int = 150,
     hold_ms: int = 1500,
+    verdicts: Sequence[Verdict | None] = (),
 ) -> Path:
     """Write the animated GIF of ``panes`` to ``path`` (the last frame is held ``hold_ms``)."""
-    frames = render_frames(panes, max_frames)
+    frames = render_frames(panes, max_frames, verdicts)
     durations = [frame_ms] * (len(frames) - 1) + [hold_ms]
     path = Path(path)
     frames[0].save(path, save_all=True, append_images=frames[1:], duration=durations, loop=0, optimize=False)

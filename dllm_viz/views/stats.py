@@ -23,6 +23,15 @@ class Verdict:
     reason: str | None = None  # what is wrong, in the verifier's words ("4 + 3 = 8 does not hold")
 
 
+def verdict_words(verdict: Verdict) -> tuple[str, str]:
+    """The answer check in words, and its kind (``ok``, ``bad``, ``na``): the stats line and the GIF say the same."""
+    if verdict.correct is None:
+        return "na", "(no known answer for this prompt)"
+    if verdict.correct:
+        return "ok", "✓ correct"
+    return "bad", f"✗ wrong: {verdict.reason or f'expected {verdict.expected}'}"
+
+
 def pane_numbers(trace: Trace, step: int) -> dict:
     """Numbers of ``trace`` after ``step`` steps (see :mod:`dllm_viz.views.frame`)."""
     k = clamp_step(trace, step)
@@ -88,14 +97,9 @@ def stats_html(
     if n["finished"] and n["step"] == n["steps"]:
         text = verdict.answer if verdict else trace.text
         check = ""
-        if verdict is not None and verdict.correct is not None:
-            check = (
-                ' <span class="dv-ok">✓ correct</span>'
-                if verdict.correct
-                else f' <span class="dv-bad">✗ wrong: {escape(verdict.reason or f"expected {verdict.expected}")}</span>'
-            )
-        elif verdict is not None:
-            check = ' <span class="dv-na">(no known answer for this prompt)</span>'
+        if verdict is not None:
+            kind, words = verdict_words(verdict)
+            check = f' <span class="dv-{kind}">{escape(words)}</span>'
         answer = f'<div class="dv-answer"><b>final answer</b> {escape(text or "∅")}{check}</div>'
     diverged = divergence_line(divergence, pane) if divergence is not None and n["step"] >= divergence.step else ""
     correct = "" if verdict is None or verdict.correct is None else f' data-correct="{str(verdict.correct).lower()}"'

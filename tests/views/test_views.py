@@ -269,6 +269,25 @@ def test_gif_frames(tmp_path, trace_a, trace_b):
         render_frames([("A", None)])
 
 
+def test_gif_last_frame_says_the_verdict(tmp_path, trace_a, trace_b):
+    """The words the renderer draws (its text layer, not OCR): the heading on every frame, the final
+    answer and the verifier's check only once a pane has finished."""
+    from dllm_viz.views.gif import pane_captions
+
+    wrong = Verdict("8", "4 + ?", False, reason="4 + 3 = 8 does not hold")
+    assert pane_captions("A", trace_a, 0, wrong) == ("A · step 0/3 · NFE 0", "")
+    head, foot = pane_captions("A", trace_a, trace_a.num_steps, wrong)
+    assert head.startswith("A · step 3/3") and foot == "final answer 8 · ✗ wrong: 4 + 3 = 8 does not hold"
+    assert pane_captions("B", trace_b, 99, Verdict("7", "7", True))[1] == "final answer 7 · ✓ correct"
+    assert pane_captions("B", trace_b, 99)[1] == ""  # no verdict given: nothing below the grid
+    plain = render_frames([("A", trace_a), ("B", trace_b)])
+    said = render_frames([("A", trace_a), ("B", trace_b)], verdicts=[wrong, Verdict("7", "7", True)])
+    assert len(said) == len(plain) and said[-1].height > plain[-1].height  # a line under each grid
+    path = render_gif([("A", trace_a), ("B", trace_b)], tmp_path / "said.gif", verdicts=[wrong, None])
+    with Image.open(path) as img:
+        assert img.n_frames == 4
+
+
 def test_gif_subsamples_long_runs(trace_a):
     from dllm_viz.views.gif import frame_steps
 
