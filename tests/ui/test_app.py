@@ -426,10 +426,16 @@ def test_browser_compare_replay_download(page, tmp_path):
     if os.environ.get("DLLM_VIZ_SCREENSHOT") == "1":
         page.screenshot(path=str(ROOT / "docs" / "screenshot.png"), full_page=True)
 
-    # replay an uploaded trace without running anything
+    # replay an uploaded trace without running anything: it brings back its prompt and strategies
+    pickers = {p: page.locator(f"#strategy-{p} input").input_value() for p in "ab"}
+    page.locator("#prompt textarea").fill("something else")
+    _pick(page, "b", "Random-K")
     _upload(page, saved)
     expect(_status(page)).to_have_value(re.compile(r"^loaded trace"))
     expect(page.locator("#grid-a .dv-grid")).to_have_attribute("data-masked", "0")
+    expect(page.locator("#prompt textarea")).to_have_value(EXAMPLE)
+    for p, value in pickers.items():
+        expect(page.locator(f"#strategy-{p} input")).to_have_value(value)
 
 
 def _upload(page, path, elem="trace-upload"):
