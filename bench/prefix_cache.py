@@ -77,23 +77,12 @@ def speed(
     """Forward milliseconds per run with and without the cache at equal NFE (= L), on a random
     LLaDA-shaped native model built in memory (``--speed-d-model 4096 --speed-layers 32`` on a GPU
     is LLaDA-8B's shape: 32 heads, MLP 12288, vocabulary 126464)."""
-    from replicas import llada_config, llada_tokenizer
-
-    from dllm_viz.backends import LLaDABackend
-    from dllm_viz.models import LLaDAConfig, LLaDAForMaskedDiffusion
+    from replicas import llada_on_device
 
     heads = max(1, d_model // 128)
     hidden = 12288 if d_model == 4096 else int(d_model * 8 / 3) // 8 * 8
-    config = LLaDAConfig(**llada_config(d=d_model, heads=heads, kv_heads=heads, layers=layers, hidden=hidden))
-    torch_dtype = getattr(torch, dtype)
-    default = torch.get_default_dtype()
-    torch.set_default_dtype(torch_dtype)
-    try:
-        with torch.device(device):
-            model = LLaDAForMaskedDiffusion(config)
-    finally:
-        torch.set_default_dtype(default)
-    backend = LLaDABackend(model, llada_tokenizer(), name=f"random LLaDA-shaped d={d_model} layers={layers}")
+    sizes = dict(d=d_model, heads=heads, kv_heads=heads, layers=layers, hidden=hidden)
+    backend = llada_on_device(device, getattr(torch, dtype), **sizes)
     prompt = [5 + (i % 20) for i in range(prompt_length)]
     result = dict(
         device=device, dtype=dtype, d_model=d_model, layers=layers, prompt=prompt_length, gen_length=gen_length

@@ -188,6 +188,30 @@ def llada_tokenizer(instruct: bool = True):
     return fast
 
 
+def llada_on_device(device, dtype: torch.dtype, seed: int = 0, **sizes):
+    """A native LLaDA backend with random weights made directly on ``device`` (for speed benches).
+
+    The model is built on the meta device, materialised uninitialised on ``device`` and initialised
+    there (``init_std`` normals), so LLaDA-8B's shape on a GPU never holds its 16 GB in host memory;
+    the config and tokenizer are the replica's. Before materialising, the loader's own memory check
+    refuses a device without room (:class:`~dllm_viz.models.loading.InsufficientMemory`).
+    """
+    from dllm_viz.backends import LLaDABackend
+    from dllm_viz.models import LLaDAConfig, LLaDAForMaskedDiffusion
+    from dllm_viz.models.loading import check_fits, empty_model, weight_bytes
+
+    device = torch.device(device)
+    config = LLaDAConfig(**llada_config(**sizes))
+    model = empty_model(LLaDAForMaskedDiffusion, config, dtype)
+    name = f"random LLaDA-shaped d={config.d_model} layers={config.n_layers}"
+    check_fits(name, weight_bytes(model), dtype, device)
+    torch.manual_seed(seed)
+    model = model.to_empty(device=device)
+    with torch.no_grad():
+        model.apply(model._init_weights)
+    return LLaDABackend(model, llada_tokenizer(), name=name)
+
+
 def save_llada_replica(path: Path, instruct: bool = True, seed: int = 0, **sizes) -> Path:
     path.mkdir(parents=True, exist_ok=True)
     config = llada_config(**sizes)
