@@ -50,6 +50,7 @@ SHORT: dict[str, tuple[list[str], str]] = {
         ["--rollouts", "8", "--processes", "1", "--iterations", "2", "--gen-length", "16", "--block-length", "16"],
         "ok",
     ),
+    "python bench/gpu_decode.py": (["--tiny"], "ok"),  # a CPU here: tiny shapes (the 8B ones are refused)
     "python bench/train_tab.py": (
         ["--batches", "1", "--prompts", "2", "--group-size", "2", "--eval-problems", "4"],
         "ok",
