@@ -15,7 +15,7 @@ from ..views.explore import EXPLORE_CSS  # noqa: E402
 from . import runtime  # noqa: E402
 from .about import build_about_tab  # noqa: E402
 from .benchmark import build_benchmark_tab  # noqa: E402
-from .bookkeeping import bound_queue_bookkeeping  # noqa: E402
+from .bookkeeping import SESSIONS, bound_queue_bookkeeping  # noqa: E402
 from .compare_tab import COMPARE_CSS, build_compare_tab  # noqa: E402
 from .endpoints import compare_trace  # noqa: E402
 from .explore_tab import build_explore_tab  # noqa: E402
@@ -104,7 +104,12 @@ def build_demo() -> gr.Blocks:
 def launch_kwargs() -> dict:
     """Arguments for ``demo.launch`` shared by ``app.py`` and the tests."""
     return dict(
-        css=APP_CSS, head=STEP_KEYS_JS, max_file_size=MAX_TRACE_BYTES, footer_links=["api", "gradio"], show_error=False
+        css=APP_CSS,
+        head=STEP_KEYS_JS,
+        max_file_size=MAX_TRACE_BYTES,
+        footer_links=["api", "gradio"],
+        show_error=False,
+        state_session_capacity=SESSIONS,
     )
 
 

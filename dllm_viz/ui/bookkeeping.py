@@ -24,7 +24,13 @@ Gradio 6 (6.17) keeps, and never drops:
   Gradio's generic "upstream … raised an exception" (an ``IndexError`` when the dead run had
   fewer outputs) or cannot apply the diffs, and the browser's client throws, closes the page's
   event stream and leaves the run's status frozen mid-decode. :func:`bound_queue_bookkeeping`
-  drops a run's entries when its event ends, however it ends.
+  drops a run's entries when its event ends, however it ends;
+* one ``SessionState`` per session that ever ran an event (every page load that clicks, every
+  gradio_client ``Client``), each with its own copy of the app's config (~0.4 MB for this app)
+  and the session's ``gr.State`` values, up to ``state_session_capacity`` sessions (Gradio's
+  default: 10,000, ~4 GB) — :data:`SESSIONS` is passed to ``launch`` instead, the least recently
+  used session going first — and a last-used time per session ever seen in
+  ``StateHolder.time_last_used``, which nothing removes: pruned here to the sessions still held.
 """
 
 from __future__ import annotations
@@ -39,6 +45,7 @@ from gradio.blocks import BlockFunction
 FINISHED = frozenset({"success", "failed", "cancelled"})  # Gradio's final statuses
 MAX_EVENTS = 1000  # finished records kept: enough for the monitoring page's percentiles
 ENDED_EVENTS = 100  # ended event objects kept for a late lookup (each holds its request and data)
+SESSIONS = 256  # sessions whose state is kept (``launch(state_session_capacity=...)``), least recently used out
 
 
 class RecentEvents(dict):
@@ -122,6 +129,15 @@ def forget_events(queue: Any, finished: deque[str], limit: int) -> None:
     finished.extend(waiting)
 
 
+def forget_sessions(state_holder: Any) -> None:
+    """Drop last-used times of sessions Gradio no longer holds (evicted past its capacity); run
+    per ended event, it prunes only once the times outnumber the sessions twice."""
+    times, held = state_holder.time_last_used, state_holder.session_data
+    if len(times) > 2 * max(len(held), 1):
+        for session in [s for s in times if s not in held]:
+            del times[session]
+
+
 def _forget_finished_runs(demo: gr.Blocks, limit: int) -> None:
     """Wrap the two places a run ends: its last item (``handle_streaming_outputs`` with ``final``)
     and the end of its event, however it ended (``Queue.reset_iterators``, which Gradio calls for
@@ -142,6 +158,8 @@ def _forget_finished_runs(demo: gr.Blocks, limit: int) -> None:
             forget_run(demo, cast("str | None", record.get("session_hash")), None if iterator is None else id(iterator))
             finished.append(event_id)
             forget_events(queue, finished, min(limit, ENDED_EVENTS))
+            if app is not None:
+                forget_sessions(app.state_holder)
 
     async def handle_streaming_outputs(
         block_fn: BlockFunction,

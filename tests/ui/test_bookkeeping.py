@@ -9,7 +9,7 @@ from collections import deque
 
 import pytest
 
-from dllm_viz.ui.bookkeeping import RecentEvents, RecentIds, bound_queue_bookkeeping
+from dllm_viz.ui.bookkeeping import SESSIONS, RecentEvents, RecentIds, bound_queue_bookkeeping
 
 
 def _record(status: str) -> dict:
@@ -58,7 +58,7 @@ def test_recent_ids_keep_the_newest():
 
 
 @pytest.fixture
-def served():
+def served(request):
     """A small Gradio app with the bookkeeping bound, launched in this process (so its
     dicts can be read): generators that refuse after a first yield, finish, or run until cancelled."""
     import gradio as gr
@@ -82,7 +82,14 @@ def served():
             gr.Button().click(fn, box, out, api_name=fn.__name__)
     demo.queue()
     bound_queue_bookkeeping(demo, limit=4)
-    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=_free_port(), quiet=True)
+    sessions = getattr(request, "param", SESSIONS)
+    demo.launch(
+        prevent_thread_lock=True,
+        server_name="127.0.0.1",
+        server_port=_free_port(),
+        quiet=True,
+        state_session_capacity=sessions,
+    )
     try:
         yield demo
     finally:
@@ -152,3 +159,23 @@ def test_ended_events_go_once_delivered_and_the_newest_stay():
     queue.pending_event_ids_session = {}
     forget_events(queue, finished, limit=2)
     assert set(queue.event_ids_to_events) == {"f", "b"} and list(finished) == ["f", "b"]
+
+
+@pytest.mark.parametrize("served", [3], indirect=True)
+def test_sessions_are_bounded_and_so_are_their_last_used_times(served):
+    """Each client is a session with its own copy of the app's config; Gradio keeps the newest
+    ``state_session_capacity`` (the app passes ``SESSIONS``) and our bound prunes the last-used
+    times of the ones it dropped."""
+    from gradio_client import Client
+
+    for i in range(9):
+        assert Client(served.local_url, verbose=False).predict(str(i), api_name="/finish") == "two"
+    holder = served.server_app.state_holder
+    assert len(holder.session_data) <= 3
+    assert len(holder.time_last_used) <= 2 * 3
+
+
+def test_the_app_launches_with_a_bounded_session_count():
+    from dllm_viz.ui.app import launch_kwargs
+
+    assert launch_kwargs()["state_session_capacity"] == SESSIONS <= 1000
