@@ -31,6 +31,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--prompts", type=int, default=8, help="prompts per batch (the tab's recipe: 8)")
     parser.add_argument("--group-size", type=int, default=8, help="rollouts per prompt (the tab's recipe: 8)")
     parser.add_argument("--eval-problems", type=int, default=64, help="validation problems (the tab's recipe: 64)")
+    parser.add_argument(
+        "--smart-init", type=float, default=None, help="the policy's output bias at init (default: the tab's recipe)"
+    )
     args = parser.parse_args(argv)
 
     # The app caps a session's training (15 min of wall time); a bench on a busy machine would hit
@@ -52,6 +55,7 @@ def main(argv: list[str] | None = None) -> int:
         prompts=args.prompts,
         group_size=args.group_size,
         eval_problems=args.eval_problems,
+        **({} if args.smart_init is None else {"smart_init": args.smart_init}),
     )
     t0 = time.perf_counter()
     runtime.get_backend(runtime.default_model())

@@ -57,6 +57,7 @@ class TrainSettings:
     prompts: int = 8
     group_size: int = 8
     eval_problems: int = EVAL_PROBLEMS
+    smart_init: float = -2.0
 
     def __post_init__(self) -> None:
         for name, low, high in (("gen_length", 8, GEN_LENGTH), ("prompts", 1, 16), ("group_size", 2, 16)):
@@ -138,6 +139,7 @@ class TrainSettings:
             eval_every=EVAL_EVERY,
             eval_problems=self.eval_problems,
             save_every=1,
+            smart_init=self.smart_init,
             resume=resume,
             progress=False,
         )
