@@ -132,12 +132,12 @@ def main(argv: list[str] | None = None) -> None:
     if args.threads > 0:
         torch.set_num_threads(args.threads)
 
-    from . import runtime
+    from . import allowed_models, runtime
     from .app import build_demo, launch_kwargs
 
     demo = build_demo()
     if args.preload:
-        runtime.preload(runtime.default_model())
+        runtime.preload(allowed_models.default_model())
     demo.launch(server_name=args.host, server_port=args.port, share=args.share, **launch_kwargs())
 
 
