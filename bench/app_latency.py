@@ -178,11 +178,11 @@ def browser_runs(url: str, prompt: str, repeats: int) -> list[dict]:
 def main(argv: list[str] | None = None) -> None:
     import torch
 
-    from dllm_viz.ui import picker, runtime
+    from dllm_viz.ui import allowed_models, picker
     from dllm_viz.ui.examples import example_problems
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default=runtime.default_model())
+    parser.add_argument("--model", default=allowed_models.default_model())
     parser.add_argument("--gen-length", type=int, default=64)
     parser.add_argument("--block-length", type=int, default=8)
     parser.add_argument("--repeats", type=int, default=5)

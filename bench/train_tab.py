@@ -42,11 +42,11 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     torch.set_num_threads(args.threads)
-    from dllm_viz.ui import runtime
+    from dllm_viz.ui import allowed_models, runtime
     from dllm_viz.ui.train_run import TrainRun, train
     from dllm_viz.ui.train_settings import TrainSettings
 
-    if not runtime.builtin_model_installed():
+    if not allowed_models.builtin_model_installed():
         parser.exit(2, "error: the built-in model is not installed (assets/tiny-dllm)\n")
     settings = TrainSettings(
         setting=args.setting,
@@ -58,9 +58,9 @@ def main(argv: list[str] | None = None) -> int:
         **({} if args.smart_init is None else {"smart_init": args.smart_init}),
     )
     t0 = time.perf_counter()
-    runtime.get_backend(runtime.default_model())
+    runtime.get_backend(allowed_models.default_model())
     load = time.perf_counter() - t0
-    run = TrainRun(settings, runtime.default_model())
+    run = TrainRun(settings, allowed_models.default_model())
     t0, cpu0 = time.perf_counter(), time.process_time()
     train(threading.Event(), run)  # never set: a StopSignal would stop unpolled
     wall = time.perf_counter() - t0

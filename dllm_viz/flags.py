@@ -4,7 +4,9 @@ Each field becomes ``--field-name`` (or its metadata ``flag``, which keeps an ol
 such as ``--lr`` working); the type comes from the annotation, the default from the field and the
 help from its metadata. A nested dataclass field contributes its own fields' flags. A boolean that
 defaults to True becomes ``--no-<name>``. Tuples take several values (``nargs``, from metadata or
-the annotation's arity). Metadata ``type`` names a function that reads the field from one value
+the annotation's arity), or with metadata ``repeatable`` one value per use (``--policy a --policy b``).
+Metadata ``aliases`` gives a flag more names, ``choices`` its allowed values. Metadata ``type``
+names a function that reads the field from one value
 instead (``"0.6,0.3,0.1"`` → a tuple, ``"confidence,steps=8"`` → a strategy spec).
 
 Every command's flags come from here (``rl``, ``tiny``, ``eval``, the app's maintenance commands),
@@ -66,7 +68,10 @@ def add_arguments(parser: argparse.ArgumentParser, cls: type) -> None:
             kind = f.metadata["type"]
         elif typing.get_origin(kind) is tuple:
             args = typing.get_args(kind)
-            kwargs["nargs"] = f.metadata.get("nargs", "+" if args[-1] is Ellipsis else len(args))
+            if f.metadata.get("repeatable"):
+                kwargs["action"] = "append"
+            else:
+                kwargs["nargs"] = f.metadata.get("nargs", "+" if args[-1] is Ellipsis else len(args))
             kind = args[0]
             default = default if default is dataclasses.MISSING else list(default)
         if default is dataclasses.MISSING:
@@ -75,7 +80,7 @@ def add_arguments(parser: argparse.ArgumentParser, cls: type) -> None:
             kwargs["default"] = default
         if "choices" in f.metadata:
             kwargs["choices"] = f.metadata["choices"]
-        parser.add_argument(_flag(f, _default(f)), type=kind, **kwargs)
+        parser.add_argument(_flag(f, _default(f)), *f.metadata.get("aliases", ()), type=kind, **kwargs)
 
 
 def from_args(cls: type, namespace: argparse.Namespace) -> Any:

@@ -185,7 +185,7 @@ def _free_port() -> int:
 def serve_app(tmp_path_factory, tiny_model_dir, *args, **env_overrides):
     """``python app.py [args]`` on a free loopback port: ``$DLLM_VIZ_MODEL`` if set, else the built-in
     model when installed, else the tiny random one; its own Gradio temp and export folders."""
-    from dllm_viz.ui import runtime
+    from dllm_viz.ui import allowed_models
 
     port = _free_port()
     files = tmp_path_factory.mktemp("app-files")
@@ -197,8 +197,8 @@ def serve_app(tmp_path_factory, tiny_model_dir, *args, **env_overrides):
         GRADIO_TEMP_DIR=str(tmp_path_factory.mktemp("gradio-tmp")),
         DLLM_VIZ_EXPORT_DIR=str(files),
     )
-    if not runtime.builtin_model_installed() and not os.environ.get(runtime.MODEL_ENV):
-        env[runtime.MODEL_ENV] = str(tiny_model_dir)  # an explicit $DLLM_VIZ_MODEL wins
+    if not allowed_models.builtin_model_installed() and not os.environ.get(allowed_models.MODEL_ENV):
+        env[allowed_models.MODEL_ENV] = str(tiny_model_dir)  # an explicit $DLLM_VIZ_MODEL wins
     env.update(env_overrides)
     log = tmp_path_factory.mktemp("server") / "app.log"
     with open(log, "w") as out:

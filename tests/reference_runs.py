@@ -61,7 +61,7 @@ def api_policy():
 def compare_handler():
     """The Compare tab's Run handler to the end: the comparison it exports."""
     from dllm_viz.strategies import StrategySpec
-    from dllm_viz.ui import compare, picker, runtime
+    from dllm_viz.ui import allowed_models, compare, picker
 
     heur = dict(steps=0, threshold=0.9, factor=1.0, gamma=0.01, tau=1.0, beta=1.0, policy_files=None)
 
@@ -71,7 +71,7 @@ def compare_handler():
 
     a = pane("heuristic:random", steps=6)
     b = pane(picker.choice_of(StrategySpec.parse("policy:semi-ar-alpha1")), tau=0.6, beta=2.0)
-    frames = list(compare.run_compare(runtime.default_model(), P1, 24, 8, False, 0.7, 11, *a, *b, "full speed"))
+    frames = list(compare.run_compare(allowed_models.default_model(), P1, 24, 8, False, 0.7, 11, *a, *b, "full speed"))
     comp = frames[-1]["session"]
     return {"comparison": comp.to_dict()}
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from dllm_viz.cli import COMMANDS as CLI_COMMANDS
+from dllm_viz.eval.__main__ import EvalFlags
 from dllm_viz.eval.pairs import PairsFlags
 from dllm_viz.flags import from_args
 from dllm_viz.generate import ModelFlags
@@ -51,6 +52,16 @@ COMMANDS: dict[str, tuple[set[str], list[str], list[object]]] = {
         [],
         [CPUModelFlags(), EvaluateFlags()],
     ),
+    "dllm_viz.eval.__main__": (
+        {
+            *("--model", "--device", "--trust-remote-code", "--model-code", "--threads"),
+            *("--level", "--free", "--n", "--problems", "--split", "--gen-length", "--settings", "--seeds"),
+            *("--batch-size", "--policy", "--temperatures", "--betas", "--policy-label", "--no-heuristics"),
+            *("--compact", "--strategies", "--out", "--force", "--include"),
+        },
+        [],
+        [ModelFlags(), EvalFlags()],
+    ),
     "dllm_viz.eval.pairs": (
         {"--n", "--gen-length", "--setting", "--pair"},
         ["a.csv", "--n", "3", "--pair", "x", "y"],
@@ -65,9 +76,13 @@ COMMANDS: dict[str, tuple[set[str], list[str], list[object]]] = {
 
 
 def documented(module: str) -> list[list[str]]:
-    """The arguments of every ``python -m <module> ...`` (or ``dllm-viz <name> ...``) in the docs and
-    the module's docstring: continuations joined, inline code cut at its backtick, comments dropped."""
-    prefixes = [f"python -m {module} ", *(f"dllm-viz {n} " for n, (m, _) in CLI_COMMANDS.items() if m == module)]
+    """The arguments of every ``python -m <module> ...`` (``torchrun ... -m <module> ...`` too; a
+    package's ``__main__`` by the package's name) or ``dllm-viz <name> ...`` in the docs and the
+    module's docstring: continuations joined, inline code cut at its backtick, comments dropped."""
+    prefixes = [
+        f" -m {module.removesuffix('.__main__')} ",
+        *(f"dllm-viz {n} " for n, (m, _) in CLI_COMMANDS.items() if m == module),
+    ]
     texts = [p.read_text(encoding="utf-8") for p in DOCS] + [importlib.import_module(module).__doc__ or ""]
     found = []
     for text in texts:

@@ -8,7 +8,7 @@ import importlib
 import pytest
 
 from dllm_viz.backends import ModelLoadError
-from dllm_viz.ui import runtime
+from dllm_viz.ui import allowed_models, runtime
 
 
 @pytest.mark.parametrize("module", ["dllm_viz.generate", "dllm_viz.eval.__main__", "dllm_viz.rl.train", "app"])
@@ -43,17 +43,17 @@ def test_the_flag_reaches_load_backend(module, loader, argv, monkeypatch, tmp_pa
 def test_app_trust_covers_the_operators_models_only(monkeypatch, tmp_path):
     allowed = tmp_path / "models"
     (allowed / "mine").mkdir(parents=True)
-    monkeypatch.setenv(runtime.ALLOW_ENV, str(allowed))
-    monkeypatch.setenv(runtime.MODEL_ENV, "some-org/operators-model")
-    folder = runtime.canonical_model(str(allowed / "mine"))
-    monkeypatch.delenv(runtime.TRUST_ENV, raising=False)
-    assert not runtime.remote_code_trusted(folder)  # no flag: nothing
-    monkeypatch.setenv(runtime.TRUST_ENV, "1")
-    assert runtime.remote_code_trusted(folder)
-    assert runtime.remote_code_trusted("some-org/operators-model")
+    monkeypatch.setenv(allowed_models.ALLOW_ENV, str(allowed))
+    monkeypatch.setenv(allowed_models.MODEL_ENV, "some-org/operators-model")
+    folder = allowed_models.canonical_model(str(allowed / "mine"))
+    monkeypatch.delenv(allowed_models.TRUST_ENV, raising=False)
+    assert not allowed_models.remote_code_trusted(folder)  # no flag: nothing
+    monkeypatch.setenv(allowed_models.TRUST_ENV, "1")
+    assert allowed_models.remote_code_trusted(folder)
+    assert allowed_models.remote_code_trusted("some-org/operators-model")
     with pytest.raises(ModelLoadError, match="not on this server's list"):
-        runtime.canonical_model("someone-else/any-model")  # refused before trust is even asked
-    assert not runtime.remote_code_trusted("someone-else/any-model")
+        allowed_models.canonical_model("someone-else/any-model")  # refused before trust is even asked
+    assert not allowed_models.remote_code_trusted("someone-else/any-model")
 
 
 def test_base_ids_are_gpu_only_like_instruct(monkeypatch):
@@ -65,4 +65,4 @@ def test_base_ids_are_gpu_only_like_instruct(monkeypatch):
         "Dream-org/Dream-v0-Instruct-7B",
     ):
         with pytest.raises(ModelLoadError, match="needs a CUDA GPU"):
-            runtime.check_model_runnable(model)
+            allowed_models.check_model_runnable(model)

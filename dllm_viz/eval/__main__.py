@@ -21,7 +21,7 @@ import argparse
 import logging
 import shlex
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -41,57 +41,65 @@ from .report import has_free_rows, read_runs, write_report
 from .sweep import heuristic_grid, policy_grid, summarize, sweep
 
 
+@dataclass(frozen=True)
+class EvalFlags:
+    """What the sweep decodes (problems, settings, seeds, strategies) and where its report goes;
+    the model comes from :class:`~dllm_viz.generate.ModelFlags`. Checked by :func:`check_inputs`."""
+
+    level: tuple[int, ...] = field(default=(DEFAULT_LEVEL,), metadata={"help": "word-problem levels to pool"})
+    free: float = field(
+        default=DEFAULT_FREE,
+        metadata={"help": "probability that an amount is left open (several valid answers); 0: every amount stated"},
+    )
+    # --problems: torchrun's own parser reads `--n` as an ambiguous abbreviation of its flags
+    n: int = field(default=200, metadata={"aliases": ("--problems",), "help": "held-out problems per level"})
+    split: str = field(
+        default="test",
+        metadata={
+            "choices": ("test", "validation"),
+            "help": "validation: for tuning (τ_π, β, checkpoints); test: for reported numbers only",
+        },
+    )
+    gen_length: int = EngineConfig.gen_length
+    settings: str = field(
+        default="semi-ar,full", metadata={"help": "comma list of semi-ar (BL = L/8) and full (BL = L)"}
+    )
+    seeds: tuple[int, ...] = (0, 1, 2)
+    batch_size: int = 100
+    policy: tuple[str, ...] = field(default=(), metadata={"repeatable": True, "help": "policy folder (repeatable)"})
+    temperatures: tuple[float, ...] = field(default=(1.0,), metadata={"help": "policy τ_π grid"})
+    betas: tuple[float, ...] = field(default=(1.0,), metadata={"help": "policy β grid"})
+    policy_label: str | None = field(
+        default=None,
+        metadata={
+            "help": "one family name for all --policy folders (e.g. one front across α); default: policy:<folder>"
+        },
+    )
+    heuristics: bool = True  # --no-heuristics
+    compact: bool = field(default=False, metadata={"help": "fewer heuristic points per family (CPU budgets)"})
+    strategies: str | None = field(default=None, metadata={"help": "comma list restricting the heuristic families"})
+    out: str = "outputs/eval"
+    force: bool = field(default=False, metadata={"help": "write into a non-empty --out folder, replacing its report"})
+    include: tuple[Path, ...] = field(
+        default=(),
+        metadata={
+            "repeatable": True,
+            "help": "runs.csv of an earlier sweep on the same problems to report alongside (repeatable)",
+        },
+    )
+
+    def __post_init__(self) -> None:
+        for name in ("level", "seeds", "policy", "temperatures", "betas", "include"):
+            object.__setattr__(self, name, tuple(getattr(self, name)))  # argparse gives lists
+
+
 def build_parser() -> argparse.ArgumentParser:
-    """The command's flags (``python -m dllm_viz.eval --help``)."""
+    """The command's flags (``python -m dllm_viz.eval --help``), generated from
+    :class:`~dllm_viz.generate.ModelFlags` and :class:`EvalFlags`."""
     parser = argparse.ArgumentParser(prog="python -m dllm_viz.eval", description=__doc__.splitlines()[0])
     add_arguments(parser, ModelFlags)  # --model, --device, --trust-remote-code, --model-code, --threads
-    parser.add_argument("--level", type=int, nargs="+", default=[DEFAULT_LEVEL], help="word-problem levels to pool")
-    parser.add_argument(
-        "--free",
-        type=float,
-        default=DEFAULT_FREE,
-        help="probability that an amount is left open (several valid answers); 0: every amount stated",
-    )
-    parser.add_argument(  # --problems: torchrun's own parser reads `--n` as an ambiguous abbreviation of its flags
-        "--n", "--problems", dest="n", type=int, default=200, help="held-out problems per level"
-    )
-    parser.add_argument(
-        "--split",
-        choices=("test", "validation"),
-        default="test",
-        help="validation: for tuning (τ_π, β, checkpoints); test: for reported numbers only",
-    )
-    parser.add_argument("--gen-length", type=int, default=EngineConfig.gen_length)
-    parser.add_argument("--settings", default="semi-ar,full", help="comma list of semi-ar (BL = L/8) and full (BL = L)")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--batch-size", type=int, default=100)
-    _policy_and_output_flags(parser)
+    add_arguments(parser, EvalFlags)
     return parser
-
-
-def _policy_and_output_flags(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--policy", action="append", default=[], help="policy folder (repeatable)")
-    parser.add_argument("--temperatures", type=float, nargs="+", default=[1.0], help="policy τ_π grid")
-    parser.add_argument("--betas", type=float, nargs="+", default=[1.0], help="policy β grid")
-    parser.add_argument(
-        "--policy-label",
-        default=None,
-        help="one family name for all --policy folders (e.g. one front across α); default: policy:<folder>",
-    )
-    parser.add_argument("--no-heuristics", action="store_true")
-    parser.add_argument("--compact", action="store_true", help="fewer heuristic points per family (CPU budgets)")
-    parser.add_argument("--strategies", default=None, help="comma list restricting the heuristic families")
-    parser.add_argument("--out", default="outputs/eval")
-    parser.add_argument(
-        "--force", action="store_true", help="write into a non-empty --out folder, replacing its report"
-    )
-    parser.add_argument(
-        "--include",
-        type=Path,
-        action="append",
-        default=[],
-        help="runs.csv of an earlier sweep on the same problems to report alongside (repeatable)",
-    )
 
 
 @dataclass
@@ -105,14 +113,15 @@ class Inputs:
     backend: DLLM
 
 
-def check_inputs(args: argparse.Namespace, block_lengths: list[int], processes: Processes) -> Inputs:
+def check_inputs(flags: EvalFlags, args: argparse.Namespace, block_lengths: list[int], processes: Processes) -> Inputs:
     """Every input and the destination, checked before any decoding so a mistake costs nothing
-    (ValueError, OSError or ModelLoadError naming it); then the model is loaded."""
-    L = args.gen_length
+    (ValueError, OSError or ModelLoadError naming it); then the model (its flags read from ``args``
+    among the checks) is loaded."""
+    L = flags.gen_length
     if L < 1:
         raise ValueError(f"--gen-length ({L}) must be ≥ 1")
-    held_out = test_set if args.split == "test" else validation_set
-    problems = [p for level in args.level for p in held_out(level, args.n, args.free)]
+    held_out = test_set if flags.split == "test" else validation_set
+    problems = [p for level in flags.level for p in held_out(level, flags.n, flags.free)]
     model = from_args(ModelFlags, args)  # refuses --threads < 1
     if len(problems) < processes.world:
         raise ValueError(
@@ -120,13 +129,13 @@ def check_inputs(args: argparse.Namespace, block_lengths: list[int], processes: 
             "use more problems or fewer processes"
         )
     check_destination(
-        args.out, kind="folder", force=args.force, hint="pass --force to replace its report, or choose another --out"
+        flags.out, kind="folder", force=flags.force, hint="pass --force to replace its report, or choose another --out"
     )
-    earlier = _included_rows(args.include, problems, L, block_lengths)
+    earlier = _included_rows(list(flags.include), problems, L, block_lengths)
     policies = [
         s
-        for path in args.policy
-        for s in policy_grid(path, args.policy_label or f"policy:{Path(path).name}", args.temperatures, args.betas)
+        for path in flags.policy
+        for s in policy_grid(path, flags.policy_label or f"policy:{Path(path).name}", flags.temperatures, flags.betas)
     ]
     for spec in policies:
         spec.build()  # loads and validates the policy folder now, not halfway through the sweep
@@ -159,25 +168,26 @@ def _included_rows(paths: list[Path], problems: list[Problem], L: int, block_len
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    flags: EvalFlags = from_args(EvalFlags, args)
     logging.basicConfig(level=logging.WARNING)
     processes = setup()
 
     # 1. Check every input and the destination before any decoding, so a mistake costs nothing.
-    names = {"semi-ar": default_block_length(args.gen_length), "full": args.gen_length}
+    names = {"semi-ar": default_block_length(flags.gen_length), "full": flags.gen_length}
     try:
-        block_lengths = [names[s.strip()] for s in args.settings.split(",")]
+        block_lengths = [names[s.strip()] for s in flags.settings.split(",")]
     except KeyError as err:
         parser.error(f"unknown setting {err}; use semi-ar and/or full")
     try:
-        inputs = check_inputs(args, block_lengths, processes)
+        inputs = check_inputs(flags, args, block_lengths, processes)
     except (OSError, ValueError, ModelLoadError) as err:
         parser.exit(2, f"error: {err}\n")
-    L = args.gen_length
+    L = flags.gen_length
 
     def specs_for(bl: int) -> list[StrategySpec]:
-        grid = [] if args.no_heuristics else heuristic_grid(L, bl, compact=args.compact)
-        if args.strategies:
-            keep = set(args.strategies.split(","))
+        grid = heuristic_grid(L, bl, compact=flags.compact) if flags.heuristics else []
+        if flags.strategies:
+            keep = set(flags.strategies.split(","))
             grid = [s for s in grid if s.name in keep]
         return grid + inputs.policies
 
@@ -190,26 +200,26 @@ def main(argv: list[str] | None = None) -> int:
         bar.update(done - bar.n)
 
     rows = sweep(
-        inputs.backend, inputs.problems, [], inputs.block_lengths, L, args.seeds, args.batch_size,
+        inputs.backend, inputs.problems, [], inputs.block_lengths, L, list(flags.seeds), flags.batch_size,
         specs_for=specs_for, progress=progress, processes=processes,
     )  # fmt: skip
     bar.close()
     if processes.main:  # every process holds all rows; rank 0 writes them
-        _write(args, argv, inputs.earlier + rows, len(inputs.problems))
+        _write(flags, args.model, argv, inputs.earlier + rows, len(inputs.problems))
     processes.close()
     return 0
 
 
-def _write(args: argparse.Namespace, argv: list[str] | None, rows: list[dict], n_problems: int) -> None:
+def _write(flags: EvalFlags, model: str, argv: list[str] | None, rows: list[dict], n_problems: int) -> None:
     """The report of ``rows`` into ``--out``, printed with where it went."""
     summary = summarize(rows)
     command = "python -m dllm_viz.eval " + " ".join(map(shlex.quote, argv if argv is not None else sys.argv[1:]))
-    kind = "free-choice" if args.free else "fixed-answer"
-    title = (
-        f"{Path(args.model).name}: {n_problems} {args.split}-split {kind} problems (levels {args.level}, "
-        f"free={args.free:g}), L={args.gen_length}, seeds {args.seeds}"
+    kind = "free-choice" if flags.free else "fixed-answer"
+    title = (  # levels and seeds as lists, as the reports always showed them
+        f"{Path(model).name}: {n_problems} {flags.split}-split {kind} problems (levels {list(flags.level)}, "
+        f"free={flags.free:g}), L={flags.gen_length}, seeds {list(flags.seeds)}"
     )
-    paths = write_report(rows, summary, args.out, title, command)
+    paths = write_report(rows, summary, flags.out, title, command)
     print(Path(paths["md"]).read_text())
     print("wrote", ", ".join(str(p) for p in paths.values()))
 

@@ -12,7 +12,7 @@ import torch  # noqa: E402
 from ..trace import MAX_TRACE_BYTES  # noqa: E402
 from ..views import GRID_CSS, STATS_CSS  # noqa: E402
 from ..views.explore import EXPLORE_CSS  # noqa: E402
-from . import runtime  # noqa: E402
+from . import allowed_models, runtime  # noqa: E402
 from .about import build_about_tab  # noqa: E402
 from .benchmark import build_benchmark_tab  # noqa: E402
 from .bookkeeping import SESSIONS, bound_queue_bookkeeping  # noqa: E402
@@ -116,7 +116,7 @@ def launch_kwargs() -> dict:
 def availability_notes() -> list[str]:
     """Plain-language notes about missing pieces, shown at the top of the app."""
     notes = []
-    builtin, chosen = runtime.builtin_model_installed(), os.environ.get(runtime.MODEL_ENV)
+    builtin, chosen = allowed_models.builtin_model_installed(), os.environ.get(allowed_models.MODEL_ENV)
     if builtin and not chosen:
         notes.append(
             "The built-in tiny model only knows short English arithmetic word problems like the examples "

@@ -37,6 +37,7 @@ from .sweep_plan import (
     MAX_PROBLEMS,
     SETTINGS,
     SPEED,
+    SweepPlan,
     family_choices,
     plan_sweep,
     policy_fits,
@@ -132,6 +133,49 @@ def _sweep(
     )
 
 
+def _start_sweep(model: str, plan: SweepPlan) -> tuple[BackgroundJob, list[Any]]:
+    """The sweep as a :class:`~.budget.BackgroundJob`, and its progress: [runs done, runs, what runs now].
+
+    The worker writes the progress; the handler reads it between polls. On ZeroGPU the sweep runs
+    in a forked worker: neither a callback nor an event can cross over, so it gets neither.
+    """
+    done: list[Any] = [0, 1, "loading model"]
+
+    def report(*state: Any) -> None:  # called in the worker
+        done[:] = state
+
+    zero = runtime.on_zero_gpu()
+    job = BackgroundJob(
+        lambda cancel: _sweep(
+            model,
+            plan.problems,
+            plan.specs_by_bl,
+            plan.gen_length,
+            list(range(plan.seeds)),
+            progress=None if zero else report,
+            cancel=None if zero else cancel,
+        ),
+        owner="a benchmark",
+    )
+    return job, done
+
+
+def _while_running(job: BackgroundJob, done: list[Any], progress: gr.Progress, started: float) -> Iterator[tuple]:
+    """Skip (yield) every ``POLL_S`` until the job ends, showing its progress: a cancel lands between polls."""
+    while not job.wait(POLL_S):
+        progress(done[0] / done[1], desc=f"{done[0]}/{done[1]} {done[2]}{time_left(done[0], done[1], started)}")
+        yield (gr.skip(),) * 4
+
+
+def _pareto_plot(summary: list[dict], plan: SweepPlan, log_nfe: bool) -> Any:
+    """The accuracy-vs-NFE figure, as wide as the tab."""
+    title = f"{len(plan.problems)} held-out problems, L = {plan.gen_length}, {plan.seeds} seed(s)"
+    fig = pareto_figure(summary, title=title)
+    fig.update_xaxes(type="log" if log_nfe else "linear")
+    fig.update_layout(width=None, autosize=True)  # fill the tab's width
+    return fig
+
+
 def run_benchmark(
     model: object,
     families: object,
@@ -153,35 +197,14 @@ def run_benchmark(
     """
     with user_errors("Cannot run the benchmark"):
         plan = plan_sweep(families, grid, settings, levels, n, gen_length, seeds, temperatures, betas)
-        log_nfe = flag("log NFE", log_nfe)
+        log_axis = flag("log NFE", log_nfe)
         picked, model = str(model), runnable_model(model)
-        specs_by_bl, problems, L, seeds = plan.specs_by_bl, plan.problems, plan.gen_length, plan.seeds
     progress(0, desc="loading model")
     yield (gr.skip(),) * 4  # before the job starts: from here on a cancel closes this generator
-    done: list[Any] = [0, 1, "loading model"]  # runs done, runs, what runs now
-
-    def report(*state: Any) -> None:  # called in the worker; read here between polls
-        done[:] = state
-
-    # On ZeroGPU the sweep runs in a forked worker: neither a callback nor an event can cross over.
-    zero = runtime.on_zero_gpu()
-    job = BackgroundJob(
-        lambda cancel: _sweep(
-            model,
-            problems,
-            specs_by_bl,
-            L,
-            list(range(seeds)),
-            progress=None if zero else report,
-            cancel=None if zero else cancel,
-        ),
-        owner="a benchmark",
-    )
+    job, done = _start_sweep(model, plan)
     started = time.monotonic()
     try:
-        while not job.wait(POLL_S):
-            progress(done[0] / done[1], desc=f"{done[0]}/{done[1]} {done[2]}{time_left(done[0], done[1], started)}")
-            yield (gr.skip(),) * 4
+        yield from _while_running(job, done, progress, started)
         with user_errors("Cannot run the benchmark"):
             rows = job.result()
             SPEED.record(picked, plan.work / (time.monotonic() - started))
@@ -189,10 +212,7 @@ def run_benchmark(
             csv_path = _runs_csv(rows)
     finally:
         job.cancel()
-    title = f"{len(problems)} held-out problems, L = {L}, {seeds} seed(s)"
-    fig = pareto_figure(summary, title=title)
-    fig.update_xaxes(type="log" if log_nfe else "linear")
-    fig.update_layout(width=None, autosize=True)  # fill the tab's width
+    fig = _pareto_plot(summary, plan, log_axis)
     yield fig, summary_table(summary), markdown_table(summary), gr.File(value=str(csv_path), visible=True)
 
 

@@ -12,7 +12,7 @@ import gradio as gr
 from ..strategies import StrategySpec
 from ..views import curves_figure, legend_html
 from ..views.glossary import BLOCK_INFO
-from . import compare, picker, runtime, stopping
+from . import allowed_models, compare, picker, runtime, stopping
 from .examples import example_problems
 from .pane import StrategyPane, TracePane, checked_file, model_picker, pane_values, setting_note
 from .session import Comparison
@@ -69,7 +69,7 @@ def trace_settings(comp: Comparison | None) -> Updates:
         "caption": "",  # a story's caption no longer describes what is shown
         "upload": None,
     }
-    if trace.model in {value for _, value in runtime.model_choices()}:
+    if trace.model in {value for _, value in allowed_models.model_choices()}:
         out["model"] = trace.model
     for p, pane_trace in (("a", comp.a), ("b", comp.b)):
         try:
@@ -110,9 +110,8 @@ def settings_label(
 ) -> str:
     """The closed settings box still says what the run will use."""
     lengths = f"L {gen_length}, full diffusion" if full else f"L {gen_length}, BL {block_length}"
-    return (
-        f"Settings: {runtime.public_model_name(str(model or ''))} · {lengths} · temperature {temperature} · seed {seed}"
-    )
+    name = allowed_models.public_model_name(str(model or ""))
+    return f"Settings: {name} · {lengths} · temperature {temperature} · seed {seed}"
 
 
 def _prompt_row(ui: Components, story: Story | None) -> None:

@@ -16,7 +16,7 @@ from gradio.data_classes import GradioDataModel
 from ..strategies import Param, StrategySpec
 from ..views import heatmap_figure, render_grid, stats_html
 from ..views.glossary import INFO
-from . import picker, runtime
+from . import allowed_models, picker
 from .errors import public_message, shown, user_errors
 from .settings import CONTROLS, PANE_FIELDS, control_name, engine_config, prepare_uploaded_policy, public_name
 from .updates import Components
@@ -27,8 +27,8 @@ Visibility = bool | Literal["hidden"]  # "hidden": mounted in the page but not d
 def model_picker(elem_id: str, **kwargs: Any) -> gr.Dropdown:
     """The model dropdown every tab starts with: the installed and GPU models, a typed folder or id allowed."""
     return gr.Dropdown(
-        runtime.model_choices(),
-        value=runtime.default_model(),
+        allowed_models.model_choices(),
+        value=allowed_models.default_model(),
         label="Model",
         allow_custom_value=True,
         elem_id=elem_id,

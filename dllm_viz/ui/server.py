@@ -30,10 +30,8 @@ def _extend_env(name: str, values: list[str], sep: str) -> None:
         os.environ[name] = sep.join(current + values)
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python app.py", description=__doc__.splitlines()[0])
-    parser.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"))
-    parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", "7860")))
+def _add_model_flags(parser: argparse.ArgumentParser) -> None:
+    """Which models (and learned policies) the app serves, and whose modelling code it may run."""
     parser.add_argument("--model", default=None, help="default model folder or Hub id (env DLLM_VIZ_MODEL)")
     parser.add_argument(
         "--allow-model-dir",
@@ -65,6 +63,10 @@ def main(argv: list[str] | None = None) -> None:
         help="run the modelling code shipped with the default model and with folders under "
         "--allow-model-dir (never with a Hub id a user types); env DLLM_VIZ_TRUST_REMOTE_CODE=1",
     )
+
+
+def _add_running_flags(parser: argparse.ArgumentParser) -> None:
+    """How the server runs: torch threads, preloading, the queue's length, a public link."""
     parser.add_argument(
         "--threads",
         type=int,
@@ -92,10 +94,23 @@ def main(argv: list[str] | None = None) -> None:
         help="also serve through a temporary public *.gradio.live link (needs internet; anyone with the "
         "link can run models on this machine)",
     )
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line, checked; ``--help`` and a bad flag exit here."""
+    parser = argparse.ArgumentParser(prog="python app.py", description=__doc__.splitlines()[0])
+    parser.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"))
+    parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", "7860")))
+    _add_model_flags(parser)
+    _add_running_flags(parser)
     args = parser.parse_args(argv)
     if args.queue_size is not None and args.queue_size < 1:
         parser.error(f"--queue-size ({args.queue_size}) must be at least 1")
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    return args
+
+
+def _export_to_env(args: argparse.Namespace) -> None:
+    """Hand the app's flags over through the environment variables it reads (flags add to the env's lists)."""
     if args.model:
         os.environ["DLLM_VIZ_MODEL"] = args.model
     if args.trust_remote_code:
@@ -106,17 +121,23 @@ def main(argv: list[str] | None = None) -> None:
     if args.queue_size is not None:
         os.environ["DLLM_VIZ_QUEUE_SIZE"] = str(args.queue_size)
 
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    _export_to_env(args)
+
     import torch
 
     if args.threads > 0:
         torch.set_num_threads(args.threads)
 
-    from . import runtime
+    from . import allowed_models, runtime
     from .app import build_demo, launch_kwargs
 
     demo = build_demo()
     if args.preload:
-        runtime.preload(runtime.default_model())
+        runtime.preload(allowed_models.default_model())
     demo.launch(server_name=args.host, server_port=args.port, share=args.share, **launch_kwargs())
 
 

@@ -20,7 +20,7 @@ from ..blocks import check_block_length
 from ..engine import EngineConfig
 from ..strategies import POLICY, Param, StrategySpec, control_params
 from ..strategies.learned import POLICY_TEMPERATURE, policy_config_bytes, policy_temperature_as_field
-from . import picker, runtime
+from . import allowed_models, picker, runtime
 from .errors import shown
 from .files import content_folder, digest_of, file_digest
 
@@ -96,8 +96,8 @@ def prompt_text(prompt: object) -> str:
 
 def runnable_model(model: object) -> str:
     """The picked model (empty: the default) as a canonical name, refused before loading when it
-    is not text or cannot run here (see :func:`~.runtime.check_model_runnable`)."""
-    return runtime.check_model_runnable(text("the model", model or runtime.default_model(), 300))
+    is not text or cannot run here (see :func:`~.allowed_models.check_model_runnable`)."""
+    return allowed_models.check_model_runnable(text("the model", model or allowed_models.default_model(), 300))
 
 
 def api_params(pane: str, params: object) -> dict[str, float | None]:

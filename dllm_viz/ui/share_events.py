@@ -8,7 +8,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import gradio as gr
 
-from . import runtime
+from . import allowed_models
 from .errors import public_message
 from .pane import pane_values
 from .settings import PANE_FIELDS, PaneInputs
@@ -29,7 +29,7 @@ COPY_JS = """(url) => {
 
 
 def _models() -> set[str]:
-    return {value for _, value in runtime.model_choices()}
+    return {value for _, value in allowed_models.model_choices()}
 
 
 def _warn(intro: str, run: SharedRun) -> None:
@@ -68,7 +68,7 @@ def share_link(
     panes = {p: PaneInputs.of(panes_and_page[i * n : (i + 1) * n]) for i, p in enumerate(PANES)}
     run = current_run(values, panes, _models())
     _warn("The link leaves out", run)
-    url = f"{page_base(panes_and_page[-1])}?{encode(run, runtime.default_model())}"
+    url = f"{page_base(panes_and_page[-1])}?{encode(run, allowed_models.default_model())}"
     return {"share_url": gr.Textbox(value=url, visible=True)}
 
 

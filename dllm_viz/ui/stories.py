@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING
 from ..assets import shipped_policies
 from ..flags import add_arguments, from_args
 from ..strategies import POLICY, StrategySpec
+from .allowed_models import default_model
 from .picker import pane_title, with_policy_defaults
-from .runtime import default_model
 
 if TYPE_CHECKING:
     from ..engine import EngineConfig

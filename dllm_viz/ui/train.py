@@ -12,7 +12,7 @@ import gradio as gr
 import plotly.graph_objects as go
 
 from ..rl.card import training_curves
-from . import picker, runtime
+from . import allowed_models, picker, runtime
 from .errors import shown, user_errors
 from .train_queue import QUEUE
 from .train_run import MAX_SNAPSHOTS, TRAIN_CAP_S, TrainRun, follow, probe_problem, resumable
@@ -33,10 +33,10 @@ def trainable_model() -> str:
     """The model a run trains against: the app's own (users cannot point training at another)."""
     if runtime.on_zero_gpu():
         raise ValueError(ZERO_GPU_MESSAGE)
-    model = runtime.default_model()
-    if model in runtime.GPU_MODELS:
+    model = allowed_models.default_model()
+    if model in allowed_models.GPU_MODELS:
         raise ValueError(f"training runs on CPU, for the built-in model; the app serves {shown(model)}")
-    return runtime.check_model_runnable(model)
+    return allowed_models.check_model_runnable(model)
 
 
 def preset_values(name: str) -> Updates:

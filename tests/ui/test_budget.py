@@ -10,14 +10,14 @@ import time
 
 import pytest
 
-from dllm_viz.ui import benchmark, budget, compare, endpoints, runtime
+from dllm_viz.ui import allowed_models, benchmark, budget, compare, endpoints
 
 HEUR = [0, 0.9, 1.0, 0.01, 1.0, 1.0, None]
 
 
 @pytest.fixture(autouse=True)
 def allowed_model(monkeypatch, tiny_model_dir):
-    monkeypatch.setenv(runtime.ALLOW_ENV, str(tiny_model_dir))
+    monkeypatch.setenv(allowed_models.ALLOW_ENV, str(tiny_model_dir))
     assert budget.held() == 0
     yield
     assert budget.held() == 0, "a test left a slot held"

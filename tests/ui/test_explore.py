@@ -11,12 +11,14 @@ import pytest
 
 from dllm_viz.trace import Trace
 from dllm_viz.tree import DecodeTree
-from dllm_viz.ui import explore, picker, runtime
+from dllm_viz.ui import allowed_models, explore, picker, runtime
 from dllm_viz.ui.compare import PANE_FIELDS
 from dllm_viz.ui.examples import example_problems
 from dllm_viz.ui.explore import OTHER, SAME
 
-pytestmark = pytest.mark.skipif(not runtime.builtin_model_installed(), reason="the built-in model is not installed")
+pytestmark = pytest.mark.skipif(
+    not allowed_models.builtin_model_installed(), reason="the built-in model is not installed"
+)
 
 PROBLEM = example_problems()[0]
 HEUR = dict(steps=0, threshold=0.9, factor=1.0, gamma=0.01, tau=0.5, beta=1.0, policy_files=None)

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from dllm_viz.engine import EngineConfig, generate
 from dllm_viz.strategies import build_strategy
 from dllm_viz.trace import Trace
-from dllm_viz.ui import budget, endpoints, files, pane, runtime
+from dllm_viz.ui import allowed_models, budget, endpoints, files, pane, runtime
 from dllm_viz.ui.compare import export_files, load_trace, play_tick, replay, run_compare
 from dllm_viz.ui.errors import user_errors
 from dllm_viz.ui.settings import prepare_uploaded_policy
@@ -35,7 +35,7 @@ HEUR = [0, 0.9, 1.0, 0.01, 1.0, 1.0, None]
 def private_files(tmp_path, monkeypatch, tiny_model_dir):
     """Each test gets its own export/upload folder; the tiny model is an allowed folder."""
     monkeypatch.setenv(files.FILES_ENV, str(tmp_path / "files"))
-    monkeypatch.setenv(runtime.ALLOW_ENV, str(tiny_model_dir))
+    monkeypatch.setenv(allowed_models.ALLOW_ENV, str(tiny_model_dir))
     return tmp_path / "files"
 
 
@@ -178,7 +178,7 @@ def test_d5_spellings_of_one_folder_share_one_cache_key(monkeypatch):
         "./assets/../assets/tiny-dllm",
         "/proc/self/cwd/assets/tiny-dllm",
     ]
-    assert {runtime.canonical_model(s) for s in spellings} == {str(os.path.realpath(builtin))}
+    assert {allowed_models.canonical_model(s) for s in spellings} == {str(os.path.realpath(builtin))}
 
 
 def test_d5_folders_outside_the_allow_list_are_refused_alike(tmp_path):
@@ -204,7 +204,7 @@ def test_d5_backend_cache_is_bounded(monkeypatch, tiny_model_dir, tmp_path):
     monkeypatch.setattr(runtime, "MAX_BACKENDS", 1)
     monkeypatch.setattr(runtime, "load_backend", lambda name, **kwargs: object())
     monkeypatch.setattr(runtime, "_warm_up", lambda backend: None)
-    monkeypatch.setenv(runtime.ALLOW_ENV, str(tmp_path))
+    monkeypatch.setenv(allowed_models.ALLOW_ENV, str(tmp_path))
     for i in range(3):
         (tmp_path / f"m{i}").mkdir()
         runtime.get_backend(str(tmp_path / f"m{i}"))
@@ -327,7 +327,7 @@ def test_d9_policy_errors_never_show_server_paths(tmp_path):
 
 @pytest.fixture(scope="module")
 def finished(tiny_model_dir):
-    os.environ[runtime.ALLOW_ENV] = str(tiny_model_dir)
+    os.environ[allowed_models.ALLOW_ENV] = str(tiny_model_dir)
     try:
         frames = list(
             run_compare(
@@ -346,7 +346,7 @@ def finished(tiny_model_dir):
             )
         )
     finally:
-        os.environ.pop(runtime.ALLOW_ENV)
+        os.environ.pop(allowed_models.ALLOW_ENV)
     return frames[-1]["session"]
 
 

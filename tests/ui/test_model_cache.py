@@ -11,7 +11,7 @@ from collections import OrderedDict
 import pytest
 
 from dllm_viz.models import loading
-from dllm_viz.ui import runtime
+from dllm_viz.ui import allowed_models, runtime
 
 
 @pytest.fixture
@@ -21,7 +21,7 @@ def two_models(tmp_path, tiny_model_dir, monkeypatch):
         (tmp_path / name).mkdir()
         for f in tiny_model_dir.iterdir():
             (tmp_path / name / f.name).symlink_to(f)
-    monkeypatch.setenv(runtime.ALLOW_ENV, str(tmp_path))
+    monkeypatch.setenv(allowed_models.ALLOW_ENV, str(tmp_path))
     monkeypatch.setattr(runtime, "_BACKENDS", OrderedDict())
     return str((tmp_path / "a").resolve()), str((tmp_path / "b").resolve())
 
@@ -49,7 +49,7 @@ def test_the_memory_check_does_not_count_a_model_about_to_be_evicted(two_models,
     a, b = two_models
     net_a = runtime.get_backend(a).model
     need = loading.required_bytes(int(0.5e9))
-    monkeypatch.setitem(runtime.GPU_MODELS, b, 0.5)
+    monkeypatch.setitem(allowed_models.GPU_MODELS, b, 0.5)
     monkeypatch.setattr(loading, "free_bytes", lambda device: need - loading.weight_bytes(net_a) // 2)
     room = runtime._room_for(b, runtime.model_device(a))
     room(runtime._BACKENDS)

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from starlette.datastructures import QueryParams
 
 from dllm_viz.strategies import StrategySpec
-from dllm_viz.ui import picker, runtime
+from dllm_viz.ui import allowed_models, picker
 from dllm_viz.ui.pane import pane_values
 from dllm_viz.ui.settings import CONTROLS, MAX_PROMPT_CHARS, PANE_FIELDS, PaneInputs, control_name, engine_config
 from dllm_viz.ui.share import (
@@ -191,7 +191,7 @@ def test_share_link_and_open_shared_handlers():
     spec = off_default("heuristic:eb")
     pane = (*pane_values(spec), None)
     settings_ = [SETTING_VALUES[k] for k in SETTINGS]
-    settings_[0] = runtime.default_model()
+    settings_[0] = allowed_models.default_model()
     out = share_link(*settings_, *pane, *pane, "http://127.0.0.1:7860/?old=1")
     url = out["share_url"].value
     assert url.startswith("http://127.0.0.1:7860/?prompt=") and "model=" not in url and "old=" not in url

@@ -79,10 +79,10 @@ def _explore_settings(gen_length: int) -> list:
 def test_a_stop_ends_an_explore_run_between_steps(tiny_model_dir, monkeypatch):
     """In process: a run with a page key stops after the Stop, says at which step, and frees its slot;
     one step of a run superseded by a newer one ends it with no status of its own."""
-    from dllm_viz.ui import explore, runtime
+    from dllm_viz.ui import allowed_models, explore
     from dllm_viz.ui.stopping import BOARD
 
-    monkeypatch.setenv(runtime.MODEL_ENV, str(tiny_model_dir))
+    monkeypatch.setenv(allowed_models.MODEL_ENV, str(tiny_model_dir))
     run = explore.run_explore(*_explore_settings(64), "test-page:1")
     statuses = [next(run)["status"]]
     while not statuses[-1].startswith("decoding · step"):

@@ -13,7 +13,7 @@ import pytest
 
 from dllm_viz.engine import EngineConfig, generate
 from dllm_viz.eval import report
-from dllm_viz.ui import picker, runtime, train, train_run
+from dllm_viz.ui import allowed_models, picker, runtime, train, train_run
 from dllm_viz.ui.train_queue import QUEUE, TrainQueue
 from dllm_viz.ui.train_run import TrainRun, follow, resumable, write_card_with_curves
 from dllm_viz.ui.train_settings import PRESETS, TrainSettings
@@ -23,8 +23,8 @@ TINY = dict(gen_length=16, prompts=2, group_size=2, eval_problems=2, probe_every
 
 @pytest.fixture
 def model(tiny_model_dir, monkeypatch):
-    monkeypatch.setenv(runtime.MODEL_ENV, str(tiny_model_dir))
-    return runtime.check_model_runnable(str(tiny_model_dir))
+    monkeypatch.setenv(allowed_models.MODEL_ENV, str(tiny_model_dir))
+    return allowed_models.check_model_runnable(str(tiny_model_dir))
 
 
 @pytest.mark.parametrize(

@@ -8,17 +8,17 @@ import threading
 
 import pytest
 
-from dllm_viz.ui import runtime
+from dllm_viz.ui import allowed_models
 from dllm_viz.ui.train_run import TrainRun, train
 from dllm_viz.ui.train_settings import TrainSettings
 
-pytestmark = pytest.mark.skipif(not runtime.builtin_model_installed(), reason="needs the built-in model")
+pytestmark = pytest.mark.skipif(not allowed_models.builtin_model_installed(), reason="needs the built-in model")
 
 
 def test_a_fixed_seed_full_diffusion_run_raises_the_validation_reward():
     # 5 batches of 8 prompts × 8 rollouts, validated on 64 problems before and after (the preset's
     # 30-batch run measured 0.163 → 0.442 at batch 5: bench/train_tab.py)
-    run = TrainRun(TrainSettings(batches=5, probe_every=5), runtime.default_model())
+    run = TrainRun(TrainSettings(batches=5, probe_every=5), allowed_models.default_model())
     train(threading.Event(), run)  # never set: a StopSignal would stop unpolled
     held = [r["heldout_reward"] for r in run.rows if "heldout_reward" in r]
     assert run.status == "done" and len(held) == 1

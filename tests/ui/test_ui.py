@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from dllm_viz.trace import Trace
-from dllm_viz.ui import compare, compare_tab, endpoints, picker, runtime, session
+from dllm_viz.ui import allowed_models, compare, compare_tab, endpoints, picker, runtime, session
 from dllm_viz.ui import pane as pane_ui
 from dllm_viz.ui.compare import PANE_FIELDS, engine_config, export_files, load_trace, replay, run_compare
 
@@ -47,7 +47,7 @@ def last(gen):
 def allow_tiny_model(tiny_model_dir):
     """The tests' tiny model lives in pytest's temp folder: allow it, as an operator would."""
     patch = pytest.MonkeyPatch()
-    patch.setenv(runtime.ALLOW_ENV, str(tiny_model_dir))
+    patch.setenv(allowed_models.ALLOW_ENV, str(tiny_model_dir))
     yield
     patch.undo()
 
@@ -120,7 +120,7 @@ def test_known_hub_model_without_gpu(monkeypatch):
 
 def test_hub_model_while_offline(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv(runtime.ALLOW_HUB_ENV, "someone-offline/not-in-cache")  # app.py --allow-hub-model
+    monkeypatch.setenv(allowed_models.ALLOW_HUB_ENV, "someone-offline/not-in-cache")  # app.py --allow-hub-model
     msg = error_of(run_compare(*run_args("someone-offline/not-in-cache")))
     assert "could not be loaded" in msg and "offline" in msg
 
@@ -143,14 +143,14 @@ def _offline_only(get_backend):
     def wrapped(model):
         from dllm_viz.backends import load_backend
 
-        runtime.check_model_runnable(model)
+        allowed_models.check_model_runnable(model)
         return load_backend(model, device="cpu", local_files_only=True)
 
     return wrapped
 
 
 def test_missing_builtin_model_is_explained(monkeypatch):
-    monkeypatch.setattr(runtime, "builtin_model_installed", lambda: False)
+    monkeypatch.setattr(allowed_models, "builtin_model_installed", lambda: False)
     msg = error_of(run_compare(*run_args(runtime.BUILTIN_MODEL)))
     assert "built-in model is not installed" in msg
 
@@ -247,7 +247,7 @@ def test_a_compare_export_branches_exactly(tmp_path):
     from dllm_viz.branch import lacks_random_state, run_branch
     from dllm_viz.strategies import StrategySpec
 
-    model = runtime.default_model()
+    model = allowed_models.default_model()
     args = run_args(model, L=16, BL=8, a=pane("heuristic:random", steps=8), temperature=0.8, seed=7)
     comp = last(run_compare(*args))["session"]
     loaded = session.load_comparison(comp.save(tmp_path))
