@@ -176,7 +176,7 @@ def _decoded(model: str, job: Job, beat: Heartbeat) -> Generator[dict, None, Tra
         if isinstance(item, Trace):
             trace = item
         elif isinstance(item, PaneStep) and beat.due():
-            yield progress(job.k + item.step.step + 1)
+            yield progress(item.step.step + 1)  # a branch's steps start after its parent's k
     if trace is None:
         raise RuntimeError("the decode ended without a trace")
     return trace

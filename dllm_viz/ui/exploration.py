@@ -182,14 +182,15 @@ def stream_job(
                     break
                 if time.monotonic() - last >= status_interval_s:
                     last = time.monotonic()
-                    yield {"status": f"{what} · step {job.k + len(follower.steps)} #{run_id}", **live(follower.trace())}
+                    yield {"status": f"{what} · step {len(follower.steps)} #{run_id}", **live(follower.trace())}
     except Cancelled:  # stopped while waiting for a slot
         pass
     finally:
         steps.close()  # frees the slot now, not when the generator is collected
     if trace is None and ending():
-        partial = follower.trace() if follower is not None else None
-        return Ended(ending(), job.k + (len(follower.steps) if follower else 0), partial)
+        if follower is None:  # stopped while waiting for a compute slot
+            return Ended(ending(), job.k)
+        return Ended(ending(), len(follower.steps), follower.trace())  # a branch's steps include its parent's k
     if trace is None:
         raise RuntimeError("the decode ended without a trace")
     return trace

@@ -129,6 +129,7 @@ def test_run_and_branch_draw_the_growing_grid_while_they_decode(monkeypatch):
     steps = [_shown_step(f["grid_b"]) for f in live]
     assert steps == sorted(steps) and steps[0] == 5 and len(steps) > 1  # the branch's own steps, after 4
     assert [_shown_step(f["grid_a"]) for f in live] == steps  # its parent beside it, at the same step
+    assert live[0]["status"] == f"branching from node 0 after step 4 · step 5 #{exp.run_id}"  # not 4 + 5
     assert "node 1 · " in live[0]["grid_b"] and 'data-node="1"' in frames[-1]["grid_b"]
 
     run = explore.run_explore("", PROBLEM.question, 64, 64, False, 0.0, 0, *pane("heuristic:confidence"), "live:1")
