@@ -17,7 +17,7 @@ from .compare import new_comparison
 from .errors import user_errors
 from .examples import known_answer
 from .exploration import Exploration, Job, check_branch, decode, spec_of
-from .lockstep import collect
+from .lockstep import PaneStep, collect
 from .session import new_run_id
 from .settings import api_params, api_spec, engine_config, prompt_text, runnable_model
 
@@ -175,8 +175,8 @@ def _decoded(model: str, job: Job, beat: Heartbeat) -> Generator[dict, None, Tra
     for item in decode(model, job):
         if isinstance(item, Trace):
             trace = item
-        elif beat.due():
-            yield progress(job.k + item)
+        elif isinstance(item, PaneStep) and beat.due():
+            yield progress(item.step.step + 1)  # a branch's steps start after its parent's k
     if trace is None:
         raise RuntimeError("the decode ended without a trace")
     return trace

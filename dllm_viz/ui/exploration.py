@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
 from ..branch import (
     check_backend,
@@ -23,13 +23,14 @@ from ..branch import (
 from ..engine import EngineConfig
 from ..strategies import POLICY, REGISTRY, StrategySpec
 from ..strategies.registry import info as registry_entry
-from ..trace import MAX_TRACE_BYTES, Trace, TraceError, parse_json
+from ..trace import MAX_TRACE_BYTES, Trace, TraceBuilder, TraceError, parse_json
 from ..tree import FORMAT as TREE_FORMAT
 from ..tree import DecodeTree, TreeNode
 from . import picker, runtime, zerogpu
 from .budget import Cancelled, hold_slot
 from .errors import shown
 from .examples import known_answer
+from .lockstep import PaneStep, RunHeader
 from .session import Comparison, load_comparison
 from .settings import text
 from .stopping import Ending
@@ -118,9 +119,15 @@ def job_work(model: str, job: Job) -> tuple[int, int]:
     return L, zerogpu.prompt_tokens(job.prompt) + L
 
 
+JobItem = RunHeader | PaneStep | Trace  # what decode_job yields: the header, a step at a time, the trace
+
+
 @zerogpu.gpu_task(job_work)
-def decode_job(model: str, job: Job) -> Generator[int | Trace, None, None]:
-    """Run ``job``; yields the number of steps done after every step, then the finished :class:`Trace`.
+def decode_job(model: str, job: Job) -> Generator[JobItem, None, None]:
+    """Run ``job``; yields a :class:`~.lockstep.RunHeader` (the trace before the decode's first
+    step: a branch's has its parent's first ``k``), a :class:`~.lockstep.PaneStep` after every
+    step (what :meth:`TraceBuilder.mirror <dllm_viz.trace.TraceBuilder.mirror>` follows, as in
+    Compare), then the finished :class:`Trace`.
 
     Plain, picklable items (ZeroGPU runs this in a worker); closing the generator stops the decode.
     """
@@ -132,40 +139,58 @@ def decode_job(model: str, job: Job) -> Generator[int | Trace, None, None]:
         recording = start_run(backend, job.prompt, strategy, job.config, meta)
     else:
         recording = start_branch(backend, job.parent, job.k, job.overrides, strategy, meta)
-    yield from recording
+    builder = recording.builder
+    yield RunHeader([builder.trace()])
+    done = len(builder.steps)
+    for n in recording:
+        if n > done:  # a row that has finished adds no step
+            done = n
+            yield PaneStep(builder.steps[-1], builder.added, finished=False)
     yield recording.trace()
 
 
-def decode(model: str, job: Job, stop: Callable[[], object] | None = None) -> Generator[int | Trace, None, None]:
+def decode(model: str, job: Job, stop: Callable[[], object] | None = None) -> Generator[JobItem, None, None]:
     """:func:`decode_job` holding a compute slot until it ends or is closed (a cancel); ``stop``: a
     check that ends the wait for a slot (:func:`~.budget.acquire`)."""
     return hold_slot(decode_job(model, job), "a branch" if job.parent is not None else "a decode", stop)
 
 
 def stream_job(
-    model: str, job: Job, what: str, run_id: str, ending: Callable[[], Ending], status_interval_s: float
-) -> Generator[dict[str, str], None, Trace | Ended]:
-    """Status frames while ``job`` decodes; returns its trace, or why it ended early (``ending()``,
-    checked between steps and while waiting for a compute slot)."""
-    last, trace, done = 0.0, None, 0
+    model: str,
+    job: Job,
+    what: str,
+    run_id: str,
+    ending: Callable[[], Ending],
+    status_interval_s: float,
+    live: Callable[[Trace], dict[str, Any]] = lambda trace: {},
+) -> Generator[dict[str, Any], None, Trace | Ended]:
+    """Frames while ``job`` decodes, at most one every ``status_interval_s`` (a generator's frames
+    all reach the page, so they are paced here): the status line and ``live`` of the trace so far;
+    returns the finished trace, or why it ended early (``ending()``, checked between steps and
+    while waiting for a compute slot)."""
+    last, trace, follower = 0.0, None, None
     steps = decode(model, job, stop=ending)
     try:
         for item in steps:
             if isinstance(item, Trace):
                 trace = item
-            else:
-                done = item
+            elif isinstance(item, RunHeader):
+                follower = TraceBuilder.mirror(item.traces[0])
+            elif follower is not None:
+                follower.append(item.step, item.vocab)
                 if ending():
                     break
                 if time.monotonic() - last >= status_interval_s:
                     last = time.monotonic()
-                    yield {"status": f"{what} · step {job.k + item} #{run_id}"}
+                    yield {"status": f"{what} · step {len(follower.steps)} #{run_id}", **live(follower.trace())}
     except Cancelled:  # stopped while waiting for a slot
         pass
     finally:
         steps.close()  # frees the slot now, not when the generator is collected
     if trace is None and ending():
-        return Ended(ending(), job.k + done)
+        if follower is None:  # stopped while waiting for a compute slot
+            return Ended(ending(), job.k)
+        return Ended(ending(), len(follower.steps), follower.trace())  # a branch's steps include its parent's k
     if trace is None:
         raise RuntimeError("the decode ended without a trace")
     return trace
@@ -173,10 +198,12 @@ def stream_job(
 
 @dataclass(frozen=True)
 class Ended:
-    """A decode that a Stop (or a newer run from the same page) ended after ``step`` steps."""
+    """A decode that a Stop (or a newer run from the same page) ended after ``step`` steps
+    (``trace``: its steps so far, None when it ended before its first)."""
 
     why: Ending
     step: int
+    trace: Trace | None = None
 
 
 def check_branch(

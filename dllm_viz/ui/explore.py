@@ -12,6 +12,7 @@ below.
 
 from __future__ import annotations
 
+import functools
 import inspect
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -21,6 +22,7 @@ import gradio as gr
 from ..branch import MAX_OVERRIDES, lacks_random_state, parse_overrides
 from ..inspector import inspect_step, step_inputs
 from ..strategies import POLICY, resolve_policy
+from ..trace import Trace
 from ..tree import DecodeTree
 from ..views import render_grid, stats_html
 from ..views.explore import (
@@ -37,6 +39,7 @@ from .comparison_views import render_plots
 from .errors import shown, user_errors
 from .examples import known_answer
 from .exploration import Ended, Exploration, Job, check_branch, load_tree, parse_token, spec_of, stream_job
+from .explore_live import live_view
 from .files import content_folder, digest_of
 from .session import new_run_id
 from .settings import (
@@ -184,9 +187,11 @@ def _frame(exp: Exploration, k: int, status: str) -> Updates:
     return {**view(exp, k), "status": status, "session": exp, "dl_tree": export_tree(exp)}
 
 
-def _ended_status(ended: Ended, run_id: str) -> Updates:
-    """A Stop says where it stopped; a run superseded by a newer one leaves the status line to it."""
-    return {"status": f"stopped at step {ended.step} #{run_id}"} if ended.why == "stopped" else {}
+def _ended_status(ended: Ended, run_id: str, live: Callable[[Trace], Updates]) -> Updates:
+    """A Stop says (and shows) where it stopped; a run superseded by a newer one leaves the page to it."""
+    if ended.why != "stopped":
+        return {}
+    return {**(live(ended.trace) if ended.trace else {}), "status": f"stopped at step {ended.step} #{run_id}"}
 
 
 def run_explore(
@@ -224,12 +229,13 @@ def _run(settings: tuple, pane_and_key: tuple, ending: Callable[[], Ending]) -> 
     yield {"status": f"decoding… #{exp.run_id}"}
     try:
         with user_errors("The decode failed"):
-            job = Job(spec, prompt=prompt, config=config)
-            trace = yield from stream_job(model, job, "decoding", exp.run_id, ending, STATUS_INTERVAL_S)
+            job, label = Job(spec, prompt=prompt, config=config), picker.pane_title(spec)
+            live = functools.partial(live_view, exp, label=label)  # the growing grid, as Compare's
+            trace = yield from stream_job(model, job, "decoding", exp.run_id, ending, STATUS_INTERVAL_S, live)
             if isinstance(trace, Ended):
-                yield _ended_status(trace, exp.run_id)
+                yield _ended_status(trace, exp.run_id, live)
                 return
-            exp.tree.add(trace, label=picker.pane_title(spec))
+            exp.tree.add(trace, label=label)
             exp.specs[0] = spec
     except gr.Error as err:
         yield {"status": f"error: {err.message} #{exp.run_id}"}
@@ -282,11 +288,13 @@ def _branch(
     yield {"status": f"{what}… #{exp.run_id}"}
     try:
         with user_errors("The branch failed"):
-            trace = yield from stream_job(model, job, what, exp.run_id, ending, STATUS_INTERVAL_S)
+            label = picker.pane_title(job.spec)
+            live = functools.partial(live_view, exp, label=label, parent=source)
+            trace = yield from stream_job(model, job, what, exp.run_id, ending, STATUS_INTERVAL_S, live)
             if isinstance(trace, Ended):
-                yield _ended_status(trace, exp.run_id)
+                yield _ended_status(trace, exp.run_id, live)
                 return
-            node = exp.tree.add(trace, parent=source.id, label=picker.pane_title(job.spec))
+            node = exp.tree.add(trace, parent=source.id, label=label)
     except gr.Error as err:
         yield {"status": f"error: {err.message} #{exp.run_id}"}
         raise

@@ -101,6 +101,48 @@ def test_branch_again_with_another_strategy_and_navigate():
     assert 'data-step="2"' in replayed["grid_a"]
 
 
+def _shown_step(grid: str) -> int:
+    return int(re.search(r'class="dv-grid[^"]*"[^>]*data-step="(\d+)"', grid).group(1))
+
+
+def test_run_and_branch_draw_the_growing_grid_while_they_decode(monkeypatch):
+    """▶ Run and ↳ Branch stream the grid as it grows, step by step (Compare's pane views; here a
+    frame after every step), not clickable until the decode is in the tree; the final frame is
+    the one a run without live frames ends with; a Stop shows the step it stopped at."""
+    from dllm_viz.ui import budget
+    from dllm_viz.ui.stopping import BOARD
+
+    monkeypatch.setattr(explore, "STATUS_INTERVAL_S", 0.0)
+    frames = list(explore.run_explore("", PROBLEM.question, 16, 8, False, 0.0, 0, *pane("heuristic:confidence")))
+    live, final = [f for f in frames[:-1] if "grid_a" in f], frames[-1]
+    exp = final["session"]
+    assert [_shown_step(f["grid_a"]) for f in live] == list(range(1, 17))
+    assert [f["status"] for f in live] == [f"decoding · step {k} #{exp.run_id}" for k in range(1, 17)]
+    committed = [int(re.search(r'data-committed="(\d+)"', f["grid_a"]).group(1)) for f in live]
+    assert committed == sorted(committed) and committed[0] < committed[-1] == 16  # the grid fills up
+    assert all("data-node" not in f["grid_a"] and "dv-empty" in f["grid_b"] for f in live)
+    assert live[3]["slider"].value == 4 and "node 0 · " in live[0]["grid_a"]
+    assert _shown_step(final["grid_a"]) == 16 and 'data-node="0"' in final["grid_a"]
+    assert final["grid_a"] == explore.view(exp, 16)["grid_a"] and budget.held() == 0
+
+    exp.pending = []
+    frames = list(explore.branch_explore(exp, "", 4, OTHER, *pane("heuristic:threshold", threshold=0.5)))
+    live = [f for f in frames[:-1] if "grid_b" in f]
+    steps = [_shown_step(f["grid_b"]) for f in live]
+    assert steps == sorted(steps) and steps[0] == 5 and len(steps) > 1  # the branch's own steps, after 4
+    assert [_shown_step(f["grid_a"]) for f in live] == steps  # its parent beside it, at the same step
+    assert live[0]["status"] == f"branching from node 0 after step 4 · step 5 #{exp.run_id}"  # not 4 + 5
+    assert "node 1 · " in live[0]["grid_b"] and 'data-node="1"' in frames[-1]["grid_b"]
+
+    run = explore.run_explore("", PROBLEM.question, 64, 64, False, 0.0, 0, *pane("heuristic:confidence"), "live:1")
+    while not next(run).get("status", "").startswith("decoding · step 3 "):
+        pass
+    BOARD.stop("live:2")
+    stopped = list(run)[-1]
+    assert stopped["status"].startswith("stopped at step ")
+    assert _shown_step(stopped["grid_a"]) == int(stopped["status"].split()[3]) < 64 and budget.held() == 0
+
+
 def test_inspector_explains_a_policy_step():
     choice = f"policy:{picker.DEFAULT_POLICY}"
     frame, exp = _run(choice, L=32)
