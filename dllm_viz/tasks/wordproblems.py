@@ -5,16 +5,15 @@ animals on a farm, pages someone reads) changed by 1 to 3 arithmetic operations;
 difficulty level is the number of operations. The worked solution states one equation per
 operation, as GSM8K does ("Tom has 12 + 5 = 17 apples."), then ``#### N``.
 
-The language is closed (a few hundred words, see :func:`lexicon`), so the built-in model can
-use a word-level vocabulary with digits split, and every response fits comfortably in 64
-tokens.
+The language is closed (a few hundred words, see :func:`lexicon`), so the built-in model can use
+a word-level vocabulary with digits split, and every response fits comfortably in 64 tokens.
 
-Free choices (the default world): with probability ``free`` an addition or subtraction
-leaves its amount unstated ("She gives shells to Lily."). Any positive amount that keeps the
-count positive is then right, so a problem has many valid solutions; one is drawn for the
-training text, and a completion is checked by :meth:`Problem.check`, which verifies that its
-written chain of equations is consistent with the question (start, operations, stated
-amounts, arithmetic, final answer). This is what makes the unmasking decision matter: the
+Free choices (the default world): with probability ``free`` an addition or subtraction leaves
+its amount unstated ("She gives shells to Lily."). Any positive amount that keeps the count
+positive is then right, so a problem has many valid solutions; one is drawn for the training
+text, and a completion is checked by :meth:`Problem.check`, which verifies that its written chain
+of equations is consistent with the question (start, operations, stated amounts, arithmetic,
+final answer). This is what makes the unmasking decision matter: the
 model's per-position distributions mix the valid solutions, so committing a chosen amount
 and the result that depends on it in the same step draws them independently and usually
 breaks the arithmetic, while committing one and then the other is always consistent.
@@ -30,6 +29,7 @@ so checkpoint selection and tuning never see a test problem.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import random
 import re
@@ -66,23 +66,11 @@ PRODUCT_RANGE = ((2, 12), (2, 6))  # "a items for k dollars each"
 # intermediate results stayed unlearned at this model size.
 FREE_PRODUCT_RANGE = ((2, 6), (2, 3))
 
-PEOPLE = (
-    ("Tom", "m"),
-    ("Anna", "f"),
-    ("Ben", "m"),
-    ("Lily", "f"),
-    ("Omar", "m"),
-    ("Sara", "f"),
-    ("Leo", "m"),
-    ("Nina", "f"),
-    ("Sam", "m"),
-    ("Maria", "f"),
-    ("Jack", "m"),
-    ("Emma", "f"),
-    ("Ravi", "m"),
-    ("Mei", "f"),
-    ("Carlos", "m"),
-    ("Zoe", "f"),
+PEOPLE = tuple(  # (name, grammatical gender), in the order the generator draws from
+    tuple(person.split(":"))
+    for person in (
+        "Tom:m Anna:f Ben:m Lily:f Omar:m Sara:f Leo:m Nina:f Sam:m Maria:f Jack:m Emma:f Ravi:m Mei:f Carlos:m Zoe:f"
+    ).split()
 )
 PRONOUNS = {
     "m": {"he": "he", "He": "He", "him": "him", "his": "his"},
@@ -381,8 +369,12 @@ def validation_set(level: int, n: int = 256, free: float = 0.0) -> list[Problem]
     the validation stream, none of whose questions is in the test set (all ``TEST_SET_MAX``)."""
     _check_level(level)
     _check_free(free)
-    excluded = frozenset(p.question for p in test_set(level, TEST_SET_MAX, free))
-    return _distinct(level, n, free, "validation", excluded)
+    return _distinct(level, n, free, "validation", _test_questions(level, free))
+
+
+@functools.lru_cache(maxsize=16)  # the whole test set, built once per level and free (0.4 s each time)
+def _test_questions(level: int, free: float) -> frozenset[str]:
+    return frozenset(p.question for p in test_set(level, TEST_SET_MAX, free))
 
 
 test_set.__test__ = False  # type: ignore[attr-defined]  # not a pytest test, though tests import it by this name

@@ -43,7 +43,7 @@ def model(tiny_model_dir, monkeypatch):
     ],
 )
 def test_settings_are_checked_with_messages_that_name_them(values, message):
-    raw = {**PRESETS["fast full-diffusion policy (~4 min on one core)"].to_dict(), **values}
+    raw = {**PRESETS["fast full-diffusion policy (~3 min on one core)"].to_dict(), **values}
     raw = {k: raw[k] for k in train.SETTING_FIELDS}
     with pytest.raises((ValueError, TypeError)) as err:
         TrainSettings.of(**raw)
