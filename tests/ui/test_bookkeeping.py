@@ -76,9 +76,13 @@ def served(request):
             time.sleep(0.02)
             yield str(i)
 
+    def updates(x):
+        yield gr.Textbox(visible=True)  # a property update: the session's copy of the block is replaced
+        yield f"{x}: two"  # a plain value: Gradio files that copy under its own new id too
+
     with gr.Blocks() as demo:
         box, out = gr.Textbox(), gr.Textbox()
-        for fn in (refuse, finish, forever):
+        for fn in (refuse, finish, forever, updates):
             gr.Button().click(fn, box, out, api_name=fn.__name__)
     demo.queue()
     bound_queue_bookkeeping(demo, limit=4)
@@ -179,3 +183,19 @@ def test_the_app_launches_with_a_bounded_session_count():
     from dllm_viz.ui.app import launch_kwargs
 
     assert launch_kwargs()["state_session_capacity"] == SESSIONS <= 1000
+
+
+def test_components_built_as_updates_leave_the_session_when_the_event_ends(served):
+    """A property update replaces the session's copy of a block with a new component, and the next
+    plain value files that copy under its own new id as well, for good (Gradio 6.17); after each
+    event only the app's own blocks stay in the session's registry."""
+    from gradio_client import Client
+
+    client = Client(served.local_url, verbose=False)
+    for i in range(5):
+        assert client.predict(str(i), api_name="/updates") == f"{i}: two"
+    state = served.server_app.state_holder.session_data[client.session_hash]
+    deadline = time.monotonic() + 10
+    while set(state.blocks_config.blocks) - set(served.blocks) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert set(state.blocks_config.blocks) <= set(served.blocks)
