@@ -93,9 +93,9 @@ def build_demo() -> gr.Blocks:
         )
     name_api_returns(demo, API_RETURNS)
     demo.queue(default_concurrency_limit=4, max_size=QUEUE_SIZE)
-    # Gradio's queue polls for work every 1 ms while idle on Linux: 0.05 of a core with nothing to do
-    # (2 shared cores), right at the 0.1 "idle" bar of tests/ui/test_server_load.py. Every 5 ms: 0.012,
-    # and no first-frame latency we could measure (bench/app_latency.py --served --browser).
+    # Gradio's queue polls for work every 1 ms while idle on Linux, near the 0.1-core "idle" bar of
+    # tests/ui/test_server_load.py; every 5 ms costs a third of that and no first-frame latency we
+    # could measure (figures: docs/architecture.md, "Idle is idle").
     demo._queue.sleep_when_free = QUEUE_POLL_S
     bound_queue_bookkeeping(demo)
     return demo
