@@ -34,7 +34,8 @@ Gradio 6 (6.17) keeps, and never drops:
 * per session, a copy of a block for every property update: the update replaces the session's
   copy of the block (``SessionState.blocks_config.blocks[id]``) with a new component, and the next
   plain value for it files that component under its own new id as well (7 for each Compare run, 10
-  for each Explore run), with its constructor arguments. Nothing looks those ids up again;
+  for each Explore run), with its constructor arguments, and keeps a config for it with its last
+  value (``SessionState.config_values``: a grid's HTML, a plot's JSON). Nothing looks those ids up again;
   :func:`forget_update_blocks` drops them when the event ends. This was most of the soak's creep
   (~0.045 MB per round, linear over 1,000 rounds in one session).
 """
@@ -145,14 +146,14 @@ def forget_sessions(state_holder: Any) -> None:
 
 
 def forget_update_blocks(state_holder: Any, session_hash: str | None, layout: Mapping[int, Any]) -> None:
-    """Drop from a session's block registry every id that is not one of the app's own blocks
-    (``layout``, id → block): the copies that property updates left under their new ids."""
+    """Drop from a session's block registry and its configs every id that is not one of the app's
+    own blocks (``layout``, id → block): the copies that property updates left under their new ids."""
     state = None if session_hash is None else state_holder.session_data.get(session_hash)
     if state is None:
         return
-    blocks = state.blocks_config.blocks
-    for block_id in [b for b in list(blocks) if b not in layout]:  # list(): handlers may add meanwhile
-        blocks.pop(block_id, None)
+    for table in (state.blocks_config.blocks, state.config_values):  # the copy, and its config with its value
+        for block_id in [b for b in list(table) if b not in layout]:  # list(): handlers may add meanwhile
+            table.pop(block_id, None)
 
 
 def _forget_finished_runs(demo: gr.Blocks, limit: int) -> None:

@@ -199,3 +199,4 @@ def test_components_built_as_updates_leave_the_session_when_the_event_ends(serve
     while set(state.blocks_config.blocks) - set(served.blocks) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert set(state.blocks_config.blocks) <= set(served.blocks)
+    assert set(state.config_values) <= set(served.blocks)
