@@ -45,7 +45,7 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
 
     from conftest import save_tiny_masked_lm, serve_app
-    from test_server_load import rss_mb, slope_mb_per_request, soak
+    from test_server_load import rss_mb, slope_mb_per_round, soak
 
     with tempfile.TemporaryDirectory() as tmp:
         temp = _Temp(Path(tmp))
@@ -61,11 +61,13 @@ def main(argv=None) -> None:
         print(f"{done:5d} rounds: RSS {series[done - 1]:.1f} MB")
     growth = 100 * (result["end"] / result["warm"] - 1)
     last = series[-args.last :]
+    per_round = slope_mb_per_round(last)
+    requests = result["requests"][-len(last) :]
     print(f"after warm-up ({args.warmup} rounds): {result['warm']:.1f} → {result['end']:.1f} MB ({growth:+.1f} %)")
     print(
-        f"slope over the last {len(last)} rounds: {slope_mb_per_request(last):+.4f} MB/round; {result['files']} files"
+        f"slope over the last {len(last)} rounds ({sum(requests)} requests): {per_round:+.4f} MB/round, "
+        f"{per_round * len(requests) / sum(requests):+.4f} MB/request; {result['files']} files"
     )
-
 
 if __name__ == "__main__":
     main()

@@ -55,6 +55,8 @@ SHORT: dict[str, tuple[list[str], str]] = {
         ["--batches", "1", "--prompts", "2", "--group-size", "2", "--eval-problems", "4"],
         "ok",
     ),
+    # the served app's soak, a few rounds (the suite's own soak is tests/ui/test_server_load.py)
+    "python bench/soak.py": (["--rounds", "3", "--warmup", "1", "--every", "1", "--last", "2"], "ok"),
     "dllm-viz --help": ([], "ok"),
 }
 ELSEWHERE = {

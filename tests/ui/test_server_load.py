@@ -266,8 +266,8 @@ def _policy_files(tmp_path):
     return [str(folder / "model.safetensors"), str(folder / "config.json")]
 
 
-def slope_mb_per_request(series: list[float]) -> float:
-    """Least-squares slope of RSS (MB) against the request index: the creep per request."""
+def slope_mb_per_round(series: list[float]) -> float:
+    """Least-squares slope of RSS (MB) against the round's index: the creep per round."""
     n = len(series)
     if n < 2:
         return 0.0
@@ -276,9 +276,10 @@ def slope_mb_per_request(series: list[float]) -> float:
     return cov / sum((i - mean_x) ** 2 for i in range(n))
 
 
-def _mixed_round(client, i: int, policy, bad_upload) -> None:
+def _mixed_round(client, i: int, policy, bad_upload) -> int:
     """One round of the soak: an API run, then by turn an Explore run, a cancelled long run, a
-    refused upload, a branch, or a UI run with an uploaded policy, its export and a re-upload."""
+    refused upload, a branch, or a UI run with an uploaded policy, its export and a re-upload.
+    Returns the number of requests it made (2, or 4 for the uploaded-policy round)."""
     from gradio_client import handle_file
     from gradio_client.exceptions import AppError
 
@@ -328,22 +329,25 @@ def _mixed_round(client, i: int, policy, bad_upload) -> None:
         exported, _ = client.predict(api_name="/export")
         path = exported["value"] if isinstance(exported, dict) else exported
         client.predict(handle_file(path), api_name="/load_trace")
+        return 4
+    return 2
 
 
 def soak(app, tmp_path, runs: int, warmup: int) -> dict:
     """``runs`` mixed rounds (:func:`_mixed_round`). Returns RSS after warm-up and at the end,
-    RSS after every round (``series``, MB) and the file count of the export folder."""
+    RSS after every round (``series``, MB), the requests each round made (``requests``) and the
+    file count of the export folder."""
     from gradio_client import handle_file
 
     client = _client(app)
     policy = [handle_file(p) for p in _policy_files(tmp_path)]
     bad_upload = tmp_path / "not-a-trace.json"
     bad_upload.write_text('{"format": "<b>nope</b>"}')
-    rss = {"series": []}
+    rss: dict = {"series": [], "requests": []}
     for i in range(runs):
         if i == warmup:
             rss["warm"] = rss_mb(app.pid)
-        _mixed_round(client, i, policy, bad_upload)
+        rss["requests"].append(_mixed_round(client, i, policy, bad_upload))
         rss["series"].append(rss_mb(app.pid))
     rss["end"] = rss_mb(app.pid)
     rss["files"] = sum(1 for _ in app.files.rglob("*"))
