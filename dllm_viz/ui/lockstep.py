@@ -10,12 +10,13 @@ under the compute budget and keeps a :class:`~dllm_viz.ui.session.Comparison` up
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from typing import cast
 
-from ..engine import EngineConfig, encode_prompts, generate
+from ..engine import EngineConfig, Plan, decode_steps
 from ..strategies import StrategySpec
 from ..trace import Trace, TraceBuilder, TraceStep
 from . import runtime
@@ -57,21 +58,22 @@ def lockstep(
 
     Yields a :class:`RunHeader`, then per step a list of two :class:`PaneStep` (``None`` for a pane
     that has already finished). Each pane's :class:`TraceBuilder` is fed its records as they arrive;
-    the prompt is encoded once, for both runs. Closing the generator stops both runs.
+    each strategy is checked once (its :class:`~dllm_viz.engine.Plan`) and the prompt encoded and
+    checked once, for both runs. Closing the generator stops both runs.
     """
     t0 = time.perf_counter()
     backend = runtime.get_backend(model)
     strategies = [spec.build(load_policy=runtime.policy_loader(backend.device)) for spec in specs]
-    for strategy in strategies:
-        strategy.validate(config.gen_length, config.block_length)
-    prompt_ids = encode_prompts(backend, [prompt], config.gen_length)[0]
+    plans = [Plan(strategy, config) for strategy in strategies]
+    first = plans[0].prepare(backend, [prompt])  # same model, prompt and settings: pane B's inputs too
+    prompt_ids = first.prompt_ids[0]
     meta = {"app": "dllm-viz", "load_ms": round((time.perf_counter() - t0) * 1e3, 1)}
     builders = [
         TraceBuilder(backend, prompt, s, config, prompt_ids=prompt_ids, meta={"pane": pane, **meta})
         for pane, s in zip("ab", strategies, strict=True)
     ]
     yield RunHeader([b.trace() for b in builders])
-    runs = [generate(backend, [prompt_ids], s, config) for s in strategies]
+    runs = [decode_steps(backend, dataclasses.replace(first, plan=plan)) for plan in plans]
     alive = [True, True]
     try:
         while any(alive):
