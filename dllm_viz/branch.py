@@ -291,25 +291,34 @@ def branch(backend: DLLM, parent: Trace, k: int, overrides: OverridesIn, strateg
     """Continue ``parent`` after ``k`` steps with ``overrides`` and ``strategy`` (any strategy;
     the parent's to see the effect of the overrides alone). Everything is checked before the
     first forward pass; the engine config and random stream are the parent's."""
-    return _continue(backend, parent, int(k), _checked(backend, parent, k, overrides), strategy)
+    return _continue(backend, branch_point(backend, parent, k, overrides), strategy)
 
 
-def _checked(backend: DLLM, parent: Trace, k: int, overrides: OverridesIn) -> tuple[Override, ...]:
-    """The overrides, checked with the parent's settings and model (the strategy is checked with
-    the start, in :func:`_continue`), all before a forward pass."""
+@dataclass(frozen=True)
+class BranchPoint:
+    """Where a branch starts: ``parent`` after ``k`` steps with ``overrides``, checked together
+    once, with the parent's settings and the backend (:func:`branch_point`)."""
+
+    parent: Trace
+    k: int
+    overrides: tuple[Override, ...]
+
+
+def branch_point(backend: DLLM, parent: Trace, k: object, overrides: object) -> BranchPoint:
+    """The branch point, checked before a forward pass (the strategy is checked with the start,
+    in :func:`_continue`); :func:`start_at` runs it without checking it again."""
     engine_config_of(parent)  # refuses settings no EngineConfig accepts
     check_backend(parent, backend)
-    return check_overrides(parent, k, overrides, vocab_size=vocab_size(backend))
+    checked = check_overrides(parent, k, overrides, vocab_size=vocab_size(backend))
+    return BranchPoint(parent, int(cast(float, k)), checked)  # k: a whole number, checked
 
 
-def _continue(
-    backend: DLLM, parent: Trace, k: int, overrides: tuple[Override, ...], strategy: Strategy
-) -> Iterator[StepRecord]:
-    config = engine_config_of(parent)
-    start = start_after(parent, k, overrides, backend.device)
-    wrapped = OverrideStrategy(strategy, overrides, at_nfe=int(start.nfe[0]), gen_length=config.gen_length)
+def _continue(backend: DLLM, point: BranchPoint, strategy: Strategy) -> Iterator[StepRecord]:
+    config = engine_config_of(point.parent)
+    start = start_after(point.parent, point.k, point.overrides, backend.device)
+    wrapped = OverrideStrategy(strategy, point.overrides, at_nfe=int(start.nfe[0]), gen_length=config.gen_length)
     # Checked here, before the first forward pass: the wrapper validates the strategy it wraps.
-    return decode_steps(backend, Plan(wrapped, config).prepare(backend, [parent.prompt_ids], start))
+    return decode_steps(backend, Plan(wrapped, config).prepare(backend, [point.parent.prompt_ids], start))
 
 
 class Recording:
@@ -356,9 +365,13 @@ def start_branch(
 ) -> Recording:
     """:func:`branch` recording the branch's trace: ``parent``'s first ``k`` steps, then its own,
     the overrides on its first own step and ``meta["at_step"]`` = ``k``."""
-    overrides = _checked(backend, parent, k, overrides)
-    builder = TraceBuilder.for_branch(backend, parent, int(k), overrides, strategy, meta)
-    return Recording(_continue(backend, parent, int(k), overrides, strategy), builder)
+    return start_at(backend, branch_point(backend, parent, k, overrides), strategy, meta)
+
+
+def start_at(backend: DLLM, point: BranchPoint, strategy: Strategy, meta: dict | None = None) -> Recording:
+    """:func:`start_branch` from a checked :class:`BranchPoint` (its checks are not repeated)."""
+    builder = TraceBuilder.for_branch(backend, point.parent, point.k, point.overrides, strategy, meta)
+    return Recording(_continue(backend, point, strategy), builder)
 
 
 def record_run(backend: DLLM, prompt: str, strategy: Strategy, config: EngineConfig, meta: dict | None = None) -> Trace:

@@ -103,9 +103,8 @@ def branch_api(  # type: ignore[misc]  # Gradio reads the result's type from the
         exp, run = _exploration(
             tree, node, prompt, run_strategy, run_params, gen_length, block_length, temperature, seed
         )
-        _check_token_ids(
-            model, overrides, run.config.gen_length if run and run.config else exp.tree.node(node).trace.gen_length
-        )
+        if run is not None and run.config is not None:  # a given tree's node: check_branch checks it all, below
+            _check_token_ids(model, overrides, run.config.gen_length)
         yield progress(0)  # before the slot: from here on a cancel closes us
         beat = Heartbeat()
         if run is not None:
@@ -149,7 +148,7 @@ def _exploration(
 
 
 def _check_token_ids(model: str, overrides: object, gen_length: int) -> None:
-    """What can be checked before any decode: positions, types, token ids."""
+    """What can be checked before the run decodes: positions, types, token ids (the rest needs its trace)."""
     size = vocab_size(runtime.get_backend(model))
     for o in parse_overrides(overrides, gen_length):
         if o.token is not None and not 0 <= o.token < size:

@@ -13,13 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
 
-from ..branch import (
-    check_backend,
-    check_overrides,
-    start_branch,
-    start_run,
-    vocab_size,
-)
+from ..branch import BranchPoint, branch_point, start_at, start_run
 from ..engine import EngineConfig
 from ..strategies import POLICY, REGISTRY, StrategySpec
 from ..strategies.registry import info as registry_entry
@@ -99,21 +93,24 @@ def spec_of(exp: Exploration, node: TreeNode) -> StrategySpec | None:
 
 @dataclass
 class Job:
-    """One decode for :func:`decode_job`: a run (``prompt``, ``config``) or a branch (``parent``,
-    ``k``, checked ``overrides``)."""
+    """One decode for :func:`decode_job`: a run (``prompt``, ``config``) or a branch (its checked
+    :class:`~dllm_viz.branch.BranchPoint`, from :func:`check_branch`)."""
 
     spec: StrategySpec
     prompt: str = ""
     config: EngineConfig | None = None
-    parent: Trace | None = None
-    k: int = 0
-    overrides: tuple = ()
+    point: BranchPoint | None = None
+
+    @property
+    def k(self) -> int:
+        """The parent's steps a branch keeps (0 for a run)."""
+        return 0 if self.point is None else self.point.k
 
 
 def job_work(model: str, job: Job) -> tuple[int, int]:
     """At most one forward pass per remaining position, each over the prompt and the generated positions."""
-    if job.parent is not None:
-        trace = job.parent
+    if job.point is not None:
+        trace = job.point.parent
         return trace.gen_length - job.k, len(trace.prompt_ids) + trace.gen_length
     L = job.config.gen_length if job.config is not None else 0
     return L, zerogpu.prompt_tokens(job.prompt) + L
@@ -134,11 +131,11 @@ def decode_job(model: str, job: Job) -> Generator[JobItem, None, None]:
     backend = runtime.get_backend(model)
     strategy = job.spec.build(load_policy=runtime.policy_loader(backend.device))
     meta = {"choice": picker.choice_of(job.spec), "app": "dllm-viz"}
-    if job.parent is None:
+    if job.point is None:
         assert job.config is not None  # a run's job has its settings
         recording = start_run(backend, job.prompt, strategy, job.config, meta)
-    else:
-        recording = start_branch(backend, job.parent, job.k, job.overrides, strategy, meta)
+    else:  # checked by check_branch, before the job took a compute slot
+        recording = start_at(backend, job.point, strategy, meta)
     builder = recording.builder
     yield RunHeader([builder.trace()])
     done = len(builder.steps)
@@ -152,7 +149,7 @@ def decode_job(model: str, job: Job) -> Generator[JobItem, None, None]:
 def decode(model: str, job: Job, stop: Callable[[], object] | None = None) -> Generator[JobItem, None, None]:
     """:func:`decode_job` holding a compute slot until it ends or is closed (a cancel); ``stop``: a
     check that ends the wait for a slot (:func:`~.budget.acquire`)."""
-    return hold_slot(decode_job(model, job), "a branch" if job.parent is not None else "a decode", stop)
+    return hold_slot(decode_job(model, job), "a branch" if job.point is not None else "a decode", stop)
 
 
 def stream_job(
@@ -217,10 +214,7 @@ def check_branch(
             "here (an uploaded policy?); choose another strategy for the branch"
         )
     exp.tree.check_room(node.trace.gen_length)
-    backend = runtime.get_backend(model)
-    check_backend(node.trace, backend)
-    overrides = check_overrides(node.trace, k, overrides, vocab_size=vocab_size(backend))
-    return Job(spec, parent=node.trace, k=int(k), overrides=overrides)
+    return Job(spec, point=branch_point(runtime.get_backend(model), node.trace, k, overrides))
 
 
 # ---- files ---------------------------------------------------------------------------------------------
