@@ -314,7 +314,11 @@ def run(
     keep_records: bool = False,
 ) -> GenerationResult:
     """Decode to the end and return final tokens, per-row NFE and decoded texts."""
-    prepared = Plan(strategy, config).prepare(backend, prompts)
+    return run_prepared(backend, Plan(strategy, config).prepare(backend, prompts), keep_records=keep_records)
+
+
+def run_prepared(backend: DLLM, prepared: Prepared, *, keep_records: bool = False) -> GenerationResult:
+    """:func:`run` of a checked decode (:meth:`Plan.prepare`), e.g. one batch of a plan's many."""
     records: list[StepRecord] = []
     last: StepRecord | None = None
     for last in decode_steps(backend, prepared):

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from ..engine import EngineConfig, run
+from ..engine import EngineConfig, Plan, run_prepared
 from ..strategies.base import Strategy
 from ..tasks.answers import extract_answer
 from ..tasks.problem import Problem
@@ -114,11 +114,12 @@ def solve(
         raise ValueError("problems must not be empty")
     if batch_size < 1:
         raise ValueError(f"batch_size ({batch_size}) must be ≥ 1")
+    plan = Plan(strategy, config)  # the strategy checked once, for every batch
     report = SolveReport(n=len(problems))
     start = time.perf_counter()
     for i in range(0, len(problems), batch_size):
         chunk = problems[i : i + batch_size]
-        result = run(backend, [p.question for p in chunk], strategy, config)
+        result = run_prepared(backend, plan.prepare(backend, [p.question for p in chunk]))
         report.texts += result.texts
         report.nfe += result.nfe.tolist()
         report.correct += [p.check(text) for text, p in zip(result.texts, chunk, strict=True)]
