@@ -270,3 +270,42 @@ def schema_errors(data) -> list[str]:
     schema = json.loads(TRACE_SCHEMA.read_text())
     jsonschema.Draft202012Validator.check_schema(schema)
     return [e.message for e in jsonschema.Draft202012Validator(schema).iter_errors(data)]
+
+
+# ---- each check owned once ------------------------------------------------------------------------
+
+
+@pytest.fixture
+def check_counts(monkeypatch):
+    """How often a decode path validates a strategy (any strategy class's ``validate``), checks
+    a branch's overrides and encodes a prompt (the transformers backends' ``encode_prompt``)."""
+    import collections
+    import inspect
+
+    from dllm_viz import branch
+    from dllm_viz.backends.hf import MaskedLMBackend
+    from dllm_viz.strategies import heuristics, learned
+
+    counts: collections.Counter = collections.Counter()
+
+    def counting(owner, name, key):
+        original = getattr(owner, name)
+
+        def counted(*args, **kwargs):
+            counts[key] += 1
+            return original(*args, **kwargs)
+
+        monkeypatch.setattr(owner, name, counted)
+
+    for module in (heuristics, learned):
+        for _, cls in inspect.getmembers(module, inspect.isclass):
+            if cls.__module__ == module.__name__ and "validate" in vars(cls):
+                counting(cls, "validate", "validate")
+    counting(MaskedLMBackend, "encode_prompt", "encode")
+    import dllm_viz.ui.exploration  # noqa: F401  # imported before counting, so its names are counted too
+
+    for module in [m for name, m in sys.modules.items() if name.startswith("dllm_viz")]:
+        if getattr(module, "check_overrides", None) is branch.check_overrides and module is not branch:
+            counting(module, "check_overrides", "overrides")  # a name imported from branch: counted where used
+    counting(branch, "check_overrides", "overrides")
+    return counts

@@ -555,3 +555,12 @@ def test_pairs_cli_prints_a_paired_interval_per_subset_and_names_an_ambiguous_ru
     with pytest.raises(SystemExit) as exc:
         pairs_main([str(path), "--n", "4", "--gen-length", "8", "--pair", "threshold|", "eb|gamma"])
     assert exc.value.code == 2 and "names 2 runs" in capsys.readouterr().err
+
+
+def test_solve_validates_its_strategy_once_for_all_batches(tiny_backend, check_counts):
+    from dllm_viz.eval.solve import solve
+
+    problems = [Problem("one plus two", "#### 3", "3"), Problem("a b", "#### 4", "4")] * 2
+    confidence, config = StrategySpec("confidence", {"steps": 8}).build(), EngineConfig(gen_length=8, block_length=4)
+    solve(tiny_backend, problems, confidence, config, batch_size=2)
+    assert dict(check_counts) == {"validate": 1, "encode": 4}  # one Plan; each question encoded once
