@@ -71,5 +71,6 @@ def main(argv=None) -> None:
         f"{per_round * len(requests) / sum(requests):+.4f} MB/request; {result['files']} files"
     )
 
+
 if __name__ == "__main__":
     main()
