@@ -2,7 +2,7 @@
 
 Strategies only ever see these O(L·k) numbers, never the vocabulary-sized logits; the logits
 tensor stays on the device that produced it (copying 256×126k logits to the host costs
-~5 forward passes of an 8B model, see shared/reference/hub-models.md).
+~5 forward passes of an 8B model).
 """
 
 from __future__ import annotations

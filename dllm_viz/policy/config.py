@@ -1,4 +1,5 @@
-"""Configuration of the DiT confidence policy (paper §2 of shared/reference/paper-unmasking-policies.md).
+"""Configuration of the DiT confidence policy (§2 of "Learning Unmasking Policies for Diffusion
+Language Models", arXiv 2512.09106).
 
 The defaults reproduce the released ``dit_confidence`` policy of apple/ml-rl-dllm exactly
 (331,265 parameters). The same dataclass is written as ``config.json`` next to

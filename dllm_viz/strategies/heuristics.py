@@ -1,7 +1,8 @@
 """Heuristic unmasking strategies: the baselines a learned policy is measured against.
 
-Rules and defaults follow shared/reference/samplers.md (LLaDA ``generate.py``, Fast-dLLM,
-Kim et al. 2025, Dream, EB-Sampler). Every strategy is a pure function of the
+Rules and defaults follow each method's paper and reference code (LLaDA ``generate.py``, Fast-dLLM,
+Kim et al. 2025, Dream, EB-Sampler); tests/strategies compare them with reference loops.
+Every strategy is a pure function of the
 :class:`DecodeState`; the engine adds the argmax fallback and restricts commits to eligible
 positions, but each rule here already reveals at least one token where its paper says so.
 """

@@ -3,9 +3,9 @@
 Why ModernBERT: it is a stock transformers masked LM (loads with ``AutoModelForMaskedLM`` and
 no remote code, like any hub masked LM) and it uses rotary position embeddings. Measured on
 this project's CPUs, models with learned absolute positions (``BertForMaskedLM``) stayed at
-the unigram plateau under the diffusion objective while RoPE models learned
-(shared/reference/tiny-model-notes.md). RoPE also makes left padding harmless: attention
-scores depend only on relative positions, so a left-padded prompt gives the same logits.
+the unigram plateau under the diffusion objective while RoPE models learned. RoPE also makes
+left padding harmless: attention scores depend only on relative positions, so a left-padded
+prompt gives the same logits.
 """
 
 from __future__ import annotations
