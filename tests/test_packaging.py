@@ -47,6 +47,22 @@ def test_the_changelog_opens_with_this_version_and_links_inside_the_repo():
             assert (doc.parent / target).exists(), f"{doc.name} links to {target}, which is not in the repo"
 
 
+def test_shipped_text_cites_nothing_outside_the_repo_and_no_issue_numbers():
+    """Users have the repository only: code, docs and benchmarks cite the papers, upstream code or
+    files inside it, and say what and why rather than which issue asked for it."""
+    import re
+
+    files = [ROOT / "app.py", ROOT / "README.md", *ROOT.glob("docs/*.md"), *ROOT.glob("bench/*.py")]
+    files += [*(ROOT / "dllm_viz").rglob("*.py"), *(ROOT / "dllm_viz").rglob("*.md")]
+    outside = re.compile(r"(\.\./)?shared/(reference|data|ARCHITECTURE|STYLE)")
+    history = re.compile(r"\b(issue|item) \d+", re.I)
+    for path in files:
+        text = path.read_text()
+        for pattern in (outside, history):
+            hit = pattern.search(text)
+            assert hit is None, f"{path.relative_to(ROOT)}: {hit.group(0)!r} ({pattern.pattern})"
+
+
 def test_every_subpackage_is_in_the_wheel():
     listed = set(pyproject()["tool"]["setuptools"]["packages"])
     found = {".".join(p.parent.relative_to(ROOT).parts) for p in (ROOT / "dllm_viz").rglob("__init__.py")}
