@@ -179,7 +179,14 @@ def differences(ref, new, where: str = "") -> list[str]:
         if len(ref) != len(new):
             return [f"{where}: {len(ref)} entries in the reference, {len(new)} now"]
         return [d for i, (r, n) in enumerate(zip(ref, new, strict=True)) for d in differences(r, n, f"{where}[{i}]")]
-    return [] if ref == new else [f"{where}: {str(ref)[:80]!r} → {str(new)[:80]!r}"]
+    return [] if ref == new or _last_digit_apart(ref, new) else [f"{where}: {str(ref)[:80]!r} → {str(new)[:80]!r}"]
+
+
+def _last_digit_apart(ref, new) -> bool:
+    """Two probabilities as a trace records them (4 decimals) that differ by at most one unit in the
+    last place: another CPU's float kernels may round the same probability the other way."""
+    floats = all(isinstance(v, float) for v in (ref, new))
+    return floats and abs(ref - new) <= 1.5e-4
 
 
 def record(name: str) -> dict:
