@@ -1,11 +1,14 @@
 """The Explore tab served: ``/branch`` through gradio_client, and the browser flow (run, pick a step,
-force a position, branch, export and reload the tree) in Debian's chromium via Playwright."""
+force a position, branch, export and reload the tree) in Debian's chromium via Playwright.
+``DLLM_VIZ_SCREENSHOT=1`` also refreshes docs/screenshots/explore-branch-1440.png."""
 
 from __future__ import annotations
 
 import json
+import os
 import re
 import time
+from pathlib import Path
 
 import pytest
 
@@ -18,6 +21,7 @@ from dllm_viz.views.frame import display_text
 from conftest import chromium_page, serve_app
 
 EXAMPLE = example_problems()[0].question
+SHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 
 
 @pytest.fixture(scope="module")
@@ -249,6 +253,9 @@ def test_browser_run_force_branch_export_reload(tab, tmp_path):
     expect(page.locator("#ex-stats-b .dv-answer")).to_contain_text("final answer")
     expect(page.locator("#ex-stats-b .dv-diverge")).to_have_attribute("data-divergence", "4")
     expect(page.locator("#ex-tree input[type=radio]")).to_have_count(2)
+    if os.environ.get("DLLM_VIZ_SCREENSHOT") == "1":  # the README's Explore picture
+        page.set_viewport_size({"width": 1440, "height": 900})
+        page.screenshot(path=str(SHOTS / "explore-branch-1440.png"), full_page=True)
 
     # export the tree, load it back
     expect(page.locator("#ex-dl-tree")).to_be_enabled()
