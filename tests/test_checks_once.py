@@ -1,5 +1,5 @@
 """Each check is owned once: a decode validates its strategy once, encodes each prompt once and
-checks a branch's overrides once, whichever library path runs it (issue 22, item 5). The UI's
+checks a branch's overrides once, whichever library path runs it. The UI's
 paths are in tests/ui/test_checks_once_app.py, eval's in tests/eval/test_eval.py."""
 
 from __future__ import annotations

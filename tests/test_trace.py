@@ -67,7 +67,7 @@ def _mutate(trace, fn):
         (lambda d: d["steps"][-1].update(committed=d["steps"][0]["committed"]), "committed twice"),
         (lambda d: d["steps"][0].update(confidence=[2.0] * 8), r"confidence values must be numbers in \[0, 1\]"),
         (lambda d: d["steps"][0].pop("nfe"), r"step 0: missing field\(s\) \['nfe'\]"),
-        # wrong-typed fields that once passed loading and broke rendering (issue 11 D7)
+        # wrong-typed fields that once passed loading and broke rendering
         (lambda d: d.update(text=["a"]), "text must be text"),
         (lambda d: d["steps"][0].update(step="3"), "step, nfe and block must be non-negative integers"),
         (lambda d: d["steps"][0].update(model_ms="fast"), "model_ms and step_ms must be non-negative numbers"),

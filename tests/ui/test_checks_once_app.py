@@ -1,4 +1,4 @@
-"""Each check is owned once in the app (issue 22, item 5): Compare validates each pane's strategy
+"""Each check is owned once in the app: Compare validates each pane's strategy
 once and encodes the shared prompt once for both panes; Explore and ``/branch`` check a branch's
 overrides once (before the job takes a compute slot, not again inside it)."""
 
