@@ -221,6 +221,8 @@ def _stream(
     finally:
         steps.close()  # frees the slot now
     control.stop.set()  # live ticks paint nothing from here on: one rendered a step ago must not land after this frame
+    if comp.stopped:  # say so at once: the full frame below takes a while to build and paint at large L
+        yield {"status": status_line(comp)}
     frame = _view(comp, plots=True, following=True)
     yield {**frame, "status": status_line(comp), "session": comp, "live_timer": gr.Timer(active=False)}
 

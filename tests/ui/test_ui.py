@@ -364,6 +364,8 @@ def test_stop_ends_the_run_early_and_keeps_it_exportable(tiny_model_dir):
     assert time.monotonic() - t0 < 0.5  # the slow-motion pause ends at once
     assert comp.stopped and not comp.finished
     assert rest[-1]["status"].startswith(f"stopped at step {comp.num_steps}")
+    # the stop is said at once, before the full frame (slow to build and paint at large L)
+    assert rest[-2] == {"status": rest[-1]["status"]} and "grid_a" in rest[-1]
     assert comp.num_steps < 32
     json_btn = export_files(comp)["dl_json"]
     assert json_btn.interactive
