@@ -3,7 +3,8 @@ changes a shipped file under ``assets/``.
 
 The commands are read from the README itself (its ```bash blocks, and the ``python ...`` cells of its
 "command" columns), so an edited README is what gets tested. Each command runs in the copy's root,
-in order (a later command reads what an earlier one wrote), at one torch thread, offline. Commands
+in order (a later command reads what an earlier one wrote; the benchmarks, which read nothing the
+others write, run in a second lane beside them), at one torch thread, offline. Commands
 that train or sweep get extra flags from :data:`SHORT` that shrink their size or time (argparse keeps
 the last value of a repeated flag, so ``--n 200 --n 1`` means ``--n 1``); every README command must
 have an entry there or in :data:`ELSEWHERE`, and an entry that no longer matches a command fails too.
@@ -23,6 +24,7 @@ import shutil
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -147,28 +149,42 @@ def test_readme_commands_run_as_written_and_leave_shipped_files_alone(tmp_path):
     }
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"  # `python` is this venv's
     env.pop("PYTHONPATH", None)  # the commands must find dllm_viz from the project root on their own
+    runnable = [c for c in COMMANDS if entry_for(c) not in ELSEWHERE]
+    # Two lanes, each in README order, side by side (CI has 2 cores; every command uses one thread):
+    # the benchmarks read nothing another command writes, and nothing reads what they print.
+    lanes = [
+        [c for c in runnable if c.startswith("python bench/")],
+        [c for c in runnable if not c.startswith("python bench/")],
+    ]
+    running: dict[int, str] = {}
     ran = []
-    for command in COMMANDS:
-        key = entry_for(command)
-        if key in ELSEWHERE:
-            continue
-        extra, expected = SHORT[key]
-        argv = shlex.split(command) + extra
-        start = time.perf_counter()
-        proc = subprocess.run(argv, cwd=repo, env=env, capture_output=True, text=True, timeout=300)
-        seconds = time.perf_counter() - start
-        ran.append((command, round(seconds, 1)))
-        print(f"{seconds:6.1f} s  {command[:100]}")  # shown with pytest -s
-        out = f"$ {shlex.join(argv)}\n--- stdout\n{proc.stdout[-3000:]}\n--- stderr\n{proc.stderr[-3000:]}"
-        assert "Traceback" not in proc.stderr, out
-        if expected == "ok":
-            assert proc.returncode == 0, out
-        else:  # a real dLLM from the Hub, offline here: a clean refusal that names the model
-            model = argv[argv.index("--model") + 1]
-            assert proc.returncode == 2 and model in proc.stderr, out
-        # the shipped files are exactly as they were after every command
-        now = digests(repo / "assets")
-        assert {k: now.get(k) for k in shipped} == shipped, f"{command} changed a shipped file under assets/"
+
+    def run_lane(lane: int) -> None:
+        for command in lanes[lane]:
+            extra, expected = SHORT[entry_for(command)]
+            argv = shlex.split(command) + extra
+            running[lane] = command
+            start = time.perf_counter()
+            proc = subprocess.run(argv, cwd=repo, env=env, capture_output=True, text=True, timeout=300)
+            seconds = time.perf_counter() - start
+            ran.append((command, round(seconds, 1)))
+            print(f"{seconds:6.1f} s  {command[:100]}")  # shown with pytest -s
+            out = f"$ {shlex.join(argv)}\n--- stdout\n{proc.stdout[-3000:]}\n--- stderr\n{proc.stderr[-3000:]}"
+            assert "Traceback" not in proc.stderr, out
+            if expected == "ok":
+                assert proc.returncode == 0, out
+            else:  # a real dLLM from the Hub, offline here: a clean refusal that names the model
+                model = argv[argv.index("--model") + 1]
+                assert proc.returncode == 2 and model in proc.stderr, out
+            # the shipped files are exactly as they were after every command
+            now = digests(repo / "assets")
+            changed = {k: now.get(k) for k in shipped} != shipped
+            assert not changed, f"a shipped file under assets/ changed while these ran: {sorted(set(running.values()))}"
+        running.pop(lane, None)
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        for lane in [pool.submit(run_lane, i) for i in range(2)]:
+            lane.result()  # re-raises a lane's failure here
     assert len(ran) >= 8, ran
 
     # What the README says they write is there.
