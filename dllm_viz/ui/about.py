@@ -55,7 +55,7 @@ EB-Sampler in accuracy (95.4 %), but EB-Sampler needs 0.6 fewer forward passes (
 reads each position's five largest probabilities instead (`full-diffusion-top5`) solves 95.0 % at 1.9:
 level with EB-Sampler (−0.4 points, within noise) at 0.2 fewer forward passes. The paper-style
 policy (max-probability input, independent draws) solves 87.5 % at 2.7, and 88.6 % at 2.8 when
-retrained on ~4× the rollouts with a checkpoint chosen on validation problems: its action and input,
+retrained on 9× the rollouts with a checkpoint chosen on validation problems: its action and input,
 not its training, hold it back. In semi-AR blocks `semi-ar-entropy` solves 94.1 % at 8.7, level
 with EB-Sampler (93.8 % at 8.9) and 3.7 points above
 Fast-dLLM's threshold. The paper's claim of clearly beating the best heuristic in full diffusion is not
